@@ -1,0 +1,88 @@
+/* GGUF (versions 2 and 3) reader, memory-mapped, every field validated before use, and a streaming writer.
+ * Errors are returned as vkllm_status with a message naming the problem (runtime/error.h). */
+#ifndef VKLLM_GGUF_H
+#define VKLLM_GGUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+
+typedef enum gguf_value_type {
+    GGUF_TYPE_UINT8 = 0, GGUF_TYPE_INT8 = 1, GGUF_TYPE_UINT16 = 2, GGUF_TYPE_INT16 = 3,
+    GGUF_TYPE_UINT32 = 4, GGUF_TYPE_INT32 = 5, GGUF_TYPE_FLOAT32 = 6, GGUF_TYPE_BOOL = 7,
+    GGUF_TYPE_STRING = 8, GGUF_TYPE_ARRAY = 9, GGUF_TYPE_UINT64 = 10, GGUF_TYPE_INT64 = 11,
+    GGUF_TYPE_FLOAT64 = 12,
+} gguf_value_type;
+
+#define GGUF_MAX_DIMS 4
+
+typedef struct gguf_tensor {
+    const char *name;         /* NUL-terminated copy */
+    uint32_t type;            /* GGML_TYPE_* (host/ggml_types.h); any value is allowed here, see below */
+    uint32_t n_dims;
+    uint64_t ne[GGUF_MAX_DIMS];  /* ne[0] is the contiguous (row) dimension; unused dims are 1 */
+    uint64_t n_elements;
+    uint64_t offset;          /* from the start of the data section */
+    uint64_t nbytes;          /* 0 if the type is unknown to us */
+    const void *data;         /* inside the mapping; NULL if the type is unknown to us */
+} gguf_tensor;
+
+typedef struct gguf_file gguf_file;
+
+/* Opens and validates the whole file: header, every key/value, every tensor info (dims, overflow,
+ * alignment, data inside the file). Tensors of a type we cannot size are kept (nbytes 0, data NULL) so
+ * that `info` can list them; users that need the data report them as unsupported. */
+vkllm_status gguf_open(const char *path, gguf_file **out);
+/* Same from a memory buffer (not copied; must outlive the file object). For fuzzing and tests. */
+vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out);
+void gguf_close(gguf_file *f);
+
+uint32_t gguf_version(const gguf_file *f);
+uint64_t gguf_n_kv(const gguf_file *f);
+const char *gguf_kv_key(const gguf_file *f, uint64_t i);
+gguf_value_type gguf_kv_type(const gguf_file *f, uint64_t i);
+/* Index of a key, or -1. */
+int64_t gguf_find_key(const gguf_file *f, const char *key);
+
+/* Typed getters by key: return false if the key is missing or its value does not fit the request
+ * (integers of any width are accepted when the value is in range; floats accept f32/f64). */
+bool gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out);
+bool gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out);
+bool gguf_get_i32(const gguf_file *f, const char *key, int32_t *out);
+bool gguf_get_f32(const gguf_file *f, const char *key, float *out);
+bool gguf_get_bool(const gguf_file *f, const char *key, bool *out);
+/* Strings are not NUL-terminated in the file: pointer + length into the mapping. */
+bool gguf_get_str(const gguf_file *f, const char *key, const char **s, uint64_t *len);
+
+/* Arrays: element type and count; numeric arrays expose their raw little-endian data. */
+bool gguf_get_arr_info(const gguf_file *f, const char *key, gguf_value_type *elem_type, uint64_t *count);
+const void *gguf_get_arr_data(const gguf_file *f, const char *key);   /* numeric arrays only */
+/* Element i of a string array. */
+bool gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, const char **s, uint64_t *len);
+
+uint64_t gguf_n_tensors(const gguf_file *f);
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+
+/* ---- Streaming writer (for `vkllm synth` and tests) ----
+ * Add all key/values and tensor infos first, then write each tensor's data in order. The header is
+ * written at the first gguf_writer_tensor_data call; nothing is held in memory but the header. */
+typedef struct gguf_writer gguf_writer;
+vkllm_status gguf_writer_open(const char *path, gguf_writer **out);
+vkllm_status gguf_writer_kv_u32(gguf_writer *w, const char *key, uint32_t v);
+vkllm_status gguf_writer_kv_f32(gguf_writer *w, const char *key, float v);
+vkllm_status gguf_writer_kv_bool(gguf_writer *w, const char *key, bool v);
+vkllm_status gguf_writer_kv_str(gguf_writer *w, const char *key, const char *v);
+vkllm_status gguf_writer_kv_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+vkllm_status gguf_writer_kv_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
+vkllm_status gguf_writer_kv_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+vkllm_status gguf_writer_tensor_info(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                     const uint64_t *ne);
+/* Appends bytes to the current tensor's data (may be called several times per tensor; padding to the
+ * alignment is inserted automatically when a tensor is complete). */
+vkllm_status gguf_writer_tensor_data(gguf_writer *w, const void *data, size_t size);
+vkllm_status gguf_writer_close(gguf_writer *w);   /* checks every tensor was written in full; frees w */
+
+#endif

@@ -1,0 +1,80 @@
+/* The LLM kernels, as graph dispatches: each op_* appends one or more dispatches to a vkr_graph.
+ * Activations are f32 arrays in device buffers, addressed by (buffer, byte offset) views; the offset
+ * must be a multiple of the device's minStorageBufferOffsetAlignment. Values that change between
+ * replays of a recorded graph (token positions) are read from buffers, so decode can be replayed. */
+#ifndef VKLLM_OPS_H
+#define VKLLM_OPS_H
+
+#include "runtime/graph.h"
+#include "host/tensor.h"
+
+typedef struct vk_view {
+    vkr_buffer *buf;
+    VkDeviceSize offset;      /* bytes */
+} vk_view;
+
+static inline vk_view vk_view_of(vkr_buffer *buf, VkDeviceSize offset)
+{
+    vk_view v = {buf, offset};
+    return v;
+}
+
+/* Y[n][m] = sum_k W[m][k] * X[n][k] for n < n_cols: X is n_cols rows of K = W->ne[0] floats, Y is
+ * n_cols rows of M = W->ne[1] floats. n_cols == 1 uses the matvec kernel (decode), more the matmul kernel. */
+vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols);
+
+/* out[i][:] = dequantized row ids[i] of `table`, for i < n (ids are uint32 in a buffer). */
+vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_view out, uint32_t n);
+
+/* out[r][:] = x[r][:] / sqrt(mean(x[r]^2) + eps) * weight[:] (weight: f32 tensor of dim elements). */
+vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
+                        uint32_t dim, float eps);
+
+typedef enum vk_rope_mode {
+    VK_ROPE_INTERLEAVED = 0,   /* pairs (2i, 2i+1): Llama GGUF weights */
+    VK_ROPE_NEOX = 2,          /* pairs (i, i + n_rot/2) */
+} vk_rope_mode;
+
+typedef struct vk_rope_params {
+    uint32_t n_rows;          /* tokens */
+    uint32_t n_heads;
+    uint32_t head_dim;        /* row stride of a head, in floats */
+    uint32_t n_rot;           /* rotated dims (<= head_dim); the rest pass through */
+    float theta_base;         /* e.g. 10000 or 500000 */
+    vk_rope_mode mode;
+    const vk_tensor *freq_factors;  /* optional f32[n_rot/2] (Llama 3.1 rope_freqs): theta_i /= factor_i */
+} vk_rope_params;
+
+/* In place on x: n_rows x n_heads x head_dim floats; row r is at position positions[r] (uint32 buffer). */
+vkllm_status op_rope(vkr_graph *g, vk_view x, vk_view positions, const vk_rope_params *p);
+
+/* out[r][c] = softmax over c of (x[r][c] * scale), with c > positions_offset + r masked out when causal. */
+vkllm_status op_softmax(vkr_graph *g, vk_view x, vk_view out, uint32_t n_rows, uint32_t n_cols, float scale,
+                        bool causal, uint32_t causal_offset);
+
+/* out[i] = silu(gate[i]) * up[i] for i < n. */
+vkllm_status op_silu_mul(vkr_graph *g, vk_view gate, vk_view up, vk_view out, uint32_t n);
+
+/* out[i] = a[i] + b[i] for i < n (out may alias a). */
+vkllm_status op_add(vkr_graph *g, vk_view a, vk_view b, vk_view out, uint32_t n);
+
+/* KV cache: f16, [n_ctx][n_kv_heads * head_dim] per layer for K and for V. */
+typedef struct vk_attention_params {
+    uint32_t n_rows;          /* query rows (tokens) */
+    uint32_t n_heads;         /* query heads */
+    uint32_t n_kv_heads;      /* grouped-query: head h uses kv head h / (n_heads / n_kv_heads) */
+    uint32_t head_dim;
+    uint32_t n_ctx;           /* cache rows */
+    float scale;              /* usually 1/sqrt(head_dim) */
+} vk_attention_params;
+
+/* Writes k/v rows (f32, n_rows x n_kv_heads*head_dim) into cache row positions[r], converted to f16. */
+vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                         vk_view positions, const vk_attention_params *p);
+
+/* out[r][h][:] = sum_j softmax_j(scale * q[r][h]·K[j][kvh]) V[j][kvh] over cache rows j <= positions[r]
+ * (causal by position). q, out: f32 n_rows x n_heads*head_dim. */
+vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,
+                          vk_view out, const vk_attention_params *p);
+
+#endif

@@ -1,0 +1,31 @@
+/* Weight tensors on the device. Uploaded once into device-local memory in a layout made for the kernels:
+ *   F32:  row-major floats.
+ *   F16:  row-major halves.
+ *   Q8_0, Q4_0: the GGUF blocks split into two regions of one buffer ("structure of arrays"):
+ *         quants region at qs_offset: per block 32 bytes (Q8_0 int8) or 16 bytes (Q4_0 nibbles, GGUF order),
+ *         scales region at d_offset: one f16 per block. Block b of row r is block r*blocks_per_row + b.
+ *   so that every load is 4/16-byte aligned and no 8/16-bit storage feature is needed.
+ * A tensor larger than maxStorageBufferRange still works: ops split their dispatches by rows and bind
+ * sub-ranges (rows are contiguous in each region). */
+#ifndef VKLLM_TENSOR_H
+#define VKLLM_TENSOR_H
+
+#include "runtime/memory.h"
+#include "host/ggml_types.h"
+
+typedef struct vk_tensor {
+    uint32_t type;            /* GGML_TYPE_F32/F16/Q8_0/Q4_0 */
+    uint64_t ne[2];           /* ne[0] = row length (K), ne[1] = rows (M) */
+    vkr_buffer *buffer;       /* owned */
+    VkDeviceSize qs_offset;   /* start of the data (F32/F16) or quants region */
+    VkDeviceSize d_offset;    /* start of the scales region (quantized types) */
+    uint64_t row_qs_bytes;    /* bytes of one row in the data/quants region */
+    uint64_t row_d_bytes;     /* bytes of one row in the scales region (0 for F32/F16) */
+} vk_tensor;
+
+/* Uploads a 1-D or 2-D tensor given in GGUF layout (rows of ne[0] elements) into device memory. */
+vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint64_t ne1, const void *gguf_data,
+                              vk_tensor *out);
+void vk_tensor_free(vkr_device *dev, vk_tensor *t);
+
+#endif

@@ -1,0 +1,125 @@
+/* Vulkan instance and device: creation, device choice, and the features/limits the kernels depend on.
+ * Knows nothing of LLMs. Function pointers come from volk (volkLoadInstance/volkLoadDevice). */
+#ifndef VKR_DEVICE_H
+#define VKR_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <volk.h>
+
+#include "runtime/error.h"
+
+/* What the kernels may use. Every optional feature has a fallback kernel. */
+typedef struct vkr_features {
+    bool fp16;                  /* shaderFloat16 */
+    bool int8;                  /* shaderInt8 */
+    bool int16;                 /* shaderInt16 */
+    bool storage16;             /* storageBuffer16BitAccess */
+    bool storage8;              /* storageBuffer8BitAccess */
+    bool integer_dot_product;   /* shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product / 1.3) */
+    bool subgroup_arithmetic;   /* subgroupAdd etc. in compute */
+    bool subgroup_shuffle;
+    bool subgroup_size_control; /* VK_EXT_subgroup_size_control / 1.3 */
+    bool compute_full_subgroups;
+    bool coopmat_khr;           /* VK_KHR_cooperative_matrix */
+    bool coopmat_nv;            /* VK_NV_cooperative_matrix */
+    bool memory_budget;         /* VK_EXT_memory_budget */
+    bool timestamps;            /* timestampComputeAndGraphics / queue timestampValidBits */
+    uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
+    uint64_t max_storage_buffer_range;
+    uint64_t max_memory_allocation_size;
+    uint64_t min_storage_buffer_offset_alignment;
+    uint32_t max_compute_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_size[3];
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants_size;
+    float timestamp_period_ns;
+} vkr_features;
+
+typedef struct vkr_heap_info {
+    uint64_t size;
+    uint64_t budget;            /* from VK_EXT_memory_budget, else 0 */
+    uint64_t usage;
+    bool device_local;
+} vkr_heap_info;
+
+/* Everything `vkllm devices` prints about one physical device. */
+typedef struct vkr_device_info {
+    uint32_t index;
+    char name[256];
+    VkPhysicalDeviceType type;
+    uint32_t vendor_id, device_id;
+    uint32_t api_version;
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t driver_version;    /* raw, vendor-encoded */
+    uint8_t device_uuid[VK_UUID_SIZE];
+    uint32_t n_heaps;
+    vkr_heap_info heaps[VK_MAX_MEMORY_HEAPS];
+    vkr_features features;
+} vkr_device_info;
+
+typedef struct vkr_instance vkr_instance;
+
+typedef struct vkr_instance_options {
+    bool validation;        /* enable VK_LAYER_KHRONOS_validation (also forced on by VKLLM_VALIDATION=1) */
+    bool sync_validation;   /* also synchronization validation (VKLLM_VALIDATION=sync) */
+} vkr_instance_options;
+
+/* Loads the Vulkan loader with volk and creates an instance. VKLLM_ERR_NO_DEVICE if there is no loader
+ * or no driver. Validation messages are printed to stderr and counted. */
+vkllm_status vkr_instance_create(const vkr_instance_options *opts, vkr_instance **out);
+void vkr_instance_destroy(vkr_instance *inst);
+VkInstance vkr_instance_handle(const vkr_instance *inst);
+
+/* Number of validation/debug messages (warning or error severity) seen by any instance of this process. */
+uint32_t vkr_validation_message_count(void);
+
+/* Lists the physical devices. *out is malloc'ed (free it). */
+vkllm_status vkr_enumerate_devices(vkr_instance *inst, vkr_device_info **out, uint32_t *count);
+
+/* Picks a device: `selector` NULL/"" = default preference (discrete > integrated > virtual > cpu),
+ * a decimal index, or a case-insensitive substring of the name. Also reads VKLLM_DEVICE when selector is NULL. */
+vkllm_status vkr_select_device(vkr_instance *inst, const char *selector, uint32_t *index);
+
+typedef struct vkr_device_options {
+    const char *selector;         /* see vkr_select_device */
+    uint64_t memory_limit;        /* 0 = none; else device allocations beyond this fail (for OOM tests) */
+} vkr_device_options;
+
+typedef struct vkr_memory vkr_memory;   /* runtime/memory.c */
+typedef struct vkr_pipelines vkr_pipelines; /* runtime/pipeline.c */
+
+typedef struct vkr_device {
+    vkr_instance *instance;             /* NULL when created on the host's handles */
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    bool owns_device;
+    vkr_device_info info;               /* including .features */
+    VkPhysicalDeviceMemoryProperties memory_properties;
+    VkCommandPool command_pool;         /* for the runtime's own transfers */
+    vkr_memory *memory;
+    vkr_pipelines *pipelines;
+    uint64_t memory_limit;
+} vkr_device;
+
+vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opts, vkr_device **out);
+
+/* Wraps a device the embedding application created. The application must have enabled the features
+ * `vkr_device_required_features` reports; the queue must support compute. Not destroyed by us. */
+vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice physical, VkDevice device,
+                                        VkQueue queue, uint32_t queue_family, vkr_device **out);
+void vkr_device_destroy(vkr_device *dev);
+
+/* Converts a failing VkResult into a status + message ("vkAllocateMemory failed: VK_ERROR_..."). */
+vkllm_status vkr_check(VkResult r, const char *what);
+const char *vkr_result_name(VkResult r);
+
+const char *vkr_device_type_name(VkPhysicalDeviceType t);
+/* Human driver version, decoded per vendor (NVIDIA 10/8/8/6 bits, else Vulkan major.minor.patch). */
+void vkr_driver_version_string(const vkr_device_info *info, char *buf, size_t len);
+
+#endif

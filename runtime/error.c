@@ -1,0 +1,37 @@
+#include "runtime/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_error[512];
+
+vkllm_status vkr_error(vkllm_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *vkr_last_error(void) { return last_error; }
+
+void vkr_clear_error(void) { last_error[0] = '\0'; }
+
+const char *vkr_status_name(vkllm_status status)
+{
+    switch (status) {
+    case VKLLM_OK: return "ok";
+    case VKLLM_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case VKLLM_ERR_IO: return "i/o error";
+    case VKLLM_ERR_FORMAT: return "malformed file";
+    case VKLLM_ERR_UNSUPPORTED: return "unsupported";
+    case VKLLM_ERR_OUT_OF_HOST_MEMORY: return "out of host memory";
+    case VKLLM_ERR_OUT_OF_DEVICE_MEMORY: return "out of device memory";
+    case VKLLM_ERR_VULKAN: return "vulkan error";
+    case VKLLM_ERR_DEVICE_LOST: return "device lost";
+    case VKLLM_ERR_NO_DEVICE: return "no vulkan device";
+    case VKLLM_ERR_CONTEXT_FULL: return "context full";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,53 @@
+/* The graph executor: an ordered list of compute dispatches (pipeline, buffer bindings, push constants,
+ * group counts) recorded into one command buffer with only the barriers its data dependencies need
+ * (read-after-write, write-after-read, write-after-write on overlapping buffer ranges). A recorded
+ * graph is replayed by submitting it again: values that change between replays (positions, lengths)
+ * must live in buffers, not push constants. Optional timestamp queries give per-dispatch GPU time. */
+#ifndef VKR_GRAPH_H
+#define VKR_GRAPH_H
+
+#include "runtime/memory.h"
+#include "runtime/pipeline.h"
+
+typedef struct vkr_binding {
+    vkr_buffer *buffer;
+    VkDeviceSize offset;
+    VkDeviceSize range;     /* 0 = from offset to the end of the buffer */
+    bool write;             /* the dispatch writes this range (else: reads only) */
+} vkr_binding;
+
+typedef struct vkr_dispatch {
+    vkr_pipeline *pipeline;
+    uint32_t n_bindings;    /* must equal pipeline->desc.n_buffers */
+    vkr_binding bindings[VKR_MAX_BINDINGS];
+    uint32_t push[VKR_MAX_PUSH / 4];   /* pipeline->desc.push_size bytes are used */
+    uint32_t groups[3];
+    const char *name;       /* for timings; a static string */
+} vkr_dispatch;
+
+typedef struct vkr_graph vkr_graph;
+
+vkllm_status vkr_graph_create(vkr_device *dev, vkr_graph **out);
+void vkr_graph_destroy(vkr_graph *g);
+
+/* Removes all dispatches (and the recording), keeping allocations for reuse. */
+void vkr_graph_clear(vkr_graph *g);
+/* Appends a dispatch (copied). Checks bindings against maxStorageBufferRange and the offset alignment. */
+vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d);
+uint32_t vkr_graph_size(const vkr_graph *g);
+
+/* Records the command buffer (descriptor sets, barriers, optional timestamps). Call after the last add. */
+vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps);
+/* Submits the recorded command buffer (one vkQueueSubmit) without waiting / waits for it. */
+vkllm_status vkr_graph_submit(vkr_graph *g);
+vkllm_status vkr_graph_wait(vkr_graph *g);
+/* Records if needed, submits and waits. */
+vkllm_status vkr_graph_run(vkr_graph *g);
+
+/* After a timed run: GPU nanoseconds of dispatch i (0 if timestamps were not recorded). */
+double vkr_graph_dispatch_ns(const vkr_graph *g, uint32_t i);
+const char *vkr_graph_dispatch_name(const vkr_graph *g, uint32_t i);
+/* Number of pipeline barriers the recording inserted (tests check that independent work has none). */
+uint32_t vkr_graph_barrier_count(const vkr_graph *g);
+
+#endif

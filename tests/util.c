@@ -1,0 +1,140 @@
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int test_failures = 0;
+
+uint64_t test_seed(void)
+{
+    static bool have = false;
+    static uint64_t seed;
+    if (!have) {
+        const char *env = getenv("VKLLM_TEST_SEED");
+        if (env && *env) {
+            seed = strtoull(env, NULL, 0);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+        }
+        have = true;
+        fprintf(stderr, "seed: %llu (replay with VKLLM_TEST_SEED=%llu)\n", (unsigned long long)seed,
+                (unsigned long long)seed);
+    }
+    return seed;
+}
+
+void rng_init(test_rng *r, uint64_t seed) { r->s = seed ? seed : 0x9e3779b97f4a7c15ull; }
+
+uint32_t rng_u32(test_rng *r)
+{
+    /* splitmix64 */
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+float rng_uniform(test_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rng_u32(r) >> 8) * (1.0 / 16777216.0));
+}
+
+float rng_normal(test_rng *r)
+{
+    double u1 = ((rng_u32(r) >> 8) + 1.0) / 16777217.0;
+    double u2 = (rng_u32(r) >> 8) / 16777216.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void rng_fill(test_rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_uniform(r, lo, hi);
+}
+
+double rel_l2(const float *a, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)ref[i];
+        if (!isfinite(a[i]))
+            return INFINITY;
+        num += d * d;
+        den += (double)ref[i] * (double)ref[i];
+    }
+    return sqrt(num) / (den > 1e-30 ? sqrt(den) : 1e-15);
+}
+
+long first_nonfinite(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]))
+            return (long)i;
+    return -1;
+}
+
+bool test_device_open(test_device *t)
+{
+    memset(t, 0, sizeof *t);
+    vkr_instance_options io = {0};
+    io.validation = true;
+    vkllm_status st = vkr_instance_create(&io, &t->inst);
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "FAIL: cannot create a Vulkan instance: %s\n", vkr_last_error());
+        return false;
+    }
+    vkr_device_options dopts = {0};
+    st = vkr_device_create(t->inst, &dopts, &t->dev);
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "FAIL: cannot create a Vulkan device: %s\n", vkr_last_error());
+        vkr_instance_destroy(t->inst);
+        t->inst = NULL;
+        return false;
+    }
+    fprintf(stderr, "device: %s (%s)\n", t->dev->info.name, t->dev->info.driver_info);
+    return true;
+}
+
+bool test_device_close(test_device *t)
+{
+    if (t->dev)
+        vkr_device_destroy(t->dev);
+    if (t->inst)
+        vkr_instance_destroy(t->inst);
+    t->dev = NULL;
+    t->inst = NULL;
+    uint32_t n = vkr_validation_message_count();
+    if (n) {
+        fprintf(stderr, "FAIL: %u validation message(s)\n", n);
+        test_failures++;
+        return false;
+    }
+    return true;
+}
+
+const char *test_shared_path(const char *rel)
+{
+    static char path[4096];
+    const char *dir = getenv("VKLLM_SHARED");
+    if (!dir || !*dir)
+        dir = "../shared";
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if (access(path, R_OK) != 0)
+        return NULL;
+    return path;
+}
+
+int test_finish(const char *name)
+{
+    if (test_failures) {
+        fprintf(stderr, "%s: %d check(s) FAILED\n", name, test_failures);
+        return 1;
+    }
+    fprintf(stderr, "%s: all checks passed\n", name);
+    return 0;
+}

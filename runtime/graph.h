@@ -29,6 +29,8 @@ typedef struct vkr_graph vkr_graph;
 
 vkllm_status vkr_graph_create(vkr_device *dev, vkr_graph **out);
 void vkr_graph_destroy(vkr_graph *g);
+/* The device the graph was created on (ops use it to get pipelines and limits). */
+vkr_device *vkr_graph_device(const vkr_graph *g);
 
 /* Removes all dispatches (and the recording), keeping allocations for reuse. */
 void vkr_graph_clear(vkr_graph *g);

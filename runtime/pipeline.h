@@ -9,7 +9,7 @@
 #define VKR_MAX_SPEC 8
 #define VKR_MAX_PUSH 128
 
-/* Shader convention (every shaders/*.comp follows it):
+/* Shader convention (every compute shader in shaders/ follows it):
  *   layout(set = 0, binding = i) buffer ...      storage buffers 0..n_buffers-1
  *   layout(push_constant) uniform ...            at most VKR_MAX_PUSH bytes
  *   layout(local_size_x_id = 0) in;              workgroup size = spec constant 0

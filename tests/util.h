@@ -33,6 +33,8 @@ typedef struct test_device {
     vkr_device *dev;
 } test_device;
 bool test_device_open(test_device *t);
+/* Validation messages a test provoked on purpose (to prove the layer is live); not counted as failures. */
+extern uint32_t test_expected_validation_messages;
 bool test_device_close(test_device *t);
 
 /* Path to a file under the shared test data (VKLLM_SHARED, default ../shared); NULL if it is missing.

@@ -1,0 +1,645 @@
+/* Instance, physical-device choice, feature detection and logical-device creation. */
+#include "runtime/device.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/memory.h"
+#include "runtime/pipeline.h"
+
+struct vkr_instance {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    uint32_t api_version;
+};
+
+/* Counted across instances: tests fail on any message. Atomic because drivers may call back from
+ * their own threads. */
+static _Atomic uint32_t validation_messages;
+
+uint32_t vkr_validation_message_count(void) { return validation_messages; }
+
+const char *vkr_result_name(VkResult r)
+{
+    switch (r) {
+#define CASE(x) case x: return #x
+        CASE(VK_SUCCESS);
+        CASE(VK_NOT_READY);
+        CASE(VK_TIMEOUT);
+        CASE(VK_INCOMPLETE);
+        CASE(VK_ERROR_OUT_OF_HOST_MEMORY);
+        CASE(VK_ERROR_OUT_OF_DEVICE_MEMORY);
+        CASE(VK_ERROR_INITIALIZATION_FAILED);
+        CASE(VK_ERROR_DEVICE_LOST);
+        CASE(VK_ERROR_MEMORY_MAP_FAILED);
+        CASE(VK_ERROR_LAYER_NOT_PRESENT);
+        CASE(VK_ERROR_EXTENSION_NOT_PRESENT);
+        CASE(VK_ERROR_FEATURE_NOT_PRESENT);
+        CASE(VK_ERROR_INCOMPATIBLE_DRIVER);
+        CASE(VK_ERROR_TOO_MANY_OBJECTS);
+        CASE(VK_ERROR_FORMAT_NOT_SUPPORTED);
+        CASE(VK_ERROR_FRAGMENTED_POOL);
+        CASE(VK_ERROR_OUT_OF_POOL_MEMORY);
+        CASE(VK_ERROR_INVALID_SHADER_NV);
+        CASE(VK_ERROR_UNKNOWN);
+#undef CASE
+    default: return "VK_ERROR_(unknown)";
+    }
+}
+
+vkllm_status vkr_check(VkResult r, const char *what)
+{
+    if (r == VK_SUCCESS)
+        return VKLLM_OK;
+    vkllm_status st = VKLLM_ERR_VULKAN;
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY)
+        st = VKLLM_ERR_OUT_OF_DEVICE_MEMORY;
+    else if (r == VK_ERROR_OUT_OF_HOST_MEMORY)
+        st = VKLLM_ERR_OUT_OF_HOST_MEMORY;
+    else if (r == VK_ERROR_DEVICE_LOST)
+        st = VKLLM_ERR_DEVICE_LOST;
+    return vkr_error(st, "%s failed: %s", what, vkr_result_name(r));
+}
+
+const char *vkr_device_type_name(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+void vkr_driver_version_string(const vkr_device_info *info, char *buf, size_t len)
+{
+    uint32_t v = info->driver_version;
+    if (info->vendor_id == 0x10DE) /* NVIDIA: 10.8.8.6 */
+        snprintf(buf, len, "%u.%u.%u.%u", v >> 22, (v >> 14) & 0xff, (v >> 6) & 0xff, v & 0x3f);
+    else
+        snprintf(buf, len, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v), VK_API_VERSION_PATCH(v));
+}
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                                     VkDebugUtilsMessageTypeFlagsEXT type,
+                                                     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
+{
+    (void)user;
+    (void)type;
+    const char *level = severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
+    fprintf(stderr, "vulkan validation %s: %s\n", level, data && data->pMessage ? data->pMessage : "(no message)");
+    validation_messages++;
+    return VK_FALSE;
+}
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static bool has_layer(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkLayerProperties *props = calloc(n, sizeof *props);
+    if (!props)
+        return false;
+    bool found = false;
+    if (vkEnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = strcmp(props[i].layerName, name) == 0;
+    free(props);
+    return found;
+}
+
+static bool has_instance_extension(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *props = calloc(n, sizeof *props);
+    if (!props)
+        return false;
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = strcmp(props[i].extensionName, name) == 0;
+    free(props);
+    return found;
+}
+
+vkllm_status vkr_instance_create(const vkr_instance_options *opts, vkr_instance **out)
+{
+    *out = NULL;
+    if (volkInitialize() != VK_SUCCESS)
+        return vkr_error(VKLLM_ERR_NO_DEVICE, "no Vulkan loader found (libvulkan.so.1): install a Vulkan driver");
+    uint32_t api = volkGetInstanceVersion();
+    if (api < VK_API_VERSION_1_2)
+        return vkr_error(VKLLM_ERR_NO_DEVICE, "the Vulkan loader supports only Vulkan %u.%u; 1.2 is needed",
+                         VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api));
+    if (api > VK_API_VERSION_1_3)
+        api = VK_API_VERSION_1_3;
+
+    const char *env = getenv("VKLLM_VALIDATION");
+    bool validation = (opts && opts->validation) || env_flag("VKLLM_VALIDATION");
+    bool sync = (opts && opts->sync_validation) || (env && strcmp(env, "sync") == 0);
+    if (sync)
+        validation = true;
+
+    const char *layers[1];
+    uint32_t n_layers = 0;
+    const char *exts[2];
+    uint32_t n_exts = 0;
+    bool debug_utils = false;
+    if (validation) {
+        if (!has_layer("VK_LAYER_KHRONOS_validation"))
+            return vkr_error(VKLLM_ERR_NO_DEVICE,
+                             "validation was requested but VK_LAYER_KHRONOS_validation is not installed "
+                             "(Debian: vulkan-validationlayers)");
+        layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
+        if (has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
+            exts[n_exts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+            debug_utils = true;
+        }
+    }
+
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "vkllm",
+        .pEngineName = "vkllm",
+        .apiVersion = api,
+    };
+    VkValidationFeatureEnableEXT sync_feature = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT vfeatures = {
+        .sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+        .enabledValidationFeatureCount = 1,
+        .pEnabledValidationFeatures = &sync_feature,
+    };
+    VkDebugUtilsMessengerCreateInfoEXT dbg = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT,
+        .pfnUserCallback = debug_callback,
+    };
+    VkInstanceCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = n_layers,
+        .ppEnabledLayerNames = layers,
+        .enabledExtensionCount = n_exts,
+        .ppEnabledExtensionNames = exts,
+    };
+    /* Messages from instance creation itself go through the chained messenger info. */
+    const void **chain = &ci.pNext;
+    if (debug_utils) {
+        *chain = &dbg;
+        chain = (const void **)&dbg.pNext;
+    }
+    if (sync)
+        *chain = &vfeatures;
+
+    vkr_instance *inst = calloc(1, sizeof *inst);
+    if (!inst)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    VkResult r = vkCreateInstance(&ci, NULL, &inst->instance);
+    if (r != VK_SUCCESS) {
+        free(inst);
+        if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
+            return vkr_error(VKLLM_ERR_NO_DEVICE, "no Vulkan driver found (vkCreateInstance: %s)", vkr_result_name(r));
+        return vkr_check(r, "vkCreateInstance");
+    }
+    inst->api_version = api;
+    volkLoadInstanceOnly(inst->instance);
+    if (debug_utils) {
+        dbg.pNext = NULL;
+        r = vkCreateDebugUtilsMessengerEXT(inst->instance, &dbg, NULL, &inst->messenger);
+        if (r != VK_SUCCESS) {
+            vkDestroyInstance(inst->instance, NULL);
+            free(inst);
+            return vkr_check(r, "vkCreateDebugUtilsMessengerEXT");
+        }
+    }
+    *out = inst;
+    return VKLLM_OK;
+}
+
+void vkr_instance_destroy(vkr_instance *inst)
+{
+    if (!inst)
+        return;
+    if (inst->messenger)
+        vkDestroyDebugUtilsMessengerEXT(inst->instance, inst->messenger, NULL);
+    vkDestroyInstance(inst->instance, NULL);
+    free(inst);
+}
+
+VkInstance vkr_instance_handle(const vkr_instance *inst) { return inst->instance; }
+
+/* ---- Feature detection ---- */
+
+typedef struct device_extensions {
+    bool memory_budget, subgroup_size_control, integer_dot_product, coopmat_khr, coopmat_nv;
+} device_extensions;
+
+static device_extensions query_extensions(VkPhysicalDevice pd)
+{
+    device_extensions e = {0};
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS)
+        return e;
+    VkExtensionProperties *props = calloc(n ? n : 1, sizeof *props);
+    if (!props)
+        return e;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, props) == VK_SUCCESS) {
+        for (uint32_t i = 0; i < n; i++) {
+            const char *name = props[i].extensionName;
+            e.memory_budget |= !strcmp(name, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+            e.subgroup_size_control |= !strcmp(name, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+            e.integer_dot_product |= !strcmp(name, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+            e.coopmat_khr |= !strcmp(name, "VK_KHR_cooperative_matrix");
+            e.coopmat_nv |= !strcmp(name, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        }
+    }
+    free(props);
+    return e;
+}
+
+static int compute_queue_family(VkPhysicalDevice pd, bool *timestamps)
+{
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
+    VkQueueFamilyProperties *q = calloc(n ? n : 1, sizeof *q);
+    if (!q)
+        return -1;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, q);
+    int best = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) || q[i].queueCount == 0)
+            continue;
+        /* Prefer the universal queue: it is the one drivers tune first and it always has timestamps. */
+        if (best < 0 || (q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))
+            best = (int)i;
+        if (q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)
+            break;
+    }
+    if (best >= 0 && timestamps)
+        *timestamps = q[best].timestampValidBits > 0;
+    free(q);
+    return best;
+}
+
+static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->index = index;
+    device_extensions ext = query_extensions(pd);
+
+    VkPhysicalDeviceSubgroupProperties subgroup = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceSubgroupSizeControlProperties sizectl = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES, .pNext = &subgroup};
+    VkPhysicalDeviceDriverProperties driver = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+                                               .pNext = &sizectl};
+    VkPhysicalDeviceIDProperties ids = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES, .pNext = &driver};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &ids};
+    vkGetPhysicalDeviceProperties2(pd, &props);
+    VkPhysicalDeviceProperties *p = &props.properties;
+
+    snprintf(info->name, sizeof info->name, "%s", p->deviceName);
+    info->type = p->deviceType;
+    info->vendor_id = p->vendorID;
+    info->device_id = p->deviceID;
+    info->api_version = p->apiVersion;
+    info->driver_version = p->driverVersion;
+    snprintf(info->driver_name, sizeof info->driver_name, "%s", driver.driverName);
+    snprintf(info->driver_info, sizeof info->driver_info, "%s", driver.driverInfo);
+    memcpy(info->device_uuid, ids.deviceUUID, VK_UUID_SIZE);
+    bool v13 = p->apiVersion >= VK_API_VERSION_1_3;
+
+    VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = v13 ? &f13 : NULL};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
+    VkPhysicalDeviceFeatures2 f = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(pd, &f);
+
+    vkr_features *ft = &info->features;
+    ft->fp16 = f12.shaderFloat16;
+    ft->int8 = f12.shaderInt8;
+    ft->int16 = f.features.shaderInt16;
+    ft->storage16 = f11.storageBuffer16BitAccess;
+    ft->storage8 = f12.storageBuffer8BitAccess;
+    /* Optional features that are extensions before 1.3 are only used through the 1.3 core path. */
+    ft->integer_dot_product = v13 && f13.shaderIntegerDotProduct;
+    ft->subgroup_size_control = v13 && f13.subgroupSizeControl;
+    ft->compute_full_subgroups = v13 && f13.computeFullSubgroups;
+    VkSubgroupFeatureFlags ops = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? subgroup.supportedOperations : 0;
+    ft->subgroup_arithmetic = (ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
+    ft->subgroup_shuffle = (ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) != 0;
+    ft->subgroup_size = subgroup.subgroupSize;
+    ft->min_subgroup_size = ft->subgroup_size_control ? sizectl.minSubgroupSize : subgroup.subgroupSize;
+    ft->max_subgroup_size = ft->subgroup_size_control ? sizectl.maxSubgroupSize : subgroup.subgroupSize;
+    ft->coopmat_khr = ext.coopmat_khr;
+    ft->coopmat_nv = ext.coopmat_nv;
+    ft->memory_budget = ext.memory_budget;
+    bool queue_timestamps = false;
+    compute_queue_family(pd, &queue_timestamps);
+    ft->timestamps = queue_timestamps && p->limits.timestampPeriod > 0;
+    ft->timestamp_period_ns = p->limits.timestampPeriod;
+    ft->max_storage_buffer_range = p->limits.maxStorageBufferRange;
+    ft->min_storage_buffer_offset_alignment = p->limits.minStorageBufferOffsetAlignment;
+    ft->max_compute_shared_memory = p->limits.maxComputeSharedMemorySize;
+    ft->max_workgroup_invocations = p->limits.maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; i++) {
+        ft->max_workgroup_size[i] = p->limits.maxComputeWorkGroupSize[i];
+        ft->max_workgroup_count[i] = p->limits.maxComputeWorkGroupCount[i];
+    }
+    ft->max_push_constants_size = p->limits.maxPushConstantsSize;
+
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    vkGetPhysicalDeviceProperties2(pd, &props2);
+    ft->max_memory_allocation_size = m3.maxMemoryAllocationSize;
+
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mem = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                             .pNext = ext.memory_budget ? &budget : NULL};
+    vkGetPhysicalDeviceMemoryProperties2(pd, &mem);
+    info->n_heaps = mem.memoryProperties.memoryHeapCount;
+    for (uint32_t i = 0; i < info->n_heaps; i++) {
+        info->heaps[i].size = mem.memoryProperties.memoryHeaps[i].size;
+        info->heaps[i].device_local = mem.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT;
+        if (ext.memory_budget) {
+            info->heaps[i].budget = budget.heapBudget[i];
+            info->heaps[i].usage = budget.heapUsage[i];
+        }
+    }
+}
+
+static vkllm_status physical_devices(vkr_instance *inst, VkPhysicalDevice **out, uint32_t *count)
+{
+    uint32_t n = 0;
+    VkResult r = vkEnumeratePhysicalDevices(inst->instance, &n, NULL);
+    if (r != VK_SUCCESS)
+        return vkr_check(r, "vkEnumeratePhysicalDevices");
+    if (n == 0)
+        return vkr_error(VKLLM_ERR_NO_DEVICE, "no Vulkan device found (is a Vulkan driver installed?)");
+    VkPhysicalDevice *pds = calloc(n, sizeof *pds);
+    if (!pds)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    r = vkEnumeratePhysicalDevices(inst->instance, &n, pds);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(pds);
+        return vkr_check(r, "vkEnumeratePhysicalDevices");
+    }
+    *out = pds;
+    *count = n;
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_enumerate_devices(vkr_instance *inst, vkr_device_info **out, uint32_t *count)
+{
+    VkPhysicalDevice *pds;
+    uint32_t n;
+    vkllm_status st = physical_devices(inst, &pds, &n);
+    if (st != VKLLM_OK)
+        return st;
+    vkr_device_info *infos = calloc(n, sizeof *infos);
+    if (!infos) {
+        free(pds);
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    for (uint32_t i = 0; i < n; i++)
+        fill_info(pds[i], i, &infos[i]);
+    free(pds);
+    *out = infos;
+    *count = n;
+    return VKLLM_OK;
+}
+
+static int type_rank(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return n == 0;
+}
+
+vkllm_status vkr_select_device(vkr_instance *inst, const char *selector, uint32_t *index)
+{
+    if (!selector || !*selector)
+        selector = getenv("VKLLM_DEVICE");
+    vkr_device_info *infos;
+    uint32_t n;
+    vkllm_status st = vkr_enumerate_devices(inst, &infos, &n);
+    if (st != VKLLM_OK)
+        return st;
+    int best = -1;
+    if (selector && *selector) {
+        char *end;
+        unsigned long v = strtoul(selector, &end, 10);
+        if (*end == '\0') {
+            if (v >= n) {
+                free(infos);
+                return vkr_error(VKLLM_ERR_NO_DEVICE, "device %lu does not exist (%u device%s found; see 'vkllm devices')",
+                                 v, n, n == 1 ? "" : "s");
+            }
+            best = (int)v;
+        } else {
+            for (uint32_t i = 0; i < n && best < 0; i++)
+                if (contains_nocase(infos[i].name, selector))
+                    best = (int)i;
+            if (best < 0) {
+                free(infos);
+                return vkr_error(VKLLM_ERR_NO_DEVICE, "no device name contains '%s' (see 'vkllm devices')", selector);
+            }
+        }
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            if (best < 0 || type_rank(infos[i].type) > type_rank(infos[best].type))
+                best = (int)i;
+    }
+    free(infos);
+    *index = (uint32_t)best;
+    return VKLLM_OK;
+}
+
+/* Shared tail of both creation paths: the runtime's own objects. */
+static vkllm_status device_finish(vkr_device *dev)
+{
+    VkCommandPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = dev->queue_family,
+    };
+    vkllm_status st = vkr_check(vkCreateCommandPool(dev->device, &pci, NULL, &dev->command_pool), "vkCreateCommandPool");
+    if (st == VKLLM_OK)
+        st = vkr_memory_init(dev);
+    if (st == VKLLM_OK)
+        st = vkr_pipelines_init(dev);
+    return st;
+}
+
+vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opts, vkr_device **out)
+{
+    *out = NULL;
+    uint32_t index;
+    vkllm_status st = vkr_select_device(inst, opts ? opts->selector : NULL, &index);
+    if (st != VKLLM_OK)
+        return st;
+    VkPhysicalDevice *pds;
+    uint32_t n;
+    if ((st = physical_devices(inst, &pds, &n)) != VKLLM_OK)
+        return st;
+    VkPhysicalDevice pd = pds[index];
+    free(pds);
+
+    vkr_device *dev = calloc(1, sizeof *dev);
+    if (!dev)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    dev->instance = inst;
+    dev->physical = pd;
+    dev->owns_device = true;
+    dev->memory_limit = opts ? opts->memory_limit : 0;
+    fill_info(pd, index, &dev->info);
+    vkGetPhysicalDeviceMemoryProperties(pd, &dev->memory_properties);
+    if (dev->info.api_version < VK_API_VERSION_1_2) {
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' supports only Vulkan %u.%u; 1.2 is needed", dev->info.name,
+                       VK_API_VERSION_MAJOR(dev->info.api_version), VK_API_VERSION_MINOR(dev->info.api_version));
+        free(dev);
+        return st;
+    }
+    int family = compute_queue_family(pd, NULL);
+    if (family < 0) {
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' has no compute queue", dev->info.name);
+        free(dev);
+        return st;
+    }
+    dev->queue_family = (uint32_t)family;
+
+    /* Enable exactly the optional features the kernels may use, where present. */
+    const vkr_features *ft = &dev->info.features;
+    bool v13 = dev->info.api_version >= VK_API_VERSION_1_3;
+    VkPhysicalDeviceVulkan13Features f13 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
+        .subgroupSizeControl = ft->subgroup_size_control,
+        .computeFullSubgroups = ft->compute_full_subgroups,
+        .shaderIntegerDotProduct = ft->integer_dot_product,
+    };
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .pNext = v13 ? &f13 : NULL,
+        .shaderFloat16 = ft->fp16,
+        .shaderInt8 = ft->int8,
+        .storageBuffer8BitAccess = ft->storage8,
+    };
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+        .pNext = &f12,
+        .storageBuffer16BitAccess = ft->storage16,
+    };
+    VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    features.features.shaderInt16 = ft->int16;
+
+    const char *exts[4];
+    uint32_t n_exts = 0;
+    if (ft->memory_budget)
+        exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = dev->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &priority,
+    };
+    VkDeviceCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = &features,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = n_exts,
+        .ppEnabledExtensionNames = exts,
+    };
+    st = vkr_check(vkCreateDevice(pd, &dci, NULL, &dev->device), "vkCreateDevice");
+    if (st != VKLLM_OK) {
+        free(dev);
+        return st;
+    }
+    volkLoadDevice(dev->device);
+    vkGetDeviceQueue(dev->device, dev->queue_family, 0, &dev->queue);
+    if ((st = device_finish(dev)) != VKLLM_OK) {
+        vkr_device_destroy(dev);
+        return st;
+    }
+    *out = dev;
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice physical, VkDevice device, VkQueue queue,
+                                        uint32_t queue_family, vkr_device **out)
+{
+    *out = NULL;
+    if (!instance || !physical || !device || !queue)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "external device: instance, physical device, device and queue are required");
+    if (volkInitialize() != VK_SUCCESS)
+        return vkr_error(VKLLM_ERR_NO_DEVICE, "no Vulkan loader found (libvulkan.so.1)");
+    volkLoadInstanceOnly(instance);
+    vkr_device *dev = calloc(1, sizeof *dev);
+    if (!dev)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    dev->physical = physical;
+    dev->device = device;
+    dev->queue = queue;
+    dev->queue_family = queue_family;
+    fill_info(physical, 0, &dev->info);
+    /* We cannot know which optional features the application enabled: use the baseline kernels only. */
+    vkr_features *ft = &dev->info.features;
+    ft->fp16 = ft->int8 = ft->int16 = ft->storage16 = ft->storage8 = false;
+    ft->integer_dot_product = ft->subgroup_size_control = ft->compute_full_subgroups = false;
+    ft->coopmat_khr = ft->coopmat_nv = ft->memory_budget = false;
+    vkGetPhysicalDeviceMemoryProperties(physical, &dev->memory_properties);
+    volkLoadDevice(device);
+    vkllm_status st = device_finish(dev);
+    if (st != VKLLM_OK) {
+        vkr_device_destroy(dev);
+        return st;
+    }
+    *out = dev;
+    return VKLLM_OK;
+}
+
+void vkr_device_destroy(vkr_device *dev)
+{
+    if (!dev)
+        return;
+    if (dev->device)
+        vkDeviceWaitIdle(dev->device);
+    vkr_pipelines_shutdown(dev);
+    vkr_memory_shutdown(dev);
+    if (dev->command_pool)
+        vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
+    if (dev->owns_device && dev->device)
+        vkDestroyDevice(dev->device, NULL);
+    free(dev);
+}

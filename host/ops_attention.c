@@ -1,0 +1,118 @@
+/* op_kv_store and op_attention (host/ops.h). The KV cache of a layer is f16, [n_ctx][n_kv_heads*head_dim],
+ * bound as uint words of packed half pairs (no 16-bit storage feature needed). Shaders:
+ * shaders/kv_store.comp, shaders/attention.comp. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "host/ops.h"
+#include "host/ops_misc_internal.h"
+
+#define KV_STORE_WG 256
+#define ATTN_MAX_HEAD_DIM 256
+
+static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, const char *op)
+{
+    if (!g)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: graph is NULL", op);
+    if (!p)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: parameters are NULL", op);
+    if (p->n_heads == 0 || p->n_kv_heads == 0 || p->n_heads % p->n_kv_heads)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %u query heads cannot share %u kv heads", op, p->n_heads,
+                         p->n_kv_heads);
+    if (p->head_dim == 0 || p->head_dim % 2)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: head_dim %u must be even and non-zero", op, p->head_dim);
+    if (p->head_dim > ATTN_MAX_HEAD_DIM)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: head_dim %u is over %u", op, p->head_dim, ATTN_MAX_HEAD_DIM);
+    if (p->n_ctx == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: n_ctx is 0", op);
+    const uint64_t kv_dim = (uint64_t)p->n_kv_heads * p->head_dim;
+    if ((uint64_t)p->n_ctx * kv_dim / 2 > UINT32_MAX ||
+        (uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: cache or activations too large for 32-bit indexing", op);
+    return VKLLM_OK;
+}
+
+vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                         vk_view positions, const vk_attention_params *p)
+{
+    vkllm_status st = check_params(g, p, "kv_store");
+    if (st != VKLLM_OK)
+        return st;
+    if (p->n_rows == 0)
+        return VKLLM_OK;
+
+    vkr_device *dev = vkr_graph_device(g);
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "kv_store";
+    const uint32_t wg = opsm_wg_size(dev, KV_STORE_WG);
+    const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
+    const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * kv_dim * 4;
+    const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0;
+    if ((st = opsm_pipeline(dev, &d, "kv_store", false, 5, 8 * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, k.buf, k.offset, act_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 1, v.buf, v.offset, act_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 2, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 3, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 4, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+                        "positions")) != VKLLM_OK ||
+        (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2), wg)) != VKLLM_OK)
+        return st;
+    d.push[0] = p->n_rows;
+    d.push[1] = kv_dim / 2;
+    d.push[2] = p->n_ctx;
+    d.push[3] = ko;
+    d.push[4] = vo;
+    d.push[5] = kco;
+    d.push[6] = vco;
+    d.push[7] = po;
+    return vkr_graph_add(g, &d);
+}
+
+vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,
+                          vk_view out, const vk_attention_params *p)
+{
+    vkllm_status st = check_params(g, p, "attention");
+    if (st != VKLLM_OK)
+        return st;
+    if (!isfinite(p->scale))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: bad scale %g", (double)p->scale);
+    if (p->n_rows == 0)
+        return VKLLM_OK;
+
+    vkr_device *dev = vkr_graph_device(g);
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "attention";
+    /* One cache row per invocation per tile: a tile of 64 rows (or one subgroup, if wider). */
+    uint32_t sg = dev->info.features.subgroup_size;
+    const uint32_t wg = opsm_wg_size(dev, sg > 64 ? sg : 64);
+    const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
+    const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->head_dim * 4;
+    const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
+    if ((st = opsm_pipeline(dev, &d, "attention", true, 5, 12 * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+                        "positions")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 4, out.buf, out.offset, act_bytes, true, 4, &oo, "out")) != VKLLM_OK ||
+        (st = opsm_groups(dev, &d, (uint64_t)p->n_rows * p->n_heads)) != VKLLM_OK)
+        return st;
+    d.push[0] = p->n_rows;
+    d.push[1] = p->n_heads;
+    d.push[2] = p->n_heads / p->n_kv_heads;
+    d.push[3] = p->head_dim / 2;
+    d.push[4] = kv_dim / 2;
+    d.push[5] = p->n_ctx;
+    opsm_push_f32(&d, 6, p->scale);
+    d.push[7] = qo;
+    d.push[8] = kco;
+    d.push[9] = vco;
+    d.push[10] = po;
+    d.push[11] = oo;
+    return vkr_graph_add(g, &d);
+}

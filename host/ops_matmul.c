@@ -1,0 +1,418 @@
+/* op_matmul (matvec for decode, tiled matmul for prefill) and op_get_rows.
+ *
+ * Weights larger than maxStorageBufferRange: every dispatch binds only a chunk of rows of the weight
+ * (the quants/data region and the scales region separately) and the matching part of the output. A
+ * bound range starts at the wanted offset rounded down to the device's offset alignment (and to 16 bytes,
+ * so vec4/uvec4 indexing stays exact); the remainder goes to the shader in push constants. Chunk row
+ * counts are multiples of 256 when there is more than one chunk, so with the tensor layout of
+ * host/tensor.c the remainders are normally 0. Workgroup counts are kept within maxComputeWorkGroupCount
+ * the same way (more chunks). */
+#include <stdio.h>
+#include <string.h>
+
+#include "host/ops.h"
+
+/* Tunables (speed is tuned per device later; these are safe everywhere). */
+#define MV_ROWS 2u          /* matvec: rows per workgroup */
+#define MV_WG 64u           /* matvec: workgroup size (at least the subgroup size) */
+#define MM_BM 64u           /* matmul: tile rows */
+#define MM_BN 32u           /* matmul: tile columns */
+#define MM_TM 4u            /* matmul: rows/columns per invocation (fixed in shaders/matmul.comp) */
+#define MM_TN 4u
+#define GR_WG 64u           /* get_rows: workgroup size */
+#define CHUNK_ROW_MULTIPLE 256u
+
+typedef struct mm_ctx {
+    vkr_device *dev;
+    uint64_t max_range;     /* usable bytes of one binding, alignment slack already subtracted */
+    uint64_t align;         /* binding offsets are multiples of this */
+    uint32_t max_groups[3];
+} mm_ctx;
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static vkllm_status ctx_init(vkr_graph *g, mm_ctx *c, const char *op)
+{
+    memset(c, 0, sizeof *c);
+    c->dev = g ? vkr_graph_device(g) : NULL;
+    if (!c->dev)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: no graph", op);
+    const vkr_features *ft = &c->dev->info.features;
+    uint64_t a = ft->min_storage_buffer_offset_alignment ? ft->min_storage_buffer_offset_alignment : 1;
+    c->align = a / gcd_u64(a, 16) * 16;   /* lcm(alignment, 16) */
+    uint64_t range = ft->max_storage_buffer_range;
+    if (range > UINT32_MAX)
+        range = UINT32_MAX;   /* byte offsets inside a binding are uint in the shaders */
+    uint64_t slack = c->align + 16;
+    if (range <= slack + 16)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: maxStorageBufferRange %llu is too small", op,
+                         (unsigned long long)ft->max_storage_buffer_range);
+    c->max_range = range - slack;
+    for (int i = 0; i < 3; i++)
+        c->max_groups[i] = ft->max_workgroup_count[i] ? ft->max_workgroup_count[i] : 65535;
+    return VKLLM_OK;
+}
+
+/* Binds bytes [off, off + len) of buf to slot `slot`, from `off` rounded down to the alignment; the end is
+ * rounded up to a whole word when the buffer allows. *residual = bytes from the binding start to `off`. */
+static vkllm_status bind_range(const mm_ctx *c, vkr_dispatch *d, uint32_t slot, vkr_buffer *buf, VkDeviceSize off,
+                               VkDeviceSize len, bool write, uint32_t *residual)
+{
+    if (off > buf->size || len > buf->size - off)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: binding %u needs bytes [%llu, %llu) of a %llu-byte buffer",
+                         d->name, slot, (unsigned long long)off, (unsigned long long)(off + len),
+                         (unsigned long long)buf->size);
+    VkDeviceSize base = off / c->align * c->align;
+    VkDeviceSize end = (off + len + 3) & ~(VkDeviceSize)3;
+    if (end > buf->size)
+        end = off + len;
+    if (end == base)
+        end = base + 4 <= buf->size ? base + 4 : buf->size;
+    if (end - base > c->max_range + c->align + 16)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: binding %u spans %llu bytes, over maxStorageBufferRange",
+                         d->name, slot, (unsigned long long)(end - base));
+    vkr_binding *b = &d->bindings[slot];
+    b->buffer = buf;
+    b->offset = base;
+    b->range = end - base;
+    b->write = write;
+    *residual = (uint32_t)(off - base);
+    return VKLLM_OK;
+}
+
+static const char *type_suffix(uint32_t type)
+{
+    switch (type) {
+    case GGML_TYPE_F32: return "f32";
+    case GGML_TYPE_F16: return "f16";
+    case GGML_TYPE_Q8_0: return "q8_0";
+    case GGML_TYPE_Q4_0: return "q4_0";
+    default: return NULL;
+    }
+}
+
+static bool type_quantized(uint32_t type) { return type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0; }
+
+static vkllm_status check_weight(const vk_tensor *w, const char *op)
+{
+    if (!w || !w->buffer)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: weight tensor is not on the device", op);
+    if (!type_suffix(w->type))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: unsupported weight type %u", op, w->type);
+    if (w->ne[0] == 0 || w->ne[1] == 0 || w->ne[0] > UINT32_MAX || w->ne[1] > UINT32_MAX)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad weight shape %llu x %llu", op,
+                         (unsigned long long)w->ne[0], (unsigned long long)w->ne[1]);
+    if (type_quantized(w->type) && (w->ne[0] % 32 || w->row_d_bytes == 0))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: quantized row length %llu is not a multiple of 32", op,
+                         (unsigned long long)w->ne[0]);
+    return VKLLM_OK;
+}
+
+static vkllm_status check_view(vk_view v, uint64_t bytes, const char *op, const char *what)
+{
+    if (!v.buf)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s buffer is NULL", op, what);
+    if (v.offset % 4)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s offset %llu is not a multiple of 4", op, what,
+                         (unsigned long long)v.offset);
+    if (v.offset > v.buf->size || bytes > v.buf->size - v.offset)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s needs %llu bytes at offset %llu of a %llu-byte buffer",
+                         op, what, (unsigned long long)bytes, (unsigned long long)v.offset,
+                         (unsigned long long)v.buf->size);
+    return VKLLM_OK;
+}
+
+/* Largest power of two <= v, v >= 1. */
+static uint32_t pow2_floor(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p <= v / 2)
+        p *= 2;
+    return p;
+}
+
+/* Power-of-two workgroup size near `want` within the device limits. */
+static uint32_t wg_size(const vkr_device *dev, uint32_t want)
+{
+    const vkr_features *ft = &dev->info.features;
+    uint32_t lim = ft->max_workgroup_invocations ? ft->max_workgroup_invocations : 128;
+    if (ft->max_workgroup_size[0] && ft->max_workgroup_size[0] < lim)
+        lim = ft->max_workgroup_size[0];
+    return pow2_floor(want < lim ? want : lim);
+}
+
+/* Rows per chunk: at most `limit`; when the whole range does not fit, a multiple of CHUNK_ROW_MULTIPLE
+ * (and of `unit`) if possible. */
+static uint64_t chunk_rows(uint64_t total, uint64_t limit, uint64_t unit)
+{
+    if (limit >= total)
+        return total;
+    if (limit >= CHUNK_ROW_MULTIPLE)
+        return limit / CHUNK_ROW_MULTIPLE * CHUNK_ROW_MULTIPLE;
+    if (limit >= unit)
+        return limit / unit * unit;
+    return limit;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Binds the rows [r0, r0 + nr) of the weight's regions to slots 0 (and 1 for quantized types). */
+static vkllm_status bind_weight_rows(const mm_ctx *c, vkr_dispatch *d, const vk_tensor *w, uint64_t r0, uint64_t nr,
+                                     uint32_t *w_res, uint32_t *d_res)
+{
+    vkllm_status st = bind_range(c, d, 0, w->buffer, w->qs_offset + r0 * w->row_qs_bytes, nr * w->row_qs_bytes,
+                                 false, w_res);
+    *d_res = 0;
+    if (st == VKLLM_OK && type_quantized(w->type))
+        st = bind_range(c, d, 1, w->buffer, w->d_offset + r0 * w->row_d_bytes, nr * w->row_d_bytes, false, d_res);
+    return st;
+}
+
+static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers, uint32_t push_size,
+                                  uint32_t wg, uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
+{
+    vkr_pipeline_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.shader = shader;
+    desc.n_buffers = n_buffers;
+    desc.push_size = push_size;
+    desc.local_size_x = wg;
+    desc.n_spec = n_spec;
+    for (uint32_t i = 0; i < n_spec; i++)
+        desc.spec[i] = spec[i];
+    return vkr_pipeline_get(dev, &desc, out);
+}
+
+static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y)
+{
+    vkr_device *dev = c->dev;
+    const bool quant = type_quantized(w->type);
+    const uint64_t K = w->ne[0], M = w->ne[1];
+    const bool sg = dev->info.features.subgroup_arithmetic;
+
+    uint32_t want = MV_WG;
+    if (dev->info.features.subgroup_size > want)
+        want = dev->info.features.subgroup_size;
+    const uint32_t wg = wg_size(dev, want);
+    const uint32_t rows = MV_ROWS;
+
+    char name[32];
+    snprintf(name, sizeof name, "matvec_%s%s", type_suffix(w->type), sg ? "_sg" : "");
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "matvec";
+    d.n_bindings = quant ? 4 : 3;
+    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 5 * 4, wg, 1, &rows, &d.pipeline);
+    if (st != VKLLM_OK)
+        return st;
+
+    if (K * 4 > c->max_range)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: x of %llu floats exceeds maxStorageBufferRange",
+                         (unsigned long long)K);
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4);
+    if (quant)
+        limit = min_u64(limit, c->max_range / w->row_d_bytes);
+    limit = min_u64(limit, (uint64_t)c->max_groups[0] * rows);
+    uint64_t per = chunk_rows(M, limit, rows);
+    if (per == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: a weight row of %llu bytes exceeds maxStorageBufferRange",
+                         (unsigned long long)w->row_qs_bytes);
+
+    const uint64_t x_align = dev->info.features.min_storage_buffer_offset_alignment;
+    if (x_align && x.offset % x_align)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
+                         "matvec: x offset %llu is not a multiple of minStorageBufferOffsetAlignment (%llu)",
+                         (unsigned long long)x.offset, (unsigned long long)x_align);
+
+    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
+    for (uint64_t r0 = 0; r0 < M; r0 += per) {
+        uint64_t nr = min_u64(per, M - r0);
+        uint32_t w_res, d_res, y_res;
+        if ((st = bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, nr * 4, true, &y_res)) != VKLLM_OK)
+            return st;
+        /* x is read as vec4 from the binding start, so it is bound exactly at its (aligned) offset. */
+        d.bindings[xslot].buffer = x.buf;
+        d.bindings[xslot].offset = x.offset;
+        d.bindings[xslot].range = K * 4;
+        d.bindings[xslot].write = false;
+        d.push[0] = (uint32_t)K;
+        d.push[1] = (uint32_t)nr;
+        d.push[2] = w_res;
+        d.push[3] = d_res;
+        d.push[4] = y_res / 4;
+        d.groups[0] = (uint32_t)((nr + rows - 1) / rows);
+        d.groups[1] = 1;
+        d.groups[2] = 1;
+        if ((st = vkr_graph_add(g, &d)) != VKLLM_OK)
+            return st;
+    }
+    return VKLLM_OK;
+}
+
+static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
+{
+    vkr_device *dev = c->dev;
+    const bool quant = type_quantized(w->type);
+    const uint64_t K = w->ne[0], M = w->ne[1], N = n_cols;
+    const uint32_t spec[2] = {MM_BM, MM_BN};
+    const uint32_t wg = (MM_BM / MM_TM) * (MM_BN / MM_TN);
+
+    char name[32];
+    snprintf(name, sizeof name, "matmul_%s", type_suffix(w->type));
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "matmul";
+    d.n_bindings = quant ? 4 : 3;
+    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
+    if (st != VKLLM_OK)
+        return st;
+
+    if (K * 4 > c->max_range)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul: a row of x (%llu floats) exceeds maxStorageBufferRange",
+                         (unsigned long long)K);
+    /* Columns per chunk: X and Y chunks must each fit one binding. */
+    uint64_t ncol = min_u64(N, c->max_range / (K * 4));
+    ncol = min_u64(ncol, c->max_range / (M * 4));
+    ncol = min_u64(ncol, (uint64_t)c->max_groups[1] * MM_BN);
+    if (ncol == 0)
+        ncol = 1;   /* one column: the Y chunk is bounded by the row chunks below */
+    if (ncol < N && ncol > MM_BN)
+        ncol = ncol / MM_BN * MM_BN;
+
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, (uint64_t)c->max_groups[0] * MM_BM);
+    if (quant)
+        limit = min_u64(limit, c->max_range / w->row_d_bytes);
+    if (ncol == 1)
+        limit = min_u64(limit, c->max_range / 4);
+    uint64_t per = chunk_rows(M, limit, MM_BM);
+    if (per == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul: a weight row of %llu bytes exceeds maxStorageBufferRange",
+                         (unsigned long long)w->row_qs_bytes);
+
+    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
+    for (uint64_t c0 = 0; c0 < N; c0 += ncol) {
+        uint64_t nc = min_u64(ncol, N - c0);
+        for (uint64_t r0 = 0; r0 < M; r0 += per) {
+            uint64_t nr = min_u64(per, M - r0);
+            uint32_t w_res, d_res, x_res, y_res;
+            if ((st = bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+                (st = bind_range(c, &d, xslot, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) !=
+                    VKLLM_OK ||
+                (st = bind_range(c, &d, yslot, y.buf, y.offset + (c0 * M + r0) * 4, ((nc - 1) * M + nr) * 4, true,
+                                 &y_res)) != VKLLM_OK)
+                return st;
+            d.push[0] = (uint32_t)K;
+            d.push[1] = (uint32_t)nr;
+            d.push[2] = (uint32_t)nc;
+            d.push[3] = w_res;
+            d.push[4] = d_res;
+            d.push[5] = x_res / 4;
+            d.push[6] = y_res / 4;
+            d.push[7] = (uint32_t)M;
+            d.groups[0] = (uint32_t)((nr + MM_BM - 1) / MM_BM);
+            d.groups[1] = (uint32_t)((nc + MM_BN - 1) / MM_BN);
+            d.groups[2] = 1;
+            if ((st = vkr_graph_add(g, &d)) != VKLLM_OK)
+                return st;
+        }
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
+{
+    mm_ctx c;
+    vkllm_status st = ctx_init(g, &c, "op_matmul");
+    if (st != VKLLM_OK || (st = check_weight(w, "op_matmul")) != VKLLM_OK)
+        return st;
+    if (n_cols == 0)
+        return VKLLM_OK;
+    const uint64_t K = w->ne[0], M = w->ne[1];
+    if ((st = check_view(x, K * 4 * n_cols, "op_matmul", "x")) != VKLLM_OK ||
+        (st = check_view(y, M * 4 * n_cols, "op_matmul", "y")) != VKLLM_OK)
+        return st;
+    if (n_cols == 1)
+        return matvec(g, &c, w, x, y);
+    return matmul(g, &c, w, x, y, n_cols);
+}
+
+vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_view out, uint32_t n)
+{
+    mm_ctx c;
+    vkllm_status st = ctx_init(g, &c, "op_get_rows");
+    if (st != VKLLM_OK || (st = check_weight(table, "op_get_rows")) != VKLLM_OK)
+        return st;
+    if (n == 0)
+        return VKLLM_OK;
+    const uint64_t K = table->ne[0], M = table->ne[1];
+    if ((st = check_view(ids, (uint64_t)n * 4, "op_get_rows", "ids")) != VKLLM_OK ||
+        (st = check_view(out, K * 4 * n, "op_get_rows", "out")) != VKLLM_OK)
+        return st;
+    vkr_device *dev = c.dev;
+    const bool quant = type_quantized(table->type);
+    const uint32_t wg = wg_size(dev, GR_WG);
+
+    char name[32];
+    snprintf(name, sizeof name, "get_rows_%s", type_suffix(table->type));
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "get_rows";
+    d.n_bindings = quant ? 4 : 3;
+    if ((st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
+        return st;
+
+    const uint64_t units = table->type == GGML_TYPE_Q4_0 ? K / 8 : table->type == GGML_TYPE_Q8_0 ? K / 4 : K;
+    const uint64_t gx = (units + wg - 1) / wg;
+    if (gx > c.max_groups[0] || K * 4 > c.max_range)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "op_get_rows: rows of %llu elements are too long for this device",
+                         (unsigned long long)K);
+    /* ids per dispatch: one workgroup row (y) per id; the output chunk must fit one binding. */
+    uint64_t nid = min_u64(n, c.max_groups[1]);
+    nid = min_u64(nid, c.max_range / (K * 4));
+    /* table rows per dispatch */
+    uint64_t limit = c.max_range / table->row_qs_bytes;
+    if (quant)
+        limit = min_u64(limit, c.max_range / table->row_d_bytes);
+    uint64_t per = chunk_rows(M, limit, 1);
+    if (per == 0 || nid == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "op_get_rows: a table row of %llu bytes exceeds maxStorageBufferRange",
+                         (unsigned long long)table->row_qs_bytes);
+
+    const uint32_t islot = quant ? 2 : 1, oslot = islot + 1;
+    for (uint64_t i0 = 0; i0 < n; i0 += nid) {
+        uint64_t ni = min_u64(nid, n - i0);
+        for (uint64_t r0 = 0; r0 < M; r0 += per) {
+            uint64_t nr = min_u64(per, M - r0);
+            uint32_t w_res, d_res, i_res, o_res;
+            if ((st = bind_weight_rows(&c, &d, table, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+                (st = bind_range(&c, &d, islot, ids.buf, ids.offset + i0 * 4, ni * 4, false, &i_res)) != VKLLM_OK ||
+                (st = bind_range(&c, &d, oslot, out.buf, out.offset + i0 * K * 4, ni * K * 4, true, &o_res)) !=
+                    VKLLM_OK)
+                return st;
+            d.push[0] = (uint32_t)K;
+            d.push[1] = (uint32_t)r0;
+            d.push[2] = (uint32_t)(r0 + nr);
+            d.push[3] = (uint32_t)M;
+            d.push[4] = r0 + nr == M;   /* the last chunk writes zeros for invalid ids */
+            d.push[5] = w_res;
+            d.push[6] = d_res;
+            d.push[7] = i_res / 4;
+            d.push[8] = o_res / 4;
+            d.groups[0] = (uint32_t)gx;
+            d.groups[1] = (uint32_t)ni;
+            d.groups[2] = 1;
+            if ((st = vkr_graph_add(g, &d)) != VKLLM_OK)
+                return st;
+        }
+    }
+    return VKLLM_OK;
+}

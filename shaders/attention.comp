@@ -1,0 +1,111 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* Causal attention over the f16 KV cache, one workgroup per (query row, query head), online softmax
+ * over tiles of WG cache rows (flash-attention style), so no score row is ever held whole:
+ *   for each tile: every invocation scores one cache row j (q . K[j], q pre-scaled), the tile max
+ *   updates the running max m, the running sum and output are rescaled by exp(m_old - m_new), and each
+ *   invocation accumulates its output pairs d2 = lid, lid + WG, ... over the tile's V rows.
+ * Query row r sees cache rows 0..min(positions[r], n_ctx - 1). Head h reads kv head h / group.
+ * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2. */
+#define NEED_REDUCE
+#include "common_ops.glsl"
+
+layout(set = 0, binding = 0) readonly buffer Q { float q[]; };
+layout(set = 0, binding = 1) readonly buffer KC { uint kc[]; };
+layout(set = 0, binding = 2) readonly buffer VC { uint vc[]; };
+layout(set = 0, binding = 3) readonly buffer P { uint positions[]; };
+layout(set = 0, binding = 4) writeonly buffer O { float o[]; };
+
+layout(push_constant) uniform PC {
+    uint n_rows;
+    uint n_heads;
+    uint group;       /* n_heads / n_kv_heads */
+    uint hd2;         /* head_dim / 2 (<= 128) */
+    uint kv_stride;   /* words per cache row = n_kv_heads * hd2 */
+    uint n_ctx;
+    float scale;
+    uint q_off;       /* floats */
+    uint k_off;       /* words */
+    uint v_off;
+    uint p_off;
+    uint o_off;       /* floats */
+} pc;
+
+const uint MAX_HD2 = 128;
+const uint PPT = (MAX_HD2 + WG - 1) / WG;   /* output pairs per invocation, at most */
+
+shared vec2 qs[MAX_HD2];
+shared float ps[WG];
+
+void main()
+{
+    const uint g = flat_group();
+    if (g >= pc.n_rows * pc.n_heads)
+        return;
+    const uint lid = gl_LocalInvocationID.x;
+    const uint row = g / pc.n_heads;
+    const uint h = g % pc.n_heads;
+    const uint kvh = h / pc.group;
+    const uint hd2 = pc.hd2;
+    const uint qb = pc.q_off + g * 2 * hd2;   /* = (row * n_heads + h) * head_dim */
+    const uint kb = pc.k_off + kvh * hd2;
+    const uint vb = pc.v_off + kvh * hd2;
+
+    for (uint d = lid; d < hd2; d += WG)
+        qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
+    const uint kv_len = min(positions[pc.p_off + row], pc.n_ctx - 1) + 1;
+    barrier();
+
+    float m = NEG_INF;      /* running max (uniform) */
+    float l_part = 0.0;     /* this invocation's share of the running sum */
+    vec2 acc[PPT];
+    for (uint k = 0; k < PPT; k++)
+        acc[k] = vec2(0.0);
+
+    for (uint j0 = 0; j0 < kv_len; j0 += WG) {
+        const uint j = j0 + lid;
+        float s = NEG_INF;
+        if (j < kv_len) {
+            const uint kr = kb + j * pc.kv_stride;
+            float d0 = 0.0, d1 = 0.0;
+            uint i = 0;
+            for (; i + 1 < hd2; i += 2) {
+                d0 += dot(unpackHalf2x16(kc[kr + i]), qs[i]);
+                d1 += dot(unpackHalf2x16(kc[kr + i + 1]), qs[i + 1]);
+            }
+            if (i < hd2)
+                d0 += dot(unpackHalf2x16(kc[kr + i]), qs[i]);
+            s = d0 + d1;
+        }
+        const float m_new = max(m, wg_max(s));   /* finite: row j0 is always valid */
+        const float alpha = exp(m - m_new);
+        const float p = j < kv_len ? exp(s - m_new) : 0.0;
+        l_part = l_part * alpha + p;
+        ps[lid] = p;
+        barrier();
+
+        const uint nt = min(WG, kv_len - j0);
+        for (uint k = 0; k < PPT; k++) {
+            const uint d2 = lid + k * WG;
+            if (d2 < hd2) {
+                vec2 a = acc[k] * alpha;
+                uint vr = vb + j0 * pc.kv_stride + d2;
+                for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
+                    a += ps[t] * unpackHalf2x16(vc[vr]);
+                acc[k] = a;
+            }
+        }
+        barrier();
+        m = m_new;
+    }
+
+    const float inv = 1.0 / wg_sum(l_part);
+    const uint ob = pc.o_off + g * 2 * hd2;
+    for (uint k = 0; k < PPT; k++) {
+        const uint d2 = lid + k * WG;
+        if (d2 < hd2) {
+            o[ob + 2 * d2] = acc[k].x * inv;
+            o[ob + 2 * d2 + 1] = acc[k].y * inv;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i]. One invocation per element;
+ * out may alias gate or up. */
+#include "common_ops.glsl"
+
+layout(set = 0, binding = 0) readonly buffer G { float gate[]; };
+layout(set = 0, binding = 1) readonly buffer U { float up[]; };
+layout(set = 0, binding = 2) buffer O { float o[]; };
+
+layout(push_constant) uniform PC {
+    uint n;
+    uint g_off;
+    uint u_off;
+    uint o_off;
+} pc;
+
+void main()
+{
+    const uint i = flat_group() * WG + gl_LocalInvocationID.x;
+    if (i >= pc.n)
+        return;
+    const float g = gate[pc.g_off + i];
+    o[pc.o_off + i] = g / (1.0 + exp(-g)) * up[pc.u_off + i];
+}

@@ -1,0 +1,27 @@
+/* CPU references for op_matmul and op_get_rows: the weights are dequantized from the very same GGUF
+ * blocks that are uploaded (host/quant.h dequantize_row), dot products are accumulated in double. */
+#ifndef VKLLM_REF_MATMUL_H
+#define VKLLM_REF_MATMUL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of ne1 rows of ne0 elements of `type` in GGUF layout (0 if unsupported/not representable). */
+size_t ref_tensor_bytes(uint32_t type, uint64_t ne0, uint64_t ne1);
+
+/* Encodes ne1 rows of ne0 floats into GGUF layout (F32 copy, F16 round-to-nearest-even, Q8_0/Q4_0 with
+ * the reference quantizers). dst must hold ref_tensor_bytes(type, ne0, ne1). */
+void ref_encode(uint32_t type, const float *src, uint64_t ne0, uint64_t ne1, void *dst);
+
+/* Decodes ne1 GGUF rows of ne0 elements into floats. */
+void ref_decode(uint32_t type, const void *src, uint64_t ne0, uint64_t ne1, float *dst);
+
+/* y[n][m] = sum_k w[m][k] * x[n][k] (w: M rows of K floats, x: N rows of K floats), in double. */
+void ref_matmul_f32(const float *w, const float *x, float *y, uint64_t K, uint64_t M, uint64_t N);
+
+/* out[i][:] = row ids[i] of the decoded table (M rows of K), zeros for ids >= M. */
+void ref_get_rows(uint32_t type, const void *table, uint64_t K, uint64_t M, const uint32_t *ids, uint64_t n,
+                  float *out);
+
+#endif

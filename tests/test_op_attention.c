@@ -1,0 +1,363 @@
+/* op_kv_store and op_attention against ref_kv_store / ref_attention on seeded random data.
+ *   kv_store: rows written at scattered positions (not starting at 0, out of order, the last cache row),
+ *     every other cache word must keep its poison; a position >= n_ctx writes nothing.
+ *     Tolerance: each half equals the reference's round-to-nearest-even f16 or is its neighbour (1 ulp,
+ *     for devices whose conversion rounds toward zero).
+ *   attention (cache uploaded as the very f16 values the reference uses, rows past the largest position
+ *     set to f16 NaN so any read beyond the causal limit shows): one query row (decode) and many (prompt),
+ *     grouped-query heads (group 1, 3, 4, 8), head_dim 2..256 (also not a multiple of the tile), KV
+ *     lengths from 1 to ~4000 (not multiples of the tile), positions not starting at 0 and unordered,
+ *     sharp score distributions (large scale) that move the running max. Both kernel variants (subgroup
+ *     and shared memory). Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32 accumulation and exp
+ *     differ from the double reference).
+ *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows:
+ *     relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref_ops.h"
+#include "util.h"
+
+#define F16_NAN 0x7e00u
+
+static bool verbose(void) { return getenv("VKLLM_TEST_VERBOSE") != NULL; }
+
+static void fill_f16(test_rng *rng, uint16_t *h, size_t n, float sigma)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] = ref_f16_bits(rng_normal(rng) * sigma);
+}
+
+/* ---- kv_store ---- */
+
+static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_ctx,
+                          uint32_t n_rows, size_t cache_off, size_t act_off)
+{
+    const uint32_t kv_dim = n_kv_heads * head_dim;
+    const size_t act = (size_t)n_rows * kv_dim, cache = (size_t)n_ctx * kv_dim;
+    float *k = malloc(act * 4), *v = malloc(act * 4);
+    uint16_t *kref = malloc(cache * 2), *vref = malloc(cache * 2), *kgot = malloc(cache * 2), *vgot = malloc(cache * 2);
+    uint32_t *pos = malloc((size_t)n_rows * 4);
+    /* Distinct positions: a random permutation's first rows, last cache row included, one out of range. */
+    uint32_t *perm = malloc((size_t)n_ctx * 4);
+    for (uint32_t i = 0; i < n_ctx; i++)
+        perm[i] = i;
+    for (uint32_t i = n_ctx - 1; i > 0; i--) {
+        uint32_t j = rng_u32(rng) % (i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (uint32_t r = 0; r < n_rows; r++)
+        pos[r] = perm[r];
+    if (n_rows > 2) {
+        pos[1] = n_ctx + 5;   /* skipped */
+        for (uint32_t r = 0; r < n_rows; r++)
+            if (pos[r] == n_ctx - 1)
+                pos[r] = perm[1];
+        pos[2] = n_ctx - 1;
+    }
+    for (size_t i = 0; i < act; i++) {
+        k[i] = rng_normal(rng) * 3.0f;
+        v[i] = rng_normal(rng);
+    }
+    k[0] = 1e-6f;       /* f16 subnormal */
+    v[0] = 70000.0f;    /* f16 overflow -> inf */
+    uint32_t poison[2] = {OPT_POISON, OPT_POISON};
+    for (size_t i = 0; i < cache; i++)
+        kref[i] = vref[i] = ((const uint16_t *)poison)[i % 2];
+    ref_kv_store(k, v, kref, vref, pos, n_rows, kv_dim, n_ctx);
+
+    vkr_buffer *kb = opt_buffer(dev, act_off + act * 4 + 16), *vb = opt_buffer(dev, act * 4);
+    vkr_buffer *kcb = opt_buffer(dev, cache_off + cache * 2 + 64), *vcb = opt_buffer(dev, cache * 2);
+    vkr_buffer *pb = opt_buffer(dev, (size_t)n_rows * 4);
+    vkr_graph *g = NULL;
+    vk_attention_params p = {n_rows, n_kv_heads, n_kv_heads, head_dim, n_ctx, 1.0f};
+    if (kb && vb && kcb && vcb && pb && opt_upload(dev, kb, act_off, k, act * 4) && opt_upload(dev, vb, 0, v, act * 4) &&
+        opt_upload(dev, pb, 0, pos, (size_t)n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vkllm_status st = op_kv_store(g, vk_view_of(kb, act_off), vk_view_of(vb, 0), vk_view_of(kcb, cache_off),
+                                      vk_view_of(vcb, 0), vk_view_of(pb, 0), &p);
+        CHECK(st == VKLLM_OK, "op_kv_store: %s", vkr_last_error());
+        if (st == VKLLM_OK) {
+            st = vkr_graph_run(g);
+            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
+        }
+        if (st == VKLLM_OK && opt_download(dev, kcb, cache_off, kgot, cache * 2) &&
+            opt_download(dev, vcb, 0, vgot, cache * 2)) {
+            size_t bad = 0, inexact = 0;
+            for (size_t i = 0; i < cache; i++) {
+                for (int which = 0; which < 2; which++) {
+                    uint16_t a = which ? vgot[i] : kgot[i], b = which ? vref[i] : kref[i];
+                    int d = (int)a - (int)b;
+                    if (a == b)
+                        continue;
+                    /* Both written (not poison) and neighbours of the same sign. */
+                    if ((a >> 15) == (b >> 15) && (d == 1 || d == -1)) {
+                        inexact++;
+                        continue;
+                    }
+                    if (bad < 5)
+                        fprintf(stderr, "  %s cache row %zu col %zu: 0x%04x, want 0x%04x\n", which ? "v" : "k",
+                                i / kv_dim, i % kv_dim, a, b);
+                    bad++;
+                }
+            }
+            CHECK(bad == 0, "kv_store %u heads x %u, n_ctx %u, %u rows: %zu halves wrong (%zu off by 1 ulp)",
+                  n_kv_heads, head_dim, n_ctx, n_rows, bad, inexact);
+            if (verbose())
+                fprintf(stderr, "kv_store %ux%u n_ctx %u: %zu halves 1 ulp off\n", n_kv_heads, head_dim, n_ctx, inexact);
+            size_t outside = opt_count_outside(dev, kcb, cache_off, cache * 2);
+            CHECK(outside == 0, "kv_store: %zu words written outside the k cache", outside);
+        }
+    } else {
+        CHECK(false, "kv_store: setup failed: %s", vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    vkr_buffer *bufs[] = {kb, vb, kcb, vcb, pb};
+    for (int i = 0; i < 5; i++)
+        if (bufs[i])
+            vkr_buffer_destroy(dev, bufs[i]);
+    free(k);
+    free(v);
+    free(kref);
+    free(vref);
+    free(kgot);
+    free(vgot);
+    free(pos);
+    free(perm);
+}
+
+/* ---- attention over an uploaded cache ---- */
+
+typedef struct attn_case {
+    uint32_t n_rows, n_heads, n_kv_heads, head_dim, n_ctx;
+    float scale;            /* 0: 1/sqrt(head_dim) */
+    uint32_t pos0;          /* positions pos0 + r, unless `pos` is given */
+    const uint32_t *pos;
+} attn_case;
+
+static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, size_t off_a, size_t off_b)
+{
+    const uint32_t kv_dim = c->n_kv_heads * c->head_dim;
+    const size_t nq = (size_t)c->n_rows * c->n_heads * c->head_dim, cache = (size_t)c->n_ctx * kv_dim;
+    const float scale = c->scale > 0 ? c->scale : 1.0f / sqrtf((float)c->head_dim);
+    float *q = malloc(nq * 4), *ref = malloc(nq * 4), *got = malloc(nq * 4);
+    uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2);
+    uint32_t *pos = malloc((size_t)c->n_rows * 4);
+    uint32_t max_pos = 0;
+    for (uint32_t r = 0; r < c->n_rows; r++) {
+        pos[r] = c->pos ? c->pos[r] : c->pos0 + r;
+        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+    }
+    for (size_t i = 0; i < nq; i++)
+        q[i] = rng_normal(rng);
+    fill_f16(rng, kc, cache, 1.0f);
+    fill_f16(rng, vc, cache, 1.0f);
+    /* Rows no query may see are NaN: reading one poisons the output. */
+    for (size_t i = ((size_t)max_pos + 1) * kv_dim; i < cache; i++)
+        kc[i] = vc[i] = F16_NAN;
+    ref_attention(q, kc, vc, pos, ref, c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx, scale);
+
+    vkr_buffer *qb = opt_buffer(dev, off_a + nq * 4), *ob = opt_buffer(dev, off_b + nq * 4 + 64);
+    vkr_buffer *kcb = opt_buffer(dev, off_b + cache * 2), *vcb = opt_buffer(dev, off_a + cache * 2 + 16);
+    vkr_buffer *pb = opt_buffer(dev, off_a + (size_t)c->n_rows * 4);
+    vkr_graph *g = NULL;
+    vk_attention_params p = {c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx, scale};
+    if (qb && ob && kcb && vcb && pb && opt_upload(dev, qb, off_a, q, nq * 4) &&
+        opt_upload(dev, kcb, off_b, kc, cache * 2) && opt_upload(dev, vcb, off_a, vc, cache * 2) &&
+        opt_upload(dev, pb, off_a, pos, (size_t)c->n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vkllm_status st = op_attention(g, vk_view_of(qb, off_a), vk_view_of(kcb, off_b), vk_view_of(vcb, off_a),
+                                       vk_view_of(pb, off_a), vk_view_of(ob, off_b), &p);
+        CHECK(st == VKLLM_OK, "op_attention: %s", vkr_last_error());
+        if (st == VKLLM_OK) {
+            st = vkr_graph_run(g);
+            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
+        }
+        if (st == VKLLM_OK && opt_download(dev, ob, off_b, got, nq * 4)) {
+            double e = rel_l2(got, ref, nq);
+            if (verbose())
+                fprintf(stderr, "attention %u rows, %u/%u heads x %u, max pos %u: rel L2 %.3g\n", c->n_rows,
+                        c->n_heads, c->n_kv_heads, c->head_dim, max_pos, e);
+            CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, offs %zu/%zu: "
+                  "rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx,
+                  max_pos, (double)scale, off_a, off_b, e, first_nonfinite(got, nq));
+            if (!(e < 1e-4))
+                opt_report_mismatches("out", got, ref, nq, 1e-5, 1e-3);
+            size_t outside = opt_count_outside(dev, ob, off_b, nq * 4);
+            CHECK(outside == 0, "attention: %zu words written outside the output", outside);
+        }
+    } else {
+        CHECK(false, "attention: setup failed: %s", vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    vkr_buffer *bufs[] = {qb, ob, kcb, vcb, pb};
+    for (int i = 0; i < 5; i++)
+        if (bufs[i])
+            vkr_buffer_destroy(dev, bufs[i]);
+    free(q);
+    free(ref);
+    free(got);
+    free(kc);
+    free(vc);
+    free(pos);
+}
+
+/* ---- kv_store + attention, one recording replayed ---- */
+
+/* A prompt of n_prompt rows at positions start.., then n_steps decode steps replaying one recorded graph
+ * (kv_store of the new row, then attention) with new rows and positions each time. */
+static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                        uint32_t n_ctx, uint32_t start, uint32_t n_prompt, uint32_t n_steps)
+{
+    const uint32_t kv_dim = n_kv_heads * head_dim, q_dim = n_heads * head_dim;
+    const size_t cache = (size_t)n_ctx * kv_dim;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    float *q = malloc((size_t)n_prompt * q_dim * 4), *k = malloc((size_t)n_prompt * kv_dim * 4);
+    float *v = malloc((size_t)n_prompt * kv_dim * 4);
+    float *ref = malloc((size_t)n_prompt * q_dim * 4), *got = malloc((size_t)n_prompt * q_dim * 4);
+    uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2);
+    uint32_t *pos = malloc((size_t)n_prompt * 4);
+    fill_f16(rng, kc, cache, 1.0f);   /* rows < start: earlier context */
+    fill_f16(rng, vc, cache, 1.0f);
+    for (size_t i = (size_t)start * kv_dim; i < cache; i++)
+        kc[i] = vc[i] = F16_NAN;      /* not yet written */
+
+    vkr_buffer *qb = opt_buffer(dev, (size_t)n_prompt * q_dim * 4), *ob = opt_buffer(dev, (size_t)n_prompt * q_dim * 4);
+    vkr_buffer *kb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4), *vb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4);
+    vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
+    vkr_buffer *pb = opt_buffer(dev, (size_t)n_prompt * 4);
+    vkr_graph *gp = NULL, *gd = NULL;
+    bool ok = qb && ob && kb && vb && kcb && vcb && pb && opt_upload(dev, kcb, 0, kc, cache * 2) &&
+              opt_upload(dev, vcb, 0, vc, cache * 2) && vkr_graph_create(dev, &gp) == VKLLM_OK &&
+              vkr_graph_create(dev, &gd) == VKLLM_OK;
+    CHECK(ok, "replay: setup failed: %s", vkr_last_error());
+    vk_attention_params pp = {n_prompt, n_heads, n_kv_heads, head_dim, n_ctx, scale};
+    vk_attention_params pd = {1, n_heads, n_kv_heads, head_dim, n_ctx, scale};
+    if (ok) {
+        vk_view qv = vk_view_of(qb, 0), kv = vk_view_of(kb, 0), vv = vk_view_of(vb, 0), ov = vk_view_of(ob, 0);
+        vk_view kcv = vk_view_of(kcb, 0), vcv = vk_view_of(vcb, 0), pv = vk_view_of(pb, 0);
+        vkllm_status st;
+        if ((st = op_kv_store(gp, kv, vv, kcv, vcv, pv, &pp)) != VKLLM_OK ||
+            (st = op_attention(gp, qv, kcv, vcv, pv, ov, &pp)) != VKLLM_OK ||
+            (st = op_kv_store(gd, kv, vv, kcv, vcv, pv, &pd)) != VKLLM_OK ||
+            (st = op_attention(gd, qv, kcv, vcv, pv, ov, &pd)) != VKLLM_OK)
+            ok = false;
+        CHECK(ok, "replay: building graphs: %s", vkr_last_error());
+    }
+    for (uint32_t step = 0; ok && step <= n_steps; step++) {
+        /* step 0: the prompt; then decode steps at the following positions. */
+        const uint32_t rows = step == 0 ? n_prompt : 1;
+        for (uint32_t r = 0; r < rows; r++)
+            pos[r] = step == 0 ? start + r : start + n_prompt + step - 1;
+        rng_fill(rng, q, (size_t)rows * q_dim, -1.5f, 1.5f);
+        rng_fill(rng, k, (size_t)rows * kv_dim, -1.5f, 1.5f);
+        rng_fill(rng, v, (size_t)rows * kv_dim, -1.5f, 1.5f);
+        ref_kv_store(k, v, kc, vc, pos, rows, kv_dim, n_ctx);
+        ref_attention(q, kc, vc, pos, ref, rows, n_heads, n_kv_heads, head_dim, n_ctx, scale);
+        if (!opt_upload(dev, qb, 0, q, (size_t)rows * q_dim * 4) || !opt_upload(dev, kb, 0, k, (size_t)rows * kv_dim * 4) ||
+            !opt_upload(dev, vb, 0, v, (size_t)rows * kv_dim * 4) || !opt_upload(dev, pb, 0, pos, (size_t)rows * 4) ||
+            !opt_poison(dev, ob))
+            break;
+        vkllm_status st = vkr_graph_run(step == 0 ? gp : gd);
+        CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
+        if (st != VKLLM_OK || !opt_download(dev, ob, 0, got, (size_t)rows * q_dim * 4))
+            break;
+        double e = rel_l2(got, ref, (size_t)rows * q_dim);
+        if (verbose())
+            fprintf(stderr, "replay step %u (%u rows at %u): rel L2 %.3g\n", step, rows, pos[0], e);
+        CHECK(e < 1e-3, "kv_store+attention %u/%u heads x %u, step %u (%u rows at position %u): rel L2 %.3g", n_heads,
+              n_kv_heads, head_dim, step, rows, pos[0], e);
+    }
+    vkr_graph_destroy(gp);
+    vkr_graph_destroy(gd);
+    vkr_buffer *bufs[] = {qb, ob, kb, vb, kcb, vcb, pb};
+    for (int i = 0; i < 7; i++)
+        if (bufs[i])
+            vkr_buffer_destroy(dev, bufs[i]);
+    free(q);
+    free(k);
+    free(v);
+    free(ref);
+    free(got);
+    free(kc);
+    free(vc);
+    free(pos);
+}
+
+static void test_errors(vkr_device *dev)
+{
+    vkr_buffer *b = opt_buffer(dev, 1 << 16);
+    vkr_graph *g = NULL;
+    if (!b || vkr_graph_create(dev, &g) != VKLLM_OK) {
+        CHECK(false, "setup failed: %s", vkr_last_error());
+        vkr_graph_destroy(g);
+        if (b)
+            vkr_buffer_destroy(dev, b);
+        return;
+    }
+    vk_view v = vk_view_of(b, 0);
+    vk_attention_params p = {1, 8, 3, 64, 16, 0.125f};
+    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "8 heads over 3 kv heads");
+    p.n_kv_heads = 2;
+    p.head_dim = 63;
+    CHECK(op_kv_store(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "odd head_dim");
+    p.head_dim = 512;
+    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_UNSUPPORTED, "head_dim 512");
+    p.head_dim = 64;
+    p.n_ctx = 0;
+    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_ctx 0");
+    p.n_ctx = 1000;
+    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "cache past the buffer's end");
+    p.n_ctx = 16;
+    p.scale = NAN;
+    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
+    CHECK(op_attention(g, v, v, v, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
+    CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
+    vkr_graph_destroy(g);
+    vkr_buffer_destroy(dev, b);
+}
+
+int main(void)
+{
+    test_rng rng;
+    rng_init(&rng, test_seed());
+    test_device td;
+    if (!test_device_open(&td))
+        return 1;
+    vkr_device *dev = td.dev;
+    const size_t a1 = opt_aligned(dev, 1), a2 = opt_aligned(dev, 2);
+
+    test_kv_store(dev, &rng, 2, 6, 50, 5, 0, 0);
+    test_kv_store(dev, &rng, 4, 128, 300, 37, a1, a2);
+    test_kv_store(dev, &rng, 1, 2, 7, 7, 4, 8);
+    test_kv_store(dev, &rng, 8, 64, 1000, 1, 0, 0);
+
+    static const uint32_t pos_c[] = {0, 63, 64, 65, 130};
+    static const uint32_t pos_e[] = {0, 1, 5000};      /* past n_ctx: sees the whole cache */
+    static const uint32_t pos_g[] = {499, 250, 10, 130};
+    static const attn_case cases[] = {
+        {1, 8, 2, 128, 2100, 0, 2050, NULL},     /* decode, long context, group 4 */
+        {37, 4, 1, 64, 200, 0.125f, 100, NULL},  /* prompt continuing at 100, group 4 */
+        {5, 3, 3, 256, 131, 0, 0, pos_c},        /* MHA, head_dim 256 */
+        {9, 6, 2, 80, 16, 0, 0, NULL},           /* prompt from 0, group 3, head_dim 80 */
+        {3, 2, 1, 2, 1001, 0, 0, pos_e},         /* head_dim 2 */
+        {1, 32, 4, 64, 4096, 0.125f, 3999, NULL},/* decode at 4000 rows, group 8 */
+        {4, 4, 2, 32, 500, 2.0f, 0, pos_g},      /* sharp scores, unordered positions */
+        {64, 2, 2, 128, 64, 0, 0, NULL},         /* prompt filling the context */
+        {1, 1, 1, 16, 1, 0, 0, NULL},            /* a single cache row */
+        {2, 4, 2, 96, 300, 0, 257, NULL},        /* head_dim 96, kv length 258..259 */
+    };
+    const bool has_sg = dev->info.features.subgroup_arithmetic;
+    for (int sg = has_sg; sg >= 0; sg--) {
+        fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
+        dev->info.features.subgroup_arithmetic = sg;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            test_attention(dev, &rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0);
+        test_replay(dev, &rng, 8, 2, 64, 200, 30, 17, 4);
+    }
+    dev->info.features.subgroup_arithmetic = has_sg;
+    test_replay(dev, &rng, 4, 4, 128, 100, 0, 5, 3);
+    test_errors(dev);
+    test_device_close(&td);
+    return test_finish("op_attention");
+}

@@ -1,0 +1,116 @@
+/* op_silu_mul and op_add against ref_silu_mul / ref_add on seeded random data: lengths 1, around the
+ * workgroup size and large, inputs spanning large |x| (exp overflow in silu), views at aligned and
+ * unaligned offsets, and out aliasing an input. Outputs are poisoned (NaN) first; words outside the
+ * output keep their poison.
+ * Tolerances: add is one correctly rounded f32 operation, so it must match the reference exactly;
+ * silu_mul: relative L2 < 1e-5 (f32 exp and division), and no non-finite value. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref_ops.h"
+#include "util.h"
+
+enum { OP_SILU_MUL, OP_ADD };
+
+/* alias: 0 = separate output, 1 = out is a, 2 = out is b. */
+static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t a_off, size_t b_off, size_t o_off,
+                     int alias)
+{
+    const char *name = op == OP_ADD ? "add" : "silu_mul";
+    float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *ref = malloc((size_t)n * 4),
+          *got = malloc((size_t)n * 4);
+    for (uint32_t i = 0; i < n; i++) {
+        a[i] = rng_normal(rng) * (i % 7 == 0 ? 30.0f : 3.0f);
+        b[i] = rng_normal(rng) * 2.0f;
+    }
+    if (op == OP_ADD)
+        ref_add(a, b, ref, n);
+    else
+        ref_silu_mul(a, b, ref, n);
+
+    vkr_buffer *ab = opt_buffer(dev, a_off + (size_t)n * 4 + 64);
+    vkr_buffer *bb = opt_buffer(dev, b_off + (size_t)n * 4 + 64);
+    vkr_buffer *ob = alias == 1 ? ab : alias == 2 ? bb : opt_buffer(dev, o_off + (size_t)n * 4 + 64);
+    if (alias)
+        o_off = alias == 1 ? a_off : b_off;
+    vkr_graph *g = NULL;
+    if (ab && bb && ob && opt_upload(dev, ab, a_off, a, (size_t)n * 4) && opt_upload(dev, bb, b_off, b, (size_t)n * 4) &&
+        vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vk_view av = vk_view_of(ab, a_off), bv = vk_view_of(bb, b_off), ov = vk_view_of(ob, o_off);
+        vkllm_status st = op == OP_ADD ? op_add(g, av, bv, ov, n) : op_silu_mul(g, av, bv, ov, n);
+        CHECK(st == VKLLM_OK, "op_%s: %s", name, vkr_last_error());
+        if (st == VKLLM_OK) {
+            st = vkr_graph_run(g);
+            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
+        }
+        if (st == VKLLM_OK && opt_download(dev, ob, o_off, got, (size_t)n * 4)) {
+            double e = rel_l2(got, ref, n);
+            long nf = first_nonfinite(got, n);
+            if (op == OP_ADD) {
+                size_t bad = opt_report_mismatches("out", got, ref, n, 0.0, 0.0);
+                CHECK(bad == 0, "add n=%u offs %zu/%zu/%zu alias %d: %zu elements differ", n, a_off, b_off, o_off,
+                      alias, bad);
+            } else {
+                CHECK(e < 1e-5 && nf < 0, "silu_mul n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld", n,
+                      a_off, b_off, o_off, alias, e, nf);
+                if (!(e < 1e-5))
+                    opt_report_mismatches("out", got, ref, n, 1e-6, 1e-4);
+            }
+            if (getenv("VKLLM_TEST_VERBOSE"))
+                fprintf(stderr, "%s n=%u: rel L2 %.3g\n", name, n, e);
+            size_t outside = opt_count_outside(dev, ob, o_off, (size_t)n * 4);
+            CHECK(outside == 0, "%s: %zu words written outside the output", name, outside);
+        }
+    } else {
+        CHECK(false, "%s: setup failed: %s", name, vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    if (ob && ob != ab && ob != bb)
+        vkr_buffer_destroy(dev, ob);
+    if (ab)
+        vkr_buffer_destroy(dev, ab);
+    if (bb)
+        vkr_buffer_destroy(dev, bb);
+    free(a);
+    free(b);
+    free(ref);
+    free(got);
+}
+
+int main(void)
+{
+    test_rng rng;
+    rng_init(&rng, test_seed());
+    test_device td;
+    if (!test_device_open(&td))
+        return 1;
+    vkr_device *dev = td.dev;
+    const size_t a1 = opt_aligned(dev, 1), a2 = opt_aligned(dev, 2), a3 = opt_aligned(dev, 3);
+    static const uint32_t sizes[] = {1, 3, 255, 256, 257, 1000, 4096, 100003, 1u << 20};
+    for (int op = OP_SILU_MUL; op <= OP_ADD; op++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            run_case(dev, &rng, op, sizes[i], 0, 0, 0, 0);
+            run_case(dev, &rng, op, sizes[i], a1, a3, a2, 0);
+        }
+        run_case(dev, &rng, op, 777, 4, 8, 12, 0);   /* unaligned (4-byte) offsets */
+        run_case(dev, &rng, op, 5000, a1, 0, 0, 1);  /* out = a */
+        run_case(dev, &rng, op, 333, 0, a2, 0, 2);   /* out = b */
+    }
+    /* Argument errors: nothing is added. */
+    vkr_buffer *b = opt_buffer(dev, 1024);
+    vkr_graph *g = NULL;
+    if (b && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vk_view v = vk_view_of(b, 0);
+        CHECK(op_add(g, v, v, v, 257) == VKLLM_ERR_INVALID_ARGUMENT, "add past the end of the buffer");
+        CHECK(op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
+        CHECK(op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
+        CHECK(op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
+        CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
+    }
+    vkr_graph_destroy(g);
+    if (b)
+        vkr_buffer_destroy(dev, b);
+    test_device_close(&td);
+    return test_finish("op_elementwise");
+}

@@ -1,0 +1,330 @@
+/* op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
+ *
+ * Every type (F32, F16, Q8_0, Q4_0), matvec (n_cols == 1) and tiled matmul (n_cols > 1), shapes that are
+ * not multiples of the workgroup/tile sizes, x/y at non-zero offsets. Outputs are poisoned with NaN
+ * before each run and a guard region around y must stay poisoned, so unwritten or stray elements fail.
+ * Splitting is exercised twice: with a real weight larger than 128 MiB (over lavapipe's
+ * maxStorageBufferRange), and with artificially lowered device limits (binding range, offset alignment,
+ * workgroup counts) on small shapes.
+ *
+ * Tolerances (relative L2 error against the double-precision reference):
+ *   F32: 1e-5;  F16, Q8_0, Q4_0: 1e-3 (the reference dequantizes the same blocks, so only f32 rounding
+ *   of the GPU's accumulation differs). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/ops.h"
+#include "host/quant.h"
+#include "ref/ref_matmul.h"
+#include "util.h"
+
+#define POISON 0x7fc00000u
+#define GUARD_FLOATS 64u
+
+static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
+
+static uint64_t dev_align(const vkr_device *dev)
+{
+    uint64_t a = dev->info.features.min_storage_buffer_offset_alignment;
+    return a ? a : 4;
+}
+
+/* Runs one op_matmul on random data and checks it. Returns false on a failure (already counted). */
+static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                     const char *label)
+{
+    const size_t wbytes = ref_tensor_bytes(type, K, M);
+    float *wf = malloc((size_t)K * M * sizeof(float));
+    void *wq = malloc(wbytes);
+    float *wd = malloc((size_t)K * M * sizeof(float));
+    float *x = malloc((size_t)K * N * sizeof(float));
+    float *yref = malloc((size_t)M * N * sizeof(float));
+    const uint64_t align = dev_align(dev);
+    const uint64_t xoff = align, yoff = 2 * align;   /* views at non-zero offsets */
+    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
+    float *yall = malloc(ybytes);
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    bool ok = false;
+    int fails_before = test_failures;
+
+    CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", label);
+    if (!(wf && wq && wd && x && yref && yall))
+        goto done;
+    rng_fill(rng, wf, (size_t)K * M, -1.0f, 1.0f);
+    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
+    ref_encode(type, wf, K, M, wq);
+    ref_decode(type, wq, K, M, wd);
+    ref_matmul_f32(wd, x, yref, K, M, N);
+
+    vkllm_status st = vk_tensor_upload(dev, type, K, M, wq, &t);
+    CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_fill(dev, yb, 0, ybytes, POISON);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    if (st == VKLLM_OK)
+        st = op_matmul(g, &t, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
+    if (st == VKLLM_OK)
+        st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
+    CHECK(st == VKLLM_OK, "%s: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+
+    const float *y = yall + yoff / 4;
+    long bad = first_nonfinite(y, (size_t)M * N);
+    CHECK(bad < 0, "%s: y[%ld] (col %ld, row %ld) is not finite (unwritten?)", label, bad,
+          bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
+    double err = rel_l2(y, yref, (size_t)M * N);
+    CHECK(err < tolerance(type), "%s: relative L2 error %.3g over %.0e", label, err, tolerance(type));
+    uint32_t word;
+    for (uint64_t i = 0; i < yoff / 4; i++) {
+        memcpy(&word, &yall[i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written before its view (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+    for (uint64_t i = 0; i < GUARD_FLOATS; i++) {
+        memcpy(&word, &y[(uint64_t)M * N + i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written past its end (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+    ok = test_failures == fails_before;
+    if (!ok)
+        fprintf(stderr, "  (%s: K=%u M=%u N=%u, err %.3g)\n", label, K, M, N, err);
+
+done:
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vk_tensor_free(dev, &t);
+    free(wf);
+    free(wq);
+    free(wd);
+    free(x);
+    free(yref);
+    free(yall);
+    return ok;
+}
+
+static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+
+static void shapes(vkr_device *dev, test_rng *rng)
+{
+    /* (K, M) pairs: K = 32/96/4096 for every type, K not a multiple of 4/8 for F32/F16. */
+    static const uint32_t km_all[][2] = {{32, 1}, {96, 7}, {4096, 33}, {64, 100}, {32, 257}, {4096, 70}};
+    static const uint32_t km_float[][2] = {{1, 5}, {7, 100}, {33, 9}, {100, 257}, {1000, 3}};
+    static const uint32_t ncols[] = {1, 2, 5, 17, 64};
+    char label[96];
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+        uint32_t type = TYPES[ti];
+        for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
+            uint32_t N = ncols[ni];
+            for (size_t i = 0; i < sizeof km_all / sizeof km_all[0]; i++) {
+                uint32_t K = km_all[i][0], M = km_all[i][1];
+                if (N >= 17 && K == 4096 && M > 40)
+                    continue;   /* keep lavapipe time down */
+                snprintf(label, sizeof label, "%s K=%u M=%u N=%u", ggml_type_name(type), K, M, N);
+                run_case(dev, rng, type, K, M, N, label);
+            }
+            if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16) {
+                for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
+                    uint32_t K = km_float[i][0], M = km_float[i][1];
+                    snprintf(label, sizeof label, "%s K=%u M=%u N=%u", ggml_type_name(type), K, M, N);
+                    run_case(dev, rng, type, K, M, N, label);
+                }
+            }
+        }
+    }
+}
+
+/* The same kernels with the device's limits lowered, so small shapes take the splitting paths:
+ * several row chunks (with offsets that are not multiples of the alignment), several column chunks,
+ * and workgroup-count limits. Lowering limits is always safe for the real device. */
+static void lowered_limits(vkr_device *dev, test_rng *rng)
+{
+    vkr_features saved = dev->info.features;
+    vkr_features *ft = &dev->info.features;
+    char label[128];
+
+    /* 1: tiny binding range, large alignment */
+    ft->max_storage_buffer_range = 4096 + 512;
+    if (ft->min_storage_buffer_offset_alignment < 256)
+        ft->min_storage_buffer_offset_alignment = 256;
+    static const uint32_t c1[][4] = {
+        /* type index, K, M, N */
+        {0, 100, 300, 1}, {0, 100, 300, 7}, {0, 7, 1000, 1}, {0, 96, 301, 40},
+        {1, 100, 300, 1}, {1, 104, 300, 1}, {1, 33, 301, 6}, {1, 96, 200, 70},
+        {2, 96, 300, 1}, {2, 64, 301, 9}, {2, 32, 1000, 1}, {2, 96, 130, 45},
+        {3, 96, 300, 1}, {3, 64, 301, 9}, {3, 32, 3001, 1}, {3, 96, 130, 45},
+    };
+    for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
+        uint32_t type = TYPES[c1[i][0]];
+        snprintf(label, sizeof label, "small-range %s K=%u M=%u N=%u", ggml_type_name(type), c1[i][1], c1[i][2],
+                 c1[i][3]);
+        run_case(dev, rng, type, c1[i][1], c1[i][2], c1[i][3], label);
+    }
+    *ft = saved;
+
+    /* 2: few workgroups per dispatch */
+    ft->max_workgroup_count[0] = 3;
+    ft->max_workgroup_count[1] = 2;
+    static const uint32_t c2[][4] = {
+        {0, 64, 100, 1}, {1, 40, 50, 1}, {2, 64, 33, 1}, {3, 96, 100, 1},
+        {0, 64, 300, 70}, {1, 40, 200, 65}, {2, 64, 200, 100}, {3, 96, 400, 70},
+    };
+    for (size_t i = 0; i < sizeof c2 / sizeof c2[0]; i++) {
+        uint32_t type = TYPES[c2[i][0]];
+        snprintf(label, sizeof label, "few-groups %s K=%u M=%u N=%u", ggml_type_name(type), c2[i][1], c2[i][2],
+                 c2[i][3]);
+        run_case(dev, rng, type, c2[i][1], c2[i][2], c2[i][3], label);
+    }
+    *ft = saved;
+}
+
+/* A real F32 weight over 128 MiB (and over maxStorageBufferRange where that is 128 MiB): matvec and a
+ * small matmul. The reference uses the floats directly (F32 encoding is the identity). */
+static void big_weight(vkr_device *dev, test_rng *rng)
+{
+    const uint32_t K = 4096, M = 8500, N = 3;
+    const uint64_t wbytes = (uint64_t)K * M * 4;
+    fprintf(stderr, "big weight: %llu bytes, maxStorageBufferRange %llu\n", (unsigned long long)wbytes,
+            (unsigned long long)dev->info.features.max_storage_buffer_range);
+    float *w = malloc(wbytes);
+    float *x = malloc((size_t)K * N * 4);
+    float *yref = malloc((size_t)M * N * 4);
+    float *y = malloc((size_t)M * N * 4);
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    CHECK(w && x && yref && y, "big weight: out of host memory");
+    if (!(w && x && yref && y))
+        goto done;
+    rng_fill(rng, w, (size_t)K * M, -1.0f, 1.0f);
+    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
+    ref_matmul_f32(w, x, yref, K, M, N);
+
+    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, (uint64_t)M * N * 4, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, 0, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    CHECK(st == VKLLM_OK, "big weight: setup: %s", vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    for (uint32_t n = 1; n <= N; n += N - 1) {   /* n = 1 (matvec), then n = N (matmul) */
+        vkr_graph_clear(g);
+        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N * 4, POISON);
+        if (st == VKLLM_OK)
+            st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
+        if (st == VKLLM_OK)
+            st = vkr_graph_run(g);
+        if (st == VKLLM_OK)
+            st = vkr_buffer_download(dev, yb, 0, y, (size_t)M * n * 4);
+        CHECK(st == VKLLM_OK, "big weight n=%u: %s", n, vkr_last_error());
+        if (st != VKLLM_OK)
+            break;
+        if (wbytes > dev->info.features.max_storage_buffer_range)
+            CHECK(vkr_graph_size(g) > 1, "big weight n=%u: expected a split dispatch, got %u", n, vkr_graph_size(g));
+        long bad = first_nonfinite(y, (size_t)M * n);
+        CHECK(bad < 0, "big weight n=%u: y[%ld] not finite", n, bad);
+        double err = rel_l2(y, yref, (size_t)M * n);
+        CHECK(err < 1e-5, "big weight n=%u: relative L2 error %.3g", n, err);
+    }
+done:
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vk_tensor_free(dev, &t);
+    free(w);
+    free(x);
+    free(yref);
+    free(y);
+}
+
+/* Bad arguments are refused with a status and a message, and nothing is added to the graph. */
+static void bad_arguments(vkr_device *dev)
+{
+    float wf[64 * 4] = {0};
+    vk_tensor t;
+    vkllm_status st = vk_tensor_upload(dev, 3 /* Q4_1: unsupported */, 32, 2, wf, &t);
+    CHECK(st == VKLLM_ERR_UNSUPPORTED, "upload of an unsupported type: status %d", st);
+    CHECK(t.buffer == NULL, "failed upload left a buffer");
+    st = vk_tensor_upload(dev, GGML_TYPE_Q8_0, 48, 2, wf, &t);
+    CHECK(st != VKLLM_OK && *vkr_last_error(), "upload of a Q8_0 row of 48: status %d", st);
+    st = vk_tensor_upload(dev, GGML_TYPE_F32, 64, 4, wf, &t);
+    CHECK(st == VKLLM_OK, "upload: %s", vkr_last_error());
+    if (st != VKLLM_OK)
+        return;
+    vkr_buffer *b = NULL;
+    vkr_graph *g = NULL;
+    if (vkr_buffer_create(dev, 64 * 4, VKR_MEMORY_DEVICE, &b) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        st = op_matmul(g, &t, vk_view_of(b, 0), vk_view_of(b, 0), 2);   /* x needs 512 bytes */
+        CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error(), "x too small: status %d", st);
+        CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
+    }
+    if (g)
+        vkr_graph_destroy(g);
+    if (b)
+        vkr_buffer_destroy(dev, b);
+    vk_tensor_free(dev, &t);
+    CHECK(t.buffer == NULL, "vk_tensor_free left a buffer");
+}
+
+int main(void)
+{
+    test_device td;
+    if (!test_device_open(&td))
+        return 1;
+    test_rng rng;
+    rng_init(&rng, test_seed());
+    fprintf(stderr, "subgroup arithmetic: %s, subgroup size %u\n",
+            td.dev->info.features.subgroup_arithmetic ? "yes" : "no", td.dev->info.features.subgroup_size);
+
+    shapes(td.dev, &rng);
+    lowered_limits(td.dev, &rng);
+    if (td.dev->info.features.subgroup_arithmetic) {
+        /* The shared-memory fallback reduction, as on a device without subgroup arithmetic. */
+        td.dev->info.features.subgroup_arithmetic = false;
+        char label[64];
+        for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+            snprintf(label, sizeof label, "no-subgroup %s", ggml_type_name(TYPES[ti]));
+            run_case(td.dev, &rng, TYPES[ti], 4096, 37, 1, label);
+            run_case(td.dev, &rng, TYPES[ti], 96, 5, 1, label);
+        }
+        td.dev->info.features.subgroup_arithmetic = true;
+    }
+    big_weight(td.dev, &rng);
+    bad_arguments(td.dev);
+
+    test_device_close(&td);
+    if (test_failures)
+        fprintf(stderr, "seed was %llu\n", (unsigned long long)test_seed());
+    return test_finish("op_matmul");
+}

@@ -18,6 +18,11 @@ typedef enum gguf_value_type {
 
 #define GGUF_MAX_DIMS 4
 
+/* Bytes of one value of a scalar type (1, 2, 4 or 8); 0 for string, array and unknown types. */
+size_t gguf_type_size(gguf_value_type t);
+/* Short name: "u8", "i32", "f32", "bool", "string", "array", ...; "unknown" for other values. */
+const char *gguf_type_name(gguf_value_type t);
+
 typedef struct gguf_tensor {
     const char *name;         /* NUL-terminated copy */
     uint32_t type;            /* GGML_TYPE_* (host/ggml_types.h); any value is allowed here, see below */
@@ -40,9 +45,12 @@ vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out);
 void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);
+uint32_t gguf_alignment(const gguf_file *f);     /* general.alignment, default 32 */
+uint64_t gguf_data_offset(const gguf_file *f);   /* file position of the data section */
+uint64_t gguf_file_size(const gguf_file *f);
 uint64_t gguf_n_kv(const gguf_file *f);
-const char *gguf_kv_key(const gguf_file *f, uint64_t i);
-gguf_value_type gguf_kv_type(const gguf_file *f, uint64_t i);
+const char *gguf_kv_key(const gguf_file *f, uint64_t i);        /* NULL if i >= gguf_n_kv */
+gguf_value_type gguf_kv_type(const gguf_file *f, uint64_t i);  /* i < gguf_n_kv */
 /* Index of a key, or -1. */
 int64_t gguf_find_key(const gguf_file *f, const char *key);
 
@@ -51,12 +59,16 @@ int64_t gguf_find_key(const gguf_file *f, const char *key);
 bool gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out);
 bool gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out);
 bool gguf_get_i32(const gguf_file *f, const char *key, int32_t *out);
+bool gguf_get_i64(const gguf_file *f, const char *key, int64_t *out);
 bool gguf_get_f32(const gguf_file *f, const char *key, float *out);
+bool gguf_get_f64(const gguf_file *f, const char *key, double *out);
 bool gguf_get_bool(const gguf_file *f, const char *key, bool *out);
 /* Strings are not NUL-terminated in the file: pointer + length into the mapping. */
 bool gguf_get_str(const gguf_file *f, const char *key, const char **s, uint64_t *len);
 
-/* Arrays: element type and count; numeric arrays expose their raw little-endian data. */
+/* Arrays: element type and count; numeric arrays expose their raw little-endian data (not necessarily
+ * aligned: copy with memcpy). Arrays of arrays (nesting up to 8 deep) are validated and listed here with
+ * element type GGUF_TYPE_ARRAY, but their contents are not accessible. */
 bool gguf_get_arr_info(const gguf_file *f, const char *key, gguf_value_type *elem_type, uint64_t *count);
 const void *gguf_get_arr_data(const gguf_file *f, const char *key);   /* numeric arrays only */
 /* Element i of a string array. */
@@ -78,11 +90,20 @@ vkllm_status gguf_writer_kv_str(gguf_writer *w, const char *key, const char *v);
 vkllm_status gguf_writer_kv_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 vkllm_status gguf_writer_kv_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
 vkllm_status gguf_writer_kv_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* Any scalar type: `value` points to a host value of that type (uint8_t..double; bool for GGUF_TYPE_BOOL). */
+vkllm_status gguf_writer_kv(gguf_writer *w, const char *key, gguf_value_type type, const void *value);
+/* Array of any scalar element type; `v` points to n host values of that type (bool for GGUF_TYPE_BOOL). */
+vkllm_status gguf_writer_kv_arr(gguf_writer *w, const char *key, gguf_value_type elem_type, const void *v,
+                                uint64_t n);
 vkllm_status gguf_writer_tensor_info(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                                      const uint64_t *ne);
 /* Appends bytes to the current tensor's data (may be called several times per tensor; padding to the
  * alignment is inserted automatically when a tensor is complete). */
 vkllm_status gguf_writer_tensor_data(gguf_writer *w, const void *data, size_t size);
-vkllm_status gguf_writer_close(gguf_writer *w);   /* checks every tensor was written in full; frees w */
+/* Checks every tensor was written in full; frees w. On any failure (here or in an earlier call that
+ * failed writing) the partial file is removed and the error returned. */
+vkllm_status gguf_writer_close(gguf_writer *w);
+/* Gives up: closes and removes the partial file, frees w; leaves the last error message untouched. */
+void gguf_writer_abort(gguf_writer *w);
 
 #endif

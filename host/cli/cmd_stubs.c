@@ -10,7 +10,5 @@
         fprintf(stderr, "vkllm: '%s' is not implemented yet\n", argv[0]);    \
         return 1;                                                            \
     }
-NOT_YET(cmd_run)
-NOT_YET(cmd_perplexity)
 NOT_YET(cmd_bench)
 NOT_YET(cmd_tokenize)

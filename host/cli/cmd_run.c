@@ -1,0 +1,189 @@
+/* `vkllm run`: generate text from a prompt, streaming tokens as they come. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/cli/cli.h"
+#include "host/cli/common.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vkllm run -m MODEL [-p PROMPT | -f FILE] [options]\n\n"
+            "Generates text. With no prompt it starts from BOS alone. Stops at end of generation\n"
+            "or after -n tokens, then prints one timing line to stderr.\n\n"
+            "%s"
+            "  -p, --prompt TEXT     the prompt\n"
+            "  -f, --file FILE       read the prompt from a file\n"
+            "  -n, --n-predict N     tokens to generate (default 256; -1: until the context is full)\n"
+            "  --temp T              temperature (default 0.8; 0: greedy)\n"
+            "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
+            "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
+            "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
+            "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
+            "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
+            "  -s, --seed S          random seed (default: from the clock)\n"
+            "  --special             parse control tokens written in the prompt (e.g. <s>)\n",
+            cli_model_options_help);
+}
+
+static void emit(const char *text, size_t len)
+{
+    if (len) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *cmd = "run";
+    cli_model_opts mo = {0};
+    const char *prompt = NULL, *prompt_file = NULL;
+    int64_t n_predict = 256;
+    bool special = false;
+    vkllm_sampler_params sp;
+    vkllm_sampler_default_params(&sp);
+    bool seed_given = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *s;
+        bool ok = true;
+        int64_t v;
+        if (cli_model_option(&mo, argc, argv, &i, &ok)) {
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            ok = (prompt = cli_value(cmd, argc, argv, &i)) != NULL;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            ok = (prompt_file = cli_value(cmd, argc, argv, &i)) != NULL;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, -1, INT32_MAX, &n_predict);
+        } else if (!strcmp(a, "--temp")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.temperature);
+        } else if (!strcmp(a, "--top-k")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
+            sp.top_k = (int32_t)v;
+        } else if (!strcmp(a, "--top-p")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.top_p);
+        } else if (!strcmp(a, "--min-p")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.min_p);
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.repeat_penalty);
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
+            sp.repeat_last_n = (int32_t)v;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT64_MAX, &v);
+            sp.seed = (uint64_t)v;
+            seed_given = true;
+        } else if (!strcmp(a, "--special")) {
+            special = true;
+        } else {
+            fprintf(stderr, "vkllm run: unknown option '%s' (try --help)\n", a);
+            return 1;
+        }
+        if (!ok)
+            return 1;
+    }
+    if (prompt && prompt_file) {
+        fprintf(stderr, "vkllm run: give the prompt with -p or -f, not both\n");
+        return 1;
+    }
+    if (!seed_given)
+        sp.seed = (uint64_t)(cli_now_ms() * 1000.0);
+
+    char *file_text = NULL;
+    size_t prompt_len = prompt ? strlen(prompt) : 0;
+    if (prompt_file) {
+        if (!cli_read_file(cmd, prompt_file, &file_text, &prompt_len))
+            return 1;
+        prompt = file_text;
+    }
+
+    vkllm_model *model = NULL;
+    vkllm_context *ctx = NULL;
+    vkllm_sampler *sampler = NULL;
+    vkllm_detokenizer *detok = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int rc = 1;
+    double load_ms = 0;
+    if (!cli_load(cmd, &mo, &model, &ctx, &load_ms))
+        goto out;
+    if (vkllm_tokenize(model, prompt ? prompt : "", prompt_len, true, special, &ids, &n_ids) != VKLLM_OK ||
+        vkllm_sampler_create(model, &sp, &sampler) != VKLLM_OK || vkllm_detokenizer_create(model, &detok) != VKLLM_OK) {
+        cli_error(cmd);
+        goto out;
+    }
+    if (n_ids == 0) { /* no BOS in this vocabulary and no prompt: nothing to condition on */
+        fprintf(stderr, "vkllm run: the prompt is empty and the model has no BOS token\n");
+        goto out;
+    }
+    if (n_ids > vkllm_context_n_ctx(ctx)) {
+        fprintf(stderr, "vkllm run: the prompt has %zu tokens, more than the context of %u (raise -c)\n", n_ids,
+                vkllm_context_n_ctx(ctx));
+        goto out;
+    }
+
+    const char *text;
+    size_t len;
+    for (size_t i = 0; i < n_ids; i++) {
+        if (vkllm_detokenizer_push(detok, ids[i], &text, &len) != VKLLM_OK) {
+            cli_error(cmd);
+            goto out;
+        }
+        emit(text, len);
+        vkllm_sampler_accept(sampler, ids[i]);
+    }
+
+    const float *logits;
+    double t0 = cli_now_ms();
+    if (vkllm_decode(ctx, ids, n_ids, &logits) != VKLLM_OK) {
+        cli_error(cmd);
+        goto out;
+    }
+    double prompt_ms = cli_now_ms() - t0;
+    int64_t generated = 0;
+    t0 = cli_now_ms();
+    while (n_predict < 0 || generated < n_predict) {
+        int32_t id = vkllm_sampler_sample(sampler, logits);
+        if (vkllm_token_is_eog(model, id))
+            break;
+        generated++;
+        if (vkllm_detokenizer_push(detok, id, &text, &len) != VKLLM_OK) {
+            cli_error(cmd);
+            goto out;
+        }
+        emit(text, len);
+        if (vkllm_context_position(ctx) >= vkllm_context_n_ctx(ctx)) {
+            if (n_predict >= 0)
+                fprintf(stderr, "\nvkllm run: context full (%u tokens); stopping\n", vkllm_context_n_ctx(ctx));
+            break;
+        }
+        if (generated == n_predict)
+            break; /* the last token needs no forward pass */
+        if (vkllm_decode(ctx, &id, 1, &logits) != VKLLM_OK) {
+            cli_error(cmd);
+            goto out;
+        }
+    }
+    double gen_ms = cli_now_ms() - t0;
+    vkllm_detokenizer_flush(detok, &text, &len);
+    emit(text, len);
+    printf("\n");
+    fflush(stdout);
+    fprintf(stderr, "load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s\n", load_ms,
+            n_ids, prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0.0, (long long)generated,
+            gen_ms > 0 && generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0);
+    rc = 0;
+out:
+    vkllm_free(ids);
+    vkllm_detokenizer_free(detok);
+    vkllm_sampler_free(sampler);
+    vkllm_context_free(ctx);
+    vkllm_model_free(model);
+    free(file_text);
+    return rc;
+}

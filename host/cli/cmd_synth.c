@@ -1,0 +1,139 @@
+/* `vkllm synth --preset P --type T -o FILE [--seed S]`: writes a Llama GGUF with random weights. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/cli/cli.h"
+#include "host/gguf.h"
+#include "host/quant.h"
+#include "host/synth.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: vkllm synth --preset P --type T -o FILE [--seed S]\n\n"
+                 "Writes a Llama-architecture GGUF with random weights and a synthetic SentencePiece\n"
+                 "vocabulary, for tests and benchmarks. The same seed gives the same file.\n\n"
+                 "  --preset P       %s\n"
+                 "  --type T         type of the 2-D weights: f32, f16, q8_0, q4_0 (norms stay f32)\n"
+                 "  -o, --output F   output file\n"
+                 "  --seed S         random seed (default 1)\n"
+                 "  -h, --help\n",
+            synth_preset_names());
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct progress_state {
+    int last_pct;
+} progress_state;
+
+static void progress(void *user, uint64_t done, uint64_t total)
+{
+    progress_state *p = user;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (pct == p->last_pct)
+        return;
+    p->last_pct = pct;
+    fprintf(stderr, "\rwriting: %3d%% (%.2f / %.2f GiB)", pct, done / 1073741824.0, total / 1073741824.0);
+    fflush(stderr);
+}
+
+int cmd_synth(int argc, char **argv)
+{
+    const char *preset = NULL, *type_name = NULL, *out = NULL;
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        bool takes_value = !strcmp(a, "--preset") || !strcmp(a, "--type") || !strcmp(a, "-o") ||
+                           !strcmp(a, "--output") || !strcmp(a, "--seed");
+        if (!takes_value) {
+            fprintf(stderr, "vkllm: synth: unknown argument '%s' (try 'vkllm synth --help')\n", a);
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "vkllm: synth: %s needs a value (try 'vkllm synth --help')\n", a);
+            return 1;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--preset")) {
+            preset = v;
+        } else if (!strcmp(a, "--type")) {
+            type_name = v;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 0);
+            if (errno || end == v || *end || v[0] == '-') {
+                fprintf(stderr, "vkllm: synth: --seed: '%s' is not a non-negative integer\n", v);
+                return 1;
+            }
+            seed = s;
+        } else {
+            out = v;
+        }
+    }
+    if (!preset || !type_name || !out) {
+        fprintf(stderr, "vkllm: synth: --preset, --type and -o are required (try 'vkllm synth --help')\n");
+        return 1;
+    }
+    const synth_hparams *hp = synth_preset(preset);
+    if (!hp) {
+        fprintf(stderr, "vkllm: synth: unknown preset '%s' (presets: %s)\n", preset, synth_preset_names());
+        return 1;
+    }
+    uint32_t type;
+    if (!ggml_type_from_name(type_name, &type)) {
+        fprintf(stderr, "vkllm: synth: unknown type '%s' (types: f32, f16, q8_0, q4_0)\n", type_name);
+        return 1;
+    }
+
+    progress_state ps = {-1};
+    synth_options o = {0};
+    o.hp = hp;
+    o.type = type;
+    o.path = out;
+    o.seed = seed;
+    if (isatty(STDERR_FILENO)) {
+        o.progress = progress;
+        o.progress_user = &ps;
+    }
+    double t0 = now_s();
+    vkllm_status st = synth_write(&o);
+    double dt = now_s() - t0;
+    if (ps.last_pct >= 0)
+        fprintf(stderr, "\n");
+    if (st != VKLLM_OK) {
+        fprintf(stderr, "vkllm: %s\n", vkr_last_error());
+        return 1;
+    }
+    /* Read the file back: counts for the summary, and a check that what was written is valid. */
+    gguf_file *f;
+    if (gguf_open(out, &f) != VKLLM_OK) {
+        fprintf(stderr, "vkllm: synth wrote an unreadable file: %s\n", vkr_last_error());
+        return 1;
+    }
+    uint64_t size = gguf_file_size(f), n_tensors = gguf_n_tensors(f);
+    gguf_close(f);
+    uint64_t np = synth_n_params(hp);
+    printf("wrote %s: preset %s, %s weights, seed %" PRIu64 ", %.*f%s parameters, %" PRIu64 " tensors, %.2f MiB "
+           "in %.2f s (%.0f MiB/s)\n",
+           out, hp->preset, ggml_type_name(type), seed, np >= 1000000000ull ? 2 : 1,
+           np >= 1000000000ull ? np / 1e9 : np / 1e6, np >= 1000000000ull ? " B" : " M", n_tensors, size / 1048576.0,
+           dt, dt > 0 ? size / 1048576.0 / dt : 0.0);
+    return 0;
+}

@@ -1,0 +1,178 @@
+#include "host/cli/common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_model_options_help =
+    "  -m, --model FILE      GGUF model file (required)\n"
+    "  -c, --ctx-size N      context positions (default: the smaller of the model's and 4096)\n"
+    "  -b, --batch-size N    prompt tokens per batch (default 512)\n"
+    "  --device N|NAME       Vulkan device index or name substring (default: $VKLLM_DEVICE or the best)\n"
+    "  --memory-limit MIB    refuse device allocations beyond this many MiB\n"
+    "  --validation          enable the Vulkan validation layer\n";
+
+double cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void cli_error(const char *cmd) { fprintf(stderr, "vkllm %s: %s\n", cmd, vkllm_last_error()); }
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "vkllm %s: option %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "vkllm %s: %s expects an integer from %lld to %lld, got '%s'\n", cmd, flag, (long long)min,
+                (long long)max, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) {
+        fprintf(stderr, "vkllm %s: %s expects a number, got '%s'\n", cmd, flag, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_model_option(cli_model_opts *o, int argc, char **argv, int *i, bool *ok)
+{
+    const char *a = argv[*i];
+    const char *cmd = argv[0];
+    int64_t v;
+    const char *s;
+    *ok = true;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        *ok = (o->model = cli_value(cmd, argc, argv, i)) != NULL;
+    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 1, INT32_MAX, &v);
+        if (*ok)
+            o->n_ctx = (uint32_t)v;
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 1, 65536, &v);
+        if (*ok)
+            o->n_batch = (uint32_t)v;
+    } else if (!strcmp(a, "--device")) {
+        *ok = (o->device = cli_value(cmd, argc, argv, i)) != NULL;
+    } else if (!strcmp(a, "--memory-limit")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 1, INT64_MAX >> 20, &v);
+        if (*ok)
+            o->memory_limit = (uint64_t)v << 20;
+    } else if (!strcmp(a, "--validation")) {
+        o->validation = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void progress_bar(float fraction, void *user)
+{
+    (void)user;
+    int width = 40, filled = (int)(fraction * width + 0.5f);
+    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", filled, "########################################", width - filled,
+            "", (int)(fraction * 100 + 0.5f));
+    if (fraction >= 1.0f)
+        fprintf(stderr, "\r%*s\r", width + 20, "");
+    fflush(stderr);
+}
+
+bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms)
+{
+    *model = NULL;
+    *ctx = NULL;
+    if (!o->model) {
+        fprintf(stderr, "vkllm %s: no model given (-m FILE)\n", cmd);
+        return false;
+    }
+    double t0 = cli_now_ms();
+    vkllm_model_params mp;
+    vkllm_model_default_params(&mp);
+    mp.device = o->device;
+    mp.memory_limit = o->memory_limit;
+    mp.validation = o->validation;
+    if (isatty(STDERR_FILENO))
+        mp.progress = progress_bar;
+    if (vkllm_model_load(o->model, &mp, model) != VKLLM_OK) {
+        if (mp.progress)
+            fprintf(stderr, "\n");
+        cli_error(cmd);
+        return false;
+    }
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_ctx = o->n_ctx;
+    cp.n_batch = o->n_batch;
+    if (vkllm_context_create(*model, &cp, ctx) != VKLLM_OK) {
+        cli_error(cmd);
+        vkllm_model_free(*model);
+        *model = NULL;
+        return false;
+    }
+    if (load_ms)
+        *load_ms = cli_now_ms() - t0;
+    return true;
+}
+
+bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "vkllm %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return false;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        char *bigger = realloc(buf, 2 * cap + 1);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        fprintf(stderr, "vkllm %s: cannot read %s\n", cmd, path);
+        free(buf);
+        return false;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return true;
+}

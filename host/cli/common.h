@@ -1,0 +1,35 @@
+/* Options shared by the sub-commands that load a model, and small helpers. */
+#ifndef VKLLM_CLI_COMMON_H
+#define VKLLM_CLI_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vkllm.h"
+
+typedef struct cli_model_opts {
+    const char *model;
+    const char *device;
+    uint32_t n_ctx, n_batch;
+    uint64_t memory_limit;
+    bool validation;
+} cli_model_opts;
+
+/* If argv[*i] is a shared option (-m, -c, -b, --device, --memory-limit, --validation), consumes it (and its
+ * value), sets *ok = false on a bad value (message printed) and returns true. */
+bool cli_model_option(cli_model_opts *o, int argc, char **argv, int *i, bool *ok);
+extern const char *cli_model_options_help;
+
+/* Value parsing with one clear message on error: "vkllm <cmd>: -n expects an integer, got 'x'". */
+bool cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t min, int64_t max, int64_t *out);
+bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out);
+/* Returns argv[++*i] or prints "option X needs a value" and returns NULL. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Loads the model (progress bar on a terminal) and creates a context. Prints the error and returns false. */
+bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms);
+bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len);
+double cli_now_ms(void);
+void cli_error(const char *cmd);   /* prints "vkllm <cmd>: <last error>" */
+
+#endif

@@ -1,0 +1,457 @@
+/* The Llama forward pass as a graph of device ops, read top to bottom in build_graph(). */
+#include "host/llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/quant.h"
+
+/* ---- Hyper-parameters ---- */
+
+static vkllm_status require_u32(const gguf_file *f, const char *key, uint32_t *v)
+{
+    if (!gguf_get_u32(f, key, v))
+        return vkr_error(VKLLM_ERR_FORMAT, "missing or invalid key %s", key);
+    if (*v == 0)
+        return vkr_error(VKLLM_ERR_FORMAT, "key %s is 0", key);
+    return VKLLM_OK;
+}
+
+vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp)
+{
+    memset(hp, 0, sizeof *hp);
+    const char *arch;
+    uint64_t arch_len;
+    if (!gguf_get_str(f, "general.architecture", &arch, &arch_len))
+        return vkr_error(VKLLM_ERR_FORMAT, "missing key general.architecture");
+    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "architecture '%.*s' is not supported (vkllm runs 'llama')",
+                         (int)(arch_len > 64 ? 64 : arch_len), arch);
+    vkllm_status st;
+    if ((st = require_u32(f, "llama.embedding_length", &hp->n_embd)) ||
+        (st = require_u32(f, "llama.block_count", &hp->n_layer)) ||
+        (st = require_u32(f, "llama.attention.head_count", &hp->n_head)) ||
+        (st = require_u32(f, "llama.feed_forward_length", &hp->n_ff)))
+        return st;
+    hp->n_head_kv = hp->n_head;
+    if (gguf_find_key(f, "llama.attention.head_count_kv") >= 0 &&
+        (st = require_u32(f, "llama.attention.head_count_kv", &hp->n_head_kv)))
+        return st;
+    if (hp->n_head % hp->n_head_kv)
+        return vkr_error(VKLLM_ERR_FORMAT, "head_count %u is not a multiple of head_count_kv %u", hp->n_head,
+                         hp->n_head_kv);
+    if (hp->n_embd % hp->n_head)
+        return vkr_error(VKLLM_ERR_FORMAT, "embedding_length %u is not a multiple of head_count %u", hp->n_embd,
+                         hp->n_head);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    if (hp->head_dim % 2 || hp->head_dim > 256)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "head dimension %u is not supported (even, at most 256)", hp->head_dim);
+    hp->n_rot = hp->head_dim;
+    if (gguf_find_key(f, "llama.rope.dimension_count") >= 0 &&
+        (st = require_u32(f, "llama.rope.dimension_count", &hp->n_rot)))
+        return st;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return vkr_error(VKLLM_ERR_FORMAT, "rope.dimension_count %u does not fit head dimension %u", hp->n_rot,
+                         hp->head_dim);
+    hp->n_ctx_train = 2048;
+    gguf_get_u32(f, "llama.context_length", &hp->n_ctx_train);
+    hp->rope_theta = 10000.0f;
+    gguf_get_f32(f, "llama.rope.freq_base", &hp->rope_theta);
+    hp->rms_eps = 1e-5f;
+    gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &hp->rms_eps);
+    if (!(hp->rope_theta > 0) || !(hp->rms_eps > 0))
+        return vkr_error(VKLLM_ERR_FORMAT, "rope.freq_base and layer_norm_rms_epsilon must be positive");
+    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    if (!emb)
+        return vkr_error(VKLLM_ERR_FORMAT, "missing tensor token_embd.weight");
+    if (emb->ne[1] == 0 || emb->ne[1] > (1u << 24))
+        return vkr_error(VKLLM_ERR_FORMAT, "token_embd.weight: implausible vocabulary size %llu",
+                         (unsigned long long)emb->ne[1]);
+    hp->n_vocab = (uint32_t)emb->ne[1];
+    return VKLLM_OK;
+}
+
+/* ---- Weights ---- */
+
+typedef struct loader {
+    vkr_device *dev;
+    const gguf_file *f;
+    llama_progress_fn progress;
+    void *user;
+    uint64_t done, total;
+} loader;
+
+static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
+{
+    const gguf_tensor *t = gguf_find_tensor(ld->f, name);
+    if (!t)
+        return vkr_error(VKLLM_ERR_FORMAT, "missing tensor %s", name);
+    if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 && t->type != GGML_TYPE_Q8_0 && t->type != GGML_TYPE_Q4_0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s has type %s (%u); vkllm runs f32, f16, q8_0 and q4_0", name,
+                         ggml_type_name(t->type) ? ggml_type_name(t->type) : "unknown", t->type);
+    uint64_t want_ne1 = ne1 ? ne1 : 1;
+    if (t->ne[0] != ne0 || t->ne[1] != want_ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return vkr_error(VKLLM_ERR_FORMAT, "tensor %s has shape [%llu, %llu, %llu, %llu]; expected [%llu, %llu]", name,
+                         (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
+                         (unsigned long long)t->ne[3], (unsigned long long)ne0, (unsigned long long)want_ne1);
+    if (!t->data)
+        return vkr_error(VKLLM_ERR_FORMAT, "tensor %s has no data", name);
+    vkllm_status st = vk_tensor_upload(ld->dev, t->type, ne0, want_ne1, t->data, out);
+    if (st != VKLLM_OK)
+        return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
+    ld->done += t->nbytes;
+    if (ld->progress)
+        ld->progress(ld->done, ld->total, ld->user);
+    return VKLLM_OK;
+}
+
+vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progress_fn progress, void *user,
+                              llama_model **out)
+{
+    *out = NULL;
+    llama_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    m->dev = dev;
+    vkllm_status st = llama_read_hparams(f, &m->hp);
+    const llama_hparams *hp = &m->hp;
+    if (st == VKLLM_OK && !(m->layers = calloc(hp->n_layer, sizeof *m->layers)))
+        st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (st != VKLLM_OK) {
+        free(m);
+        return st;
+    }
+    loader ld = {dev, f, progress, user, 0, 0};
+    for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
+        ld.total += gguf_tensor_at(f, i)->nbytes;
+    m->weight_bytes = ld.total;
+
+    uint32_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    st = load_tensor(&ld, "token_embd.weight", hp->n_embd, hp->n_vocab, &m->tok_embd);
+    if (st == VKLLM_OK)
+        st = load_tensor(&ld, "output_norm.weight", hp->n_embd, 0, &m->output_norm);
+    if (st == VKLLM_OK) {
+        m->output_tied = gguf_find_tensor(f, "output.weight") == NULL;
+        if (!m->output_tied)
+            st = load_tensor(&ld, "output.weight", hp->n_embd, hp->n_vocab, &m->output);
+    }
+    if (st == VKLLM_OK && gguf_find_tensor(f, "rope_freqs.weight")) {
+        m->has_rope_freqs = true;
+        st = load_tensor(&ld, "rope_freqs.weight", hp->n_rot / 2, 0, &m->rope_freqs);
+        if (st == VKLLM_OK && m->rope_freqs.type != GGML_TYPE_F32)
+            st = vkr_error(VKLLM_ERR_UNSUPPORTED, "rope_freqs.weight must be f32");
+    }
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
+        llama_layer *L = &m->layers[l];
+        struct {
+            const char *name;
+            uint64_t ne0, ne1;
+            vk_tensor *t;
+        } w[] = {
+            {"attn_norm", hp->n_embd, 0, &L->attn_norm}, {"attn_q", hp->n_embd, q_dim, &L->wq},
+            {"attn_k", hp->n_embd, kv_dim, &L->wk},      {"attn_v", hp->n_embd, kv_dim, &L->wv},
+            {"attn_output", q_dim, hp->n_embd, &L->wo},  {"ffn_norm", hp->n_embd, 0, &L->ffn_norm},
+            {"ffn_gate", hp->n_embd, hp->n_ff, &L->w_gate}, {"ffn_up", hp->n_embd, hp->n_ff, &L->w_up},
+            {"ffn_down", hp->n_ff, hp->n_embd, &L->w_down},
+        };
+        for (size_t i = 0; i < sizeof w / sizeof w[0] && st == VKLLM_OK; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, w[i].name);
+            st = load_tensor(&ld, name, w[i].ne0, w[i].ne1, w[i].t);
+        }
+        if (st == VKLLM_OK && (L->attn_norm.type != GGML_TYPE_F32 || L->ffn_norm.type != GGML_TYPE_F32))
+            st = vkr_error(VKLLM_ERR_UNSUPPORTED, "blk.%u: norm weights must be f32", l);
+    }
+    if (st == VKLLM_OK && m->output_norm.type != GGML_TYPE_F32)
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "output_norm.weight must be f32");
+    if (st != VKLLM_OK) {
+        llama_model_free(m);
+        return st;
+    }
+    m->weight_type = m->layers[0].wq.type;
+    *out = m;
+    return VKLLM_OK;
+}
+
+void llama_model_free(llama_model *m)
+{
+    if (!m)
+        return;
+    vkr_device *dev = m->dev;
+    vk_tensor_free(dev, &m->tok_embd);
+    vk_tensor_free(dev, &m->output_norm);
+    vk_tensor_free(dev, &m->output);
+    vk_tensor_free(dev, &m->rope_freqs);
+    if (m->layers) {
+        for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+            llama_layer *L = &m->layers[l];
+            vk_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                               &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+                vk_tensor_free(dev, ts[i]);
+        }
+        free(m->layers);
+    }
+    free(m);
+}
+
+/* ---- Context: KV cache, activations, graphs ---- */
+
+struct llama_context {
+    llama_model *m;
+    uint32_t n_ctx, n_batch;
+    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_ctx][kv_dim] */
+    vkr_buffer *ids, *pos;             /* host-visible, n_batch uint32: rewritten before each submit */
+    vkr_buffer *x, *xb, *q, *k, *v, *attn, *proj, *gate, *up;
+    vkr_buffer *logits;                /* host-visible, one row: the last token's logits */
+    vkr_buffer *logits_all;            /* device, rows_all_logits rows (perplexity) */
+    uint32_t rows_all_logits;
+    vkr_graph *decode;                 /* n = 1, recorded once, replayed per token */
+    vkr_graph *batch;                  /* the last batch shape, kept for reuse */
+    uint32_t batch_n;
+    bool batch_all_logits;
+    bool timing;
+    double last_gpu_ns;
+};
+
+uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
+void llama_context_set_timing(llama_context *c, bool on) { c->timing = on; }
+double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
+
+static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind kind, vkr_buffer **out)
+{
+    return vkr_buffer_create(dev, bytes, kind, out);
+}
+
+vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out)
+{
+    *out = NULL;
+    if (n_ctx == 0 || n_batch == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "context and batch sizes must be at least 1");
+    llama_context *c = calloc(1, sizeof *c);
+    if (!c)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    const llama_hparams *hp = &m->hp;
+    vkr_device *dev = m->dev;
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
+    uint64_t nb = c->n_batch;
+    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    uint64_t range = dev->info.features.max_storage_buffer_range;
+    c->rows_all_logits = (uint32_t)(range / ((uint64_t)hp->n_vocab * 4));
+    if (c->rows_all_logits > c->n_batch)
+        c->rows_all_logits = c->n_batch;
+
+    vkllm_status st = VKLLM_OK;
+    c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
+    c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
+    if (!c->k_cache || !c->v_cache)
+        st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
+        st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->k_cache[l]);
+        if (st == VKLLM_OK)
+            st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->v_cache[l]);
+    }
+    struct {
+        vkr_buffer **b;
+        uint64_t bytes;
+        vkr_memory_kind kind;
+    } bufs[] = {
+        {&c->ids, nb * 4, VKR_MEMORY_HOST},
+        {&c->pos, nb * 4, VKR_MEMORY_HOST},
+        {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
+        {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
+        {&c->q, nb * q_dim * 4, VKR_MEMORY_DEVICE},
+        {&c->k, nb * kv_dim * 4, VKR_MEMORY_DEVICE},
+        {&c->v, nb * kv_dim * 4, VKR_MEMORY_DEVICE},
+        {&c->attn, nb * q_dim * 4, VKR_MEMORY_DEVICE},
+        {&c->proj, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
+        {&c->gate, nb * hp->n_ff * 4, VKR_MEMORY_DEVICE},
+        {&c->up, nb * hp->n_ff * 4, VKR_MEMORY_DEVICE},
+        {&c->logits, (uint64_t)hp->n_vocab * 4, VKR_MEMORY_HOST},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == VKLLM_OK; i++)
+        st = make_buffer(dev, bufs[i].bytes, bufs[i].kind, bufs[i].b);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &c->decode);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &c->batch);
+    if (st != VKLLM_OK) {
+        llama_context_free(c);
+        return st;
+    }
+    *out = c;
+    return VKLLM_OK;
+}
+
+void llama_context_free(llama_context *c)
+{
+    if (!c)
+        return;
+    vkr_device *dev = c->m->dev;
+    vkr_graph_destroy(c->decode);
+    vkr_graph_destroy(c->batch);
+    for (uint32_t l = 0; l < c->m->hp.n_layer; l++) {
+        if (c->k_cache)
+            vkr_buffer_destroy(dev, c->k_cache[l]);
+        if (c->v_cache)
+            vkr_buffer_destroy(dev, c->v_cache[l]);
+    }
+    free(c->k_cache);
+    free(c->v_cache);
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->q, c->k, c->v, c->attn, c->proj, c->gate, c->up,
+                          c->logits, c->logits_all};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        vkr_buffer_destroy(dev, bufs[i]);
+    free(c);
+}
+
+/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
+static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits)
+{
+    const llama_model *m = c->m;
+    const llama_hparams *hp = &m->hp;
+    const uint64_t row = (uint64_t)hp->n_embd * 4;
+    vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
+    vk_view x = vk_view_of(c->x, 0), xb = vk_view_of(c->xb, 0), proj = vk_view_of(c->proj, 0);
+    vk_view q = vk_view_of(c->q, 0), k = vk_view_of(c->k, 0), v = vk_view_of(c->v, 0);
+    vk_view attn = vk_view_of(c->attn, 0), gate = vk_view_of(c->gate, 0), up = vk_view_of(c->up, 0);
+    vk_rope_params rq = {
+        .n_rows = n, .n_heads = hp->n_head, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
+        .theta_base = hp->rope_theta, .mode = VK_ROPE_INTERLEAVED,
+        .freq_factors = m->has_rope_freqs ? &m->rope_freqs : NULL,
+    };
+    vk_rope_params rk = rq;
+    rk.n_heads = hp->n_head_kv;
+    vk_attention_params ap = {
+        .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
+        .n_ctx = c->n_ctx, .scale = 1.0f / sqrtf((float)hp->head_dim),
+    };
+    vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
+        const llama_layer *L = &m->layers[l];
+        vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
+        /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
+        if (!st) st = op_rmsnorm(g, x, &L->attn_norm, xb, n, hp->n_embd, hp->rms_eps);
+        if (!st) st = op_matmul(g, &L->wq, xb, q, n);
+        if (!st) st = op_matmul(g, &L->wk, xb, k, n);
+        if (!st) st = op_matmul(g, &L->wv, xb, v, n);
+        if (!st) st = op_rope(g, q, pos, &rq);
+        if (!st) st = op_rope(g, k, pos, &rk);
+        if (!st) st = op_kv_store(g, k, v, kc, vc, pos, &ap);
+        if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
+        if (!st) st = op_matmul(g, &L->wo, attn, proj, n);
+        if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
+        /* feed-forward block: x += W_down · (silu(W_gate·n(x)) * (W_up·n(x))) */
+        if (!st) st = op_rmsnorm(g, x, &L->ffn_norm, xb, n, hp->n_embd, hp->rms_eps);
+        if (!st) st = op_matmul(g, &L->w_gate, xb, gate, n);
+        if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
+        if (!st) st = op_silu_mul(g, gate, up, gate, n * hp->n_ff);
+        if (!st) st = op_matmul(g, &L->w_down, gate, proj, n);
+        if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
+    }
+    const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
+    if (st == VKLLM_OK && all_logits) {
+        st = op_rmsnorm(g, x, &m->output_norm, xb, n, hp->n_embd, hp->rms_eps);
+        if (st == VKLLM_OK)
+            st = op_matmul(g, out_w, xb, vk_view_of(c->logits_all, 0), n);
+    } else if (st == VKLLM_OK) {
+        /* Only the last token's logits are needed to continue the text. */
+        vk_view last = vk_view_of(c->x, (uint64_t)(n - 1) * row);
+        st = op_rmsnorm(g, last, &m->output_norm, xb, 1, hp->n_embd, hp->rms_eps);
+        if (st == VKLLM_OK)
+            st = op_matmul(g, out_w, xb, vk_view_of(c->logits, 0), 1);
+    }
+    if (st == VKLLM_OK)
+        st = vkr_graph_record(g, c->timing);
+    return st;
+}
+
+static double graph_gpu_ns(const vkr_graph *g)
+{
+    double t = 0;
+    for (uint32_t i = 0; i < vkr_graph_size(g); i++)
+        t += vkr_graph_dispatch_ns(g, i);
+    return t;
+}
+
+/* One batch of n <= n_batch tokens. */
+static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
+                               float *logits)
+{
+    const llama_hparams *hp = &c->m->hp;
+    uint32_t *ids = c->ids->mapped, *pos = c->pos->mapped;
+    for (uint32_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token id %d is out of range (vocabulary of %u)", tokens[i],
+                             hp->n_vocab);
+        ids[i] = (uint32_t)tokens[i];
+        pos[i] = pos0 + i;
+    }
+    vkr_graph *g;
+    vkllm_status st = VKLLM_OK;
+    if (n == 1 && !all_logits) {
+        g = c->decode;
+        if (vkr_graph_size(g) == 0)
+            st = build_graph(c, g, 1, false);
+    } else {
+        g = c->batch;
+        if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits) {
+            vkr_graph_clear(g);
+            c->batch_n = n;
+            c->batch_all_logits = all_logits;
+            st = build_graph(c, g, n, all_logits);
+            if (st != VKLLM_OK)
+                vkr_graph_clear(g);
+        }
+    }
+    if (st == VKLLM_OK)
+        st = vkr_graph_submit(g);
+    if (st == VKLLM_OK)
+        st = vkr_graph_wait(g);
+    if (st != VKLLM_OK)
+        return st;
+    c->last_gpu_ns += c->timing ? graph_gpu_ns(g) : 0.0;
+    if (!logits)
+        return VKLLM_OK;
+    if (all_logits)
+        return vkr_buffer_download(c->m->dev, c->logits_all, 0, logits, (size_t)n * hp->n_vocab * 4);
+    memcpy(logits, c->logits->mapped, (size_t)hp->n_vocab * 4);
+    return VKLLM_OK;
+}
+
+vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
+                        float *logits)
+{
+    if (n == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to evaluate");
+    if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
+        return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
+                         c->n_ctx);
+    uint32_t step = c->n_batch;
+    if (all_logits) {
+        if (c->rows_all_logits == 0)
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "one row of logits exceeds the device's maxStorageBufferRange");
+        if (!c->logits_all) {
+            vkllm_status st = vkr_buffer_create(c->m->dev, (uint64_t)c->rows_all_logits * c->m->hp.n_vocab * 4,
+                                                VKR_MEMORY_DEVICE, &c->logits_all);
+            if (st != VKLLM_OK)
+                return st;
+        }
+        step = c->rows_all_logits;
+    }
+    c->last_gpu_ns = 0;
+    for (uint32_t done = 0; done < n;) {
+        uint32_t b = n - done < step ? n - done : step;
+        bool last = done + b == n;
+        float *out = logits && all_logits ? logits + (size_t)done * c->m->hp.n_vocab : (last ? logits : NULL);
+        vkllm_status st = eval_batch(c, tokens + done, b, pos0 + done, all_logits, out);
+        if (st != VKLLM_OK)
+            return st;
+        done += b;
+    }
+    return VKLLM_OK;
+}

@@ -1,0 +1,70 @@
+/* The Llama architecture on the device: hyper-parameters from the GGUF llama.* keys, weights uploaded
+ * once, and a context (KV cache, activations, recorded graphs) that evaluates batches of tokens. */
+#ifndef VKLLM_LLAMA_H
+#define VKLLM_LLAMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host/gguf.h"
+#include "host/ops.h"
+
+typedef struct llama_hparams {
+    uint32_t n_vocab;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t n_ff;
+    uint32_t head_dim;
+    uint32_t n_rot;
+    uint32_t n_ctx_train;
+    float rope_theta;
+    float rms_eps;
+} llama_hparams;
+
+/* Reads and checks the hyper-parameters (architecture "llama"; tensor shapes are checked at load). */
+vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp);
+
+typedef struct llama_layer {
+    vk_tensor attn_norm, wq, wk, wv, wo;
+    vk_tensor ffn_norm, w_gate, w_up, w_down;
+} llama_layer;
+
+typedef struct llama_model {
+    vkr_device *dev;
+    llama_hparams hp;
+    vk_tensor tok_embd, output_norm, output;
+    bool output_tied;              /* no output.weight: the embedding table doubles as the output matrix */
+    bool has_rope_freqs;
+    vk_tensor rope_freqs;
+    llama_layer *layers;
+    uint32_t weight_type;          /* type of most 2-D weights, for descriptions */
+    uint64_t weight_bytes;         /* bytes of all weights in the file */
+} llama_model;
+
+typedef void (*llama_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+/* Uploads every weight into device-local memory; on failure frees what it took. */
+vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progress_fn progress, void *user,
+                              llama_model **out);
+void llama_model_free(llama_model *m);
+
+typedef struct llama_context llama_context;
+
+/* n_ctx: KV-cache rows (positions); n_batch: most tokens evaluated in one graph. */
+vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out);
+void llama_context_free(llama_context *c);
+uint32_t llama_context_n_ctx(const llama_context *c);
+
+/* Evaluates tokens at positions pos0.. (any count: split into batches of n_batch), filling the KV cache.
+ * Logits: if all_logits, n x n_vocab floats into `logits` (may be NULL to skip); else the last token's
+ * n_vocab floats. A single token replays the prerecorded decode graph: one submit, no allocation. */
+vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
+                        float *logits);
+
+/* GPU time of the last evaluation's dispatches when timing is enabled (0 otherwise). */
+void llama_context_set_timing(llama_context *c, bool on);
+double llama_context_last_gpu_ns(const llama_context *c);
+
+#endif

@@ -1,0 +1,44 @@
+/* Synthetic Llama models: a GGUF file with the keys and tensor names of a real llama GGUF, random weights
+ * scaled so a forward pass gives finite, varied logits, and a synthetic SentencePiece ("llama") vocabulary.
+ * Deterministic for a given seed. Written by streaming: memory use stays small even for the 8B preset. */
+#ifndef VKLLM_SYNTH_H
+#define VKLLM_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+
+typedef struct synth_hparams {
+    const char *preset;        /* preset name ("tiny", ...) */
+    const char *model_name;    /* general.name */
+    uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
+    float rope_theta;          /* llama.rope.freq_base */
+    float rms_eps;             /* llama.attention.layer_norm_rms_epsilon */
+    bool tied_embeddings;      /* true: no output.weight (the output projection is token_embd.weight) */
+    bool rope_freqs;           /* write rope_freqs.weight: n_embd/n_head/2 Llama-3.1-style frequency factors */
+} synth_hparams;
+
+/* The presets: "tiny", "llama3.2-1b", "llama3-8b". NULL if the name is unknown. */
+const synth_hparams *synth_preset(const char *name);
+/* "tiny, llama3.2-1b, llama3-8b" (for usage messages). */
+const char *synth_preset_names(void);
+/* Number of weights (elements of all tensors) a model with these hyper-parameters has. */
+uint64_t synth_n_params(const synth_hparams *hp);
+
+typedef struct synth_options {
+    const char *preset;        /* preset name; ignored when hp is set */
+    const synth_hparams *hp;   /* custom hyper-parameters, or NULL to use `preset` */
+    uint32_t type;             /* GGML_TYPE_F32, F16, Q8_0 or Q4_0: type of every 2-D weight */
+    const char *path;          /* output file (replaced if it exists; removed again on failure) */
+    uint64_t seed;
+    /* Optional: called after each chunk of tensor data with the bytes written so far and the total. */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void *progress_user;
+} synth_options;
+
+/* Writes the model. Fails with VKLLM_ERR_INVALID_ARGUMENT for an unknown preset/type or inconsistent
+ * hyper-parameters, VKLLM_ERR_IO when the file cannot be written. */
+vkllm_status synth_write(const synth_options *o);
+
+#endif

@@ -1,0 +1,64 @@
+/* Internals shared by the tokenizer front end (host/tokenizer.c) and the per-algorithm encoders.
+ * Not part of the public interface: include host/tokenizer.h instead.
+ *
+ * How an algorithm plugs in (byte-level BPE, host/tokenizer_bpe.c, is the next one):
+ *   - tokenizer.c reads everything common (tokens, types, scores, special ids, the string -> id table,
+ *     the list of tokens matched verbatim) and then calls the algorithm's init for its kind; the init
+ *     reads what else it needs (e.g. tokenizer.ggml.merges), stores its state in t->impl / t->impl_free,
+ *     and sets t->encode_fragment;
+ *   - tokenizer_encode splits the input at special tokens (common code) and calls encode_fragment once per
+ *     stretch of ordinary text, in order;
+ *   - decoding is common, driven by the token types (a BPE tokenizer will add its byte-to-unicode
+ *     mapping as a `decode_piece` hook in the same way when it lands). */
+#ifndef VKLLM_TOKENIZER_IMPL_H
+#define VKLLM_TOKENIZER_IMPL_H
+
+#include "host/tokenizer.h"
+
+/* A growable array of token ids (the output of encoding). */
+typedef struct tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} tok_ids;
+vkllm_status tok_ids_push(tok_ids *ids, int32_t id);
+
+/* Encodes one stretch of text that contains no special token. after_special: it starts the text or
+ * follows a special token (SentencePiece then prepends a space when add_space_prefix is set). */
+typedef vkllm_status (*tok_encode_fragment_fn)(const tokenizer *t, const char *text, size_t len,
+                                               bool after_special, tok_ids *out);
+
+enum { TOK_FLAG_EOG = 1 };
+
+struct tokenizer {
+    tokenizer_kind kind;
+    int32_t n_vocab;
+    char *text;              /* every token string back to back */
+    size_t *text_off;        /* [n_vocab] */
+    uint32_t *text_len;      /* [n_vocab] */
+    float *scores;           /* [n_vocab]; 0 where the file has none */
+    uint8_t *type;           /* [n_vocab] token_type */
+    uint8_t *flags;          /* [n_vocab] TOK_FLAG_* */
+    uint8_t *byte_value;     /* [n_vocab] the byte of a TOKEN_TYPE_BYTE token */
+    int32_t byte_token[256]; /* id of <0xNN>, -1 if the vocab has none */
+    uint32_t max_len;        /* longest token string, bytes */
+    int32_t bos, eos, unk, pad, eot, eom;
+    bool add_bos, add_eos, add_space_prefix;
+
+    /* token string -> id: open addressing, power-of-two size, -1 = empty */
+    uint32_t hash_mask;
+    int32_t *hash_id;
+    uint32_t *hash_tag;
+
+    /* CONTROL, UNKNOWN and USER_DEFINED tokens with a non-empty string, longest first */
+    int32_t *special;
+    size_t n_special;
+
+    tok_encode_fragment_fn encode_fragment;
+    void *impl;
+    void (*impl_free)(void *impl);
+};
+
+/* Id of the token with string s[0..len), or -1. */
+int32_t tok_lookup(const tokenizer *t, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,700 @@
+/* SentencePiece tokenizer: llama.cpp's test vectors for the Llama 2 vocab, round trips, the streaming
+ * detokenizer, invalid UTF-8, metadata validation, and encode speed. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host/gguf.h"
+#include "host/tokenizer.h"
+#include "util.h"
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void print_escaped(FILE *out, const char *s, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\t')
+            fputs("\\t", out);
+        else if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            fprintf(out, "\\x%02X", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void print_ids(FILE *out, const char *label, const int32_t *ids, size_t n)
+{
+    fprintf(out, "  %s (%zu):", label, n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, " %d", ids[i]);
+    fputc('\n', out);
+}
+
+/* Encodes (no BOS/EOS, no special parsing) and decodes; checks the round trip and, through the stream,
+ * that streamed output equals decode's and every chunk of a valid UTF-8 text is itself valid. */
+static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check_chunks)
+{
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    vkllm_status st = tokenizer_encode(tok, s, n, false, false, &ids, &n_ids);
+    CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
+    if (st)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= tokenizer_n_vocab(tok))
+            ok = false;
+    CHECK(ok, "encode produced an id out of range");
+    char *text = NULL;
+    size_t len = 0;
+    st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK && (len != n || memcmp(text, s, n))) {
+        fprintf(stderr, "FAIL round trip:\n  in:  ");
+        print_escaped(stderr, s, n);
+        fprintf(stderr, "\n  out: ");
+        print_escaped(stderr, text, len);
+        fprintf(stderr, "\n");
+        print_ids(stderr, "ids", ids, n_ids);
+        test_failures++;
+        ok = false;
+    }
+    /* streaming */
+    tokenizer_stream *ts = NULL;
+    st = tokenizer_stream_create(tok, false, &ts);
+    CHECK(st == VKLLM_OK, "stream create failed: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        char *acc = malloc(n + 16);
+        size_t acc_n = 0;
+        bool chunks_ok = true, overflow = false;
+        for (size_t i = 0; i <= n_ids; i++) {
+            const char *piece;
+            size_t plen;
+            if (i < n_ids) {
+                st = tokenizer_stream_push(ts, ids[i], &piece, &plen);
+                CHECK(st == VKLLM_OK, "stream push failed: %s", vkr_last_error());
+            } else {
+                tokenizer_stream_flush(ts, &piece, &plen);
+            }
+            if (check_chunks && plen > 0) {
+                /* a chunk must not start with a continuation byte nor end inside a character */
+                unsigned char c0 = (unsigned char)piece[0];
+                if ((c0 & 0xC0) == 0x80)
+                    chunks_ok = false;
+                size_t k = plen;
+                size_t j = k;
+                while (j > 0 && ((unsigned char)piece[j - 1] & 0xC0) == 0x80)
+                    j--;
+                if (j > 0) {
+                    unsigned char lead = (unsigned char)piece[j - 1];
+                    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+                    if (k - (j - 1) != need)
+                        chunks_ok = false;
+                }
+            }
+            if (acc_n + plen > n + 16) {
+                overflow = true;
+                break;
+            }
+            memcpy(acc + acc_n, piece, plen);
+            acc_n += plen;
+        }
+        CHECK(!overflow && acc_n == len && (len == 0 || !memcmp(acc, text, len)),
+              "streamed text differs from decoded text (%zu vs %zu bytes)", acc_n, len);
+        CHECK(chunks_ok, "a streamed chunk splits a UTF-8 character");
+        if (!chunks_ok) {
+            fprintf(stderr, "  text: ");
+            print_escaped(stderr, s, n);
+            fprintf(stderr, "\n");
+        }
+        free(acc);
+        tokenizer_stream_free(ts);
+    }
+    free(text);
+    free(ids);
+    return ok;
+}
+
+static void test_vectors(const tokenizer *tok, const char *inp_path, const char *out_path)
+{
+    size_t inp_len, out_len;
+    char *inp = read_file(inp_path, &inp_len);
+    char *out = read_file(out_path, &out_len);
+    CHECK(inp && out, "cannot read %s / %s", inp_path, out_path);
+    if (!inp || !out) {
+        free(inp);
+        free(out);
+        return;
+    }
+    static const char SEP[] = "\n__ggml_vocab_test__\n";
+    const size_t sep_len = sizeof SEP - 1;
+    size_t n_vec = 0, n_ok = 0;
+    char *ip = inp, *op = out;
+    char *const iend = inp + inp_len, *const oend = out + out_len;
+    while (ip < iend) {
+        /* the next test string ends at the separator (strings may contain NUL-free arbitrary bytes) */
+        char *sep = NULL;
+        for (char *q = ip; q + sep_len <= iend; q++)
+            if (*q == '\n' && !memcmp(q, SEP, sep_len)) {
+                sep = q;
+                break;
+            }
+        if (!sep)
+            break;
+        size_t slen = (size_t)(sep - ip);
+        /* expected ids: one line */
+        char *eol = memchr(op, '\n', (size_t)(oend - op));
+        CHECK(eol != NULL, "%s: fewer lines than test strings", out_path);
+        if (!eol)
+            break;
+        int32_t want[4096];
+        size_t n_want = 0;
+        for (char *q = op; q < eol;) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q)
+                break;
+            if (n_want < sizeof want / sizeof want[0])
+                want[n_want++] = (int32_t)v;
+            q = end;
+        }
+        op = eol + 1;
+
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        vkllm_status st = tokenizer_encode(tok, ip, slen, false, false, &ids, &n_ids);
+        CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
+        bool same = st == VKLLM_OK && n_ids == n_want && (n_want == 0 || !memcmp(ids, want, n_want * sizeof *ids));
+        if (!same) {
+            fprintf(stderr, "FAIL vector %zu: ", n_vec);
+            print_escaped(stderr, ip, slen);
+            fprintf(stderr, "\n");
+            print_ids(stderr, "expected", want, n_want);
+            print_ids(stderr, "got     ", ids, n_ids);
+            test_failures++;
+        } else {
+            n_ok++;
+        }
+        free(ids);
+
+        /* with BOS: the same ids after the BOS */
+        st = tokenizer_encode(tok, ip, slen, true, false, &ids, &n_ids);
+        CHECK(st == VKLLM_OK && n_ids == n_want + 1 && ids[0] == tokenizer_bos(tok) &&
+                  (n_want == 0 || !memcmp(ids + 1, want, n_want * sizeof *ids)),
+              "vector %zu with add_special: expected BOS + the same ids", n_vec);
+        free(ids);
+
+        round_trip(tok, ip, slen, true);
+        n_vec++;
+        ip = sep + sep_len;
+    }
+    CHECK(op == oend, "%s: more lines than test strings", out_path);
+    CHECK(n_vec > 0, "no test vectors in %s", inp_path);
+    fprintf(stderr, "%s: %zu/%zu vectors match\n", inp_path, n_ok, n_vec);
+    free(inp);
+    free(out);
+}
+
+static void expect_ids(const tokenizer *tok, const char *s, bool add_special, bool parse_special,
+                       const int32_t *want, size_t n_want)
+{
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    vkllm_status st = tokenizer_encode(tok, s, strlen(s), add_special, parse_special, &ids, &n_ids);
+    CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK && (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids)))) {
+        fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
+        print_escaped(stderr, s, strlen(s));
+        fprintf(stderr, "\n");
+        print_ids(stderr, "expected", want, n_want);
+        print_ids(stderr, "got     ", ids, n_ids);
+        test_failures++;
+    }
+    free(ids);
+}
+
+static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bool special, const char *want)
+{
+    char *text = NULL;
+    size_t len = 0;
+    vkllm_status st = tokenizer_decode(tok, ids, n, special, &text, &len);
+    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
+        fprintf(stderr, "FAIL decode: expected ");
+        print_escaped(stderr, want, strlen(want));
+        fprintf(stderr, " got ");
+        print_escaped(stderr, text, len);
+        fprintf(stderr, "\n");
+        test_failures++;
+    }
+    free(text);
+}
+
+static void test_llama_spm_details(const tokenizer *tok)
+{
+    CHECK(tokenizer_get_kind(tok) == TOKENIZER_SPM, "kind");
+    CHECK(tokenizer_n_vocab(tok) == 32000, "n_vocab %d", tokenizer_n_vocab(tok));
+    CHECK(tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 2 && tokenizer_unk(tok) == 0 && tokenizer_pad(tok) == -1,
+          "special ids %d %d %d %d", tokenizer_bos(tok), tokenizer_eos(tok), tokenizer_unk(tok), tokenizer_pad(tok));
+    CHECK(tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "add_bos/add_eos");
+    CHECK(tokenizer_is_eog(tok, 2) && !tokenizer_is_eog(tok, 1) && !tokenizer_is_eog(tok, 15043) &&
+              !tokenizer_is_eog(tok, -1) && !tokenizer_is_eog(tok, 32000),
+          "is_eog");
+    CHECK(tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
+              tokenizer_token_type(tok, 3) == TOKEN_TYPE_BYTE && tokenizer_token_type(tok, 15043) == TOKEN_TYPE_NORMAL &&
+              tokenizer_token_type(tok, 32000) == -1,
+          "token types");
+    CHECK(tokenizer_find_token(tok, "\xE2\x96\x81Hello", 8) == 15043, "find ▁Hello");
+    CHECK(tokenizer_find_token(tok, "no-such-token-xyz", 17) == -1, "find missing");
+    size_t tl;
+    const char *tt = tokenizer_token_text(tok, 1, &tl);
+    CHECK(tt && tl == 3 && !memcmp(tt, "<s>", 3), "token text of BOS");
+    CHECK(tokenizer_token_text(tok, -5, &tl) == NULL, "token text out of range");
+
+    /* pieces */
+    char buf[64];
+    int32_t n = tokenizer_token_to_piece(tok, 15043, buf, sizeof buf);
+    CHECK(n == 6 && !memcmp(buf, " Hello", 6), "piece of ▁Hello: %d", n);
+    n = tokenizer_token_to_piece(tok, 3 + 0x41, buf, sizeof buf);
+    CHECK(n == 1 && buf[0] == 'A', "piece of <0x41>: %d", n);
+    n = tokenizer_token_to_piece(tok, 3 + 0xF0, buf, sizeof buf);
+    CHECK(n == 1 && (unsigned char)buf[0] == 0xF0, "piece of <0xF0>: %d", n);
+    n = tokenizer_token_to_piece(tok, 1, buf, sizeof buf);
+    CHECK(n == 0, "piece of BOS: %d", n);
+    n = tokenizer_token_to_piece(tok, 15043, buf, 3);
+    CHECK(n == -6, "piece into a small buffer: %d", n);
+    n = tokenizer_token_to_piece(tok, 32000, buf, sizeof buf);
+    CHECK(n == TOKENIZER_BAD_ID && vkr_last_error()[0], "piece of an id out of range: %d", n);
+    n = tokenizer_token_to_piece(tok, -1, buf, sizeof buf);
+    CHECK(n == TOKENIZER_BAD_ID, "piece of -1: %d", n);
+    CHECK(tokenizer_max_piece_len(tok) >= 16, "max piece len %zu", tokenizer_max_piece_len(tok));
+
+    /* special tokens */
+    expect_ids(tok, "Hello world", true, false, (const int32_t[]){1, 15043, 3186}, 3);
+    expect_ids(tok, "", true, false, (const int32_t[]){1}, 1);
+    expect_ids(tok, "", false, false, NULL, 0);
+    expect_ids(tok, "<s>Hello", false, true, (const int32_t[]){1, 15043}, 2);
+    expect_ids(tok, "Hello</s>", false, true, (const int32_t[]){15043, 2}, 2);
+    expect_ids(tok, "a<s>b", false, true, (const int32_t[]){263, 1, 289}, 3);
+    {
+        /* without parse_special "<s>" is text: no id 1 anywhere */
+        int32_t *ids;
+        size_t n_ids;
+        CHECK(tokenizer_encode(tok, "<s>Hello", 8, false, false, &ids, &n_ids) == VKLLM_OK, "encode");
+        bool has_bos = false;
+        for (size_t i = 0; i < n_ids; i++)
+            has_bos |= ids[i] == 1;
+        CHECK(!has_bos && n_ids > 2, "\"<s>\" parsed as BOS without parse_special");
+        free(ids);
+    }
+
+    /* decoding conventions */
+    expect_decode(tok, (const int32_t[]){1, 15043, 3186, 2}, 4, false, "Hello world");
+    expect_decode(tok, (const int32_t[]){1, 15043, 3186, 2}, 4, true, "<s>Hello world</s>");
+    expect_decode(tok, (const int32_t[]){15043, 1, 15043}, 3, true, "Hello<s>Hello");
+    expect_decode(tok, (const int32_t[]){29871, 15043}, 2, false, " Hello");
+    expect_decode(tok, NULL, 0, false, "");
+    /* incomplete UTF-8 at the end is passed through */
+    expect_decode(tok, (const int32_t[]){29871, 3 + 0xF0, 3 + 0x9F}, 3, false, "\xF0\x9F");
+
+    /* ids out of range */
+    char *text = NULL;
+    size_t len = 0;
+    vkllm_status st = tokenizer_decode(tok, (const int32_t[]){15043, 32000}, 2, false, &text, &len);
+    CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && text == NULL && vkr_last_error()[0], "decode of id 32000: %d", st);
+    st = tokenizer_decode(tok, (const int32_t[]){-1}, 1, false, &text, &len);
+    CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && text == NULL, "decode of id -1: %d", st);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    st = tokenizer_encode(tok, NULL, 3, false, false, &ids, &n_ids);
+    CHECK(st == VKLLM_ERR_INVALID_ARGUMENT, "encode of NULL text: %d", st);
+
+    /* streaming: UTF-8 held back across byte tokens, leading space, errors */
+    tokenizer_stream *ts = NULL;
+    st = tokenizer_stream_create(tok, false, &ts);
+    CHECK(st == VKLLM_OK, "stream create: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        const char *p;
+        size_t pl;
+        /* "▁" then 🚀 (F0 9F 9A 80) as four byte tokens */
+        const int32_t seq[] = {1, 29871, 3 + 0xF0, 3 + 0x9F, 3 + 0x9A, 3 + 0x80, 15043};
+        size_t lens[7];
+        char all[64];
+        size_t an = 0;
+        for (size_t i = 0; i < 7; i++) {
+            st = tokenizer_stream_push(ts, seq[i], &p, &pl);
+            CHECK(st == VKLLM_OK, "push %zu", i);
+            lens[i] = pl;
+            memcpy(all + an, p, pl);
+            an += pl;
+        }
+        CHECK(lens[0] == 0 && lens[1] == 0 && lens[2] == 0 && lens[3] == 0 && lens[4] == 0 && lens[5] == 4 &&
+                  lens[6] == 6,
+              "stream chunk lengths %zu %zu %zu %zu %zu %zu %zu", lens[0], lens[1], lens[2], lens[3], lens[4],
+              lens[5], lens[6]);
+        CHECK(an == 10 && !memcmp(all, "\xF0\x9F\x9A\x80 Hello", 10), "stream text");
+        st = tokenizer_stream_push(ts, 32000, &p, &pl);
+        CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && pl == 0, "stream push of an id out of range: %d", st);
+        /* held bytes that can never complete are released by the next piece or by flush */
+        tokenizer_stream_reset(ts, false);
+        st = tokenizer_stream_push(ts, 15043, &p, &pl);
+        CHECK(st == VKLLM_OK && pl == 6 && !memcmp(p, " Hello", 6), "continuing stream keeps the space");
+        st = tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
+        CHECK(st == VKLLM_OK && pl == 0, "lead byte held");
+        st = tokenizer_stream_push(ts, 3 + 0x41, &p, &pl);
+        CHECK(st == VKLLM_OK && pl == 2 && !memcmp(p, "\xE2" "A", 2), "invalid sequence released");
+        st = tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
+        st = tokenizer_stream_push(ts, 3 + 0x96, &p, &pl);
+        CHECK(st == VKLLM_OK && pl == 0, "two bytes held");
+        tokenizer_stream_flush(ts, &p, &pl);
+        CHECK(pl == 2 && !memcmp(p, "\xE2\x96", 2), "flush releases held bytes");
+        tokenizer_stream_flush(ts, &p, &pl);
+        CHECK(pl == 0, "second flush is empty");
+        tokenizer_stream_free(ts);
+    }
+}
+
+static void test_invalid_utf8(const tokenizer *tok, uint64_t seed)
+{
+    static const char *const cases[] = {
+        "\xFF", "\xC0\x80", "\x80", "\xE2\x96", "\xE2\x96 x", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+        "\xF0\x9F\x98", "a\xF0\x9F\x98 b", "\xC3", "\xC3\xA9\xC3", "  \xFE\xFF  ", "x \xE2\x96",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        round_trip(tok, cases[i], strlen(cases[i]), false);
+    /* NUL bytes */
+    round_trip(tok, "a\0b\0 \0", 6, false);
+    /* random bytes, biased towards UTF-8 lead/continuation bytes and spaces */
+    test_rng r;
+    rng_init(&r, seed);
+    char buf[64];
+    for (int it = 0; it < 2000; it++) {
+        size_t n = rng_u32(&r) % sizeof buf;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = rng_u32(&r) % 8;
+            buf[i] = k == 0 ? ' ' : k == 1 ? (char)(0x80 + rng_u32(&r) % 64) : k == 2 ? (char)(0xC0 + rng_u32(&r) % 64)
+                                                                            : (char)rng_u32(&r);
+        }
+        /* a literal U+2581 reads as a space (SentencePiece cannot tell them apart): keep it out */
+        for (size_t i = 0; i + 2 < n; i++)
+            if (!memcmp(buf + i, "\xE2\x96\x81", 3))
+                buf[i] = 'x';
+        if (!round_trip(tok, buf, n, false))
+            break;
+    }
+}
+
+static void test_speed(const tokenizer *tok, const char *inp_path)
+{
+    size_t inp_len;
+    char *inp = read_file(inp_path, &inp_len);
+    if (!inp)
+        return;
+    const size_t target = (size_t)1 << 20;
+    char *text = malloc(target);
+    size_t n = 0;
+    while (n < target) {
+        size_t k = inp_len < target - n ? inp_len : target - n;
+        memcpy(text + n, inp, k);
+        n += k;
+    }
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    double t0 = now_s();
+    vkllm_status st = tokenizer_encode(tok, text, n, true, false, &ids, &n_ids);
+    double t1 = now_s();
+    CHECK(st == VKLLM_OK, "encode 1 MiB: %s", vkr_last_error());
+    fprintf(stderr, "encode speed: %.2f MB/s (%zu bytes -> %zu tokens in %.1f ms)\n", (double)n / (t1 - t0) / 1e6, n,
+            n_ids, (t1 - t0) * 1e3);
+    char *back = NULL;
+    size_t back_len = 0;
+    t0 = now_s();
+    st = tokenizer_decode(tok, ids + 1, n_ids - 1, false, &back, &back_len);
+    t1 = now_s();
+    CHECK(st == VKLLM_OK && back_len == n && !memcmp(back, text, n), "1 MiB round trip");
+    fprintf(stderr, "decode speed: %.2f MB/s\n", (double)n / (t1 - t0) / 1e6);
+    free(back);
+    free(ids);
+    free(text);
+    free(inp);
+}
+
+static void test_stories(const char *path)
+{
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open(path, &f);
+    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
+    if (st)
+        return;
+    tokenizer *tok = NULL;
+    st = tokenizer_load(f, &tok);
+    gguf_close(f); /* the tokenizer owns its copies */
+    CHECK(st == VKLLM_OK, "load stories260K vocab: %s", vkr_last_error());
+    if (st)
+        return;
+    CHECK(tokenizer_n_vocab(tok) == 512, "stories n_vocab %d", tokenizer_n_vocab(tok));
+    CHECK(tokenizer_pad(tok) == -1, "padding id 0xFFFFFFFF means none: %d", tokenizer_pad(tok));
+    const char *s = "Once upon a time";
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    st = tokenizer_encode(tok, s, strlen(s), true, false, &ids, &n_ids);
+    CHECK(st == VKLLM_OK && n_ids >= 2 && ids[0] == 1, "encode with BOS");
+    if (st == VKLLM_OK) {
+        char *text = NULL;
+        size_t len = 0;
+        st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+        CHECK(st == VKLLM_OK && len == strlen(s) && !memcmp(text, s, len), "stories round trip: %s",
+              text ? text : "(null)");
+        fprintf(stderr, "stories260K \"%s\":", s);
+        for (size_t i = 0; i < n_ids; i++)
+            fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, "\n");
+        free(text);
+        /* no byte fallback needed for plain English with this vocab */
+        for (size_t i = 1; i < n_ids; i++)
+            CHECK(tokenizer_token_type(tok, ids[i]) == TOKEN_TYPE_NORMAL, "token %d is not normal", ids[i]);
+    }
+    free(ids);
+    round_trip(tok, "Once upon a time, there was a little girl named Lily.", 53, true);
+    round_trip(tok, "Ünïcödé ✓ 🚀 text not in a 512-token vocab", strlen("Ünïcödé ✓ 🚀 text not in a 512-token vocab"),
+               true);
+    tokenizer_free(tok);
+}
+
+/* ---- metadata validation on small synthetic vocabularies ---- */
+
+static const char *const MINI_TOKENS[] = {
+    "<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab", "<0x41>",
+};
+static const float MINI_SCORES[] = {0, 0, 0, -1, -2, -3, -4, -5, -6, 0};
+static const int32_t MINI_TYPES[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 6};
+#define MINI_N 10
+
+typedef struct vocab_spec {
+    const char *model;     /* NULL: no key */
+    int n_tokens;          /* -1: no key; -2: an i32 array instead of strings */
+    int n_scores;          /* -1: no key; -2: an i32 array */
+    int n_types;           /* -1: no key */
+    int32_t type5;         /* type written for token 5 */
+    int64_t bos;           /* -2: no key; else written as u32 */
+    bool add_bos_as_string;
+} vocab_spec;
+
+static vocab_spec mini_spec(void)
+{
+    vocab_spec v = {"llama", MINI_N, MINI_N, MINI_N, 1, 1, false};
+    return v;
+}
+
+static vkllm_status load_spec(const vocab_spec *v, tokenizer **tok)
+{
+    *tok = NULL;
+    char path[512];
+    const char *dir = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/test_tokenizer_spm_vocab.gguf", dir && *dir ? dir : "/tmp");
+    gguf_writer *w = NULL;
+    vkllm_status st = gguf_writer_open(path, &w);
+    CHECK(st == VKLLM_OK, "writer open %s: %s", path, vkr_last_error());
+    if (st)
+        return st;
+    int32_t ints[MINI_N];
+    for (int i = 0; i < MINI_N; i++)
+        ints[i] = i;
+    int32_t types[MINI_N];
+    memcpy(types, MINI_TYPES, sizeof types);
+    types[5] = v->type5;
+    if (v->model)
+        st = gguf_writer_kv_str(w, "tokenizer.ggml.model", v->model);
+    if (!st && v->n_tokens >= 0)
+        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", MINI_TOKENS, (uint64_t)v->n_tokens);
+    if (!st && v->n_tokens == -2)
+        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.tokens", ints, MINI_N);
+    if (!st && v->n_scores >= 0)
+        st = gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", MINI_SCORES, (uint64_t)v->n_scores);
+    if (!st && v->n_scores == -2)
+        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.scores", ints, MINI_N);
+    if (!st && v->n_types >= 0)
+        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)v->n_types);
+    if (!st && v->bos != -2)
+        st = gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+    if (!st && v->add_bos_as_string)
+        st = gguf_writer_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
+    vkllm_status st2 = gguf_writer_close(w);
+    CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
+    if (st || st2) {
+        remove(path);
+        return st ? st : st2;
+    }
+    gguf_file *f = NULL;
+    st = gguf_open(path, &f);
+    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
+    if (st == VKLLM_OK) {
+        vkr_clear_error();
+        st = tokenizer_load(f, tok);
+        gguf_close(f);
+    }
+    remove(path);
+    return st;
+}
+
+static void expect_load_error(const vocab_spec *v, vkllm_status want, const char *what)
+{
+    tokenizer *tok = NULL;
+    vkllm_status st = load_spec(v, &tok);
+    CHECK(st == want && tok == NULL && vkr_last_error()[0], "%s: expected status %d, got %d (%s)", what, want, st,
+          vkr_last_error());
+    if (st == want)
+        fprintf(stderr, "  %s -> %s\n", what, vkr_last_error());
+    tokenizer_free(tok);
+}
+
+static void test_metadata(void)
+{
+    vocab_spec v = mini_spec();
+    tokenizer *tok = NULL;
+    vkllm_status st = load_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "mini vocab: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        CHECK(tokenizer_n_vocab(tok) == MINI_N && tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 2 &&
+                  tokenizer_unk(tok) == 0,
+              "mini vocab ids");
+        /* ▁a (-4) first, twice, then ▁a+b = ▁ab (-6) */
+        expect_ids(tok, "ab a", true, false, (const int32_t[]){1, 8, 6}, 3);
+        /* z has no token and no byte token: unknown; A falls back to <0x41> */
+        expect_ids(tok, "zA", false, false, (const int32_t[]){3, 0, 9}, 3);
+        expect_decode(tok, (const int32_t[]){1, 8, 6, 2}, 4, false, "ab a");
+        tokenizer_free(tok);
+    }
+
+    v = mini_spec();
+    v.n_types = -1; /* types inferred: <0x41> is a byte token, bos/eos control, unk unknown */
+    st = load_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "vocab without token types: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        CHECK(tokenizer_token_type(tok, 9) == TOKEN_TYPE_BYTE && tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
+                  tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && tokenizer_token_type(tok, 4) == TOKEN_TYPE_NORMAL,
+              "inferred token types");
+        expect_ids(tok, "zA", false, false, (const int32_t[]){3, 0, 9}, 3);
+        tokenizer_free(tok);
+    }
+
+    v = mini_spec();
+    v.bos = 0xFFFFFFFFll; /* none */
+    st = load_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "vocab with bos = none: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        CHECK(tokenizer_bos(tok) == -1 && !tokenizer_adds_bos(tok), "bos none");
+        expect_ids(tok, "ab", true, false, (const int32_t[]){8}, 1);
+        tokenizer_free(tok);
+    }
+
+    v = mini_spec(); v.model = "gpt2";
+    expect_load_error(&v, VKLLM_ERR_UNSUPPORTED, "model gpt2");
+    v = mini_spec(); v.model = "bert";
+    expect_load_error(&v, VKLLM_ERR_UNSUPPORTED, "model bert");
+    v = mini_spec(); v.model = "\x01\xFF";
+    expect_load_error(&v, VKLLM_ERR_UNSUPPORTED, "model with binary name");
+    v = mini_spec(); v.model = NULL;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "no model");
+    v = mini_spec(); v.n_tokens = -1;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "no tokens");
+    v = mini_spec(); v.n_tokens = 0; v.n_scores = 0; v.n_types = 0; v.bos = -2;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "empty tokens");
+    v = mini_spec(); v.n_tokens = -2;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "tokens not strings");
+    v = mini_spec(); v.n_scores = MINI_N - 1;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "scores shorter than tokens");
+    v = mini_spec(); v.n_scores = -1;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "no scores");
+    v = mini_spec(); v.n_scores = -2;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "scores not float");
+    v = mini_spec(); v.n_types = MINI_N - 1;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "types shorter than tokens");
+    v = mini_spec(); v.type5 = 9;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "bad token type");
+    v = mini_spec(); v.bos = MINI_N;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "bos out of range");
+    v = mini_spec(); v.add_bos_as_string = true;
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "add_bos_token not a bool");
+
+    tok = NULL;
+    CHECK(tokenizer_load(NULL, &tok) == VKLLM_ERR_INVALID_ARGUMENT && tok == NULL, "load of NULL file");
+    tokenizer_free(NULL);
+    tokenizer_stream_free(NULL);
+}
+
+int main(void)
+{
+    uint64_t seed = test_seed();
+    test_metadata();
+
+    const char *stories = test_shared_path("models/stories260K.gguf");
+    if (stories) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s", stories);
+        test_stories(path);
+    }
+
+    const char *vp = test_shared_path("vocab/ggml-vocab-llama-spm.gguf");
+    if (!vp) {
+        fprintf(stderr, "skipped: shared vocab data not found\n");
+        test_finish("tokenizer_spm");
+        return test_failures ? 1 : TEST_SKIP;
+    }
+    char vocab_path[1024], inp_path[1100], out_path[1100];
+    snprintf(vocab_path, sizeof vocab_path, "%s", vp);
+    snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
+    snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
+
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open(vocab_path, &f);
+    CHECK(st == VKLLM_OK, "open %s: %s", vocab_path, vkr_last_error());
+    if (st)
+        return test_finish("tokenizer_spm");
+    tokenizer *tok = NULL;
+    st = tokenizer_load(f, &tok);
+    gguf_close(f);
+    CHECK(st == VKLLM_OK, "load %s: %s", vocab_path, vkr_last_error());
+    if (st)
+        return test_finish("tokenizer_spm");
+
+    test_vectors(tok, inp_path, out_path);
+    test_llama_spm_details(tok);
+    test_invalid_utf8(tok, seed);
+    test_speed(tok, inp_path);
+    tokenizer_free(tok);
+    return test_finish("tokenizer_spm");
+}

@@ -22,6 +22,8 @@
 #define POISON 0x7fc00000u
 #define GUARD_FLOATS 64u
 
+static double worst_err[GGML_TYPE_Q8_0 + 1];   /* by type, printed at the end */
+
 static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
 
 static uint64_t dev_align(const vkr_device *dev)
@@ -89,6 +91,8 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
           bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
     double err = rel_l2(y, yref, (size_t)M * N);
     CHECK(err < tolerance(type), "%s: relative L2 error %.3g over %.0e", label, err, tolerance(type));
+    if (err > worst_err[type])
+        worst_err[type] = err;
     uint32_t word;
     for (uint64_t i = 0; i < yoff / 4; i++) {
         memcpy(&word, &yall[i], 4);
@@ -200,6 +204,29 @@ static void lowered_limits(vkr_device *dev, test_rng *rng)
     *ft = saved;
 }
 
+/* The matvec reductions not taken by default on this device: the shared-memory fallback (as on a device
+ * without subgroup arithmetic), and a larger workgroup (as chosen for a device with wide subgroups). */
+static void reduction_variants(vkr_device *dev, test_rng *rng)
+{
+    vkr_features saved = dev->info.features;
+    static const struct { bool subgroups; uint32_t subgroup_size; } v[] = {{false, 0}, {false, 128}, {true, 128}};
+    char label[96];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        if (v[i].subgroups && !saved.subgroup_arithmetic)
+            continue;
+        dev->info.features.subgroup_arithmetic = v[i].subgroups;
+        if (v[i].subgroup_size)
+            dev->info.features.subgroup_size = v[i].subgroup_size;
+        for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+            snprintf(label, sizeof label, "%s wg-for-%u %s", v[i].subgroups ? "subgroup" : "shared-memory",
+                     dev->info.features.subgroup_size, ggml_type_name(TYPES[ti]));
+            run_case(dev, rng, TYPES[ti], 4096, 37, 1, label);
+            run_case(dev, rng, TYPES[ti], 96, 5, 1, label);
+        }
+        dev->info.features = saved;
+    }
+}
+
 /* A real F32 weight over 128 MiB (and over maxStorageBufferRange where that is 128 MiB): matvec and a
  * small matmul. The reference uses the floats directly (F32 encoding is the identity). */
 static void big_weight(vkr_device *dev, test_rng *rng)
@@ -309,19 +336,14 @@ int main(void)
 
     shapes(td.dev, &rng);
     lowered_limits(td.dev, &rng);
-    if (td.dev->info.features.subgroup_arithmetic) {
-        /* The shared-memory fallback reduction, as on a device without subgroup arithmetic. */
-        td.dev->info.features.subgroup_arithmetic = false;
-        char label[64];
-        for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
-            snprintf(label, sizeof label, "no-subgroup %s", ggml_type_name(TYPES[ti]));
-            run_case(td.dev, &rng, TYPES[ti], 4096, 37, 1, label);
-            run_case(td.dev, &rng, TYPES[ti], 96, 5, 1, label);
-        }
-        td.dev->info.features.subgroup_arithmetic = true;
-    }
+    reduction_variants(td.dev, &rng);
+    /* Over 256K blocks: host/tensor.c repacks and uploads quantized weights in several chunks. */
+    run_case(td.dev, &rng, GGML_TYPE_Q8_0, 4096, 2100, 1, "multi-chunk upload q8_0");
+    run_case(td.dev, &rng, GGML_TYPE_Q4_0, 4096, 2100, 2, "multi-chunk upload q4_0");
     big_weight(td.dev, &rng);
     bad_arguments(td.dev);
+    fprintf(stderr, "worst relative L2 error: f32 %.2g, f16 %.2g, q8_0 %.2g, q4_0 %.2g\n", worst_err[GGML_TYPE_F32],
+            worst_err[GGML_TYPE_F16], worst_err[GGML_TYPE_Q8_0], worst_err[GGML_TYPE_Q4_0]);
 
     test_device_close(&td);
     if (test_failures)

@@ -1,0 +1,45 @@
+/* Synthetic Llama models of every weight type (and the tied-embedding + rope_freqs variant Llama 3.2
+ * uses): GPU logits match the CPU reference, which dequantizes the same blocks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "forward_check.h"
+#include "host/quant.h"
+#include "host/synth.h"
+#include "util.h"
+
+static void run_case(const char *label, const synth_hparams *hp, uint32_t type, uint64_t seed, double tol)
+{
+    char path[512];
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
+             (int)getpid());
+    synth_options o = {.hp = hp, .type = type, .path = path, .seed = seed};
+    vkllm_status st = synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
+    if (st == VKLLM_OK)
+        forward_check(path, seed, 21, 6, 8, tol);
+    remove(path);
+}
+
+int main(void)
+{
+    uint64_t seed = test_seed();
+    const synth_hparams *tiny = synth_preset("tiny");
+    CHECK(tiny != NULL, "no tiny preset");
+    if (!tiny)
+        return test_finish("forward_synth");
+    /* Both sides use identical dequantized weights; quantized types differ from F32 only in the GPU's
+     * dot-product order over blocks, so one tolerance serves all: 1e-3 relative (f16 K/V rounding can
+     * flip on a last-bit difference, which moves logits by ~1e-4). */
+    const uint32_t types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        run_case("tiny", tiny, types[i], seed + i, 1e-3);
+    synth_hparams tied = *tiny;
+    tied.tied_embeddings = true;
+    tied.rope_freqs = true;
+    tied.rope_theta = 500000.0f;
+    run_case("tied-rope-freqs", &tied, GGML_TYPE_Q4_0, seed + 10, 1e-3);
+    return test_finish("forward_synth");
+}

@@ -1,0 +1,111 @@
+/* `vkllm perplexity` on stories260K agrees with a perplexity computed from the CPU reference forward pass
+ * over the same windows (BOS first, second half of each window scored). */
+#include <math.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/gguf.h"
+#include "host/tokenizer.h"
+#include "ref/ref_llama.h"
+#include "util.h"
+
+static const char *text =
+    "Once upon a time, there was a little boy named Tim. Tim had a big red ball. He liked to play with his ball "
+    "in the park every day. One day, Tim saw a girl named Sue. Sue was sad because she did not have a ball. "
+    "Tim wanted to help Sue, so he gave her his ball. Sue was very happy and said, \"Thank you, Tim!\" They "
+    "played together all day long. The sun was warm and the sky was blue. When it was time to go home, Sue "
+    "gave the ball back to Tim. They were best friends from that day on. The next morning, Tim and Sue met at "
+    "the park again. They saw a small dog under a tree. The dog was lost and hungry. Tim shared his bread with "
+    "the dog, and Sue gave it some water. The dog wagged its tail and licked their hands.\n";
+
+static double window_nll(ref_llama *ref, const int32_t *window, uint32_t n_ctx, int32_t bos, size_t *count)
+{
+    uint32_t n_vocab = ref_llama_n_vocab(ref);
+    int32_t *tokens = malloc(n_ctx * sizeof *tokens);
+    float *logits = malloc((size_t)n_ctx * n_vocab * sizeof *logits);
+    memcpy(tokens, window, n_ctx * sizeof *tokens);
+    tokens[0] = bos;
+    double total = 0;
+    if (ref_llama_forward(ref, tokens, n_ctx, 0, logits) == VKLLM_OK) {
+        for (uint32_t j = n_ctx / 2; j + 1 < n_ctx; j++) {
+            const float *l = logits + (size_t)j * n_vocab;
+            double mx = l[0], sum = 0;
+            for (uint32_t v = 1; v < n_vocab; v++)
+                mx = l[v] > mx ? l[v] : mx;
+            for (uint32_t v = 0; v < n_vocab; v++)
+                sum += exp(l[v] - mx);
+            total += log(sum) - (l[window[j + 1]] - mx);
+            (*count)++;
+        }
+    } else {
+        CHECK(0, "ref forward: %s", vkr_last_error());
+    }
+    free(tokens);
+    free(logits);
+    return total;
+}
+
+int main(void)
+{
+    const char *model = test_shared_path("models/stories260K.gguf");
+    if (!model) {
+        fprintf(stderr, "SKIP: ../shared/models/stories260K.gguf not found\n");
+        return TEST_SKIP;
+    }
+    char model_path[4096];
+    snprintf(model_path, sizeof model_path, "%s", model);
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    char text_path[4096];
+    snprintf(text_path, sizeof text_path, "%s/perplexity-%d.txt", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    FILE *f = fopen(text_path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "FAIL: cannot write %s\n", text_path);
+        return 1;
+    }
+
+    /* CPU reference. */
+    const uint32_t n_ctx = 64;
+    gguf_file *g;
+    tokenizer *tok;
+    ref_llama *ref;
+    if (gguf_open(model_path, &g) != VKLLM_OK || tokenizer_load(g, &tok) != VKLLM_OK || ref_llama_load(g, &ref) != VKLLM_OK) {
+        fprintf(stderr, "FAIL: loading %s: %s\n", model_path, vkr_last_error());
+        return 1;
+    }
+    int32_t *ids;
+    size_t n_ids;
+    CHECK(tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids) == VKLLM_OK, "encode");
+    CHECK(n_ids >= 2 * n_ctx, "the text is too short: %zu tokens", n_ids);
+    double total = 0;
+    size_t count = 0;
+    for (size_t c = 0; c < n_ids / n_ctx; c++)
+        total += window_nll(ref, ids + c * n_ctx, n_ctx, tokenizer_bos(tok), &count);
+    double ref_ppl = exp(total / count);
+
+    /* The command. */
+    char cmd[12000];
+    snprintf(cmd, sizeof cmd, "'%s' perplexity -m '%s' -f '%s' -c %u -b 24 2>&1", getenv("VKLLM_BIN"), model_path,
+             text_path, n_ctx);
+    FILE *p = popen(cmd, "r");
+    double ppl = -1;
+    char line[4096];
+    while (p && fgets(line, sizeof line, p)) {
+        if (!strncmp(line, "PPL = ", 6))
+            ppl = strtod(line + 6, NULL);
+        else
+            fputs(line, stderr);
+    }
+    int rc = p ? pclose(p) : -1;
+    CHECK(rc == 0, "vkllm perplexity exited with %d", rc);
+    fprintf(stderr, "PPL: vkllm %.6f, CPU reference %.6f over %zu scored tokens\n", ppl, ref_ppl, count);
+    CHECK(ppl > 1 && fabs(ppl - ref_ppl) / ref_ppl < 1e-3, "perplexity %.6f differs from the reference %.6f", ppl,
+          ref_ppl);
+
+    free(ids);
+    tokenizer_free(tok);
+    ref_llama_free(ref);
+    gguf_close(g);
+    remove(text_path);
+    return test_finish("perplexity");
+}

@@ -38,7 +38,8 @@ typedef struct gguf_file gguf_file;
 
 /* Opens and validates the whole file: header, every key/value, every tensor info (dims, overflow,
  * alignment, data inside the file). Tensors of a type we cannot size are kept (nbytes 0, data NULL) so
- * that `info` can list them; users that need the data report them as unsupported. */
+ * that `info` can list them; users that need the data report them as unsupported. Error messages start
+ * with the path ("model.gguf: tensor blk.3.attn_q.weight: data extends past end of file"). */
 vkllm_status gguf_open(const char *path, gguf_file **out);
 /* Same from a memory buffer (not copied; must outlive the file object). For fuzzing and tests. */
 vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out);

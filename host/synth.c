@@ -300,6 +300,7 @@ static vkllm_status vocab_build(vocab *v, uint32_t n_vocab, uint64_t seed)
     v->set_mask = cap - 1;
     if (!v->arena || !v->tok || !v->score || !v->ttype || !v->set) {
         vocab_free(v);
+        memset(v, 0, sizeof *v);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "synth: out of host memory for a %u-token vocabulary", n_vocab);
     }
     static const char *const WS = "\xe2\x96\x81";   /* U+2581, SentencePiece's word-start mark */

@@ -12,8 +12,8 @@
 #define VKT_REGION_ALIGN 256u
 /* Extra bytes at the end of the buffer so that 16-byte loads of the last unit stay inside it. */
 #define VKT_TAIL_PAD 16u
-/* Blocks repacked per upload call (Q8_0: 2 MiB of quants + 128 KiB of scales). */
-#define VKT_CHUNK_BLOCKS (64u * 1024u)
+/* Blocks repacked per upload call (Q8_0: 8 MiB of quants + 512 KiB of scales). */
+#define VKT_CHUNK_BLOCKS (256u * 1024u)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -104,11 +104,9 @@ vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint
         st = vkr_buffer_fill(dev, t.buffer, qs_total & ~3ull, d_offset - (qs_total & ~3ull), 0);
     if (st == VKLLM_OK)
         st = vkr_buffer_fill(dev, t.buffer, data_end & ~3ull, size - (data_end & ~3ull), 0);
-    if (st != VKLLM_OK)
-        ;
-    else if (block == 1)
+    if (st == VKLLM_OK && block == 1)
         st = vkr_buffer_upload(dev, t.buffer, 0, gguf_data, (size_t)qs_total);
-    else
+    else if (st == VKLLM_OK)
         st = upload_repacked(dev, &t, gguf_data, qs_total / qs_bytes, block_bytes, qs_bytes);
     if (st != VKLLM_OK) {
         vkr_buffer_destroy(dev, t.buffer);

@@ -73,8 +73,9 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
     vkr_buffer *pb = opt_buffer(dev, (size_t)n_rows * 4);
     vkr_graph *g = NULL;
     vk_attention_params p = {n_rows, n_kv_heads, n_kv_heads, head_dim, n_ctx, 1.0f};
-    if (kb && vb && kcb && vcb && pb && opt_upload(dev, kb, act_off, k, act * 4) && opt_upload(dev, vb, 0, v, act * 4) &&
-        opt_upload(dev, pb, 0, pos, (size_t)n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+    if (kb && vb && kcb && vcb && pb && opt_upload(dev, kb, act_off, k, act * 4) &&
+        opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, (size_t)n_rows * 4) &&
+        vkr_graph_create(dev, &g) == VKLLM_OK) {
         vkllm_status st = op_kv_store(g, vk_view_of(kb, act_off), vk_view_of(vb, 0), vk_view_of(kcb, cache_off),
                                       vk_view_of(vcb, 0), vk_view_of(pb, 0), &p);
         CHECK(st == VKLLM_OK, "op_kv_store: %s", vkr_last_error());
@@ -105,7 +106,8 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
             CHECK(bad == 0, "kv_store %u heads x %u, n_ctx %u, %u rows: %zu halves wrong (%zu off by 1 ulp)",
                   n_kv_heads, head_dim, n_ctx, n_rows, bad, inexact);
             if (verbose())
-                fprintf(stderr, "kv_store %ux%u n_ctx %u: %zu halves 1 ulp off\n", n_kv_heads, head_dim, n_ctx, inexact);
+                fprintf(stderr, "kv_store %ux%u n_ctx %u: %zu halves 1 ulp off\n", n_kv_heads, head_dim, n_ctx,
+                        inexact);
             size_t outside = opt_count_outside(dev, kcb, cache_off, cache * 2);
             CHECK(outside == 0, "kv_store: %zu words written outside the k cache", outside);
         }
@@ -223,7 +225,8 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
         kc[i] = vc[i] = F16_NAN;      /* not yet written */
 
     vkr_buffer *qb = opt_buffer(dev, (size_t)n_prompt * q_dim * 4), *ob = opt_buffer(dev, (size_t)n_prompt * q_dim * 4);
-    vkr_buffer *kb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4), *vb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4);
+    vkr_buffer *kb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4);
+    vkr_buffer *vb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4);
     vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
     vkr_buffer *pb = opt_buffer(dev, (size_t)n_prompt * 4);
     vkr_graph *gp = NULL, *gd = NULL;
@@ -254,7 +257,8 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
         rng_fill(rng, v, (size_t)rows * kv_dim, -1.5f, 1.5f);
         ref_kv_store(k, v, kc, vc, pos, rows, kv_dim, n_ctx);
         ref_attention(q, kc, vc, pos, ref, rows, n_heads, n_kv_heads, head_dim, n_ctx, scale);
-        if (!opt_upload(dev, qb, 0, q, (size_t)rows * q_dim * 4) || !opt_upload(dev, kb, 0, k, (size_t)rows * kv_dim * 4) ||
+        if (!opt_upload(dev, qb, 0, q, (size_t)rows * q_dim * 4) ||
+            !opt_upload(dev, kb, 0, k, (size_t)rows * kv_dim * 4) ||
             !opt_upload(dev, vb, 0, v, (size_t)rows * kv_dim * 4) || !opt_upload(dev, pb, 0, pos, (size_t)rows * 4) ||
             !opt_poison(dev, ob))
             break;

@@ -35,8 +35,8 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     if (alias)
         o_off = alias == 1 ? a_off : b_off;
     vkr_graph *g = NULL;
-    if (ab && bb && ob && opt_upload(dev, ab, a_off, a, (size_t)n * 4) && opt_upload(dev, bb, b_off, b, (size_t)n * 4) &&
-        vkr_graph_create(dev, &g) == VKLLM_OK) {
+    if (ab && bb && ob && opt_upload(dev, ab, a_off, a, (size_t)n * 4) &&
+        opt_upload(dev, bb, b_off, b, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_view av = vk_view_of(ab, a_off), bv = vk_view_of(bb, b_off), ov = vk_view_of(ob, o_off);
         vkllm_status st = op == OP_ADD ? op_add(g, av, bv, ov, n) : op_silu_mul(g, av, bv, ov, n);
         CHECK(st == VKLLM_OK, "op_%s: %s", name, vkr_last_error());
@@ -52,8 +52,9 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
                 CHECK(bad == 0, "add n=%u offs %zu/%zu/%zu alias %d: %zu elements differ", n, a_off, b_off, o_off,
                       alias, bad);
             } else {
-                CHECK(e < 1e-5 && nf < 0, "silu_mul n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld", n,
-                      a_off, b_off, o_off, alias, e, nf);
+                CHECK(e < 1e-5 && nf < 0,
+                      "silu_mul n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld", n, a_off,
+                      b_off, o_off, alias, e, nf);
                 if (!(e < 1e-5))
                     opt_report_mismatches("out", got, ref, n, 1e-6, 1e-4);
             }

@@ -42,7 +42,8 @@ static void run_case(vkr_device *dev, test_rng *rng, const sm_case *c, size_t x_
             double e = rel_l2(got, ref, n);
             if (getenv("VKLLM_TEST_VERBOSE"))
                 fprintf(stderr, "softmax %ux%u: rel L2 %.3g\n", c->n_rows, c->n_cols, e);
-            CHECK(e < 1e-5, "softmax %ux%u scale %g causal %d offset %u offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)",
+            CHECK(e < 1e-5,
+                  "softmax %ux%u scale %g causal %d offset %u offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)",
                   c->n_rows, c->n_cols, (double)c->scale, c->causal, c->offset, x_off, o_off,
                   in_place ? " in place" : "", e, first_nonfinite(got, n));
             if (e >= 1e-5)

@@ -6,6 +6,10 @@
 #include <string.h>
 
 #define SAMPLER_MAX_HISTORY (1 << 20)
+#define TOP_K_HEAP_MAX 4096       /* top-k up to this size: one pass with a heap, else quickselect */
+#define TOP_P_SORT_MAX 2048       /* top-p over up to this many candidates: sort them all */
+#define TOP_P_BUCKETS 1024        /* else a histogram of logits over [max - TOP_P_RANGE, max] (last: the rest) */
+#define TOP_P_RANGE 24.0f
 
 typedef struct cand {
     float logit;
@@ -21,6 +25,7 @@ struct sampler {
     int32_t *hist;       /* ring of the last repeat_last_n accepted tokens */
     int32_t hist_n, hist_pos;
     uint64_t rng[4];     /* xoshiro256** */
+    double mass[TOP_P_BUCKETS]; /* top-p histogram */
 };
 
 sampler_params sampler_default_params(void)
@@ -189,12 +194,95 @@ static void select_top(cand *c, size_t n, size_t k)
     qsort(c + lo, hi - lo, sizeof *c, cand_cmp);
 }
 
-/* Sorts the first m of c[0..n) into cand order (the m best, best first). */
-static void sort_top(cand *c, size_t n, size_t m)
+/* c[0..k) = the k best of logits[0..n) (in no particular order), k < n: a heap of the k best so far, whose
+ * root is the worst of them; one pass over the logits. */
+static void heap_select(cand *c, const float *logits, size_t n, size_t k)
 {
-    if (m < n)
-        select_top(c, n, m);
-    qsort(c, m, sizeof *c, cand_cmp);
+    for (size_t i = 0; i < k; i++) {
+        /* insert, sifting up (the parent must not be before the child) */
+        cand x = {isnan(logits[i]) ? -INFINITY : logits[i], (int32_t)i};
+        size_t j = i;
+        while (j > 0 && cand_before(&c[(j - 1) / 2], &x)) {
+            c[j] = c[(j - 1) / 2];
+            j = (j - 1) / 2;
+        }
+        c[j] = x;
+    }
+    for (size_t i = k; i < n; i++) {
+        cand x = {isnan(logits[i]) ? -INFINITY : logits[i], (int32_t)i};
+        if (!cand_before(&x, &c[0]))
+            continue;
+        size_t j = 0;
+        for (;;) {
+            size_t ch = 2 * j + 1;
+            if (ch >= k)
+                break;
+            if (ch + 1 < k && cand_before(&c[ch], &c[ch + 1]))
+                ch++; /* the worse child */
+            if (!cand_before(&x, &c[ch]))
+                break;
+            c[j] = c[ch];
+            j = ch;
+        }
+        c[j] = x;
+    }
+}
+
+static inline size_t top_p_bucket(float logit, float max_l)
+{
+    float d = (max_l - logit) * ((float)(TOP_P_BUCKETS - 1) / TOP_P_RANGE);
+    return d < (float)(TOP_P_BUCKETS - 1) ? (size_t)d : TOP_P_BUCKETS - 1; /* -inf, NaN-free: d >= 0 */
+}
+
+/* Top-p over c[0..n): moves the kept candidates to the front and returns how many. */
+static size_t top_p_filter(sampler *s, cand *c, size_t n, float max_l, float top_p)
+{
+    if (n <= TOP_P_SORT_MAX) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += exp((double)c[i].logit - max_l);
+        const double target = (double)top_p * sum;
+        qsort(c, n, sizeof *c, cand_cmp);
+        double cum = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            cum += exp((double)c[i].logit - max_l);
+            if (cum >= target)
+                return i + 1;
+        }
+        return n; /* rounding: keep everything */
+    }
+    /* Buckets of logits, in order: every logit in bucket b is above every logit in bucket b+1. Whole buckets
+     * are kept while their mass is below the target; the bucket that crosses it is sorted. */
+    double *mass = s->mass;
+    memset(mass, 0, sizeof s->mass);
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double w = expf(c[i].logit - max_l);
+        mass[top_p_bucket(c[i].logit, max_l)] += w;
+        sum += w;
+    }
+    const double target = (double)top_p * sum;
+    double before = 0.0;
+    size_t edge = 0;
+    while (edge < TOP_P_BUCKETS - 1 && before + mass[edge] < target)
+        before += mass[edge++];
+    /* [0, k1): buckets before the edge; [k1, k2): the edge bucket */
+    size_t k1 = 0;
+    for (size_t i = 0; i < n; i++)
+        if (top_p_bucket(c[i].logit, max_l) < edge)
+            cand_swap(&c[i], &c[k1++]);
+    size_t k2 = k1;
+    for (size_t i = k1; i < n; i++)
+        if (top_p_bucket(c[i].logit, max_l) == edge)
+            cand_swap(&c[i], &c[k2++]);
+    qsort(c + k1, k2 - k1, sizeof *c, cand_cmp);
+    double cum = before;
+    for (size_t i = k1; i < k2; i++) {
+        cum += exp((double)c[i].logit - max_l);
+        if (cum >= target)
+            return i + 1;
+    }
+    return k2;
 }
 
 static void apply_penalty(sampler *s, float *logits)
@@ -238,45 +326,27 @@ int32_t sampler_sample(sampler *s, float *logits)
 
     size_t n = (size_t)s->n_vocab;
     cand *c = s->c;
-    for (size_t i = 0; i < n; i++) {
-        c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
-        c[i].id = (int32_t)i;
-    }
     const float max_l = best_l;
 
     /* top-k */
-    if (s->p.top_k > 0 && (size_t)s->p.top_k < n) {
-        select_top(c, n, (size_t)s->p.top_k);
-        n = (size_t)s->p.top_k;
+    size_t k = s->p.top_k > 0 ? (size_t)s->p.top_k : n;
+    if (k < n && k <= TOP_K_HEAP_MAX) {
+        heap_select(c, logits, n, k);
+        n = k;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
+            c[i].id = (int32_t)i;
+        }
+        if (k < n) {
+            select_top(c, n, k);
+            n = k;
+        }
     }
 
     /* top-p over the probabilities at temperature 1 */
-    if (s->p.top_p < 1.0f && n > 1) {
-        double sum = 0.0;
-        for (size_t i = 0; i < n; i++)
-            sum += exp((double)c[i].logit - max_l);
-        const double target = (double)s->p.top_p * sum;
-        size_t m = n < 64 ? n : 64;
-        for (;;) {
-            sort_top(c, n, m);
-            double cum = 0.0;
-            size_t keep = 0;
-            for (size_t i = 0; i < m; i++) {
-                cum += exp((double)c[i].logit - max_l);
-                if (cum >= target) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            if (keep > 0) {
-                n = keep;
-                break;
-            }
-            if (m == n)
-                break; /* rounding: keep everything */
-            m = m * 8 < n ? m * 8 : n;
-        }
-    }
+    if (s->p.top_p < 1.0f && n > 1)
+        n = top_p_filter(s, c, n, max_l, s->p.top_p);
 
     /* min-p: p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p) */
     if (s->p.min_p > 0.0f && n > 1) {
@@ -288,23 +358,26 @@ int32_t sampler_sample(sampler *s, float *logits)
         n = j;
     }
 
-    /* temperature, softmax, draw */
+    /* temperature, softmax, draw (the weights replace the logits) */
     const double inv_t = 1.0 / (double)s->p.temperature;
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++)
-        sum += exp(((double)c[i].logit - max_l) * inv_t);
+    for (size_t i = 0; i < n; i++) {
+        float w = (float)exp(((double)c[i].logit - max_l) * inv_t);
+        c[i].logit = w;
+        sum += w;
+    }
     if (!(sum > 0.0) || !isfinite(sum))
         return best;
     const double r = rng_uniform01(s) * sum;
     double cum = 0.0;
     for (size_t i = 0; i < n; i++) {
-        cum += exp(((double)c[i].logit - max_l) * inv_t);
+        cum += c[i].logit;
         if (r < cum)
             return c[i].id;
     }
     /* rounding left r at the very end: the last candidate with non-zero weight */
     for (size_t i = n; i-- > 0;)
-        if (exp(((double)c[i].logit - max_l) * inv_t) > 0.0)
+        if (c[i].logit > 0.0f)
             return c[i].id;
     return best;
 }

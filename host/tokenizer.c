@@ -117,10 +117,10 @@ static size_t utf8_char_len(const unsigned char *s, size_t n)
 /* Writes a printable rendering of an untrusted string (for messages). */
 static void sanitize(char *dst, size_t cap, const char *s, size_t len)
 {
-    size_t j = 0;
-    for (size_t i = 0; i < len && j + 4 < cap; i++)
+    size_t i = 0, j = 0;
+    for (; i < len && j + 4 < cap; i++)
         dst[j++] = (s[i] >= 0x20 && s[i] < 0x7F) ? s[i] : '?';
-    if (len > 0 && j + 4 >= cap && j + 3 < cap) {
+    if (i < len && j + 3 < cap) {
         dst[j++] = '.';
         dst[j++] = '.';
         dst[j++] = '.';
@@ -576,15 +576,41 @@ static void spm_state_free(void *p)
     free(ss);
 }
 
+/* Adds key to the set, doubling it when half full. */
+static vkllm_status spm_pair_add(spm_state *ss, size_t *count, uint64_t key)
+{
+    if (*count * 2 >= (size_t)ss->mask + 1) {
+        size_t cap = ((size_t)ss->mask + 1) * 2;
+        uint64_t *pairs = malloc(cap * sizeof *pairs);
+        if (!pairs)
+            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        memset(pairs, 0xFF, cap * sizeof *pairs);
+        uint32_t mask = (uint32_t)(cap - 1);
+        for (size_t i = 0; i <= ss->mask; i++) {
+            if (ss->pairs[i] == SPM_NO_PAIR)
+                continue;
+            uint32_t j = pair_slot(ss->pairs[i], mask);
+            while (pairs[j] != SPM_NO_PAIR)
+                j = (j + 1) & mask;
+            pairs[j] = ss->pairs[i];
+        }
+        free(ss->pairs);
+        ss->pairs = pairs;
+        ss->mask = mask;
+    }
+    uint32_t i = pair_slot(key, ss->mask);
+    while (ss->pairs[i] != SPM_NO_PAIR && ss->pairs[i] != key)
+        i = (i + 1) & ss->mask;
+    if (ss->pairs[i] == SPM_NO_PAIR) {
+        ss->pairs[i] = key;
+        (*count)++;
+    }
+    return VKLLM_OK;
+}
+
 static vkllm_status spm_init(tokenizer *t)
 {
-    /* upper bound on the number of pairs: characters in all tokens */
-    size_t n_pairs = 0;
-    for (int32_t i = 0; i < t->n_vocab; i++)
-        n_pairs += t->text_len[i];
-    size_t cap = 16;
-    while (cap < n_pairs * 2)
-        cap *= 2;
+    const size_t cap = 1024;
     spm_state *ss = calloc(1, sizeof *ss);
     if (ss)
         ss->pairs = malloc(cap * sizeof *ss->pairs);
@@ -594,6 +620,7 @@ static vkllm_status spm_init(tokenizer *t)
     }
     memset(ss->pairs, 0xFF, cap * sizeof *ss->pairs);
     ss->mask = (uint32_t)(cap - 1);
+    size_t count = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const unsigned char *s = (const unsigned char *)t->text + t->text_off[id];
         size_t n = t->text_len[id];
@@ -602,11 +629,11 @@ static vkllm_status spm_init(tokenizer *t)
             size_t cl = utf8_char_len(s + off, n - off);
             uint32_t c = pack_char(s + off, cl);
             if (off > 0) {
-                uint64_t key = (uint64_t)prev | ((uint64_t)c << 32);
-                uint32_t i = pair_slot(key, ss->mask);
-                while (ss->pairs[i] != SPM_NO_PAIR && ss->pairs[i] != key)
-                    i = (i + 1) & ss->mask;
-                ss->pairs[i] = key;
+                vkllm_status st = spm_pair_add(ss, &count, (uint64_t)prev | ((uint64_t)c << 32));
+                if (st) {
+                    spm_state_free(ss);
+                    return st;
+                }
             }
             prev = c;
             off += cl;
@@ -1018,7 +1045,7 @@ static size_t render_piece(const tokenizer *t, int32_t id, bool special, char *o
 static size_t decode_step(const tokenizer *t, int32_t id, bool special, bool *strip, char *out)
 {
     uint8_t type = t->type[id];
-    if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_UNKNOWN) {
+    if (type == TOKEN_TYPE_CONTROL) {
         *strip = t->add_space_prefix;
         return render_piece(t, id, special, out);
     }

@@ -85,9 +85,11 @@ size_t tokenizer_max_piece_len(const tokenizer *t);
 
 /* Decodes a whole sequence into a malloc'ed NUL-terminated string (*len excludes the NUL): pieces
  * concatenated, with the space that the encoder prepends (add_space_prefix) dropped from the first
- * piece of the text and from the first piece after a control token. special: control/unknown tokens are
- * written as their text ("<s>") instead of nothing. VKLLM_ERR_INVALID_ARGUMENT for an id out of range.
- * decode(encode(s, add_special, parse_special=false)) == s for every byte string s. */
+ * text piece and from the first text piece after a control token (the encoder adds it after special
+ * tokens too). special: control/unknown tokens are written as their text ("<s>") instead of nothing.
+ * VKLLM_ERR_INVALID_ARGUMENT for an id out of range.
+ * decode(encode(s, add_special, parse_special=false)) == s for every byte string s that does not contain
+ * U+2581 "▁" itself (SentencePiece reads it as a space) and that the vocabulary can spell (byte fallback). */
 vkllm_status tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, bool special, char **text,
                               size_t *len);
 

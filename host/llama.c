@@ -83,7 +83,8 @@ typedef struct loader {
     uint64_t done, total;
 } loader;
 
-static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
+/* Finds a tensor and checks its type and shape: [ne0, ne1] (ne1 == 0: a vector of ne0). */
+static vkllm_status find_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, const gguf_tensor **out)
 {
     const gguf_tensor *t = gguf_find_tensor(ld->f, name);
     if (!t)
@@ -98,12 +99,66 @@ static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint
                          (unsigned long long)t->ne[3], (unsigned long long)ne0, (unsigned long long)want_ne1);
     if (!t->data)
         return vkr_error(VKLLM_ERR_FORMAT, "tensor %s has no data", name);
-    vkllm_status st = vk_tensor_upload(ld->dev, t->type, ne0, want_ne1, t->data, out);
-    if (st != VKLLM_OK)
-        return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
-    ld->done += t->nbytes;
+    *out = t;
+    return VKLLM_OK;
+}
+
+static void advance(loader *ld, uint64_t bytes)
+{
+    ld->done += bytes;
     if (ld->progress)
         ld->progress(ld->done, ld->total, ld->user);
+}
+
+static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
+{
+    const gguf_tensor *t;
+    vkllm_status st = find_tensor(ld, name, ne0, ne1, &t);
+    if (st == VKLLM_OK)
+        st = vk_tensor_upload(ld->dev, t->type, ne0, t->ne[1], t->data, out);
+    if (st != VKLLM_OK)
+        return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
+    advance(ld, t->nbytes);
+    return VKLLM_OK;
+}
+
+/* Loads n weights that multiply the same input as one stacked tensor with views when their types match
+ * and the views line up; otherwise as separate tensors. *fused says which. */
+static vkllm_status load_group(loader *ld, uint32_t n, const char *const *names, uint64_t ne0, const uint64_t *ne1,
+                               vk_tensor *stacked, vk_tensor *const *parts, bool *fused)
+{
+    const gguf_tensor *t[4];
+    const void *data[4];
+    uint64_t bytes = 0;
+    *fused = false;
+    for (uint32_t i = 0; i < n; i++) {
+        vkllm_status st = find_tensor(ld, names[i], ne0, ne1[i], &t[i]);
+        if (st != VKLLM_OK)
+            return st;
+        data[i] = t[i]->data;
+        bytes += t[i]->nbytes;
+        if (t[i]->type != t[0]->type)
+            goto separate;
+    }
+    vkllm_status st = vk_tensor_upload_stacked(ld->dev, t[0]->type, ne0, n, ne1, data, stacked);
+    if (st != VKLLM_OK)
+        return vkr_error(st, "tensor %s: %s", names[0], vkr_last_error());
+    uint64_t row = 0;
+    bool ok = true;
+    for (uint32_t i = 0; i < n && ok; row += ne1[i], i++)
+        ok = vk_tensor_rows(stacked, row, ne1[i], parts[i]);
+    if (ok) {
+        *fused = true;
+        advance(ld, bytes);
+        return VKLLM_OK;
+    }
+    vk_tensor_free(ld->dev, stacked);
+separate:
+    for (uint32_t i = 0; i < n; i++) {
+        vkllm_status st = load_tensor(ld, names[i], ne0, ne1[i], parts[i]);
+        if (st != VKLLM_OK)
+            return st;
+    }
     return VKLLM_OK;
 }
 
@@ -145,22 +200,28 @@ vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progres
     }
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
         llama_layer *L = &m->layers[l];
-        struct {
-            const char *name;
-            uint64_t ne0, ne1;
-            vk_tensor *t;
-        } w[] = {
-            {"attn_norm", hp->n_embd, 0, &L->attn_norm}, {"attn_q", hp->n_embd, q_dim, &L->wq},
-            {"attn_k", hp->n_embd, kv_dim, &L->wk},      {"attn_v", hp->n_embd, kv_dim, &L->wv},
-            {"attn_output", q_dim, hp->n_embd, &L->wo},  {"ffn_norm", hp->n_embd, 0, &L->ffn_norm},
-            {"ffn_gate", hp->n_embd, hp->n_ff, &L->w_gate}, {"ffn_up", hp->n_embd, hp->n_ff, &L->w_up},
-            {"ffn_down", hp->n_ff, hp->n_embd, &L->w_down},
-        };
-        for (size_t i = 0; i < sizeof w / sizeof w[0] && st == VKLLM_OK; i++) {
-            char name[96];
-            snprintf(name, sizeof name, "blk.%u.%s.weight", l, w[i].name);
-            st = load_tensor(&ld, name, w[i].ne0, w[i].ne1, w[i].t);
-        }
+        char name[4][96];
+        const char *names[4] = {name[0], name[1], name[2], name[3]};
+#define NAME(i, s) snprintf(name[i], sizeof name[i], "blk.%u." s ".weight", l)
+        NAME(0, "attn_q"), NAME(1, "attn_k"), NAME(2, "attn_v");
+        const uint64_t qkv_rows[3] = {q_dim, kv_dim, kv_dim};
+        vk_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        st = load_group(&ld, 3, names, hp->n_embd, qkv_rows, &L->wqkv, qkv, &L->fused_qkv);
+        NAME(0, "ffn_gate"), NAME(1, "ffn_up");
+        const uint64_t ffn_rows[2] = {hp->n_ff, hp->n_ff};
+        vk_tensor *gate_up[2] = {&L->w_gate, &L->w_up};
+        if (st == VKLLM_OK)
+            st = load_group(&ld, 2, names, hp->n_embd, ffn_rows, &L->w_gate_up, gate_up, &L->fused_gate_up);
+        NAME(0, "attn_norm"), NAME(1, "attn_output"), NAME(2, "ffn_norm"), NAME(3, "ffn_down");
+#undef NAME
+        if (st == VKLLM_OK)
+            st = load_tensor(&ld, names[0], hp->n_embd, 0, &L->attn_norm);
+        if (st == VKLLM_OK)
+            st = load_tensor(&ld, names[1], q_dim, hp->n_embd, &L->wo);
+        if (st == VKLLM_OK)
+            st = load_tensor(&ld, names[2], hp->n_embd, 0, &L->ffn_norm);
+        if (st == VKLLM_OK)
+            st = load_tensor(&ld, names[3], hp->n_ff, hp->n_embd, &L->w_down);
         if (st == VKLLM_OK && (L->attn_norm.type != GGML_TYPE_F32 || L->ffn_norm.type != GGML_TYPE_F32))
             st = vkr_error(VKLLM_ERR_UNSUPPORTED, "blk.%u: norm weights must be f32", l);
     }
@@ -187,8 +248,8 @@ void llama_model_free(llama_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             llama_layer *L = &m->layers[l];
-            vk_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                               &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_down};
+            vk_tensor *ts[] = {&L->attn_norm, &L->wq,     &L->wk,     &L->wv,        &L->wo,  &L->ffn_norm,
+                               &L->w_gate,    &L->w_up,   &L->w_down, &L->w_gate_up, &L->wqkv};
             for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
                 vk_tensor_free(dev, ts[i]);
         }
@@ -204,7 +265,9 @@ struct llama_context {
     uint32_t n_ctx, n_batch;
     vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_ctx][kv_dim] */
     vkr_buffer *ids, *pos;             /* host-visible, n_batch uint32: rewritten before each submit */
-    vkr_buffer *x, *xb, *q, *k, *v, *attn, *proj, *gate, *up;
+    vkr_buffer *x, *xb, *attn, *proj;
+    vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
+    vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
     vkr_buffer *logits;                /* host-visible, one row: the last token's logits */
     vkr_buffer *logits_all;            /* device, rows_all_logits rows (perplexity) */
     uint32_t rows_all_logits;
@@ -213,12 +276,22 @@ struct llama_context {
     uint32_t batch_n;
     bool batch_all_logits;
     bool timing;
+    bool profile;                      /* VKLLM_PROFILE=1: per-op GPU times on stderr after each batch */
     double last_gpu_ns;
 };
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
-void llama_context_set_timing(llama_context *c, bool on) { c->timing = on; }
+void llama_context_set_timing(llama_context *c, bool on)
+{
+    if (c->timing == on)
+        return;
+    c->timing = on;
+    /* Recorded graphs carry (or lack) their timestamp queries: record them again. */
+    vkr_graph_clear(c->decode);
+    vkr_graph_clear(c->batch);
+}
 double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
+const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
 
 static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind kind, vkr_buffer **out)
 {
@@ -237,6 +310,8 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkr_device *dev = m->dev;
     c->m = m;
     c->n_ctx = n_ctx;
+    const char *profile = getenv("VKLLM_PROFILE");
+    c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
     c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
@@ -264,13 +339,10 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
         {&c->pos, nb * 4, VKR_MEMORY_HOST},
         {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
-        {&c->q, nb * q_dim * 4, VKR_MEMORY_DEVICE},
-        {&c->k, nb * kv_dim * 4, VKR_MEMORY_DEVICE},
-        {&c->v, nb * kv_dim * 4, VKR_MEMORY_DEVICE},
+        {&c->qkv, nb * (q_dim + 2 * kv_dim) * 4, VKR_MEMORY_DEVICE},
         {&c->attn, nb * q_dim * 4, VKR_MEMORY_DEVICE},
         {&c->proj, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
-        {&c->gate, nb * hp->n_ff * 4, VKR_MEMORY_DEVICE},
-        {&c->up, nb * hp->n_ff * 4, VKR_MEMORY_DEVICE},
+        {&c->ffn, nb * 2 * hp->n_ff * 4, VKR_MEMORY_DEVICE},
         {&c->logits, (uint64_t)hp->n_vocab * 4, VKR_MEMORY_HOST},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == VKLLM_OK; i++)
@@ -302,8 +374,7 @@ void llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
-    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->q, c->k, c->v, c->attn, c->proj, c->gate, c->up,
-                          c->logits, c->logits_all};
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
@@ -317,8 +388,11 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     const uint64_t row = (uint64_t)hp->n_embd * 4;
     vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
     vk_view x = vk_view_of(c->x, 0), xb = vk_view_of(c->xb, 0), proj = vk_view_of(c->proj, 0);
-    vk_view q = vk_view_of(c->q, 0), k = vk_view_of(c->k, 0), v = vk_view_of(c->v, 0);
-    vk_view attn = vk_view_of(c->attn, 0), gate = vk_view_of(c->gate, 0), up = vk_view_of(c->up, 0);
+    const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    vk_view q = vk_view_of(c->qkv, 0), k = vk_view_of(c->qkv, n * q_dim * 4);
+    vk_view v = vk_view_of(c->qkv, n * (q_dim + kv_dim) * 4);
+    vk_view gate = vk_view_of(c->ffn, 0), up = vk_view_of(c->ffn, (uint64_t)n * hp->n_ff * 4);
+    vk_view attn = vk_view_of(c->attn, 0);
     vk_rope_params rq = {
         .n_rows = n, .n_heads = hp->n_head, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
         .theta_base = hp->rope_theta, .mode = VK_ROPE_INTERLEAVED,
@@ -336,9 +410,13 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (!st) st = op_rmsnorm(g, x, &L->attn_norm, xb, n, hp->n_embd, hp->rms_eps);
-        if (!st) st = op_matmul(g, &L->wq, xb, q, n);
-        if (!st) st = op_matmul(g, &L->wk, xb, k, n);
-        if (!st) st = op_matmul(g, &L->wv, xb, v, n);
+        if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
+            if (!st) st = op_matmul(g, &L->wqkv, xb, q, 1);
+        } else {
+            if (!st) st = op_matmul(g, &L->wq, xb, q, n);
+            if (!st) st = op_matmul(g, &L->wk, xb, k, n);
+            if (!st) st = op_matmul(g, &L->wv, xb, v, n);
+        }
         if (!st) st = op_rope(g, q, pos, &rq);
         if (!st) st = op_rope(g, k, pos, &rk);
         if (!st) st = op_kv_store(g, k, v, kc, vc, pos, &ap);
@@ -347,8 +425,12 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
         /* feed-forward block: x += W_down · (silu(W_gate·n(x)) * (W_up·n(x))) */
         if (!st) st = op_rmsnorm(g, x, &L->ffn_norm, xb, n, hp->n_embd, hp->rms_eps);
-        if (!st) st = op_matmul(g, &L->w_gate, xb, gate, n);
-        if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
+        if (n == 1 && L->fused_gate_up) {
+            if (!st) st = op_matmul(g, &L->w_gate_up, xb, gate, 1);
+        } else {
+            if (!st) st = op_matmul(g, &L->w_gate, xb, gate, n);
+            if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
+        }
         if (!st) st = op_silu_mul(g, gate, up, gate, n * hp->n_ff);
         if (!st) st = op_matmul(g, &L->w_down, gate, proj, n);
         if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
@@ -368,6 +450,48 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     if (st == VKLLM_OK)
         st = vkr_graph_record(g, c->timing);
     return st;
+}
+
+/* Sums GPU time per dispatch name and prints the table, most expensive first. */
+static void print_profile(const vkr_graph *g, uint32_t n_tokens)
+{
+    enum { MAX_NAMES = 64 };
+    const char *names[MAX_NAMES];
+    double ns[MAX_NAMES];
+    uint32_t count[MAX_NAMES], n_names = 0;
+    double total = 0;
+    for (uint32_t i = 0; i < vkr_graph_size(g); i++) {
+        const char *name = vkr_graph_dispatch_name(g, i);
+        uint32_t j = 0;
+        while (j < n_names && strcmp(names[j], name) != 0)
+            j++;
+        if (j == n_names) {
+            if (n_names == MAX_NAMES)
+                continue;
+            names[j] = name;
+            ns[j] = 0;
+            count[j] = 0;
+            n_names++;
+        }
+        ns[j] += vkr_graph_dispatch_ns(g, i);
+        count[j]++;
+        total += vkr_graph_dispatch_ns(g, i);
+    }
+    fprintf(stderr, "profile: %u token(s), %u dispatches, %u barriers, GPU %.3f ms\n", n_tokens, vkr_graph_size(g),
+            vkr_graph_barrier_count(g), total / 1e6);
+    for (uint32_t k = 0; k < n_names; k++) {
+        uint32_t best = k;
+        for (uint32_t j = k + 1; j < n_names; j++)
+            if (ns[j] > ns[best])
+                best = j;
+        const char *tn = names[k];
+        double tt = ns[k];
+        uint32_t tc = count[k];
+        names[k] = names[best], ns[k] = ns[best], count[k] = count[best];
+        names[best] = tn, ns[best] = tt, count[best] = tc;
+        fprintf(stderr, "  %-24s %5u x  %9.3f ms  %5.1f%%\n", names[k], count[k], ns[k] / 1e6,
+                total > 0 ? 100.0 * ns[k] / total : 0.0);
+    }
 }
 
 static double graph_gpu_ns(const vkr_graph *g)
@@ -415,6 +539,8 @@ static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t
     if (st != VKLLM_OK)
         return st;
     c->last_gpu_ns += c->timing ? graph_gpu_ns(g) : 0.0;
+    if (c->profile)
+        print_profile(g, n);
     if (!logits)
         return VKLLM_OK;
     if (all_logits)

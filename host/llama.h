@@ -29,6 +29,10 @@ vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp);
 typedef struct llama_layer {
     vk_tensor attn_norm, wq, wk, wv, wo;
     vk_tensor ffn_norm, w_gate, w_up, w_down;
+    /* Where the types allow, Wq;Wk;Wv and W_gate;W_up are uploaded stacked, so that decode computes
+     * each group with one matvec; wq/wk/wv and w_gate/w_up are then views into them. */
+    vk_tensor wqkv, w_gate_up;
+    bool fused_qkv, fused_gate_up;
 } llama_layer;
 
 typedef struct llama_model {
@@ -66,5 +70,8 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
 /* GPU time of the last evaluation's dispatches when timing is enabled (0 otherwise). */
 void llama_context_set_timing(llama_context *c, bool on);
 double llama_context_last_gpu_ns(const llama_context *c);
+/* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
+ * evaluation with timing on; empty until the first single-token evaluation. */
+const vkr_graph *llama_context_decode_graph(const llama_context *c);
 
 #endif

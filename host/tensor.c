@@ -17,8 +17,9 @@
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-static vkllm_status upload_repacked(vkr_device *dev, vk_tensor *t, const uint8_t *src, uint64_t n_blocks,
-                                    uint32_t block_bytes, uint32_t qs_bytes)
+/* Repacks n_blocks GGUF blocks into the regions, starting at block `first` of the tensor. */
+static vkllm_status upload_repacked(vkr_device *dev, vk_tensor *t, uint64_t first, const uint8_t *src,
+                                    uint64_t n_blocks, uint32_t block_bytes, uint32_t qs_bytes)
 {
     uint64_t chunk = n_blocks < VKT_CHUNK_BLOCKS ? n_blocks : VKT_CHUNK_BLOCKS;
     uint8_t *qs = malloc((size_t)chunk * qs_bytes);
@@ -37,9 +38,9 @@ static vkllm_status upload_repacked(vkr_device *dev, vk_tensor *t, const uint8_t
             d[b] = (uint16_t)(blk[0] | (blk[1] << 8));
             memcpy(qs + b * qs_bytes, blk + 2, qs_bytes);
         }
-        st = vkr_buffer_upload(dev, t->buffer, t->qs_offset + b0 * qs_bytes, qs, (size_t)(nb * qs_bytes));
+        st = vkr_buffer_upload(dev, t->buffer, t->qs_offset + (first + b0) * qs_bytes, qs, (size_t)(nb * qs_bytes));
         if (st == VKLLM_OK)
-            st = vkr_buffer_upload(dev, t->buffer, t->d_offset + b0 * 2, d, (size_t)(nb * 2));
+            st = vkr_buffer_upload(dev, t->buffer, t->d_offset + (first + b0) * 2, d, (size_t)(nb * 2));
     }
     free(qs);
     free(d);
@@ -49,10 +50,24 @@ static vkllm_status upload_repacked(vkr_device *dev, vk_tensor *t, const uint8_t
 vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint64_t ne1, const void *gguf_data,
                               vk_tensor *out)
 {
+    return vk_tensor_upload_stacked(dev, type, ne0, 1, &ne1, &gguf_data, out);
+}
+
+vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_parts,
+                                      const uint64_t *part_ne1, const void *const *data, vk_tensor *out)
+{
     if (!out)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no output tensor");
     memset(out, 0, sizeof *out);
-    if (!dev || !gguf_data)
+    uint64_t ne1 = 0;
+    for (uint32_t p = 0; p < n_parts; p++) {
+        if (!data[p])
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no data");
+        if (part_ne1[p] > UINT32_MAX - ne1)
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: too many rows");
+        ne1 += part_ne1[p];
+    }
+    if (!dev || n_parts == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no device or no data");
     if (ne0 == 0 || ne1 == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: empty tensor (%llu x %llu)",
@@ -104,10 +119,14 @@ vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint
         st = vkr_buffer_fill(dev, t.buffer, qs_total & ~3ull, d_offset - (qs_total & ~3ull), 0);
     if (st == VKLLM_OK)
         st = vkr_buffer_fill(dev, t.buffer, data_end & ~3ull, size - (data_end & ~3ull), 0);
-    if (st == VKLLM_OK && block == 1)
-        st = vkr_buffer_upload(dev, t.buffer, 0, gguf_data, (size_t)qs_total);
-    else if (st == VKLLM_OK)
-        st = upload_repacked(dev, &t, gguf_data, qs_total / qs_bytes, block_bytes, qs_bytes);
+    uint64_t row = 0;
+    for (uint32_t p = 0; p < n_parts && st == VKLLM_OK; row += part_ne1[p], p++) {
+        if (block == 1)
+            st = vkr_buffer_upload(dev, t.buffer, row * row_qs, data[p], (size_t)(part_ne1[p] * row_qs));
+        else
+            st = upload_repacked(dev, &t, row * (ne0 / block), data[p], part_ne1[p] * (ne0 / block), block_bytes,
+                                 qs_bytes);
+    }
     if (st != VKLLM_OK) {
         vkr_buffer_destroy(dev, t.buffer);
         return st;
@@ -116,11 +135,26 @@ vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint
     return VKLLM_OK;
 }
 
+bool vk_tensor_rows(const vk_tensor *t, uint64_t r0, uint64_t n, vk_tensor *view)
+{
+    if (r0 > t->ne[1] || n > t->ne[1] - r0 || n == 0)
+        return false;
+    uint64_t qs = t->qs_offset + r0 * t->row_qs_bytes, d = t->d_offset + r0 * t->row_d_bytes;
+    if (qs % 16 || d % 16)
+        return false;
+    *view = *t;
+    view->ne[1] = n;
+    view->qs_offset = qs;
+    view->d_offset = t->row_d_bytes ? d : 0;
+    view->is_view = true;
+    return true;
+}
+
 void vk_tensor_free(vkr_device *dev, vk_tensor *t)
 {
     if (!t)
         return;
-    if (t->buffer && dev)
+    if (t->buffer && dev && !t->is_view)
         vkr_buffer_destroy(dev, t->buffer);
     memset(t, 0, sizeof *t);
 }

@@ -21,11 +21,22 @@ typedef struct vk_tensor {
     VkDeviceSize d_offset;    /* start of the scales region (quantized types) */
     uint64_t row_qs_bytes;    /* bytes of one row in the data/quants region */
     uint64_t row_d_bytes;     /* bytes of one row in the scales region (0 for F32/F16) */
+    bool is_view;             /* rows of another tensor: the buffer is not owned */
 } vk_tensor;
 
 /* Uploads a 1-D or 2-D tensor given in GGUF layout (rows of ne[0] elements) into device memory. */
 vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint64_t ne1, const void *gguf_data,
                               vk_tensor *out);
+/* Uploads n_parts tensors of one type and row length as one tensor, their rows stacked in order
+ * (e.g. Wq;Wk;Wv, so one matvec computes all three). Part p has ne1[p] rows at data[p]. */
+vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_parts,
+                                      const uint64_t *ne1, const void *const *data, vk_tensor *out);
+
+/* A view of rows [r0, r0 + n) of t sharing its buffer. Returns false (and leaves *view unset) when the
+ * rows would not start on a 16-byte boundary in each region, which the kernels need. */
+bool vk_tensor_rows(const vk_tensor *t, uint64_t r0, uint64_t n, vk_tensor *view);
+
+/* Frees an owned tensor's buffer; a view is only cleared. */
 void vk_tensor_free(vkr_device *dev, vk_tensor *t);
 
 #endif

@@ -1,6 +1,7 @@
 /* The LLM kernels, as graph dispatches: each op_* appends one or more dispatches to a vkr_graph.
  * Activations are f32 arrays in device buffers, addressed by (buffer, byte offset) views; the offset
- * must be a multiple of the device's minStorageBufferOffsetAlignment. Values that change between
+ * must be a multiple of 4 (ops bind at the device's minStorageBufferOffsetAlignment below it and pass
+ * the remainder to the shader). Values that change between
  * replays of a recorded graph (token positions) are read from buffers, so decode can be replayed. */
 #ifndef VKLLM_OPS_H
 #define VKLLM_OPS_H

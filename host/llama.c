@@ -398,9 +398,8 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         .theta_base = hp->rope_theta, .mode = VK_ROPE_INTERLEAVED,
         .freq_factors = m->has_rope_freqs ? &m->rope_freqs : NULL,
     };
-    vk_rope_params rk = rq, rqk = rq;
+    vk_rope_params rk = rq;
     rk.n_heads = hp->n_head_kv;
-    rqk.n_heads = hp->n_head + hp->n_head_kv;
     vk_attention_params ap = {
         .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
         .n_ctx = c->n_ctx, .scale = 1.0f / sqrtf((float)hp->head_dim),
@@ -418,13 +417,9 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
             if (!st) st = op_matmul(g, &L->wk, xb, k, n);
             if (!st) st = op_matmul(g, &L->wv, xb, v, n);
         }
-        if (n == 1) { /* one token: its k heads follow its q heads, so one rope turns both */
-            if (!st) st = op_rope(g, q, pos, &rqk);
-        } else {
-            if (!st) st = op_rope(g, q, pos, &rq);
-            if (!st) st = op_rope(g, k, pos, &rk);
-        }
-        if (!st) st = op_kv_store(g, k, v, kc, vc, pos, &ap);
+        /* q is turned in place; k is turned on its way into the cache (independent: no barrier between) */
+        if (!st) st = op_rope(g, q, pos, &rq);
+        if (!st) st = op_rope_kv_store(g, k, v, kc, vc, pos, &rk, &ap);
         if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
         if (!st) st = op_matmul(g, &L->wo, attn, proj, n);
         if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);

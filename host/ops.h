@@ -73,6 +73,11 @@ typedef struct vk_attention_params {
 vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                          vk_view positions, const vk_attention_params *p);
 
+/* The same, rotating K first (rope->mode must be VK_ROPE_INTERLEAVED, rope->n_heads == n_kv_heads): equal
+ * to op_rope on k followed by op_kv_store, in one dispatch that leaves k itself unchanged. */
+vkllm_status op_rope_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                              vk_view positions, const vk_rope_params *rope, const vk_attention_params *p);
+
 /* out[r][h][:] = sum_j softmax_j(scale * q[r][h]·K[j][kvh]) V[j][kvh] over cache rows j <= positions[r]
  * (causal by position). q, out: f32 n_rows x n_heads*head_dim. */
 vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,

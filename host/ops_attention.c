@@ -33,25 +33,32 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
     return VKLLM_OK;
 }
 
-vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
-                         vk_view positions, const vk_attention_params *p)
+/* kv_store, optionally rotating K first (interleaved rope only: its pairs are the packed f16 pairs). */
+static vkllm_status kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache, vk_view positions,
+                             const vk_rope_params *rope, const vk_attention_params *p)
 {
-    vkllm_status st = check_params(g, p, "kv_store");
+    const char *name = rope ? "kv_store_rope" : "kv_store";
+    vkllm_status st = check_params(g, p, name);
     if (st != VKLLM_OK)
         return st;
+    if (rope && (rope->mode != VK_ROPE_INTERLEAVED || rope->head_dim != p->head_dim ||
+                 rope->n_heads != p->n_kv_heads || rope->n_rot > p->head_dim || rope->n_rot % 2 ||
+                 !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base)))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
+                         "kv_store_rope: needs interleaved rope over the kv heads with n_rot <= head_dim, even");
     if (p->n_rows == 0)
         return VKLLM_OK;
 
     vkr_device *dev = vkr_graph_device(g);
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = "kv_store";
+    d.name = name;
     const uint32_t wg = opsm_wg_size(dev, KV_STORE_WG);
     const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
     const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * kv_dim * 4;
     const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
-    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0;
-    if ((st = opsm_pipeline(dev, &d, "kv_store", false, 5, 8 * 4, wg)) != VKLLM_OK ||
+    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0;
+    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 6 : 5, (rope ? 13 : 8) * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, k.buf, k.offset, act_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, v.buf, v.offset, act_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
@@ -60,6 +67,16 @@ vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk
                         "positions")) != VKLLM_OK ||
         (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2), wg)) != VKLLM_OK)
         return st;
+    if (rope && rope->freq_factors) {
+        if ((st = opsm_check_f32_vector(rope->freq_factors, rope->n_rot / 2, name, "freq_factors")) != VKLLM_OK ||
+            (st = opsm_bind(dev, &d, 5, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
+                            (VkDeviceSize)(rope->n_rot / 2) * 4, false, 4, &fo, "freq_factors")) != VKLLM_OK)
+            return st;
+    } else if (rope) { /* not read by the shader; any valid range will do */
+        if ((st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &fo,
+                            "positions")) != VKLLM_OK)
+            return st;
+    }
     d.push[0] = p->n_rows;
     d.push[1] = kv_dim / 2;
     d.push[2] = p->n_ctx;
@@ -68,7 +85,28 @@ vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk
     d.push[5] = kco;
     d.push[6] = vco;
     d.push[7] = po;
+    if (rope) {
+        d.push[8] = p->head_dim / 2;
+        d.push[9] = rope->n_rot / 2;
+        opsm_push_f32(&d, 10, (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot));
+        d.push[11] = rope->freq_factors != NULL;
+        d.push[12] = fo;
+    }
     return vkr_graph_add(g, &d);
+}
+
+vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                         vk_view positions, const vk_attention_params *p)
+{
+    return kv_store(g, k, v, k_cache, v_cache, positions, NULL, p);
+}
+
+vkllm_status op_rope_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                              vk_view positions, const vk_rope_params *rope, const vk_attention_params *p)
+{
+    if (!rope)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "kv_store_rope: rope parameters are NULL");
+    return kv_store(g, k, v, k_cache, v_cache, positions, rope, p);
 }
 
 vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,

@@ -16,18 +16,6 @@ static vkllm_status check_graph(vkr_graph *g, const char *op)
     return VKLLM_OK;
 }
 
-static vkllm_status check_f32_vector(const vk_tensor *t, uint64_t n, const char *op, const char *what)
-{
-    if (!t || !t->buffer)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s tensor is missing", op, what);
-    if (t->type != GGML_TYPE_F32)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: %s tensor has type %u, f32 expected", op, what, t->type);
-    if (t->ne[0] * (t->ne[1] ? t->ne[1] : 1) < n)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s tensor has %llu elements, %llu needed", op, what,
-                         (unsigned long long)(t->ne[0] * (t->ne[1] ? t->ne[1] : 1)), (unsigned long long)n);
-    return VKLLM_OK;
-}
-
 vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
                         uint32_t dim, float eps)
 {
@@ -38,7 +26,7 @@ vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_vie
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: dim is 0");
     if (!(eps >= 0.0f) || !isfinite(eps))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: bad eps %g", (double)eps);
-    if ((st = check_f32_vector(weight, dim, "rmsnorm", "weight")) != VKLLM_OK)
+    if ((st = opsm_check_f32_vector(weight, dim, "rmsnorm", "weight")) != VKLLM_OK)
         return st;
     if ((uint64_t)n_rows * dim > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: %u x %u elements is too many", n_rows, dim);
@@ -87,7 +75,7 @@ vkllm_status op_rope(vkr_graph *g, vk_view x, vk_view positions, const vk_rope_p
     if ((uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rope: %u rows x %u heads x %u dims is too many", p->n_rows,
                          p->n_heads, p->head_dim);
-    if (p->freq_factors && (st = check_f32_vector(p->freq_factors, p->n_rot / 2, "rope", "freq_factors")) != VKLLM_OK)
+    if (p->freq_factors && (st = opsm_check_f32_vector(p->freq_factors, p->n_rot / 2, "rope", "freq_factors")) != VKLLM_OK)
         return st;
     if (p->n_rows == 0 || p->n_rot == 0)
         return VKLLM_OK;

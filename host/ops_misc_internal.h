@@ -130,4 +130,17 @@ static inline vkllm_status opsm_pipeline(vkr_device *dev, vkr_dispatch *d, const
 
 static inline void opsm_push_f32(vkr_dispatch *d, uint32_t i, float v) { memcpy(&d->push[i], &v, 4); }
 
+/* An f32 weight vector (rmsnorm weight, rope frequency factors) with at least n elements. */
+static inline vkllm_status opsm_check_f32_vector(const vk_tensor *t, uint64_t n, const char *op, const char *what)
+{
+    if (!t || !t->buffer)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s tensor is missing", op, what);
+    if (t->type != GGML_TYPE_F32)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: %s tensor has type %u, f32 expected", op, what, t->type);
+    if (t->ne[0] * (t->ne[1] ? t->ne[1] : 1) < n)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s tensor has %llu elements, %llu needed", op, what,
+                         (unsigned long long)(t->ne[0] * (t->ne[1] ? t->ne[1] : 1)), (unsigned long long)n);
+    return VKLLM_OK;
+}
+
 #endif

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host/ggml_types.h"
@@ -104,9 +105,47 @@ static vkllm_status open_copy(const uint8_t *buf, size_t n, gguf_file **f)
     return st;
 }
 
-/* Expects the buffer to be rejected as malformed with a message containing each of the given strings. */
+/* The command-line tool on a malformed file: `vkllm info` and `vkllm run` each exit with status 1 and
+ * print one line naming the problem (s1). Skipped when VKLLM_BIN is not set (outside ctest). */
+static void expect_cli_error(const char *what, const bb *b, const char *s1)
+{
+    const char *bin = getenv("VKLLM_BIN"), *dir = getenv("VKLLM_TEST_TMP");
+    if (!bin || !*bin)
+        return;
+    char path[1024], err_path[1100], cmd[4096], line[2048];
+    snprintf(path, sizeof path, "%s/malformed-%d.gguf", dir && *dir ? dir : "/tmp", (int)getpid());
+    snprintf(err_path, sizeof err_path, "%s.err", path);
+    FILE *f = fopen(path, "wb");
+    if (!f || (b->n && fwrite(b->p, 1, b->n, f) != b->n) || fclose(f) != 0) {
+        CHECK(0, "%s: cannot write %s", what, path);
+        return;
+    }
+    const char *forms[] = {"'%s' info '%s' >/dev/null 2>'%s'", "'%s' run -m '%s' -n 1 >/dev/null 2>'%s'"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, forms[i], bin, path, err_path);
+        int rc = system(cmd);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s: '%s' exited with %d, not 1", what, cmd, rc);
+        FILE *e = fopen(err_path, "r");
+        int lines = 0;
+        bool mentions = !s1;
+        while (e && fgets(line, sizeof line, e)) {
+            lines++;
+            mentions = mentions || strstr(line, s1);
+        }
+        if (e)
+            fclose(e);
+        CHECK(lines == 1 && mentions, "%s: '%s' printed %d line(s), want one mentioning '%s'", what, cmd, lines,
+              s1 ? s1 : "");
+    }
+    remove(path);
+    remove(err_path);
+}
+
+/* Expects the buffer to be rejected as malformed with a message containing each of the given strings,
+ * by the library and by the command-line tool. */
 static void expect_format_error(const char *what, const bb *b, const char *s1, const char *s2)
 {
+    expect_cli_error(what, b, s1);
     gguf_file *f;
     vkr_clear_error();
     vkllm_status st = open_copy(b->p, b->n, &f);

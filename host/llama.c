@@ -260,6 +260,10 @@ void llama_model_free(llama_model *m)
 
 /* ---- Context: KV cache, activations, graphs ---- */
 
+/* Decode positions from which attention is split over the cache (flash decoding); below it one
+ * workgroup per head is enough and the merge would cost more than it saves. */
+#define ATTN_SPLIT_FROM 512
+
 struct llama_context {
     llama_model *m;
     uint32_t n_ctx, n_batch;
@@ -272,6 +276,10 @@ struct llama_context {
     vkr_buffer *logits_all;            /* device, rows_all_logits rows (perplexity) */
     uint32_t rows_all_logits;
     vkr_graph *decode;                 /* n = 1, recorded once, replayed per token */
+    vkr_graph *decode_long;            /* the same with split attention, for positions >= ATTN_SPLIT_FROM */
+    uint32_t attn_split;               /* parts per (row, head) in decode_long; 1: never split */
+    uint32_t attn_split_from;          /* first position decoded with decode_long */
+    vkr_buffer *attn_scratch;
     vkr_graph *batch;                  /* the last batch shape, kept for reuse */
     uint32_t batch_n;
     bool batch_all_logits;
@@ -288,6 +296,7 @@ void llama_context_set_timing(llama_context *c, bool on)
     c->timing = on;
     /* Recorded graphs carry (or lack) their timestamp queries: record them again. */
     vkr_graph_clear(c->decode);
+    vkr_graph_clear(c->decode_long);
     vkr_graph_clear(c->batch);
 }
 double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
@@ -350,6 +359,26 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->decode);
     if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &c->decode_long);
+    /* Flash decoding: one token has only n_head (row, head) pairs of attention work, too few to fill a
+     * GPU once the context is long; split each over enough parts for ~256 workgroups. A CPU device has
+     * few cores and no use for it. */
+    c->attn_split = 1;
+    c->attn_split_from = ATTN_SPLIT_FROM;
+    const char *force = getenv("VKLLM_ATTN_SPLIT"); /* tests: split from position 0 into this many parts */
+    if (force && atoi(force) > 1) {
+        c->attn_split = (uint32_t)(atoi(force) > 64 ? 64 : atoi(force));
+        c->attn_split_from = 0;
+    } else if (dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU && n_ctx > ATTN_SPLIT_FROM) {
+        c->attn_split = (256 + hp->n_head - 1) / hp->n_head;
+        c->attn_split = c->attn_split < 2 ? 2 : c->attn_split > 32 ? 32 : c->attn_split;
+    }
+    if (c->attn_split > 1) {
+        if (st == VKLLM_OK)
+            st = make_buffer(dev, (uint64_t)hp->n_head * c->attn_split * (hp->head_dim + 2) * 4, VKR_MEMORY_DEVICE,
+                             &c->attn_scratch);
+    }
+    if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->batch);
     if (st != VKLLM_OK) {
         llama_context_free(c);
@@ -365,6 +394,7 @@ void llama_context_free(llama_context *c)
         return;
     vkr_device *dev = c->m->dev;
     vkr_graph_destroy(c->decode);
+    vkr_graph_destroy(c->decode_long);
     vkr_graph_destroy(c->batch);
     for (uint32_t l = 0; l < c->m->hp.n_layer; l++) {
         if (c->k_cache)
@@ -374,14 +404,16 @@ void llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
-    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all};
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
+                          c->attn_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
 }
 
 /* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
-static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits)
+/* split: parts of split attention (flash decoding), 1 for none. */
+static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t split)
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
@@ -403,6 +435,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     vk_attention_params ap = {
         .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
         .n_ctx = c->n_ctx, .scale = 1.0f / sqrtf((float)hp->head_dim),
+        .n_split = split, .scratch = vk_view_of(c->attn_scratch, 0),
     };
     vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
@@ -518,16 +551,17 @@ static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t
     vkr_graph *g;
     vkllm_status st = VKLLM_OK;
     if (n == 1 && !all_logits) {
-        g = c->decode;
+        bool split = c->attn_split > 1 && pos0 >= c->attn_split_from;
+        g = split ? c->decode_long : c->decode;
         if (vkr_graph_size(g) == 0)
-            st = build_graph(c, g, 1, false);
+            st = build_graph(c, g, 1, false, split ? c->attn_split : 1);
     } else {
         g = c->batch;
         if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits) {
             vkr_graph_clear(g);
             c->batch_n = n;
             c->batch_all_logits = all_logits;
-            st = build_graph(c, g, n, all_logits);
+            st = build_graph(c, g, n, all_logits, 1);
             if (st != VKLLM_OK)
                 vkr_graph_clear(g);
         }

@@ -67,6 +67,11 @@ typedef struct vk_attention_params {
     uint32_t head_dim;
     uint32_t n_ctx;           /* cache rows */
     float scale;              /* usually 1/sqrt(head_dim) */
+    /* Flash decoding (op_attention only): with n_split > 1, each (row, head) is spread over n_split
+     * workgroups that each take a part of the cache rows, then merged; scratch must hold
+     * n_rows * n_heads * n_split * (head_dim + 2) floats. Worth it for few rows over long contexts. */
+    uint32_t n_split;
+    vk_view scratch;
 } vk_attention_params;
 
 /* Writes k/v rows (f32, n_rows x n_kv_heads*head_dim) into cache row positions[r], converted to f16. */

@@ -109,6 +109,33 @@ vkllm_status op_rope_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cach
     return kv_store(g, k, v, k_cache, v_cache, positions, rope, p);
 }
 
+#define ATTN_MAX_SPLIT 64
+
+/* Merges the n_split parts in scratch into out (attention_combine.comp). */
+static vkllm_status attention_combine(vkr_graph *g, vkr_device *dev, vk_view scratch, vk_view out,
+                                      const vk_attention_params *p)
+{
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "attention_combine";
+    const uint64_t n_groups = (uint64_t)p->n_rows * p->n_heads;
+    const uint32_t wg = opsm_wg_size(dev, 64);
+    uint32_t so = 0, oo = 0;
+    vkllm_status st;
+    if ((st = opsm_pipeline(dev, &d, "attention_combine", false, 2, 5 * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, scratch.buf, scratch.offset, n_groups * p->n_split * (p->head_dim + 2) * 4, false,
+                        4, &so, "scratch")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 1, out.buf, out.offset, n_groups * p->head_dim * 4, true, 4, &oo, "out")) != VKLLM_OK ||
+        (st = opsm_groups(dev, &d, n_groups)) != VKLLM_OK)
+        return st;
+    d.push[0] = (uint32_t)n_groups;
+    d.push[1] = p->n_split;
+    d.push[2] = p->head_dim;
+    d.push[3] = so;
+    d.push[4] = oo;
+    return vkr_graph_add(g, &d);
+}
+
 vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,
                           vk_view out, const vk_attention_params *p)
 {
@@ -117,13 +144,17 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
         return st;
     if (!isfinite(p->scale))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: bad scale %g", (double)p->scale);
+    const bool split = p->n_split > 1;
+    if (split && (p->n_split > ATTN_MAX_SPLIT || !p->scratch.buf))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: a split of %u parts needs a scratch buffer and at most %u",
+                         p->n_split, ATTN_MAX_SPLIT);
     if (p->n_rows == 0)
         return VKLLM_OK;
 
     vkr_device *dev = vkr_graph_device(g);
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = "attention";
+    d.name = split ? "attention_split" : "attention";
     /* One cache row per invocation per tile: a tile of 64 rows (or one subgroup, if wider). */
     uint32_t sg = dev->info.features.subgroup_size;
     const uint32_t wg = opsm_wg_size(dev, sg > 64 ? sg : 64);
@@ -131,14 +162,17 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->head_dim * 4;
     const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
-    if ((st = opsm_pipeline(dev, &d, "attention", true, 5, 12 * 4, wg)) != VKLLM_OK ||
+    const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
+    vk_view dst = split ? p->scratch : out;
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 13 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
                         "positions")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 4, out.buf, out.offset, act_bytes, true, 4, &oo, "out")) != VKLLM_OK ||
-        (st = opsm_groups(dev, &d, (uint64_t)p->n_rows * p->n_heads)) != VKLLM_OK)
+        (st = opsm_bind(dev, &d, 4, dst.buf, dst.offset, split ? scratch_bytes : act_bytes, true, 4, &oo,
+                        split ? "scratch" : "out")) != VKLLM_OK ||
+        (st = opsm_groups(dev, &d, (uint64_t)p->n_rows * p->n_heads * (split ? p->n_split : 1))) != VKLLM_OK)
         return st;
     d.push[0] = p->n_rows;
     d.push[1] = p->n_heads;
@@ -152,5 +186,8 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     d.push[9] = vco;
     d.push[10] = po;
     d.push[11] = oo;
-    return vkr_graph_add(g, &d);
+    d.push[12] = split ? p->n_split : 1;
+    if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
+        return st;
+    return attention_combine(g, dev, p->scratch, out, p);
 }

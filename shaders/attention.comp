@@ -6,7 +6,11 @@
  *   updates the running max m, the running sum and output are rescaled by exp(m_old - m_new), and each
  *   invocation accumulates its output pairs d2 = lid, lid + WG, ... over the tile's V rows.
  * Query row r sees cache rows 0..min(positions[r], n_ctx - 1). Head h reads kv head h / group.
- * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2. */
+ * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2.
+ * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
+ * cache rows, and write their unnormalised output with their running max and sum to a scratch buffer
+ * (binding 4: per (row, head, split) head_dim floats, then m, then l); attention_combine.comp merges
+ * them. Long contexts then keep many workgroups busy even for one query row. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -14,7 +18,7 @@ layout(set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(set = 0, binding = 1) readonly buffer KC { uint kc[]; };
 layout(set = 0, binding = 2) readonly buffer VC { uint vc[]; };
 layout(set = 0, binding = 3) readonly buffer P { uint positions[]; };
-layout(set = 0, binding = 4) writeonly buffer O { float o[]; };
+layout(set = 0, binding = 4) writeonly buffer O { float o[]; };   /* SPLIT: the scratch buffer */
 
 layout(push_constant) uniform PC {
     uint n_rows;
@@ -29,6 +33,7 @@ layout(push_constant) uniform PC {
     uint v_off;
     uint p_off;
     uint o_off;       /* floats */
+    uint n_split;     /* SPLIT only */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -39,7 +44,12 @@ shared float ps[WG];
 
 void main()
 {
+#ifdef SPLIT
+    const uint split = flat_group() % pc.n_split;
+    const uint g = flat_group() / pc.n_split;
+#else
     const uint g = flat_group();
+#endif
     if (g >= pc.n_rows * pc.n_heads)
         return;
     const uint lid = gl_LocalInvocationID.x;
@@ -54,6 +64,13 @@ void main()
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
     const uint kv_len = min(positions[pc.p_off + row], pc.n_ctx - 1) + 1;
+#ifdef SPLIT
+    const uint chunk = (kv_len + pc.n_split - 1) / pc.n_split;
+    const uint j_begin = min(split * chunk, kv_len);
+    const uint j_end = min(j_begin + chunk, kv_len);
+#else
+    const uint j_begin = 0, j_end = kv_len;
+#endif
     barrier();
 
     float m = NEG_INF;      /* running max (uniform) */
@@ -62,10 +79,10 @@ void main()
     for (uint k = 0; k < PPT; k++)
         acc[k] = vec2(0.0);
 
-    for (uint j0 = 0; j0 < kv_len; j0 += WG) {
+    for (uint j0 = j_begin; j0 < j_end; j0 += WG) {
         const uint j = j0 + lid;
         float s = NEG_INF;
-        if (j < kv_len) {
+        if (j < j_end) {
             const uint kr = kb + j * pc.kv_stride;
             float d0 = 0.0, d1 = 0.0;
             uint i = 0;
@@ -79,12 +96,12 @@ void main()
         }
         const float m_new = max(m, wg_max(s));   /* finite: row j0 is always valid */
         const float alpha = exp(m - m_new);
-        const float p = j < kv_len ? exp(s - m_new) : 0.0;
+        const float p = j < j_end ? exp(s - m_new) : 0.0;
         l_part = l_part * alpha + p;
         ps[lid] = p;
         barrier();
 
-        const uint nt = min(WG, kv_len - j0);
+        const uint nt = min(WG, j_end - j0);
         for (uint k = 0; k < PPT; k++) {
             const uint d2 = lid + k * WG;
             if (d2 < hd2) {
@@ -99,6 +116,22 @@ void main()
         m = m_new;
     }
 
+#ifdef SPLIT
+    /* An empty part (more parts than rows) leaves m = -inf, l = 0, acc = 0: it weighs nothing. */
+    const float l = wg_sum(l_part);
+    const uint sb = pc.o_off + (g * pc.n_split + split) * (2 * hd2 + 2);
+    for (uint k = 0; k < PPT; k++) {
+        const uint d2 = lid + k * WG;
+        if (d2 < hd2) {
+            o[sb + 2 * d2] = acc[k].x;
+            o[sb + 2 * d2 + 1] = acc[k].y;
+        }
+    }
+    if (lid == 0) {
+        o[sb + 2 * hd2] = m;
+        o[sb + 2 * hd2 + 1] = l;
+    }
+#else
     const float inv = 1.0 / wg_sum(l_part);
     const uint ob = pc.o_off + g * 2 * hd2;
     for (uint k = 0; k < PPT; k++) {
@@ -108,4 +141,5 @@ void main()
             o[ob + 2 * d2 + 1] = acc[k].y * inv;
         }
     }
+#endif
 }

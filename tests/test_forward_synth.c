@@ -41,5 +41,9 @@ int main(void)
     tied.rope_freqs = true;
     tied.rope_theta = 500000.0f;
     run_case("tied-rope-freqs", &tied, GGML_TYPE_Q4_0, seed + 10, 1e-3);
+    /* Decode with split attention (flash decoding), which GPUs use at long contexts: forced here. */
+    setenv("VKLLM_ATTN_SPLIT", "3", 1);
+    run_case("split-attention", tiny, GGML_TYPE_Q8_0, seed + 20, 1e-3);
+    unsetenv("VKLLM_ATTN_SPLIT");
     return test_finish("forward_synth");
 }

@@ -72,7 +72,8 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
     vkr_buffer *kcb = opt_buffer(dev, cache_off + cache * 2 + 64), *vcb = opt_buffer(dev, cache * 2);
     vkr_buffer *pb = opt_buffer(dev, (size_t)n_rows * 4);
     vkr_graph *g = NULL;
-    vk_attention_params p = {n_rows, n_kv_heads, n_kv_heads, head_dim, n_ctx, 1.0f};
+    vk_attention_params p = {.n_rows = n_rows, .n_heads = n_kv_heads, .n_kv_heads = n_kv_heads,
+                             .head_dim = head_dim, .n_ctx = n_ctx, .scale = 1.0f};
     if (kb && vb && kcb && vcb && pb && opt_upload(dev, kb, act_off, k, act * 4) &&
         opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, (size_t)n_rows * 4) &&
         vkr_graph_create(dev, &g) == VKLLM_OK) {
@@ -138,7 +139,9 @@ typedef struct attn_case {
     const uint32_t *pos;
 } attn_case;
 
-static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, size_t off_a, size_t off_b)
+/* n_split > 1: flash decoding (parts merged by attention_combine) through a scratch buffer. */
+static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, size_t off_a, size_t off_b,
+                           uint32_t n_split)
 {
     const uint32_t kv_dim = c->n_kv_heads * c->head_dim;
     const size_t nq = (size_t)c->n_rows * c->n_heads * c->head_dim, cache = (size_t)c->n_ctx * kv_dim;
@@ -163,9 +166,13 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
     vkr_buffer *qb = opt_buffer(dev, off_a + nq * 4), *ob = opt_buffer(dev, off_b + nq * 4 + 64);
     vkr_buffer *kcb = opt_buffer(dev, off_b + cache * 2), *vcb = opt_buffer(dev, off_a + cache * 2 + 16);
     vkr_buffer *pb = opt_buffer(dev, off_a + (size_t)c->n_rows * 4);
+    const size_t scratch_bytes = (size_t)c->n_rows * c->n_heads * n_split * (c->head_dim + 2) * 4;
+    vkr_buffer *sb = n_split > 1 ? opt_buffer(dev, off_b + scratch_bytes) : NULL;
     vkr_graph *g = NULL;
-    vk_attention_params p = {c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx, scale};
-    if (qb && ob && kcb && vcb && pb && opt_upload(dev, qb, off_a, q, nq * 4) &&
+    vk_attention_params p = {.n_rows = c->n_rows, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads,
+                             .head_dim = c->head_dim, .n_ctx = c->n_ctx, .scale = scale,
+                             .n_split = n_split, .scratch = vk_view_of(sb, off_b)};
+    if (qb && ob && kcb && vcb && pb && (sb || n_split <= 1) && opt_upload(dev, qb, off_a, q, nq * 4) &&
         opt_upload(dev, kcb, off_b, kc, cache * 2) && opt_upload(dev, vcb, off_a, vc, cache * 2) &&
         opt_upload(dev, pb, off_a, pos, (size_t)c->n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vkllm_status st = op_attention(g, vk_view_of(qb, off_a), vk_view_of(kcb, off_b), vk_view_of(vcb, off_a),
@@ -180,9 +187,9 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
             if (verbose())
                 fprintf(stderr, "attention %u rows, %u/%u heads x %u, max pos %u: rel L2 %.3g\n", c->n_rows,
                         c->n_heads, c->n_kv_heads, c->head_dim, max_pos, e);
-            CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, offs %zu/%zu: "
-                  "rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx,
-                  max_pos, (double)scale, off_a, off_b, e, first_nonfinite(got, nq));
+            CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, offs %zu/%zu, "
+                  "split %u: rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim,
+                  c->n_ctx, max_pos, (double)scale, off_a, off_b, n_split, e, first_nonfinite(got, nq));
             if (!(e < 1e-4))
                 opt_report_mismatches("out", got, ref, nq, 1e-5, 1e-3);
             size_t outside = opt_count_outside(dev, ob, off_b, nq * 4);
@@ -192,8 +199,8 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
         CHECK(false, "attention: setup failed: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {qb, ob, kcb, vcb, pb};
-    for (int i = 0; i < 5; i++)
+    vkr_buffer *bufs[] = {qb, ob, kcb, vcb, pb, sb};
+    for (int i = 0; i < 6; i++)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
     free(q);
@@ -234,8 +241,10 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
               opt_upload(dev, vcb, 0, vc, cache * 2) && vkr_graph_create(dev, &gp) == VKLLM_OK &&
               vkr_graph_create(dev, &gd) == VKLLM_OK;
     CHECK(ok, "replay: setup failed: %s", vkr_last_error());
-    vk_attention_params pp = {n_prompt, n_heads, n_kv_heads, head_dim, n_ctx, scale};
-    vk_attention_params pd = {1, n_heads, n_kv_heads, head_dim, n_ctx, scale};
+    vk_attention_params pp = {.n_rows = n_prompt, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
+                              .head_dim = head_dim, .n_ctx = n_ctx, .scale = scale};
+    vk_attention_params pd = {.n_rows = 1, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
+                              .head_dim = head_dim, .n_ctx = n_ctx, .scale = scale};
     if (ok) {
         vk_view qv = vk_view_of(qb, 0), kv = vk_view_of(kb, 0), vv = vk_view_of(vb, 0), ov = vk_view_of(ob, 0);
         vk_view kcv = vk_view_of(kcb, 0), vcv = vk_view_of(vcb, 0), pv = vk_view_of(pb, 0);
@@ -300,7 +309,8 @@ static void test_errors(vkr_device *dev)
         return;
     }
     vk_view v = vk_view_of(b, 0);
-    vk_attention_params p = {1, 8, 3, 64, 16, 0.125f};
+    vk_attention_params p = {.n_rows = 1, .n_heads = 8, .n_kv_heads = 3,
+                             .head_dim = 64, .n_ctx = 16, .scale = 0.125f};
     CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "8 heads over 3 kv heads");
     p.n_kv_heads = 2;
     p.head_dim = 63;
@@ -355,8 +365,11 @@ int main(void)
     for (int sg = has_sg; sg >= 0; sg--) {
         fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
         dev->info.features.subgroup_arithmetic = sg;
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            test_attention(dev, &rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            test_attention(dev, &rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1);
+            /* Split parts: fewer than, about as many as, and more than the cache rows some rows see. */
+            test_attention(dev, &rng, &cases[i], i % 3 ? a1 : 0, i % 2 ? a2 : 0, i % 3 ? 7 : 64);
+        }
         test_replay(dev, &rng, 8, 2, 64, 200, 30, 17, 4);
     }
     dev->info.features.subgroup_arithmetic = has_sg;

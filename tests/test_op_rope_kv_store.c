@@ -40,7 +40,8 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
     vk_tensor fft = opt_f32_tensor(fb, 0, n_rot / 2);
     vk_rope_params rp = {.n_rows = n_rows, .n_heads = n_kv_heads, .head_dim = head_dim, .n_rot = n_rot,
                          .theta_base = theta, .mode = VK_ROPE_INTERLEAVED, .freq_factors = freq_factors ? &fft : NULL};
-    vk_attention_params ap = {n_rows, n_kv_heads, n_kv_heads, head_dim, n_ctx, 1.0f};
+    vk_attention_params ap = {.n_rows = n_rows, .n_heads = n_kv_heads, .n_kv_heads = n_kv_heads,
+                              .head_dim = head_dim, .n_ctx = n_ctx, .scale = 1.0f};
     bool ok = kb && vb && pb && kcb && vcb && fb && opt_upload(dev, kb, 0, k, act * 4) &&
               opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, n_rows * 4u) &&
               opt_upload(dev, fb, 0, ff, (n_rot / 2) * 4u) && vkr_graph_create(dev, &g) == VKLLM_OK;
@@ -101,7 +102,8 @@ int main(void)
     if (vkr_graph_create(td.dev, &g) == VKLLM_OK) {
         vkr_buffer *b = opt_buffer(td.dev, 1 << 16);
         vk_rope_params rp = {.n_rows = 1, .n_heads = 1, .head_dim = 8, .n_rot = 8, .theta_base = 1e4f, .mode = VK_ROPE_NEOX};
-        vk_attention_params ap = {1, 1, 1, 8, 16, 1.0f};
+        vk_attention_params ap = {.n_rows = 1, .n_heads = 1, .n_kv_heads = 1,
+                                  .head_dim = 8, .n_ctx = 16, .scale = 1.0f};
         vk_view vw = vk_view_of(b, 0);
         CHECK(op_rope_kv_store(g, vw, vw, vw, vw, vw, &rp, &ap) == VKLLM_ERR_INVALID_ARGUMENT, "NeoX must be refused");
         vkr_buffer_destroy(td.dev, b);

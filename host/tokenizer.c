@@ -325,9 +325,10 @@ static vkllm_status load_common(tokenizer *t, const gguf_file *f)
     }
 
     /* special ids and flags */
-    if ((st = read_id(f, "tokenizer.ggml.bos_token_id", n, 1, &t->bos)) ||
-        (st = read_id(f, "tokenizer.ggml.eos_token_id", n, 2, &t->eos)) ||
-        (st = read_id(f, "tokenizer.ggml.unknown_token_id", n, 0, &t->unk)) ||
+    bool spm = t->kind == TOKENIZER_SPM; /* BPE vocabularies have no conventional special ids */
+    if ((st = read_id(f, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1, &t->bos)) ||
+        (st = read_id(f, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1, &t->eos)) ||
+        (st = read_id(f, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1, &t->unk)) ||
         (st = read_id(f, "tokenizer.ggml.padding_token_id", n, -1, &t->pad)) ||
         (st = read_id(f, "tokenizer.ggml.eot_token_id", n, -1, &t->eot)) ||
         (st = read_id(f, "tokenizer.ggml.eom_token_id", n, -1, &t->eom)) ||
@@ -433,14 +434,12 @@ vkllm_status tokenizer_load(const gguf_file *f, tokenizer **out)
     if (model_len == 5 && !memcmp(model, "llama", 5)) {
         kind = TOKENIZER_SPM;
     } else if (model_len == 4 && !memcmp(model, "gpt2", 4)) {
-        return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "tokenizer.ggml.model \"gpt2\" (byte-level BPE) is not supported yet; "
-                         "only SentencePiece (\"llama\") vocabularies are");
+        kind = TOKENIZER_BPE;
     } else {
         char name[40];
         sanitize(name, sizeof name, model, (size_t)model_len);
         return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "tokenizer.ggml.model \"%s\" is not supported (only SentencePiece, \"llama\")", name);
+                         "tokenizer.ggml.model \"%s\" is not supported (only \"llama\" and \"gpt2\")", name);
     }
 
     tokenizer *t = calloc(1, sizeof *t);
@@ -452,12 +451,13 @@ vkllm_status tokenizer_load(const gguf_file *f, tokenizer **out)
         tokenizer_free(t);
         return st;
     }
-    st = spm_init(t);
+    st = kind == TOKENIZER_BPE ? bpe_init(t, f) : spm_init(t);
     if (st) {
         tokenizer_free(t);
         return st;
     }
-    t->encode_fragment = spm_encode_fragment;
+    if (kind == TOKENIZER_SPM)
+        t->encode_fragment = spm_encode_fragment;
     *out = t;
     return VKLLM_OK;
 }
@@ -1004,6 +1004,8 @@ static size_t render_piece(const tokenizer *t, int32_t id, bool special, char *o
     size_t len = t->text_len[id];
     switch (t->type[id]) {
     case TOKEN_TYPE_NORMAL: {
+        if (t->decode_piece)
+            return t->decode_piece(t, id, out);
         size_t j = 0;
         for (size_t i = 0; i < len;) {
             if (i + 3 <= len && !memcmp(s + i, SPACE_MARK, 3)) {

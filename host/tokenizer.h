@@ -2,7 +2,7 @@
  *
  * One opaque object behind one interface; the algorithm is picked by tokenizer.ggml.model:
  *   "llama" -> SentencePiece (score-driven pair merges with byte fallback), in host/tokenizer.c;
- *   "gpt2"  -> byte-level BPE, not supported yet (VKLLM_ERR_UNSUPPORTED); to be added in
+ *   "gpt2"  -> byte-level BPE (GPT-2, Llama 3; pre-tokenizer from tokenizer.ggml.pre), in
  *              host/tokenizer_bpe.c behind host/tokenizer_impl.h.
  * The object owns copies of everything it needs: the gguf_file may be closed after tokenizer_load.
  * A loaded tokenizer is read-only, so one object may be used from several threads at once.
@@ -22,7 +22,7 @@ typedef struct tokenizer tokenizer;
 
 typedef enum tokenizer_kind {
     TOKENIZER_SPM = 0,   /* tokenizer.ggml.model = "llama" */
-    TOKENIZER_BPE = 1,   /* tokenizer.ggml.model = "gpt2" (not supported yet) */
+    TOKENIZER_BPE = 1,   /* tokenizer.ggml.model = "gpt2" */
 } tokenizer_kind;
 
 /* tokenizer.ggml.token_type values, as GGUF numbers them. */
@@ -39,7 +39,9 @@ typedef enum token_type {
 /* Reads tokenizer.ggml.model, .tokens, .scores, .token_type and the optional
  * bos/eos/unknown/padding/eot/eom token ids, add_bos_token, add_eos_token, add_space_prefix.
  * Defaults for SentencePiece: bos 1, eos 2, unknown 0, no padding, add_bos_token true,
- * add_eos_token false, add_space_prefix true. An id of 0xFFFFFFFF (or -1) means "none".
+ * add_eos_token false, add_space_prefix true. Byte-level BPE (which also reads tokenizer.ggml.merges and
+ * tokenizer.ggml.pre): no bos/eos/unknown unless given, add_bos_token true only for the "llama-bpe"
+ * pre-tokenizer, never a space prefix. An id of 0xFFFFFFFF (or -1) means "none".
  * Errors: VKLLM_ERR_FORMAT for missing/mistyped/mismatched arrays or ids out of range,
  * VKLLM_ERR_UNSUPPORTED for a tokenizer model we do not implement. */
 vkllm_status tokenizer_load(const gguf_file *f, tokenizer **out);

@@ -8,8 +8,8 @@
  *     and sets t->encode_fragment;
  *   - tokenizer_encode splits the input at special tokens (common code) and calls encode_fragment once per
  *     stretch of ordinary text, in order;
- *   - decoding is common, driven by the token types (a BPE tokenizer will add its byte-to-unicode
- *     mapping as a `decode_piece` hook in the same way when it lands). */
+ *   - decoding is common, driven by the token types; an algorithm may set `decode_piece` to render its
+ *     normal tokens (byte-level BPE maps its byte-to-unicode characters back to bytes). */
 #ifndef VKLLM_TOKENIZER_IMPL_H
 #define VKLLM_TOKENIZER_IMPL_H
 
@@ -26,6 +26,10 @@ vkllm_status tok_ids_push(tok_ids *ids, int32_t id);
  * follows a special token (SentencePiece then prepends a space when add_space_prefix is set). */
 typedef vkllm_status (*tok_encode_fragment_fn)(const tokenizer *t, const char *text, size_t len,
                                                bool after_special, tok_ids *out);
+
+/* Renders a TOKEN_TYPE_NORMAL token into out (NULL: only measure) and returns the byte count, which must not
+ * exceed the length of the token's string. NULL: SentencePiece's rendering (U+2581 becomes a space). */
+typedef size_t (*tok_decode_piece_fn)(const tokenizer *t, int32_t id, char *out);
 
 enum { TOK_FLAG_EOG = 1 };
 
@@ -54,11 +58,16 @@ struct tokenizer {
     size_t n_special;
 
     tok_encode_fragment_fn encode_fragment;
+    tok_decode_piece_fn decode_piece; /* optional */
     void *impl;
     void (*impl_free)(void *impl);
 };
 
 /* Id of the token with string s[0..len), or -1. */
 int32_t tok_lookup(const tokenizer *t, const char *s, size_t len);
+
+/* Byte-level BPE (host/tokenizer_bpe.c): reads tokenizer.ggml.pre and tokenizer.ggml.merges, sets impl,
+ * encode_fragment and decode_piece, and the BPE defaults (add_space_prefix off, add_bos_token). */
+vkllm_status bpe_init(tokenizer *t, const gguf_file *f);
 
 #endif

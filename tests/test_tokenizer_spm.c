@@ -621,8 +621,8 @@ static void test_metadata(void)
         tokenizer_free(tok);
     }
 
-    v = mini_spec(); v.model = "gpt2";
-    expect_load_error(&v, VKLLM_ERR_UNSUPPORTED, "model gpt2");
+    v = mini_spec(); v.model = "gpt2"; /* byte-level BPE needs tokenizer.ggml.merges */
+    expect_load_error(&v, VKLLM_ERR_FORMAT, "model gpt2 without merges");
     v = mini_spec(); v.model = "bert";
     expect_load_error(&v, VKLLM_ERR_UNSUPPORTED, "model bert");
     v = mini_spec(); v.model = "\x01\xFF";

@@ -11,4 +11,3 @@
         return 1;                                                            \
     }
 NOT_YET(cmd_bench)
-NOT_YET(cmd_tokenize)

@@ -1,0 +1,659 @@
+/* Byte-level BPE tokenizer: the test vectors of the GPT-2 and Llama 3 vocabularies (exact ids), round trips
+ * through decode and the streaming detokenizer, special tokens only with parse_special, end of generation,
+ * seeded random byte strings, long pre-tokens, merge order on small synthetic vocabularies, and metadata
+ * validation. The SentencePiece vectors (ggml-vocab-llama-spm) are covered by test_tokenizer_spm.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/gguf.h"
+#include "host/tokenizer.h"
+#include "util.h"
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+static void print_escaped(FILE *out, const char *s, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n && i < 400; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\r')
+            fputs("\\r", out);
+        else if (c == '\t')
+            fputs("\\t", out);
+        else if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            fprintf(out, "\\x%02X", c);
+        else
+            fputc(c, out);
+    }
+    if (n > 400)
+        fprintf(out, "...(%zu bytes)", n);
+    fputc('"', out);
+}
+
+static void print_ids(FILE *out, const char *label, const int32_t *ids, size_t n)
+{
+    fprintf(out, "  %s (%zu):", label, n);
+    for (size_t i = 0; i < n && i < 200; i++)
+        fprintf(out, " %d", ids[i]);
+    if (n > 200)
+        fprintf(out, " ...");
+    fputc('\n', out);
+}
+
+static tokenizer *load_vocab(const char *path)
+{
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open(path, &f);
+    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
+    if (st)
+        return NULL;
+    tokenizer *tok = NULL;
+    st = tokenizer_load(f, &tok);
+    gguf_close(f); /* the tokenizer owns its copies */
+    CHECK(st == VKLLM_OK, "load %s: %s", path, vkr_last_error());
+    return st ? NULL : tok;
+}
+
+static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
+                   size_t *n_ids)
+{
+    vkllm_status st = tokenizer_encode(tok, s, n, add_special, parse_special, ids, n_ids);
+    CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK)
+        CHECK(*ids != NULL, "encode returned NULL ids");
+    return st == VKLLM_OK;
+}
+
+/* Encodes (no BOS/EOS, no special parsing), checks every id is in range, decodes, and checks the text comes
+ * back byte for byte, both from tokenizer_decode and from the stream (pushed one token at a time). */
+static bool round_trip(const tokenizer *tok, const char *s, size_t n)
+{
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (!encode(tok, s, n, false, false, &ids, &n_ids))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= tokenizer_n_vocab(tok))
+            ok = false;
+    CHECK(ok, "encode produced an id out of range");
+    char *text = NULL;
+    size_t len = 0;
+    vkllm_status st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK && (len != n || (n && memcmp(text, s, n)))) {
+        fprintf(stderr, "FAIL round trip:\n  in:  ");
+        print_escaped(stderr, s, n);
+        fprintf(stderr, "\n  out: ");
+        print_escaped(stderr, text, len);
+        fprintf(stderr, "\n");
+        print_ids(stderr, "ids", ids, n_ids);
+        test_failures++;
+        ok = false;
+    }
+    tokenizer_stream *ts = NULL;
+    st = tokenizer_stream_create(tok, false, &ts);
+    CHECK(st == VKLLM_OK, "stream create failed: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        char *acc = malloc(n + 16);
+        size_t acc_n = 0;
+        bool overflow = false;
+        for (size_t i = 0; i <= n_ids && acc; i++) {
+            const char *piece;
+            size_t plen;
+            if (i < n_ids) {
+                st = tokenizer_stream_push(ts, ids[i], &piece, &plen);
+                CHECK(st == VKLLM_OK, "stream push failed: %s", vkr_last_error());
+            } else {
+                tokenizer_stream_flush(ts, &piece, &plen);
+            }
+            if (acc_n + plen > n + 16) {
+                overflow = true;
+                break;
+            }
+            memcpy(acc + acc_n, piece, plen);
+            acc_n += plen;
+        }
+        bool same = acc && !overflow && acc_n == n && (n == 0 || !memcmp(acc, s, n));
+        CHECK(same, "streamed text differs from the input (%zu vs %zu bytes)", acc_n, n);
+        if (!same)
+            ok = false;
+        free(acc);
+        tokenizer_stream_free(ts);
+    }
+    free(text);
+    free(ids);
+    return ok;
+}
+
+static void expect_ids(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special,
+                       const int32_t *want, size_t n_want)
+{
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (!encode(tok, s, n, add_special, parse_special, &ids, &n_ids))
+        return;
+    if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
+        fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
+        print_escaped(stderr, s, n);
+        fprintf(stderr, "\n");
+        print_ids(stderr, "expected", want, n_want);
+        print_ids(stderr, "got     ", ids, n_ids);
+        test_failures++;
+    }
+    free(ids);
+}
+#define EXPECT_IDS(tok, s, add, parse, ...)                                                             \
+    expect_ids(tok, s, strlen(s), add, parse, (const int32_t[]){__VA_ARGS__},                           \
+               sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t))
+
+static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bool special, const char *want)
+{
+    char *text = NULL;
+    size_t len = 0;
+    vkllm_status st = tokenizer_decode(tok, ids, n, special, &text, &len);
+    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
+    if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
+        fprintf(stderr, "FAIL decode: expected ");
+        print_escaped(stderr, want, strlen(want));
+        fprintf(stderr, " got ");
+        print_escaped(stderr, text, len);
+        fprintf(stderr, "\n");
+        test_failures++;
+    }
+    free(text);
+}
+
+static bool contains(const int32_t *ids, size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- test vectors */
+
+static void test_vectors(const tokenizer *tok, const char *vocab_path)
+{
+    char inp_path[1100], out_path[1100];
+    snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
+    snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
+    size_t inp_len = 0, out_len = 0;
+    char *inp = read_file(inp_path, &inp_len);
+    char *out = read_file(out_path, &out_len);
+    CHECK(inp && out, "cannot read %s / %s", inp_path, out_path);
+    if (!inp || !out) {
+        free(inp);
+        free(out);
+        return;
+    }
+    static const char SEP[] = "\n__ggml_vocab_test__\n";
+    const size_t sep_len = sizeof SEP - 1;
+    size_t n_vec = 0, n_ok = 0;
+    char *ip = inp, *op = out;
+    char *const iend = inp + inp_len, *const oend = out + out_len;
+    int32_t *want = malloc(4096 * sizeof *want);
+    while (want && ip < iend) {
+        char *sep = NULL;
+        for (char *q = ip; q + sep_len <= iend; q++)
+            if (*q == '\n' && !memcmp(q, SEP, sep_len)) {
+                sep = q;
+                break;
+            }
+        if (!sep)
+            break;
+        size_t slen = (size_t)(sep - ip);
+        char *eol = memchr(op, '\n', (size_t)(oend - op));
+        CHECK(eol != NULL, "%s: fewer lines than test strings", out_path);
+        if (!eol)
+            break;
+        size_t n_want = 0;
+        for (char *q = op; q < eol && n_want < 4096;) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q)
+                break;
+            want[n_want++] = (int32_t)v;
+            q = end;
+        }
+        op = eol + 1;
+
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if (encode(tok, ip, slen, false, false, &ids, &n_ids)) {
+            if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
+                fprintf(stderr, "FAIL vector %zu: ", n_vec);
+                print_escaped(stderr, ip, slen);
+                fprintf(stderr, "\n");
+                print_ids(stderr, "expected", want, n_want);
+                print_ids(stderr, "got     ", ids, n_ids);
+                test_failures++;
+            } else {
+                n_ok++;
+            }
+            free(ids);
+        }
+        /* add_special: BOS (if the metadata asks for it) then the same ids; parse_special changes nothing
+         * for text without special tokens */
+        bool bos = tokenizer_adds_bos(tok);
+        if (encode(tok, ip, slen, true, true, &ids, &n_ids)) {
+            size_t k = bos ? 1 : 0;
+            CHECK(n_ids == n_want + k && (!bos || ids[0] == tokenizer_bos(tok)) &&
+                      (n_want == 0 || !memcmp(ids + k, want, n_want * sizeof *ids)),
+                  "vector %zu with add_special and parse_special: expected %s the same ids", n_vec,
+                  bos ? "BOS +" : "");
+            free(ids);
+        }
+        round_trip(tok, ip, slen);
+        n_vec++;
+        ip = sep + sep_len;
+    }
+    CHECK(op == oend, "%s: more lines than test strings", out_path);
+    CHECK(n_vec > 0, "no test vectors in %s", inp_path);
+    fprintf(stderr, "%s: %zu/%zu vectors match\n", inp_path, n_ok, n_vec);
+    free(want);
+    free(inp);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- random input */
+
+static void test_random(const tokenizer *tok, uint64_t seed)
+{
+    static const char *const cases[] = {
+        "\xFF", "\x80", "a\xC3", "\xC3(", "\xE2\x82", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF0\x9F\x98",
+        "\xC0\xAF", "'s'S'T're'RE \xC5\xBF 'll'LL'\xC5\xBF", "'", "''", "'x", "\r\n\r\n  \t \n\x0B\x0C",
+        " \xC2\xA0\xE3\x80\x80 x", "123456789 1 12 123 1234", "\xD9\xA3\xD9\xA4\xD9\xA5\xD9\xA6", "a\0b\0 \0",
+        "\xEF\xBF\xBD\xEF\xBF\xBE\xEF\xBF\xBF", "\xF3\xA0\x80\x81", "<|eot_id|> <|endoftext|><s></s>",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        round_trip(tok, cases[i], i == 17 ? 7 : strlen(cases[i]));
+
+    static const char *const atoms[] = {" ", "  ", "\n", "\r\n", "\t", "'", "'s", "'RE", "a", "Z", "word",
+                                        " the", "7", "42", "\xC3\xA9", "\xE4\xBD\xA0", "\xF0\x9F\x9A\x80",
+                                        "\xD9\xA3", ".", "!!", "(", "\xC2\xA0", "\xE3\x80\x80", "\xC5\xBF"};
+    test_rng r;
+    rng_init(&r, seed);
+    char buf[96];
+    for (int it = 0; it < 3000; it++) {
+        size_t n = rng_u32(&r) % 64;
+        size_t j = 0;
+        while (j < n) {
+            uint32_t k = rng_u32(&r) % 4;
+            if (k == 0) { /* any byte */
+                buf[j++] = (char)rng_u32(&r);
+            } else if (k == 1) { /* a lead or continuation byte */
+                buf[j++] = (char)(0x80 + rng_u32(&r) % 0x78);
+            } else {
+                const char *a = atoms[rng_u32(&r) % (sizeof atoms / sizeof atoms[0])];
+                size_t al = strlen(a);
+                if (j + al > sizeof buf)
+                    break;
+                memcpy(buf + j, a, al);
+                j += al;
+            }
+        }
+        if (!round_trip(tok, buf, j)) {
+            fprintf(stderr, "  (random case %d, seed %llu)\n", it, (unsigned long long)seed);
+            break;
+        }
+    }
+}
+
+/* Long pre-tokens: one word, one number, one run of punctuation, of whitespace and of invalid bytes. */
+static void test_long(const tokenizer *tok)
+{
+    const size_t n = 20000;
+    char *s = malloc(n);
+    if (!s)
+        return;
+    const char fill[] = {'a', '7', '!', ' ', '\n', (char)0xFF};
+    for (size_t k = 0; k < sizeof fill; k++) {
+        memset(s, fill[k], n);
+        round_trip(tok, s, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        s[i] = "abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 26) % 26];
+    round_trip(tok, s, n);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- the two real vocabularies */
+
+static void test_llama3_details(const tokenizer *tok)
+{
+    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
+    CHECK(tokenizer_n_vocab(tok) == 128256, "n_vocab %d", tokenizer_n_vocab(tok));
+    CHECK(tokenizer_bos(tok) == 128000 && tokenizer_eos(tok) == 128001 && tokenizer_unk(tok) == -1 &&
+              tokenizer_pad(tok) == -1,
+          "special ids %d %d %d %d", tokenizer_bos(tok), tokenizer_eos(tok), tokenizer_unk(tok), tokenizer_pad(tok));
+    CHECK(tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "add_bos/add_eos");
+    CHECK(tokenizer_is_eog(tok, 128009), "<|eot_id|> (128009) must end generation");
+    CHECK(tokenizer_is_eog(tok, 128001), "<|end_of_text|> (128001) must end generation");
+    CHECK(!tokenizer_is_eog(tok, 128000) && !tokenizer_is_eog(tok, 128006) && !tokenizer_is_eog(tok, 128007) &&
+              !tokenizer_is_eog(tok, 9906) && !tokenizer_is_eog(tok, 0) && !tokenizer_is_eog(tok, 2),
+          "is_eog of non-EOG tokens");
+    CHECK(tokenizer_token_type(tok, 128009) == TOKEN_TYPE_CONTROL && tokenizer_token_type(tok, 9906) == TOKEN_TYPE_NORMAL,
+          "token types");
+    CHECK(tokenizer_find_token(tok, "<|eot_id|>", 10) == 128009, "find <|eot_id|>");
+
+    /* pieces: byte-level characters mapped back to bytes, no leading-space convention */
+    char buf[64];
+    int32_t n = tokenizer_token_to_piece(tok, 22691, buf, sizeof buf); /* "ĠHello" */
+    CHECK(n == 6 && !memcmp(buf, " Hello", 6), "piece of 22691: %d", n);
+    n = tokenizer_token_to_piece(tok, 198, buf, sizeof buf); /* "Ċ" */
+    CHECK(n == 1 && buf[0] == '\n', "piece of 198: %d", n);
+    n = tokenizer_token_to_piece(tok, 128009, buf, sizeof buf);
+    CHECK(n == 0, "piece of <|eot_id|>: %d", n);
+    n = tokenizer_token_to_piece(tok, 22691, buf, 3);
+    CHECK(n == -6, "piece into a small buffer: %d", n);
+    n = tokenizer_token_to_piece(tok, 128256, buf, sizeof buf);
+    CHECK(n == TOKENIZER_BAD_ID, "piece of an id out of range: %d", n);
+    expect_decode(tok, (const int32_t[]){220, 22691}, 2, false, "  Hello");
+    expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, false, "Hello world");
+    expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, true, "<|begin_of_text|>Hello world<|eot_id|>");
+
+    /* special tokens are matched only with parse_special */
+    EXPECT_IDS(tok, "Hello world", true, false, 128000, 9906, 1917);
+    EXPECT_IDS(tok, "", true, false, 128000);
+    EXPECT_IDS(tok, "<|begin_of_text|>Hello<|eot_id|>", false, true, 128000, 9906, 128009);
+    EXPECT_IDS(tok, "a<|eot_id|> b", false, true, 64, 128009, 293);
+    EXPECT_IDS(tok, "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", true, true, 128000, 128006, 882,
+               128007, 271, 13347, 128009);
+    const char *texts[] = {"<|eot_id|>", "Hello<|eot_id|>", "<|begin_of_text|><|start_header_id|>x<|end_header_id|>",
+                           "<|end_of_text|>", "<|reserved_special_token_0|>"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if (!encode(tok, texts[i], strlen(texts[i]), true, false, &ids, &n_ids))
+            continue;
+        bool special = false;
+        for (size_t k = 1; k < n_ids; k++)
+            special |= ids[k] >= 128000;
+        CHECK(!special && n_ids > 2 && ids[0] == 128000, "special token matched without parse_special in \"%s\"",
+              texts[i]);
+        free(ids);
+        round_trip(tok, texts[i], strlen(texts[i]));
+        if (encode(tok, texts[i], strlen(texts[i]), false, true, &ids, &n_ids)) {
+            CHECK(n_ids >= 1 && ids[n_ids - 1] >= 128000, "special token not matched with parse_special in \"%s\"",
+                  texts[i]);
+            free(ids);
+        }
+    }
+
+    /* pre-tokenizer details (llama-bpe) */
+    {
+        int32_t *ids = NULL, *ids2 = NULL;
+        size_t n_ids = 0, n2 = 0;
+        /* case-insensitive contractions: "'RE" is one pre-token, so it cannot merge with the letters after it */
+        int32_t re = tokenizer_find_token(tok, "'RE", 3);
+        if (re >= 0 && encode(tok, "'REALLY", 7, false, false, &ids, &n_ids)) {
+            CHECK(n_ids >= 2 && ids[0] == re, "\"'REALLY\" should start with the token \"'RE\"");
+            free(ids);
+        }
+        /* numbers in groups of at most three digits */
+        if (encode(tok, "1234567", 7, false, false, &ids, &n_ids)) {
+            CHECK(n_ids == 3, "\"1234567\" should be 3 tokens (123 456 7), got %zu", n_ids);
+            free(ids);
+        }
+        /* "\s+(?!\S)": the last space of a run goes with the word after it */
+        if (encode(tok, "a   b", 5, false, false, &ids, &n_ids) && encode(tok, " b", 2, false, false, &ids2, &n2)) {
+            CHECK(n_ids >= 2 && n2 == 1 && ids[n_ids - 1] == ids2[0], "\"a   b\" should end with the token \" b\"");
+        }
+        free(ids);
+        free(ids2);
+    }
+    /* U+0100 .. U+0143 written in the text are ordinary characters, not byte markers */
+    round_trip(tok, "\xC4\xA0\xC4\x8A \xC4\x80\xC5\x83", 10);
+}
+
+static void test_gpt2_details(const tokenizer *tok)
+{
+    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
+    CHECK(tokenizer_n_vocab(tok) == 50257, "n_vocab %d", tokenizer_n_vocab(tok));
+    CHECK(tokenizer_bos(tok) == 50256 && tokenizer_eos(tok) == 50256, "bos/eos %d %d", tokenizer_bos(tok),
+          tokenizer_eos(tok));
+    /* the file has no add_bos_token: GPT-2 adds nothing */
+    CHECK(!tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "gpt-2 adds no BOS/EOS by default");
+    CHECK(tokenizer_is_eog(tok, 50256) && !tokenizer_is_eog(tok, 15496), "is_eog");
+    EXPECT_IDS(tok, "Hello world", true, false, 15496, 995);
+    /* <|endoftext|> only with parse_special (its type decides whether it is split out at all) */
+    int type = tokenizer_token_type(tok, 50256);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (encode(tok, "Hello<|endoftext|>", 18, false, false, &ids, &n_ids)) {
+        CHECK(type == TOKEN_TYPE_USER_DEFINED || !contains(ids, n_ids, 50256),
+              "<|endoftext|> matched without parse_special");
+        free(ids);
+    }
+    if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_USER_DEFINED)
+        EXPECT_IDS(tok, "Hello<|endoftext|>", false, true, 15496, 50256);
+    /* gpt-2 contractions are case-sensitive: "'S" is not one, so the apostrophe is punctuation on its own */
+    int32_t apos = tokenizer_find_token(tok, "'", 1);
+    if (encode(tok, "'S", 2, false, false, &ids, &n_ids)) {
+        CHECK(n_ids == 2 && ids[0] == apos, "\"'S\" should be ' + S");
+        free(ids);
+    }
+    if (encode(tok, "'s", 2, false, false, &ids, &n_ids)) {
+        CHECK(n_ids == 1 && ids[0] == tokenizer_find_token(tok, "'s", 2), "\"'s\" should be one token");
+        free(ids);
+    }
+}
+
+/* ---------------------------------------------------------------- synthetic vocabularies */
+
+typedef struct bpe_spec {
+    const char *const *tokens;
+    size_t n_tokens;
+    const char *const *merges; /* NULL: no key */
+    size_t n_merges;
+    bool merges_as_i32;
+    const char *pre;   /* NULL: no key */
+    int64_t unk;       /* -2: no key */
+    int add_bos;       /* -1: no key */
+} bpe_spec;
+
+static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
+{
+    *tok = NULL;
+    char path[512];
+    const char *dir = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/test_tokenizer_bpe_vocab.gguf", dir && *dir ? dir : "/tmp");
+    gguf_writer *w = NULL;
+    vkllm_status st = gguf_writer_open(path, &w);
+    CHECK(st == VKLLM_OK, "writer open %s: %s", path, vkr_last_error());
+    if (st)
+        return st;
+    st = gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    if (!st && v->pre)
+        st = gguf_writer_kv_str(w, "tokenizer.ggml.pre", v->pre);
+    if (!st)
+        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
+    if (!st && v->merges)
+        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
+    if (!st && v->merges_as_i32)
+        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.merges", (const int32_t[]){1, 2}, 2);
+    if (!st && v->unk != -2)
+        st = gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
+    if (!st && v->add_bos >= 0)
+        st = gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos != 0);
+    vkllm_status st2 = gguf_writer_close(w);
+    CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
+    if (st || st2) {
+        remove(path);
+        return st ? st : st2;
+    }
+    gguf_file *f = NULL;
+    st = gguf_open(path, &f);
+    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
+    if (st == VKLLM_OK) {
+        vkr_clear_error();
+        st = tokenizer_load(f, tok);
+        gguf_close(f);
+    }
+    remove(path);
+    return st;
+}
+
+/* "Ġ" is the byte-level character of a space. */
+static const char *const MINI[] = {"a", "b", "c", "\xC4\xA0", "ab", "bb", "abb", "\xC4\xA0" "a", "aa", "<unk>"};
+enum { MINI_A, MINI_B, MINI_C, MINI_SP, MINI_AB, MINI_BB, MINI_ABB, MINI_SPA, MINI_AA, MINI_UNK, MINI_N };
+
+static bpe_spec mini(const char *const *merges, size_t n_merges)
+{
+    bpe_spec v = {MINI, MINI_N, merges, n_merges, false, "gpt-2", -2, -1};
+    return v;
+}
+
+static void test_synthetic(void)
+{
+    tokenizer *tok = NULL;
+    /* rank order: "b b" before "a b" */
+    static const char *const m1[] = {"b b", "a b", "ab b", "a a", "\xC4\xA0 a"};
+    bpe_spec v = mini(m1, 5);
+    vkllm_status st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "mini BPE vocab: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
+        /* equal ranks: leftmost first */
+        EXPECT_IDS(tok, "aaa", false, false, MINI_AA, MINI_A);
+        EXPECT_IDS(tok, "aaaa", false, false, MINI_AA, MINI_AA);
+        EXPECT_IDS(tok, " a ab", false, false, MINI_SPA, MINI_SP, MINI_AB);
+        CHECK(!tokenizer_adds_bos(tok) && tokenizer_bos(tok) == -1 && tokenizer_unk(tok) == -1,
+              "BPE defaults: no bos, no unk");
+        /* 'd' has no token and there is no unknown token: an error, not a crash */
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        st = tokenizer_encode(tok, "abd", 3, false, false, &ids, &n_ids);
+        CHECK(st != VKLLM_OK && ids == NULL && vkr_last_error()[0], "byte without a token: %d", st);
+        expect_decode(tok, (const int32_t[]){MINI_SPA, MINI_SP, MINI_ABB}, 3, false, " a abb");
+        tokenizer_free(tok);
+    }
+    static const char *const m2[] = {"a b", "b b", "ab b"};
+    v = mini(m2, 3);
+    v.unk = MINI_UNK;
+    v.add_bos = 1;
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "mini BPE vocab 2: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        EXPECT_IDS(tok, "abb", false, false, MINI_ABB);
+        EXPECT_IDS(tok, "abd", false, false, MINI_AB, MINI_UNK);
+        CHECK(!tokenizer_adds_bos(tok), "add_bos_token without a bos id adds nothing");
+        tokenizer_free(tok);
+    }
+    /* merges naming unknown tokens or producing strings that are not tokens are ignored */
+    static const char *const m3[] = {"x y", "a c", "a b"};
+    v = mini(m3, 3);
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "mini BPE vocab with useless merges: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        EXPECT_IDS(tok, "acab", false, false, MINI_A, MINI_C, MINI_AB);
+        tokenizer_free(tok);
+    }
+    /* an unknown pre-tokenizer falls back (with a warning) and still works */
+    v = mini(m1, 5);
+    v.pre = "no-such-pre";
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "unknown pre: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
+        tokenizer_free(tok);
+    }
+    v.pre = NULL;
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "missing pre: %s", vkr_last_error());
+    tokenizer_free(tok);
+
+    /* errors */
+    struct {
+        bpe_spec v;
+        vkllm_status want;
+        const char *what;
+    } bad[] = {
+        {mini(NULL, 0), VKLLM_ERR_FORMAT, "no merges"},
+        {mini((const char *const[]){"ab"}, 1), VKLLM_ERR_FORMAT, "a merge without a space"},
+        {mini((const char *const[]){"a "}, 1), VKLLM_ERR_FORMAT, "a merge with an empty right side"},
+        {mini((const char *const[]){""}, 1), VKLLM_ERR_FORMAT, "an empty merge"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st = load_bpe_spec(&bad[i].v, &tok);
+        CHECK(st == bad[i].want && tok == NULL && vkr_last_error()[0], "%s: expected %d, got %d (%s)", bad[i].what,
+              bad[i].want, st, vkr_last_error());
+        if (st == bad[i].want)
+            fprintf(stderr, "  %s -> %s\n", bad[i].what, vkr_last_error());
+        tokenizer_free(tok);
+    }
+    v = mini(NULL, 0);
+    v.merges_as_i32 = true;
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_ERR_FORMAT && tok == NULL, "merges not strings: %d", st);
+    tokenizer_free(tok);
+    /* a vocabulary without merges entries is fine: bytes only */
+    v = mini((const char *const[]){"a b"}, 0);
+    st = load_bpe_spec(&v, &tok);
+    CHECK(st == VKLLM_OK, "empty merges: %s", vkr_last_error());
+    if (st == VKLLM_OK) {
+        EXPECT_IDS(tok, "ab", false, false, MINI_A, MINI_B);
+        tokenizer_free(tok);
+    }
+}
+
+int main(void)
+{
+    uint64_t seed = test_seed();
+    test_synthetic();
+
+    static const char *const vocabs[] = {"vocab/ggml-vocab-gpt-2.gguf", "vocab/llama3-vocab.gguf"};
+    bool found = false;
+    for (size_t v = 0; v < 2; v++) {
+        const char *p = test_shared_path(vocabs[v]);
+        if (!p) {
+            fprintf(stderr, "%s not found\n", vocabs[v]);
+            continue;
+        }
+        found = true;
+        char path[1024];
+        snprintf(path, sizeof path, "%s", p);
+        tokenizer *tok = load_vocab(path);
+        if (!tok)
+            continue;
+        test_vectors(tok, path);
+        if (v == 0)
+            test_gpt2_details(tok);
+        else
+            test_llama3_details(tok);
+        test_random(tok, seed + v);
+        test_long(tok);
+        tokenizer_free(tok);
+    }
+    if (!found) {
+        fprintf(stderr, "skipped: shared vocab data not found\n");
+        test_finish("tokenizer_bpe");
+        return test_failures ? 1 : TEST_SKIP;
+    }
+    return test_finish("tokenizer_bpe");
+}

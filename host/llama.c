@@ -289,6 +289,7 @@ struct llama_context {
 };
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
+const float *llama_context_logits(const llama_context *c) { return c->logits->mapped; }
 void llama_context_set_timing(llama_context *c, bool on)
 {
     if (c->timing == on)

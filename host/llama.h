@@ -67,6 +67,10 @@ uint32_t llama_context_n_ctx(const llama_context *c);
 vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
                         float *logits);
 
+/* The last token's logits from the last llama_eval without all_logits: n_vocab floats in host-visible
+ * memory the GPU wrote (no copy), valid until the next llama_eval. */
+const float *llama_context_logits(const llama_context *c);
+
 /* GPU time of the last evaluation's dispatches when timing is enabled (0 otherwise). */
 void llama_context_set_timing(llama_context *c, bool on);
 double llama_context_last_gpu_ns(const llama_context *c);

@@ -30,6 +30,7 @@ struct vkr_graph {
     VkQueryPool queries;
     uint32_t query_cap;
     double *times_ns;
+    uint64_t *raw_ts;          /* query results, sized with the pool: no allocation per replay */
 
     access_range *pending_access;   /* accesses since the last barrier */
     uint32_t n_pending, pending_cap;
@@ -85,6 +86,7 @@ void vkr_graph_destroy(vkr_graph *g)
     if (g->queries)
         vkDestroyQueryPool(d, g->queries, NULL);
     free(g->times_ns);
+    free(g->raw_ts);
     free(g->ops);
     free(g->pending_access);
     free(g);
@@ -267,13 +269,15 @@ vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps)
             vkDestroyQueryPool(d, g->queries, NULL);
         g->queries = VK_NULL_HANDLE;
         free(g->times_ns);
+        free(g->raw_ts);
         g->times_ns = calloc(g->n + 1, sizeof *g->times_ns);
+        g->raw_ts = calloc(g->n + 1, sizeof *g->raw_ts);
         VkQueryPoolCreateInfo qci = {
             .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
             .queryType = VK_QUERY_TYPE_TIMESTAMP,
             .queryCount = g->n + 1,
         };
-        st = g->times_ns ? vkr_check(vkCreateQueryPool(d, &qci, NULL, &g->queries), "vkCreateQueryPool")
+        st = g->times_ns && g->raw_ts ? vkr_check(vkCreateQueryPool(d, &qci, NULL, &g->queries), "vkCreateQueryPool")
                          : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
         g->query_cap = st == VKLLM_OK ? g->n + 1 : 0;
     }
@@ -361,9 +365,7 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
     if (r != VK_SUCCESS)
         return vkr_check(r, "vkWaitForFences");
     if (g->timed && g->n) {
-        uint64_t *ts = calloc(g->n + 1, sizeof *ts);
-        if (!ts)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        uint64_t *ts = g->raw_ts;
         r = vkGetQueryPoolResults(g->dev->device, g->queries, 0, g->n + 1, (g->n + 1) * sizeof *ts, ts, sizeof *ts,
                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
         if (r == VK_SUCCESS) {
@@ -371,7 +373,6 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
             for (uint32_t i = 0; i < g->n; i++)
                 g->times_ns[i] = ts[i + 1] > ts[i] ? (double)(ts[i + 1] - ts[i]) * period : 0.0;
         }
-        free(ts);
         if (r != VK_SUCCESS)
             return vkr_check(r, "vkGetQueryPoolResults");
     }

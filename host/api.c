@@ -1,10 +1,12 @@
 /* The public C API (include/vkllm.h): a thin layer over the GGUF reader, tokenizer, model and sampler. */
 #include "vkllm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/chat_template.h"
 #include "host/gguf.h"
 #include "host/llama.h"
 #include "host/quant.h"
@@ -17,6 +19,7 @@ struct vkllm_model {
     llama_model *llama;
     tokenizer *tok;
     char description[256];
+    char *chat_template;        /* tokenizer.chat_template, NUL-terminated; NULL if the file has none */
     vkllm_progress_fn progress;
     void *progress_user;
 };
@@ -25,11 +28,11 @@ struct vkllm_context {
     vkllm_model *model;
     llama_context *llama;
     uint32_t pos;
-    float *logits;              /* n_vocab: the last decode's logits */
 };
 
 struct vkllm_sampler {
     sampler *s;
+    bool plain_greedy;          /* greedy without a penalty: argmax of the logits as they are */
     float *scratch;
     uint32_t n_vocab;
 };
@@ -63,6 +66,21 @@ static vkllm_status open_device(vkllm_model *m, const vkllm_model_params *p)
     return vkr_device_create(m->instance, &dopts, &m->dev);
 }
 
+static vkllm_status copy_chat_template(const gguf_file *f, char **out)
+{
+    const char *s;
+    uint64_t len;
+    if (!gguf_get_str(f, "tokenizer.chat_template", &s, &len))
+        return VKLLM_OK; /* none (or not a string): the application picks a format */
+    *out = malloc((size_t)len + 1);
+    if (!*out)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (len)
+        memcpy(*out, s, (size_t)len);
+    (*out)[len] = '\0';
+    return VKLLM_OK;
+}
+
 vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out)
 {
     *out = NULL;
@@ -88,6 +106,8 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         st = vkr_error(VKLLM_ERR_FORMAT, "the vocabulary has %d tokens but token_embd.weight has %u rows",
                        tokenizer_n_vocab(m->tok), hp.n_vocab);
     if (st == VKLLM_OK)
+        st = copy_chat_template(f, &m->chat_template);
+    if (st == VKLLM_OK)
         st = open_device(m, p);
     if (st == VKLLM_OK)
         st = llama_model_load(m->dev, f, load_progress, m, &m->llama);
@@ -111,6 +131,7 @@ void vkllm_model_free(vkllm_model *m)
         return;
     llama_model_free(m->llama);
     tokenizer_free(m->tok);
+    free(m->chat_template);
     vkr_device_destroy(m->dev);
     vkr_instance_destroy(m->instance);
     free(m);
@@ -168,6 +189,43 @@ void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *le
     tokenizer_stream_flush(d->s, text, len);
 }
 
+/* ---- Chat ---- */
+
+const char *vkllm_model_chat_template(const vkllm_model *m) { return m->chat_template; }
+
+const char *vkllm_chat_template_detect(const char *jinja)
+{
+    return jinja ? chat_template_name(chat_template_detect(jinja, strlen(jinja))) : NULL;
+}
+
+const char *vkllm_chat_template_names(void) { return chat_template_names(); }
+
+static vkllm_status chat_kind(const char *name, chat_template_kind *k)
+{
+    int v = chat_template_from_name(name);
+    if (v < 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "unknown chat template '%s' (known: %s)", name ? name : "(null)",
+                         chat_template_names());
+    *k = (chat_template_kind)v;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chat_format(const char *name, const vkllm_chat_message *msgs, size_t n, size_t from,
+                               bool add_assistant, char **text, size_t *len)
+{
+    chat_template_kind k = CHAT_TEMPLATE_DEFAULT;
+    vkllm_status st = chat_kind(name, &k);
+    return st == VKLLM_OK ? chat_format(k, msgs, n, from, add_assistant, text, len) : st;
+}
+
+vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const vkllm_chat_message *msgs, size_t n,
+                                 size_t from, bool add_assistant, int32_t **ids, size_t *n_ids)
+{
+    chat_template_kind k = CHAT_TEMPLATE_DEFAULT;
+    vkllm_status st = chat_kind(name, &k);
+    return st == VKLLM_OK ? chat_tokenize(m->tok, k, msgs, n, from, add_assistant, ids, n_ids) : st;
+}
+
 /* ---- Contexts ---- */
 
 void vkllm_context_default_params(vkllm_context_params *p) { memset(p, 0, sizeof *p); }
@@ -184,9 +242,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (!c)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     c->model = m;
-    c->logits = malloc((size_t)m->llama->hp.n_vocab * sizeof(float));
-    vkllm_status st = c->logits ? llama_context_create(m->llama, n_ctx, n_batch, &c->llama)
-                                : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    vkllm_status st = llama_context_create(m->llama, n_ctx, n_batch, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
         return st;
@@ -200,7 +256,6 @@ void vkllm_context_free(vkllm_context *c)
     if (!c)
         return;
     llama_context_free(c->llama);
-    free(c->logits);
     free(c);
 }
 
@@ -230,12 +285,12 @@ vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, con
 {
     vkllm_status st = check_fits(c, n);
     if (st == VKLLM_OK)
-        st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, false, c->logits);
+        st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, false, NULL);
     if (st != VKLLM_OK)
         return st;
     c->pos += (uint32_t)n;
-    if (logits)
-        *logits = c->logits;
+    if (logits) /* read straight from the memory the GPU wrote: no copy per token */
+        *logits = llama_context_logits(c->llama);
     return VKLLM_OK;
 }
 
@@ -272,6 +327,7 @@ vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_para
     if (!s)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     s->n_vocab = m->llama->hp.n_vocab;
+    s->plain_greedy = p->temperature <= 0 && (p->repeat_penalty == 1.0f || p->repeat_last_n == 0);
     s->scratch = malloc((size_t)s->n_vocab * sizeof(float));
     sampler_params sp = {
         .temperature = p->temperature,
@@ -303,8 +359,17 @@ void vkllm_sampler_free(vkllm_sampler *s)
 
 int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits)
 {
+    int32_t id = 0;
+    if (s->plain_greedy) { /* no copy of the vocabulary's logits; NaN never wins, as in the sampler */
+        float best = -INFINITY;
+        for (uint32_t i = 0; i < s->n_vocab; i++)
+            if (logits[i] > best)
+                best = logits[i], id = (int32_t)i;
+        sampler_accept(s->s, id);
+        return id;
+    }
     memcpy(s->scratch, logits, (size_t)s->n_vocab * sizeof(float));
-    int32_t id = sampler_sample(s->s, s->scratch);
+    id = sampler_sample(s->s, s->scratch);
     sampler_accept(s->s, id);
     return id;
 }

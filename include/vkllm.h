@@ -89,6 +89,49 @@ void vkllm_detokenizer_free(vkllm_detokenizer *d);
 vkllm_status vkllm_detokenizer_push(vkllm_detokenizer *d, int32_t id, const char **text, size_t *len);
 void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *len);
 
+/* ---- Chat: formatting a conversation the way a chat model was trained ----
+ *
+ * Built-in formats, by name: "llama3", "llama2", "chatml" (Qwen2 and many fine-tunes), "mistral"
+ * (Mistral-instruct) and "zephyr". A model's own template (GGUF tokenizer.chat_template, a Jinja program)
+ * is not run: vkllm_chat_template_detect recognises which of these formats it implements. Message contents
+ * are inserted verbatim. A conversation kept in a context grows turn by turn:
+ *
+ *     msgs = {system, user}: vkllm_chat_tokenize(m, name, msgs, 2, 0, true, ...), decode, generate the
+ *     reply until an end-of-generation token (not decoded); then msgs += {assistant reply, next user}:
+ *     vkllm_chat_tokenize(m, name, msgs, 4, 3, true, ...) gives just the tokens to decode next. */
+
+typedef struct vkllm_chat_message {
+    const char *role;      /* "system", "user" or "assistant" */
+    const char *content;   /* NUL-terminated */
+} vkllm_chat_message;
+
+/* Used by applications when a model has no template they recognise (the `vkllm chat` default). */
+#define VKLLM_CHAT_TEMPLATE_DEFAULT "chatml"
+
+/* The model's tokenizer.chat_template (NUL-terminated), or NULL if it has none. Valid while m lives. */
+const char *vkllm_model_chat_template(const vkllm_model *m);
+/* The built-in format a Jinja chat template implements, recognised by its distinctive markers
+ * ("<|start_header_id|>", "<|im_start|>", "[INST]" with or without "<<SYS>>", "<|user|>"), or NULL
+ * (unrecognised, or jinja is NULL). Returns a static string. */
+const char *vkllm_chat_template_detect(const char *jinja);
+/* "llama3, llama2, chatml, mistral, zephyr" (for messages). */
+const char *vkllm_chat_template_names(void);
+
+/* Formats messages[from..n) with the built-in template `name`, followed by the prompt that opens the
+ * assistant's reply if add_assistant. Messages before `from` are context and not written, except the
+ * markup that closes message from-1: the text starts right after that message's content, which is what a
+ * context holding a just-generated reply (message from-1) has not seen yet. from = 0: the whole text.
+ * *text is NUL-terminated, freed with vkllm_free. VKLLM_ERR_INVALID_ARGUMENT for an unknown name or role
+ * (roles are "system", "user", "assistant"), a NULL content or from > n. */
+vkllm_status vkllm_chat_format(const char *name, const vkllm_chat_message *msgs, size_t n, size_t from,
+                               bool add_assistant, char **text, size_t *len);
+/* The same text as the model's tokens: the template's markup with its special tokens recognised, the
+ * contents as plain text (parse_special off), so a message cannot inject control tokens. At from = 0 the
+ * model's BOS is prepended if its metadata asks for one and the template did not write it. *ids is freed
+ * with vkllm_free. */
+vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const vkllm_chat_message *msgs, size_t n,
+                                 size_t from, bool add_assistant, int32_t **ids, size_t *n_ids);
+
 /* ---- Contexts: a KV cache and the recorded work to fill it ---- */
 
 typedef struct vkllm_context vkllm_context;

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"info", cmd_info, "print a GGUF model's metadata and tensor table"},
     {"synth", cmd_synth, "write a Llama GGUF with random weights (for tests and benchmarks)"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "a conversation with a chat model"},
     {"perplexity", cmd_perplexity, "compute perplexity over a text file"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"bench", cmd_bench, "benchmark kernels and models"},

@@ -1,0 +1,84 @@
+/* Chat templates: turning a conversation ({role, content} messages) into the prompt text a chat model was
+ * trained on, and into tokens for it.
+ *
+ * A GGUF's tokenizer.chat_template is a Jinja program. We do not run Jinja: we recognise which of a few
+ * well-known formats a template implements by its distinctive markers (chat_template_detect) and render
+ * that format with built-in code. The formats, with S/U/A the system, user and assistant contents:
+ *
+ *   llama3   <|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>
+ *            <|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>
+ *            <|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>   (every message alike)
+ *            prompt for the reply: <|start_header_id|>assistant<|end_header_id|>\n\n
+ *   llama2   <s>[INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST] A </s><s>[INST] U [/INST] A </s>...
+ *            (the system block opens the first [INST]; each later user turn starts with <s>)
+ *            prompt for the reply: nothing (the model writes the space before its reply itself)
+ *   chatml   <|im_start|>ROLE\nCONTENT<|im_end|>\n for every message (Qwen2 and many fine-tunes)
+ *            prompt for the reply: <|im_start|>assistant\n
+ *   mistral  <s>[INST] S\n\nU [/INST] A</s>[INST] U [/INST] A</s>...
+ *            (the system text goes into the next [INST]; <s> once at the start)
+ *            prompt for the reply: nothing, as llama2
+ *   zephyr   <|system|>\nS</s>\n<|user|>\nU</s>\n<|assistant|>\nA</s>\n
+ *            prompt for the reply: <|assistant|>\n
+ *
+ * Contents are inserted verbatim (no trimming). Odd orders are rendered, not refused: in llama2/mistral a
+ * system message that is not followed by a user message gets its [INST] closed by an empty user turn.
+ * The rendering of a message depends only on the messages before it, so the text of a conversation
+ * always begins with the text of any of its prefixes.
+ *
+ * Tokens: the template's markup is tokenized with special tokens recognised (as parse_special=true would)
+ * and message contents as plain text (parse_special=false), so a message cannot inject control tokens:
+ * special tokens only ever come from the template's own markers. For contents that contain no special
+ * token's text, the result equals tokenizer_encode(text, parse_special=true) of the whole text. */
+#ifndef VKLLM_CHAT_TEMPLATE_H
+#define VKLLM_CHAT_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/tokenizer.h"
+#include "runtime/error.h"
+#include "vkllm.h"
+
+typedef enum chat_template_kind {
+    CHAT_TEMPLATE_LLAMA3 = 0,
+    CHAT_TEMPLATE_LLAMA2,
+    CHAT_TEMPLATE_CHATML,
+    CHAT_TEMPLATE_MISTRAL,
+    CHAT_TEMPLATE_ZEPHYR,
+    CHAT_TEMPLATE_COUNT,
+} chat_template_kind;
+
+/* Used when a model has no chat template we recognise and none was asked for. */
+#define CHAT_TEMPLATE_DEFAULT CHAT_TEMPLATE_CHATML
+
+/* "llama3", "llama2", "chatml", "mistral", "zephyr"; NULL for a value out of range. */
+const char *chat_template_name(chat_template_kind k);
+/* "llama3, llama2, chatml, mistral, zephyr" (for messages). */
+const char *chat_template_names(void);
+/* The kind with this exact name, or -1. */
+int chat_template_from_name(const char *name);
+/* Which format a Jinja chat template implements, recognised by its markers; -1 if none (or s is NULL).
+ * s need not be NUL-terminated. */
+int chat_template_detect(const char *s, size_t len);
+
+/* Formats messages[from..n) of a conversation (0 <= from <= n), plus the prompt for the assistant's reply
+ * if add_assistant. Messages before `from` are not written, except the markup that closes message
+ * from-1: the text starts right after that message's content. So, when a context holds the conversation
+ * up to the end of a reply the model generated (message from-1; the end-of-generation token it sampled
+ * was not decoded), the result is exactly what to process next; and for any from,
+ *     format(msgs, n, 0) == format(msgs, n, 0)[0 .. end of message from-1's content] + format(msgs, n, from).
+ * *text is malloc'ed and NUL-terminated (*len excludes the NUL).
+ * Errors: VKLLM_ERR_INVALID_ARGUMENT for an unknown kind, from > n, a NULL content or a role other than
+ * "system", "user" and "assistant". */
+vkllm_status chat_format(chat_template_kind k, const vkllm_chat_message *msgs, size_t n, size_t from,
+                         bool add_assistant, char **text, size_t *len);
+
+/* The same text as tokens for tokenizer t (see the top of this file). When from == 0 and the tokenizer
+ * adds a BOS (tokenizer_adds_bos) that the template did not write, it is prepended. With from > 0 the
+ * first stretch of text is tokenized as the start of a text (SentencePiece prepends its space there).
+ * *ids is malloc'ed (never NULL). */
+vkllm_status chat_tokenize(const tokenizer *t, chat_template_kind k, const vkllm_chat_message *msgs, size_t n,
+                           size_t from, bool add_assistant, int32_t **ids, size_t *n_ids);
+
+#endif

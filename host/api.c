@@ -375,3 +375,4 @@ int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits)
 }
 
 void vkllm_sampler_accept(vkllm_sampler *s, int32_t id) { sampler_accept(s->s, id); }
+void vkllm_sampler_reset(vkllm_sampler *s) { sampler_reset(s->s); }

@@ -180,6 +180,8 @@ void vkllm_sampler_free(vkllm_sampler *s);
 int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits);
 /* Adds prompt tokens to the penalty's history without sampling. */
 void vkllm_sampler_accept(vkllm_sampler *s, int32_t id);
+/* Forgets the history and restarts the random sequence from the seed (a new conversation). */
+void vkllm_sampler_reset(vkllm_sampler *s);
 
 #ifdef __cplusplus
 }

@@ -453,6 +453,7 @@ int cmd_chat(int argc, char **argv)
         if (!strcmp(line, "/reset")) {
             conv_drop(&c.conv, c.has_system ? 1 : 0, c.conv.n - (c.has_system ? 1 : 0));
             c.n_done = 0;
+            vkllm_sampler_reset(c.sampler);
             if (vkllm_context_truncate(c.ctx, 0) != VKLLM_OK) {
                 cli_error(cmd);
                 goto out;

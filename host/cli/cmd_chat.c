@@ -34,16 +34,10 @@ static void usage(FILE *out)
             "  --system TEXT         system prompt\n"
             "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr\n"
             "  -n, --n-predict N     most tokens per reply (default -1: until end of generation)\n"
-            "  --temp T              temperature (default 0.8; 0: greedy)\n"
-            "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
-            "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
-            "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
-            "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
-            "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
-            "  -s, --seed S          random seed (default: from the clock)\n"
+            "%s"
             "  --timings             after each reply, print its token counts, speed and the context use to\n"
             "                        stderr\n",
-            cli_model_options_help);
+            cli_model_options_help, cli_sampling_options_help);
 }
 
 static const char *cmd = "chat";
@@ -340,14 +334,12 @@ int cmd_chat(int argc, char **argv)
     cli_model_opts mo = {0};
     const char *system = NULL, *asked = NULL;
     chat c = {.n_predict = -1};
-    vkllm_sampler_params sp;
-    vkllm_sampler_default_params(&sp);
-    bool seed_given = false;
+    cli_sampling_opts so;
+    cli_sampling_init(&so);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *s;
         bool ok = true;
-        int64_t v;
-        if (cli_model_option(&mo, argc, argv, &i, &ok)) {
+        if (cli_model_option(&mo, argc, argv, &i, &ok) || cli_sampling_option(&so, argc, argv, &i, &ok)) {
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -357,24 +349,6 @@ int cmd_chat(int argc, char **argv)
             ok = (asked = cli_value(cmd, argc, argv, &i)) != NULL;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, -1, INT32_MAX, &c.n_predict);
-        } else if (!strcmp(a, "--temp")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.temperature);
-        } else if (!strcmp(a, "--top-k")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
-            sp.top_k = (int32_t)v;
-        } else if (!strcmp(a, "--top-p")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.top_p);
-        } else if (!strcmp(a, "--min-p")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.min_p);
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.repeat_penalty);
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
-            sp.repeat_last_n = (int32_t)v;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT64_MAX, &v);
-            sp.seed = (uint64_t)v;
-            seed_given = true;
         } else if (!strcmp(a, "--timings")) {
             c.timings = true;
         } else {
@@ -394,15 +368,14 @@ int cmd_chat(int argc, char **argv)
             return 1;
         }
     }
-    if (!seed_given)
-        sp.seed = (uint64_t)(cli_now_ms() * 1000.0);
+    cli_sampling_finish(&so);
 
     int rc = 1;
     char *line = NULL;
     size_t line_cap = 0;
     if (!cli_load(cmd, &mo, &c.model, &c.ctx, NULL))
         goto out;
-    if (vkllm_sampler_create(c.model, &sp, &c.sampler) != VKLLM_OK) {
+    if (vkllm_sampler_create(c.model, &so.params, &c.sampler) != VKLLM_OK) {
         cli_error(cmd);
         goto out;
     }

@@ -17,15 +17,9 @@ static void usage(FILE *out)
             "  -p, --prompt TEXT     the prompt\n"
             "  -f, --file FILE       read the prompt from a file\n"
             "  -n, --n-predict N     tokens to generate (default 256; -1: until the context is full)\n"
-            "  --temp T              temperature (default 0.8; 0: greedy)\n"
-            "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
-            "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
-            "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
-            "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
-            "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
-            "  -s, --seed S          random seed (default: from the clock)\n"
+            "%s"
             "  --special             parse control tokens written in the prompt (e.g. <s>)\n",
-            cli_model_options_help);
+            cli_model_options_help, cli_sampling_options_help);
 }
 
 static void emit(const char *text, size_t len)
@@ -43,14 +37,12 @@ int cmd_run(int argc, char **argv)
     const char *prompt = NULL, *prompt_file = NULL;
     int64_t n_predict = 256;
     bool special = false;
-    vkllm_sampler_params sp;
-    vkllm_sampler_default_params(&sp);
-    bool seed_given = false;
+    cli_sampling_opts so;
+    cli_sampling_init(&so);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *s;
         bool ok = true;
-        int64_t v;
-        if (cli_model_option(&mo, argc, argv, &i, &ok)) {
+        if (cli_model_option(&mo, argc, argv, &i, &ok) || cli_sampling_option(&so, argc, argv, &i, &ok)) {
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -60,24 +52,6 @@ int cmd_run(int argc, char **argv)
             ok = (prompt_file = cli_value(cmd, argc, argv, &i)) != NULL;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, -1, INT32_MAX, &n_predict);
-        } else if (!strcmp(a, "--temp")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.temperature);
-        } else if (!strcmp(a, "--top-k")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
-            sp.top_k = (int32_t)v;
-        } else if (!strcmp(a, "--top-p")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.top_p);
-        } else if (!strcmp(a, "--min-p")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.min_p);
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_f32(cmd, a, s, &sp.repeat_penalty);
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
-            sp.repeat_last_n = (int32_t)v;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 0, INT64_MAX, &v);
-            sp.seed = (uint64_t)v;
-            seed_given = true;
         } else if (!strcmp(a, "--special")) {
             special = true;
         } else {
@@ -91,8 +65,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "vkllm run: give the prompt with -p or -f, not both\n");
         return 1;
     }
-    if (!seed_given)
-        sp.seed = (uint64_t)(cli_now_ms() * 1000.0);
+    cli_sampling_finish(&so);
 
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
@@ -113,7 +86,7 @@ int cmd_run(int argc, char **argv)
     if (!cli_load(cmd, &mo, &model, &ctx, &load_ms))
         goto out;
     if (vkllm_tokenize(model, prompt ? prompt : "", prompt_len, true, special, &ids, &n_ids) != VKLLM_OK ||
-        vkllm_sampler_create(model, &sp, &sampler) != VKLLM_OK || vkllm_detokenizer_create(model, &detok) != VKLLM_OK) {
+        vkllm_sampler_create(model, &so.params, &sampler) != VKLLM_OK || vkllm_detokenizer_create(model, &detok) != VKLLM_OK) {
         cli_error(cmd);
         goto out;
     }

@@ -17,6 +17,57 @@ const char *cli_model_options_help =
     "  --memory-limit MIB    refuse device allocations beyond this many MiB\n"
     "  --validation          enable the Vulkan validation layer\n";
 
+const char *cli_sampling_options_help =
+    "  --temp T              temperature (default 0.8; 0: greedy)\n"
+    "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
+    "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
+    "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
+    "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
+    "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
+    "  -s, --seed S          random seed (default: from the clock)\n";
+
+void cli_sampling_init(cli_sampling_opts *o)
+{
+    vkllm_sampler_default_params(&o->params);
+    o->seed_given = false;
+}
+
+bool cli_sampling_option(cli_sampling_opts *o, int argc, char **argv, int *i, bool *ok)
+{
+    const char *a = argv[*i], *cmd = argv[0], *s;
+    vkllm_sampler_params *p = &o->params;
+    int64_t v = 0;
+    *ok = true;
+    if (!strcmp(a, "--temp")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->temperature);
+    } else if (!strcmp(a, "--top-k")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
+        p->top_k = (int32_t)v;
+    } else if (!strcmp(a, "--top-p")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->top_p);
+    } else if (!strcmp(a, "--min-p")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->min_p);
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->repeat_penalty);
+    } else if (!strcmp(a, "--repeat-last-n")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
+        p->repeat_last_n = (int32_t)v;
+    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT64_MAX, &v);
+        p->seed = (uint64_t)v;
+        o->seed_given = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+void cli_sampling_finish(cli_sampling_opts *o)
+{
+    if (!o->seed_given)
+        o->params.seed = (uint64_t)(cli_now_ms() * 1000.0);
+}
+
 double cli_now_ms(void)
 {
     struct timespec ts;

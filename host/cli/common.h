@@ -20,6 +20,18 @@ typedef struct cli_model_opts {
 bool cli_model_option(cli_model_opts *o, int argc, char **argv, int *i, bool *ok);
 extern const char *cli_model_options_help;
 
+/* Sampling options (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, -s/--seed), as
+ * cli_model_option. cli_sampling_init sets the defaults; cli_sampling_finish picks a seed from the clock
+ * when none was given. */
+typedef struct cli_sampling_opts {
+    vkllm_sampler_params params;
+    bool seed_given;
+} cli_sampling_opts;
+void cli_sampling_init(cli_sampling_opts *o);
+bool cli_sampling_option(cli_sampling_opts *o, int argc, char **argv, int *i, bool *ok);
+void cli_sampling_finish(cli_sampling_opts *o);
+extern const char *cli_sampling_options_help;
+
 /* Value parsing with one clear message on error: "vkllm <cmd>: -n expects an integer, got 'x'". */
 bool cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t min, int64_t max, int64_t *out);
 bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out);

@@ -113,9 +113,10 @@ static void advance(loader *ld, uint64_t bytes)
 static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
 {
     const gguf_tensor *t;
-    vkllm_status st = find_tensor(ld, name, ne0, ne1, &t);
-    if (st == VKLLM_OK)
-        st = vk_tensor_upload(ld->dev, t->type, ne0, t->ne[1], t->data, out);
+    vkllm_status st = find_tensor(ld, name, ne0, ne1, &t); /* its messages name the tensor already */
+    if (st != VKLLM_OK)
+        return st;
+    st = vk_tensor_upload(ld->dev, t->type, ne0, t->ne[1], t->data, out);
     if (st != VKLLM_OK)
         return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
     advance(ld, t->nbytes);
@@ -331,6 +332,16 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
         c->rows_all_logits = c->n_batch;
 
     vkllm_status st = VKLLM_OK;
+    /* Each layer's K and V caches are bound whole by the kernels: refuse a context the device cannot bind,
+     * here with a clear message rather than at the first decode. */
+    uint64_t kv_bytes = (uint64_t)n_ctx * kv_dim * 2;
+    if (kv_bytes > range) {
+        free(c);
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "a context of %u positions needs a %.1f MiB K/V cache per layer, more than this device "
+                         "can bind (maxStorageBufferRange %.1f MiB): use at most %llu positions",
+                         n_ctx, kv_bytes / 1048576.0, range / 1048576.0, (unsigned long long)(range / (kv_dim * 2)));
+    }
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
     if (!c->k_cache || !c->v_cache)
@@ -587,11 +598,16 @@ static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t
 vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
                         float *logits)
 {
-    if (n == 0)
+    if (n == 0 || !tokens)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to evaluate");
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
+    /* All ids first: a bad one late in a long prompt must not cost the batches before it. */
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: id %d is out of range (vocabulary of %u)", i,
+                             tokens[i], c->m->hp.n_vocab);
     uint32_t step = c->n_batch;
     if (all_logits) {
         if (c->rows_all_logits == 0)

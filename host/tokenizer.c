@@ -1047,7 +1047,8 @@ static size_t render_piece(const tokenizer *t, int32_t id, bool special, char *o
 static size_t decode_step(const tokenizer *t, int32_t id, bool special, bool *strip, char *out)
 {
     uint8_t type = t->type[id];
-    if (type == TOKEN_TYPE_CONTROL) {
+    if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_USER_DEFINED) {
+        /* The encoder starts the text after any special fragment, user-defined ones included, with a space. */
         *strip = t->add_space_prefix;
         return render_piece(t, id, special, out);
     }

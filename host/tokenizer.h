@@ -87,8 +87,8 @@ size_t tokenizer_max_piece_len(const tokenizer *t);
 
 /* Decodes a whole sequence into a malloc'ed NUL-terminated string (*len excludes the NUL): pieces
  * concatenated, with the space that the encoder prepends (add_space_prefix) dropped from the first
- * text piece and from the first text piece after a control token (the encoder adds it after special
- * tokens too). special: control/unknown tokens are written as their text ("<s>") instead of nothing.
+ * text piece and from the first text piece after a control or user-defined token (the encoder adds it
+ * after those too). special: control/unknown tokens are written as their text ("<s>") instead of nothing.
  * VKLLM_ERR_INVALID_ARGUMENT for an id out of range.
  * decode(encode(s, add_special, parse_special=false)) == s for every byte string s that does not contain
  * U+2581 "▁" itself (SentencePiece reads it as a space) and that the vocabulary can spell (byte fallback). */

@@ -81,7 +81,7 @@ vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n
 
 /* Streaming detokenizer (holds back incomplete UTF-8 sequences). Feed it the prompt's tokens too, BOS
  * included, and the text comes out as tokenize() read it: SentencePiece's leading space is dropped at
- * the start of the text and after control tokens. */
+ * the start of the text and after control and user-defined tokens. */
 typedef struct vkllm_detokenizer vkllm_detokenizer;
 vkllm_status vkllm_detokenizer_create(const vkllm_model *m, vkllm_detokenizer **out);
 void vkllm_detokenizer_free(vkllm_detokenizer *d);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/memory.h"
 #include "runtime/pipeline.h"
@@ -59,8 +60,87 @@ vkllm_status vkr_check(VkResult r, const char *what)
     else if (r == VK_ERROR_OUT_OF_HOST_MEMORY)
         st = VKLLM_ERR_OUT_OF_HOST_MEMORY;
     else if (r == VK_ERROR_DEVICE_LOST)
-        st = VKLLM_ERR_DEVICE_LOST;
+        return vkr_error(VKLLM_ERR_DEVICE_LOST,
+                         "device lost (%s: VK_ERROR_DEVICE_LOST): the GPU driver reset the device or it crashed; "
+                         "free the model and load it again",
+                         what);
     return vkr_error(st, "%s failed: %s", what, vkr_result_name(r));
+}
+
+static vkllm_status already_lost(const char *what)
+{
+    return vkr_error(VKLLM_ERR_DEVICE_LOST, "device lost (%s: the device was lost earlier): free the model and load "
+                                            "it again", what);
+}
+
+vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what)
+{
+    if (dev->lost)
+        return already_lost(what);
+    dev->submits++;
+    VkResult r = dev->lose_at_submit && dev->submits >= dev->lose_at_submit ? VK_ERROR_DEVICE_LOST
+                                                                            : vkQueueSubmit(dev->queue, 1, si, fence);
+    if (r == VK_ERROR_DEVICE_LOST)
+        dev->lost = true;
+    return vkr_check(r, what);
+}
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+vkllm_status vkr_wait_fence(vkr_device *dev, VkFence fence, const char *what)
+{
+    if (dev->lost)
+        return already_lost(what);
+    double start = monotonic_s();
+    for (;;) {
+        VkResult r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, 1000000000ull);
+        if (r == VK_TIMEOUT) {
+            /* Drivers report a loss through any fence query; a hung device that never reports one is
+             * caught by the timeout. */
+            VkResult s = vkGetFenceStatus(dev->device, fence);
+            if (s == VK_SUCCESS)
+                return VKLLM_OK;
+            if (s != VK_NOT_READY)
+                r = s;
+            else if (dev->gpu_timeout_s && monotonic_s() - start >= dev->gpu_timeout_s) {
+                dev->lost = true;
+                return vkr_error(VKLLM_ERR_DEVICE_LOST,
+                                 "device lost: %s did not finish within %u s (set VKLLM_GPU_TIMEOUT to allow longer)",
+                                 what, dev->gpu_timeout_s);
+            } else
+                continue;
+        }
+        if (r == VK_ERROR_DEVICE_LOST)
+            dev->lost = true;
+        return vkr_check(r, what);
+    }
+}
+
+void vkr_device_inject_loss(vkr_device *dev, uint64_t n) { dev->lose_at_submit = dev->submits + (n ? n : 1); }
+
+/* Reads VKLLM_GPU_TIMEOUT and VKLLM_DEBUG_LOSE_DEVICE into a new device. */
+static void read_debug_env(vkr_device *dev)
+{
+    dev->gpu_timeout_s = 600;
+    const char *v = getenv("VKLLM_GPU_TIMEOUT");
+    if (v && *v) {
+        char *end;
+        unsigned long t = strtoul(v, &end, 10);
+        if (*end == '\0')
+            dev->gpu_timeout_s = t > 86400 ? 86400 : (uint32_t)t;
+    }
+    v = getenv("VKLLM_DEBUG_LOSE_DEVICE");
+    if (v && *v) {
+        char *end;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (*end == '\0' && n > 0)
+            dev->lose_at_submit = n;
+    }
 }
 
 const char *vkr_device_type_name(VkPhysicalDeviceType t)
@@ -521,6 +601,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     dev->physical = pd;
     dev->owns_device = true;
     dev->memory_limit = opts ? opts->memory_limit : 0;
+    read_debug_env(dev);
     fill_info(pd, index, &dev->info);
     vkGetPhysicalDeviceMemoryProperties(pd, &dev->memory_properties);
     if (dev->info.api_version < VK_API_VERSION_1_2) {
@@ -612,6 +693,7 @@ vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice ph
     dev->device = device;
     dev->queue = queue;
     dev->queue_family = queue_family;
+    read_debug_env(dev);
     fill_info(physical, 0, &dev->info);
     /* We cannot know which optional features the application enabled: use the baseline kernels only. */
     vkr_features *ft = &dev->info.features;
@@ -633,8 +715,9 @@ void vkr_device_destroy(vkr_device *dev)
 {
     if (!dev)
         return;
-    if (dev->device)
-        vkDeviceWaitIdle(dev->device);
+    /* A lost device may never go idle (a hung GPU that never reported the loss); its work is abandoned. */
+    if (dev->device && !dev->lost && vkDeviceWaitIdle(dev->device) == VK_ERROR_DEVICE_LOST)
+        dev->lost = true;
     vkr_pipelines_shutdown(dev);
     vkr_memory_shutdown(dev);
     if (dev->command_pool)

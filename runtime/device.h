@@ -104,6 +104,13 @@ typedef struct vkr_device {
     vkr_memory *memory;
     vkr_pipelines *pipelines;
     uint64_t memory_limit;
+    /* Device loss: set once a submission or wait reported VK_ERROR_DEVICE_LOST (or GPU work did not finish
+     * within the GPU timeout); every later submission or wait then fails at once with
+     * VKLLM_ERR_DEVICE_LOST instead of touching the queue or waiting on fences that may never signal. */
+    bool lost;
+    uint32_t gpu_timeout_s;             /* VKLLM_GPU_TIMEOUT (seconds; 0 = wait forever); default 600 */
+    uint64_t submits;                   /* queue submissions so far */
+    uint64_t lose_at_submit;            /* fault injection (tests): this submission reports device loss; 0 = off */
 } vkr_device;
 
 vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opts, vkr_device **out);
@@ -114,8 +121,21 @@ vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice ph
                                         VkQueue queue, uint32_t queue_family, vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
-/* Converts a failing VkResult into a status + message ("vkAllocateMemory failed: VK_ERROR_..."). */
+/* Converts a failing VkResult into a status + message ("vkAllocateMemory failed: VK_ERROR_..."; for
+ * VK_ERROR_DEVICE_LOST: VKLLM_ERR_DEVICE_LOST, "device lost (vkQueueSubmit: VK_ERROR_DEVICE_LOST) ..."). */
 vkllm_status vkr_check(VkResult r, const char *what);
+
+/* Every queue submission and fence wait of the runtime goes through these two. They fail at once with
+ * VKLLM_ERR_DEVICE_LOST on a device already lost, and mark it lost when Vulkan reports the loss. The wait
+ * polls in 1 s slices, asking vkGetFenceStatus for device loss between them, and gives up after
+ * dev->gpu_timeout_s seconds (VKLLM_GPU_TIMEOUT; the device is then treated as lost): a hung or lost
+ * device cannot make it loop forever.
+ * Fault injection for tests: VKLLM_DEBUG_LOSE_DEVICE=N (read at device creation) or
+ * vkr_device_inject_loss makes the N-th submission report VK_ERROR_DEVICE_LOST without submitting. */
+vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what);
+vkllm_status vkr_wait_fence(vkr_device *dev, VkFence fence, const char *what);
+/* Tests: the n-th queue submission from now (n >= 1) reports device loss. */
+void vkr_device_inject_loss(vkr_device *dev, uint64_t n);
 const char *vkr_result_name(VkResult r);
 
 const char *vkr_device_type_name(VkPhysicalDeviceType t);

@@ -2,15 +2,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
 vkllm_status vkr_error(vkllm_status status, const char *fmt, ...)
 {
+    /* Formatted into a scratch buffer first: callers add context to an earlier failure with
+     * vkr_error(st, "tensor %s: %s", name, vkr_last_error()), and vsnprintf must not read the buffer it
+     * writes (that is undefined behaviour, and garbles the message in practice). */
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return status;
 }
 

@@ -348,7 +348,7 @@ vkllm_status vkr_graph_submit(vkr_graph *g)
     if (st != VKLLM_OK)
         return st;
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &g->cmd};
-    st = vkr_check(vkQueueSubmit(g->dev->queue, 1, &si, g->fence), "vkQueueSubmit");
+    st = vkr_queue_submit(g->dev, &si, g->fence, "vkQueueSubmit");
     g->pending = st == VKLLM_OK;
     return st;
 }
@@ -357,17 +357,14 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
 {
     if (!g->pending)
         return VKLLM_OK;
-    VkResult r;
-    do
-        r = vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, 1000000000ull);
-    while (r == VK_TIMEOUT);
     g->pending = false;
-    if (r != VK_SUCCESS)
-        return vkr_check(r, "vkWaitForFences");
+    vkllm_status st = vkr_wait_fence(g->dev, g->fence, "vkWaitForFences");
+    if (st != VKLLM_OK)
+        return st;
     if (g->timed && g->n) {
         uint64_t *ts = g->raw_ts;
-        r = vkGetQueryPoolResults(g->dev->device, g->queries, 0, g->n + 1, (g->n + 1) * sizeof *ts, ts, sizeof *ts,
-                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+        VkResult r = vkGetQueryPoolResults(g->dev->device, g->queries, 0, g->n + 1, (g->n + 1) * sizeof *ts, ts,
+                                           sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
         if (r == VK_SUCCESS) {
             double period = g->dev->info.features.timestamp_period_ns;
             for (uint32_t i = 0; i < g->n; i++)

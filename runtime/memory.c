@@ -175,17 +175,28 @@ vkllm_status vkr_buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_ki
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     buf->size = size;
     buf->kind = kind;
+    uint64_t max_alloc = dev->info.features.max_memory_allocation_size;
+    if (max_alloc && size > max_alloc) {
+        free(buf);
+        return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY,
+                         "allocation of %.1f MiB exceeds the device's maxMemoryAllocationSize (%.1f MiB)",
+                         size / 1048576.0, max_alloc / 1048576.0);
+    }
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
-    vkllm_status st = vkr_check(vkCreateBuffer(dev->device, &bci, NULL, &buf->buffer), "vkCreateBuffer");
-    if (st != VKLLM_OK) {
+    VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &buf->buffer);
+    if (r != VK_SUCCESS) {
         free(buf);
-        return st;
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+            return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "out of device memory creating a buffer of %.1f MiB (%s)",
+                             size / 1048576.0, vkr_result_name(r));
+        return vkr_check(r, "vkCreateBuffer");
     }
+    vkllm_status st;
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(dev->device, buf->buffer, &req);
 
@@ -269,12 +280,8 @@ static vkllm_status slot_wait(vkr_device *dev, staging_slot *s)
 {
     if (!s->pending)
         return VKLLM_OK;
-    VkResult r;
-    do
-        r = vkWaitForFences(dev->device, 1, &s->fence, VK_TRUE, 1000000000ull);
-    while (r == VK_TIMEOUT);
     s->pending = false;
-    return vkr_check(r, "vkWaitForFences (transfer)");
+    return vkr_wait_fence(dev, s->fence, "vkWaitForFences (transfer)");
 }
 
 static vkllm_status wait_all(vkr_device *dev)
@@ -352,7 +359,7 @@ static vkllm_status submit_transfer(vkr_device *dev, xfer_kind kind, vkr_buffer 
     if ((st = vkr_check(vkResetFences(dev->device, 1, &s->fence), "vkResetFences")) != VKLLM_OK)
         return st;
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cmd};
-    if ((st = vkr_check(vkQueueSubmit(dev->queue, 1, &si, s->fence), "vkQueueSubmit (transfer)")) != VKLLM_OK)
+    if ((st = vkr_queue_submit(dev, &si, s->fence, "vkQueueSubmit (transfer)")) != VKLLM_OK)
         return st;
     s->pending = true;
     if (used)

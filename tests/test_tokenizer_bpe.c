@@ -520,7 +520,7 @@ static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
 }
 
 /* "Ġ" is the byte-level character of a space. */
-static const char *const MINI[] = {"a", "b", "c", "\xC4\xA0", "ab", "bb", "abb", "\xC4\xA0" "a", "aa", "<unk>"};
+static const char *const MINI[] = {"a", "b", "c", "\xC4\xA0", "ab", "bb", "abb", ("\xC4\xA0" "a"), "aa", "<unk>"};
 enum { MINI_A, MINI_B, MINI_C, MINI_SP, MINI_AB, MINI_BB, MINI_ABB, MINI_SPA, MINI_AA, MINI_UNK, MINI_N };
 
 static bpe_spec mini(const char *const *merges, size_t n_merges)

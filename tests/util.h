@@ -53,7 +53,8 @@ extern int test_failures;
         }                                                                             \
     } while (0)
 
-/* Prints the summary line and returns the exit status (0 if no failures). */
+/* Prints the summary line and returns the exit status (0 if no failures). Unexpected Vulkan validation
+ * messages seen anywhere in the process (also through the public API) count as a failure. */
 int test_finish(const char *name);
 
 #endif

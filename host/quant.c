@@ -117,6 +117,18 @@ const char *ggml_type_name(uint32_t type)
     }
 }
 
+const char *ggml_type_label(uint32_t type)
+{
+    /* GGUF's tensor type numbers (gaps are retired types). */
+    static const char *const labels[] = {
+        "f32",     "f16",    "q4_0",    "q4_1",  "q4_2", "q4_3", "q5_0",   "q5_1",  "q8_0",   "q8_1",
+        "q2_K",    "q3_K",   "q4_K",    "q5_K",  "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s",
+        "iq4_nl",  "iq3_s",  "iq2_s",   "iq4_xs", "i8",  "i16",  "i32",    "i64",   "f64",    "iq1_m",
+        "bf16",    NULL,     NULL,      NULL,    "tq1_0", "tq2_0",
+    };
+    return type < sizeof labels / sizeof labels[0] ? labels[type] : NULL;
+}
+
 bool ggml_type_from_name(const char *name, uint32_t *type)
 {
     static const uint32_t types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q4_0, GGML_TYPE_Q8_0};

@@ -14,6 +14,8 @@ uint16_t fp32_to_fp16(float f);   /* round to nearest even, handles inf/nan/subn
 
 /* Name ("f32", "f16", "q4_0", "q8_0") or NULL for a type we do not support. */
 const char *ggml_type_name(uint32_t type);
+/* Name of any type GGUF defines ("q4_K", "bf16", ...), supported or not, for messages; NULL if unknown. */
+const char *ggml_type_label(uint32_t type);
 /* Parses a name as above; returns false if unknown. */
 bool ggml_type_from_name(const char *name, uint32_t *type);
 /* Elements per block (1 for f32/f16) and bytes per block; 0 for unsupported types. */

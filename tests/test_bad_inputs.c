@@ -148,7 +148,7 @@ static void test_bad_files(void)
     /* 12 is q4_K: a real ggml type the reader keeps (it cannot size it) and the loader must refuse. */
     expect_load_error("unsupported tensor type",
                       make_variant("type", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 12),
-                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type");
+                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type q4_K");
     expect_load_error("vocabulary size mismatch",
                       make_variant("vocab", PATCH_TENSOR_NE1, "token_embd.weight", NULL, 511),
                       VKLLM_ERR_FORMAT, "511 rows");

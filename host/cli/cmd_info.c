@@ -309,8 +309,11 @@ int cmd_info(int argc, char **argv)
         const gguf_tensor *t = gguf_tensor_at(f, i);
         const char *tn = ggml_type_name(t->type);
         char tbuf[24], shape[128];
-        if (!tn) {
-            snprintf(tbuf, sizeof tbuf, "type %u", t->type);
+        if (!tn) { /* a type we cannot run: its name if GGUF defines one */
+            if (ggml_type_label(t->type))
+                snprintf(tbuf, sizeof tbuf, "%s", ggml_type_label(t->type));
+            else
+                snprintf(tbuf, sizeof tbuf, "type %u", t->type);
             tn = tbuf;
             unknown++;
         }

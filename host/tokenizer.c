@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/merge_heap.h"
+
 #define TOK_MAX_VOCAB (1 << 24)        /* sanity bounds on what a file may declare */
 #define TOK_MAX_TOKEN_BYTES (1u << 16)
 #define TOK_MAX_TEXT ((size_t)1 << 29) /* encode input limit: keeps symbol indices in int32 */
@@ -528,7 +530,7 @@ size_t tokenizer_max_piece_len(const tokenizer *t) { return t->max_len > 0 ? t->
  * The text (with spaces written as U+2581 and, at the start of a text, one more U+2581 in front) is cut
  * into characters; then, as long as some adjacent pair of symbols spells a vocabulary token, the pair whose
  * token has the highest score (the leftmost on ties) is merged into one symbol. Candidate pairs live in a
- * binary max-heap; entries made stale by an earlier merge are recognised when popped (a symbol's length
+ * heap (host/merge_heap.h); entries made stale by an earlier merge are recognised when popped (a symbol's length
  * only grows, and a merged-away symbol has length 0) and dropped. Each final symbol is its token, or, if it
  * is a character the vocabulary lacks, the byte tokens <0xNN> of its bytes (the unknown token if there is
  * no byte token).
@@ -649,67 +651,13 @@ typedef struct spm_sym {
     int32_t prev, next;
 } spm_sym;
 
-typedef struct spm_pair {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} spm_pair;
 
 typedef struct spm_work {
     char *buf;
     spm_sym *sym;
     size_t sym_cap;
-    spm_pair *heap;
-    size_t heap_n, heap_cap;
+    merge_heap heap;   /* candidates: aux[0] = the merged size in bytes */
 } spm_work;
-
-static inline bool pair_before(const spm_pair *a, const spm_pair *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static vkllm_status heap_push(spm_work *w, spm_pair p)
-{
-    if (w->heap_n == w->heap_cap) {
-        size_t cap = w->heap_cap ? w->heap_cap * 2 : 256;
-        spm_pair *h = realloc(w->heap, cap * sizeof *h);
-        if (!h)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
-        w->heap = h;
-        w->heap_cap = cap;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_before(&p, &w->heap[parent]))
-            break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i] = p;
-    return VKLLM_OK;
-}
-
-static spm_pair heap_pop(spm_work *w)
-{
-    spm_pair top = w->heap[0];
-    spm_pair last = w->heap[--w->heap_n];
-    size_t n = w->heap_n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && pair_before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!pair_before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        w->heap[i] = last;
-    return top;
-}
 
 static vkllm_status spm_try_pair(const tokenizer *t, spm_work *w, int32_t left, int32_t right)
 {
@@ -721,8 +669,8 @@ static vkllm_status spm_try_pair(const tokenizer *t, spm_work *w, int32_t left, 
     int32_t id = tok_lookup(t, w->buf + w->sym[left].start, size);
     if (id < 0)
         return VKLLM_OK;
-    spm_pair p = {t->scores[id], left, right, size};
-    return heap_push(w, p);
+    merge_cand c = {merge_key_score(t->scores[id], left), left, right, {(int32_t)size, 0, 0}};
+    return merge_heap_push(&w->heap, &c);
 }
 
 static vkllm_status spm_emit_bytes(const tokenizer *t, const unsigned char *s, size_t n, tok_ids *out)
@@ -744,14 +692,14 @@ static vkllm_status spm_emit_bytes(const tokenizer *t, const unsigned char *s, s
 static vkllm_status spm_merge_piece(const tokenizer *t, spm_work *w, int32_t n_sym, tok_ids *out)
 {
     vkllm_status st;
-    w->heap_n = 0;
+    w->heap.n = 0;
     for (int32_t i = 1; i < n_sym; i++)
         if ((st = spm_try_pair(t, w, i - 1, i)))
             return st;
-    while (w->heap_n > 0) {
-        spm_pair p = heap_pop(w);
+    while (w->heap.n > 0) {
+        merge_cand p = merge_heap_pop(&w->heap);
         spm_sym *l = &w->sym[p.left], *r = &w->sym[p.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != p.size)
+        if (l->n == 0 || r->n == 0 || l->n + r->n != (uint32_t)p.aux[0])
             continue; /* stale */
         l->n += r->n;
         r->n = 0;
@@ -847,7 +795,7 @@ static vkllm_status spm_encode_fragment(const tokenizer *t, const char *text, si
     vkllm_status st = spm_run(t, &w, elen, out);
     free(w.buf);
     free(w.sym);
-    free(w.heap);
+    free(w.heap.v);
     return st;
 }
 

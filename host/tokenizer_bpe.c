@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/merge_heap.h"
 #include "host/tokenizer_impl.h"
 #include "host/unicode.h"
 
@@ -405,68 +406,14 @@ typedef struct bpe_sym {
     int32_t prev, next;
 } bpe_sym;
 
-typedef struct bpe_cand {
-    uint32_t rank;
-    int32_t left, right;
-    int32_t id_left, id_right, merged;
-} bpe_cand;
 
 typedef struct bpe_work {
     bpe_sym *sym;
     size_t sym_cap;
-    bpe_cand *heap;
-    size_t heap_n, heap_cap;
+    merge_heap heap;   /* candidates: aux = {left id, right id, merged id} */
     char *map; /* the pre-token written in byte-to-unicode characters */
     size_t map_cap;
 } bpe_work;
-
-static inline bool cand_before(const bpe_cand *a, const bpe_cand *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static vkllm_status cand_push(bpe_work *w, const bpe_cand *c)
-{
-    if (w->heap_n == w->heap_cap) {
-        size_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
-        bpe_cand *h = realloc(w->heap, cap * sizeof *h);
-        if (!h)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
-        w->heap = h;
-        w->heap_cap = cap;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!cand_before(c, &w->heap[parent]))
-            break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i] = *c;
-    return VKLLM_OK;
-}
-
-static bpe_cand cand_pop(bpe_work *w)
-{
-    bpe_cand top = w->heap[0];
-    bpe_cand last = w->heap[--w->heap_n];
-    size_t n = w->heap_n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && cand_before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!cand_before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        w->heap[i] = last;
-    return top;
-}
 
 static vkllm_status try_pair(const bpe_state *ss, bpe_work *w, int32_t left, int32_t right)
 {
@@ -478,8 +425,8 @@ static vkllm_status try_pair(const bpe_state *ss, bpe_work *w, int32_t left, int
     const bpe_merge *m = merge_find(ss, a, b);
     if (!m)
         return VKLLM_OK;
-    bpe_cand c = {m->rank, left, right, a, b, m->merged};
-    return cand_push(w, &c);
+    merge_cand c = {merge_key_rank(m->rank, left), left, right, {a, b, m->merged}};
+    return merge_heap_push(&w->heap, &c);
 }
 
 static vkllm_status emit_byte(const tokenizer *t, const bpe_state *ss, unsigned char b, tok_ids *out)
@@ -533,18 +480,18 @@ static vkllm_status bpe_word(const tokenizer *t, const bpe_state *ss, bpe_work *
         w->sym[i].prev = (int32_t)i - 1;
         w->sym[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    w->heap_n = 0;
+    w->heap.n = 0;
     for (size_t i = 0; i + 1 < n; i++)
         if ((st = try_pair(ss, w, (int32_t)i, (int32_t)i + 1)))
             return st;
-    while (w->heap_n > 0) {
-        bpe_cand c = cand_pop(w);
+    while (w->heap.n > 0) {
+        merge_cand c = merge_heap_pop(&w->heap);
         bpe_sym *l = &w->sym[c.left], *r = &w->sym[c.right];
         /* A symbol's start never moves and its token fixes its length, so unchanged ids on both sides mean
          * the pair is still there. */
-        if (l->id != c.id_left || r->id != c.id_right)
+        if (l->id != c.aux[0] || r->id != c.aux[1])
             continue;
-        l->id = c.merged;
+        l->id = c.aux[2];
         r->id = -2;
         l->next = r->next;
         if (r->next >= 0)
@@ -575,7 +522,7 @@ static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, si
         i = end;
     }
     free(w.sym);
-    free(w.heap);
+    free(w.heap.v);
     free(w.map);
     return st;
 }

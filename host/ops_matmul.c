@@ -1,4 +1,12 @@
-/* op_matmul (matvec for decode, tiled matmul for prefill) and op_get_rows.
+/* op_matmul and op_get_rows.
+ *
+ * Kernel choice, per device and per call (n_cols = columns of x):
+ *   CPU devices (VK_PHYSICAL_DEVICE_TYPE_CPU, e.g. lavapipe) with subgroup shuffles: shaders/mm_cpu.comp for
+ *     every n_cols (a workgroup is one subgroup, each invocation owns whole rows, no barriers or shared
+ *     memory; see the shader), with tiles of up to CPU_MAX_NC columns, provided the weight rows are whole
+ *     16-byte units at 16-byte aligned offsets and x is 16-byte aligned; otherwise the GPU kernels below.
+ *   GPUs: shaders/matvec.comp for n_cols == 1 (decode) and for 1 < n_cols <= MV_MAX_COLS (every weight
+ *     byte read once for all columns: batched decode, short prompts), the tiled shaders/matmul.comp beyond.
  *
  * Weights larger than maxStorageBufferRange: every dispatch binds only a chunk of rows of the weight
  * (the quants/data region and the scales region separately) and the matching part of the output. A
@@ -6,20 +14,30 @@
  * so vec4/uvec4 indexing stays exact); the remainder goes to the shader in push constants. Chunk row
  * counts are multiples of 256 when there is more than one chunk, so with the tensor layout of
  * host/tensor.c the remainders are normally 0. Workgroup counts are kept within maxComputeWorkGroupCount
- * the same way (more chunks). */
+ * the same way (more chunks).
+ *
+ * Weights may be row-range views of a larger tensor (vk_tensor_rows: non-zero qs_offset and d_offset). The
+ * quants region of a quantized weight must start on 16 bytes (F32/F16 data: 4); any scales offset works.
+ * The CPU kernel also needs F32/F16 rows in whole 16-byte units and falls back to the GPU kernels if not. */
 #include <stdio.h>
 #include <string.h>
 
 #include "host/ops.h"
 
-/* Tunables (speed is tuned per device later; these are safe everywhere). */
+/* Tunables. */
 #define MV_ROWS 2u          /* matvec: rows per workgroup */
 #define MV_WG 64u           /* matvec: workgroup size (at least the subgroup size) */
+#define MV_MAX_COLS 8u      /* GPUs: up to this many columns use the multi-column matvec */
 #define MM_BM 64u           /* matmul: tile rows */
 #define MM_BN 32u           /* matmul: tile columns */
 #define MM_TM 4u            /* matmul: rows/columns per invocation (fixed in shaders/matmul.comp) */
 #define MM_TN 4u
 #define GR_WG 64u           /* get_rows: workgroup size */
+#define CPU_RPL 32u         /* CPU kernel: rows per invocation for one column (fewer when that leaves too few
+                             * workgroups) */
+#define CPU_RPL_TILE 16u    /* ... for tiles of several columns (register use and compile time grow with both) */
+#define CPU_MIN_GROUPS 16u  /* CPU kernel: workgroups wanted per dispatch, to keep the driver's threads busy */
+#define CPU_MAX_NC 8u       /* CPU kernel: columns per tile (tiles have 1, 2, 4 or 8 columns: fewer pipelines) */
 #define CHUNK_ROW_MULTIPLE 256u
 
 typedef struct mm_ctx {
@@ -191,33 +209,46 @@ static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n
     return vkr_pipeline_get(dev, &desc, out);
 }
 
-static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y)
+/* The GPU matvec for ncols columns (1 <= ncols <= MV_MAX_COLS). Returns VKLLM_ERR_UNSUPPORTED without a
+ * message when ncols > 1 does not fit its bindings (the caller then uses the tiled matmul). */
+static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t ncols)
 {
     vkr_device *dev = c->dev;
     const bool quant = type_quantized(w->type);
     const uint64_t K = w->ne[0], M = w->ne[1];
     const bool sg = dev->info.features.subgroup_arithmetic;
+    const uint64_t x_align = dev->info.features.min_storage_buffer_offset_alignment;
+
+    if (ncols > 1 && (ncols * K * 4 > c->max_range || (ncols - 1) * M >= c->max_range / 4 ||
+                      (x_align && x.offset % x_align)))
+        return VKLLM_ERR_UNSUPPORTED;
+    if (K * 4 > c->max_range)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: x of %llu floats exceeds maxStorageBufferRange",
+                         (unsigned long long)K);
+    if (x_align && x.offset % x_align)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
+                         "matvec: x offset %llu is not a multiple of minStorageBufferOffsetAlignment (%llu)",
+                         (unsigned long long)x.offset, (unsigned long long)x_align);
 
     uint32_t want = MV_WG;
     if (dev->info.features.subgroup_size > want)
         want = dev->info.features.subgroup_size;
     const uint32_t wg = wg_size(dev, want);
     const uint32_t rows = MV_ROWS;
+    const uint32_t spec[2] = {rows, ncols};
 
     char name[32];
     snprintf(name, sizeof name, "matvec_%s%s", type_suffix(w->type), sg ? "_sg" : "");
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = "matvec";
+    d.name = ncols == 1 ? "matvec" : "matmul";
     d.n_bindings = quant ? 4 : 3;
-    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 5 * 4, wg, 1, &rows, &d.pipeline);
+    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 7 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
 
-    if (K * 4 > c->max_range)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: x of %llu floats exceeds maxStorageBufferRange",
-                         (unsigned long long)K);
-    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4);
+    /* The y binding spans (ncols - 1) * M + nr floats. */
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4 - (ncols - 1) * M);
     if (quant)
         limit = min_u64(limit, c->max_range / w->row_d_bytes);
     limit = min_u64(limit, (uint64_t)c->max_groups[0] * rows);
@@ -226,29 +257,26 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: a weight row of %llu bytes exceeds maxStorageBufferRange",
                          (unsigned long long)w->row_qs_bytes);
 
-    const uint64_t x_align = dev->info.features.min_storage_buffer_offset_alignment;
-    if (x_align && x.offset % x_align)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
-                         "matvec: x offset %llu is not a multiple of minStorageBufferOffsetAlignment (%llu)",
-                         (unsigned long long)x.offset, (unsigned long long)x_align);
-
     const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
     for (uint64_t r0 = 0; r0 < M; r0 += per) {
         uint64_t nr = min_u64(per, M - r0);
         uint32_t w_res, d_res, y_res;
         if ((st = bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
-            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, nr * 4, true, &y_res)) != VKLLM_OK)
+            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, ((ncols - 1) * M + nr) * 4, true, &y_res)) !=
+                VKLLM_OK)
             return st;
         /* x is read as vec4 from the binding start, so it is bound exactly at its (aligned) offset. */
         d.bindings[xslot].buffer = x.buf;
         d.bindings[xslot].offset = x.offset;
-        d.bindings[xslot].range = K * 4;
+        d.bindings[xslot].range = ncols * K * 4;
         d.bindings[xslot].write = false;
         d.push[0] = (uint32_t)K;
         d.push[1] = (uint32_t)nr;
         d.push[2] = w_res;
         d.push[3] = d_res;
         d.push[4] = y_res / 4;
+        d.push[5] = (uint32_t)K;
+        d.push[6] = (uint32_t)M;
         d.groups[0] = (uint32_t)((nr + rows - 1) / rows);
         d.groups[1] = 1;
         d.groups[2] = 1;
@@ -258,11 +286,111 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return VKLLM_OK;
 }
 
+/* Dispatches of a kernel that tiles Y by tile_rows x tile_cols: column chunks (X and Y chunks each within one
+ * binding) and row chunks (weight regions within one binding), workgroup counts within the device limits.
+ * `cpu` selects the push-constant layout of shaders/mm_cpu.comp (else shaders/matmul.comp). */
+static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch *d, const vk_tensor *w, vk_view x,
+                                     vk_view y, uint32_t n_cols, uint32_t tile_rows, uint32_t tile_cols, bool cpu)
+{
+    const bool quant = type_quantized(w->type);
+    const uint64_t K = w->ne[0], M = w->ne[1], N = n_cols;
+    const char *op = d->name;
+
+    if (K * 4 > c->max_range)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: a row of x (%llu floats) exceeds maxStorageBufferRange", op,
+                         (unsigned long long)K);
+    /* Columns per chunk: X and Y chunks must each fit one binding. */
+    uint64_t ncol = min_u64(N, c->max_range / (K * 4));
+    ncol = min_u64(ncol, c->max_range / (M * 4));
+    ncol = min_u64(ncol, (uint64_t)c->max_groups[1] * tile_cols);
+    if (ncol == 0)
+        ncol = 1;   /* one column: the Y chunk is bounded by the row chunks below */
+    if (ncol < N && ncol > tile_cols)
+        ncol = ncol / tile_cols * tile_cols;
+
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, (uint64_t)c->max_groups[0] * tile_rows);
+    if (quant)
+        limit = min_u64(limit, c->max_range / w->row_d_bytes);
+    if (ncol == 1)
+        limit = min_u64(limit, c->max_range / 4);
+    uint64_t per = chunk_rows(M, limit, tile_rows);
+    if (per == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: a weight row of %llu bytes exceeds maxStorageBufferRange", op,
+                         (unsigned long long)w->row_qs_bytes);
+
+    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
+    vkllm_status st;
+    for (uint64_t c0 = 0; c0 < N; c0 += ncol) {
+        uint64_t nc = min_u64(ncol, N - c0);
+        for (uint64_t r0 = 0; r0 < M; r0 += per) {
+            uint64_t nr = min_u64(per, M - r0);
+            uint32_t w_res, d_res, x_res, y_res;
+            if ((st = bind_weight_rows(c, d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+                (st = bind_range(c, d, xslot, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) !=
+                    VKLLM_OK ||
+                (st = bind_range(c, d, yslot, y.buf, y.offset + (c0 * M + r0) * 4, ((nc - 1) * M + nr) * 4, true,
+                                 &y_res)) != VKLLM_OK)
+                return st;
+            if (cpu) {
+                const uint32_t p[9] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, x_res / 4,
+                                       (uint32_t)K, y_res / 4, (uint32_t)M};
+                memcpy(d->push, p, sizeof p);
+            } else {
+                const uint32_t p[8] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, x_res / 4,
+                                       y_res / 4, (uint32_t)M};
+                memcpy(d->push, p, sizeof p);
+            }
+            d->groups[0] = (uint32_t)((nr + tile_rows - 1) / tile_rows);
+            d->groups[1] = (uint32_t)((nc + tile_cols - 1) / tile_cols);
+            d->groups[2] = 1;
+            if ((st = vkr_graph_add(g, d)) != VKLLM_OK)
+                return st;
+        }
+    }
+    return VKLLM_OK;
+}
+
+/* The CPU kernel applies: a CPU device with subgroup shuffles, weight rows in whole 16-byte units at a 16-byte
+ * aligned offset, x 16-byte aligned (so every load is a uvec4/vec4). */
+static bool cpu_kernel_applies(const mm_ctx *c, const vk_tensor *w, vk_view x)
+{
+    const vkr_device_info *info = &c->dev->info;
+    return info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && info->features.subgroup_shuffle &&
+           info->features.subgroup_size > 0 && w->qs_offset % 16 == 0 && w->row_qs_bytes % 16 == 0 &&
+           x.offset % 16 == 0;
+}
+
+static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
+{
+    vkr_device *dev = c->dev;
+    const uint64_t M = w->ne[1];
+    /* A workgroup is one subgroup. */
+    const uint32_t wg = wg_size(dev, dev->info.features.subgroup_size);
+    /* Columns per tile: n_cols rounded up to a power of two, at most CPU_MAX_NC (each value is a pipeline). */
+    uint32_t nc = 1;
+    while (nc < n_cols && nc < CPU_MAX_NC)
+        nc *= 2;
+    const uint64_t col_tiles = (n_cols + nc - 1) / nc;
+    uint32_t rpl = nc == 1 ? CPU_RPL : CPU_RPL_TILE;
+    while (rpl > 1 && (M + (uint64_t)wg * rpl - 1) / ((uint64_t)wg * rpl) * col_tiles < CPU_MIN_GROUPS)
+        rpl /= 2;
+    const uint32_t spec[2] = {rpl, nc};
+
+    char name[32];
+    snprintf(name, sizeof name, "mm_cpu_%s", type_suffix(w->type));
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = n_cols == 1 ? "matvec" : "matmul";
+    d.n_bindings = type_quantized(w->type) ? 4 : 3;
+    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
+    if (st != VKLLM_OK)
+        return st;
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true);
+}
+
 static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
 {
     vkr_device *dev = c->dev;
-    const bool quant = type_quantized(w->type);
-    const uint64_t K = w->ne[0], M = w->ne[1], N = n_cols;
     const uint32_t spec[2] = {MM_BM, MM_BN};
     const uint32_t wg = (MM_BM / MM_TM) * (MM_BN / MM_TN);
 
@@ -271,61 +399,11 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = "matmul";
-    d.n_bindings = quant ? 4 : 3;
+    d.n_bindings = type_quantized(w->type) ? 4 : 3;
     vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-
-    if (K * 4 > c->max_range)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul: a row of x (%llu floats) exceeds maxStorageBufferRange",
-                         (unsigned long long)K);
-    /* Columns per chunk: X and Y chunks must each fit one binding. */
-    uint64_t ncol = min_u64(N, c->max_range / (K * 4));
-    ncol = min_u64(ncol, c->max_range / (M * 4));
-    ncol = min_u64(ncol, (uint64_t)c->max_groups[1] * MM_BN);
-    if (ncol == 0)
-        ncol = 1;   /* one column: the Y chunk is bounded by the row chunks below */
-    if (ncol < N && ncol > MM_BN)
-        ncol = ncol / MM_BN * MM_BN;
-
-    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, (uint64_t)c->max_groups[0] * MM_BM);
-    if (quant)
-        limit = min_u64(limit, c->max_range / w->row_d_bytes);
-    if (ncol == 1)
-        limit = min_u64(limit, c->max_range / 4);
-    uint64_t per = chunk_rows(M, limit, MM_BM);
-    if (per == 0)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul: a weight row of %llu bytes exceeds maxStorageBufferRange",
-                         (unsigned long long)w->row_qs_bytes);
-
-    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
-    for (uint64_t c0 = 0; c0 < N; c0 += ncol) {
-        uint64_t nc = min_u64(ncol, N - c0);
-        for (uint64_t r0 = 0; r0 < M; r0 += per) {
-            uint64_t nr = min_u64(per, M - r0);
-            uint32_t w_res, d_res, x_res, y_res;
-            if ((st = bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
-                (st = bind_range(c, &d, xslot, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) !=
-                    VKLLM_OK ||
-                (st = bind_range(c, &d, yslot, y.buf, y.offset + (c0 * M + r0) * 4, ((nc - 1) * M + nr) * 4, true,
-                                 &y_res)) != VKLLM_OK)
-                return st;
-            d.push[0] = (uint32_t)K;
-            d.push[1] = (uint32_t)nr;
-            d.push[2] = (uint32_t)nc;
-            d.push[3] = w_res;
-            d.push[4] = d_res;
-            d.push[5] = x_res / 4;
-            d.push[6] = y_res / 4;
-            d.push[7] = (uint32_t)M;
-            d.groups[0] = (uint32_t)((nr + MM_BM - 1) / MM_BM);
-            d.groups[1] = (uint32_t)((nc + MM_BN - 1) / MM_BN);
-            d.groups[2] = 1;
-            if ((st = vkr_graph_add(g, &d)) != VKLLM_OK)
-                return st;
-        }
-    }
-    return VKLLM_OK;
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, MM_BM, MM_BN, false);
 }
 
 vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
@@ -340,8 +418,14 @@ vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, u
     if ((st = check_view(x, K * 4 * n_cols, "op_matmul", "x")) != VKLLM_OK ||
         (st = check_view(y, M * 4 * n_cols, "op_matmul", "y")) != VKLLM_OK)
         return st;
-    if (n_cols == 1)
-        return matvec(g, &c, w, x, y);
+    if (cpu_kernel_applies(&c, w, x))
+        return mm_cpu(g, &c, w, x, y, n_cols);
+    if (n_cols <= MV_MAX_COLS) {
+        /* n_cols > 1 falls back to the tiled matmul when its bindings do not fit (status without message). */
+        st = matvec(g, &c, w, x, y, n_cols);
+        if (st != VKLLM_ERR_UNSUPPORTED || n_cols == 1)
+            return st;
+    }
     return matmul(g, &c, w, x, y, n_cols);
 }
 

@@ -1,12 +1,14 @@
 #version 450
-/* y[row] = sum_k W[row][k] * x[k]: the decode matrix-vector product (op_matmul with n_cols == 1).
+/* y[c][row] = sum_k W[row][k] * x[c][k] for c < NCOLS: the decode matrix-vector product (op_matmul with
+ * n_cols == 1) and its multi-column form for small batches (a few sequences or a short prompt) on GPUs.
  *
- * A workgroup of WG invocations computes ROWS consecutive rows. Every invocation walks the row in
- * 16-byte units of the weight (one uvec4/vec4 load per row per unit: a Q4_0 block, half a Q8_0 block,
- * 8 halves, 4 floats), strided by WG, so each weight byte is read exactly once and consecutive
- * invocations read consecutive 16-byte units. The x values of a unit are loaded once and reused for
- * the ROWS rows. The ROWS partial sums are then reduced across the workgroup: subgroupAdd and a short
- * pass through shared memory (USE_SUBGROUP), or a shared-memory tree (WG must be a power of two).
+ * A workgroup of WG invocations computes ROWS consecutive rows for NCOLS columns. Every invocation walks
+ * the row in 16-byte units of the weight (one uvec4/vec4 load per row per unit: a Q4_0 block, half a Q8_0
+ * block, 8 halves, 4 floats), strided by WG, so each weight byte is read exactly once (for all NCOLS
+ * columns) and consecutive invocations read consecutive 16-byte units. The x values of a unit are loaded
+ * once per column and reused for the ROWS rows. The ROWS * NCOLS partial sums are then reduced across the
+ * workgroup: subgroupAdd and a short pass through shared memory (USE_SUBGROUP), or a shared-memory tree
+ * (WG must be a power of two).
  *
  * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, and USE_SUBGROUP.
  * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = x, 3 = y;
@@ -25,6 +27,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint ROWS = 2;
+layout(constant_id = 2) const uint NCOLS = 1;
 
 layout(push_constant) uniform Push {
     uint K;        /* row length in elements */
@@ -32,6 +35,8 @@ layout(push_constant) uniform Push {
     uint w_off;    /* bytes from the start of binding 0 to the first row of the dispatch */
     uint d_off;    /* bytes from the start of the scales binding to the first row (quantized) */
     uint y_off;    /* floats from the start of the y binding to the output of the first row */
+    uint x_stride; /* floats between two columns of x (NCOLS > 1; a multiple of 4 when K is) */
+    uint y_stride; /* floats between two columns of y (NCOLS > 1) */
 } pc;
 
 #ifdef WQUANT
@@ -52,7 +57,8 @@ layout(set = 0, binding = 1) readonly buffer X1 { float x1[]; };
 layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
 #endif
 
-shared float red[WG * ROWS];
+const uint NACC = ROWS * NCOLS;   /* accumulator i * NCOLS + c: row i, column c */
+shared float red[WG * NACC];
 
 void main()
 {
@@ -60,44 +66,62 @@ void main()
     const uint row0 = gl_WorkGroupID.x * ROWS;
     const uint last = pc.M - 1u;
 
-    float acc[ROWS];
-    for (uint i = 0u; i < ROWS; i++)
+    float acc[NACC];
+    for (uint i = 0u; i < NACC; i++)
         acc[i] = 0.0;
 
 #if defined(WTYPE_Q4_0)
-    /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x. */
+    /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x per column. */
     const uint nb = pc.K / 32u;
     const uint qbase = pc.w_off >> 4;
     const uint dbase = pc.d_off >> 1;
+    const uint xs4 = pc.x_stride >> 2;
     for (uint b = tid; b < nb; b += WG) {
-        const vec4 xa = x4[b * 8u + 0u], xb = x4[b * 8u + 1u], xc = x4[b * 8u + 2u], xd = x4[b * 8u + 3u];
-        const vec4 xe = x4[b * 8u + 4u], xf = x4[b * 8u + 5u], xg = x4[b * 8u + 6u], xh = x4[b * 8u + 7u];
-        /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
-        const float xsum8 = 8.0 * dot((xa + xb) + (xc + xd) + (xe + xf) + (xg + xh), vec4(1.0));
+        vec4 xv[8u * NCOLS];
+        float xsum8[NCOLS];
+        for (uint c = 0u; c < NCOLS; c++) {
+            for (uint j = 0u; j < 8u; j++)
+                xv[c * 8u + j] = x4[c * xs4 + b * 8u + j];
+            /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
+            xsum8[c] = 8.0 * dot((xv[c * 8u] + xv[c * 8u + 1u]) + (xv[c * 8u + 2u] + xv[c * 8u + 3u]) +
+                                     (xv[c * 8u + 4u] + xv[c * 8u + 5u]) + (xv[c * 8u + 6u] + xv[c * 8u + 7u]),
+                                 vec4(1.0));
+        }
         for (uint i = 0u; i < ROWS; i++) {
             const uint r = min(row0 + i, last);
             const uvec4 q = wq[qbase + r * nb + b];
             const float d = HALF_AT(wd, dbase + r * nb + b);
-            const float s = dot(q4_lo(q.x), xa) + dot(q4_lo(q.y), xb) + dot(q4_lo(q.z), xc) +
-                            dot(q4_lo(q.w), xd) + dot(q4_hi(q.x), xe) + dot(q4_hi(q.y), xf) +
-                            dot(q4_hi(q.z), xg) + dot(q4_hi(q.w), xh);
-            acc[i] += d * (s - xsum8);
+            const vec4 l0 = q4_lo(q.x), l1 = q4_lo(q.y), l2 = q4_lo(q.z), l3 = q4_lo(q.w);
+            const vec4 h0 = q4_hi(q.x), h1 = q4_hi(q.y), h2 = q4_hi(q.z), h3 = q4_hi(q.w);
+            for (uint c = 0u; c < NCOLS; c++) {
+                const uint x0 = c * 8u;
+                const float s = dot(l0, xv[x0]) + dot(l1, xv[x0 + 1u]) + dot(l2, xv[x0 + 2u]) +
+                                dot(l3, xv[x0 + 3u]) + dot(h0, xv[x0 + 4u]) + dot(h1, xv[x0 + 5u]) +
+                                dot(h2, xv[x0 + 6u]) + dot(h3, xv[x0 + 7u]);
+                acc[i * NCOLS + c] += d * (s - xsum8[c]);
+            }
         }
     }
 #elif defined(WTYPE_Q8_0)
-    /* unit = half a block: 16 int8 quants + the block's scale, 16 values of x. */
+    /* unit = half a block: 16 int8 quants + the block's scale, 16 values of x per column. */
     const uint nb = pc.K / 32u;
     const uint nu = nb * 2u;
     const uint qbase = pc.w_off >> 4;
     const uint dbase = pc.d_off >> 1;
+    const uint xs4 = pc.x_stride >> 2;
     for (uint u = tid; u < nu; u += WG) {
-        const vec4 xa = x4[u * 4u + 0u], xb = x4[u * 4u + 1u], xc = x4[u * 4u + 2u], xd = x4[u * 4u + 3u];
+        vec4 xv[4u * NCOLS];
+        for (uint c = 0u; c < NCOLS; c++)
+            for (uint j = 0u; j < 4u; j++)
+                xv[c * 4u + j] = x4[c * xs4 + u * 4u + j];
         for (uint i = 0u; i < ROWS; i++) {
             const uint r = min(row0 + i, last);
             const uvec4 q = wq[qbase + r * nu + u];
             const float d = HALF_AT(wd, dbase + r * nb + (u >> 1));
-            acc[i] += d * (dot(q8_word(q.x), xa) + dot(q8_word(q.y), xb) + dot(q8_word(q.z), xc) +
-                           dot(q8_word(q.w), xd));
+            const vec4 v0 = q8_word(q.x), v1 = q8_word(q.y), v2 = q8_word(q.z), v3 = q8_word(q.w);
+            for (uint c = 0u; c < NCOLS; c++)
+                acc[i * NCOLS + c] += d * (dot(v0, xv[c * 4u]) + dot(v1, xv[c * 4u + 1u]) +
+                                           dot(v2, xv[c * 4u + 2u]) + dot(v3, xv[c * 4u + 3u]));
         }
     }
 #elif defined(WTYPE_F16)
@@ -105,23 +129,34 @@ void main()
         /* unit = 8 halves (16 bytes). */
         const uint nu = pc.K / 8u;
         const uint base = pc.w_off >> 4;
+        const uint xs4 = pc.x_stride >> 2;
         for (uint u = tid; u < nu; u += WG) {
-            const vec4 xa = x4[u * 2u], xb = x4[u * 2u + 1u];
+            vec4 xv[2u * NCOLS];
+            for (uint c = 0u; c < NCOLS; c++) {
+                xv[c * 2u] = x4[c * xs4 + u * 2u];
+                xv[c * 2u + 1u] = x4[c * xs4 + u * 2u + 1u];
+            }
             for (uint i = 0u; i < ROWS; i++) {
                 const uint r = min(row0 + i, last);
                 const uvec4 h = w4[base + r * nu + u];
-                acc[i] += dot(vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y)), xa) +
-                          dot(vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w)), xb);
+                const vec4 a = vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
+                const vec4 b = vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w));
+                for (uint c = 0u; c < NCOLS; c++)
+                    acc[i * NCOLS + c] += dot(a, xv[c * 2u]) + dot(b, xv[c * 2u + 1u]);
             }
         }
     } else {
         /* any K: one half at a time (rows need not start on a word). */
         const uint base = pc.w_off >> 1;
         for (uint k = tid; k < pc.K; k += WG) {
-            const float xk = x1[k];
+            float xk[NCOLS];
+            for (uint c = 0u; c < NCOLS; c++)
+                xk[c] = x1[c * pc.x_stride + k];
             for (uint i = 0u; i < ROWS; i++) {
                 const uint r = min(row0 + i, last);
-                acc[i] += HALF_AT(w1, base + r * pc.K + k) * xk;
+                const float w = HALF_AT(w1, base + r * pc.K + k);
+                for (uint c = 0u; c < NCOLS; c++)
+                    acc[i * NCOLS + c] += w * xk[c];
             }
         }
     }
@@ -130,51 +165,67 @@ void main()
         /* unit = 4 floats (16 bytes). */
         const uint nu = pc.K / 4u;
         const uint base = pc.w_off >> 4;
+        const uint xs4 = pc.x_stride >> 2;
         for (uint u = tid; u < nu; u += WG) {
-            const vec4 xa = x4[u];
+            vec4 xv[NCOLS];
+            for (uint c = 0u; c < NCOLS; c++)
+                xv[c] = x4[c * xs4 + u];
             for (uint i = 0u; i < ROWS; i++) {
                 const uint r = min(row0 + i, last);
-                acc[i] += dot(w4[base + r * nu + u], xa);
+                const vec4 w = w4[base + r * nu + u];
+                for (uint c = 0u; c < NCOLS; c++)
+                    acc[i * NCOLS + c] += dot(w, xv[c]);
             }
         }
     } else {
         const uint base = pc.w_off >> 2;
         for (uint k = tid; k < pc.K; k += WG) {
-            const float xk = x1[k];
+            float xk[NCOLS];
+            for (uint c = 0u; c < NCOLS; c++)
+                xk[c] = x1[c * pc.x_stride + k];
             for (uint i = 0u; i < ROWS; i++) {
                 const uint r = min(row0 + i, last);
-                acc[i] += w1[base + r * pc.K + k] * xk;
+                const float w = w1[base + r * pc.K + k];
+                for (uint c = 0u; c < NCOLS; c++)
+                    acc[i * NCOLS + c] += w * xk[c];
             }
         }
     }
 #endif
 
+    /* Reduce the NACC sums across the workgroup; output o = i * NCOLS + c goes to y[c][row0 + i]. */
 #ifdef USE_SUBGROUP
-    for (uint i = 0u; i < ROWS; i++)
+    for (uint i = 0u; i < NACC; i++)
         acc[i] = subgroupAdd(acc[i]);
     if (subgroupElect()) {
-        for (uint i = 0u; i < ROWS; i++)
-            red[gl_SubgroupID * ROWS + i] = acc[i];
+        for (uint i = 0u; i < NACC; i++)
+            red[gl_SubgroupID * NACC + i] = acc[i];
     }
     barrier();
-    if (tid < ROWS && row0 + tid < pc.M) {
-        float s = 0.0;
-        for (uint j = 0u; j < gl_NumSubgroups; j++)
-            s += red[j * ROWS + tid];
-        y[pc.y_off + row0 + tid] = s;
+    for (uint o = tid; o < NACC; o += WG) {
+        const uint row = row0 + o / NCOLS;
+        if (row < pc.M) {
+            float s = 0.0;
+            for (uint j = 0u; j < gl_NumSubgroups; j++)
+                s += red[j * NACC + o];
+            y[pc.y_off + (o % NCOLS) * pc.y_stride + row] = s;
+        }
     }
 #else
-    for (uint i = 0u; i < ROWS; i++)
+    for (uint i = 0u; i < NACC; i++)
         red[i * WG + tid] = acc[i];
     barrier();
     for (uint s = WG / 2u; s > 0u; s >>= 1) {
         if (tid < s) {
-            for (uint i = 0u; i < ROWS; i++)
+            for (uint i = 0u; i < NACC; i++)
                 red[i * WG + tid] += red[i * WG + tid + s];
         }
         barrier();
     }
-    if (tid < ROWS && row0 + tid < pc.M)
-        y[pc.y_off + row0 + tid] = red[tid * WG];
+    for (uint o = tid; o < NACC; o += WG) {
+        const uint row = row0 + o / NCOLS;
+        if (row < pc.M)
+            y[pc.y_off + (o % NCOLS) * pc.y_stride + row] = red[o * WG];
+    }
 #endif
 }

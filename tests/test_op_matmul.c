@@ -1,9 +1,13 @@
 /* op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
  *
- * Every type (F32, F16, Q8_0, Q4_0), matvec (n_cols == 1) and tiled matmul (n_cols > 1), shapes that are
- * not multiples of the workgroup/tile sizes, x/y at non-zero offsets. Outputs are poisoned with NaN
- * before each run and a guard region around y must stay poisoned, so unwritten or stray elements fail.
- * Splitting is exercised twice: with a real weight larger than 128 MiB (over lavapipe's
+ * Every type (F32, F16, Q8_0, Q4_0), every kernel family: the CPU-device kernel (shaders/mm_cpu.comp, every
+ * column count) and the GPU kernels (matvec for n_cols == 1, multi-column matvec for n_cols <= 8, tiled
+ * matmul beyond). The family follows the device type, so each suite runs twice, once with the device
+ * reported as a CPU and once as a GPU (both kernel families are valid on any device). Shapes that are not
+ * multiples of the workgroup/tile sizes, x/y at non-zero offsets, weights that are row-range views of a
+ * larger tensor (as stacked Wq;Wk;Wv are) at 16-byte aligned and at unaligned offsets. Outputs are
+ * poisoned with NaN before each run and a guard region around y must stay poisoned, so unwritten or stray
+ * elements fail. Splitting is exercised twice: with a real weight larger than 128 MiB (over lavapipe's
  * maxStorageBufferRange), and with artificially lowered device limits (binding range, offset alignment,
  * workgroup counts) on small shapes.
  *
@@ -32,14 +36,17 @@ static uint64_t dev_align(const vkr_device *dev)
     return a ? a : 4;
 }
 
-/* Runs one op_matmul on random data and checks it. Returns false on a failure (already counted). */
-static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
-                     const char *label)
+/* Runs one op_matmul on random data and checks it. With view_r0 > 0 the weight is a view of rows
+ * [view_r0, view_r0 + M) of a larger uploaded tensor (two more rows follow it). Returns false on a failure
+ * (already counted). */
+static bool run_case_view(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                          uint32_t view_r0, const char *label)
 {
-    const size_t wbytes = ref_tensor_bytes(type, K, M);
-    float *wf = malloc((size_t)K * M * sizeof(float));
+    const uint32_t Mt = view_r0 ? view_r0 + M + 2 : M;   /* rows uploaded */
+    const size_t wbytes = ref_tensor_bytes(type, K, Mt);
+    float *wf = malloc((size_t)K * Mt * sizeof(float));
     void *wq = malloc(wbytes);
-    float *wd = malloc((size_t)K * M * sizeof(float));
+    float *wd = malloc((size_t)K * Mt * sizeof(float));
     float *x = malloc((size_t)K * N * sizeof(float));
     float *yref = malloc((size_t)M * N * sizeof(float));
     const uint64_t align = dev_align(dev);
@@ -56,16 +63,21 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", label);
     if (!(wf && wq && wd && x && yref && yall))
         goto done;
-    rng_fill(rng, wf, (size_t)K * M, -1.0f, 1.0f);
+    rng_fill(rng, wf, (size_t)K * Mt, -1.0f, 1.0f);
     rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
-    ref_encode(type, wf, K, M, wq);
-    ref_decode(type, wq, K, M, wd);
-    ref_matmul_f32(wd, x, yref, K, M, N);
+    ref_encode(type, wf, K, Mt, wq);
+    ref_decode(type, wq, K, Mt, wd);
+    ref_matmul_f32(wd + (size_t)view_r0 * K, x, yref, K, M, N);
 
-    vkllm_status st = vk_tensor_upload(dev, type, K, M, wq, &t);
+    vkllm_status st = vk_tensor_upload(dev, type, K, Mt, wq, &t);
     CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", label, vkr_last_error());
     if (st != VKLLM_OK)
         goto done;
+    vk_tensor view = t;   /* rows [view_r0, view_r0 + M), as host/tensor.c makes for stacked weights */
+    view.ne[1] = M;
+    view.qs_offset += (VkDeviceSize)view_r0 * t.row_qs_bytes;
+    if (t.row_d_bytes)
+        view.d_offset += (VkDeviceSize)view_r0 * t.row_d_bytes;
     st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
     if (st == VKLLM_OK)
         st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
@@ -76,7 +88,7 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &g);
     if (st == VKLLM_OK)
-        st = op_matmul(g, &t, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
+        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
     if (st == VKLLM_OK)
         st = vkr_graph_run(g);
     if (st == VKLLM_OK)
@@ -110,7 +122,7 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     }
     ok = test_failures == fails_before;
     if (!ok)
-        fprintf(stderr, "  (%s: K=%u M=%u N=%u, err %.3g)\n", label, K, M, N, err);
+        fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u, err %.3g)\n", label, K, M, N, view_r0, err);
 
 done:
     if (g)
@@ -129,14 +141,32 @@ done:
     return ok;
 }
 
+static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                     const char *label)
+{
+    return run_case_view(dev, rng, type, K, M, N, 0, label);
+}
+
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
 
-static void shapes(vkr_device *dev, test_rng *rng)
+/* The kernel families: op_matmul picks them by device type (see host/ops_matmul.c). */
+typedef struct family {
+    const char *name;
+    VkPhysicalDeviceType type;
+} family;
+static const family FAMILIES[] = {
+    {"cpu-kernels", VK_PHYSICAL_DEVICE_TYPE_CPU},
+    {"gpu-kernels", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU},
+};
+#define N_FAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
+
+static void shapes(vkr_device *dev, test_rng *rng, const family *fam)
 {
     /* (K, M) pairs: K = 32/96/4096 for every type, K not a multiple of 4/8 for F32/F16. */
     static const uint32_t km_all[][2] = {{32, 1}, {96, 7}, {4096, 33}, {64, 100}, {32, 257}, {4096, 70}};
     static const uint32_t km_float[][2] = {{1, 5}, {7, 100}, {33, 9}, {100, 257}, {1000, 3}};
-    static const uint32_t ncols[] = {1, 2, 5, 17, 64};
+    /* 1: matvec; 2, 3, 5, 8: multi-column matvec / CPU tiles of exactly n columns; 9, 17, 64: tiles */
+    static const uint32_t ncols[] = {1, 2, 3, 5, 8, 9, 17, 64};
     char label[96];
     for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
         uint32_t type = TYPES[ti];
@@ -144,15 +174,16 @@ static void shapes(vkr_device *dev, test_rng *rng)
             uint32_t N = ncols[ni];
             for (size_t i = 0; i < sizeof km_all / sizeof km_all[0]; i++) {
                 uint32_t K = km_all[i][0], M = km_all[i][1];
-                if (N >= 17 && K == 4096 && M > 40)
+                if (N >= 9 && K == 4096 && M > 40)
                     continue;   /* keep lavapipe time down */
-                snprintf(label, sizeof label, "%s K=%u M=%u N=%u", ggml_type_name(type), K, M, N);
+                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, ggml_type_name(type), K, M, N);
                 run_case(dev, rng, type, K, M, N, label);
             }
             if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16) {
                 for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
                     uint32_t K = km_float[i][0], M = km_float[i][1];
-                    snprintf(label, sizeof label, "%s K=%u M=%u N=%u", ggml_type_name(type), K, M, N);
+                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, ggml_type_name(type), K, M,
+                             N);
                     run_case(dev, rng, type, K, M, N, label);
                 }
             }
@@ -160,10 +191,34 @@ static void shapes(vkr_device *dev, test_rng *rng)
     }
 }
 
+/* Weights that are row-range views of a larger tensor (stacked Wq;Wk;Wv, W_gate;W_up): the first row of the
+ * view at 16-byte aligned quants/scales offsets (the stacking layout), and at offsets that are not (scales
+ * offsets of 2 mod 4, F32/F16 rows not in whole 16-byte units). */
+static void weight_views(vkr_device *dev, test_rng *rng, const family *fam)
+{
+    static const uint32_t cases[][4] = {
+        /* type index, K, M, first row */
+        {3, 2048, 40, 8}, {3, 2048, 37, 24}, {3, 96, 50, 1}, {3, 96, 50, 3}, {3, 32, 70, 5},
+        {2, 2048, 40, 8}, {2, 96, 50, 1}, {2, 96, 50, 3},
+        {1, 64, 30, 2}, {1, 100, 30, 1}, {1, 7, 30, 3},
+        {0, 64, 30, 4}, {0, 100, 30, 1}, {0, 7, 30, 3},
+    };
+    static const uint32_t ncols[] = {1, 3, 8, 20};
+    char label[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
+            uint32_t type = TYPES[cases[i][0]];
+            snprintf(label, sizeof label, "%s view %s K=%u M=%u rows from %u N=%u", fam->name,
+                     ggml_type_name(type), cases[i][1], cases[i][2], cases[i][3], ncols[ni]);
+            run_case_view(dev, rng, type, cases[i][1], cases[i][2], ncols[ni], cases[i][3], label);
+        }
+    }
+}
+
 /* The same kernels with the device's limits lowered, so small shapes take the splitting paths:
  * several row chunks (with offsets that are not multiples of the alignment), several column chunks,
  * and workgroup-count limits. Lowering limits is always safe for the real device. */
-static void lowered_limits(vkr_device *dev, test_rng *rng)
+static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
 {
     vkr_features saved = dev->info.features;
     vkr_features *ft = &dev->info.features;
@@ -175,15 +230,16 @@ static void lowered_limits(vkr_device *dev, test_rng *rng)
         ft->min_storage_buffer_offset_alignment = 256;
     static const uint32_t c1[][4] = {
         /* type index, K, M, N */
-        {0, 100, 300, 1}, {0, 100, 300, 7}, {0, 7, 1000, 1}, {0, 96, 301, 40},
-        {1, 100, 300, 1}, {1, 104, 300, 1}, {1, 33, 301, 6}, {1, 96, 200, 70},
-        {2, 96, 300, 1}, {2, 64, 301, 9}, {2, 32, 1000, 1}, {2, 96, 130, 45},
-        {3, 96, 300, 1}, {3, 64, 301, 9}, {3, 32, 3001, 1}, {3, 96, 130, 45},
+        {0, 100, 300, 1}, {0, 100, 300, 7}, {0, 7, 1000, 1}, {0, 96, 301, 40}, {0, 96, 30, 4},
+        {1, 100, 300, 1}, {1, 104, 300, 1}, {1, 33, 301, 6}, {1, 96, 200, 70}, {1, 96, 301, 3},
+        {2, 96, 300, 1}, {2, 64, 301, 9}, {2, 32, 1000, 1}, {2, 96, 130, 45}, {2, 64, 301, 5},
+        {3, 96, 300, 1}, {3, 64, 301, 9}, {3, 32, 3001, 1}, {3, 96, 130, 45}, {3, 64, 301, 4},
+        {3, 32, 3001, 8},
     };
     for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
         uint32_t type = TYPES[c1[i][0]];
-        snprintf(label, sizeof label, "small-range %s K=%u M=%u N=%u", ggml_type_name(type), c1[i][1], c1[i][2],
-                 c1[i][3]);
+        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", fam->name, ggml_type_name(type),
+                 c1[i][1], c1[i][2], c1[i][3]);
         run_case(dev, rng, type, c1[i][1], c1[i][2], c1[i][3], label);
     }
     *ft = saved;
@@ -192,20 +248,22 @@ static void lowered_limits(vkr_device *dev, test_rng *rng)
     ft->max_workgroup_count[0] = 3;
     ft->max_workgroup_count[1] = 2;
     static const uint32_t c2[][4] = {
-        {0, 64, 100, 1}, {1, 40, 50, 1}, {2, 64, 33, 1}, {3, 96, 100, 1},
-        {0, 64, 300, 70}, {1, 40, 200, 65}, {2, 64, 200, 100}, {3, 96, 400, 70},
+        {0, 64, 100, 1}, {1, 40, 50, 1}, {2, 64, 33, 1}, {3, 96, 100, 1}, {3, 96, 300, 1},
+        {0, 64, 300, 70}, {1, 40, 200, 65}, {2, 64, 200, 100}, {3, 96, 400, 70}, {3, 96, 1000, 5},
+        {3, 64, 300, 30},
     };
     for (size_t i = 0; i < sizeof c2 / sizeof c2[0]; i++) {
         uint32_t type = TYPES[c2[i][0]];
-        snprintf(label, sizeof label, "few-groups %s K=%u M=%u N=%u", ggml_type_name(type), c2[i][1], c2[i][2],
-                 c2[i][3]);
+        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", fam->name, ggml_type_name(type),
+                 c2[i][1], c2[i][2], c2[i][3]);
         run_case(dev, rng, type, c2[i][1], c2[i][2], c2[i][3], label);
     }
     *ft = saved;
 }
 
-/* The matvec reductions not taken by default on this device: the shared-memory fallback (as on a device
- * without subgroup arithmetic), and a larger workgroup (as chosen for a device with wide subgroups). */
+/* The GPU matvec reductions not taken by default on this device: the shared-memory fallback (as on a device
+ * without subgroup arithmetic), and a larger workgroup (as chosen for a device with wide subgroups); for one
+ * and for several columns. (The caller sets the device type to a GPU.) */
 static void reduction_variants(vkr_device *dev, test_rng *rng)
 {
     vkr_features saved = dev->info.features;
@@ -222,6 +280,8 @@ static void reduction_variants(vkr_device *dev, test_rng *rng)
                      dev->info.features.subgroup_size, ggml_type_name(TYPES[ti]));
             run_case(dev, rng, TYPES[ti], 4096, 37, 1, label);
             run_case(dev, rng, TYPES[ti], 96, 5, 1, label);
+            run_case(dev, rng, TYPES[ti], 1024, 37, 4, label);
+            run_case(dev, rng, TYPES[ti], 96, 5, 8, label);
         }
         dev->info.features = saved;
     }
@@ -334,9 +394,16 @@ int main(void)
     fprintf(stderr, "subgroup arithmetic: %s, subgroup size %u\n",
             td.dev->info.features.subgroup_arithmetic ? "yes" : "no", td.dev->info.features.subgroup_size);
 
-    shapes(td.dev, &rng);
-    lowered_limits(td.dev, &rng);
-    reduction_variants(td.dev, &rng);
+    const VkPhysicalDeviceType real_type = td.dev->info.type;
+    for (size_t f = 0; f < N_FAMILIES; f++) {
+        td.dev->info.type = FAMILIES[f].type;
+        shapes(td.dev, &rng, &FAMILIES[f]);
+        weight_views(td.dev, &rng, &FAMILIES[f]);
+        lowered_limits(td.dev, &rng, &FAMILIES[f]);
+        if (FAMILIES[f].type != VK_PHYSICAL_DEVICE_TYPE_CPU)
+            reduction_variants(td.dev, &rng);
+    }
+    td.dev->info.type = real_type;
     /* Over 256K blocks: host/tensor.c repacks and uploads quantized weights in several chunks. */
     run_case(td.dev, &rng, GGML_TYPE_Q8_0, 4096, 2100, 1, "multi-chunk upload q8_0");
     run_case(td.dev, &rng, GGML_TYPE_Q4_0, 4096, 2100, 2, "multi-chunk upload q4_0");

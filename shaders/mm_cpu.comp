@@ -1,0 +1,248 @@
+#version 450
+/* Y[col][row] = sum_k W[row][k] * X[col][k] for CPU Vulkan devices (lavapipe/llvmpipe): op_matmul with any
+ * number of columns (decode matvec, small batches and prompts).
+ *
+ * Why a kernel of its own: a CPU driver runs one subgroup as SIMD lanes of one thread. Arithmetic is cheap
+ * (one vector instruction for all lanes), but a buffer load is executed lane by lane with bounds checks,
+ * so it costs about as much as a dozen vector instructions per 32-bit component per lane; barriers and
+ * shared memory are expensive too. So this kernel minimises the 32-bit components each lane loads per
+ * multiply-add and uses neither barriers nor shared memory:
+ *   - a workgroup is one subgroup (WG = the subgroup size); invocation t owns rows row0 + t + WG*i
+ *     (i < RPL) of the tile and all NC columns of it, so no reduction across invocations is needed;
+ *   - every invocation walks the whole row, 16 bytes of weights per load (uvec4), each loaded once and
+ *     used for NC columns; the block scales of two blocks come in one word;
+ *   - x is the same for all invocations (they walk the same k): invocation 0 of the subgroup loads it and
+ *     subgroupShuffle hands it to the others (one lane's load instead of WG), used for WG*RPL rows;
+ *   - Q4_0 nibbles are not shifted down: (q & 0xF << 4j) is converted as it is and x is pre-scaled by the
+ *     exact power of two 2^-4j once per block (the products equal those with shifted nibbles, barring
+ *     underflow of |x| < 2^-100);
+ *   - sum((q - 8) * x) = sum(q * x) - 8 * sum(x), with 8 * sum(x) computed once per block and column.
+ * Rows past M are clamped on load and skipped on store; columns past N likewise.
+ *
+ * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0. F32 needs K % 4 == 0, F16 K % 8 == 0 (rows in
+ * whole 16-byte units); every type needs w_off % 16 == 0 and x_off, x_stride multiples of 4 floats (the host
+ * checks and otherwise uses the generic kernels).
+ * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
+ * Spec constants: 0 = WG (the subgroup size), 1 = RPL (rows per invocation), 2 = NC (columns per tile). */
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+
+#include "dequant.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 8;
+layout(constant_id = 1) const uint RPL = 16;
+layout(constant_id = 2) const uint NC = 1;
+
+layout(push_constant) uniform Push {
+    uint K;         /* row length */
+    uint M;         /* rows in this dispatch */
+    uint N;         /* columns in this dispatch */
+    uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch (multiple of 16) */
+    uint d_off;     /* bytes from the start of the scales binding to the first row (quantized) */
+    uint x_off;     /* floats from the start of the X binding to the first column (multiple of 4) */
+    uint x_stride;  /* floats between two columns of X (multiple of 4) */
+    uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
+    uint y_stride;  /* floats between two columns of Y */
+} pc;
+
+#ifdef WQUANT
+layout(set = 0, binding = 0) readonly buffer WQ { uvec4 wq[]; };
+layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
+layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+#else
+#ifdef WTYPE_F32
+layout(set = 0, binding = 0) readonly buffer W4 { vec4 w4[]; };
+#else
+layout(set = 0, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+#endif
+layout(set = 0, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
+#endif
+
+/* x4[idx], loaded by invocation 0 of the subgroup and shuffled to the others (idx is uniform). */
+vec4 x_uniform(uint idx)
+{
+    vec4 v = vec4(0.0);
+    if (gl_SubgroupInvocationID == 0u)
+        v = x4[idx];
+    return subgroupShuffle(v, 0u);
+}
+
+#if defined(WTYPE_Q4_0)
+/* Element 4w+i of a block is at bit 8i of word w, element 16+4w+i at bit 8i+4 (GGUF order). The nibbles
+ * are taken in place; x is pre-scaled by 2^-8i and 2^-(8i+4) to match (the top one is shifted down). */
+const vec4 SCALE_LO = vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0);
+const vec4 SCALE_HI = vec4(1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0);
+vec4 nib_lo(uint q) { return vec4(ivec4(q & 0xFu, q & 0xF00u, q & 0xF0000u, q & 0xF000000u)); }
+vec4 nib_hi(uint q) { return vec4(ivec4(q & 0xF0u, q & 0xF000u, q & 0xF00000u, q >> 28)); }
+#endif
+
+/* LOAD_X(U): the x values of unit U of every column into xv (Q4_0 also gets 8 * sum(x) in xs, and x
+ * pre-scaled for the nibbles taken in place). ROW_UNIT(i, U[, D]): row i of the invocation, unit U (with
+ * block scale D), accumulated for every column. */
+#if defined(WTYPE_Q4_0)
+#define LOAD_X(U)                                                                                           \
+    vec4 xv[NC * 8u];                                                                                       \
+    float xs[NC];                                                                                           \
+    for (uint c = 0u; c < NC; c++) {                                                                        \
+        for (uint j = 0u; j < 8u; j++)                                                                      \
+            xv[c * 8u + j] = x_uniform(xbase[c] + (U) * 8u + j);                                            \
+        xs[c] = 8.0 * dot((xv[c * 8u] + xv[c * 8u + 1u]) + (xv[c * 8u + 2u] + xv[c * 8u + 3u]) +            \
+                              (xv[c * 8u + 4u] + xv[c * 8u + 5u]) + (xv[c * 8u + 6u] + xv[c * 8u + 7u]),    \
+                          vec4(1.0));                                                                       \
+        for (uint j = 0u; j < 4u; j++) {                                                                    \
+            xv[c * 8u + j] *= SCALE_LO;                                                                     \
+            xv[c * 8u + 4u + j] *= SCALE_HI;                                                                \
+        }                                                                                                   \
+    }
+#define ROW_UNIT(i, B, D)                                                                                   \
+    {                                                                                                       \
+        const float d_ = (D);                                                                               \
+        const uvec4 q = wq[rq[i] + (B)];                                                                    \
+        const vec4 l0 = nib_lo(q.x), l1 = nib_lo(q.y), l2 = nib_lo(q.z), l3 = nib_lo(q.w);                  \
+        const vec4 h0 = nib_hi(q.x), h1 = nib_hi(q.y), h2 = nib_hi(q.z), h3 = nib_hi(q.w);                  \
+        for (uint c = 0u; c < NC; c++) {                                                                    \
+            const uint x0 = c * 8u;                                                                         \
+            const float s = dot(l0, xv[x0]) + dot(l1, xv[x0 + 1u]) + dot(l2, xv[x0 + 2u]) +                 \
+                            dot(l3, xv[x0 + 3u]) + dot(h0, xv[x0 + 4u]) + dot(h1, xv[x0 + 5u]) +            \
+                            dot(h2, xv[x0 + 6u]) + dot(h3, xv[x0 + 7u]);                                    \
+            acc[(i) * NC + c] += d_ * (s - xs[c]);                                                          \
+        }                                                                                                   \
+    }
+#elif defined(WTYPE_Q8_0)
+#define LOAD_X(U)                                                                                           \
+    vec4 xv[NC * 8u];                                                                                       \
+    for (uint c = 0u; c < NC; c++)                                                                          \
+        for (uint j = 0u; j < 8u; j++)                                                                      \
+            xv[c * 8u + j] = x_uniform(xbase[c] + (U) * 8u + j);
+#define ROW_UNIT(i, B, D)                                                                                   \
+    {                                                                                                       \
+        const float d_ = (D);                                                                               \
+        const uvec4 qa = wq[rq[i] + 2u * (B)], qb = wq[rq[i] + 2u * (B) + 1u];                              \
+        const vec4 v0 = q8_word(qa.x), v1 = q8_word(qa.y), v2 = q8_word(qa.z), v3 = q8_word(qa.w);          \
+        const vec4 v4 = q8_word(qb.x), v5 = q8_word(qb.y), v6 = q8_word(qb.z), v7 = q8_word(qb.w);          \
+        for (uint c = 0u; c < NC; c++) {                                                                    \
+            const uint x0 = c * 8u;                                                                         \
+            const float s = dot(v0, xv[x0]) + dot(v1, xv[x0 + 1u]) + dot(v2, xv[x0 + 2u]) +                 \
+                            dot(v3, xv[x0 + 3u]) + dot(v4, xv[x0 + 4u]) + dot(v5, xv[x0 + 5u]) +            \
+                            dot(v6, xv[x0 + 6u]) + dot(v7, xv[x0 + 7u]);                                    \
+            acc[(i) * NC + c] += d_ * s;                                                                    \
+        }                                                                                                   \
+    }
+#elif defined(WTYPE_F16)
+#define LOAD_X(U)                                                                                           \
+    vec4 xv[NC * 2u];                                                                                       \
+    for (uint c = 0u; c < NC; c++) {                                                                        \
+        xv[c * 2u] = x_uniform(xbase[c] + (U) * 2u);                                                        \
+        xv[c * 2u + 1u] = x_uniform(xbase[c] + (U) * 2u + 1u);                                              \
+    }
+#define ROW_UNIT(i, U)                                                                                      \
+    {                                                                                                       \
+        const uvec4 h = w4[rq[i] + (U)];                                                                    \
+        const vec4 a = vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));                                      \
+        const vec4 b = vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w));                                      \
+        for (uint c = 0u; c < NC; c++)                                                                      \
+            acc[(i) * NC + c] += dot(a, xv[c * 2u]) + dot(b, xv[c * 2u + 1u]);                              \
+    }
+#else
+#define LOAD_X(U)                                                                                           \
+    vec4 xv[NC];                                                                                            \
+    for (uint c = 0u; c < NC; c++)                                                                          \
+        xv[c] = x_uniform(xbase[c] + (U));
+#define ROW_UNIT(i, U)                                                                                      \
+    {                                                                                                       \
+        const vec4 w = w4[rq[i] + (U)];                                                                     \
+        for (uint c = 0u; c < NC; c++)                                                                      \
+            acc[(i) * NC + c] += dot(w, xv[c]);                                                             \
+    }
+#endif
+
+void main()
+{
+    const uint t = gl_LocalInvocationID.x;
+    const uint row0 = gl_WorkGroupID.x * (WG * RPL) + t;
+    const uint col0 = gl_WorkGroupID.y * NC;
+    const uint last_row = pc.M - 1u;
+
+    uint xbase[NC];   /* vec4 index of each column's x */
+    for (uint c = 0u; c < NC; c++)
+        xbase[c] = (pc.x_off + min(col0 + c, pc.N - 1u) * pc.x_stride) >> 2;
+    float acc[RPL * NC];
+    for (uint i = 0u; i < RPL * NC; i++)
+        acc[i] = 0.0;
+    uint rq[RPL];     /* index of the first 16-byte unit of each row */
+
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0)
+    const uint nb = pc.K / 32u;
+#if defined(WTYPE_Q4_0)
+    const uint upb = 1u;   /* 16-byte units per block */
+#else
+    const uint upb = 2u;
+#endif
+    uint rd[RPL];     /* index of the first scale (half) of each row */
+    for (uint i = 0u; i < RPL; i++) {
+        const uint r = min(row0 + i * WG, last_row);
+        rq[i] = (pc.w_off >> 4) + r * nb * upb;
+        rd[i] = (pc.d_off >> 1) + r * nb;
+    }
+    if (NC <= 2u && ((nb | (pc.d_off >> 1)) & 1u) == 0u) {
+        /* Two blocks per step, their scales from one word. */
+        for (uint b = 0u; b < nb; b += 2u) {
+            vec2 dd[RPL];
+            for (uint i = 0u; i < RPL; i++)
+                dd[i] = unpackHalf2x16(wd[(rd[i] + b) >> 1]);
+            {
+                LOAD_X(b)
+                for (uint i = 0u; i < RPL; i++)
+                    ROW_UNIT(i, b, dd[i].x)
+            }
+            {
+                LOAD_X(b + 1u)
+                for (uint i = 0u; i < RPL; i++)
+                    ROW_UNIT(i, b + 1u, dd[i].y)
+            }
+        }
+    } else {
+        /* One block per step. A scales word holds two blocks' scales: it is loaded at even half indices
+         * (and at the first block) and kept, so each word is still loaded once, whatever the parity. */
+        uint dw[RPL];
+        for (uint b = 0u; b < nb; b++) {
+            LOAD_X(b)
+            for (uint i = 0u; i < RPL; i++) {
+                const uint h = rd[i] + b;
+                if ((h & 1u) == 0u || b == 0u)
+                    dw[i] = wd[h >> 1];
+                const vec2 dv = unpackHalf2x16(dw[i]);
+                ROW_UNIT(i, b, (h & 1u) != 0u ? dv.y : dv.x)
+            }
+        }
+    }
+#else
+#ifdef WTYPE_F16
+    const uint nu = pc.K / 8u;
+#else
+    const uint nu = pc.K / 4u;
+#endif
+    for (uint i = 0u; i < RPL; i++)
+        rq[i] = (pc.w_off >> 4) + min(row0 + i * WG, last_row) * nu;
+    for (uint u = 0u; u < nu; u++) {
+        LOAD_X(u)
+        for (uint i = 0u; i < RPL; i++)
+            ROW_UNIT(i, u)
+    }
+#endif
+
+    for (uint c = 0u; c < NC; c++) {
+        const uint col = col0 + c;
+        if (col >= pc.N)
+            break;
+        for (uint i = 0u; i < RPL; i++) {
+            const uint row = row0 + i * WG;
+            if (row < pc.M)
+                y[pc.y_off + col * pc.y_stride + row] = acc[i * NC + c];
+        }
+    }
+}

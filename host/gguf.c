@@ -537,7 +537,7 @@ static vkllm_status parse(gguf_file *f)
         if ((st = parse_kv(f, &r, i)) != VKLLM_OK)
             return st;
     }
-    uint64_t dup;
+    uint64_t dup = UINT64_MAX;
     if ((st = build_hash(f->n_kv, kv_name, f, &f->kv_hash, &f->kv_hash_mask, &dup)) != VKLLM_OK)
         return st;
     if (dup != UINT64_MAX)

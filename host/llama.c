@@ -112,7 +112,7 @@ static void advance(loader *ld, uint64_t bytes)
 
 static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
 {
-    const gguf_tensor *t;
+    const gguf_tensor *t = NULL;
     vkllm_status st = find_tensor(ld, name, ne0, ne1, &t); /* its messages name the tensor already */
     if (st != VKLLM_OK)
         return st;

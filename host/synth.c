@@ -267,7 +267,11 @@ static bool vocab_add(vocab *v, const char *s, int32_t type)
         h = (h + 1) & v->set_mask;
     }
     char *dst = v->arena + (size_t)v->n * PIECE_MAX;
-    snprintf(dst, PIECE_MAX, "%s", s);
+    size_t len = strlen(s);
+    if (len >= PIECE_MAX) /* cannot happen with our pieces; keeps the arena slot terminated */
+        len = PIECE_MAX - 1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
     v->tok[v->n] = dst;
     v->ttype[v->n] = type;
     /* control/unknown/byte pieces score 0; normal pieces strictly decreasing */

@@ -71,34 +71,31 @@ void main()
         acc[i] = 0.0;
 
 #if defined(WTYPE_Q4_0)
-    /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x per column. */
+    /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x per column. The quants of the ROWS
+     * rows are loaded first, then each column's x in turn (few registers live at a time). */
     const uint nb = pc.K / 32u;
     const uint qbase = pc.w_off >> 4;
     const uint dbase = pc.d_off >> 1;
     const uint xs4 = pc.x_stride >> 2;
     for (uint b = tid; b < nb; b += WG) {
-        vec4 xv[8u * NCOLS];
-        float xsum8[NCOLS];
-        for (uint c = 0u; c < NCOLS; c++) {
-            for (uint j = 0u; j < 8u; j++)
-                xv[c * 8u + j] = x4[c * xs4 + b * 8u + j];
-            /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
-            xsum8[c] = 8.0 * dot((xv[c * 8u] + xv[c * 8u + 1u]) + (xv[c * 8u + 2u] + xv[c * 8u + 3u]) +
-                                     (xv[c * 8u + 4u] + xv[c * 8u + 5u]) + (xv[c * 8u + 6u] + xv[c * 8u + 7u]),
-                                 vec4(1.0));
-        }
+        uvec4 q[ROWS];
+        float d[ROWS];
         for (uint i = 0u; i < ROWS; i++) {
             const uint r = min(row0 + i, last);
-            const uvec4 q = wq[qbase + r * nb + b];
-            const float d = HALF_AT(wd, dbase + r * nb + b);
-            const vec4 l0 = q4_lo(q.x), l1 = q4_lo(q.y), l2 = q4_lo(q.z), l3 = q4_lo(q.w);
-            const vec4 h0 = q4_hi(q.x), h1 = q4_hi(q.y), h2 = q4_hi(q.z), h3 = q4_hi(q.w);
-            for (uint c = 0u; c < NCOLS; c++) {
-                const uint x0 = c * 8u;
-                const float s = dot(l0, xv[x0]) + dot(l1, xv[x0 + 1u]) + dot(l2, xv[x0 + 2u]) +
-                                dot(l3, xv[x0 + 3u]) + dot(h0, xv[x0 + 4u]) + dot(h1, xv[x0 + 5u]) +
-                                dot(h2, xv[x0 + 6u]) + dot(h3, xv[x0 + 7u]);
-                acc[i * NCOLS + c] += d * (s - xsum8[c]);
+            q[i] = wq[qbase + r * nb + b];
+            d[i] = HALF_AT(wd, dbase + r * nb + b);
+        }
+        for (uint c = 0u; c < NCOLS; c++) {
+            const uint xi = c * xs4 + b * 8u;
+            const vec4 xa = x4[xi + 0u], xb = x4[xi + 1u], xc = x4[xi + 2u], xd = x4[xi + 3u];
+            const vec4 xe = x4[xi + 4u], xf = x4[xi + 5u], xg = x4[xi + 6u], xh = x4[xi + 7u];
+            /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
+            const float xsum8 = 8.0 * dot((xa + xb) + (xc + xd) + (xe + xf) + (xg + xh), vec4(1.0));
+            for (uint i = 0u; i < ROWS; i++) {
+                const float s = dot(q4_lo(q[i].x), xa) + dot(q4_lo(q[i].y), xb) + dot(q4_lo(q[i].z), xc) +
+                                dot(q4_lo(q[i].w), xd) + dot(q4_hi(q[i].x), xe) + dot(q4_hi(q[i].y), xf) +
+                                dot(q4_hi(q[i].z), xg) + dot(q4_hi(q[i].w), xh);
+                acc[i * NCOLS + c] += d[i] * (s - xsum8);
             }
         }
     }
@@ -110,18 +107,19 @@ void main()
     const uint dbase = pc.d_off >> 1;
     const uint xs4 = pc.x_stride >> 2;
     for (uint u = tid; u < nu; u += WG) {
-        vec4 xv[4u * NCOLS];
-        for (uint c = 0u; c < NCOLS; c++)
-            for (uint j = 0u; j < 4u; j++)
-                xv[c * 4u + j] = x4[c * xs4 + u * 4u + j];
+        uvec4 q[ROWS];
+        float d[ROWS];
         for (uint i = 0u; i < ROWS; i++) {
             const uint r = min(row0 + i, last);
-            const uvec4 q = wq[qbase + r * nu + u];
-            const float d = HALF_AT(wd, dbase + r * nb + (u >> 1));
-            const vec4 v0 = q8_word(q.x), v1 = q8_word(q.y), v2 = q8_word(q.z), v3 = q8_word(q.w);
-            for (uint c = 0u; c < NCOLS; c++)
-                acc[i * NCOLS + c] += d * (dot(v0, xv[c * 4u]) + dot(v1, xv[c * 4u + 1u]) +
-                                           dot(v2, xv[c * 4u + 2u]) + dot(v3, xv[c * 4u + 3u]));
+            q[i] = wq[qbase + r * nu + u];
+            d[i] = HALF_AT(wd, dbase + r * nb + (u >> 1));
+        }
+        for (uint c = 0u; c < NCOLS; c++) {
+            const uint xi = c * xs4 + u * 4u;
+            const vec4 xa = x4[xi + 0u], xb = x4[xi + 1u], xc = x4[xi + 2u], xd = x4[xi + 3u];
+            for (uint i = 0u; i < ROWS; i++)
+                acc[i * NCOLS + c] += d[i] * (dot(q8_word(q[i].x), xa) + dot(q8_word(q[i].y), xb) +
+                                              dot(q8_word(q[i].z), xc) + dot(q8_word(q[i].w), xd));
         }
     }
 #elif defined(WTYPE_F16)

@@ -12,32 +12,15 @@
 #include "util.h"
 #include "vkllm.h"
 
-static void print_escaped(FILE *out, const char *s, size_t n)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7F)
-            fprintf(out, "\\x%02X", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
 static bool same_text(const char *what, const char *got, size_t got_len, const char *want, size_t want_len)
 {
     if (got && got_len == want_len && !memcmp(got, want, want_len))
         return true;
     fprintf(stderr, "FAIL %s:\n  want: ", what);
-    print_escaped(stderr, want, want_len);
+    test_print_escaped(stderr, want, want_len);
     fprintf(stderr, "\n  got:  ");
     if (got)
-        print_escaped(stderr, got, got_len);
+        test_print_escaped(stderr, got, got_len);
     else
         fprintf(stderr, "(error: %s)", vkr_last_error());
     fprintf(stderr, "\n");

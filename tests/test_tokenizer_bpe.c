@@ -9,60 +9,6 @@
 #include "host/tokenizer.h"
 #include "util.h"
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
-static void print_escaped(FILE *out, const char *s, size_t n)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < n && i < 400; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\r')
-            fputs("\\r", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7F)
-            fprintf(out, "\\x%02X", c);
-        else
-            fputc(c, out);
-    }
-    if (n > 400)
-        fprintf(out, "...(%zu bytes)", n);
-    fputc('"', out);
-}
-
-static void print_ids(FILE *out, const char *label, const int32_t *ids, size_t n)
-{
-    fprintf(out, "  %s (%zu):", label, n);
-    for (size_t i = 0; i < n && i < 200; i++)
-        fprintf(out, " %d", ids[i]);
-    if (n > 200)
-        fprintf(out, " ...");
-    fputc('\n', out);
-}
-
 static tokenizer *load_vocab(const char *path)
 {
     gguf_file *f = NULL;
@@ -106,11 +52,11 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n)
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != n || (n && memcmp(text, s, n)))) {
         fprintf(stderr, "FAIL round trip:\n  in:  ");
-        print_escaped(stderr, s, n);
+        test_print_escaped(stderr, s, n);
         fprintf(stderr, "\n  out: ");
-        print_escaped(stderr, text, len);
+        test_print_escaped(stderr, text, len);
         fprintf(stderr, "\n");
-        print_ids(stderr, "ids", ids, n_ids);
+        test_print_ids(stderr, "ids", ids, n_ids);
         test_failures++;
         ok = false;
     }
@@ -158,10 +104,10 @@ static void expect_ids(const tokenizer *tok, const char *s, size_t n, bool add_s
         return;
     if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
         fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
-        print_escaped(stderr, s, n);
+        test_print_escaped(stderr, s, n);
         fprintf(stderr, "\n");
-        print_ids(stderr, "expected", want, n_want);
-        print_ids(stderr, "got     ", ids, n_ids);
+        test_print_ids(stderr, "expected", want, n_want);
+        test_print_ids(stderr, "got     ", ids, n_ids);
         test_failures++;
     }
     free(ids);
@@ -178,9 +124,9 @@ static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bo
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
         fprintf(stderr, "FAIL decode: expected ");
-        print_escaped(stderr, want, strlen(want));
+        test_print_escaped(stderr, want, strlen(want));
         fprintf(stderr, " got ");
-        print_escaped(stderr, text, len);
+        test_print_escaped(stderr, text, len);
         fprintf(stderr, "\n");
         test_failures++;
     }
@@ -203,8 +149,8 @@ static void test_vectors(const tokenizer *tok, const char *vocab_path)
     snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
     snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
     size_t inp_len = 0, out_len = 0;
-    char *inp = read_file(inp_path, &inp_len);
-    char *out = read_file(out_path, &out_len);
+    char *inp = test_read_file(inp_path, &inp_len);
+    char *out = test_read_file(out_path, &out_len);
     CHECK(inp && out, "cannot read %s / %s", inp_path, out_path);
     if (!inp || !out) {
         free(inp);
@@ -247,10 +193,10 @@ static void test_vectors(const tokenizer *tok, const char *vocab_path)
         if (encode(tok, ip, slen, false, false, &ids, &n_ids)) {
             if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
                 fprintf(stderr, "FAIL vector %zu: ", n_vec);
-                print_escaped(stderr, ip, slen);
+                test_print_escaped(stderr, ip, slen);
                 fprintf(stderr, "\n");
-                print_ids(stderr, "expected", want, n_want);
-                print_ids(stderr, "got     ", ids, n_ids);
+                test_print_ids(stderr, "expected", want, n_want);
+                test_print_ids(stderr, "got     ", ids, n_ids);
                 test_failures++;
             } else {
                 n_ok++;

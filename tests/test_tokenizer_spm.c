@@ -8,59 +8,11 @@
 #include "host/tokenizer.h"
 #include "util.h"
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void print_escaped(FILE *out, const char *s, size_t n)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7F)
-            fprintf(out, "\\x%02X", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
-static void print_ids(FILE *out, const char *label, const int32_t *ids, size_t n)
-{
-    fprintf(out, "  %s (%zu):", label, n);
-    for (size_t i = 0; i < n; i++)
-        fprintf(out, " %d", ids[i]);
-    fputc('\n', out);
 }
 
 /* Encodes (no BOS/EOS, no special parsing) and decodes; checks the round trip and, through the stream,
@@ -84,11 +36,11 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != n || memcmp(text, s, n))) {
         fprintf(stderr, "FAIL round trip:\n  in:  ");
-        print_escaped(stderr, s, n);
+        test_print_escaped(stderr, s, n);
         fprintf(stderr, "\n  out: ");
-        print_escaped(stderr, text, len);
+        test_print_escaped(stderr, text, len);
         fprintf(stderr, "\n");
-        print_ids(stderr, "ids", ids, n_ids);
+        test_print_ids(stderr, "ids", ids, n_ids);
         test_failures++;
         ok = false;
     }
@@ -137,7 +89,7 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
         CHECK(chunks_ok, "a streamed chunk splits a UTF-8 character");
         if (!chunks_ok) {
             fprintf(stderr, "  text: ");
-            print_escaped(stderr, s, n);
+            test_print_escaped(stderr, s, n);
             fprintf(stderr, "\n");
         }
         free(acc);
@@ -151,8 +103,8 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
 static void test_vectors(const tokenizer *tok, const char *inp_path, const char *out_path)
 {
     size_t inp_len, out_len;
-    char *inp = read_file(inp_path, &inp_len);
-    char *out = read_file(out_path, &out_len);
+    char *inp = test_read_file(inp_path, &inp_len);
+    char *out = test_read_file(out_path, &out_len);
     CHECK(inp && out, "cannot read %s / %s", inp_path, out_path);
     if (!inp || !out) {
         free(inp);
@@ -200,10 +152,10 @@ static void test_vectors(const tokenizer *tok, const char *inp_path, const char 
         bool same = st == VKLLM_OK && n_ids == n_want && (n_want == 0 || !memcmp(ids, want, n_want * sizeof *ids));
         if (!same) {
             fprintf(stderr, "FAIL vector %zu: ", n_vec);
-            print_escaped(stderr, ip, slen);
+            test_print_escaped(stderr, ip, slen);
             fprintf(stderr, "\n");
-            print_ids(stderr, "expected", want, n_want);
-            print_ids(stderr, "got     ", ids, n_ids);
+            test_print_ids(stderr, "expected", want, n_want);
+            test_print_ids(stderr, "got     ", ids, n_ids);
             test_failures++;
         } else {
             n_ok++;
@@ -237,10 +189,10 @@ static void expect_ids(const tokenizer *tok, const char *s, bool add_special, bo
     CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids)))) {
         fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
-        print_escaped(stderr, s, strlen(s));
+        test_print_escaped(stderr, s, strlen(s));
         fprintf(stderr, "\n");
-        print_ids(stderr, "expected", want, n_want);
-        print_ids(stderr, "got     ", ids, n_ids);
+        test_print_ids(stderr, "expected", want, n_want);
+        test_print_ids(stderr, "got     ", ids, n_ids);
         test_failures++;
     }
     free(ids);
@@ -254,9 +206,9 @@ static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bo
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
         fprintf(stderr, "FAIL decode: expected ");
-        print_escaped(stderr, want, strlen(want));
+        test_print_escaped(stderr, want, strlen(want));
         fprintf(stderr, " got ");
-        print_escaped(stderr, text, len);
+        test_print_escaped(stderr, text, len);
         fprintf(stderr, "\n");
         test_failures++;
     }
@@ -420,7 +372,7 @@ static void test_invalid_utf8(const tokenizer *tok, uint64_t seed)
 static void test_speed(const tokenizer *tok, const char *inp_path)
 {
     size_t inp_len;
-    char *inp = read_file(inp_path, &inp_len);
+    char *inp = test_read_file(inp_path, &inp_len);
     if (!inp)
         return;
     const size_t target = (size_t)1 << 20;

@@ -133,6 +133,60 @@ const char *test_shared_path(const char *rel)
     return path;
 }
 
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+void test_print_escaped(FILE *out, const char *s, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n && i < 400; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\r')
+            fputs("\\r", out);
+        else if (c == '\t')
+            fputs("\\t", out);
+        else if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            fprintf(out, "\\x%02X", c);
+        else
+            fputc(c, out);
+    }
+    if (n > 400)
+        fprintf(out, "...(%zu bytes)", n);
+    fputc('"', out);
+}
+
+void test_print_ids(FILE *out, const char *label, const int32_t *ids, size_t n)
+{
+    fprintf(out, "  %s (%zu):", label, n);
+    for (size_t i = 0; i < n && i < 200; i++)
+        fprintf(out, " %d", ids[i]);
+    if (n > 200)
+        fprintf(out, " ...");
+    fputc('\n', out);
+}
+
 int test_finish(const char *name)
 {
     /* Tests that run through the public API (the model owns its instance) have no test_device_close:

@@ -41,6 +41,13 @@ bool test_device_close(test_device *t);
  * Returned string is static storage (valid until the next call). */
 const char *test_shared_path(const char *rel);
 
+/* Reads a whole file (NUL-terminated, *len without it); NULL if it cannot be read. Free with free(). */
+char *test_read_file(const char *path, size_t *len);
+/* Diagnostics: a string in quotes with control bytes escaped (the first 400 bytes), and an id list
+ * (the first 200 ids). */
+void test_print_escaped(FILE *out, const char *s, size_t n);
+void test_print_ids(FILE *out, const char *label, const int32_t *ids, size_t n);
+
 /* Counting checks: CHECK(cond, fmt, ...) prints "FAIL file:line: ..." and counts the failure. */
 extern int test_failures;
 #define CHECK(cond, ...)                                                              \

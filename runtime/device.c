@@ -411,6 +411,7 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
     ft->fp16 = f12.shaderFloat16;
     ft->int8 = f12.shaderInt8;
     ft->int16 = f.features.shaderInt16;
+    ft->int64 = f.features.shaderInt64;
     ft->storage16 = f11.storageBuffer16BitAccess;
     ft->storage8 = f12.storageBuffer8BitAccess;
     /* Optional features that are extensions before 1.3 are only used through the 1.3 core path. */
@@ -641,6 +642,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     };
     VkPhysicalDeviceFeatures2 features = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
     features.features.shaderInt16 = ft->int16;
+    features.features.shaderInt64 = ft->int64;
 
     const char *exts[4];
     uint32_t n_exts = 0;
@@ -697,7 +699,7 @@ vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice ph
     fill_info(physical, 0, &dev->info);
     /* We cannot know which optional features the application enabled: use the baseline kernels only. */
     vkr_features *ft = &dev->info.features;
-    ft->fp16 = ft->int8 = ft->int16 = ft->storage16 = ft->storage8 = false;
+    ft->fp16 = ft->int8 = ft->int16 = ft->int64 = ft->storage16 = ft->storage8 = false;
     ft->integer_dot_product = ft->subgroup_size_control = ft->compute_full_subgroups = false;
     ft->coopmat_khr = ft->coopmat_nv = ft->memory_budget = false;
     vkGetPhysicalDeviceMemoryProperties(physical, &dev->memory_properties);

@@ -14,6 +14,7 @@ typedef struct vkr_features {
     bool fp16;                  /* shaderFloat16 */
     bool int8;                  /* shaderInt8 */
     bool int16;                 /* shaderInt16 */
+    bool int64;                 /* shaderInt64 */
     bool storage16;             /* storageBuffer16BitAccess */
     bool storage8;              /* storageBuffer8BitAccess */
     bool integer_dot_product;   /* shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product / 1.3) */

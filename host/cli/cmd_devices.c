@@ -37,6 +37,7 @@ static void print_device(const vkr_device_info *d, bool is_default)
     const vkr_features *f = &d->features;
     printf("    %-30s %s\n", "fp16 arithmetic", yes_no(f->fp16));
     printf("    %-30s %s\n", "int8 arithmetic", yes_no(f->int8));
+    printf("    %-30s %s\n", "int64 arithmetic", yes_no(f->int64));
     printf("    %-30s %s / %s\n", "16-bit / 8-bit storage", yes_no(f->storage16), yes_no(f->storage8));
     printf("    %-30s %s\n", "integer dot product", yes_no(f->integer_dot_product));
     printf("    %-30s %u (min %u, max %u)\n", "subgroup size", f->subgroup_size, f->min_subgroup_size,

@@ -423,6 +423,64 @@ void llama_context_free(llama_context *c)
     free(c);
 }
 
+/* out = W · (rmsnorm(x) * norm): one fused matvec where the device's kernel can (few columns, GPUs), else
+ * RMSNorm into c->xb, then the matmul. */
+static vkllm_status norm_matmul(vkr_graph *g, const llama_context *c, vk_view x, const vk_tensor *norm,
+                                const vk_tensor *w, vk_view out, uint32_t n)
+{
+    const llama_hparams *hp = &c->m->hp;
+    const vk_matmul_fusion f = {.norm = norm, .eps = hp->rms_eps};
+    bool fused = false;
+    vkllm_status st = op_matmul_fused(g, w, x, out, n, &f, &fused);
+    if (st != VKLLM_OK || fused)
+        return st;
+    vk_view xb = vk_view_of(c->xb, 0);
+    st = op_rmsnorm(g, x, norm, xb, n, hp->n_embd, hp->rms_eps);
+    return st != VKLLM_OK ? st : op_matmul(g, w, xb, out, n);
+}
+
+/* x += W · a: one fused matvec, else the matmul into c->proj and an add. */
+static vkllm_status matmul_add(vkr_graph *g, const llama_context *c, const vk_tensor *w, vk_view a, vk_view x,
+                               uint32_t n)
+{
+    const vk_matmul_fusion f = {.accumulate = true};
+    bool fused = false;
+    vkllm_status st = op_matmul_fused(g, w, a, x, n, &f, &fused);
+    if (st != VKLLM_OK || fused)
+        return st;
+    vk_view proj = vk_view_of(c->proj, 0);
+    st = op_matmul(g, w, a, proj, n);
+    return st != VKLLM_OK ? st : op_add(g, x, proj, x, n * c->m->hp.n_embd);
+}
+
+/* out = silu(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm: one fused matvec over the
+ * stacked W_gate;W_up where the kernel can, else RMSNorm, the matmul(s) and silu_mul. out holds n * n_ff
+ * floats, followed by room for as many more (the up half). */
+static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llama_layer *L, vk_view x, vk_view out,
+                                uint32_t n)
+{
+    const llama_hparams *hp = &c->m->hp;
+    vkllm_status st = VKLLM_OK;
+    if (L->fused_gate_up) {
+        const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true};
+        bool fused = false;
+        st = op_matmul_fused(g, &L->w_gate_up, x, out, n, &f, &fused);
+        if (st != VKLLM_OK || fused)
+            return st;
+    }
+    vk_view xb = vk_view_of(c->xb, 0);
+    vk_view up = vk_view_of(out.buf, out.offset + (uint64_t)n * hp->n_ff * 4);
+    st = op_rmsnorm(g, x, &L->ffn_norm, xb, n, hp->n_embd, hp->rms_eps);
+    if (n == 1 && L->fused_gate_up) { /* one token: gate and up are consecutive, as W_gate;W_up's rows are */
+        if (!st) st = op_matmul(g, &L->w_gate_up, xb, out, 1);
+    } else {
+        if (!st) st = op_matmul(g, &L->w_gate, xb, out, n);
+        if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
+    }
+    if (!st) st = op_silu_mul(g, out, up, out, n * hp->n_ff);
+    return st;
+}
+
 /* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
 /* split: parts of split attention (flash decoding), 1 for none. */
 static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t split)
@@ -431,19 +489,18 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     const llama_hparams *hp = &m->hp;
     const uint64_t row = (uint64_t)hp->n_embd * 4;
     vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
-    vk_view x = vk_view_of(c->x, 0), xb = vk_view_of(c->xb, 0), proj = vk_view_of(c->proj, 0);
+    vk_view x = vk_view_of(c->x, 0);
     const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     vk_view q = vk_view_of(c->qkv, 0), k = vk_view_of(c->qkv, n * q_dim * 4);
     vk_view v = vk_view_of(c->qkv, n * (q_dim + kv_dim) * 4);
-    vk_view gate = vk_view_of(c->ffn, 0), up = vk_view_of(c->ffn, (uint64_t)n * hp->n_ff * 4);
+    vk_view ffn = vk_view_of(c->ffn, 0);
     vk_view attn = vk_view_of(c->attn, 0);
-    vk_rope_params rq = {
-        .n_rows = n, .n_heads = hp->n_head, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
+    /* rope of K (over the kv heads); Q is turned with the same parameters by the same dispatch */
+    const vk_rope_params rk = {
+        .n_rows = n, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
         .theta_base = hp->rope_theta, .mode = VK_ROPE_INTERLEAVED,
         .freq_factors = m->has_rope_freqs ? &m->rope_freqs : NULL,
     };
-    vk_rope_params rk = rq;
-    rk.n_heads = hp->n_head_kv;
     vk_attention_params ap = {
         .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
         .n_ctx = c->n_ctx, .scale = 1.0f / sqrtf((float)hp->head_dim),
@@ -454,43 +511,39 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         const llama_layer *L = &m->layers[l];
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
-        if (!st) st = op_rmsnorm(g, x, &L->attn_norm, xb, n, hp->n_embd, hp->rms_eps);
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
-            if (!st) st = op_matmul(g, &L->wqkv, xb, q, 1);
-        } else {
-            if (!st) st = op_matmul(g, &L->wq, xb, q, n);
-            if (!st) st = op_matmul(g, &L->wk, xb, k, n);
-            if (!st) st = op_matmul(g, &L->wv, xb, v, n);
+            if (!st) st = norm_matmul(g, c, x, &L->attn_norm, &L->wqkv, q, 1);
+        } else if (!st) {
+            /* RMSNorm once into c->xb for all three, unless each matvec fuses it (then xb is not needed) */
+            vk_view xb = vk_view_of(c->xb, 0);
+            const vk_matmul_fusion f = {.norm = &L->attn_norm, .eps = hp->rms_eps};
+            bool fused = false;
+            st = op_matmul_fused(g, &L->wq, x, q, n, &f, &fused);
+            if (!st && fused) st = op_matmul_fused(g, &L->wk, x, k, n, &f, &fused);
+            if (!st && fused) st = op_matmul_fused(g, &L->wv, x, v, n, &f, &fused);
+            if (!st && !fused) {
+                /* not fused (the same shapes decide for all three, so normally none was): the separate ops */
+                st = op_rmsnorm(g, x, &L->attn_norm, xb, n, hp->n_embd, hp->rms_eps);
+                if (!st) st = op_matmul(g, &L->wq, xb, q, n);
+                if (!st) st = op_matmul(g, &L->wk, xb, k, n);
+                if (!st) st = op_matmul(g, &L->wv, xb, v, n);
+            }
         }
-        /* q is turned in place; k is turned on its way into the cache (independent: no barrier between) */
-        if (!st) st = op_rope(g, q, pos, &rq);
-        if (!st) st = op_rope_kv_store(g, k, v, kc, vc, pos, &rk, &ap);
+        /* q is turned in place, k on its way into the cache: one dispatch */
+        if (!st) st = op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, &ap);
         if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
-        if (!st) st = op_matmul(g, &L->wo, attn, proj, n);
-        if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
+        if (!st) st = matmul_add(g, c, &L->wo, attn, x, n);
         /* feed-forward block: x += W_down · (silu(W_gate·n(x)) * (W_up·n(x))) */
-        if (!st) st = op_rmsnorm(g, x, &L->ffn_norm, xb, n, hp->n_embd, hp->rms_eps);
-        if (n == 1 && L->fused_gate_up) {
-            if (!st) st = op_matmul(g, &L->w_gate_up, xb, gate, 1);
-        } else {
-            if (!st) st = op_matmul(g, &L->w_gate, xb, gate, n);
-            if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
-        }
-        if (!st) st = op_silu_mul(g, gate, up, gate, n * hp->n_ff);
-        if (!st) st = op_matmul(g, &L->w_down, gate, proj, n);
-        if (!st) st = op_add(g, x, proj, x, n * hp->n_embd);
+        if (!st) st = ffn_gate_up(g, c, L, x, ffn, n);
+        if (!st) st = matmul_add(g, c, &L->w_down, ffn, x, n);
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
     if (st == VKLLM_OK && all_logits) {
-        st = op_rmsnorm(g, x, &m->output_norm, xb, n, hp->n_embd, hp->rms_eps);
-        if (st == VKLLM_OK)
-            st = op_matmul(g, out_w, xb, vk_view_of(c->logits_all, 0), n);
+        st = norm_matmul(g, c, x, &m->output_norm, out_w, vk_view_of(c->logits_all, 0), n);
     } else if (st == VKLLM_OK) {
         /* Only the last token's logits are needed to continue the text. */
         vk_view last = vk_view_of(c->x, (uint64_t)(n - 1) * row);
-        st = op_rmsnorm(g, last, &m->output_norm, xb, 1, hp->n_embd, hp->rms_eps);
-        if (st == VKLLM_OK)
-            st = op_matmul(g, out_w, xb, vk_view_of(c->logits, 0), 1);
+        st = norm_matmul(g, c, last, &m->output_norm, out_w, vk_view_of(c->logits, 0), 1);
     }
     if (st == VKLLM_OK)
         st = vkr_graph_record(g, c->timing);

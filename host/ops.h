@@ -24,6 +24,23 @@ static inline vk_view vk_view_of(vkr_buffer *buf, VkDeviceSize offset)
  * n_cols rows of M = W->ne[1] floats. n_cols == 1 uses the matvec kernel (decode), more the matmul kernel. */
 vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols);
 
+/* What a matvec can do besides y = W x in the same dispatch (see shaders/matvec.comp); each fusion removes a
+ * dispatch and a barrier from a decode step. */
+typedef struct vk_matmul_fusion {
+    const vk_tensor *norm;    /* x -> rmsnorm(x) * norm (f32, K elements) with `eps`: the matmul of op_rmsnorm's
+                               * output, without writing it */
+    float eps;
+    bool glu;                 /* W holds 2M rows, [gate; up]: y (M rows per column) = silu(W_gate x) * (W_up x),
+                               * as op_silu_mul on the stacked output */
+    bool accumulate;          /* y += W x (the residual add; y must not overlap x) */
+} vk_matmul_fusion;
+
+/* op_matmul with fusions. Where this device's kernel for n_cols columns cannot fuse (CPU devices, more
+ * columns than the matvec takes, a GLU weight larger than one binding), nothing is recorded and *fused is
+ * false: the caller then runs the separate ops. */
+vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols,
+                             const vk_matmul_fusion *f, bool *fused);
+
 /* out[i][:] = dequantized row ids[i] of `table`, for i < n (ids are uint32 in a buffer). */
 vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_view out, uint32_t n);
 
@@ -79,8 +96,10 @@ vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk
                          vk_view positions, const vk_attention_params *p);
 
 /* The same, rotating K first (rope->mode must be VK_ROPE_INTERLEAVED, rope->n_heads == n_kv_heads): equal
- * to op_rope on k followed by op_kv_store, in one dispatch that leaves k itself unchanged. */
-vkllm_status op_rope_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+ * to op_rope on k followed by op_kv_store, in one dispatch that leaves k itself unchanged. If q.buf is set,
+ * q (n_rows x n_heads*head_dim) is also rotated in place, as op_rope with the same parameters over the
+ * p->n_heads query heads would: the whole of a decode step's rope in one dispatch. */
+vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                               vk_view positions, const vk_rope_params *rope, const vk_attention_params *p);
 
 /* out[r][h][:] = sum_j softmax_j(scale * q[r][h]·K[j][kvh]) V[j][kvh] over cache rows j <= positions[r]

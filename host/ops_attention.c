@@ -33,8 +33,9 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
     return VKLLM_OK;
 }
 
-/* kv_store, optionally rotating K first (interleaved rope only: its pairs are the packed f16 pairs). */
-static vkllm_status kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache, vk_view positions,
+/* kv_store, optionally rotating K first (interleaved rope only: its pairs are the packed f16 pairs), and Q in
+ * place when q.buf is set. */
+static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache, vk_view positions,
                              const vk_rope_params *rope, const vk_attention_params *p)
 {
     const char *name = rope ? "kv_store_rope" : "kv_store";
@@ -57,15 +58,21 @@ static vkllm_status kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache
     const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
     const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * kv_dim * 4;
     const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
-    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0;
-    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 6 : 5, (rope ? 13 : 8) * 4, wg)) != VKLLM_OK ||
+    const uint32_t q_half = rope && q.buf ? p->n_heads * p->head_dim / 2 : 0;
+    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0, qo = 0;
+    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 7 : 5, (rope ? 15 : 8) * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, k.buf, k.offset, act_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, v.buf, v.offset, act_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 4, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
                         "positions")) != VKLLM_OK ||
-        (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2), wg)) != VKLLM_OK)
+        (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2 + q_half), wg)) != VKLLM_OK)
+        return st;
+    /* Q (read and written), or k standing in for it: the shader does not touch it when q_half is 0. */
+    if (rope && (st = opsm_bind(dev, &d, 6, q_half ? q.buf : k.buf, q_half ? q.offset : k.offset,
+                                q_half ? (VkDeviceSize)p->n_rows * q_half * 8 : act_bytes, q_half != 0, 4, &qo,
+                                "q")) != VKLLM_OK)
         return st;
     if (rope && rope->freq_factors) {
         if ((st = opsm_check_f32_vector(rope->freq_factors, rope->n_rot / 2, name, "freq_factors")) != VKLLM_OK ||
@@ -91,6 +98,8 @@ static vkllm_status kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache
         opsm_push_f32(&d, 10, (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot));
         d.push[11] = rope->freq_factors != NULL;
         d.push[12] = fo;
+        d.push[13] = q_half;
+        d.push[14] = qo;
     }
     return vkr_graph_add(g, &d);
 }
@@ -98,15 +107,15 @@ static vkllm_status kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache
 vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                          vk_view positions, const vk_attention_params *p)
 {
-    return kv_store(g, k, v, k_cache, v_cache, positions, NULL, p);
+    return kv_store(g, vk_view_of(NULL, 0), k, v, k_cache, v_cache, positions, NULL, p);
 }
 
-vkllm_status op_rope_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                               vk_view positions, const vk_rope_params *rope, const vk_attention_params *p)
 {
     if (!rope)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "kv_store_rope: rope parameters are NULL");
-    return kv_store(g, k, v, k_cache, v_cache, positions, rope, p);
+    return kv_store(g, q, k, v, k_cache, v_cache, positions, rope, p);
 }
 
 #define ATTN_MAX_SPLIT 64

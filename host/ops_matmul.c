@@ -19,6 +19,7 @@
  * Weights may be row-range views of a larger tensor (vk_tensor_rows: non-zero qs_offset and d_offset). The
  * quants region of a quantized weight must start on 16 bytes (F32/F16 data: 4); any scales offset works.
  * The CPU kernel also needs F32/F16 rows in whole 16-byte units and falls back to the GPU kernels if not. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -209,18 +210,22 @@ static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n
     return vkr_pipeline_get(dev, &desc, out);
 }
 
-/* The GPU matvec for ncols columns (1 <= ncols <= MV_MAX_COLS). Returns VKLLM_ERR_UNSUPPORTED without a
- * message when ncols > 1 does not fit its bindings (the caller then uses the tiled matmul). */
-static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t ncols)
+/* The GPU matvec for ncols columns (1 <= ncols <= MV_MAX_COLS), with the fusions of f (NULL: none). Returns
+ * VKLLM_ERR_UNSUPPORTED without a message, before recording anything, when ncols > 1 or a fusion does not fit
+ * its bindings (the caller then uses the tiled matmul or the separate ops). */
+static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t ncols,
+                           const vk_matmul_fusion *f)
 {
     vkr_device *dev = c->dev;
     const bool quant = type_quantized(w->type);
     const uint64_t K = w->ne[0], M = w->ne[1];
+    const bool glu = f && f->glu;
+    const uint64_t out_rows = glu ? M / 2 : M;   /* y rows per column */
     const bool sg = dev->info.features.subgroup_arithmetic;
     const uint64_t x_align = dev->info.features.min_storage_buffer_offset_alignment;
 
-    if (ncols > 1 && (ncols * K * 4 > c->max_range || (ncols - 1) * M >= c->max_range / 4 ||
-                      (x_align && x.offset % x_align)))
+    if ((ncols > 1 || f) && (ncols * K * 4 > c->max_range || (ncols - 1) * out_rows >= c->max_range / 4 ||
+                             (x_align && x.offset % x_align)))
         return VKLLM_ERR_UNSUPPORTED;
     if (K * 4 > c->max_range)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: x of %llu floats exceeds maxStorageBufferRange",
@@ -235,35 +240,64 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
         want = dev->info.features.subgroup_size;
     const uint32_t wg = wg_size(dev, want);
     const uint32_t rows = MV_ROWS;
-    const uint32_t spec[2] = {rows, ncols};
+    const uint32_t spec[5] = {rows, ncols, f && f->norm, glu, f && f->accumulate};
 
     char name[32];
-    snprintf(name, sizeof name, "matvec_%s%s", type_suffix(w->type), sg ? "_sg" : "");
+    snprintf(name, sizeof name, "matvec_%s%s%s", type_suffix(w->type), sg ? "_sg" : "", f ? "_fused" : "");
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = ncols == 1 ? "matvec" : "matmul";
-    d.n_bindings = quant ? 4 : 3;
-    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 7 * 4, wg, 2, spec, &d.pipeline);
-    if (st != VKLLM_OK)
-        return st;
+    d.name = !f ? (ncols == 1 ? "matvec" : "matmul")
+             : f->norm && glu ? "matvec_norm_glu"
+             : f->norm        ? "matvec_norm"
+             : glu            ? "matvec_glu"
+             : f->accumulate  ? "matvec_add"
+                              : "matvec";
+    d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0);
+    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1, gslot = yslot + 1;
 
-    /* The y binding spans (ncols - 1) * M + nr floats. */
-    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4 - (ncols - 1) * M);
+    /* Rows per dispatch: the y binding spans (ncols - 1) * out_rows + nr floats. A GLU weight is bound whole
+     * (the gate and up rows of one output row are M / 2 rows apart). */
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4 - (ncols - 1) * out_rows);
     if (quant)
         limit = min_u64(limit, c->max_range / w->row_d_bytes);
     limit = min_u64(limit, (uint64_t)c->max_groups[0] * rows);
-    uint64_t per = chunk_rows(M, limit, rows);
+    if (glu && (M % 2 || M / 2 > limit / 2))
+        return VKLLM_ERR_UNSUPPORTED;
+    uint64_t per = glu ? out_rows : chunk_rows(M, limit, rows);
     if (per == 0)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: a weight row of %llu bytes exceeds maxStorageBufferRange",
                          (unsigned long long)w->row_qs_bytes);
 
-    const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1;
-    for (uint64_t r0 = 0; r0 < M; r0 += per) {
-        uint64_t nr = min_u64(per, M - r0);
-        uint32_t w_res, d_res, y_res;
-        if ((st = bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
-            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, ((ncols - 1) * M + nr) * 4, true, &y_res)) !=
+    /* The norm weight is read as vec4 from g_off: its residual below the binding must be whole vec4s. With no
+     * norm, x stands in for the unused binding. */
+    uint32_t g_res = 0;
+    vkllm_status st;
+    if (f) {
+        if (f->norm) {
+            if (f->norm->type != GGML_TYPE_F32 || f->norm->ne[0] != K || f->norm->ne[1] != 1)
+                return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "matvec: the norm weight is not an f32 vector of %llu",
+                                 (unsigned long long)K);
+            if ((st = bind_range(c, &d, gslot, f->norm->buffer, f->norm->qs_offset, K * 4, false, &g_res)) !=
                 VKLLM_OK)
+                return st;
+            if (g_res % 16)
+                return VKLLM_ERR_UNSUPPORTED;
+        } else {
+            d.bindings[gslot].buffer = x.buf;
+            d.bindings[gslot].offset = x.offset;
+            d.bindings[gslot].range = K * 4;
+        }
+    }
+    if ((st = get_pipeline(dev, name, d.n_bindings, (f ? 9 : 7) * 4, wg, f ? 5 : 2, spec, &d.pipeline)) != VKLLM_OK)
+        return st;
+
+    for (uint64_t r0 = 0; r0 < out_rows; r0 += per) {
+        uint64_t nr = min_u64(per, out_rows - r0);
+        uint32_t w_res, d_res, y_res;
+        if ((st = glu ? bind_weight_rows(c, &d, w, 0, M, &w_res, &d_res)
+                      : bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, ((ncols - 1) * out_rows + nr) * 4, true,
+                             &y_res)) != VKLLM_OK)
             return st;
         /* x is read as vec4 from the binding start, so it is bound exactly at its (aligned) offset. */
         d.bindings[xslot].buffer = x.buf;
@@ -276,7 +310,11 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
         d.push[3] = d_res;
         d.push[4] = y_res / 4;
         d.push[5] = (uint32_t)K;
-        d.push[6] = (uint32_t)M;
+        d.push[6] = (uint32_t)out_rows;
+        if (f) {
+            d.push[7] = g_res / 4;
+            memcpy(&d.push[8], &f->eps, 4);
+        }
         d.groups[0] = (uint32_t)((nr + rows - 1) / rows);
         d.groups[1] = 1;
         d.groups[2] = 1;
@@ -422,11 +460,42 @@ vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, u
         return mm_cpu(g, &c, w, x, y, n_cols);
     if (n_cols <= MV_MAX_COLS) {
         /* n_cols > 1 falls back to the tiled matmul when its bindings do not fit (status without message). */
-        st = matvec(g, &c, w, x, y, n_cols);
+        st = matvec(g, &c, w, x, y, n_cols, NULL);
         if (st != VKLLM_ERR_UNSUPPORTED || n_cols == 1)
             return st;
     }
     return matmul(g, &c, w, x, y, n_cols);
+}
+
+vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols,
+                             const vk_matmul_fusion *f, bool *fused)
+{
+    *fused = false;
+    mm_ctx c;
+    vkllm_status st = ctx_init(g, &c, "op_matmul_fused");
+    if (st != VKLLM_OK || (st = check_weight(w, "op_matmul_fused")) != VKLLM_OK)
+        return st;
+    if (!f)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_matmul_fused: no fusion given");
+    if (n_cols == 0 || n_cols > MV_MAX_COLS || cpu_kernel_applies(&c, w, x))
+        return VKLLM_OK;
+    const uint64_t K = w->ne[0], out_rows = f->glu ? w->ne[1] / 2 : w->ne[1];
+    if (f->norm && (!(f->eps >= 0.0f) || !isfinite(f->eps)))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_matmul_fused: bad eps %g", (double)f->eps);
+    if ((st = check_view(x, K * 4 * n_cols, "op_matmul_fused", "x")) != VKLLM_OK ||
+        (st = check_view(y, out_rows * 4 * n_cols, "op_matmul_fused", "y")) != VKLLM_OK)
+        return st;
+    if (f->accumulate && x.buf == y.buf && x.offset < y.offset + out_rows * 4 * n_cols &&
+        y.offset < x.offset + K * 4 * n_cols)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_matmul_fused: y += W x with y overlapping x");
+    /* UNSUPPORTED comes before anything is recorded; the separate ops then run (or report the problem). */
+    st = matvec(g, &c, w, x, y, n_cols, f);
+    if (st == VKLLM_ERR_UNSUPPORTED) {
+        vkr_clear_error();
+        return VKLLM_OK;
+    }
+    *fused = st == VKLLM_OK;
+    return st;
 }
 
 vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_view out, uint32_t n)

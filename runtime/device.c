@@ -604,6 +604,10 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     dev->memory_limit = opts ? opts->memory_limit : 0;
     read_debug_env(dev);
     fill_info(pd, index, &dev->info);
+    /* Tests: kernels are chosen as for a discrete GPU, so a CPU device (lavapipe) runs the GPU paths too. */
+    const char *as_gpu = getenv("VKLLM_DEBUG_AS_GPU");
+    if (as_gpu && !strcmp(as_gpu, "1"))
+        dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
     vkGetPhysicalDeviceMemoryProperties(pd, &dev->memory_properties);
     if (dev->info.api_version < VK_API_VERSION_1_2) {
         st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' supports only Vulkan %u.%u; 1.2 is needed", dev->info.name,

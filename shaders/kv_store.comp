@@ -4,7 +4,9 @@
  * uint arrays of packed half pairs ([n_ctx][kv_dim/2] words). One invocation per pair of each K and V.
  * A position >= n_ctx is skipped (the host checks positions it knows; this only guards memory).
  * With ROPE defined, K is first rotated in the interleaved layout (pairs (2i, 2i+1), which are exactly
- * the packed pairs), with the same arithmetic as rope.comp, so decode needs no separate rope of K. */
+ * the packed pairs), with the same arithmetic as rope.comp, so decode needs no separate rope of K; and when
+ * q_half > 0, Q (n_rows x 2*q_half floats) is rotated in place by the invocations after those of K/V, so it
+ * needs no rope dispatch either. */
 #include "common_ops.glsl"
 
 layout(set = 0, binding = 0) readonly buffer K { float k[]; };
@@ -14,6 +16,7 @@ layout(set = 0, binding = 3) writeonly buffer VC { uint vc[]; };
 layout(set = 0, binding = 4) readonly buffer P { uint positions[]; };
 #ifdef ROPE
 layout(set = 0, binding = 5) readonly buffer F { float freq_factors[]; };   /* read only when has_ff */
+layout(set = 0, binding = 6) buffer Q { float q[]; };                        /* used only when q_half > 0 */
 #endif
 
 layout(push_constant) uniform PC {
@@ -31,14 +34,42 @@ layout(push_constant) uniform PC {
     float freq_exp;   /* as rope.comp */
     uint has_ff;
     uint f_off;
+    uint q_half;      /* query pairs per row (n_heads * head_dim / 2); 0: no Q */
+    uint q_off;       /* floats */
 #endif
 } pc;
+
+#ifdef ROPE
+/* Pair (x, y) = dims (2i, 2i+1) of a head (pair index c of the row) turned for position pos. */
+vec2 rotate(vec2 xy, uint c, uint pos)
+{
+    const uint i = c % pc.half_head;
+    if (i >= pc.half_rot)
+        return xy;
+    float freq = exp2(float(i) * pc.freq_exp);
+    if (pc.has_ff != 0)
+        freq /= freq_factors[pc.f_off + i];
+    const float theta = float(pos) * freq;
+    const float cs = cos(theta), sn = sin(theta);
+    return vec2(xy.x * cs - xy.y * sn, xy.x * sn + xy.y * cs);
+}
+#endif
 
 void main()
 {
     const uint idx = flat_group() * WG + gl_LocalInvocationID.x;
-    if (idx >= pc.n_rows * pc.kv_half)
+    if (idx >= pc.n_rows * pc.kv_half) {
+#ifdef ROPE
+        const uint j = idx - pc.n_rows * pc.kv_half;   /* a pair of Q */
+        if (j < pc.n_rows * pc.q_half) {
+            const uint at = pc.q_off + 2 * j;
+            const vec2 qq = rotate(vec2(q[at], q[at + 1]), j % pc.q_half, positions[pc.p_off + j / pc.q_half]);
+            q[at] = qq.x;
+            q[at + 1] = qq.y;
+        }
+#endif
         return;
+    }
     const uint r = idx / pc.kv_half;
     const uint c = idx % pc.kv_half;
     const uint pos = positions[pc.p_off + r];
@@ -48,15 +79,7 @@ void main()
     const uint dst = pos * pc.kv_half + c;
     vec2 kk = vec2(k[pc.k_off + src], k[pc.k_off + src + 1]);
 #ifdef ROPE
-    const uint i = c % pc.half_head;
-    if (i < pc.half_rot) {
-        float freq = exp2(float(i) * pc.freq_exp);
-        if (pc.has_ff != 0)
-            freq /= freq_factors[pc.f_off + i];
-        const float theta = float(pos) * freq;
-        const float cs = cos(theta), sn = sin(theta);
-        kk = vec2(kk.x * cs - kk.y * sn, kk.x * sn + kk.y * cs);
-    }
+    kk = rotate(kk, c, pos);
 #endif
     kc[pc.kc_off + dst] = packHalf2x16(kk);
     vc[pc.vc_off + dst] = packHalf2x16(vec2(v[pc.v_off + src], v[pc.v_off + src + 1]));

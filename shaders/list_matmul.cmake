@@ -1,10 +1,13 @@
 # Matrix kernels (host/ops_matmul.c), for each weight type: the GPU matvec (one or a few columns, with and
-# without subgroup reductions), the tiled GPU matmul, the CPU-device kernel for every column count
-# (mm_cpu.comp: one subgroup per workgroup, no shared memory), and row gather (get_rows).
+# without subgroup reductions; FUSED: with the RMSNorm / SiLU-gate / residual-add fusions), the tiled GPU
+# matmul, the CPU-device kernel for every column count (mm_cpu.comp: one subgroup per workgroup, no shared
+# memory), and row gather (get_rows).
 foreach(t f32 f16 q8_0 q4_0)
   string(TOUPPER ${t} T)
   vkllm_shader(matvec_${t} matvec.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(matvec_${t}_sg matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1)
+  vkllm_shader(matvec_${t}_fused matvec.comp DEFINES WTYPE_${T}=1 FUSED=1)
+  vkllm_shader(matvec_${t}_sg_fused matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1 FUSED=1)
   vkllm_shader(matmul_${t} matmul.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(mm_cpu_${t} mm_cpu.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(get_rows_${t} get_rows.comp DEFINES WTYPE_${T}=1)

@@ -10,9 +10,19 @@
  * workgroup: subgroupAdd and a short pass through shared memory (USE_SUBGROUP), or a shared-memory tree
  * (WG must be a power of two).
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, and USE_SUBGROUP.
- * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = x, 3 = y;
- *           F32/F16:   0 = data, 1 = x, 2 = y.
+ * FUSED variants also do, chosen by specialization constants, what a token would otherwise run as separate
+ * dispatches around the matvec (each removes a dispatch and a barrier from the decode graph):
+ *   FUSE_NORM: x is RMS-normalised first and scaled by the norm weight g (binding after y): the matvec of
+ *     op_rmsnorm's output. Each invocation multiplies the x values it loads by g and sums their squares;
+ *     the sum is reduced with the dot products (the workgroup covers all of K), and the row results are
+ *     scaled by 1/sqrt(mean(x^2) + eps) at the end: sum(w * x * g * s) = s * sum(w * x * g).
+ *   FUSE_GLU: the weight holds 2M rows, [gate; up]; the workgroup computes gate row r and up row M + r
+ *     together and writes y[r] = silu(gate) * up (op_silu_mul on the stacked matvec's output).
+ *   FUSE_ACC: y[r] += result (the residual add).
+ *
+ * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, USE_SUBGROUP, FUSED.
+ * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = x, 3 = y (FUSED: 4 = g);
+ *           F32/F16:   0 = data, 1 = x, 2 = y (FUSED: 3 = g).
  * The host may bind the weight (and y) at an offset aligned down from the first row of the dispatch;
  * w_off/d_off/y_off say where that row starts inside the bindings. */
 
@@ -37,13 +47,31 @@ layout(push_constant) uniform Push {
     uint y_off;    /* floats from the start of the y binding to the output of the first row */
     uint x_stride; /* floats between two columns of x (NCOLS > 1; a multiple of 4 when K is) */
     uint y_stride; /* floats between two columns of y (NCOLS > 1) */
+#ifdef FUSED
+    uint g_off;    /* floats from the start of the g binding to g[0] (a multiple of 4) */
+    float eps;     /* FUSE_NORM */
+#endif
 } pc;
+
+#ifdef FUSED
+layout(constant_id = 3) const uint FUSE_NORM = 0;
+layout(constant_id = 4) const uint FUSE_GLU = 0;
+layout(constant_id = 5) const uint FUSE_ACC = 0;
+#define Y_ACCESS
+#else
+const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0;
+#define Y_ACCESS writeonly
+#endif
 
 #ifdef WQUANT
 layout(set = 0, binding = 0) readonly buffer WQ { uvec4 wq[]; };
 layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
 layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
-layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+layout(set = 0, binding = 3) Y_ACCESS buffer Y { float y[]; };
+#ifdef FUSED
+layout(set = 0, binding = 4) readonly buffer G4 { vec4 g4[]; };
+layout(set = 0, binding = 4) readonly buffer G1 { float g1[]; };
+#endif
 #else
 #ifdef WTYPE_F32
 layout(set = 0, binding = 0) readonly buffer W4 { vec4 w4[]; };
@@ -54,21 +82,64 @@ layout(set = 0, binding = 0) readonly buffer W1 { uint w1[]; };
 #endif
 layout(set = 0, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(set = 0, binding = 1) readonly buffer X1 { float x1[]; };
-layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
+layout(set = 0, binding = 2) Y_ACCESS buffer Y { float y[]; };
+#ifdef FUSED
+layout(set = 0, binding = 3) readonly buffer G4 { vec4 g4[]; };
+layout(set = 0, binding = 3) readonly buffer G1 { float g1[]; };
+#endif
 #endif
 
-const uint NACC = ROWS * NCOLS;   /* accumulator i * NCOLS + c: row i, column c */
-shared float red[WG * NACC];
+/* Accumulator i * NCOLS + c: weight row i of the workgroup (for FUSE_GLU: rows ROWS.. are the up rows),
+ * column c. FUSE_NORM adds one sum of squares per column after them. */
+const uint WROWS = ROWS * (1u + FUSE_GLU);
+const uint NACC = WROWS * NCOLS;
+const uint NRED = NACC + FUSE_NORM * NCOLS;
+shared float red[WG * NRED];
+
+uint row0;   /* first output row of the workgroup */
+
+/* Weight row of accumulator row i, clamped to the last row (the extra rows are computed and dropped). */
+uint weight_row(uint i)
+{
+    const uint last = pc.M - 1u;
+    return i < ROWS ? min(row0 + i, last) : pc.M + min(row0 + i - ROWS, last);
+}
+
+float ss[NCOLS];   /* FUSE_NORM: this invocation's share of sum(x^2), per column */
+
+/* FUSE_NORM: x values at vec4 index u of column c: adds their squares to ss[c] and returns them times g. */
+vec4 norm_x4(vec4 v, uint c, uint u)
+{
+#ifdef FUSED
+    if (FUSE_NORM != 0u) {
+        ss[c] += dot(v, v);
+        return v * g4[(pc.g_off >> 2) + u];
+    }
+#endif
+    return v;
+}
+
+float norm_x1(float v, uint c, uint k)
+{
+#ifdef FUSED
+    if (FUSE_NORM != 0u) {
+        ss[c] = fma(v, v, ss[c]);
+        return v * g1[pc.g_off + k];
+    }
+#endif
+    return v;
+}
 
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
-    const uint row0 = gl_WorkGroupID.x * ROWS;
-    const uint last = pc.M - 1u;
+    row0 = gl_WorkGroupID.x * ROWS;
 
     float acc[NACC];
     for (uint i = 0u; i < NACC; i++)
         acc[i] = 0.0;
+    for (uint c = 0u; c < NCOLS; c++)
+        ss[c] = 0.0;
 
 #if defined(WTYPE_Q4_0)
     /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x per column. The quants of the ROWS
@@ -78,20 +149,22 @@ void main()
     const uint dbase = pc.d_off >> 1;
     const uint xs4 = pc.x_stride >> 2;
     for (uint b = tid; b < nb; b += WG) {
-        uvec4 q[ROWS];
-        float d[ROWS];
-        for (uint i = 0u; i < ROWS; i++) {
-            const uint r = min(row0 + i, last);
+        uvec4 q[WROWS];
+        float d[WROWS];
+        for (uint i = 0u; i < WROWS; i++) {
+            const uint r = weight_row(i);
             q[i] = wq[qbase + r * nb + b];
             d[i] = HALF_AT(wd, dbase + r * nb + b);
         }
         for (uint c = 0u; c < NCOLS; c++) {
-            const uint xi = c * xs4 + b * 8u;
-            const vec4 xa = x4[xi + 0u], xb = x4[xi + 1u], xc = x4[xi + 2u], xd = x4[xi + 3u];
-            const vec4 xe = x4[xi + 4u], xf = x4[xi + 5u], xg = x4[xi + 6u], xh = x4[xi + 7u];
+            const uint xi = c * xs4 + b * 8u, gi = b * 8u;
+            const vec4 xa = norm_x4(x4[xi + 0u], c, gi + 0u), xb = norm_x4(x4[xi + 1u], c, gi + 1u);
+            const vec4 xc = norm_x4(x4[xi + 2u], c, gi + 2u), xd = norm_x4(x4[xi + 3u], c, gi + 3u);
+            const vec4 xe = norm_x4(x4[xi + 4u], c, gi + 4u), xf = norm_x4(x4[xi + 5u], c, gi + 5u);
+            const vec4 xg = norm_x4(x4[xi + 6u], c, gi + 6u), xh = norm_x4(x4[xi + 7u], c, gi + 7u);
             /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
             const float xsum8 = 8.0 * dot((xa + xb) + (xc + xd) + (xe + xf) + (xg + xh), vec4(1.0));
-            for (uint i = 0u; i < ROWS; i++) {
+            for (uint i = 0u; i < WROWS; i++) {
                 const float s = dot(q4_lo(q[i].x), xa) + dot(q4_lo(q[i].y), xb) + dot(q4_lo(q[i].z), xc) +
                                 dot(q4_lo(q[i].w), xd) + dot(q4_hi(q[i].x), xe) + dot(q4_hi(q[i].y), xf) +
                                 dot(q4_hi(q[i].z), xg) + dot(q4_hi(q[i].w), xh);
@@ -107,17 +180,18 @@ void main()
     const uint dbase = pc.d_off >> 1;
     const uint xs4 = pc.x_stride >> 2;
     for (uint u = tid; u < nu; u += WG) {
-        uvec4 q[ROWS];
-        float d[ROWS];
-        for (uint i = 0u; i < ROWS; i++) {
-            const uint r = min(row0 + i, last);
+        uvec4 q[WROWS];
+        float d[WROWS];
+        for (uint i = 0u; i < WROWS; i++) {
+            const uint r = weight_row(i);
             q[i] = wq[qbase + r * nu + u];
             d[i] = HALF_AT(wd, dbase + r * nb + (u >> 1));
         }
         for (uint c = 0u; c < NCOLS; c++) {
-            const uint xi = c * xs4 + u * 4u;
-            const vec4 xa = x4[xi + 0u], xb = x4[xi + 1u], xc = x4[xi + 2u], xd = x4[xi + 3u];
-            for (uint i = 0u; i < ROWS; i++)
+            const uint xi = c * xs4 + u * 4u, gi = u * 4u;
+            const vec4 xa = norm_x4(x4[xi + 0u], c, gi + 0u), xb = norm_x4(x4[xi + 1u], c, gi + 1u);
+            const vec4 xc = norm_x4(x4[xi + 2u], c, gi + 2u), xd = norm_x4(x4[xi + 3u], c, gi + 3u);
+            for (uint i = 0u; i < WROWS; i++)
                 acc[i * NCOLS + c] += d[i] * (dot(q8_word(q[i].x), xa) + dot(q8_word(q[i].y), xb) +
                                               dot(q8_word(q[i].z), xc) + dot(q8_word(q[i].w), xd));
         }
@@ -131,11 +205,11 @@ void main()
         for (uint u = tid; u < nu; u += WG) {
             vec4 xv[2u * NCOLS];
             for (uint c = 0u; c < NCOLS; c++) {
-                xv[c * 2u] = x4[c * xs4 + u * 2u];
-                xv[c * 2u + 1u] = x4[c * xs4 + u * 2u + 1u];
+                xv[c * 2u] = norm_x4(x4[c * xs4 + u * 2u], c, u * 2u);
+                xv[c * 2u + 1u] = norm_x4(x4[c * xs4 + u * 2u + 1u], c, u * 2u + 1u);
             }
-            for (uint i = 0u; i < ROWS; i++) {
-                const uint r = min(row0 + i, last);
+            for (uint i = 0u; i < WROWS; i++) {
+                const uint r = weight_row(i);
                 const uvec4 h = w4[base + r * nu + u];
                 const vec4 a = vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
                 const vec4 b = vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w));
@@ -149,9 +223,9 @@ void main()
         for (uint k = tid; k < pc.K; k += WG) {
             float xk[NCOLS];
             for (uint c = 0u; c < NCOLS; c++)
-                xk[c] = x1[c * pc.x_stride + k];
-            for (uint i = 0u; i < ROWS; i++) {
-                const uint r = min(row0 + i, last);
+                xk[c] = norm_x1(x1[c * pc.x_stride + k], c, k);
+            for (uint i = 0u; i < WROWS; i++) {
+                const uint r = weight_row(i);
                 const float w = HALF_AT(w1, base + r * pc.K + k);
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[i * NCOLS + c] += w * xk[c];
@@ -167,9 +241,9 @@ void main()
         for (uint u = tid; u < nu; u += WG) {
             vec4 xv[NCOLS];
             for (uint c = 0u; c < NCOLS; c++)
-                xv[c] = x4[c * xs4 + u];
-            for (uint i = 0u; i < ROWS; i++) {
-                const uint r = min(row0 + i, last);
+                xv[c] = norm_x4(x4[c * xs4 + u], c, u);
+            for (uint i = 0u; i < WROWS; i++) {
+                const uint r = weight_row(i);
                 const vec4 w = w4[base + r * nu + u];
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[i * NCOLS + c] += dot(w, xv[c]);
@@ -180,9 +254,9 @@ void main()
         for (uint k = tid; k < pc.K; k += WG) {
             float xk[NCOLS];
             for (uint c = 0u; c < NCOLS; c++)
-                xk[c] = x1[c * pc.x_stride + k];
-            for (uint i = 0u; i < ROWS; i++) {
-                const uint r = min(row0 + i, last);
+                xk[c] = norm_x1(x1[c * pc.x_stride + k], c, k);
+            for (uint i = 0u; i < WROWS; i++) {
+                const uint r = weight_row(i);
                 const float w = w1[base + r * pc.K + k];
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[i * NCOLS + c] += w * xk[c];
@@ -191,39 +265,63 @@ void main()
     }
 #endif
 
-    /* Reduce the NACC sums across the workgroup; output o = i * NCOLS + c goes to y[c][row0 + i]. */
+    /* Reduce the NRED sums across the workgroup into red[0 .. NRED), then write the outputs. */
 #ifdef USE_SUBGROUP
     for (uint i = 0u; i < NACC; i++)
         acc[i] = subgroupAdd(acc[i]);
+    for (uint c = 0u; c < FUSE_NORM * NCOLS; c++)
+        ss[c] = subgroupAdd(ss[c]);
     if (subgroupElect()) {
         for (uint i = 0u; i < NACC; i++)
-            red[gl_SubgroupID * NACC + i] = acc[i];
+            red[gl_SubgroupID * NRED + i] = acc[i];
+        for (uint c = 0u; c < FUSE_NORM * NCOLS; c++)
+            red[gl_SubgroupID * NRED + NACC + c] = ss[c];
     }
     barrier();
-    for (uint o = tid; o < NACC; o += WG) {
-        const uint row = row0 + o / NCOLS;
-        if (row < pc.M) {
-            float s = 0.0;
-            for (uint j = 0u; j < gl_NumSubgroups; j++)
-                s += red[j * NACC + o];
-            y[pc.y_off + (o % NCOLS) * pc.y_stride + row] = s;
-        }
+    for (uint i = tid; i < NRED; i += WG) {
+        float s = red[i];
+        for (uint j = 1u; j < gl_NumSubgroups; j++)
+            s += red[j * NRED + i];
+        red[i] = s;   /* only invocation tid reads and writes entry i: no race */
     }
 #else
     for (uint i = 0u; i < NACC; i++)
         red[i * WG + tid] = acc[i];
+    for (uint c = 0u; c < FUSE_NORM * NCOLS; c++)
+        red[(NACC + c) * WG + tid] = ss[c];
     barrier();
     for (uint s = WG / 2u; s > 0u; s >>= 1) {
         if (tid < s) {
-            for (uint i = 0u; i < NACC; i++)
+            for (uint i = 0u; i < NRED; i++)
                 red[i * WG + tid] += red[i * WG + tid + s];
         }
         barrier();
     }
-    for (uint o = tid; o < NACC; o += WG) {
-        const uint row = row0 + o / NCOLS;
-        if (row < pc.M)
-            y[pc.y_off + (o % NCOLS) * pc.y_stride + row] = red[o * WG];
+    if (tid == 0u) {
+        for (uint i = 1u; i < NRED; i++)
+            red[i] = red[i * WG];
     }
 #endif
+    barrier();
+    /* Output o = i * NCOLS + c goes to y[c][row0 + i]. */
+    for (uint o = tid; o < ROWS * NCOLS; o += WG) {
+        const uint row = row0 + o / NCOLS, c = o % NCOLS;
+        if (row >= pc.M)
+            continue;
+        float v = red[o];
+        float scale = 1.0;
+#ifdef FUSED
+        if (FUSE_NORM != 0u)
+            scale = inversesqrt(red[NACC + c] / float(pc.K) + pc.eps);
+#endif
+        v *= scale;
+        if (FUSE_GLU != 0u)
+            v = v / (1.0 + exp(-v)) * (red[ROWS * NCOLS + o] * scale);
+        const uint yi = pc.y_off + c * pc.y_stride + row;
+#ifdef FUSED
+        if (FUSE_ACC != 0u)
+            v += y[yi];
+#endif
+        y[yi] = v;
+    }
 }

@@ -45,5 +45,12 @@ int main(void)
     setenv("VKLLM_ATTN_SPLIT", "3", 1);
     run_case("split-attention", tiny, GGML_TYPE_Q8_0, seed + 20, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
+    /* The kernels a GPU runs (matvec with its fusions, tiled matmul, split attention from 512 on), on this
+     * device whatever its type. */
+    setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        run_case("gpu-kernels", tiny, types[i], seed + 30 + i, 1e-3);
+    run_case("gpu-kernels-tied-rope-freqs", &tied, GGML_TYPE_Q4_0, seed + 40, 1e-3);
+    unsetenv("VKLLM_DEBUG_AS_GPU");
     return test_finish("forward_synth");
 }

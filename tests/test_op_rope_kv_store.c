@@ -1,6 +1,8 @@
 /* op_rope_kv_store: rotating K on its way into the f16 cache equals op_rope followed by op_kv_store
  * (CPU reference: ref_rope then ref_kv_store), with and without frequency factors, positions out of
- * order, and n_rot < head_dim. Poisoned caches catch rows written at the wrong place or not at all. */
+ * order, and n_rot < head_dim. Poisoned caches catch rows written at the wrong place or not at all.
+ * With q given (group > 0: group query heads per kv head), Q must come out as op_rope leaves it
+ * (tolerance as tests/test_op_rope.c: rel L2 < 1e-5 + 4e-7 * max position), and a guard after it untouched. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +12,12 @@
 #include "util.h"
 
 static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_rot,
-                     uint32_t n_ctx, uint32_t n_rows, bool freq_factors)
+                     uint32_t n_ctx, uint32_t n_rows, bool freq_factors, uint32_t group)
 {
-    const uint32_t kv_dim = n_kv_heads * head_dim;
+    const uint32_t kv_dim = n_kv_heads * head_dim, n_heads = n_kv_heads * (group ? group : 1);
     const size_t act = (size_t)n_rows * kv_dim, cache = (size_t)n_ctx * kv_dim;
+    const size_t q_n = (size_t)n_rows * n_heads * head_dim, q_guard = 16;
+    float *q = malloc((q_n + q_guard) * 4), *q_rot = malloc(q_n * 4), *q_got = malloc((q_n + q_guard) * 4);
     float *k = malloc(act * 4), *v = malloc(act * 4), *k_rot = malloc(act * 4), *ff = malloc(head_dim * 2 + 4);
     uint16_t *kref = malloc(cache * 2), *vref = malloc(cache * 2), *kgot = malloc(cache * 2), *vgot = malloc(cache * 2);
     uint32_t *pos = malloc((size_t)n_rows * 4);
@@ -25,9 +29,13 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
     }
     for (uint32_t i = 0; i < n_rot / 2; i++)
         ff[i] = rng_uniform(rng, 1.0f, 8.0f);
+    for (size_t i = 0; i < q_n + q_guard; i++)
+        q[i] = rng_normal(rng);
     const float theta = 10000.0f;
     memcpy(k_rot, k, act * 4);
     ref_rope(k_rot, pos, n_rows, n_kv_heads, head_dim, n_rot, theta, false, freq_factors ? ff : NULL);
+    memcpy(q_rot, q, q_n * 4);
+    ref_rope(q_rot, pos, n_rows, n_heads, head_dim, n_rot, theta, false, freq_factors ? ff : NULL);
     /* The caches are poisoned as 32-bit words: halves alternate low, high. */
     const uint16_t poison[2] = {OPT_POISON & 0xffffu, OPT_POISON >> 16};
     for (size_t i = 0; i < cache; i++)
@@ -36,21 +44,32 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
 
     vkr_buffer *kb = opt_buffer(dev, act * 4), *vb = opt_buffer(dev, act * 4), *pb = opt_buffer(dev, n_rows * 4u);
     vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2), *fb = opt_buffer(dev, 4096);
+    vkr_buffer *qb = opt_buffer(dev, (q_n + q_guard) * 4);
     vkr_graph *g = NULL;
     vk_tensor fft = opt_f32_tensor(fb, 0, n_rot / 2);
     vk_rope_params rp = {.n_rows = n_rows, .n_heads = n_kv_heads, .head_dim = head_dim, .n_rot = n_rot,
                          .theta_base = theta, .mode = VK_ROPE_INTERLEAVED, .freq_factors = freq_factors ? &fft : NULL};
-    vk_attention_params ap = {.n_rows = n_rows, .n_heads = n_kv_heads, .n_kv_heads = n_kv_heads,
+    vk_attention_params ap = {.n_rows = n_rows, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
                               .head_dim = head_dim, .n_ctx = n_ctx, .scale = 1.0f};
-    bool ok = kb && vb && pb && kcb && vcb && fb && opt_upload(dev, kb, 0, k, act * 4) &&
+    bool ok = kb && vb && pb && kcb && vcb && fb && qb && opt_upload(dev, kb, 0, k, act * 4) &&
+              opt_upload(dev, qb, 0, q, (q_n + q_guard) * 4) &&
               opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, n_rows * 4u) &&
               opt_upload(dev, fb, 0, ff, (n_rot / 2) * 4u) && vkr_graph_create(dev, &g) == VKLLM_OK;
-    vkllm_status st = ok ? op_rope_kv_store(g, vk_view_of(kb, 0), vk_view_of(vb, 0), vk_view_of(kcb, 0),
+    vkllm_status st = ok ? op_rope_kv_store(g, vk_view_of(group ? qb : NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0),
+                                            vk_view_of(kcb, 0),
                                             vk_view_of(vcb, 0), vk_view_of(pb, 0), &rp, &ap)
                          : VKLLM_ERR_INVALID_ARGUMENT;
     CHECK(st == VKLLM_OK, "op_rope_kv_store setup: %s", vkr_last_error());
     if (st == VKLLM_OK && (st = vkr_graph_run(g)) == VKLLM_OK && opt_download(dev, kcb, 0, kgot, cache * 2) &&
-        opt_download(dev, vcb, 0, vgot, cache * 2)) {
+        opt_download(dev, vcb, 0, vgot, cache * 2) && opt_download(dev, qb, 0, q_got, (q_n + q_guard) * 4)) {
+        /* Q: rotated as op_rope would (group > 0), else untouched; the guard after it untouched either way */
+        uint32_t max_pos = 0;
+        for (uint32_t r = 0; r < n_rows; r++)
+            max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+        const double q_tol = 1e-5 + 4e-7 * max_pos;
+        double qe = rel_l2(q_got, group ? q_rot : q, q_n);
+        CHECK(group ? qe < q_tol : qe == 0.0, "rope_kv_store group %u: Q rel L2 %.3g (tol %.3g)", group, qe, q_tol);
+        CHECK(memcmp(q_got + q_n, q + q_n, q_guard * 4) == 0, "rope_kv_store: written past the end of Q");
         /* Written rows must match; unwritten rows must still hold the poison. */
         float *a = malloc(cache * 4), *b = malloc(cache * 4);
         size_t poison_bad = 0;
@@ -79,10 +98,11 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
         CHECK(false, "rope_kv_store run: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {kb, vb, pb, kcb, vcb, fb};
-    for (int i = 0; i < 6; i++)
+    vkr_buffer *bufs[] = {kb, vb, pb, kcb, vcb, fb, qb};
+    for (int i = 0; i < 7; i++)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
+    free(q), free(q_rot), free(q_got);
     free(k), free(v), free(k_rot), free(ff), free(kref), free(vref), free(kgot), free(vgot), free(pos);
 }
 
@@ -93,10 +113,15 @@ int main(void)
     test_device td;
     if (!test_device_open(&td))
         return 1;
-    run_case(td.dev, &rng, 2, 8, 8, 64, 5, false);      /* stories260K-like heads */
-    run_case(td.dev, &rng, 4, 64, 64, 300, 37, true);   /* Llama 3 style with frequency factors */
-    run_case(td.dev, &rng, 3, 32, 16, 100, 1, false);   /* decode: one row; partial rotation */
-    run_case(td.dev, &rng, 1, 128, 128, 2000, 9, true);
+    /* kv heads, head_dim, n_rot, n_ctx, rows, frequency factors, query heads per kv head (0: no Q) */
+    run_case(td.dev, &rng, 2, 8, 8, 64, 5, false, 0);      /* stories260K-like heads */
+    run_case(td.dev, &rng, 2, 8, 8, 64, 5, false, 1);
+    run_case(td.dev, &rng, 4, 64, 64, 300, 37, true, 0);   /* Llama 3 style with frequency factors */
+    run_case(td.dev, &rng, 4, 64, 64, 300, 37, true, 4);
+    run_case(td.dev, &rng, 3, 32, 16, 100, 1, false, 0);   /* decode: one row; partial rotation */
+    run_case(td.dev, &rng, 3, 32, 16, 100, 1, false, 3);
+    run_case(td.dev, &rng, 1, 128, 128, 2000, 9, true, 0);
+    run_case(td.dev, &rng, 8, 128, 128, 2000, 1, true, 4); /* Llama 3 8B decode */
     /* NeoX pairs are not the packed pairs: refused. */
     vkr_graph *g;
     if (vkr_graph_create(td.dev, &g) == VKLLM_OK) {
@@ -105,7 +130,8 @@ int main(void)
         vk_attention_params ap = {.n_rows = 1, .n_heads = 1, .n_kv_heads = 1,
                                   .head_dim = 8, .n_ctx = 16, .scale = 1.0f};
         vk_view vw = vk_view_of(b, 0);
-        CHECK(op_rope_kv_store(g, vw, vw, vw, vw, vw, &rp, &ap) == VKLLM_ERR_INVALID_ARGUMENT, "NeoX must be refused");
+        CHECK(op_rope_kv_store(g, vw, vw, vw, vw, vw, vw, &rp, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
+              "NeoX must be refused");
         vkr_buffer_destroy(td.dev, b);
         vkr_graph_destroy(g);
     }

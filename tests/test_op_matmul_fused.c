@@ -1,0 +1,294 @@
+/* op_matmul_fused (the decode matvec with RMSNorm on its input, SiLU-gate and residual add on its output)
+ * against a CPU reference: the separate ops' maths in double over the same dequantized weights.
+ *
+ * Every type, every fusion the decode graph uses (norm; norm + glu; accumulate) and the others the kernel
+ * allows (glu alone; norm + accumulate), 1..8 columns, with the subgroup and the shared-memory reductions.
+ * The device is reported as a GPU (fusion lives in the GPU matvec; as a CPU device nothing must be recorded
+ * and *fused must be false). y is poisoned with NaN around its view; with accumulate, y starts from random
+ * values, which the result must include. The row-chunking path (a norm-fused matvec split over several
+ * dispatches) runs with a lowered binding range, where a GLU weight, which must be bound whole, is refused
+ * (not fused, nothing recorded).
+ *
+ * Tolerance (relative L2 against the double reference): F32 1e-5, F16/Q8_0/Q4_0 1e-3, as op_matmul
+ * (the reference dequantizes the same blocks; only f32 rounding differs). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/ops.h"
+#include "host/quant.h"
+#include "ref/ref_matmul.h"
+#include "util.h"
+
+#define POISON 0x7fc00000u
+#define GUARD_FLOATS 64u
+#define EPS 1e-5f
+
+static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+
+static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
+
+typedef struct fusion_case {
+    const char *name;
+    bool norm, glu, accumulate;
+} fusion_case;
+
+static const fusion_case FUSIONS[] = {
+    {"norm", true, false, false},          /* Wqkv and the output projection */
+    {"norm+glu", true, true, false},       /* W_gate;W_up */
+    {"accumulate", false, false, true},    /* Wo and W_down */
+    {"glu", false, true, false},
+    {"norm+accumulate", true, false, true},
+};
+#define N_FUSIONS (sizeof FUSIONS / sizeof FUSIONS[0])
+
+/* y = reference of the fused op for N columns: weight wd (Mw rows of K, dequantized), output M rows. */
+static void reference(const fusion_case *fc, const float *wd, const float *x, const float *g, const float *y0,
+                      float *y, uint32_t K, uint32_t M, uint32_t N)
+{
+    const uint32_t Mw = fc->glu ? 2 * M : M;
+    float *xn = malloc((size_t)K * N * sizeof(float));
+    float *full = malloc((size_t)Mw * N * sizeof(float));
+    if (!xn || !full) {
+        free(xn);
+        free(full);
+        CHECK(0, "reference: out of host memory");
+        return;
+    }
+    for (uint32_t c = 0; c < N; c++) {
+        const float *xc = x + (size_t)c * K;
+        double ss = 0;
+        for (uint32_t k = 0; k < K; k++)
+            ss += (double)xc[k] * xc[k];
+        const double s = fc->norm ? 1.0 / sqrt(ss / K + EPS) : 1.0;
+        for (uint32_t k = 0; k < K; k++)
+            xn[(size_t)c * K + k] = fc->norm ? (float)(xc[k] * s * g[k]) : xc[k];
+    }
+    ref_matmul_f32(wd, xn, full, K, Mw, N);
+    for (uint32_t c = 0; c < N; c++) {
+        for (uint32_t r = 0; r < M; r++) {
+            double v = full[(size_t)c * Mw + r];
+            if (fc->glu)
+                v = v / (1.0 + exp(-v)) * full[(size_t)c * Mw + M + r];
+            if (fc->accumulate)
+                v += y0[(size_t)c * M + r];
+            y[(size_t)c * M + r] = (float)v;
+        }
+    }
+    free(xn);
+    free(full);
+}
+
+/* One fused matvec on random data. expect_fused: whether the op must fuse (else it must record nothing). */
+static void run_case(vkr_device *dev, test_rng *rng, const fusion_case *fc, uint32_t type, uint32_t K, uint32_t M,
+                     uint32_t N, bool expect_fused, const char *label)
+{
+    const uint32_t Mw = fc->glu ? 2 * M : M;
+    float *wf = malloc((size_t)K * Mw * sizeof(float));
+    void *wq = malloc(ref_tensor_bytes(type, K, Mw));
+    float *wd = malloc((size_t)K * Mw * sizeof(float));
+    float *x = malloc((size_t)K * N * sizeof(float));
+    float *gv = malloc((size_t)K * sizeof(float));
+    float *y0 = malloc((size_t)M * N * sizeof(float));
+    float *yref = malloc((size_t)M * N * sizeof(float));
+    uint64_t align = dev->info.features.min_storage_buffer_offset_alignment;
+    if (align < 16)
+        align = 16;
+    const uint64_t xoff = align, yoff = 2 * align;
+    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
+    float *yall = malloc(ybytes);
+    vk_tensor w, norm;
+    memset(&w, 0, sizeof w);
+    memset(&norm, 0, sizeof norm);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    const int fails_before = test_failures;
+    double err = 0;
+
+    CHECK(wf && wq && wd && x && gv && y0 && yref && yall, "%s: out of host memory", label);
+    if (!(wf && wq && wd && x && gv && y0 && yref && yall))
+        goto done;
+    rng_fill(rng, wf, (size_t)K * Mw, -1.0f, 1.0f);
+    /* Residual-stream-like x (not unit scale) so the norm matters; g around 1. */
+    rng_fill(rng, x, (size_t)K * N, -3.0f, 3.0f);
+    rng_fill(rng, gv, K, 0.5f, 1.5f);
+    rng_fill(rng, y0, (size_t)M * N, -1.0f, 1.0f);
+    ref_encode(type, wf, K, Mw, wq);
+    ref_decode(type, wq, K, Mw, wd);
+    reference(fc, wd, x, gv, y0, yref, K, M, N);
+
+    vkllm_status st = vk_tensor_upload(dev, type, K, Mw, wq, &w);
+    if (st == VKLLM_OK)
+        st = vk_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_fill(dev, yb, 0, ybytes, POISON);
+    if (st == VKLLM_OK && fc->accumulate)
+        st = vkr_buffer_upload(dev, yb, yoff, y0, (size_t)M * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    CHECK(st == VKLLM_OK, "%s: setup: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+
+    vk_matmul_fusion f = {.norm = fc->norm ? &norm : NULL, .eps = EPS, .glu = fc->glu, .accumulate = fc->accumulate};
+    bool fused = true;
+    st = op_matmul_fused(g, &w, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N, &f, &fused);
+    CHECK(st == VKLLM_OK, "%s: op_matmul_fused: %s", label, vkr_last_error());
+    CHECK(fused == expect_fused, "%s: fused %d, expected %d", label, fused, expect_fused);
+    if (!fused) {
+        CHECK(vkr_graph_size(g) == 0, "%s: not fused, yet %u dispatches recorded", label, vkr_graph_size(g));
+        goto done;
+    }
+    if (st == VKLLM_OK)
+        st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
+    CHECK(st == VKLLM_OK, "%s: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+
+    const float *y = yall + yoff / 4;
+    long bad = first_nonfinite(y, (size_t)M * N);
+    CHECK(bad < 0, "%s: y[%ld] is not finite (unwritten?)", label, bad);
+    err = rel_l2(y, yref, (size_t)M * N);
+    CHECK(err < tolerance(type), "%s: relative L2 error %.3g over %.0e", label, err, tolerance(type));
+    uint32_t word;
+    for (uint64_t i = 0; i < yoff / 4; i++) {
+        memcpy(&word, &yall[i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written before its view (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+    for (uint64_t i = 0; i < GUARD_FLOATS; i++) {
+        memcpy(&word, &y[(uint64_t)M * N + i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written past its end (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+done:
+    if (test_failures != fails_before)
+        fprintf(stderr, "  (%s: K=%u M=%u N=%u, err %.3g)\n", label, K, M, N, err);
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vk_tensor_free(dev, &w);
+    vk_tensor_free(dev, &norm);
+    free(wf);
+    free(wq);
+    free(wd);
+    free(x);
+    free(gv);
+    free(y0);
+    free(yref);
+    free(yall);
+}
+
+/* Every fusion x type x shape x column count, on the device's own reduction path. */
+static void shapes(vkr_device *dev, test_rng *rng, const char *variant)
+{
+    static const uint32_t km_all[][2] = {{32, 1}, {96, 7}, {2048, 33}, {64, 100}};
+    static const uint32_t km_float[][2] = {{7, 5}, {100, 9}};   /* rows not in whole 16-byte units */
+    static const uint32_t ncols[] = {1, 3, 8};
+    char label[128];
+    for (size_t fi = 0; fi < N_FUSIONS; fi++) {
+        for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+            const uint32_t type = TYPES[ti];
+            const bool is_float = type == GGML_TYPE_F32 || type == GGML_TYPE_F16;
+            for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
+                for (size_t i = 0; i < 4 + (is_float ? 2 : 0); i++) {
+                    const uint32_t K = i < 4 ? km_all[i][0] : km_float[i - 4][0];
+                    const uint32_t M = i < 4 ? km_all[i][1] : km_float[i - 4][1];
+                    snprintf(label, sizeof label, "%s %s %s K=%u M=%u N=%u", variant, FUSIONS[fi].name,
+                             ggml_type_name(type), K, M, ncols[ni]);
+                    run_case(dev, rng, &FUSIONS[fi], type, K, M, ncols[ni], true, label);
+                }
+            }
+        }
+    }
+}
+
+/* A binding range of a few KiB: norm-fused and accumulating matvecs split into row chunks; a GLU weight
+ * (bound whole) and more than 8 columns are not fused. */
+static void limits(vkr_device *dev, test_rng *rng)
+{
+    vkr_features saved = dev->info.features;
+    dev->info.features.max_storage_buffer_range = 4096 + 512;
+    if (dev->info.features.min_storage_buffer_offset_alignment < 256)
+        dev->info.features.min_storage_buffer_offset_alignment = 256;
+    char label[128];
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+        snprintf(label, sizeof label, "small-range norm %s", ggml_type_name(TYPES[ti]));
+        run_case(dev, rng, &FUSIONS[0], TYPES[ti], 64, 300, 1, true, label);
+        snprintf(label, sizeof label, "small-range accumulate %s", ggml_type_name(TYPES[ti]));
+        run_case(dev, rng, &FUSIONS[2], TYPES[ti], 64, 301, 2, true, label);
+        snprintf(label, sizeof label, "small-range norm+glu %s (refused)", ggml_type_name(TYPES[ti]));
+        run_case(dev, rng, &FUSIONS[1], TYPES[ti], 64, 300, 1, false, label);
+    }
+    dev->info.features = saved;
+    run_case(dev, rng, &FUSIONS[0], GGML_TYPE_Q4_0, 64, 10, 9, false, "9 columns (refused)");
+}
+
+int main(void)
+{
+    test_device td;
+    if (!test_device_open(&td))
+        return 1;
+    test_rng rng;
+    rng_init(&rng, test_seed());
+    vkr_device *dev = td.dev;
+    const VkPhysicalDeviceType real_type = dev->info.type;
+    const vkr_features saved = dev->info.features;
+
+    /* The CPU-device kernel does not fuse: nothing is recorded. */
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (dev->info.features.subgroup_shuffle)
+        run_case(dev, &rng, &FUSIONS[0], GGML_TYPE_Q4_0, 64, 10, 1, false, "cpu device (not fused)");
+
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    if (saved.subgroup_arithmetic)
+        shapes(dev, &rng, "subgroup");
+    dev->info.features.subgroup_arithmetic = false;
+    shapes(dev, &rng, "shared-memory");
+    dev->info.features.subgroup_size = 128;   /* a larger workgroup, as for wide subgroups */
+    for (size_t fi = 0; fi < N_FUSIONS; fi++)
+        run_case(dev, &rng, &FUSIONS[fi], GGML_TYPE_Q4_0, 2048, 37, 2, true, "shared-memory wg-for-128");
+    dev->info.features = saved;
+    limits(dev, &rng);
+
+    /* Bad arguments: y += W x over x itself is refused with a message and nothing recorded. */
+    vk_tensor w;
+    float wf[32 * 2] = {0};
+    vkr_buffer *b = NULL;
+    vkr_graph *g = NULL;
+    if (vk_tensor_upload(dev, GGML_TYPE_F32, 32, 2, wf, &w) == VKLLM_OK) {
+        if (vkr_buffer_create(dev, 256, VKR_MEMORY_DEVICE, &b) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
+            vk_matmul_fusion f = {.accumulate = true};
+            bool fused = true;
+            vkllm_status st = op_matmul_fused(g, &w, vk_view_of(b, 0), vk_view_of(b, 64), 1, &f, &fused);
+            CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error() && !fused, "overlapping y: status %d", st);
+            CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
+        }
+        if (g)
+            vkr_graph_destroy(g);
+        if (b)
+            vkr_buffer_destroy(dev, b);
+        vk_tensor_free(dev, &w);
+    }
+
+    dev->info.type = real_type;
+    test_device_close(&td);
+    if (test_failures)
+        fprintf(stderr, "seed was %llu\n", (unsigned long long)test_seed());
+    return test_finish("op_matmul_fused");
+}

@@ -46,6 +46,7 @@ typedef struct mm_ctx {
     uint64_t max_range;     /* usable bytes of one binding, alignment slack already subtracted */
     uint64_t align;         /* binding offsets are multiples of this */
     uint32_t max_groups[3];
+    uint64_t y_stride;      /* floats between two columns of y; 0: the weight's rows (not so for a part) */
 } mm_ctx;
 
 static uint64_t gcd_u64(uint64_t a, uint64_t b)
@@ -122,7 +123,7 @@ static bool type_quantized(uint32_t type) { return type == GGML_TYPE_Q8_0 || typ
 
 static vkllm_status check_weight(const vk_tensor *w, const char *op)
 {
-    if (!w || !w->buffer)
+    if (!w || (!w->buffer && w->n_parts == 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: weight tensor is not on the device", op);
     if (!type_suffix(w->type))
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: unsupported weight type %u", op, w->type);
@@ -221,10 +222,11 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const uint64_t K = w->ne[0], M = w->ne[1];
     const bool glu = f && f->glu;
     const uint64_t out_rows = glu ? M / 2 : M;   /* y rows per column */
+    const uint64_t ys = c->y_stride ? c->y_stride : out_rows;
     const bool sg = dev->info.features.subgroup_arithmetic;
     const uint64_t x_align = dev->info.features.min_storage_buffer_offset_alignment;
 
-    if ((ncols > 1 || f) && (ncols * K * 4 > c->max_range || (ncols - 1) * out_rows >= c->max_range / 4 ||
+    if ((ncols > 1 || f) && (ncols * K * 4 > c->max_range || (ncols - 1) * ys >= c->max_range / 4 ||
                              (x_align && x.offset % x_align)))
         return VKLLM_ERR_UNSUPPORTED;
     if (K * 4 > c->max_range)
@@ -255,9 +257,9 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0);
     const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1, gslot = yslot + 1;
 
-    /* Rows per dispatch: the y binding spans (ncols - 1) * out_rows + nr floats. A GLU weight is bound whole
+    /* Rows per dispatch: the y binding spans (ncols - 1) * ys + nr floats. A GLU weight is bound whole
      * (the gate and up rows of one output row are M / 2 rows apart). */
-    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4 - (ncols - 1) * out_rows);
+    uint64_t limit = min_u64(c->max_range / w->row_qs_bytes, c->max_range / 4 - (ncols - 1) * ys);
     if (quant)
         limit = min_u64(limit, c->max_range / w->row_d_bytes);
     limit = min_u64(limit, (uint64_t)c->max_groups[0] * rows);
@@ -296,8 +298,8 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
         uint32_t w_res, d_res, y_res;
         if ((st = glu ? bind_weight_rows(c, &d, w, 0, M, &w_res, &d_res)
                       : bind_weight_rows(c, &d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
-            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, ((ncols - 1) * out_rows + nr) * 4, true,
-                             &y_res)) != VKLLM_OK)
+            (st = bind_range(c, &d, yslot, y.buf, y.offset + r0 * 4, ((ncols - 1) * ys + nr) * 4, true, &y_res)) !=
+                VKLLM_OK)
             return st;
         /* x is read as vec4 from the binding start, so it is bound exactly at its (aligned) offset. */
         d.bindings[xslot].buffer = x.buf;
@@ -310,7 +312,7 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
         d.push[3] = d_res;
         d.push[4] = y_res / 4;
         d.push[5] = (uint32_t)K;
-        d.push[6] = (uint32_t)out_rows;
+        d.push[6] = (uint32_t)ys;
         if (f) {
             d.push[7] = g_res / 4;
             memcpy(&d.push[8], &f->eps, 4);
@@ -332,6 +334,7 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
 {
     const bool quant = type_quantized(w->type);
     const uint64_t K = w->ne[0], M = w->ne[1], N = n_cols;
+    const uint64_t ys = c->y_stride ? c->y_stride : M;
     const char *op = d->name;
 
     if (K * 4 > c->max_range)
@@ -339,7 +342,7 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
                          (unsigned long long)K);
     /* Columns per chunk: X and Y chunks must each fit one binding. */
     uint64_t ncol = min_u64(N, c->max_range / (K * 4));
-    ncol = min_u64(ncol, c->max_range / (M * 4));
+    ncol = min_u64(ncol, c->max_range / (ys * 4));
     ncol = min_u64(ncol, (uint64_t)c->max_groups[1] * tile_cols);
     if (ncol == 0)
         ncol = 1;   /* one column: the Y chunk is bounded by the row chunks below */
@@ -366,16 +369,16 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
             if ((st = bind_weight_rows(c, d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
                 (st = bind_range(c, d, xslot, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) !=
                     VKLLM_OK ||
-                (st = bind_range(c, d, yslot, y.buf, y.offset + (c0 * M + r0) * 4, ((nc - 1) * M + nr) * 4, true,
+                (st = bind_range(c, d, yslot, y.buf, y.offset + (c0 * ys + r0) * 4, ((nc - 1) * ys + nr) * 4, true,
                                  &y_res)) != VKLLM_OK)
                 return st;
             if (cpu) {
                 const uint32_t p[9] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, x_res / 4,
-                                       (uint32_t)K, y_res / 4, (uint32_t)M};
+                                       (uint32_t)K, y_res / 4, (uint32_t)ys};
                 memcpy(d->push, p, sizeof p);
             } else {
                 const uint32_t p[8] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, x_res / 4,
-                                       y_res / 4, (uint32_t)M};
+                                       y_res / 4, (uint32_t)ys};
                 memcpy(d->push, p, sizeof p);
             }
             d->groups[0] = (uint32_t)((nr + tile_rows - 1) / tile_rows);
@@ -444,6 +447,22 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, MM_BM, MM_BN, false);
 }
 
+/* The kernel for this device and column count (see the top of the file). */
+static vkllm_status matmul_any(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
+                               uint32_t n_cols)
+{
+    vkllm_status st;
+    if (cpu_kernel_applies(c, w, x))
+        return mm_cpu(g, c, w, x, y, n_cols);
+    if (n_cols <= MV_MAX_COLS) {
+        /* n_cols > 1 falls back to the tiled matmul when its bindings do not fit (status without message). */
+        st = matvec(g, c, w, x, y, n_cols, NULL);
+        if (st != VKLLM_ERR_UNSUPPORTED || n_cols == 1)
+            return st;
+    }
+    return matmul(g, c, w, x, y, n_cols);
+}
+
 vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
 {
     mm_ctx c;
@@ -456,15 +475,14 @@ vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, u
     if ((st = check_view(x, K * 4 * n_cols, "op_matmul", "x")) != VKLLM_OK ||
         (st = check_view(y, M * 4 * n_cols, "op_matmul", "y")) != VKLLM_OK)
         return st;
-    if (cpu_kernel_applies(&c, w, x))
-        return mm_cpu(g, &c, w, x, y, n_cols);
-    if (n_cols <= MV_MAX_COLS) {
-        /* n_cols > 1 falls back to the tiled matmul when its bindings do not fit (status without message). */
-        st = matvec(g, &c, w, x, y, n_cols, NULL);
-        if (st != VKLLM_ERR_UNSUPPORTED || n_cols == 1)
-            return st;
+    if (w->n_parts > 0) {
+        /* A tensor in parts: each part's rows go to their place in every column of y. */
+        c.y_stride = M;
+        for (uint32_t p = 0; p < w->n_parts && st == VKLLM_OK; p++)
+            st = matmul_any(g, &c, &w->parts[p], x, vk_view_of(y.buf, y.offset + p * w->part_rows * 4), n_cols);
+        return st;
     }
-    return matmul(g, &c, w, x, y, n_cols);
+    return matmul_any(g, &c, w, x, y, n_cols);
 }
 
 vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols,
@@ -488,14 +506,26 @@ vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_vie
     if (f->accumulate && x.buf == y.buf && x.offset < y.offset + out_rows * 4 * n_cols &&
         y.offset < x.offset + K * 4 * n_cols)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_matmul_fused: y += W x with y overlapping x");
-    /* UNSUPPORTED comes before anything is recorded; the separate ops then run (or report the problem). */
-    st = matvec(g, &c, w, x, y, n_cols, f);
-    if (st == VKLLM_ERR_UNSUPPORTED) {
-        vkr_clear_error();
+    /* UNSUPPORTED comes before anything is recorded; the separate ops then run (or report the problem). A
+     * tensor in parts: part by part (all parts have the same shape but for their rows, so the first decides),
+     * except a GLU weight, which must be bound whole. */
+    const uint32_t n_parts = w->n_parts ? w->n_parts : 1;
+    if (w->n_parts && f->glu)
         return VKLLM_OK;
+    if (w->n_parts)
+        c.y_stride = out_rows;
+    for (uint32_t p = 0; p < n_parts; p++) {
+        const vk_tensor *wp = w->n_parts ? &w->parts[p] : w;
+        st = matvec(g, &c, wp, x, vk_view_of(y.buf, y.offset + p * w->part_rows * 4), n_cols, f);
+        if (st == VKLLM_ERR_UNSUPPORTED && p == 0) {
+            vkr_clear_error();
+            return VKLLM_OK;
+        }
+        if (st != VKLLM_OK)
+            return st;
     }
-    *fused = st == VKLLM_OK;
-    return st;
+    *fused = true;
+    return VKLLM_OK;
 }
 
 vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_view out, uint32_t n)
@@ -535,18 +565,23 @@ vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_v
     uint64_t limit = c.max_range / table->row_qs_bytes;
     if (quant)
         limit = min_u64(limit, c.max_range / table->row_d_bytes);
-    uint64_t per = chunk_rows(M, limit, 1);
+    uint64_t per = chunk_rows(table->n_parts ? table->part_rows : M, limit, 1);
     if (per == 0 || nid == 0)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "op_get_rows: a table row of %llu bytes exceeds maxStorageBufferRange",
                          (unsigned long long)table->row_qs_bytes);
 
+    /* Chunks of table rows [r0, r0 + nr), inside one part of a table in parts (part rows [base, ...)). */
     const uint32_t islot = quant ? 2 : 1, oslot = islot + 1;
     for (uint64_t i0 = 0; i0 < n; i0 += nid) {
         uint64_t ni = min_u64(nid, n - i0);
-        for (uint64_t r0 = 0; r0 < M; r0 += per) {
-            uint64_t nr = min_u64(per, M - r0);
+        uint64_t nr;
+        for (uint64_t r0 = 0; r0 < M; r0 += nr) {
+            const uint64_t part = table->n_parts ? r0 / table->part_rows : 0;
+            const uint64_t base = part * table->part_rows;
+            const vk_tensor *tp = table->n_parts ? &table->parts[part] : table;
+            nr = min_u64(per, base + tp->ne[1] - r0);
             uint32_t w_res, d_res, i_res, o_res;
-            if ((st = bind_weight_rows(&c, &d, table, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
+            if ((st = bind_weight_rows(&c, &d, tp, r0 - base, nr, &w_res, &d_res)) != VKLLM_OK ||
                 (st = bind_range(&c, &d, islot, ids.buf, ids.offset + i0 * 4, ni * 4, false, &i_res)) != VKLLM_OK ||
                 (st = bind_range(&c, &d, oslot, out.buf, out.offset + i0 * K * 4, ni * K * 4, true, &o_res)) !=
                     VKLLM_OK)

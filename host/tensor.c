@@ -1,4 +1,5 @@
-/* Weight upload: GGUF rows -> the device layout of host/tensor.h, one device buffer per tensor.
+/* Weight upload: GGUF rows -> the device layout of host/tensor.h, one device buffer per tensor (or per part,
+ * for a tensor over maxMemoryAllocationSize).
  * F32/F16 rows are copied as they are; Q8_0/Q4_0 blocks are split on the CPU, a chunk of blocks at a
  * time, into the quants region and the f16 scales region. */
 #include "host/tensor.h"
@@ -53,61 +54,46 @@ vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint
     return vk_tensor_upload_stacked(dev, type, ne0, 1, &ne1, &gguf_data, out);
 }
 
-vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_parts,
-                                      const uint64_t *part_ne1, const void *const *data, vk_tensor *out)
+/* GGUF bytes of one row. */
+static uint64_t gguf_row_bytes(uint32_t type, uint64_t ne0)
 {
-    if (!out)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no output tensor");
-    memset(out, 0, sizeof *out);
-    uint64_t ne1 = 0;
-    for (uint32_t p = 0; p < n_parts; p++) {
-        if (!data[p])
-            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no data");
-        if (part_ne1[p] > UINT32_MAX - ne1)
-            return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: too many rows");
-        ne1 += part_ne1[p];
-    }
-    if (!dev || n_parts == 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no device or no data");
-    if (ne0 == 0 || ne1 == 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: empty tensor (%llu x %llu)",
-                         (unsigned long long)ne0, (unsigned long long)ne1);
-    if (ne0 > UINT32_MAX || ne1 > UINT32_MAX)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: dimensions %llu x %llu are too large",
-                         (unsigned long long)ne0, (unsigned long long)ne1);
-
-    uint64_t row_qs, row_d = 0;
-    uint32_t block = 1, block_bytes = 0, qs_bytes = 0;
     switch (type) {
-    case GGML_TYPE_F32: row_qs = ne0 * 4; break;
-    case GGML_TYPE_F16: row_qs = ne0 * 2; break;
-    case GGML_TYPE_Q8_0: block = QK8_0; block_bytes = 2 + 32; qs_bytes = 32; break;
-    case GGML_TYPE_Q4_0: block = QK4_0; block_bytes = 2 + 16; qs_bytes = 16; break;
-    default:
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: unsupported tensor type %u", type);
+    case GGML_TYPE_F32: return ne0 * 4;
+    case GGML_TYPE_F16: return ne0 * 2;
+    case GGML_TYPE_Q8_0: return ne0 / QK8_0 * (2 + 32);
+    default: return ne0 / QK4_0 * (2 + 16);
     }
-    if (ne0 % block)
-        return vkr_error(VKLLM_ERR_FORMAT, "tensor upload: %s row length %llu is not a multiple of %u",
-                         ggml_type_name(type), (unsigned long long)ne0, block);
-    if (block > 1) {
-        row_qs = ne0 / block * qs_bytes;
-        row_d = ne0 / block * 2;
-    }
-    /* ne0, ne1 < 2^32 and row bytes <= 4 * ne0: no overflow below. */
-    uint64_t qs_total = row_qs * ne1;
-    uint64_t d_total = row_d * ne1;
-    uint64_t d_offset = align_up(qs_total, VKT_REGION_ALIGN);
-    uint64_t size = align_up((d_total ? d_offset + d_total : qs_total) + VKT_TAIL_PAD, 16);
+}
 
+/* The device layout of n rows: sizes of the regions and of the buffer. */
+typedef struct tensor_layout {
+    uint64_t row_qs, row_d;     /* bytes per row in each region */
+    uint32_t block, block_bytes, qs_bytes;
+} tensor_layout;
+
+static uint64_t layout_size(const tensor_layout *l, uint64_t n, uint64_t *d_offset)
+{
+    uint64_t qs_total = l->row_qs * n, d_total = l->row_d * n;
+    *d_offset = d_total ? align_up(qs_total, VKT_REGION_ALIGN) : 0;
+    return align_up((d_total ? *d_offset + d_total : qs_total) + VKT_TAIL_PAD, 16);
+}
+
+/* Uploads rows [r0, r0 + n) of the stacked sources (source p: src_ne1[p] rows at data[p]) as one tensor. */
+static vkllm_status upload_rows(vkr_device *dev, uint32_t type, uint64_t ne0, const tensor_layout *l, uint32_t n_src,
+                                const uint64_t *src_ne1, const void *const *data, uint64_t r0, uint64_t n,
+                                vk_tensor *out)
+{
+    uint64_t d_offset;
+    const uint64_t size = layout_size(l, n, &d_offset);
+    const uint64_t qs_total = l->row_qs * n, d_total = l->row_d * n;
     vk_tensor t;
     memset(&t, 0, sizeof t);
     t.type = type;
     t.ne[0] = ne0;
-    t.ne[1] = ne1;
-    t.qs_offset = 0;
-    t.d_offset = d_total ? d_offset : 0;
-    t.row_qs_bytes = row_qs;
-    t.row_d_bytes = row_d;
+    t.ne[1] = n;
+    t.d_offset = d_offset;
+    t.row_qs_bytes = l->row_qs;
+    t.row_d_bytes = l->row_d;
 
     vkllm_status st = vkr_buffer_create(dev, size, VKR_MEMORY_DEVICE, &t.buffer);
     if (st != VKLLM_OK)
@@ -119,13 +105,18 @@ vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t n
         st = vkr_buffer_fill(dev, t.buffer, qs_total & ~3ull, d_offset - (qs_total & ~3ull), 0);
     if (st == VKLLM_OK)
         st = vkr_buffer_fill(dev, t.buffer, data_end & ~3ull, size - (data_end & ~3ull), 0);
-    uint64_t row = 0;
-    for (uint32_t p = 0; p < n_parts && st == VKLLM_OK; row += part_ne1[p], p++) {
-        if (block == 1)
-            st = vkr_buffer_upload(dev, t.buffer, row * row_qs, data[p], (size_t)(part_ne1[p] * row_qs));
+    const uint64_t src_row = gguf_row_bytes(type, ne0), blocks_per_row = ne0 / l->block;
+    uint64_t s0 = 0;   /* first row of source p in the stack */
+    for (uint32_t p = 0; p < n_src && st == VKLLM_OK; s0 += src_ne1[p], p++) {
+        uint64_t a = s0 > r0 ? s0 : r0, b = s0 + src_ne1[p] < r0 + n ? s0 + src_ne1[p] : r0 + n;
+        if (a >= b)
+            continue;
+        const uint8_t *src = (const uint8_t *)data[p] + (a - s0) * src_row;
+        if (l->block == 1)
+            st = vkr_buffer_upload(dev, t.buffer, (a - r0) * l->row_qs, src, (size_t)((b - a) * l->row_qs));
         else
-            st = upload_repacked(dev, &t, row * (ne0 / block), data[p], part_ne1[p] * (ne0 / block), block_bytes,
-                                 qs_bytes);
+            st = upload_repacked(dev, &t, (a - r0) * blocks_per_row, src, (b - a) * blocks_per_row, l->block_bytes,
+                                 l->qs_bytes);
     }
     if (st != VKLLM_OK) {
         vkr_buffer_destroy(dev, t.buffer);
@@ -135,9 +126,90 @@ vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t n
     return VKLLM_OK;
 }
 
+vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_src,
+                                      const uint64_t *src_ne1, const void *const *data, vk_tensor *out)
+{
+    if (!out)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no output tensor");
+    memset(out, 0, sizeof *out);
+    uint64_t ne1 = 0;
+    for (uint32_t p = 0; p < n_src; p++) {
+        if (!data[p])
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no data");
+        if (src_ne1[p] > UINT32_MAX - ne1)
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: too many rows");
+        ne1 += src_ne1[p];
+    }
+    if (!dev || n_src == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: no device or no data");
+    if (ne0 == 0 || ne1 == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "tensor upload: empty tensor (%llu x %llu)",
+                         (unsigned long long)ne0, (unsigned long long)ne1);
+    if (ne0 > UINT32_MAX || ne1 > UINT32_MAX)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: dimensions %llu x %llu are too large",
+                         (unsigned long long)ne0, (unsigned long long)ne1);
+
+    tensor_layout l = {.block = 1};
+    switch (type) {
+    case GGML_TYPE_F32: l.row_qs = ne0 * 4; break;
+    case GGML_TYPE_F16: l.row_qs = ne0 * 2; break;
+    case GGML_TYPE_Q8_0: l.block = QK8_0; l.block_bytes = 2 + 32; l.qs_bytes = 32; break;
+    case GGML_TYPE_Q4_0: l.block = QK4_0; l.block_bytes = 2 + 16; l.qs_bytes = 16; break;
+    default:
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: unsupported tensor type %u", type);
+    }
+    if (ne0 % l.block)
+        return vkr_error(VKLLM_ERR_FORMAT, "tensor upload: %s row length %llu is not a multiple of %u",
+                         ggml_type_name(type), (unsigned long long)ne0, l.block);
+    if (l.block > 1) {
+        l.row_qs = ne0 / l.block * l.qs_bytes;
+        l.row_d = ne0 / l.block * 2;
+    }
+    /* ne0, ne1 < 2^32 and row bytes <= 4 * ne0: no overflow below. */
+    uint64_t d_offset;
+    const uint64_t max_alloc = dev->info.features.max_memory_allocation_size;
+    if (!max_alloc || layout_size(&l, ne1, &d_offset) <= max_alloc)
+        return upload_rows(dev, type, ne0, &l, n_src, src_ne1, data, 0, ne1, out);
+
+    /* Larger than one allocation may be: parts of rows, a multiple of 256 rows each where possible (the
+     * ops' row chunks then stay aligned), every part within the limit. */
+    uint64_t per = 0;
+    const uint64_t overhead = VKT_REGION_ALIGN + VKT_TAIL_PAD + 16;
+    if (max_alloc > overhead)
+        per = (max_alloc - overhead) / (l.row_qs + l.row_d);
+    if (per >= 256)
+        per = per / 256 * 256;
+    if (per == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "tensor upload: one row of %llu bytes exceeds the device's maxMemoryAllocationSize (%llu)",
+                         (unsigned long long)(l.row_qs + l.row_d), (unsigned long long)max_alloc);
+    const uint64_t n_split = (ne1 + per - 1) / per;
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    t.type = type;
+    t.ne[0] = ne0;
+    t.ne[1] = ne1;
+    t.row_qs_bytes = l.row_qs;
+    t.row_d_bytes = l.row_d;
+    t.part_rows = per;
+    t.parts = calloc((size_t)n_split, sizeof *t.parts);
+    if (!t.parts)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tensor upload: out of host memory");
+    vkllm_status st = VKLLM_OK;
+    for (uint64_t r0 = 0; r0 < ne1 && st == VKLLM_OK; r0 += per, t.n_parts++)
+        st = upload_rows(dev, type, ne0, &l, n_src, src_ne1, data, r0, ne1 - r0 < per ? ne1 - r0 : per,
+                         &t.parts[t.n_parts]);
+    if (st != VKLLM_OK) {
+        vk_tensor_free(dev, &t);
+        return st;
+    }
+    *out = t;
+    return VKLLM_OK;
+}
+
 bool vk_tensor_rows(const vk_tensor *t, uint64_t r0, uint64_t n, vk_tensor *view)
 {
-    if (r0 > t->ne[1] || n > t->ne[1] - r0 || n == 0)
+    if (t->n_parts > 0 || r0 > t->ne[1] || n > t->ne[1] - r0 || n == 0)
         return false;
     uint64_t qs = t->qs_offset + r0 * t->row_qs_bytes, d = t->d_offset + r0 * t->row_d_bytes;
     if (qs % 16 || d % 16)
@@ -156,5 +228,8 @@ void vk_tensor_free(vkr_device *dev, vk_tensor *t)
         return;
     if (t->buffer && dev && !t->is_view)
         vkr_buffer_destroy(dev, t->buffer);
+    for (uint32_t p = 0; p < t->n_parts; p++)
+        vk_tensor_free(dev, &t->parts[p]);
+    free(t->parts);
     memset(t, 0, sizeof *t);
 }

@@ -6,7 +6,8 @@
  *         scales region at d_offset: one f16 per block. Block b of row r is block r*blocks_per_row + b.
  *   so that every load is 4/16-byte aligned and no 8/16-bit storage feature is needed.
  * A tensor larger than maxStorageBufferRange still works: ops split their dispatches by rows and bind
- * sub-ranges (rows are contiguous in each region). */
+ * sub-ranges (rows are contiguous in each region). One larger than maxMemoryAllocationSize is uploaded as
+ * parts: row ranges, each a tensor with its own buffer; op_matmul and op_get_rows take every part in turn. */
 #ifndef VKLLM_TENSOR_H
 #define VKLLM_TENSOR_H
 
@@ -22,18 +23,23 @@ typedef struct vk_tensor {
     uint64_t row_qs_bytes;    /* bytes of one row in the data/quants region */
     uint64_t row_d_bytes;     /* bytes of one row in the scales region (0 for F32/F16) */
     bool is_view;             /* rows of another tensor: the buffer is not owned */
+    /* A tensor split over allocations: n_parts > 1 part tensors (owned), rows [p * part_rows, ...) in part p
+     * (the last may have fewer); buffer is then NULL. */
+    uint32_t n_parts;
+    uint64_t part_rows;
+    struct vk_tensor *parts;
 } vk_tensor;
 
 /* Uploads a 1-D or 2-D tensor given in GGUF layout (rows of ne[0] elements) into device memory. */
 vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint64_t ne1, const void *gguf_data,
                               vk_tensor *out);
-/* Uploads n_parts tensors of one type and row length as one tensor, their rows stacked in order
- * (e.g. Wq;Wk;Wv, so one matvec computes all three). Part p has ne1[p] rows at data[p]. */
-vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_parts,
-                                      const uint64_t *ne1, const void *const *data, vk_tensor *out);
+/* Uploads n_src tensors of one type and row length as one tensor, their rows stacked in order
+ * (e.g. Wq;Wk;Wv, so one matvec computes all three). Source p has src_ne1[p] rows at data[p]. */
+vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t ne0, uint32_t n_src,
+                                      const uint64_t *src_ne1, const void *const *data, vk_tensor *out);
 
 /* A view of rows [r0, r0 + n) of t sharing its buffer. Returns false (and leaves *view unset) when the
- * rows would not start on a 16-byte boundary in each region, which the kernels need. */
+ * rows would not start on a 16-byte boundary in each region, which the kernels need, or t is in parts. */
 bool vk_tensor_rows(const vk_tensor *t, uint64_t r0, uint64_t n, vk_tensor *view);
 
 /* Frees an owned tensor's buffer; a view is only cleared. */

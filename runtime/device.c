@@ -679,6 +679,16 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
         vkr_device_destroy(dev);
         return st;
     }
+    /* Tests: a lower maxMemoryAllocationSize (bytes), so small models take the paths of tensors over it.
+     * Applied after the staging buffers exist. */
+    const char *max_alloc = getenv("VKLLM_DEBUG_MAX_ALLOCATION");
+    if (max_alloc && *max_alloc) {
+        char *end;
+        unsigned long long v = strtoull(max_alloc, &end, 10);
+        if (*end == '\0' && v > 0 && (!dev->info.features.max_memory_allocation_size ||
+                                      v < dev->info.features.max_memory_allocation_size))
+            dev->info.features.max_memory_allocation_size = v;
+    }
     *out = dev;
     return VKLLM_OK;
 }

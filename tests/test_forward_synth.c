@@ -52,5 +52,14 @@ int main(void)
         run_case("gpu-kernels", tiny, types[i], seed + 30 + i, 1e-3);
     run_case("gpu-kernels-tied-rope-freqs", &tied, GGML_TYPE_Q4_0, seed + 40, 1e-3);
     unsetenv("VKLLM_DEBUG_AS_GPU");
+    /* Weights over maxMemoryAllocationSize (lowered to 48 KiB): uploaded in parts; the stacked Wqkv and
+     * W_gate;W_up cannot be views then, so the layers run the separate matmuls. */
+    setenv("VKLLM_DEBUG_MAX_ALLOCATION", "49152", 1);
+    run_case("parts", tiny, GGML_TYPE_F32, seed + 50, 1e-3);
+    run_case("parts-tied", &tied, GGML_TYPE_Q8_0, seed + 51, 1e-3);
+    setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+    run_case("parts-gpu-kernels", tiny, GGML_TYPE_F16, seed + 52, 1e-3);
+    unsetenv("VKLLM_DEBUG_AS_GPU");
+    unsetenv("VKLLM_DEBUG_MAX_ALLOCATION");
     return test_finish("forward_synth");
 }

@@ -12,6 +12,7 @@
 #include "host/quant.h"
 #include "host/sampler.h"
 #include "host/tokenizer.h"
+#include "runtime/log.h"
 
 struct vkllm_model {
     vkr_instance *instance;     /* NULL when running on the application's device */
@@ -43,6 +44,7 @@ struct vkllm_detokenizer {
 
 const char *vkllm_last_error(void) { return vkr_last_error(); }
 void vkllm_free(void *p) { free(p); }
+void vkllm_log_set(vkllm_log_fn fn, void *user) { vkr_log_set(fn, user); }
 
 void vkllm_model_default_params(vkllm_model_params *p) { memset(p, 0, sizeof *p); }
 

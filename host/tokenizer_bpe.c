@@ -13,7 +13,7 @@
  *            's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
  *      Default: a missing or unknown tokenizer.ggml.pre gives "llama-bpe" when the vocabulary looks like
  *      Llama 3's (it has a <|begin_of_text|> token or at least 100,000 tokens) and "gpt-2" otherwise, with a
- *      one-line warning on stderr.
+ *      one-line warning through the log callback (vkllm_log_set; stderr by default).
  *      \p{L}, \p{N} and \s are the Unicode General_Category L*, N* and the White_Space property, for every code
  *      point (host/unicode.h). The case-insensitive contractions use Unicode simple case folding, which for
  *      these letters means ASCII case plus U+017F (long s) matching 's', as regex engines with Unicode case
@@ -32,13 +32,13 @@
  * "llama-bpe" and false otherwise; BPE never adds a space prefix. Decoding maps each character of a normal
  * token's string back through the byte-to-unicode table to its byte (characters outside the table are
  * copied as they are), with no leading-space convention. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/merge_heap.h"
 #include "host/tokenizer_impl.h"
 #include "host/unicode.h"
+#include "runtime/log.h"
 
 #define BPE_MAX_MERGES ((uint64_t)1 << 24)
 #define BPE_NO_KEY UINT64_MAX
@@ -571,10 +571,10 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         if (have_pre) {
             char name[48];
             printable(name, sizeof name, pre, pre_len);
-            fprintf(stderr, "vkllm: warning: tokenizer.ggml.pre \"%s\" is not known; using the %s pre-tokenizer\n",
-                    name, used);
+            vkr_log(VKLLM_LOG_WARNING, "tokenizer.ggml.pre \"%s\" is not known; using the %s pre-tokenizer", name,
+                    used);
         } else {
-            fprintf(stderr, "vkllm: warning: tokenizer.ggml.pre is missing; using the %s pre-tokenizer\n", used);
+            vkr_log(VKLLM_LOG_WARNING, "tokenizer.ggml.pre is missing; using the %s pre-tokenizer", used);
         }
     }
     ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vkllm_log.h"
 #include "vkllm_status.h"
 
 #ifdef __cplusplus
@@ -35,6 +36,20 @@ extern "C" {
 const char *vkllm_last_error(void);
 /* Frees memory the library returned (token arrays, decoded text). */
 void vkllm_free(void *p);
+
+/* ---- Log messages ----
+ *
+ * The library never writes to stdout. Its own diagnostics (e.g. an unknown tokenizer.ggml.pre, Vulkan
+ * validation messages) go to one process-wide callback, by default a writer of
+ * "vkllm: <level>: <message>\n" to stderr. Errors that fail a call are not logged: they are in the
+ * returned status and vkllm_last_error().
+ *
+ * vkllm_log_set(fn, user) installs fn (called with user); fn NULL restores the default. It may be called
+ * at any time from any thread; the callback can be called from any thread that uses the library, several
+ * at once, and must not assume it runs on the thread that installed it. A message being delivered while
+ * vkllm_log_set runs may still reach the previous callback, so keep the previous `user` alive until the
+ * calls that could log have returned (simplest: set the callback before loading a model). */
+void vkllm_log_set(vkllm_log_fn fn, void *user);
 
 /* ---- Models ---- */
 

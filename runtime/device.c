@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/log.h"
 #include "runtime/memory.h"
 #include "runtime/pipeline.h"
 
@@ -169,8 +170,9 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverity
 {
     (void)user;
     (void)type;
-    const char *level = severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
-    fprintf(stderr, "vulkan validation %s: %s\n", level, data && data->pMessage ? data->pMessage : "(no message)");
+    vkllm_log_level level =
+        severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? VKLLM_LOG_ERROR : VKLLM_LOG_WARNING;
+    vkr_log(level, "vulkan validation: %s", data && data->pMessage ? data->pMessage : "(no message)");
     validation_messages++;
     return VK_FALSE;
 }

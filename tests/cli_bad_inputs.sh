@@ -5,45 +5,8 @@
 # sanitizer build the same runs also check for leaks and undefined behaviour (a report fails the exit
 # status or line count). Model-level bad files are made by patching a field of the synthetic model in
 # place; the GGUF reader's own malformed-file cases are in cli_gguf.sh.
-set -u
-BIN=${VKLLM_BIN:?VKLLM_BIN must point at the vkllm binary}
-TMP=$(mktemp -d "${VKLLM_TEST_TMP:-/tmp}/cli_bad_inputs.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-fail=0
-
-# expect_error WANT CMD...: exit status 1, one line on stderr containing WANT
-expect_error() {
-    local want=$1
-    shift
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    local lines
-    lines=$(grep -c '' "$TMP/err")
-    if [ $rc -ne 1 ]; then
-        echo "FAIL: '$*' exited $rc (want 1): $(head -c 600 "$TMP/err")"
-        fail=1
-    elif [ "$lines" -ne 1 ]; then
-        echo "FAIL: '$*' printed $lines lines on stderr (want 1): $(head -c 600 "$TMP/err")"
-        fail=1
-    elif ! grep -qF -- "$want" "$TMP/err"; then
-        echo "FAIL: '$*': want '$want' in: $(cat "$TMP/err")"
-        fail=1
-    else
-        echo "ok: $want"
-    fi
-}
-
-# expect_ok CMD...: exit status 0
-expect_ok() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    if [ $rc -ne 0 ]; then
-        echo "FAIL: '$*' exited $rc (want 0): $(head -c 600 "$TMP/err")"
-        fail=1
-        return 1
-    fi
-    return 0
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib_cli.sh"
+cli_init cli_bad_inputs
 
 # patch FILE OFFSET BYTES...: overwrite bytes in place (BYTES as printf escapes, e.g. '\x0c')
 patch() {
@@ -89,18 +52,18 @@ expect_error "more than the context" "$BIN" run -m "$model" -c 4 -p "Once upon a
 expect_error "more than the context" "$BIN" run -m "$model" -c 1 -p "Once upon a time"
 # -c 1 with BOS alone: one token fits, generation stops when the context is full (status 0)
 if expect_ok "$BIN" run -m "$model" -c 1 -n 5 --temp 0; then
-    grep -q "context full" "$TMP/err" && echo "ok: -c 1" || { echo "FAIL: -c 1 did not say the context is full"; fail=1; }
+    grep -q "context full" "$TMP/err" && ok "-c 1" || fail "-c 1 did not say the context is full"
 fi
 if expect_ok "$BIN" run -m "$model" -n 0 -p "hello" --temp 0; then
-    grep -q "generated 0 tokens" "$TMP/err" && echo "ok: -n 0" || { echo "FAIL: -n 0: $(cat "$TMP/err")"; fail=1; }
+    grep -q "generated 0 tokens" "$TMP/err" && ok "-n 0" || fail "-n 0: $(cat "$TMP/err")"
 fi
 # Invalid UTF-8 (and, from a file, NUL bytes) in the prompt: tokenized byte by byte, echoed back as is.
 if expect_ok "$BIN" run -m "$model" -p $'\xff\xfe bad \xc3( \xed\xa0\x80 end' -n 3 --temp 0; then
-    LC_ALL=C grep -qF $'\xff\xfe bad \xc3( \xed\xa0\x80 end' "$TMP/out" && echo "ok: invalid UTF-8 prompt" ||
-        { echo "FAIL: invalid UTF-8 prompt not echoed"; fail=1; }
+    LC_ALL=C grep -qF $'\xff\xfe bad \xc3( \xed\xa0\x80 end' "$TMP/out" && ok "invalid UTF-8 prompt" ||
+        fail "invalid UTF-8 prompt not echoed"
 fi
 printf 'nul \000 and \377\376 bytes' >"$TMP/binary.txt"
-expect_ok "$BIN" run -m "$model" -f "$TMP/binary.txt" -n 3 --temp 0 && echo "ok: binary prompt file"
+expect_ok "$BIN" run -m "$model" -f "$TMP/binary.txt" -n 3 --temp 0 && ok "binary prompt file"
 expect_error "expects an integer from -1" "$BIN" run -m "$model" -n -2
 expect_error "expects an integer from 1" "$BIN" run -m "$model" -c 0
 expect_error "expects an integer from 1" "$BIN" run -m "$model" -b 0
@@ -119,9 +82,10 @@ VKLLM_DEVICE=77 expect_error "device 77 does not exist" "$BIN" run -m "$model"
     expect_error "no Vulkan driver" "$BIN" devices
     expect_error "no Vulkan driver" "$BIN" perplexity -m "$model" -f "$TMP/binary.txt"
     # Commands that need no GPU still work.
-    expect_ok "$BIN" info "$model" && echo "ok: info without a driver"
-    exit $fail
-) || fail=1
+    expect_ok "$BIN" info "$model" && ok "info without a driver"
+    exit "$cli_failures"
+)
+cli_failures=$?   # the subshell's count: this script's so far plus its own
 
 # ---- device memory ----
 expect_error "more than this device can bind" "$BIN" run -m "$model" -c 2000000000
@@ -129,4 +93,4 @@ expect_error "out of device memory" "$BIN" run -m "$model" --memory-limit 1
 expect_error "out of device memory" "$BIN" run -m "$model" --memory-limit 65
 VKLLM_DEBUG_LOSE_DEVICE=1 expect_error "device lost" "$BIN" run -m "$model" -n 3
 
-exit $fail
+cli_finish

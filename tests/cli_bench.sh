@@ -2,24 +2,18 @@
 # `vkllm bench`: the kernel benchmark (--kernels --quick) and the model benchmark on the default synthetic
 # model (the tiny preset on a CPU device) and on a -m file, in md, json and csv; every number it reports is
 # positive, the JSON parses, the temporary model is removed; bad options give one line and exit status 1.
-set -u
-: "${VKLLM_BIN:?}" "${VKLLM_TEST_TMP:?}"
-if ! "$VKLLM_BIN" devices >/dev/null 2>&1; then echo "SKIP: no Vulkan device"; exit 77; fi
-tmp="$VKLLM_TEST_TMP/cli_bench"
-rm -rf "$tmp"
-mkdir -p "$tmp"
-export TMPDIR="$tmp"   # where the synthetic model goes
-fail=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib_cli.sh"
+cli_init cli_bench
+cli_require_device
+export TMPDIR="$TMP"   # where the synthetic model goes
 have_python=0
 command -v python3 >/dev/null 2>&1 && have_python=1
+CLI_ERROR_PREFIX="vkllm bench: "
 
-run() { # name command... : stdout to $tmp/name.out, stderr to $tmp/name.err; must exit 0 and print nothing on stderr
+# run NAME CMD...: must exit 0 and print nothing on stderr; its stdout is kept in $TMP/NAME.out.
+run() {
   local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-  local rc=$?
-  if [ $rc -ne 0 ]; then echo "FAIL: '$*' exited $rc: $(cat "$tmp/$name.err")"; fail=1; return 1; fi
-  if [ -s "$tmp/$name.err" ]; then echo "FAIL: '$*' wrote to stderr: $(head -5 "$tmp/$name.err")"; fail=1; return 1; fi
-  return 0
+  expect_quiet "$@" && cp "$TMP/out" "$TMP/$name.out"
 }
 
 # Markdown: the value of column `col` (1-based, counting the cells between pipes) in the row whose first cell
@@ -32,22 +26,22 @@ md_cell() { # file first pattern col
 positive() { awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }'; }
 
 # ---- --kernels --quick ----
-if run kernels "$VKLLM_BIN" bench --kernels --quick; then
-  out="$tmp/kernels.out"
+if run kernels "$BIN" bench --kernels --quick; then
+  out="$TMP/kernels.out"
   bw=$(md_cell read read 6 "$out")
-  if positive "$bw"; then echo "ok: kernels: read bandwidth $bw GB/s"; else echo "FAIL: no read bandwidth in:"; cat "$out"; fail=1; fi
+  if positive "$bw"; then ok "kernels: read bandwidth $bw GB/s"; else fail "no read bandwidth in:"; cat "$out"; fi
   n=$(grep -c '^| matvec' "$out")
-  [ "$n" -eq 16 ] && echo "ok: kernels: 16 matvec rows" || { echo "FAIL: $n matvec rows (want 16)"; cat "$out"; fail=1; }
+  [ "$n" -eq 16 ] && ok "kernels: 16 matvec rows" || { fail "$n matvec rows (want 16)"; cat "$out"; }
   for t in f32 f16 q8_0 q4_0; do
     us=$(md_cell matvec "| $t " 5 "$out"); gbs=$(md_cell matvec "| $t " 6 "$out"); pct=$(md_cell matvec "| $t " 7 "$out")
-    if positive "$us" && positive "$gbs" && positive "$pct"; then echo "ok: kernels: $t ${us} us, $gbs GB/s, $pct%"
-    else echo "FAIL: kernels: $t: us '$us' GB/s '$gbs' % '$pct'"; fail=1; fi
+    if positive "$us" && positive "$gbs" && positive "$pct"; then ok "kernels: $t ${us} us, $gbs GB/s, $pct%"
+    else fail "kernels: $t: us '$us' GB/s '$gbs' % '$pct'"; fi
   done
-  grep -q '^device: .*timer:' "$out" && echo "ok: kernels: device line" || { echo "FAIL: no device line"; fail=1; }
+  grep -q '^device: .*timer:' "$out" && ok "kernels: device line" || fail "no device line"
 fi
-if run kernels_json "$VKLLM_BIN" bench --kernels --quick -r 1 -o json; then
+if run kernels_json "$BIN" bench --kernels --quick -r 1 -o json; then
   if [ $have_python -eq 1 ]; then
-    python3 - "$tmp/kernels_json.out" <<'EOF' && echo "ok: kernels: json" || { echo "FAIL: kernels json"; fail=1; }
+    python3 - "$TMP/kernels_json.out" <<'EOF' && ok "kernels: json" || fail "kernels json"
 import json, sys
 rows = json.load(open(sys.argv[1]))
 assert rows[0]["test"] == "read" and rows[0]["gbs"] > 0, rows[0]
@@ -58,23 +52,23 @@ for r in mv:
     assert r["bytes"] == r["m"] * r["k"] * {"f32": 4, "f16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32}[r["type"]], r
 EOF
   else
-    grep -q '"test": "read"' "$tmp/kernels_json.out" && echo "ok: kernels: json (grep)" || { echo "FAIL: kernels json"; fail=1; }
+    grep -q '"test": "read"' "$TMP/kernels_json.out" && ok "kernels: json (grep)" || fail "kernels json"
   fi
 fi
 # A shape over the device's memory (here a --memory-limit) is reported as skipped, the rest still run.
-if run kernels_skip "$VKLLM_BIN" bench --kernels --quick -r 1 --memory-limit 150 --types f32 --shapes 1024x1024,32064x1024; then
-  out="$tmp/kernels_skip.out"
+if run kernels_skip "$BIN" bench --kernels --quick -r 1 --memory-limit 150 --types f32 --shapes 1024x1024,32064x1024; then
+  out="$TMP/kernels_skip.out"
   us=$(md_cell matvec "1024 x 1024" 5 "$out"); sk=$(md_cell matvec "32064 x 1024" 5 "$out")
   if positive "$us" && [ "$sk" = skipped ] && grep -q '^skipped f32 32064 x 1024: .*limit' "$out"; then
-    echo "ok: kernels: skipped shape"
-  else echo "FAIL: kernels: skipped shape:"; cat "$out"; fail=1; fi
+    ok "kernels: skipped shape"
+  else fail "kernels: skipped shape:"; cat "$out"; fi
 fi
 
 # ---- model benchmark on the default synthetic model ----
-if run json "$VKLLM_BIN" bench -p 16 -n 4 -r 1 -o json; then
+if run json "$BIN" bench -p 16 -n 4 -r 1 -o json; then
   if [ $have_python -eq 1 ]; then
-    if python3 -m json.tool "$tmp/json.out" >/dev/null; then echo "ok: json parses"; else echo "FAIL: invalid JSON:"; cat "$tmp/json.out"; fail=1; fi
-    python3 - "$tmp/json.out" <<'EOF' && echo "ok: json fields" || { echo "FAIL: json fields"; cat "$tmp/json.out"; fail=1; }
+    if python3 -m json.tool "$TMP/json.out" >/dev/null; then ok "json parses"; else fail "invalid JSON:"; cat "$TMP/json.out"; fi
+    python3 - "$TMP/json.out" <<'EOF' && ok "json fields" || { fail "json fields"; cat "$TMP/json.out"; }
 import json, sys
 rows = json.load(open(sys.argv[1]))
 assert [r["test"] for r in rows] == ["pp16", "tg4"], rows
@@ -89,15 +83,15 @@ assert tg["gbs"] > 0 and tg["bw_pct"] > 0 and tg["cpu_ms_per_token"] > 0 and tg[
 assert tg["gpu_ms_per_token"] is None or tg["gpu_ms_per_token"] > 0, tg
 EOF
   else
-    grep -q '"test": "tg4"' "$tmp/json.out" && echo "ok: json (grep)" || { echo "FAIL: json"; fail=1; }
+    grep -q '"test": "tg4"' "$TMP/json.out" && ok "json (grep)" || fail "json"
   fi
 fi
-if run csv "$VKLLM_BIN" bench -p 16 -n 4 -r 1 -o csv; then
-  lines=$(grep -c . "$tmp/csv.out")
-  head -1 "$tmp/csv.out" | grep -q '^model,.*,test,.*avg_ts' && [ "$lines" -eq 3 ] && echo "ok: csv" ||
-    { echo "FAIL: csv:"; cat "$tmp/csv.out"; fail=1; }
+if run csv "$BIN" bench -p 16 -n 4 -r 1 -o csv; then
+  lines=$(grep -c . "$TMP/csv.out")
+  head -1 "$TMP/csv.out" | grep -q '^model,.*,test,.*avg_ts' && [ "$lines" -eq 3 ] && ok "csv" ||
+    { fail "csv:"; cat "$TMP/csv.out"; }
   if [ $have_python -eq 1 ]; then
-    python3 - "$tmp/csv.out" <<'EOF' && echo "ok: csv fields" || { echo "FAIL: csv fields"; fail=1; }
+    python3 - "$TMP/csv.out" <<'EOF' && ok "csv fields" || fail "csv fields"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 assert [r["test"] for r in rows] == ["pp16", "tg4"] and all(float(r["avg_ts"]) > 0 for r in rows), rows
@@ -105,27 +99,27 @@ assert float(rows[1]["gbs"]) > 0 and rows[0]["gbs"] == ""
 EOF
   fi
 fi
-if run md "$VKLLM_BIN" bench -p 16 -n 4 -r 2 -o md; then
-  out="$tmp/md.out"
+if run md "$BIN" bench -p 16 -n 4 -r 2 -o md; then
+  out="$TMP/md.out"
   # columns: model type size params device driver test t/s GB/s %bw CPU GPU
   pp=$(awk -F'|' '/\| *pp16 *\|/ { v = $9; sub(/±.*/, "", v); print v + 0 }' "$out")
   tg=$(awk -F'|' '/\| *tg4 *\|/ { v = $9; sub(/±.*/, "", v); print v + 0 }' "$out")
   tgbw=$(awk -F'|' '/\| *tg4 *\|/ { print $10 + 0 }' "$out")
   tgcpu=$(awk -F'|' '/\| *tg4 *\|/ { print $12 + 0 }' "$out")
   if positive "$pp" && positive "$tg" && positive "$tgbw" && positive "$tgcpu"; then
-    echo "ok: md: pp16 $pp t/s, tg4 $tg t/s, $tgbw GB/s, CPU $tgcpu ms/token"
-  else echo "FAIL: md table:"; cat "$out"; fail=1; fi
-  grep -q '^read bandwidth: ' "$out" && echo "ok: md: bandwidth line" || { echo "FAIL: md: no bandwidth line"; fail=1; }
+    ok "md: pp16 $pp t/s, tg4 $tg t/s, $tgbw GB/s, CPU $tgcpu ms/token"
+  else fail "md table:"; cat "$out"; fi
+  grep -q '^read bandwidth: ' "$out" && ok "md: bandwidth line" || fail "md: no bandwidth line"
 fi
-left=$(find "$tmp" -name 'vkllm-bench-*' | wc -l)
-[ "$left" -eq 0 ] && echo "ok: temporary model removed" || { echo "FAIL: $left temporary model file(s) left in $tmp"; fail=1; }
+left=$(find "$TMP" -name 'vkllm-bench-*' | wc -l)
+[ "$left" -eq 0 ] && ok "temporary model removed" || fail "$left temporary model file(s) left in $TMP"
 
 # ---- -m with a file, lists of lengths ----
-if "$VKLLM_BIN" synth --preset tiny --type q8_0 -o "$tmp/tiny_q8.gguf" >/dev/null 2>&1 &&
-   run file "$VKLLM_BIN" bench -m "$tmp/tiny_q8.gguf" -p 8,4 -n 2,0 -r 1 -o csv; then
-  out="$tmp/file.out"
+if "$BIN" synth --preset tiny --type q8_0 -o "$TMP/tiny_q8.gguf" >/dev/null 2>&1 &&
+   run file "$BIN" bench -m "$TMP/tiny_q8.gguf" -p 8,4 -n 2,0 -r 1 -o csv; then
+  out="$TMP/file.out"
   if [ $have_python -eq 1 ]; then
-    python3 - "$out" "$tmp/tiny_q8.gguf" <<'EOF' && echo "ok: -m file, lists" || { echo "FAIL: -m file:"; cat "$out"; fail=1; }
+    python3 - "$out" "$TMP/tiny_q8.gguf" <<'EOF' && ok "-m file, lists" || { fail "-m file:"; cat "$out"; }
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 assert [r["test"] for r in rows] == ["pp8", "pp4", "tg2"], rows
@@ -134,38 +128,29 @@ assert all(float(r["avg_ts"]) > 0 for r in rows)
 EOF
   else
     grep -q ',pp8,' "$out" && grep -q ',pp4,' "$out" && grep -q ',tg2,' "$out" && grep -q ',q8_0,' "$out" &&
-      echo "ok: -m file, lists (grep)" || { echo "FAIL: -m file:"; cat "$out"; fail=1; }
+      ok "-m file, lists (grep)" || { fail "-m file:"; cat "$out"; }
   fi
 fi
 
 # ---- bad options: one line on stderr, exit status 1 ----
-check_error() { # expected-substring command...
-  local want=$1; shift
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 1 ]; then echo "FAIL: '$*' exited $rc (want 1)"; fail=1; return; fi
-  if [ "$(printf '%s\n' "$err" | grep -c .)" -ne 1 ]; then echo "FAIL: '$*' printed more than one line: $err"; fail=1; return; fi
-  case "$err" in "vkllm bench: "*"$want"*) echo "ok: $want";; *) echo "FAIL: '$*': want 'vkllm bench: ...$want' in: $err"; fail=1;; esac
-}
-check_error "unknown option" "$VKLLM_BIN" bench --bogus
-check_error "expects an integer" "$VKLLM_BIN" bench -p abc
-check_error "comma-separated" "$VKLLM_BIN" bench -p 16,,32
-check_error "expects an integer" "$VKLLM_BIN" bench -n -3
-check_error "expects an integer" "$VKLLM_BIN" bench -r 0
-check_error "needs a value" "$VKLLM_BIN" bench -p
-check_error "unknown output format" "$VKLLM_BIN" bench -o xml
-check_error "--quick applies to --kernels only" "$VKLLM_BIN" bench --quick
-check_error "does not apply to --kernels" "$VKLLM_BIN" bench --kernels -p 16
-check_error "--shapes applies to --kernels only" "$VKLLM_BIN" bench --shapes 64x64
-check_error "--shapes expects a list" "$VKLLM_BIN" bench --kernels --shapes 4096
-check_error "not a multiple of 32" "$VKLLM_BIN" bench --kernels --shapes 100x100
-check_error "unknown type" "$VKLLM_BIN" bench --kernels --types q5_k
-check_error "no tests" "$VKLLM_BIN" bench -p 0 -n 0
-check_error "raise -c" "$VKLLM_BIN" bench -p 64 -n 0 -c 32
-check_error "unknown preset" "$VKLLM_BIN" bench --synth nope
-check_error "for the synthetic model" "$VKLLM_BIN" bench -m "$tmp/tiny_q8.gguf" --synth tiny
-check_error "cannot open" "$VKLLM_BIN" bench -m /nonexistent.gguf -p 1 -n 0
-check_error "does not exist" "$VKLLM_BIN" bench --device 99
-"$VKLLM_BIN" bench --help >/dev/null && echo "ok: --help" || { echo "FAIL: --help"; fail=1; }
-rm -rf "$tmp"
-exit $fail
+expect_error "unknown option" "$BIN" bench --bogus
+expect_error "expects an integer" "$BIN" bench -p abc
+expect_error "comma-separated" "$BIN" bench -p 16,,32
+expect_error "expects an integer" "$BIN" bench -n -3
+expect_error "expects an integer" "$BIN" bench -r 0
+expect_error "needs a value" "$BIN" bench -p
+expect_error "unknown output format" "$BIN" bench -o xml
+expect_error "--quick applies to --kernels only" "$BIN" bench --quick
+expect_error "does not apply to --kernels" "$BIN" bench --kernels -p 16
+expect_error "--shapes applies to --kernels only" "$BIN" bench --shapes 64x64
+expect_error "--shapes expects a list" "$BIN" bench --kernels --shapes 4096
+expect_error "not a multiple of 32" "$BIN" bench --kernels --shapes 100x100
+expect_error "unknown type" "$BIN" bench --kernels --types q5_k
+expect_error "no tests" "$BIN" bench -p 0 -n 0
+expect_error "raise -c" "$BIN" bench -p 64 -n 0 -c 32
+expect_error "unknown preset" "$BIN" bench --synth nope
+expect_error "for the synthetic model" "$BIN" bench -m "$TMP/tiny_q8.gguf" --synth tiny
+expect_error "cannot open" "$BIN" bench -m /nonexistent.gguf -p 1 -n 0
+expect_error "does not exist" "$BIN" bench --device 99
+expect_ok "$BIN" bench --help && ok "--help"
+cli_finish

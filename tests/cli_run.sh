@@ -1,47 +1,37 @@
 #!/usr/bin/env bash
 # The golden end-to-end test: stories260K, greedy from BOS, writes its known story; plus the CLI's
 # handling of bad arguments (one clear line, exit status 1).
-set -u
-model="$VKLLM_SHARED/models/stories260K.gguf"
-if [ ! -f "$model" ]; then echo "SKIP: $model not found"; exit 77; fi
-fail=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib_cli.sh"
+cli_init cli_run
+model="$SHARED/models/stories260K.gguf"
+[ -f "$model" ] || cli_skip "$model not found"
 expect='Once upon a time, there was a little girl named Lily. She loved to play outside in the park.'
-out=$("$VKLLM_BIN" run -m "$model" -n 100 --temp 0 2>"$VKLLM_TEST_TMP/run.err")
-rc=$?
-if [ $rc -ne 0 ]; then echo "FAIL: vkllm run exited $rc: $(cat "$VKLLM_TEST_TMP/run.err")"; fail=1; fi
-case "$out" in
-  "$expect"*) echo "ok: story";;
-  *) echo "FAIL: expected the story to begin with: $expect"; echo "got: $out"; fail=1;;
-esac
-grep -q 'generated 100 tokens' "$VKLLM_TEST_TMP/run.err" || { echo "FAIL: no timing line"; cat "$VKLLM_TEST_TMP/run.err"; fail=1; }
+if expect_ok "$BIN" run -m "$model" -n 100 --temp 0; then
+  case "$(cat "$TMP/out")" in
+    "$expect"*) ok "story";;
+    *) fail "expected the story to begin with: $expect; got: $(cat "$TMP/out")";;
+  esac
+  grep -q 'generated 100 tokens' "$TMP/err" || fail "no timing line: $(cat "$TMP/err")"
+fi
 
 # A prompt continues as the model would: the prompt is echoed, then the continuation.
-out=$("$VKLLM_BIN" run -m "$model" -p "Once upon a time" -n 20 --temp 0 2>/dev/null)
+out=$("$BIN" run -m "$model" -p "Once upon a time" -n 20 --temp 0 2>/dev/null)
 case "$out" in
-  "Once upon a time, there was a little girl named Lily"*) echo "ok: prompt";;
-  *) echo "FAIL: prompt continuation: $out"; fail=1;;
+  "Once upon a time, there was a little girl named Lily"*) ok "prompt";;
+  *) fail "prompt continuation: $out";;
 esac
 
 # Sampling with a seed is reproducible.
-a=$("$VKLLM_BIN" run -m "$model" -n 30 --temp 1 --seed 42 2>/dev/null)
-b=$("$VKLLM_BIN" run -m "$model" -n 30 --temp 1 --seed 42 2>/dev/null)
-[ "$a" = "$b" ] && echo "ok: seed" || { echo "FAIL: same seed, different text"; fail=1; }
+a=$("$BIN" run -m "$model" -n 30 --temp 1 --seed 42 2>/dev/null)
+b=$("$BIN" run -m "$model" -n 30 --temp 1 --seed 42 2>/dev/null)
+[ "$a" = "$b" ] && ok "seed" || fail "same seed, different text"
 
 # Bad input: one line on stderr, exit status 1.
-check_error() { # expected-substring command...
-  local want=$1; shift
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 1 ]; then echo "FAIL: '$*' exited $rc (want 1)"; fail=1; return; fi
-  if [ "$(printf '%s\n' "$err" | grep -c .)" -ne 1 ]; then echo "FAIL: '$*' printed more than one line: $err"; fail=1; return; fi
-  case "$err" in *"$want"*) echo "ok: $want";; *) echo "FAIL: '$*': want '$want' in: $err"; fail=1;; esac
-}
-check_error "no model given" "$VKLLM_BIN" run
-check_error "cannot open" "$VKLLM_BIN" run -m /nonexistent.gguf
-check_error "expects an integer" "$VKLLM_BIN" run -m "$model" -n abc
-check_error "unknown option" "$VKLLM_BIN" run -m "$model" --bogus
-check_error "more than the context" "$VKLLM_BIN" run -m "$model" -c 4 -p "Once upon a time there was a girl"
-check_error "does not exist" "$VKLLM_BIN" run -m "$model" --device 99
-out=$("$VKLLM_BIN" run -m "$model" -n 0 2>/dev/null); rc=$?
-[ $rc -eq 0 ] && echo "ok: -n 0" || { echo "FAIL: -n 0 exited $rc"; fail=1; }
-exit $fail
+expect_error "no model given" "$BIN" run
+expect_error "cannot open" "$BIN" run -m /nonexistent.gguf
+expect_error "expects an integer" "$BIN" run -m "$model" -n abc
+expect_error "unknown option" "$BIN" run -m "$model" --bogus
+expect_error "more than the context" "$BIN" run -m "$model" -c 4 -p "Once upon a time there was a girl"
+expect_error "does not exist" "$BIN" run -m "$model" --device 99
+expect_ok "$BIN" run -m "$model" -n 0 && ok "-n 0"
+cli_finish

@@ -79,12 +79,7 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
         vkr_graph_create(dev, &g) == VKLLM_OK) {
         vkllm_status st = op_kv_store(g, vk_view_of(kb, act_off), vk_view_of(vb, 0), vk_view_of(kcb, cache_off),
                                       vk_view_of(vcb, 0), vk_view_of(pb, 0), &p);
-        CHECK(st == VKLLM_OK, "op_kv_store: %s", vkr_last_error());
-        if (st == VKLLM_OK) {
-            st = vkr_graph_run(g);
-            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
-        }
-        if (st == VKLLM_OK && opt_download(dev, kcb, cache_off, kgot, cache * 2) &&
+        if (test_op_run(g, st, "op_kv_store") && opt_download(dev, kcb, cache_off, kgot, cache * 2) &&
             opt_download(dev, vcb, 0, vgot, cache * 2)) {
             size_t bad = 0, inexact = 0;
             for (size_t i = 0; i < cache; i++) {
@@ -177,12 +172,7 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
         opt_upload(dev, pb, off_a, pos, (size_t)c->n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vkllm_status st = op_attention(g, vk_view_of(qb, off_a), vk_view_of(kcb, off_b), vk_view_of(vcb, off_a),
                                        vk_view_of(pb, off_a), vk_view_of(ob, off_b), &p);
-        CHECK(st == VKLLM_OK, "op_attention: %s", vkr_last_error());
-        if (st == VKLLM_OK) {
-            st = vkr_graph_run(g);
-            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
-        }
-        if (st == VKLLM_OK && opt_download(dev, ob, off_b, got, nq * 4)) {
+        if (test_op_run(g, st, "op_attention") && opt_download(dev, ob, off_b, got, nq * 4)) {
             double e = rel_l2(got, ref, nq);
             if (verbose())
                 fprintf(stderr, "attention %u rows, %u/%u heads x %u, max pos %u: rel L2 %.3g\n", c->n_rows,
@@ -297,17 +287,9 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
     free(pos);
 }
 
-static void test_errors(vkr_device *dev)
+/* Bad arguments are refused and add no dispatch (a graph and a buffer of 1 << 16 bytes). */
+static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
-    vkr_buffer *b = opt_buffer(dev, 1 << 16);
-    vkr_graph *g = NULL;
-    if (!b || vkr_graph_create(dev, &g) != VKLLM_OK) {
-        CHECK(false, "setup failed: %s", vkr_last_error());
-        vkr_graph_destroy(g);
-        if (b)
-            vkr_buffer_destroy(dev, b);
-        return;
-    }
     vk_view v = vk_view_of(b, 0);
     vk_attention_params p = {.n_rows = 1, .n_heads = 8, .n_kv_heads = 3,
                              .head_dim = 64, .n_ctx = 16, .scale = 0.125f};
@@ -327,25 +309,12 @@ static void test_errors(vkr_device *dev)
     CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
     CHECK(op_attention(g, v, v, v, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
-    vkr_graph_destroy(g);
-    vkr_buffer_destroy(dev, b);
 }
 
-int main(void)
+/* The attention cases and a replay, for one kernel variant. */
+static void attention_cases(vkr_device *dev, test_rng *rng)
 {
-    test_rng rng;
-    rng_init(&rng, test_seed());
-    test_device td;
-    if (!test_device_open(&td))
-        return 1;
-    vkr_device *dev = td.dev;
     const size_t a1 = opt_aligned(dev, 1), a2 = opt_aligned(dev, 2);
-
-    test_kv_store(dev, &rng, 2, 6, 50, 5, 0, 0);
-    test_kv_store(dev, &rng, 4, 128, 300, 37, a1, a2);
-    test_kv_store(dev, &rng, 1, 2, 7, 7, 4, 8);
-    test_kv_store(dev, &rng, 8, 64, 1000, 1, 0, 0);
-
     static const uint32_t pos_c[] = {0, 63, 64, 65, 130};
     static const uint32_t pos_e[] = {0, 1, 5000};      /* past n_ctx: sees the whole cache */
     static const uint32_t pos_g[] = {499, 250, 10, 130};
@@ -361,20 +330,30 @@ int main(void)
         {1, 1, 1, 16, 1, 0, 0, NULL},            /* a single cache row */
         {2, 4, 2, 96, 300, 0, 257, NULL},        /* head_dim 96, kv length 258..259 */
     };
-    const bool has_sg = dev->info.features.subgroup_arithmetic;
-    for (int sg = has_sg; sg >= 0; sg--) {
-        fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
-        dev->info.features.subgroup_arithmetic = sg;
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            test_attention(dev, &rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1);
-            /* Split parts: fewer than, about as many as, and more than the cache rows some rows see. */
-            test_attention(dev, &rng, &cases[i], i % 3 ? a1 : 0, i % 2 ? a2 : 0, i % 3 ? 7 : 64);
-        }
-        test_replay(dev, &rng, 8, 2, 64, 200, 30, 17, 4);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_attention(dev, rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1);
+        /* Split parts: fewer than, about as many as, and more than the cache rows some rows see. */
+        test_attention(dev, rng, &cases[i], i % 3 ? a1 : 0, i % 2 ? a2 : 0, i % 3 ? 7 : 64);
     }
-    dev->info.features.subgroup_arithmetic = has_sg;
+    test_replay(dev, rng, 8, 2, 64, 200, 30, 17, 4);
+}
+
+int main(void)
+{
+    test_rng rng;
+    test_device td;
+    if (!test_op_begin(&td, &rng))
+        return 1;
+    vkr_device *dev = td.dev;
+    const size_t a1 = opt_aligned(dev, 1), a2 = opt_aligned(dev, 2);
+
+    test_kv_store(dev, &rng, 2, 6, 50, 5, 0, 0);
+    test_kv_store(dev, &rng, 4, 128, 300, 37, a1, a2);
+    test_kv_store(dev, &rng, 1, 2, 7, 7, 4, 8);
+    test_kv_store(dev, &rng, 8, 64, 1000, 1, 0, 0);
+    test_each_reduction_variant(dev, &rng, attention_cases);
     test_replay(dev, &rng, 4, 4, 128, 100, 0, 5, 3);
-    test_errors(dev);
+    test_op_errors(dev, 1 << 16, argument_errors);
     test_device_close(&td);
     return test_finish("op_attention");
 }

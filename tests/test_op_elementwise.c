@@ -39,12 +39,8 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
         opt_upload(dev, bb, b_off, b, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_view av = vk_view_of(ab, a_off), bv = vk_view_of(bb, b_off), ov = vk_view_of(ob, o_off);
         vkllm_status st = op == OP_ADD ? op_add(g, av, bv, ov, n) : op_silu_mul(g, av, bv, ov, n);
-        CHECK(st == VKLLM_OK, "op_%s: %s", name, vkr_last_error());
-        if (st == VKLLM_OK) {
-            st = vkr_graph_run(g);
-            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
-        }
-        if (st == VKLLM_OK && opt_download(dev, ob, o_off, got, (size_t)n * 4)) {
+        if (test_op_run(g, st, op == OP_ADD ? "op_add" : "op_silu_mul") &&
+            opt_download(dev, ob, o_off, got, (size_t)n * 4)) {
             double e = rel_l2(got, ref, n);
             long nf = first_nonfinite(got, n);
             if (op == OP_ADD) {
@@ -67,24 +63,32 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
         CHECK(false, "%s: setup failed: %s", name, vkr_last_error());
     }
     vkr_graph_destroy(g);
-    if (ob && ob != ab && ob != bb)
+    if (ob != ab && ob != bb)
         vkr_buffer_destroy(dev, ob);
-    if (ab)
-        vkr_buffer_destroy(dev, ab);
-    if (bb)
-        vkr_buffer_destroy(dev, bb);
+    vkr_buffer_destroy(dev, ab);
+    vkr_buffer_destroy(dev, bb);
     free(a);
     free(b);
     free(ref);
     free(got);
 }
 
+/* Bad arguments are refused and add no dispatch (a graph and a buffer of 1024 bytes). */
+static void argument_errors(vkr_graph *g, vkr_buffer *b)
+{
+    vk_view v = vk_view_of(b, 0);
+    CHECK(op_add(g, v, v, v, 257) == VKLLM_ERR_INVALID_ARGUMENT, "add past the end of the buffer");
+    CHECK(op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
+    CHECK(op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
+    CHECK(op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
+    CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
+}
+
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
     vkr_device *dev = td.dev;
     const size_t a1 = opt_aligned(dev, 1), a2 = opt_aligned(dev, 2), a3 = opt_aligned(dev, 3);
@@ -98,20 +102,7 @@ int main(void)
         run_case(dev, &rng, op, 5000, a1, 0, 0, 1);  /* out = a */
         run_case(dev, &rng, op, 333, 0, a2, 0, 2);   /* out = b */
     }
-    /* Argument errors: nothing is added. */
-    vkr_buffer *b = opt_buffer(dev, 1024);
-    vkr_graph *g = NULL;
-    if (b && vkr_graph_create(dev, &g) == VKLLM_OK) {
-        vk_view v = vk_view_of(b, 0);
-        CHECK(op_add(g, v, v, v, 257) == VKLLM_ERR_INVALID_ARGUMENT, "add past the end of the buffer");
-        CHECK(op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
-        CHECK(op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
-        CHECK(op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
-        CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
-    }
-    vkr_graph_destroy(g);
-    if (b)
-        vkr_buffer_destroy(dev, b);
+    test_op_errors(dev, 1024, argument_errors);
     test_device_close(&td);
     return test_finish("op_elementwise");
 }

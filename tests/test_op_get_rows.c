@@ -196,11 +196,10 @@ static void big_table(vkr_device *dev, test_rng *rng)
 
 int main(void)
 {
-    test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    test_device td;
+    if (!test_op_begin(&td, &rng))
+        return 1;
 
     shapes(td.dev, &rng);
     lowered_limits(td.dev, &rng);

@@ -32,12 +32,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
         vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_tensor wt = opt_f32_tensor(wb, w_off, dim);
         vkllm_status st = op_rmsnorm(g, vk_view_of(xb, x_off), &wt, vk_view_of(ob, o_off), n_rows, dim, eps);
-        CHECK(st == VKLLM_OK, "op_rmsnorm: %s", vkr_last_error());
-        if (st == VKLLM_OK) {
-            st = vkr_graph_run(g);
-            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
-        }
-        if (st == VKLLM_OK && opt_download(dev, ob, o_off, got, n * 4)) {
+        if (test_op_run(g, st, "op_rmsnorm") && opt_download(dev, ob, o_off, got, n * 4)) {
             double e = rel_l2(got, ref, n);
             CHECK(e < 1e-5, "rmsnorm %ux%u eps %g offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)", n_rows, dim,
                   (double)eps, x_off, o_off, in_place ? " in place" : "", e, first_nonfinite(got, n));
@@ -50,29 +45,19 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
         CHECK(false, "rmsnorm %ux%u: setup failed: %s", n_rows, dim, vkr_last_error());
     }
     vkr_graph_destroy(g);
-    if (ob && ob != xb)
+    if (ob != xb)
         vkr_buffer_destroy(dev, ob);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (wb)
-        vkr_buffer_destroy(dev, wb);
+    vkr_buffer_destroy(dev, xb);
+    vkr_buffer_destroy(dev, wb);
     free(x);
     free(w);
     free(ref);
     free(got);
 }
 
-static void test_errors(vkr_device *dev)
+/* Bad arguments are refused and add no dispatch (a graph and a buffer of 4096 bytes). */
+static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
-    vkr_buffer *b = opt_buffer(dev, 4096);
-    vkr_graph *g = NULL;
-    if (!b || vkr_graph_create(dev, &g) != VKLLM_OK) {
-        CHECK(false, "setup failed: %s", vkr_last_error());
-        vkr_graph_destroy(g);
-        if (b)
-            vkr_buffer_destroy(dev, b);
-        return;
-    }
     vk_tensor w = opt_f32_tensor(b, 0, 64);
     vk_view v = vk_view_of(b, 0);
     CHECK(op_rmsnorm(g, v, &w, v, 1, 0, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "dim 0 must be rejected");
@@ -86,8 +71,6 @@ static void test_errors(vkr_device *dev)
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
     w.type = GGML_TYPE_F32;
     CHECK(op_rmsnorm(g, v, &w, v, 0, 64, 1e-5f) == VKLLM_OK && vkr_graph_size(g) == 0, "0 rows is a no-op");
-    vkr_graph_destroy(g);
-    vkr_buffer_destroy(dev, b);
 }
 
 static void run_all(vkr_device *dev, test_rng *rng)
@@ -110,20 +93,11 @@ static void run_all(vkr_device *dev, test_rng *rng)
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
-    vkr_device *dev = td.dev;
-    /* Both kernel variants: subgroup reduction (where the device has it) and the shared-memory fallback. */
-    const bool has_sg = dev->info.features.subgroup_arithmetic;
-    for (int sg = has_sg; sg >= 0; sg--) {
-        fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
-        dev->info.features.subgroup_arithmetic = sg;
-        run_all(dev, &rng);
-    }
-    dev->info.features.subgroup_arithmetic = has_sg;
-    test_errors(dev);
+    test_each_reduction_variant(td.dev, &rng, run_all);
+    test_op_errors(td.dev, 4096, argument_errors);
     test_device_close(&td);
     return test_finish("op_rmsnorm");
 }

@@ -84,12 +84,9 @@ static void run_case(vkr_device *dev, test_rng *rng, const rope_case *c, size_t 
         CHECK(outside == 0, "rope: %zu words written outside x", outside);
     }
     vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (pb)
-        vkr_buffer_destroy(dev, pb);
-    if (fb)
-        vkr_buffer_destroy(dev, fb);
+    vkr_buffer_destroy(dev, xb);
+    vkr_buffer_destroy(dev, pb);
+    vkr_buffer_destroy(dev, fb);
     free(x);
     free(ref);
     free(got);
@@ -97,17 +94,9 @@ static void run_case(vkr_device *dev, test_rng *rng, const rope_case *c, size_t 
     free(pos);
 }
 
-static void test_errors(vkr_device *dev)
+/* Bad arguments are refused and add no dispatch (a graph and a buffer of 4096 bytes). */
+static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
-    vkr_buffer *b = opt_buffer(dev, 4096);
-    vkr_graph *g = NULL;
-    if (!b || vkr_graph_create(dev, &g) != VKLLM_OK) {
-        CHECK(false, "setup failed: %s", vkr_last_error());
-        vkr_graph_destroy(g);
-        if (b)
-            vkr_buffer_destroy(dev, b);
-        return;
-    }
     vk_view v = vk_view_of(b, 0);
     vk_tensor ff = opt_f32_tensor(b, 0, 4);
     vk_rope_params p = {1, 2, 16, 16, 10000.0f, VK_ROPE_INTERLEAVED, NULL};
@@ -129,16 +118,13 @@ static void test_errors(vkr_device *dev)
     CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "x past the end of its buffer");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
     CHECK(op_rope(g, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
-    vkr_graph_destroy(g);
-    vkr_buffer_destroy(dev, b);
 }
 
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
     vkr_device *dev = td.dev;
     const size_t a1 = opt_aligned(dev, 1), a3 = opt_aligned(dev, 3);
@@ -160,7 +146,7 @@ int main(void)
         run_case(dev, &rng, &cases[i], a1, a3, a1, i % 3 == 0);
     }
     run_case(dev, &rng, &cases[5], 4, 8, 12, true);   /* unaligned (4-byte) offsets */
-    test_errors(dev);
+    test_op_errors(dev, 4096, argument_errors);
     test_device_close(&td);
     return test_finish("op_rope");
 }

@@ -33,12 +33,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const sm_case *c, size_t x_
     if (xb && ob && opt_upload(dev, xb, x_off, x, n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vkllm_status st = op_softmax(g, vk_view_of(xb, x_off), vk_view_of(ob, o_off), c->n_rows, c->n_cols, c->scale,
                                      c->causal, c->offset);
-        CHECK(st == VKLLM_OK, "op_softmax: %s", vkr_last_error());
-        if (st == VKLLM_OK) {
-            st = vkr_graph_run(g);
-            CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
-        }
-        if (st == VKLLM_OK && opt_download(dev, ob, o_off, got, n * 4)) {
+        if (test_op_run(g, st, "op_softmax") && opt_download(dev, ob, o_off, got, n * 4)) {
             double e = rel_l2(got, ref, n);
             if (getenv("VKLLM_TEST_VERBOSE"))
                 fprintf(stderr, "softmax %ux%u: rel L2 %.3g\n", c->n_rows, c->n_cols, e);
@@ -69,10 +64,9 @@ static void run_case(vkr_device *dev, test_rng *rng, const sm_case *c, size_t x_
         CHECK(false, "softmax: setup failed: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    if (ob && ob != xb)
+    if (ob != xb)
         vkr_buffer_destroy(dev, ob);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
+    vkr_buffer_destroy(dev, xb);
     free(x);
     free(ref);
     free(got);
@@ -96,17 +90,9 @@ static void run_all(vkr_device *dev, test_rng *rng)
     run_case(dev, rng, &cases[1], 8, 0, true);
 }
 
-static void test_errors(vkr_device *dev)
+/* Bad arguments are refused and add no dispatch (a graph and a buffer of 4096 bytes). */
+static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
-    vkr_buffer *b = opt_buffer(dev, 4096);
-    vkr_graph *g = NULL;
-    if (!b || vkr_graph_create(dev, &g) != VKLLM_OK) {
-        CHECK(false, "setup failed: %s", vkr_last_error());
-        vkr_graph_destroy(g);
-        if (b)
-            vkr_buffer_destroy(dev, b);
-        return;
-    }
     vk_view v = vk_view_of(b, 0);
     CHECK(op_softmax(g, v, v, 1, 0, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "0 columns");
     CHECK(op_softmax(g, v, v, 2, 1000, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "past the buffer's end");
@@ -114,27 +100,16 @@ static void test_errors(vkr_device *dev)
     CHECK(op_softmax(g, vk_view_of(b, 2), v, 1, 10, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT,
           "offset not a multiple of 4");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
-    vkr_graph_destroy(g);
-    vkr_buffer_destroy(dev, b);
 }
 
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
-    vkr_device *dev = td.dev;
-    /* Both kernel variants: subgroup reduction (where the device has it) and the shared-memory fallback. */
-    const bool has_sg = dev->info.features.subgroup_arithmetic;
-    for (int sg = has_sg; sg >= 0; sg--) {
-        fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
-        dev->info.features.subgroup_arithmetic = sg;
-        run_all(dev, &rng);
-    }
-    dev->info.features.subgroup_arithmetic = has_sg;
-    test_errors(dev);
+    test_each_reduction_variant(td.dev, &rng, run_all);
+    test_op_errors(td.dev, 4096, argument_errors);
     test_device_close(&td);
     return test_finish("op_softmax");
 }

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ref/ref_ops.h"
+
 int test_failures = 0;
 uint32_t test_expected_validation_messages = 0;
 /* Unexpected validation messages already counted as a failure (test_device_close, test_finish). */
@@ -119,6 +121,45 @@ bool test_device_close(test_device *t)
         return false;
     }
     return true;
+}
+
+bool test_op_begin(test_device *td, test_rng *rng)
+{
+    rng_init(rng, test_seed());
+    return test_device_open(td);
+}
+
+void test_each_reduction_variant(vkr_device *dev, test_rng *rng, void (*run)(vkr_device *dev, test_rng *rng))
+{
+    const bool has_subgroup = dev->info.features.subgroup_arithmetic;
+    for (int sg = has_subgroup; sg >= 0; sg--) {
+        fprintf(stderr, "variant: %s\n", sg ? "subgroup" : "shared memory");
+        dev->info.features.subgroup_arithmetic = sg;
+        run(dev, rng);
+    }
+    dev->info.features.subgroup_arithmetic = has_subgroup;
+}
+
+bool test_op_run(vkr_graph *g, vkllm_status recorded, const char *op)
+{
+    CHECK(recorded == VKLLM_OK, "%s: %s", op, vkr_last_error());
+    if (recorded != VKLLM_OK)
+        return false;
+    vkllm_status st = vkr_graph_run(g);
+    CHECK(st == VKLLM_OK, "graph run: %s", vkr_last_error());
+    return st == VKLLM_OK;
+}
+
+void test_op_errors(vkr_device *dev, size_t bytes, void (*checks)(vkr_graph *g, vkr_buffer *b))
+{
+    vkr_graph *g = NULL;
+    vkr_buffer *b = opt_buffer(dev, bytes);
+    if (b && vkr_graph_create(dev, &g) == VKLLM_OK)
+        checks(g, b);
+    else
+        CHECK(false, "setup failed: %s", vkr_last_error());
+    vkr_graph_destroy(g);
+    vkr_buffer_destroy(dev, b);
 }
 
 const char *test_shared_path(const char *rel)

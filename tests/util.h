@@ -1,4 +1,5 @@
-/* Shared test helpers: seeded random data, error metrics, a validated device, skip handling. */
+/* Shared test helpers: seeded random data, error metrics, a validated device, skip handling, and the frame
+ * of the kernel tests (device and seed, reduction variants, recording and running an op, argument errors). */
 #ifndef VKLLM_TEST_UTIL_H
 #define VKLLM_TEST_UTIL_H
 
@@ -8,6 +9,8 @@
 #include <stdio.h>
 
 #include "runtime/device.h"
+#include "runtime/graph.h"
+#include "runtime/memory.h"
 
 #define TEST_SKIP 77
 
@@ -36,6 +39,23 @@ bool test_device_open(test_device *t);
 /* Validation messages a test provoked on purpose (to prove the layer is live); not counted as failures. */
 extern uint32_t test_expected_validation_messages;
 bool test_device_close(test_device *t);
+
+/* ---- The frame of the kernel tests (test_op_*.c) ---- */
+
+/* Seeds rng with test_seed() and opens the validated device; false (message printed) if it cannot. */
+bool test_op_begin(test_device *td, test_rng *rng);
+
+/* Runs run(dev, rng) once per reduction variant of the kernels: with subgroup arithmetic where the device
+ * has it, then with the shared-memory fallback; the device's feature flag is restored afterwards. */
+void test_each_reduction_variant(vkr_device *dev, test_rng *rng, void (*run)(vkr_device *dev, test_rng *rng));
+
+/* After `recorded = op_xxx(g, ...)`: checks that the op recorded and that the graph then ran. False (the
+ * failure counted, with `op` in the message) otherwise. */
+bool test_op_run(vkr_graph *g, vkllm_status recorded, const char *op);
+
+/* Argument-error checks: runs checks(g, b) on an empty graph and a (poisoned) device buffer of `bytes`,
+ * then frees both; a failure to make them is counted instead. */
+void test_op_errors(vkr_device *dev, size_t bytes, void (*checks)(vkr_graph *g, vkr_buffer *b));
 
 /* Path to a file under the shared test data (VKLLM_SHARED, default ../shared); NULL if it is missing.
  * Returned string is static storage (valid until the next call). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "host/quant.h"
+#include "runtime/log.h"
 
 /* ---- Hyper-parameters ---- */
 
@@ -550,7 +551,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     return st;
 }
 
-/* Sums GPU time per dispatch name and prints the table, most expensive first. */
+/* Sums GPU time per dispatch name and logs the table (info level), most expensive first. */
 static void print_profile(const vkr_graph *g, uint32_t n_tokens)
 {
     enum { MAX_NAMES = 64 };
@@ -575,8 +576,8 @@ static void print_profile(const vkr_graph *g, uint32_t n_tokens)
         count[j]++;
         total += vkr_graph_dispatch_ns(g, i);
     }
-    fprintf(stderr, "profile: %u token(s), %u dispatches, %u barriers, GPU %.3f ms\n", n_tokens, vkr_graph_size(g),
-            vkr_graph_barrier_count(g), total / 1e6);
+    vkr_log(VKLLM_LOG_INFO, "profile: %u token(s), %u dispatches, %u barriers, GPU %.3f ms", n_tokens,
+            vkr_graph_size(g), vkr_graph_barrier_count(g), total / 1e6);
     for (uint32_t k = 0; k < n_names; k++) {
         uint32_t best = k;
         for (uint32_t j = k + 1; j < n_names; j++)
@@ -587,7 +588,7 @@ static void print_profile(const vkr_graph *g, uint32_t n_tokens)
         uint32_t tc = count[k];
         names[k] = names[best], ns[k] = ns[best], count[k] = count[best];
         names[best] = tn, ns[best] = tt, count[best] = tc;
-        fprintf(stderr, "  %-24s %5u x  %9.3f ms  %5.1f%%\n", names[k], count[k], ns[k] / 1e6,
+        vkr_log(VKLLM_LOG_INFO, "  %-24s %5u x  %9.3f ms  %5.1f%%", names[k], count[k], ns[k] / 1e6,
                 total > 0 ? 100.0 * ns[k] / total : 0.0);
     }
 }

@@ -14,6 +14,14 @@ if expect_ok "$BIN" run -m "$model" -n 100 --temp 0; then
   grep -q 'generated 100 tokens' "$TMP/err" || fail "no timing line: $(cat "$TMP/err")"
 fi
 
+# The same story from the kernels a GPU runs (fused matvecs; VKLLM_DEBUG_AS_GPU), on any device.
+if VKLLM_DEBUG_AS_GPU=1 expect_ok "$BIN" run -m "$model" -n 100 --temp 0; then
+  case "$(cat "$TMP/out")" in
+    "$expect"*) ok "story, gpu kernels";;
+    *) fail "gpu kernels: expected the story to begin with: $expect; got: $(cat "$TMP/out")";;
+  esac
+fi
+
 # A prompt continues as the model would: the prompt is echoed, then the continuation.
 out=$("$BIN" run -m "$model" -p "Once upon a time" -n 20 --temp 0 2>/dev/null)
 case "$out" in

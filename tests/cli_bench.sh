@@ -80,6 +80,7 @@ pp, tg = rows
 assert pp["n_prompt"] == 16 and pp["n_gen"] == 0 and pp["gbs"] is None
 assert tg["n_prompt"] == 0 and tg["n_gen"] == 4
 assert tg["gbs"] > 0 and tg["bw_pct"] > 0 and tg["cpu_ms_per_token"] > 0 and tg["bytes_per_token"] > 0, tg
+assert 0 < tg["host_ms_per_token"] <= tg["cpu_ms_per_token"], tg
 assert tg["gpu_ms_per_token"] is None or tg["gpu_ms_per_token"] > 0, tg
 EOF
   else

@@ -21,6 +21,7 @@
  * The CPU kernel also needs F32/F16 rows in whole 16-byte units and falls back to the GPU kernels if not. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host/ops.h"
@@ -211,6 +212,25 @@ static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n
     return vkr_pipeline_get(dev, &desc, out);
 }
 
+/* Rows per workgroup and workgroup size of the GPU matvec: MV_ROWS and MV_WG (at least a subgroup), or
+ * VKLLM_MATVEC=ROWSxWG (e.g. 4x128: for tuning on a new GPU without a rebuild; ROWS 1..16, WG a power of
+ * two within the device's limits). */
+static void matvec_shape(const vkr_device *dev, uint32_t *rows, uint32_t *wg)
+{
+    uint32_t want = MV_WG;
+    *rows = MV_ROWS;
+    const char *env = getenv("VKLLM_MATVEC");
+    unsigned r, w;
+    char extra;
+    if (env && sscanf(env, "%ux%u%c", &r, &w, &extra) == 2 && r >= 1 && r <= 16 && w >= 1) {
+        *rows = r;
+        want = w;
+    }
+    if (dev->info.features.subgroup_size > want)
+        want = dev->info.features.subgroup_size;
+    *wg = wg_size(dev, want);
+}
+
 /* The GPU matvec for ncols columns (1 <= ncols <= MV_MAX_COLS), with the fusions of f (NULL: none). Returns
  * VKLLM_ERR_UNSUPPORTED without a message, before recording anything, when ncols > 1 or a fusion does not fit
  * its bindings (the caller then uses the tiled matmul or the separate ops). */
@@ -237,11 +257,8 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
                          "matvec: x offset %llu is not a multiple of minStorageBufferOffsetAlignment (%llu)",
                          (unsigned long long)x.offset, (unsigned long long)x_align);
 
-    uint32_t want = MV_WG;
-    if (dev->info.features.subgroup_size > want)
-        want = dev->info.features.subgroup_size;
-    const uint32_t wg = wg_size(dev, want);
-    const uint32_t rows = MV_ROWS;
+    uint32_t rows, wg;
+    matvec_shape(dev, &rows, &wg);
     const uint32_t spec[5] = {rows, ncols, f && f->norm, glu, f && f->accumulate};
 
     char name[32];

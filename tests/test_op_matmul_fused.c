@@ -7,7 +7,7 @@
  * and *fused must be false). y is poisoned with NaN around its view; with accumulate, y starts from random
  * values, which the result must include. The row-chunking path (a norm-fused matvec split over several
  * dispatches) runs with a lowered binding range, where a GLU weight, which must be bound whole, is refused
- * (not fused, nothing recorded).
+ * (not fused, nothing recorded). Workgroups of 1, 5 and 16 rows (VKLLM_MATVEC) run too.
  *
  * Tolerance (relative L2 against the double reference): F32 1e-5, F16/Q8_0/Q4_0 1e-3, as op_matmul
  * (the reference dequantizes the same blocks; only f32 rounding differs). */
@@ -264,6 +264,19 @@ int main(void)
     for (size_t fi = 0; fi < N_FUSIONS; fi++)
         run_case(dev, &rng, &FUSIONS[fi], GGML_TYPE_Q4_0, 2048, 37, 2, true, "shared-memory wg-for-128");
     dev->info.features = saved;
+    /* Other workgroup shapes (VKLLM_MATVEC=ROWSxWG, as when tuning a GPU): 1, 5 and 16 rows. */
+    static const char *shapes_env[] = {"1x32", "5x64", "16x128"};
+    for (size_t si = 0; si < 3; si++) {
+        setenv("VKLLM_MATVEC", shapes_env[si], 1);
+        char label[64];
+        for (size_t fi = 0; fi < N_FUSIONS; fi++) {
+            for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+                snprintf(label, sizeof label, "matvec %s %s", shapes_env[si], FUSIONS[fi].name);
+                run_case(dev, &rng, &FUSIONS[fi], TYPES[ti], 256, 37, fi == 0 ? 3 : 1, true, label);
+            }
+        }
+    }
+    unsetenv("VKLLM_MATVEC");
     limits(dev, &rng);
 
     /* Bad arguments: y += W x over x itself is refused with a message and nothing recorded. */

@@ -1,8 +1,11 @@
 /* op_kv_store and op_attention (host/ops.h). The KV cache of a layer is f16, [n_ctx][n_kv_heads*head_dim],
  * bound as uint words of packed half pairs (no 16-bit storage feature needed). Shaders:
- * shaders/kv_store.comp, shaders/attention.comp. */
+ * shaders/kv_store.comp; for attention, shaders/attention.comp (a workgroup per query row and head; its
+ * SPLIT form plus attention_combine.comp for flash decoding) or, for prompts on GPUs,
+ * shaders/attention_tiled.comp (K/V tiles in shared memory shared by a block of queries). */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host/ops.h"
@@ -119,6 +122,89 @@ vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_
 }
 
 #define ATTN_MAX_SPLIT 64
+#define ATTN_TILED_MIN_ROWS 4   /* GPUs: prompts of at least this many rows take the tiled kernel */
+
+/* The tiled prompt kernel (shaders/attention_tiled.comp): query vectors per workgroup (bq) and cache rows per
+ * tile (bc) whose shared arrays fit the device; false if none do. */
+static bool tiled_shape(const vkr_device *dev, uint32_t head_dim, uint32_t *bq, uint32_t *bc)
+{
+    const uint64_t limit = dev->info.features.max_compute_shared_memory;
+    const uint64_t hd2 = head_dim / 2;
+    for (uint32_t q = 16; q >= 4; q /= 2) {
+        for (uint32_t c = 32; c >= 8; c /= 2) {
+            /* ks, vs (words), qs (vec2), sp, three row floats and a row uint */
+            uint64_t bytes = 4 * (2 * c * hd2 + 2 * q * hd2 + (uint64_t)q * c + 4 * q);
+            if (bytes <= limit) {
+                *bq = q;
+                *bc = c;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Whether op_attention takes the tiled kernel: VKLLM_ATTN_TILED=1/0 (tests) forces it on or off; otherwise
+ * GPUs (CPU devices gain nothing from shared memory) for prompts of ATTN_TILED_MIN_ROWS rows or more. */
+static bool use_tiled(const vkr_device *dev, const vk_attention_params *p, uint32_t *bq, uint32_t *bc)
+{
+    if (p->n_split > 1 || !tiled_shape(dev, p->head_dim, bq, bc))
+        return false;
+    const char *env = getenv("VKLLM_ATTN_TILED");
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
+        return env[0] == '1';
+    return dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU && p->n_rows >= ATTN_TILED_MIN_ROWS;
+}
+
+/* attention_tiled.comp: one workgroup per (kv head, block of bq query vectors). */
+static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk_view k_cache, vk_view v_cache,
+                                    vk_view positions, vk_view out, const vk_attention_params *p, uint32_t bq,
+                                    uint32_t bc)
+{
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "attention_tiled";
+    uint32_t sg = dev->info.features.subgroup_size;
+    const uint32_t wg = opsm_wg_size(dev, sg > 64 ? sg : 64);
+    vkr_pipeline_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.shader = "attention_tiled";
+    desc.n_buffers = 5;
+    desc.push_size = 12 * 4;
+    desc.local_size_x = wg;
+    desc.n_spec = 3;
+    desc.spec[0] = bq;
+    desc.spec[1] = bc;
+    desc.spec[2] = p->head_dim / 2;
+    const uint32_t group = p->n_heads / p->n_kv_heads, kv_dim = p->n_kv_heads * p->head_dim;
+    const uint64_t n_blocks = ((uint64_t)p->n_rows * group + bq - 1) / bq;
+    const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->head_dim * 4;
+    const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
+    vkllm_status st;
+    if ((st = vkr_pipeline_get(dev, &desc, &d.pipeline)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+                        "positions")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 4, out.buf, out.offset, act_bytes, true, 4, &oo, "out")) != VKLLM_OK ||
+        (st = opsm_groups(dev, &d, n_blocks * p->n_kv_heads)) != VKLLM_OK)
+        return st;
+    d.push[0] = p->n_rows;
+    d.push[1] = p->n_heads;
+    d.push[2] = group;
+    d.push[3] = kv_dim / 2;
+    d.push[4] = p->n_ctx;
+    opsm_push_f32(&d, 5, p->scale);
+    d.push[6] = qo;
+    d.push[7] = kco;
+    d.push[8] = vco;
+    d.push[9] = po;
+    d.push[10] = oo;
+    d.push[11] = (uint32_t)n_blocks;
+    return vkr_graph_add(g, &d);
+}
 
 /* Merges the n_split parts in scratch into out (attention_combine.comp). */
 static vkllm_status attention_combine(vkr_graph *g, vkr_device *dev, vk_view scratch, vk_view out,
@@ -161,6 +247,9 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
         return VKLLM_OK;
 
     vkr_device *dev = vkr_graph_device(g);
+    uint32_t bq, bc;
+    if (use_tiled(dev, p, &bq, &bc))
+        return attention_tiled(g, dev, q, k_cache, v_cache, positions, out, p, bq, bc);
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = split ? "attention_split" : "attention";

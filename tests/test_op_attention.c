@@ -7,8 +7,9 @@
  *     set to f16 NaN so any read beyond the causal limit shows): one query row (decode) and many (prompt),
  *     grouped-query heads (group 1, 3, 4, 8), head_dim 2..256 (also not a multiple of the tile), KV
  *     lengths from 1 to ~4000 (not multiples of the tile), positions not starting at 0 and unordered,
- *     sharp score distributions (large scale) that move the running max. Both kernel variants (subgroup
- *     and shared memory). Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32 accumulation and exp
+ *     sharp score distributions (large scale) that move the running max. Every kernel: the per-row one
+ *     (subgroup and shared-memory reductions), its split form (flash decoding), and the tiled prompt kernel
+ *     (forced for every case with VKLLM_ATTN_TILED=1). Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32 accumulation and exp
  *     differ from the double reference).
  *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows:
  *     relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
@@ -352,6 +353,10 @@ int main(void)
     test_kv_store(dev, &rng, 1, 2, 7, 7, 4, 8);
     test_kv_store(dev, &rng, 8, 64, 1000, 1, 0, 0);
     test_each_reduction_variant(dev, &rng, attention_cases);
+    /* The tiled prompt kernel (GPUs' choice for prompts), forced for every case, decode rows too. */
+    setenv("VKLLM_ATTN_TILED", "1", 1);
+    attention_cases(dev, &rng);
+    unsetenv("VKLLM_ATTN_TILED");
     test_replay(dev, &rng, 4, 4, 128, 100, 0, 5, 3);
     test_op_errors(dev, 1 << 16, argument_errors);
     test_device_close(&td);

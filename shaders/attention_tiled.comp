@@ -1,0 +1,155 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* Causal attention over the f16 KV cache for a prompt (many query rows): the same result as attention.comp,
+ * but a workgroup takes BQ query vectors that share one kv head (rows x the heads of its group) and walks
+ * the cache in tiles of BC rows held in shared memory, so each K/V tile is read once for BQ queries instead
+ * of once per query (flash attention; no score matrix beyond BQ x BC is ever held). Per tile:
+ *   1. K and V rows j0 .. j0+BC-1 go to shared memory (the words of packed half pairs, as in the cache);
+ *   2. the BQ x BC scores q.K (q pre-scaled), -inf past each query's visible length;
+ *   3. per query: running max m, rescale factor alpha = exp(m_old - m_new), p = exp(s - m_new), running sum;
+ *   4. each invocation updates its output pairs: acc = acc * alpha + sum_c p_c V_c, over the visible rows
+ *      only (rows past a query's length are never multiplied, whatever they hold).
+ * Query vector i of kv head g is row i / group, head g * group + i % group; it sees cache rows
+ * 0 .. min(positions[row], n_ctx - 1).
+ * Spec constants: 0 = WG (common_ops.glsl), 1 = BQ, 2 = BC, 3 = HD2 (head_dim / 2): they size the shared
+ * arrays, so the host picks them to fit the device's shared memory. */
+#include "common_ops.glsl"
+
+layout(constant_id = 1) const uint BQ = 16;
+layout(constant_id = 2) const uint BC = 32;
+layout(constant_id = 3) const uint HD2 = 64;
+
+layout(set = 0, binding = 0) readonly buffer Q { float q[]; };
+layout(set = 0, binding = 1) readonly buffer KC { uint kc[]; };
+layout(set = 0, binding = 2) readonly buffer VC { uint vc[]; };
+layout(set = 0, binding = 3) readonly buffer P { uint positions[]; };
+layout(set = 0, binding = 4) writeonly buffer O { float o[]; };
+
+layout(push_constant) uniform PC {
+    uint n_rows;
+    uint n_heads;
+    uint group;       /* n_heads / n_kv_heads */
+    uint kv_stride;   /* words per cache row = n_kv_heads * HD2 */
+    uint n_ctx;
+    float scale;
+    uint q_off;       /* floats */
+    uint k_off;       /* words */
+    uint v_off;
+    uint p_off;
+    uint o_off;       /* floats */
+    uint n_blocks;    /* workgroups per kv head */
+} pc;
+
+const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
+
+shared uint ks[BC * HD2];
+shared uint vs[BC * HD2];
+shared vec2 qs[BQ * HD2];
+shared float sp[BQ * BC];      /* scores, then probabilities */
+shared float row_m[BQ], row_l[BQ], row_alpha[BQ];
+shared uint row_len[BQ];       /* visible cache rows per query; 0 past the last query */
+
+void main()
+{
+    const uint kvh = flat_group() / pc.n_blocks;
+    const uint first = (flat_group() % pc.n_blocks) * BQ;   /* first query vector of the block */
+    const uint n_q = pc.n_rows * pc.group;                 /* query vectors of this kv head */
+    if (kvh * pc.group >= pc.n_heads)
+        return;
+    const uint lid = gl_LocalInvocationID.x;
+
+    for (uint r = lid; r < BQ; r += WG) {
+        const uint i = first + r;
+        row_len[r] = i < n_q ? min(positions[pc.p_off + i / pc.group], pc.n_ctx - 1u) + 1u : 0u;
+        row_m[r] = NEG_INF;
+        row_l[r] = 0.0;
+    }
+    for (uint e = lid; e < BQ * HD2; e += WG) {
+        const uint r = e / HD2, d = e % HD2, i = first + r;
+        vec2 v = vec2(0.0);
+        if (i < n_q) {
+            const uint head = kvh * pc.group + i % pc.group;
+            const uint qb = pc.q_off + ((i / pc.group) * pc.n_heads + head) * 2u * HD2;
+            v = vec2(q[qb + 2u * d], q[qb + 2u * d + 1u]) * pc.scale;
+        }
+        qs[e] = v;
+    }
+    barrier();
+    uint j_end = 0u;   /* the longest visible length in the block (uniform) */
+    for (uint r = 0u; r < BQ; r++)
+        j_end = max(j_end, row_len[r]);
+
+    vec2 acc[OPI];
+    for (uint k = 0u; k < OPI; k++)
+        acc[k] = vec2(0.0);
+
+    for (uint j0 = 0u; j0 < j_end; j0 += BC) {
+        const uint nc = min(BC, j_end - j0);
+        for (uint e = lid; e < nc * HD2; e += WG) {
+            const uint c = e / HD2, d = e % HD2;
+            ks[e] = kc[pc.k_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
+            vs[e] = vc[pc.v_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
+        }
+        barrier();
+        for (uint e = lid; e < BQ * BC; e += WG) {
+            const uint r = e / BC, c = e % BC;
+            float s = NEG_INF;
+            if (j0 + c < row_len[r] && c < nc) {
+                float d0 = 0.0, d1 = 0.0;
+                uint d = 0u;
+                for (; d + 1u < HD2; d += 2u) {
+                    d0 += dot(unpackHalf2x16(ks[c * HD2 + d]), qs[r * HD2 + d]);
+                    d1 += dot(unpackHalf2x16(ks[c * HD2 + d + 1u]), qs[r * HD2 + d + 1u]);
+                }
+                if (d < HD2)
+                    d0 += dot(unpackHalf2x16(ks[c * HD2 + d]), qs[r * HD2 + d]);
+                s = d0 + d1;
+            }
+            sp[e] = s;
+        }
+        barrier();
+        for (uint r = lid; r < BQ; r += WG) {
+            float mx = NEG_INF;
+            for (uint c = 0u; c < nc; c++)
+                mx = max(mx, sp[r * BC + c]);
+            const float m_old = row_m[r], m_new = max(m_old, mx);
+            /* A query with nothing visible in this tile (m_new may still be -inf): nothing changes. */
+            const float alpha = m_new == NEG_INF ? 1.0 : exp(m_old - m_new);
+            float sum = 0.0;
+            for (uint c = 0u; c < nc; c++) {
+                const float s = sp[r * BC + c];
+                const float p = s == NEG_INF ? 0.0 : exp(s - m_new);
+                sp[r * BC + c] = p;
+                sum += p;
+            }
+            row_alpha[r] = alpha;
+            row_l[r] = row_l[r] * alpha + sum;
+            row_m[r] = m_new;
+        }
+        barrier();
+        for (uint k = 0u; k < OPI; k++) {
+            const uint e = lid + k * WG;
+            if (e < BQ * HD2) {
+                const uint r = e / HD2, d = e % HD2;
+                const uint nv = min(nc, row_len[r] > j0 ? row_len[r] - j0 : 0u);
+                vec2 a = acc[k] * row_alpha[r];
+                for (uint c = 0u; c < nv; c++)
+                    a += sp[r * BC + c] * unpackHalf2x16(vs[c * HD2 + d]);
+                acc[k] = a;
+            }
+        }
+        barrier();
+    }
+
+    for (uint k = 0u; k < OPI; k++) {
+        const uint e = lid + k * WG;
+        const uint r = e / HD2, d = e % HD2, i = first + r;
+        if (e < BQ * HD2 && i < n_q) {
+            const uint head = kvh * pc.group + i % pc.group;
+            const uint ob = pc.o_off + ((i / pc.group) * pc.n_heads + head) * 2u * HD2;
+            const vec2 v = acc[k] / row_l[r];
+            o[ob + 2u * d] = v.x;
+            o[ob + 2u * d + 1u] = v.y;
+        }
+    }
+}

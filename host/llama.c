@@ -424,20 +424,28 @@ void llama_context_free(llama_context *c)
     free(c);
 }
 
-/* out = W · (rmsnorm(x) * norm): one fused matvec where the device's kernel can (few columns, GPUs), else
- * RMSNorm into c->xb, then the matmul. */
-static vkllm_status norm_matmul(vkr_graph *g, const llama_context *c, vk_view x, const vk_tensor *norm,
-                                const vk_tensor *w, vk_view out, uint32_t n)
+/* out[i] = W[i] · (rmsnorm(x) * norm) for i < n_w: fused matvecs where the device's kernel can (few columns,
+ * GPUs), else RMSNorm once into c->xb and the matmuls. */
+static vkllm_status norm_matmuls(vkr_graph *g, const llama_context *c, vk_view x, const vk_tensor *norm,
+                                 uint32_t n_w, const vk_tensor *const *w, const vk_view *out, uint32_t n)
 {
     const llama_hparams *hp = &c->m->hp;
     const vk_matmul_fusion f = {.norm = norm, .eps = hp->rms_eps};
-    bool fused = false;
-    vkllm_status st = op_matmul_fused(g, w, x, out, n, &f, &fused);
-    if (st != VKLLM_OK || fused)
-        return st;
-    vk_view xb = vk_view_of(c->xb, 0);
-    st = op_rmsnorm(g, x, norm, xb, n, hp->n_embd, hp->rms_eps);
-    return st != VKLLM_OK ? st : op_matmul(g, w, xb, out, n);
+    const vk_view xb = vk_view_of(c->xb, 0);
+    bool normed = false;   /* xb holds rmsnorm(x) * norm */
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0; i < n_w && st == VKLLM_OK; i++) {
+        bool fused = false;
+        st = op_matmul_fused(g, w[i], x, out[i], n, &f, &fused);
+        if (st != VKLLM_OK || fused)
+            continue;
+        if (!normed)
+            st = op_rmsnorm(g, x, norm, xb, n, hp->n_embd, hp->rms_eps);
+        normed = true;
+        if (st == VKLLM_OK)
+            st = op_matmul(g, w[i], xb, out[i], n);
+    }
+    return st;
 }
 
 /* x += W · a: one fused matvec, else the matmul into c->proj and an add. */
@@ -513,22 +521,12 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
-            if (!st) st = norm_matmul(g, c, x, &L->attn_norm, &L->wqkv, q, 1);
-        } else if (!st) {
-            /* RMSNorm once into c->xb for all three, unless each matvec fuses it (then xb is not needed) */
-            vk_view xb = vk_view_of(c->xb, 0);
-            const vk_matmul_fusion f = {.norm = &L->attn_norm, .eps = hp->rms_eps};
-            bool fused = false;
-            st = op_matmul_fused(g, &L->wq, x, q, n, &f, &fused);
-            if (!st && fused) st = op_matmul_fused(g, &L->wk, x, k, n, &f, &fused);
-            if (!st && fused) st = op_matmul_fused(g, &L->wv, x, v, n, &f, &fused);
-            if (!st && !fused) {
-                /* not fused (the same shapes decide for all three, so normally none was): the separate ops */
-                st = op_rmsnorm(g, x, &L->attn_norm, xb, n, hp->n_embd, hp->rms_eps);
-                if (!st) st = op_matmul(g, &L->wq, xb, q, n);
-                if (!st) st = op_matmul(g, &L->wk, xb, k, n);
-                if (!st) st = op_matmul(g, &L->wv, xb, v, n);
-            }
+            const vk_tensor *w = &L->wqkv;
+            if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 1, &w, &q, 1);
+        } else {
+            const vk_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
+            const vk_view out[3] = {q, k, v};
+            if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 3, w, out, n);
         }
         /* q is turned in place, k on its way into the cache: one dispatch */
         if (!st) st = op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, &ap);
@@ -540,11 +538,12 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
     if (st == VKLLM_OK && all_logits) {
-        st = norm_matmul(g, c, x, &m->output_norm, out_w, vk_view_of(c->logits_all, 0), n);
+        const vk_view logits = vk_view_of(c->logits_all, 0);
+        st = norm_matmuls(g, c, x, &m->output_norm, 1, &out_w, &logits, n);
     } else if (st == VKLLM_OK) {
         /* Only the last token's logits are needed to continue the text. */
-        vk_view last = vk_view_of(c->x, (uint64_t)(n - 1) * row);
-        st = norm_matmul(g, c, last, &m->output_norm, out_w, vk_view_of(c->logits, 0), 1);
+        const vk_view last = vk_view_of(c->x, (uint64_t)(n - 1) * row), logits = vk_view_of(c->logits, 0);
+        st = norm_matmuls(g, c, last, &m->output_norm, 1, &out_w, &logits, 1);
     }
     if (st == VKLLM_OK)
         st = vkr_graph_record(g, c->timing);

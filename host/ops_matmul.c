@@ -597,7 +597,7 @@ vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_v
             const uint64_t base = part * table->part_rows;
             const vk_tensor *tp = table->n_parts ? &table->parts[part] : table;
             nr = min_u64(per, base + tp->ne[1] - r0);
-            uint32_t w_res, d_res, i_res, o_res;
+            uint32_t w_res = 0, d_res = 0, i_res = 0, o_res = 0;   /* set by the binds (gcc -O3 cannot tell) */
             if ((st = bind_weight_rows(&c, &d, tp, r0 - base, nr, &w_res, &d_res)) != VKLLM_OK ||
                 (st = bind_range(&c, &d, islot, ids.buf, ids.offset + i0 * 4, ni * 4, false, &i_res)) != VKLLM_OK ||
                 (st = bind_range(&c, &d, oslot, out.buf, out.offset + i0 * K * 4, ni * K * 4, true, &o_res)) !=

@@ -7,6 +7,9 @@
  *     16-byte units at 16-byte aligned offsets and x is 16-byte aligned; otherwise the GPU kernels below.
  *   GPUs: shaders/matvec.comp for n_cols == 1 (decode) and for 1 < n_cols <= MV_MAX_COLS (every weight
  *     byte read once for all columns: batched decode, short prompts), the tiled shaders/matmul.comp beyond.
+ *     Experimental (VKLLM_COOPMAT=1, not yet validated on hardware): beyond MV_MAX_COLS, devices with a
+ *     cooperative-matrix extension enabled for it use shaders/matmul_coopmat.comp instead (f16 inputs, f32
+ *     accumulation; see matmul_coopmat()).
  *
  * Weights larger than maxStorageBufferRange: every dispatch binds only a chunk of rows of the weight
  * (the quants/data region and the scales region separately) and the matching part of the output. A
@@ -35,6 +38,9 @@
 #define MM_TM 4u            /* matmul: rows/columns per invocation (fixed in shaders/matmul.comp) */
 #define MM_TN 4u
 #define GR_WG 64u           /* get_rows: workgroup size */
+#define CM_BM 64u           /* cooperative-matrix matmul: tile rows and columns (fixed in shaders/matmul_coopmat.comp) */
+#define CM_BN 64u
+#define CM_NSG 4u           /* ... subgroups per workgroup (fixed there too) */
 #define CPU_RPL 32u         /* CPU kernel: rows per invocation for one column (fewer when that leaves too few
                              * workgroups) */
 #define CPU_RPL_TILE 16u    /* ... for tiles of several columns (register use and compile time grow with both) */
@@ -464,6 +470,48 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, MM_BM, MM_BN, false);
 }
 
+/* The cooperative-matrix matmul (shaders/matmul_coopmat.comp: f16 inputs, f32 accumulation; experimental, not
+ * yet validated on hardware). The device flags are set only where vkr_device_create enabled an extension for
+ * it, i.e. with VKLLM_COOPMAT=1 and the 16x16x16 f16 shape (runtime/device.c): the KHR SPIR-V where
+ * VK_KHR_cooperative_matrix was enabled, else the NV one (tests: VKLLM_COOPMAT=emulate, the same kernel with
+ * the cooperative operations in plain GLSL, on any device with shaderFloat16 and the Vulkan memory model).
+ * The workgroup is CM_NSG subgroups: the subgroup size is required where it may vary. */
+static bool coopmat_applies(const mm_ctx *c)
+{
+    const vkr_features *ft = &c->dev->info.features;
+    return ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated;
+}
+
+static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
+                                   uint32_t n_cols)
+{
+    vkr_device *dev = c->dev;
+    const vkr_features *ft = &dev->info.features;
+    const uint32_t sgs = ft->subgroup_size;
+    const bool vary = ft->min_subgroup_size != ft->max_subgroup_size;
+    if (sgs == 0 || (vary && !ft->subgroup_size_control))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul_coopmat: the subgroup size cannot be fixed on this device");
+
+    char name[40];
+    snprintf(name, sizeof name, "matmul_coopmat_%s_%s", type_suffix(w->type),
+             ft->coopmat_khr_f16 ? "khr" : ft->coopmat_nv_f16 ? "nv" : "emu");
+    vkr_pipeline_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.shader = name;
+    desc.n_buffers = type_quantized(w->type) ? 4 : 3;
+    desc.push_size = 8 * 4;
+    desc.local_size_x = CM_NSG * sgs;
+    desc.required_subgroup_size = vary ? sgs : 0;
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "matmul_coopmat";
+    d.n_bindings = desc.n_buffers;
+    vkllm_status st = vkr_pipeline_get(dev, &desc, &d.pipeline);
+    if (st != VKLLM_OK)
+        return st;
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, CM_BM, CM_BN, false);
+}
+
 /* The kernel for this device and column count (see the top of the file). */
 static vkllm_status matmul_any(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
                                uint32_t n_cols)
@@ -477,6 +525,8 @@ static vkllm_status matmul_any(vkr_graph *g, const mm_ctx *c, const vk_tensor *w
         if (st != VKLLM_ERR_UNSUPPORTED || n_cols == 1)
             return st;
     }
+    if (n_cols > MV_MAX_COLS && coopmat_applies(c))
+        return matmul_coopmat(g, c, w, x, y, n_cols);
     return matmul(g, c, w, x, y, n_cols);
 }
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "runtime/log.h"
+#include "runtime/coopmat_compat.h"
 #include "runtime/memory.h"
 #include "runtime/pipeline.h"
 
@@ -15,6 +16,9 @@ struct vkr_instance {
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger;
     uint32_t api_version;
+    /* VK_KHR_cooperative_matrix structures may be passed: no validation layer, or one that knows them (one
+     * older than the extension reports every unknown structure in a pNext chain as an error). */
+    bool coopmat_khr_known;
 };
 
 /* Counted across instances: tests fail on any message. Atomic because drivers may call back from
@@ -183,6 +187,23 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+/* The layer's specVersion (the Vulkan header it was built with), 0 if it is not installed. */
+static uint32_t layer_version(const char *name)
+{
+    uint32_t n = 0, version = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkLayerProperties *props = calloc(n, sizeof *props);
+    if (!props)
+        return 0;
+    if (vkEnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !version; i++)
+            if (strcmp(props[i].layerName, name) == 0)
+                version = props[i].specVersion;
+    free(props);
+    return version;
+}
+
 static bool has_layer(const char *name)
 {
     uint32_t n = 0;
@@ -296,6 +317,9 @@ vkllm_status vkr_instance_create(const vkr_instance_options *opts, vkr_instance 
         return vkr_check(r, "vkCreateInstance");
     }
     inst->api_version = api;
+    /* VK_KHR_cooperative_matrix arrived with Vulkan header 1.3.255. */
+    inst->coopmat_khr_known =
+        !validation || layer_version("VK_LAYER_KHRONOS_validation") >= VK_MAKE_API_VERSION(0, 1, 3, 255);
     volkLoadInstanceOnly(inst->instance);
     if (debug_utils) {
         dbg.pNext = NULL;
@@ -343,7 +367,7 @@ static device_extensions query_extensions(VkPhysicalDevice pd)
             e.memory_budget |= !strcmp(name, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
             e.subgroup_size_control |= !strcmp(name, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
             e.integer_dot_product |= !strcmp(name, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
-            e.coopmat_khr |= !strcmp(name, "VK_KHR_cooperative_matrix");
+            e.coopmat_khr |= !strcmp(name, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
             e.coopmat_nv |= !strcmp(name, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
         }
     }
@@ -375,7 +399,91 @@ static int compute_queue_family(VkPhysicalDevice pd, bool *timestamps)
     return best;
 }
 
-static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info)
+/* Cooperative matrices: the extensions' cooperativeMatrix features, whether compute shaders may use them,
+ * and whether the property list has the one shape shaders/matmul_coopmat.comp uses: M = N = K = 16,
+ * A, B f16, C and Result f32, subgroup scope (NVIDIA offers it in both extensions, AMD RDNA3 in KHR). The
+ * structs are chained only for extensions the device has (KHR: and a validation layer, if any, that knows
+ * them). Failed queries leave the path off. */
+static void query_coopmat(VkPhysicalDevice pd, bool has_khr, bool has_nv, vkr_features *ft)
+{
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR fk = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fn = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceFeatures2 f = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    VkPhysicalDeviceCooperativeMatrixPropertiesKHR pk = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_KHR};
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV pn = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    VkPhysicalDeviceProperties2 p = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    if (!has_khr && !has_nv)
+        return;
+    if (has_khr) {
+        fk.pNext = f.pNext;
+        f.pNext = &fk;
+        pk.pNext = p.pNext;
+        p.pNext = &pk;
+    }
+    if (has_nv) {
+        fn.pNext = f.pNext;
+        f.pNext = &fn;
+        pn.pNext = p.pNext;
+        p.pNext = &pn;
+    }
+    vkGetPhysicalDeviceFeatures2(pd, &f);
+    vkGetPhysicalDeviceProperties2(pd, &p);
+    ft->coopmat_khr = has_khr && fk.cooperativeMatrix;
+    ft->coopmat_nv = has_nv && fn.cooperativeMatrix;
+
+    VkInstance instance = volkGetLoadedInstance();
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr =
+        instance ? (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+                       instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR")
+                 : NULL;
+    uint32_t n = 0;
+    if (ft->coopmat_khr && (pk.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && get_khr &&
+        get_khr(pd, &n, NULL) == VK_SUCCESS && n > 0) {
+        VkCooperativeMatrixPropertiesKHR *props = calloc(n, sizeof *props);
+        if (props) {
+            for (uint32_t i = 0; i < n; i++)
+                props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+            VkResult r = get_khr(pd, &n, props);
+            for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) {
+                const VkCooperativeMatrixPropertiesKHR *q = &props[i];
+                ft->coopmat_khr_f16 |= q->MSize == 16 && q->NSize == 16 && q->KSize == 16 &&
+                                       q->AType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                                       q->BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                                       q->CType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                                       q->ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR && !q->saturatingAccumulation &&
+                                       q->scope == VK_SCOPE_SUBGROUP_KHR;
+            }
+            free(props);
+        }
+    }
+    n = 0;
+    if (ft->coopmat_nv && (pn.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+        vkGetPhysicalDeviceCooperativeMatrixPropertiesNV &&
+        vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) == VK_SUCCESS && n > 0) {
+        VkCooperativeMatrixPropertiesNV *props = calloc(n, sizeof *props);
+        if (props) {
+            for (uint32_t i = 0; i < n; i++)
+                props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+            VkResult r = vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, props);
+            for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n; i++) {
+                const VkCooperativeMatrixPropertiesNV *q = &props[i];
+                ft->coopmat_nv_f16 |= q->MSize == 16 && q->NSize == 16 && q->KSize == 16 &&
+                                      q->AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                                      q->BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                                      q->CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                                      q->DType == VK_COMPONENT_TYPE_FLOAT32_NV && q->scope == VK_SCOPE_SUBGROUP_NV;
+            }
+            free(props);
+        }
+    }
+}
+
+/* khr_known: VK_KHR_cooperative_matrix may be queried (see vkr_instance.coopmat_khr_known). */
+static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info, bool khr_known)
 {
     memset(info, 0, sizeof *info);
     info->index = index;
@@ -426,8 +534,8 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
     ft->subgroup_size = subgroup.subgroupSize;
     ft->min_subgroup_size = ft->subgroup_size_control ? sizectl.minSubgroupSize : subgroup.subgroupSize;
     ft->max_subgroup_size = ft->subgroup_size_control ? sizectl.maxSubgroupSize : subgroup.subgroupSize;
-    ft->coopmat_khr = ext.coopmat_khr;
-    ft->coopmat_nv = ext.coopmat_nv;
+    ft->vulkan_memory_model = f12.vulkanMemoryModel;
+    query_coopmat(pd, ext.coopmat_khr && khr_known, ext.coopmat_nv, ft);
     ft->memory_budget = ext.memory_budget;
     bool queue_timestamps = false;
     compute_queue_family(pd, &queue_timestamps);
@@ -497,7 +605,7 @@ vkllm_status vkr_enumerate_devices(vkr_instance *inst, vkr_device_info **out, ui
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     for (uint32_t i = 0; i < n; i++)
-        fill_info(pds[i], i, &infos[i]);
+        fill_info(pds[i], i, &infos[i], inst->coopmat_khr_known);
     free(pds);
     *out = infos;
     *count = n;
@@ -605,7 +713,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     dev->owns_device = true;
     dev->memory_limit = opts ? opts->memory_limit : 0;
     read_debug_env(dev);
-    fill_info(pd, index, &dev->info);
+    fill_info(pd, index, &dev->info, inst->coopmat_khr_known);
     /* Tests: kernels are chosen as for a discrete GPU, so a CPU device (lavapipe) runs the GPU paths too. */
     const char *as_gpu = getenv("VKLLM_DEBUG_AS_GPU");
     if (as_gpu && !strcmp(as_gpu, "1"))
@@ -650,10 +758,29 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     features.features.shaderInt16 = ft->int16;
     features.features.shaderInt64 = ft->int64;
 
+    /* Cooperative matrices (experimental): VKLLM_COOPMAT=1 enables VK_KHR_cooperative_matrix where the device
+     * lists the 16x16x16 f16 shape the kernel uses, else VK_NV_cooperative_matrix; =khr / =nv only that one
+     * (tests, validation); =emulate the tests' plain-GLSL kernel. With vulkanMemoryModel (the kernels' SPIR-V
+     * uses the Vulkan memory model) and Vulkan 1.3 (SPIR-V 1.6). Should the driver refuse, the device is
+     * created without, so the option never costs the device. */
+    const char *cm_env = getenv("VKLLM_COOPMAT");
+    const bool cm_on = env_flag("VKLLM_COOPMAT");
+    const bool cm_emulate = cm_on && !strcmp(cm_env, "emulate") && ft->fp16 && ft->vulkan_memory_model;
+    const bool cm_ok = cm_on && strcmp(cm_env, "emulate") && v13 && ft->fp16 && ft->vulkan_memory_model;
+    const bool cm_khr = cm_ok && strcmp(cm_env, "nv") && ft->coopmat_khr && ft->coopmat_khr_f16;
+    const bool cm_nv = cm_ok && !cm_khr && strcmp(cm_env, "khr") && ft->coopmat_nv && ft->coopmat_nv_f16;
+    const bool tries[2][2] = {{cm_khr, cm_nv}, {false, false}};   /* {KHR, NV} per vkCreateDevice attempt */
+    const int n_tries = cm_khr || cm_nv ? 2 : 1;
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cmk = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmn = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+
     const char *exts[4];
     uint32_t n_exts = 0;
     if (ft->memory_budget)
         exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    const uint32_t n_base_exts = n_exts;
 
     float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {
@@ -670,11 +797,38 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
         .enabledExtensionCount = n_exts,
         .ppEnabledExtensionNames = exts,
     };
-    st = vkr_check(vkCreateDevice(pd, &dci, NULL, &dev->device), "vkCreateDevice");
+    bool on_khr = false, on_nv = false;
+    for (int a = 0; a < n_tries; a++) {
+        on_khr = tries[a][0];
+        on_nv = tries[a][1];
+        n_exts = n_base_exts;
+        const void **chain = (const void **)(v13 ? &f13.pNext : &f12.pNext);
+        *chain = NULL;
+        if (on_khr) {
+            exts[n_exts++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+            *chain = &cmk;
+            chain = (const void **)&cmk.pNext;
+            *chain = NULL;
+        }
+        if (on_nv) {
+            exts[n_exts++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+            *chain = &cmn;
+            chain = (const void **)&cmn.pNext;
+            *chain = NULL;
+        }
+        f12.vulkanMemoryModel = on_khr || on_nv || cm_emulate;
+        dci.enabledExtensionCount = n_exts;
+        st = vkr_check(vkCreateDevice(pd, &dci, NULL, &dev->device), "vkCreateDevice");
+        if (st == VKLLM_OK)
+            break;
+    }
     if (st != VKLLM_OK) {
         free(dev);
         return st;
     }
+    dev->info.features.coopmat_khr = dev->info.features.coopmat_khr_f16 = on_khr;
+    dev->info.features.coopmat_nv = dev->info.features.coopmat_nv_f16 = on_nv;
+    dev->info.features.coopmat_emulated = cm_emulate;
     volkLoadDevice(dev->device);
     vkGetDeviceQueue(dev->device, dev->queue_family, 0, &dev->queue);
     if ((st = device_finish(dev)) != VKLLM_OK) {
@@ -712,12 +866,13 @@ vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice ph
     dev->queue = queue;
     dev->queue_family = queue_family;
     read_debug_env(dev);
-    fill_info(physical, 0, &dev->info);
+    fill_info(physical, 0, &dev->info, false);   /* cooperative matrices stay off here */
     /* We cannot know which optional features the application enabled: use the baseline kernels only. */
     vkr_features *ft = &dev->info.features;
     ft->fp16 = ft->int8 = ft->int16 = ft->int64 = ft->storage16 = ft->storage8 = false;
     ft->integer_dot_product = ft->subgroup_size_control = ft->compute_full_subgroups = false;
-    ft->coopmat_khr = ft->coopmat_nv = ft->memory_budget = false;
+    ft->coopmat_khr = ft->coopmat_nv = ft->coopmat_khr_f16 = ft->coopmat_nv_f16 = ft->memory_budget = false;
+    ft->vulkan_memory_model = ft->coopmat_emulated = false;
     vkGetPhysicalDeviceMemoryProperties(physical, &dev->memory_properties);
     volkLoadDevice(device);
     vkllm_status st = device_finish(dev);

@@ -22,8 +22,17 @@ typedef struct vkr_features {
     bool subgroup_shuffle;
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control / 1.3 */
     bool compute_full_subgroups;
-    bool coopmat_khr;           /* VK_KHR_cooperative_matrix */
-    bool coopmat_nv;            /* VK_NV_cooperative_matrix */
+    /* Cooperative matrices (the experimental prompt matmul, shaders/matmul_coopmat.comp). In a device listing:
+     * what the device supports. On a device from vkr_device_create: what was enabled, which happens only with
+     * VKLLM_COOPMAT=1, Vulkan 1.3, shaderFloat16, vulkanMemoryModel and the 16x16x16 shape below; otherwise
+     * all false (also on external devices). */
+    bool coopmat_khr;           /* VK_KHR_cooperative_matrix with its cooperativeMatrix feature */
+    bool coopmat_nv;            /* VK_NV_cooperative_matrix with its cooperativeMatrix feature */
+    bool coopmat_khr_f16;       /* KHR lists M=N=K=16, f16 x f16 + f32 -> f32, subgroup scope, compute stage */
+    bool coopmat_nv_f16;        /* NV lists the same */
+    bool vulkan_memory_model;   /* vulkanMemoryModel (the cooperative-matrix kernels use it) */
+    bool coopmat_emulated;      /* tests: VKLLM_COOPMAT=emulate runs the same kernel with the cooperative
+                                 * operations emulated in plain GLSL (needs shaderFloat16, vulkanMemoryModel) */
     bool memory_budget;         /* VK_EXT_memory_budget */
     bool timestamps;            /* timestampComputeAndGraphics / queue timestampValidBits */
     uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;

@@ -12,3 +12,13 @@ foreach(t f32 f16 q8_0 q4_0)
   vkllm_shader(mm_cpu_${t} mm_cpu.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(get_rows_${t} get_rows.comp DEFINES WTYPE_${T}=1)
 endforeach()
+# Prompt matmul with cooperative matrices (VKLLM_COOPMAT=1, experimental): NV and KHR forms of one source.
+foreach(t f32 f16 q8_0 q4_0)
+  string(TOUPPER ${t} T)
+  vkllm_shader_coopmat(matmul_coopmat_${t} matmul_coopmat.comp DEFINES WTYPE_${T}=1)
+endforeach()
+# ... and (tests only, VKLLM_COOPMAT=emulate) the same kernel with the cooperative operations in plain GLSL.
+foreach(t f32 f16 q8_0 q4_0)
+  string(TOUPPER ${t} T)
+  vkllm_shader(matmul_coopmat_${t}_emu matmul_coopmat.comp DEFINES WTYPE_${T}=1 COOPMAT_EMULATE=1)
+endforeach()

@@ -1,0 +1,235 @@
+#version 450
+/* Y[col][row] = sum_k W[row][k] * X[col][k] with cooperative matrices (f16 inputs, f32 accumulation): the
+ * prefill matrix product of op_matmul on devices with VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix,
+ * chosen by host/ops_matmul.c only with VKLLM_COOPMAT=1 (experimental). Same contract, bindings and push
+ * constants as shaders/matmul.comp, so the host drives it with the same tiled_dispatches().
+ *
+ * One source, two SPIR-V forms. This GLSL uses GL_NV_cooperative_matrix (the only form Debian 12's glslang
+ * 12.0 compiles) and is built as NAME_nv.spv; shaders/tools/spirv_coopmat_khr.c rewrites that module into
+ * SPV_KHR_cooperative_matrix as NAME_khr.spv (see shaders/shaders.cmake). Both need the Vulkan memory model
+ * (SPV_NV_cooperative_matrix requires it, and SPV_KHR_cooperative_matrix requires it in Shader modules) and
+ * are SPIR-V 1.6 (a KHR cooperative-matrix pipeline must be SPIR-V 1.6 or require full subgroups:
+ * VUID-RuntimeSpirv-OpTypeCooperativeMatrixKHR-10770).
+ *
+ * Matrix shape: 16x16x16, f16 x f16 + f32 -> f32, subgroup scope: offered by NVIDIA (NV and KHR) and by AMD
+ * RDNA3 (KHR); the host checks the device's property list for exactly this entry.
+ * Mapping: the cooperative product C[MxN] += A[MxK] * B[KxN] with M = weight rows, N = columns of X (tokens),
+ * K = the shared dimension. A = W (row-major in shared memory: As[m][k]), B[k][n] = X[n][k] (column-major:
+ * Bs[n][k]), C[m][n] = Y[n][m] (stored column-major).
+ *
+ * A workgroup computes a BM x BN tile of Y with NSG = 4 subgroups in a 2 x 2 grid; each subgroup owns a
+ * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (one quantization
+ * block): the workgroup dequantizes a BM x 32 slice of W and converts a BN x 32 slice of X to f16 in shared
+ * memory (out-of-range rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need
+ * K % 32 == 0), then every subgroup does two 16-deep cooperative steps from it. The accumulators go through a
+ * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
+ * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
+ * offsets are multiples of 16; the shared arrays' own alignment is the driver's choice (assumed 16 bytes;
+ * not yet checked on hardware). Inputs beyond the f16 range (|x| > 65504) become infinities: the price of f16
+ * inputs.
+ *
+ * The host sets WG = NSG * subgroup size (requiring that subgroup size where it may vary). If the driver
+ * still runs a different number of subgroups, the workgroup writes NaN over its tile instead of a wrong
+ * result, so the tests catch it.
+ *
+ * Rewriter constraint (see spirv_coopmat_khr.c): glslang gives A and B the same SPIR-V type; the rewriter
+ * splits it by data flow and cannot retype arrays, so only one of the two roles may live in an array: the
+ * A fragments are an array, B is a single variable. No function takes or returns a cooperative matrix.
+ *
+ * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0; COOPMAT_EMULATE (tests only, VKLLM_COOPMAT=emulate):
+ * the CM_* operations below in plain GLSL (shaders/coopmat_emulate.glsl), so the tiling, dequantization,
+ * staging and bounds checks run on devices without cooperative matrices (lavapipe).
+ * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
+ * Spec constants: 0 = WG (NSG * subgroup size). */
+#extension GL_GOOGLE_include_directive : require
+#ifndef COOPMAT_EMULATE
+#extension GL_NV_cooperative_matrix : require
+#endif
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_control_flow_attributes : require
+#pragma use_vulkan_memory_model
+#include "dequant.glsl"
+
+#define CM 16u          /* cooperative matrix edge (M = N = K = 16) */
+#define BK 32u          /* K per shared-memory step */
+#define NSG 4u          /* subgroups per workgroup: SG_M x SG_N */
+#define SG_M 2u
+#define SG_N 2u
+#define TM 2u           /* 16 x 16 tiles per subgroup along rows (W) ... */
+#define TN 2u           /* ... and along columns (X) */
+#define BM (SG_M * TM * CM)   /* 64: must match CM_BM in host/ops_matmul.c */
+#define BN (SG_N * TN * CM)   /* 64: must match CM_BN */
+#define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 bytes, a multiple of 16 */
+#define SB (BK + 8u)
+
+/* The cooperative-matrix operations the kernel uses (the emulation defines the same names). */
+#ifdef COOPMAT_EMULATE
+#include "coopmat_emulate.glsl"
+#else
+#define CM_TYPE_A fcoopmatNV<16, gl_ScopeSubgroup, CM, CM>
+#define CM_TYPE_B fcoopmatNV<16, gl_ScopeSubgroup, CM, CM>
+#define CM_TYPE_C fcoopmatNV<32, gl_ScopeSubgroup, CM, CM>
+#define CM_ZERO(D) D = CM_TYPE_C(0.0)
+#define CM_LOAD(D, ARR, OFF, STRIDE, COLMAJOR) coopMatLoadNV(D, ARR, OFF, STRIDE, COLMAJOR)
+#define CM_STORE(S, ARR, OFF, STRIDE, COLMAJOR) coopMatStoreNV(S, ARR, OFF, STRIDE, COLMAJOR)
+#define CM_MULADD(D, A, B, C) D = coopMatMulAddNV(A, B, C)
+#endif
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 128;
+
+layout(push_constant) uniform Push {
+    uint K;         /* row length */
+    uint M;         /* rows in this dispatch */
+    uint N;         /* columns in this dispatch */
+    uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch */
+    uint d_off;     /* bytes from the start of the scales binding to the first row (quantized) */
+    uint x_off;     /* floats from the start of the X binding to the first column */
+    uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
+    uint y_stride;  /* floats between two columns of Y (the full M of the op) */
+} pc;
+
+#ifdef WQUANT
+layout(set = 0, binding = 0) readonly buffer WQ { uint wq[]; };
+layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+layout(set = 0, binding = 2) readonly buffer XB { float xb[]; };
+layout(set = 0, binding = 3) writeonly buffer YB { float yb[]; };
+#else
+#ifdef WTYPE_F32
+layout(set = 0, binding = 0) readonly buffer W1 { float w1[]; };
+#else
+layout(set = 0, binding = 0) readonly buffer W1 { uint w1[]; };
+#endif
+layout(set = 0, binding = 1) readonly buffer XB { float xb[]; };
+layout(set = 0, binding = 2) writeonly buffer YB { float yb[]; };
+#endif
+
+shared float16_t As[BM * SA];            /* W slice: As[m * SA + k] */
+shared float16_t Bs[BN * SB];            /* X slice: Bs[n * SB + k] */
+shared float Cs[NSG * CM * CM];          /* per-subgroup staging of one accumulator, column-major */
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint m0 = gl_WorkGroupID.x * BM;
+    const uint n0 = gl_WorkGroupID.y * BN;
+    const uint last_row = pc.M - 1u;
+    const uint last_col = pc.N - 1u;
+
+    /* The tile layout needs exactly NSG subgroups; anything else is reported as NaN, never as numbers. */
+    if (gl_NumSubgroups != NSG) {
+        for (uint u = tid; u < BM * BN; u += WG) {
+            const uint row = m0 + u % BM, col = n0 + u / BM;
+            if (row <= last_row && col <= last_col)
+                yb[pc.y_off + col * pc.y_stride + row] = uintBitsToFloat(0x7fc00000u);
+        }
+        return;
+    }
+    const uint sg = gl_SubgroupID;
+    const uint wm = (sg % SG_M) * (TM * CM);   /* this subgroup's block inside the tile */
+    const uint wn = (sg / SG_M) * (TN * CM);
+
+    CM_TYPE_C acc[TM * TN];
+    [[unroll]] for (uint i = 0u; i < TM * TN; i++)
+        CM_ZERO(acc[i]);
+
+#ifdef WQUANT
+    const uint nb = pc.K / 32u;
+    const uint qbase = pc.w_off >> 2;
+    const uint dbase = pc.d_off >> 1;
+#elif defined(WTYPE_F16)
+    const uint base = pc.w_off >> 1;
+#else
+    const uint base = pc.w_off >> 2;
+#endif
+
+    for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
+        /* ---- W slice: BM rows x 32 values, dequantized to f16 into As[m][k] ---- */
+#if defined(WTYPE_Q4_0)
+        for (uint u = tid; u < BM * 4u; u += WG) {  /* one word = 8 values: k = 4w..4w+3 and 16+4w.. */
+            const uint m = u >> 2, w = u & 3u;
+            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
+            const uint q = wq[qbase + blk * 4u + w];
+            const float d = HALF_AT(wd, dbase + blk);
+            const f16vec4 lo = f16vec4((q4_lo(q) - 8.0) * d);
+            const f16vec4 hi = f16vec4((q4_hi(q) - 8.0) * d);
+            const uint a = m * SA + 4u * w;
+            As[a + 0u] = lo.x;
+            As[a + 1u] = lo.y;
+            As[a + 2u] = lo.z;
+            As[a + 3u] = lo.w;
+            As[a + 16u] = hi.x;
+            As[a + 17u] = hi.y;
+            As[a + 18u] = hi.z;
+            As[a + 19u] = hi.w;
+        }
+#elif defined(WTYPE_Q8_0)
+        for (uint u = tid; u < BM * 8u; u += WG) {  /* one word = 4 values */
+            const uint m = u >> 3, w = u & 7u;
+            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
+            const f16vec4 v = f16vec4(q8_word(wq[qbase + blk * 8u + w]) * HALF_AT(wd, dbase + blk));
+            const uint a = m * SA + 4u * w;
+            As[a + 0u] = v.x;
+            As[a + 1u] = v.y;
+            As[a + 2u] = v.z;
+            As[a + 3u] = v.w;
+        }
+#else
+        for (uint u = tid; u < BM * BK; u += WG) {
+            const uint m = u / BK, kk = u % BK;
+            const uint k = k0 + kk;
+            const uint r = min(m0 + m, last_row);
+            float v = 0.0;
+            if (k < pc.K) {
+#ifdef WTYPE_F16
+                v = HALF_AT(w1, base + r * pc.K + k);
+#else
+                v = w1[base + r * pc.K + k];
+#endif
+            }
+            As[m * SA + kk] = float16_t(v);
+        }
+#endif
+        /* ---- X slice: BN columns x 32 values, to f16 into Bs[n][k] ---- */
+        for (uint u = tid; u < BN * BK; u += WG) {
+            const uint n = u / BK, kk = u % BK;
+            const uint k = k0 + kk;
+            const uint c = min(n0 + n, last_col);
+            Bs[n * SB + kk] = float16_t(k < pc.K ? xb[pc.x_off + c * pc.K + k] : 0.0);
+        }
+        barrier();
+
+        [[unroll]] for (uint kk = 0u; kk < BK; kk += CM) {
+            CM_TYPE_A a[TM];
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                CM_LOAD(a[i], As, (wm + i * CM) * SA + kk, SA, false);   /* row-major */
+            [[unroll]] for (uint j = 0u; j < TN; j++) {
+                CM_TYPE_B b;
+                CM_LOAD(b, Bs, (wn + j * CM) * SB + kk, SB, true);       /* column-major */
+                [[unroll]] for (uint i = 0u; i < TM; i++)
+                    CM_MULADD(acc[i * TN + j], a[i], b, acc[i * TN + j]);
+            }
+        }
+        barrier();
+    }
+
+    /* ---- Store: each accumulator through this subgroup's staging area, bounds-checked ---- */
+    const uint stage = sg * (CM * CM);
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
+            CM_STORE(acc[i * TN + j], Cs, stage, CM, true);   /* Cs[stage + n * 16 + m] */
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            for (uint e = gl_SubgroupInvocationID; e < CM * CM; e += gl_SubgroupSize) {
+                const uint row = m0 + wm + i * CM + e % CM;
+                const uint col = n0 + wn + j * CM + e / CM;
+                if (row <= last_row && col <= last_col)
+                    yb[pc.y_off + col * pc.y_stride + row] = Cs[stage + e];
+            }
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+        }
+    }
+}

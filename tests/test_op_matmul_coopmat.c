@@ -1,0 +1,315 @@
+/* The cooperative-matrix prompt matmul (shaders/matmul_coopmat.comp, experimental) against the CPU reference
+ * (tests/ref/ref_matmul.c), in each SPIR-V form the device has, each on its own device: VKLLM_COOPMAT=khr (the
+ * module rewritten by shaders/tools/spirv_coopmat_khr.c) and VKLLM_COOPMAT=nv (glslang's), set by the test
+ * itself. With the validation layer, except for the KHR form under a layer older than VK_KHR_cooperative_matrix
+ * (Debian 12's 1.3.239), which would report the extension's structures and SPIR-V as errors. Exits 77
+ * (skipped, never passed) when neither form is usable: lavapipe, GPUs without the 16x16x16 f16 -> f32
+ * subgroup shape, the Vulkan memory model or shaderFloat16.
+ *
+ * Every weight type; shapes with partial tiles in both directions (rows and columns not multiples of 16 or of
+ * the 64 x 64 workgroup tile, fewer than 16), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
+ * offsets, weights that are row-range views of a larger tensor, and lowered device limits (several row and
+ * column chunks, few workgroups). Outputs are poisoned with NaN first and a guard region after y must stay
+ * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails).
+ *
+ * Tolerance: relative L2 error 2e-3 against the double-precision reference on the same dequantized weights.
+ * The kernel rounds both inputs to f16 (unit roundoff 2^-11 = 4.9e-4 per element, about 3e-4 relative L2 for
+ * a dot product of independent terms; the emulated kernel measures 2.4e-4 to 3.8e-4 on lavapipe, and the
+ * worst errors are printed) and accumulates in f32; the tiled f32 kernel is held to 1e-3 / 1e-5 by
+ * test_op_matmul. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/ops.h"
+#include "host/quant.h"
+#include "ref/ref_matmul.h"
+#include "util.h"
+
+#define POISON 0x7fc00000u
+#define GUARD_FLOATS 64u
+#define TOLERANCE 2e-3
+
+static double worst_err[GGML_TYPE_Q8_0 + 1];
+
+static uint64_t dev_align(const vkr_device *dev)
+{
+    uint64_t a = dev->info.features.min_storage_buffer_offset_alignment;
+    return a ? a : 4;
+}
+
+/* One op_matmul on random data; with view_r0 > 0 the weight is rows [view_r0, view_r0 + M) of a larger tensor. */
+static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                     uint32_t view_r0, const char *label)
+{
+    const uint32_t Mt = view_r0 ? view_r0 + M + 2 : M;
+    const size_t wbytes = ref_tensor_bytes(type, K, Mt);
+    float *wf = malloc((size_t)K * Mt * sizeof(float));
+    void *wq = malloc(wbytes);
+    float *wd = malloc((size_t)K * Mt * sizeof(float));
+    float *x = malloc((size_t)K * N * sizeof(float));
+    float *yref = malloc((size_t)M * N * sizeof(float));
+    const uint64_t align = dev_align(dev);
+    const uint64_t xoff = align, yoff = 2 * align;
+    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
+    float *yall = malloc(ybytes);
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    int fails_before = test_failures;
+    double err = -1;
+
+    CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", label);
+    if (!(wf && wq && wd && x && yref && yall))
+        goto done;
+    rng_fill(rng, wf, (size_t)K * Mt, -1.0f, 1.0f);
+    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
+    ref_encode(type, wf, K, Mt, wq);
+    ref_decode(type, wq, K, Mt, wd);
+    ref_matmul_f32(wd + (size_t)view_r0 * K, x, yref, K, M, N);
+
+    vkllm_status st = vk_tensor_upload(dev, type, K, Mt, wq, &t);
+    CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    vk_tensor view = t;
+    view.ne[1] = M;
+    view.qs_offset += (VkDeviceSize)view_r0 * t.row_qs_bytes;
+    if (t.row_d_bytes)
+        view.d_offset += (VkDeviceSize)view_r0 * t.row_d_bytes;
+    st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_fill(dev, yb, 0, ybytes, POISON);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    if (st == VKLLM_OK)
+        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
+    CHECK(st == VKLLM_OK, "%s: op_matmul: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    for (uint32_t i = 0; i < vkr_graph_size(g); i++) {
+        const char *name = vkr_graph_dispatch_name(g, i);
+        CHECK(name && !strcmp(name, "matmul_coopmat"), "%s: dispatch %u is '%s', not the cooperative-matrix kernel",
+              label, i, name ? name : "(null)");
+    }
+    st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
+    CHECK(st == VKLLM_OK, "%s: %s", label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+
+    const float *y = yall + yoff / 4;
+    long bad = first_nonfinite(y, (size_t)M * N);
+    CHECK(bad < 0, "%s: y[%ld] (col %ld, row %ld) is not finite (unwritten, or the subgroup layout check fired)",
+          label, bad, bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
+    err = rel_l2(y, yref, (size_t)M * N);
+    CHECK(err < TOLERANCE, "%s: relative L2 error %.3g over %.0e", label, err, TOLERANCE);
+    if (err > worst_err[type])
+        worst_err[type] = err;
+    uint32_t word;
+    for (uint64_t i = 0; i < yoff / 4; i++) {
+        memcpy(&word, &yall[i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written before its view (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+    for (uint64_t i = 0; i < GUARD_FLOATS; i++) {
+        memcpy(&word, &y[(uint64_t)M * N + i], 4);
+        if (word != POISON) {
+            CHECK(0, "%s: y written past its end (float %llu)", label, (unsigned long long)i);
+            break;
+        }
+    }
+done:
+    if (test_failures != fails_before)
+        fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u, err %.3g)\n", label, K, M, N, view_r0, err);
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vk_tensor_free(dev, &t);
+    free(wf);
+    free(wq);
+    free(wd);
+    free(x);
+    free(yref);
+    free(yall);
+}
+
+static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+
+static void suite(vkr_device *dev, test_rng *rng, const char *form)
+{
+    /* (K, M): K = 32/64/96/4096 for every type; M below, at and across tile edges. */
+    static const uint32_t km_all[][2] = {{32, 1}, {64, 16}, {96, 17}, {32, 64}, {64, 65}, {96, 257}, {4096, 70}};
+    static const uint32_t km_float[][2] = {{1, 5}, {7, 100}, {16, 33}, {33, 9}, {100, 130}, {1000, 3}};
+    /* N > 8 (smaller N takes the matvec); across 16 and the 64-column tile */
+    static const uint32_t ncols[] = {9, 16, 17, 64, 65, 130};
+    char label[128];
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
+        const uint32_t type = TYPES[ti];
+        for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
+            const uint32_t N = ncols[ni];
+            for (size_t i = 0; i < sizeof km_all / sizeof km_all[0]; i++) {
+                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, ggml_type_name(type), km_all[i][0],
+                         km_all[i][1], N);
+                run_case(dev, rng, type, km_all[i][0], km_all[i][1], N, 0, label);
+            }
+            if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16)
+                for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
+                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, ggml_type_name(type),
+                             km_float[i][0], km_float[i][1], N);
+                    run_case(dev, rng, type, km_float[i][0], km_float[i][1], N, 0, label);
+                }
+        }
+        /* A prompt-sized product (pp512 of a 2048-wide layer; smaller when emulated, which is slow) and a weight
+         * view at an unaligned row. */
+        snprintf(label, sizeof label, "%s %s pp512", form, ggml_type_name(type));
+#ifdef COOPMAT_EMULATED
+        run_case(dev, rng, type, 512, 128, 512, 0, label);
+#else
+        run_case(dev, rng, type, 2048, 256, 512, 0, label);
+#endif
+        snprintf(label, sizeof label, "%s %s view", form, ggml_type_name(type));
+        run_case(dev, rng, type, 96, 50, 20, 3, label);
+    }
+
+    /* Lowered limits: row and column chunks with offsets that are not multiples of the alignment, few groups. */
+    vkr_features saved = dev->info.features;
+    vkr_features *ft = &dev->info.features;
+    ft->max_storage_buffer_range = 4096 + 512;
+    if (ft->min_storage_buffer_offset_alignment < 256)
+        ft->min_storage_buffer_offset_alignment = 256;
+    static const uint32_t c1[][4] = {{0, 96, 301, 40}, {1, 96, 200, 70}, {2, 96, 130, 45}, {3, 64, 301, 9}};
+    for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
+        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", form, ggml_type_name(TYPES[c1[i][0]]),
+                 c1[i][1], c1[i][2], c1[i][3]);
+        run_case(dev, rng, TYPES[c1[i][0]], c1[i][1], c1[i][2], c1[i][3], 0, label);
+    }
+    *ft = saved;
+    ft->max_workgroup_count[0] = 3;
+    ft->max_workgroup_count[1] = 2;
+    static const uint32_t c2[][4] = {{0, 64, 300, 170}, {3, 96, 1000, 200}};
+    for (size_t i = 0; i < sizeof c2 / sizeof c2[0]; i++) {
+        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", form, ggml_type_name(TYPES[c2[i][0]]),
+                 c2[i][1], c2[i][2], c2[i][3]);
+        run_case(dev, rng, TYPES[c2[i][0]], c2[i][1], c2[i][2], c2[i][3], 0, label);
+    }
+    *ft = saved;
+}
+
+/* The validation layer's specVersion, 0 without one. */
+static uint32_t validation_layer_version(void)
+{
+    uint32_t n = 0, version = 0;
+    if (volkInitialize() != VK_SUCCESS || vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkLayerProperties *props = calloc(n, sizeof *props);
+    if (props && vkEnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++)
+            if (!strcmp(props[i].layerName, "VK_LAYER_KHRONOS_validation"))
+                version = props[i].specVersion;
+    free(props);
+    return version;
+}
+
+/* A device with VKLLM_COOPMAT=form: with the validation layer (test_device_open), or without it when the layer
+ * predates the extension (it would report the extension's structures and SPIR-V as errors). */
+static bool open_device(test_device *td, const char *form, bool validation)
+{
+    setenv("VKLLM_COOPMAT", form, 1);
+    if (validation)
+        return test_device_open(td);
+    memset(td, 0, sizeof *td);
+    const char *env = getenv("VKLLM_VALIDATION");
+    char saved[32] = "";
+    if (env)
+        snprintf(saved, sizeof saved, "%s", env);
+    unsetenv("VKLLM_VALIDATION");
+    vkr_instance_options io = {0};
+    vkllm_status st = vkr_instance_create(&io, &td->inst);
+    if (st == VKLLM_OK) {
+        vkr_device_options dopts = {0};
+        st = vkr_device_create(td->inst, &dopts, &td->dev);
+        if (st != VKLLM_OK) {
+            vkr_instance_destroy(td->inst);
+            td->inst = NULL;
+        }
+    }
+    if (env)
+        setenv("VKLLM_VALIDATION", saved, 1);
+    CHECK(st == VKLLM_OK, "%s: cannot create a device: %s", form, vkr_last_error());
+    return st == VKLLM_OK;
+}
+
+/* Runs the suite on a device opened for `form` (khr, nv, emulate) where that form is enabled there. Returns
+ * whether it ran. */
+static bool run_form(const char *form, test_rng *rng)
+{
+    bool validation = true;
+    if (!strcmp(form, "khr")) {
+        const uint32_t v = validation_layer_version();
+        if (v < VK_MAKE_API_VERSION(0, 1, 3, 255)) {
+            fprintf(stderr, "khr: the validation layer (%u.%u.%u) predates VK_KHR_cooperative_matrix: run without it\n",
+                    VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v), VK_API_VERSION_PATCH(v));
+            validation = false;
+        }
+    }
+    test_device td;
+    if (!open_device(&td, form, validation)) {
+        CHECK(0, "%s: no device", form);
+        return false;
+    }
+    vkr_features *ft = &td.dev->info.features;
+    const bool on = !strcmp(form, "khr") ? ft->coopmat_khr_f16 : !strcmp(form, "nv") ? ft->coopmat_nv_f16
+                                                                                     : ft->coopmat_emulated;
+    fprintf(stderr, "%s: %s; cooperative matrix enabled: KHR %s, NV %s, emulated %s; subgroup size %u (min %u, "
+                    "max %u)%s\n",
+            form, td.dev->info.name, ft->coopmat_khr_f16 ? "yes" : "no", ft->coopmat_nv_f16 ? "yes" : "no",
+            ft->coopmat_emulated ? "yes" : "no", ft->subgroup_size, ft->min_subgroup_size, ft->max_subgroup_size,
+            validation ? "" : "; no validation layer");
+    if (on) {
+        const VkPhysicalDeviceType real_type = td.dev->info.type;
+        td.dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;   /* the GPU kernel choice, even on a CPU device */
+        suite(td.dev, rng, form);
+        td.dev->info.type = real_type;
+    } else {
+        fprintf(stderr, "%s: not usable on this device (see 'vkllm devices')\n", form);
+    }
+    test_device_close(&td);
+    return on;
+}
+
+/* test_op_matmul_coopmat_emu.c includes this file with COOPMAT_EMULATED: the same suite on the emulated kernel
+ * (VKLLM_COOPMAT=emulate), which runs on lavapipe. */
+int main(void)
+{
+    test_rng rng;
+    rng_init(&rng, test_seed());
+#ifdef COOPMAT_EMULATED
+    const char *const test_name = "op_matmul_coopmat_emu";
+    const bool ran = run_form("emulate", &rng);
+#else
+    const char *const test_name = "op_matmul_coopmat";
+    bool ran = run_form("khr", &rng);
+    ran = run_form("nv", &rng) || ran;
+#endif
+    fprintf(stderr, "worst relative L2 error: f32 %.2g, f16 %.2g, q8_0 %.2g, q4_0 %.2g (tolerance %.0e)\n",
+            worst_err[GGML_TYPE_F32], worst_err[GGML_TYPE_F16], worst_err[GGML_TYPE_Q8_0], worst_err[GGML_TYPE_Q4_0],
+            TOLERANCE);
+    if (test_failures)
+        fprintf(stderr, "seed was %llu\n", (unsigned long long)test_seed());
+    if (!ran && !test_failures) {
+        fprintf(stderr, "SKIP: no usable cooperative matrix on this device\n");
+        return TEST_SKIP;
+    }
+    return test_finish(test_name);
+}

@@ -9,8 +9,11 @@
  * dispatches) runs with a lowered binding range, where a GLU weight, which must be bound whole, is refused
  * (not fused, nothing recorded). Workgroups of 1, 5 and 16 rows (VKLLM_MATVEC) run too.
  *
- * Tolerance (relative L2 against the double reference): F32 1e-5, F16/Q8_0/Q4_0 1e-3, as op_matmul
- * (the reference dequantizes the same blocks; only f32 rounding differs). */
+ * Tolerance (relative L2 against the double reference; the reference dequantizes the same blocks, so only
+ * f32 rounding differs): 1e-4 for F32, 1e-3 for F16/Q8_0/Q4_0. F32 is looser than op_matmul's 1e-5
+ * because some cases have one or two outputs: a dot product that nearly cancels turns the f32 rounding of
+ * the normalised x into a larger relative error of that output, and SiLU-gate multiplies two of them
+ * (seen: 1.7e-5 for glu, K = 32, M = 1). A wrong or missing term gives errors of order 1e-1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,7 @@
 
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
 
-static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
+static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-4 : 1e-3; }
 
 typedef struct fusion_case {
     const char *name;

@@ -23,9 +23,9 @@
 #include "host/ops.h"
 #include "host/quant.h"
 #include "ref/ref_matmul.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
-#define POISON 0x7fc00000u
 #define GUARD_FLOATS 64u
 #define TOLERANCE 2e-3
 
@@ -83,7 +83,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     if (st == VKLLM_OK)
         st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
     if (st == VKLLM_OK)
-        st = vkr_buffer_fill(dev, yb, 0, ybytes, POISON);
+        st = vkr_buffer_fill(dev, yb, 0, ybytes, OPT_POISON);
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &g);
     if (st == VKLLM_OK)
@@ -111,21 +111,8 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     CHECK(err < TOLERANCE, "%s: relative L2 error %.3g over %.0e", label, err, TOLERANCE);
     if (err > worst_err[type])
         worst_err[type] = err;
-    uint32_t word;
-    for (uint64_t i = 0; i < yoff / 4; i++) {
-        memcpy(&word, &yall[i], 4);
-        if (word != POISON) {
-            CHECK(0, "%s: y written before its view (float %llu)", label, (unsigned long long)i);
-            break;
-        }
-    }
-    for (uint64_t i = 0; i < GUARD_FLOATS; i++) {
-        memcpy(&word, &y[(uint64_t)M * N + i], 4);
-        if (word != POISON) {
-            CHECK(0, "%s: y written past its end (float %llu)", label, (unsigned long long)i);
-            break;
-        }
-    }
+    const size_t outside = opt_count_outside_host(yall, ybytes, yoff, (size_t)M * N * 4);
+    CHECK(outside == 0, "%s: %zu words around y written (before its view or past its end)", label, outside);
 done:
     if (test_failures != fails_before)
         fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u, err %.3g)\n", label, K, M, N, view_r0, err);

@@ -13,9 +13,9 @@
 #include "host/ops.h"
 #include "host/quant.h"
 #include "ref/ref_matmul.h"
+#include "ref/ref_ops.h"
 #include "util.h"
 
-#define POISON 0x7fc00000u
 #define LIMIT (24u * 1024u)   /* bytes: the lowered maxMemoryAllocationSize */
 
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
@@ -88,7 +88,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
         const uint32_t N = ncols[i];
         ref_matmul_f32(wd, x, yref, K, M, N);
         vkr_graph_clear(g);
-        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, POISON);
+        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, OPT_POISON);
         if (st == VKLLM_OK)
             st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
         if (st == VKLLM_OK)
@@ -129,7 +129,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
                 ref_matmul_f32(wd, x, yref, K, M, 1);
                 for (uint32_t r = 0; r < M; r++)
                     yref[r] = (float)(yref[r] * s);
-                st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, POISON);
+                st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, OPT_POISON);
                 if (st == VKLLM_OK)
                     st = vkr_graph_run(g);
                 if (st == VKLLM_OK)
@@ -150,7 +150,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     vkr_graph_clear(g);
     st = vkr_buffer_upload(dev, ib, 0, ids, sizeof ids);
     if (st == VKLLM_OK)
-        st = vkr_buffer_fill(dev, ob, 0, (uint64_t)K * N_IDS * 4, POISON);
+        st = vkr_buffer_fill(dev, ob, 0, (uint64_t)K * N_IDS * 4, OPT_POISON);
     if (st == VKLLM_OK)
         st = op_get_rows(g, &t, vk_view_of(ib, 0), vk_view_of(ob, 0), N_IDS);
     if (st == VKLLM_OK)

@@ -177,6 +177,19 @@ bool opt_poison(vkr_device *dev, vkr_buffer *buf)
     return st == VKLLM_OK;
 }
 
+size_t opt_count_outside_host(const void *all, size_t size, size_t offset, size_t bytes)
+{
+    size_t bad = 0;
+    uint32_t word;
+    for (size_t i = 0; i + 4 <= size; i += 4) {
+        if (i >= offset && i < offset + bytes)
+            continue;
+        memcpy(&word, (const char *)all + i, 4);
+        bad += word != OPT_POISON;
+    }
+    return bad;
+}
+
 size_t opt_count_outside(vkr_device *dev, vkr_buffer *buf, size_t offset, size_t bytes)
 {
     size_t words = (size_t)(buf->size / 4);
@@ -185,12 +198,7 @@ size_t opt_count_outside(vkr_device *dev, vkr_buffer *buf, size_t offset, size_t
         free(all);
         return words;
     }
-    size_t bad = 0;
-    for (size_t i = 0; i < words; i++) {
-        if (i * 4 >= offset && i * 4 < offset + bytes)
-            continue;
-        bad += all[i] != OPT_POISON;
-    }
+    size_t bad = opt_count_outside_host(all, words * 4, offset, bytes);
     free(all);
     return bad;
 }

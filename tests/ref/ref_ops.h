@@ -52,6 +52,8 @@ bool opt_poison(vkr_device *dev, vkr_buffer *buf);
 /* Number of 32-bit words in [0, offset) and [offset + bytes, size) of buf that are not OPT_POISON
  * (writes outside a kernel's output range). */
 size_t opt_count_outside(vkr_device *dev, vkr_buffer *buf, size_t offset, size_t bytes);
+/* The same over a whole buffer already downloaded: `all` holds `size` bytes. */
+size_t opt_count_outside_host(const void *all, size_t size, size_t offset, size_t bytes);
 
 /* An f32 vk_tensor view of n floats at `offset` of buf (not owned: do not vk_tensor_free it). */
 vk_tensor opt_f32_tensor(vkr_buffer *buf, size_t offset, uint64_t n);

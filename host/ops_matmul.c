@@ -5,6 +5,8 @@
  *     every n_cols (a workgroup is one subgroup, each invocation owns whole rows, no barriers or shared
  *     memory; see the shader), with tiles of up to CPU_MAX_NC columns, provided the weight rows are whole
  *     16-byte units at 16-byte aligned offsets and x is 16-byte aligned; otherwise the GPU kernels below.
+ *     One Q8_0/Q4_0 column uses its 64-bit-load variant where shaderInt64 and the alignment allow
+ *     (cpu_i64_applies).
  *   GPUs: shaders/matvec.comp for n_cols == 1 (decode) and for 1 < n_cols <= MV_MAX_COLS (every weight
  *     byte read once for all columns: batched decode, short prompts), the tiled shaders/matmul.comp beyond.
  *     Experimental (VKLLM_COOPMAT=1, not yet validated on hardware): beyond MV_MAX_COLS, devices with a
@@ -424,6 +426,25 @@ static bool cpu_kernel_applies(const mm_ctx *c, const vk_tensor *w, vk_view x)
            x.offset % 16 == 0;
 }
 
+/* Whether every binding of data at off + r * stride (any r) leaves a residual below it that is a multiple of a:
+ * bindings start at multiples of c->align, and it and a are powers of two. */
+static bool residual_aligned(const mm_ctx *c, uint64_t off, uint64_t stride, uint64_t a)
+{
+    return stride % a == 0 && off % c->align % a == 0;
+}
+
+/* The 64-bit-load variant of the CPU kernel (mm_cpu.comp with USE_INT64) applies: shaderInt64, one column, a Q8_0
+ * or Q4_0 weight with K a multiple of 128, quants bound at multiples of 32 bytes, scales of 8, x of 32. It loads
+ * twice the bytes per load of the 32-bit variant (llvmpipe's cost is per component). With several columns each
+ * weight load is already shared, and the larger unrolled body costs more than it saves (and compiles slowly). */
+static bool cpu_i64_applies(const mm_ctx *c, const vk_tensor *w, vk_view x, uint32_t n_cols)
+{
+    return c->dev->info.features.int64 && n_cols == 1 &&
+           (w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q4_0) && w->ne[0] % 128 == 0 &&
+           residual_aligned(c, w->qs_offset, w->row_qs_bytes, 32) &&
+           residual_aligned(c, w->d_offset, w->row_d_bytes, 8) && residual_aligned(c, x.offset, 0, 32);
+}
+
 static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
 {
     vkr_device *dev = c->dev;
@@ -441,7 +462,7 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const uint32_t spec[2] = {rpl, nc};
 
     char name[32];
-    snprintf(name, sizeof name, "mm_cpu_%s", type_suffix(w->type));
+    snprintf(name, sizeof name, "mm_cpu_%s%s", type_suffix(w->type), cpu_i64_applies(c, w, x, n_cols) ? "_i64" : "");
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = n_cols == 1 ? "matvec" : "matmul";

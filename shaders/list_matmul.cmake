@@ -12,6 +12,9 @@ foreach(t f32 f16 q8_0 q4_0)
   vkllm_shader(mm_cpu_${t} mm_cpu.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(get_rows_${t} get_rows.comp DEFINES WTYPE_${T}=1)
 endforeach()
+# mm_cpu with 64-bit loads (shaderInt64), used where rows and bindings allow them (host/ops_matmul.c).
+vkllm_shader(mm_cpu_q8_0_i64 mm_cpu.comp DEFINES WTYPE_Q8_0=1 USE_INT64=1)
+vkllm_shader(mm_cpu_q4_0_i64 mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1)
 # Prompt matmul with cooperative matrices (VKLLM_COOPMAT=1, experimental): NV and KHR forms of one source.
 foreach(t f32 f16 q8_0 q4_0)
   string(TOUPPER ${t} T)

@@ -19,14 +19,27 @@
  *   - sum((q - 8) * x) = sum(q * x) - 8 * sum(x), with 8 * sum(x) computed once per block and column.
  * Rows past M are clamped on load and skipped on store; columns past N likewise.
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0. F32 needs K % 4 == 0, F16 K % 8 == 0 (rows in
- * whole 16-byte units); every type needs w_off % 16 == 0 and x_off, x_stride multiples of 4 floats (the host
- * checks and otherwise uses the generic kernels).
+ * USE_INT64 (shaderInt64; Q8_0/Q4_0, one column: the decode matvec): the per-lane cost is per component
+ * loaded, and a 64-bit component costs about what a 32-bit one does, so this variant loads 32 bytes of quants
+ * per load (u64vec4: one Q8_0 or two Q4_0 blocks) and the scales of four blocks as one uint64_t; x comes eight
+ * floats per lane in one load by all lanes, then shuffles (llvmpipe walks every lane for every load, active or
+ * not, so that costs less than WG loads by invocation 0). About a third fewer instructions than 32-bit loads.
+ * Its loop tests at the end: llvmpipe runs a loop's body once more with every lane masked off when the exit
+ * test comes first.
+ *
+ * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, each with 32-bit loads; Q8_0 and Q4_0 also with
+ * USE_INT64. F32 needs K % 4 == 0, F16 K % 8 == 0 (rows in whole 16-byte units); every type needs
+ * w_off % 16 == 0 and x_off, x_stride multiples of 4 floats; USE_INT64 needs NC == 1, K % 128 == 0,
+ * w_off % 32 == 0, d_off % 8 == 0 and x_off % 8 == 0 (the host checks and otherwise uses the 32-bit variant or
+ * the generic kernels).
  * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (the subgroup size), 1 = RPL (rows per invocation), 2 = NC (columns per tile). */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#ifdef USE_INT64
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
 
 #include "dequant.glsl"
 
@@ -47,7 +60,12 @@ layout(push_constant) uniform Push {
     uint y_stride;  /* floats between two columns of Y */
 } pc;
 
-#ifdef WQUANT
+#ifdef USE_INT64
+layout(set = 0, binding = 0) readonly buffer WQ { u64vec4 wq[]; };   /* one Q8_0 block or two Q4_0 blocks */
+layout(set = 0, binding = 1) readonly buffer WD { uint64_t wd[]; };  /* the scales of four blocks */
+layout(set = 0, binding = 2) readonly buffer X8 { u64vec4 x8[]; };   /* eight floats */
+layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+#elif defined(WQUANT)
 layout(set = 0, binding = 0) readonly buffer WQ { uvec4 wq[]; };
 layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
 layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
@@ -62,6 +80,27 @@ layout(set = 0, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
 #endif
 
+#ifdef USE_INT64
+/* X_LOAD(I, XN): x8[I + j] (eight floats each; I uniform) for j < XN into xv[2j], xv[2j + 1]. Invocation t
+ * loads x8[I + t] and shuffles hand it to the others: one load for all lanes instead of XN loads by
+ * invocation 0 (llvmpipe walks every lane for each load, active or not). lo_/hi_[j / WG] hold what invocation
+ * j % WG loaded; they are XN long so that every index stays in bounds before the loops are unrolled. */
+#define X_LOAD(I, XN)                                                                                       \
+    {                                                                                                       \
+        vec4 lo_[XN], hi_[XN];                                                                              \
+        for (uint r_ = 0u; r_ < (XN); r_ += WG) {                                                           \
+            u64vec4 v_ = u64vec4(0ul);                                                                      \
+            if (r_ + gl_SubgroupInvocationID < (XN))                                                        \
+                v_ = x8[(I) + r_ + gl_SubgroupInvocationID];                                                \
+            lo_[r_ / WG] = uintBitsToFloat(uvec4(unpackUint2x32(v_.x), unpackUint2x32(v_.y)));              \
+            hi_[r_ / WG] = uintBitsToFloat(uvec4(unpackUint2x32(v_.z), unpackUint2x32(v_.w)));              \
+        }                                                                                                   \
+        for (uint j_ = 0u; j_ < (XN); j_++) {                                                               \
+            xv[2u * j_] = subgroupShuffle(lo_[j_ / WG], j_ % WG);                                           \
+            xv[2u * j_ + 1u] = subgroupShuffle(hi_[j_ / WG], j_ % WG);                                      \
+        }                                                                                                   \
+    }
+#else
 /* x4[idx], loaded by invocation 0 of the subgroup and shuffled to the others (idx is uniform). */
 vec4 x_uniform(uint idx)
 {
@@ -70,6 +109,7 @@ vec4 x_uniform(uint idx)
         v = x4[idx];
     return subgroupShuffle(v, 0u);
 }
+#endif
 
 #if defined(WTYPE_Q4_0)
 /* Element 4w+i of a block is at bit 8i of word w, element 16+4w+i at bit 8i+4 (GGUF order). The nibbles
@@ -80,6 +120,103 @@ vec4 nib_lo(uint q) { return vec4(ivec4(q & 0xFu, q & 0xF00u, q & 0xF0000u, q & 
 vec4 nib_hi(uint q) { return vec4(ivec4(q & 0xF0u, q & 0xF000u, q & 0xF00000u, q >> 28)); }
 #endif
 
+#ifdef USE_INT64
+/* The 64-bit-load variant: one column (NC == 1), Q8_0 or Q4_0, K a multiple of 128, w_off a multiple of 32 bytes,
+ * d_off of 8 and x_off of 8 floats (the host checks). A row is walked in groups of four blocks, whose scales
+ * come in one uint64_t, and each group in two steps of two blocks: x of the step (64 floats) in one X_LOAD,
+ * then for each row one u64vec4 of quants (Q4_0) or two (Q8_0). The loop tests at its end: llvmpipe runs a
+ * loop's body once more, all lanes masked off, when the exit test comes first. */
+#if defined(WTYPE_Q4_0)
+const uint WPU = 64u;   /* weights per u64vec4 of quants */
+/* PREP_X: 8 * sum(x) of each block of the step in xs, and x pre-scaled for the nibbles taken in place. */
+#define PREP_X                                                                                              \
+    float xs[2];                                                                                            \
+    for (uint h = 0u; h < 2u; h++) {                                                                        \
+        const uint o = h * 8u;                                                                              \
+        xs[h] = 8.0 * dot((xv[o] + xv[o + 1u]) + (xv[o + 2u] + xv[o + 3u]) + (xv[o + 4u] + xv[o + 5u]) +    \
+                              (xv[o + 6u] + xv[o + 7u]),                                                    \
+                          vec4(1.0));                                                                       \
+        for (uint j = 0u; j < 4u; j++) {                                                                    \
+            xv[o + j] *= SCALE_LO;                                                                          \
+            xv[o + 4u + j] *= SCALE_HI;                                                                     \
+        }                                                                                                   \
+    }
+/* Q4_SUM(W, H): sum(q * x) over block H of the step, its quants in words W. */
+#define Q4_SUM(W, H)                                                                                        \
+    (dot(nib_lo((W).x), xv[(H) * 8u]) + dot(nib_lo((W).y), xv[(H) * 8u + 1u]) +                            \
+     dot(nib_lo((W).z), xv[(H) * 8u + 2u]) + dot(nib_lo((W).w), xv[(H) * 8u + 3u]) +                        \
+     dot(nib_hi((W).x), xv[(H) * 8u + 4u]) + dot(nib_hi((W).y), xv[(H) * 8u + 5u]) +                        \
+     dot(nib_hi((W).z), xv[(H) * 8u + 6u]) + dot(nib_hi((W).w), xv[(H) * 8u + 7u]))
+/* ROW_STEP(i, B, D): row i's sum over blocks B, B + 1 with scales D.x, D.y. */
+#define ROW_STEP(i, B, D)                                                                                   \
+    {                                                                                                       \
+        const u64vec4 q = wq[rq[i] + ((B) >> 1)];                                                           \
+        acc[i] += (D).x * (Q4_SUM(uvec4(unpackUint2x32(q.x), unpackUint2x32(q.y)), 0u) - xs[0]) +           \
+                  (D).y * (Q4_SUM(uvec4(unpackUint2x32(q.z), unpackUint2x32(q.w)), 1u) - xs[1]);            \
+    }
+#else
+const uint WPU = 32u;
+#define PREP_X
+/* Q8_SUM(Q, H): sum(q * x) over block H of the step, its quants in Q. */
+#define Q8_SUM(Q, H)                                                                                        \
+    (dot(q8_word(unpackUint2x32((Q).x).x), xv[(H) * 8u]) +                                                  \
+     dot(q8_word(unpackUint2x32((Q).x).y), xv[(H) * 8u + 1u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).y).x), xv[(H) * 8u + 2u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).y).y), xv[(H) * 8u + 3u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).z).x), xv[(H) * 8u + 4u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).z).y), xv[(H) * 8u + 5u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).w).x), xv[(H) * 8u + 6u]) +                                             \
+     dot(q8_word(unpackUint2x32((Q).w).y), xv[(H) * 8u + 7u]))
+#define ROW_STEP(i, B, D)                                                                                   \
+    {                                                                                                       \
+        const u64vec4 q0 = wq[rq[i] + (B)], q1 = wq[rq[i] + (B) + 1u];                                      \
+        acc[i] += (D).x * Q8_SUM(q0, 0u) + (D).y * Q8_SUM(q1, 1u);                                          \
+    }
+#endif
+/* STEP(G, S): blocks G + 2S, G + 2S + 1 of every row; their scales are halves 2S, 2S + 1 of sc. */
+#define STEP(G, S)                                                                                          \
+    {                                                                                                       \
+        vec4 xv[16];                                                                                        \
+        X_LOAD(xbase + ((G) + 2u * (S)) * 4u, 8u)                                                           \
+        PREP_X                                                                                              \
+        for (uint i = 0u; i < RPL; i++)                                                                     \
+            ROW_STEP(i, (G) + 2u * (S), unpackHalf2x16(sc[i][S]))                                           \
+    }
+
+void main()
+{
+    const uint t = gl_LocalInvocationID.x;
+    const uint row0 = gl_WorkGroupID.x * (WG * RPL) + t;
+    const uint last_row = pc.M - 1u;
+    const uint xbase = pc.x_off >> 3;   /* u64vec4 index of x (one column) */
+    const uint nb = pc.K / 32u;
+
+    float acc[RPL];
+    uint rq[RPL];     /* u64vec4 index of each row's quants */
+    uint rd[RPL];     /* uint64_t index of each row's scales */
+    for (uint i = 0u; i < RPL; i++) {
+        const uint r = min(row0 + i * WG, last_row);
+        acc[i] = 0.0;
+        rq[i] = (pc.w_off >> 5) + r * (pc.K / WPU);
+        rd[i] = (pc.d_off >> 3) + r * (nb >> 2);
+    }
+    uint g = 0u;   /* first block of the group */
+    do {
+        uvec2 sc[RPL];
+        for (uint i = 0u; i < RPL; i++)
+            sc[i] = unpackUint2x32(wd[rd[i] + (g >> 2)]);
+        STEP(g, 0u)
+        STEP(g, 1u)
+        g += 4u;
+    } while (g < nb);
+
+    for (uint i = 0u; i < RPL; i++) {
+        const uint row = row0 + i * WG;
+        if (row < pc.M)
+            y[pc.y_off + row] = acc[i];
+    }
+}
+#else
 /* LOAD_X(U): the x values of unit U of every column into xv (Q4_0 also gets 8 * sum(x) in xs, and x
  * pre-scaled for the nibbles taken in place). ROW_UNIT(i, U[, D]): row i of the invocation, unit U (with
  * block scale D), accumulated for every column. */
@@ -246,3 +383,4 @@ void main()
         }
     }
 }
+#endif

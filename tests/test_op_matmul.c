@@ -1,9 +1,10 @@
 /* op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
  *
  * Every type (F32, F16, Q8_0, Q4_0), every kernel family: the CPU-device kernel (shaders/mm_cpu.comp, every
- * column count) and the GPU kernels (matvec for n_cols == 1, multi-column matvec for n_cols <= 8, tiled
- * matmul beyond). The family follows the device type, so each suite runs twice, once with the device
- * reported as a CPU and once as a GPU (both kernel families are valid on any device). Shapes that are not
+ * column count; its 64-bit-load variant for one Q8_0/Q4_0 column) and the GPU kernels (matvec for
+ * n_cols == 1, multi-column matvec for n_cols <= 8, tiled matmul beyond). The family follows the device type,
+ * so each suite runs three times: with the device reported as a CPU, as a CPU without shaderInt64 (the CPU
+ * kernel's 32-bit variant only) and as a GPU (every kernel family is valid on any device). Shapes that are not
  * multiples of the workgroup/tile sizes, x/y at non-zero offsets, weights that are row-range views of a
  * larger tensor (as stacked Wq;Wk;Wv are) at 16-byte aligned and at unaligned offsets. Outputs are
  * poisoned with NaN before each run and a guard region around y must stay poisoned, so unwritten or stray
@@ -37,10 +38,10 @@ static uint64_t dev_align(const vkr_device *dev)
 }
 
 /* Runs one op_matmul on random data and checks it. With view_r0 > 0 the weight is a view of rows
- * [view_r0, view_r0 + M) of a larger uploaded tensor (two more rows follow it). Returns false on a failure
- * (already counted). */
-static bool run_case_view(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
-                          uint32_t view_r0, const char *label)
+ * [view_r0, view_r0 + M) of a larger uploaded tensor (two more rows follow it). x starts x_extra bytes (a
+ * multiple of 16) past the device's offset alignment. Returns false on a failure (already counted). */
+static bool run_case_at(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                        uint32_t view_r0, uint32_t x_extra, const char *label)
 {
     const uint32_t Mt = view_r0 ? view_r0 + M + 2 : M;   /* rows uploaded */
     const size_t wbytes = ref_tensor_bytes(type, K, Mt);
@@ -50,7 +51,7 @@ static bool run_case_view(vkr_device *dev, test_rng *rng, uint32_t type, uint32_
     float *x = malloc((size_t)K * N * sizeof(float));
     float *yref = malloc((size_t)M * N * sizeof(float));
     const uint64_t align = dev_align(dev);
-    const uint64_t xoff = align, yoff = 2 * align;   /* views at non-zero offsets */
+    const uint64_t xoff = align + x_extra, yoff = 2 * align;   /* views at non-zero offsets */
     const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
     float *yall = malloc(ybytes);
     vk_tensor t;
@@ -141,6 +142,12 @@ done:
     return ok;
 }
 
+static bool run_case_view(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
+                          uint32_t view_r0, const char *label)
+{
+    return run_case_at(dev, rng, type, K, M, N, view_r0, 0, label);
+}
+
 static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
                      const char *label)
 {
@@ -149,14 +156,18 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
 
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
 
-/* The kernel families: op_matmul picks them by device type (see host/ops_matmul.c). */
+/* The kernel families: op_matmul picks them by device type (see host/ops_matmul.c). The CPU kernel runs twice:
+ * with the device's shaderInt64 (its 64-bit-load variant where that applies) and with int64 reported absent
+ * (the 32-bit variant everywhere). */
 typedef struct family {
     const char *name;
     VkPhysicalDeviceType type;
+    bool no_int64;
 } family;
 static const family FAMILIES[] = {
-    {"cpu-kernels", VK_PHYSICAL_DEVICE_TYPE_CPU},
-    {"gpu-kernels", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU},
+    {"cpu-kernels", VK_PHYSICAL_DEVICE_TYPE_CPU, false},
+    {"cpu-kernels-32bit", VK_PHYSICAL_DEVICE_TYPE_CPU, true},
+    {"gpu-kernels", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, false},
 };
 #define N_FAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -259,6 +270,53 @@ static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
         run_case(dev, rng, type, c2[i][1], c2[i][2], c2[i][3], label);
     }
     *ft = saved;
+}
+
+/* The CPU kernel's 64-bit-load variant (one column, Q8_0/Q4_0, K a multiple of 128: cpu_i64_applies in
+ * host/ops_matmul.c) at its edges: one and several groups of four blocks, row counts that are not multiples of
+ * a workgroup's rows, x bound with a residual of 32 bytes (taken) and of 16 (the 32-bit variant), and row chunks
+ * bound at non-zero residuals that are multiples of 32 (quants) and 8 (scales) bytes, and a narrower workgroup.
+ * With int64 reported absent the same cases check the 32-bit variant. */
+static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
+{
+    static const uint32_t km[][2] = {{128, 1}, {128, 9}, {384, 100}, {256, 257}, {2048, 3}, {8192, 70}};
+    char label[128];
+    for (uint32_t ti = 2; ti < 4; ti++) {
+        const uint32_t type = TYPES[ti];
+        for (size_t i = 0; i < sizeof km / sizeof km[0]; i++) {
+            snprintf(label, sizeof label, "%s edges %s K=%u M=%u N=1", fam->name, ggml_type_name(type), km[i][0],
+                     km[i][1]);
+            run_case(dev, rng, type, km[i][0], km[i][1], 1, label);
+        }
+    }
+    vkr_features saved = dev->info.features;
+    vkr_features *ft = &dev->info.features;
+    if (ft->min_storage_buffer_offset_alignment < 128)
+        ft->min_storage_buffer_offset_alignment = 128;
+    for (uint32_t ti = 2; ti < 4; ti++) {
+        const uint32_t type = TYPES[ti];
+        for (uint32_t x_extra = 16; x_extra <= 32; x_extra += 16) {
+            snprintf(label, sizeof label, "%s edges %s x at +%u K=256 M=40 N=1", fam->name, ggml_type_name(type),
+                     x_extra);
+            run_case_at(dev, rng, type, 256, 40, 1, 0, x_extra, label);
+        }
+        /* Row chunks of 64 rows of a view from row 3: quants (64-byte rows for Q4_0) and scales bound at
+         * residuals of 64 and 24 bytes below 128-byte aligned binding offsets. */
+        ft->max_storage_buffer_range = 4096 + 512;
+        snprintf(label, sizeof label, "%s edges small-range %s K=128 M=1000 N=1", fam->name, ggml_type_name(type));
+        run_case_view(dev, rng, type, 128, 1000, 1, 3, label);
+        ft->max_storage_buffer_range = saved.max_storage_buffer_range;
+    }
+    *ft = saved;
+    /* A workgroup of 4 (the subgroup of a 128-bit llvmpipe): x takes two rounds of loads. */
+    if (ft->subgroup_size >= 4) {
+        ft->subgroup_size = 4;
+        for (uint32_t ti = 2; ti < 4; ti++) {
+            snprintf(label, sizeof label, "%s edges wg-4 %s K=384 M=77 N=1", fam->name, ggml_type_name(TYPES[ti]));
+            run_case(dev, rng, TYPES[ti], 384, 77, 1, label);
+        }
+        *ft = saved;
+    }
 }
 
 /* The GPU matvec reductions not taken by default on this device: the shared-memory fallback (as on a device
@@ -395,15 +453,20 @@ int main(void)
             td.dev->info.features.subgroup_arithmetic ? "yes" : "no", td.dev->info.features.subgroup_size);
 
     const VkPhysicalDeviceType real_type = td.dev->info.type;
+    const bool real_int64 = td.dev->info.features.int64;
     for (size_t f = 0; f < N_FAMILIES; f++) {
         td.dev->info.type = FAMILIES[f].type;
+        td.dev->info.features.int64 = real_int64 && !FAMILIES[f].no_int64;
         shapes(td.dev, &rng, &FAMILIES[f]);
         weight_views(td.dev, &rng, &FAMILIES[f]);
         lowered_limits(td.dev, &rng, &FAMILIES[f]);
-        if (FAMILIES[f].type != VK_PHYSICAL_DEVICE_TYPE_CPU)
+        if (FAMILIES[f].type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+            cpu_int64_edges(td.dev, &rng, &FAMILIES[f]);
+        else
             reduction_variants(td.dev, &rng);
     }
     td.dev->info.type = real_type;
+    td.dev->info.features.int64 = real_int64;
     /* Over 256K blocks: host/tensor.c repacks and uploads quantized weights in several chunks. */
     run_case(td.dev, &rng, GGML_TYPE_Q8_0, 4096, 2100, 1, "multi-chunk upload q8_0");
     run_case(td.dev, &rng, GGML_TYPE_Q4_0, 4096, 2100, 2, "multi-chunk upload q4_0");

@@ -22,124 +22,27 @@
 #include "host/ops.h"
 #include "host/quant.h"
 #include "ref/ref_matmul.h"
+#include "ref/ref_ops.h"
+#include "matmul_case.h"
 #include "util.h"
-
-#define POISON 0x7fc00000u
-#define GUARD_FLOATS 64u
 
 static double worst_err[GGML_TYPE_Q8_0 + 1];   /* by type, printed at the end */
 
 static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
 
-static uint64_t dev_align(const vkr_device *dev)
-{
-    uint64_t a = dev->info.features.min_storage_buffer_offset_alignment;
-    return a ? a : 4;
-}
-
-/* Runs one op_matmul on random data and checks it. With view_r0 > 0 the weight is a view of rows
- * [view_r0, view_r0 + M) of a larger uploaded tensor (two more rows follow it). x starts x_extra bytes (a
- * multiple of 16) past the device's offset alignment. Returns false on a failure (already counted). */
+/* One op_matmul on random data, checked (tests/matmul_case.c). With view_r0 > 0 the weight is a view of rows
+ * [view_r0, view_r0 + M) of a larger uploaded tensor. x starts x_extra bytes (a multiple of 16) past the
+ * device's offset alignment. Returns false on a failure (already counted). */
 static bool run_case_at(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
                         uint32_t view_r0, uint32_t x_extra, const char *label)
 {
-    const uint32_t Mt = view_r0 ? view_r0 + M + 2 : M;   /* rows uploaded */
-    const size_t wbytes = ref_tensor_bytes(type, K, Mt);
-    float *wf = malloc((size_t)K * Mt * sizeof(float));
-    void *wq = malloc(wbytes);
-    float *wd = malloc((size_t)K * Mt * sizeof(float));
-    float *x = malloc((size_t)K * N * sizeof(float));
-    float *yref = malloc((size_t)M * N * sizeof(float));
-    const uint64_t align = dev_align(dev);
-    const uint64_t xoff = align + x_extra, yoff = 2 * align;   /* views at non-zero offsets */
-    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
-    float *yall = malloc(ybytes);
-    vk_tensor t;
-    memset(&t, 0, sizeof t);
-    vkr_buffer *xb = NULL, *yb = NULL;
-    vkr_graph *g = NULL;
-    bool ok = false;
-    int fails_before = test_failures;
-
-    CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", label);
-    if (!(wf && wq && wd && x && yref && yall))
-        goto done;
-    rng_fill(rng, wf, (size_t)K * Mt, -1.0f, 1.0f);
-    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
-    ref_encode(type, wf, K, Mt, wq);
-    ref_decode(type, wq, K, Mt, wd);
-    ref_matmul_f32(wd + (size_t)view_r0 * K, x, yref, K, M, N);
-
-    vkllm_status st = vk_tensor_upload(dev, type, K, Mt, wq, &t);
-    CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", label, vkr_last_error());
-    if (st != VKLLM_OK)
-        goto done;
-    vk_tensor view = t;   /* rows [view_r0, view_r0 + M), as host/tensor.c makes for stacked weights */
-    view.ne[1] = M;
-    view.qs_offset += (VkDeviceSize)view_r0 * t.row_qs_bytes;
-    if (t.row_d_bytes)
-        view.d_offset += (VkDeviceSize)view_r0 * t.row_d_bytes;
-    st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_fill(dev, yb, 0, ybytes, POISON);
-    if (st == VKLLM_OK)
-        st = vkr_graph_create(dev, &g);
-    if (st == VKLLM_OK)
-        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
-    if (st == VKLLM_OK)
-        st = vkr_graph_run(g);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
-    CHECK(st == VKLLM_OK, "%s: %s", label, vkr_last_error());
-    if (st != VKLLM_OK)
-        goto done;
-
-    const float *y = yall + yoff / 4;
-    long bad = first_nonfinite(y, (size_t)M * N);
-    CHECK(bad < 0, "%s: y[%ld] (col %ld, row %ld) is not finite (unwritten?)", label, bad,
-          bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
-    double err = rel_l2(y, yref, (size_t)M * N);
-    CHECK(err < tolerance(type), "%s: relative L2 error %.3g over %.0e", label, err, tolerance(type));
+    const int fails_before = test_failures;
+    const matmul_case c = {.type = type, .K = K, .M = M, .N = N, .view_r0 = view_r0, .x_extra = x_extra,
+                           .tol = tolerance(type), .label = label};
+    const double err = matmul_case_run(dev, rng, &c);
     if (err > worst_err[type])
         worst_err[type] = err;
-    uint32_t word;
-    for (uint64_t i = 0; i < yoff / 4; i++) {
-        memcpy(&word, &yall[i], 4);
-        if (word != POISON) {
-            CHECK(0, "%s: y written before its view (float %llu)", label, (unsigned long long)i);
-            break;
-        }
-    }
-    for (uint64_t i = 0; i < GUARD_FLOATS; i++) {
-        memcpy(&word, &y[(uint64_t)M * N + i], 4);
-        if (word != POISON) {
-            CHECK(0, "%s: y written past its end (float %llu)", label, (unsigned long long)i);
-            break;
-        }
-    }
-    ok = test_failures == fails_before;
-    if (!ok)
-        fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u, err %.3g)\n", label, K, M, N, view_r0, err);
-
-done:
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &t);
-    free(wf);
-    free(wq);
-    free(wd);
-    free(x);
-    free(yref);
-    free(yall);
-    return ok;
+    return test_failures == fails_before;
 }
 
 static bool run_case_view(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
@@ -382,7 +285,7 @@ static void big_weight(vkr_device *dev, test_rng *rng)
         goto done;
     for (uint32_t n = 1; n <= N; n += N - 1) {   /* n = 1 (matvec), then n = N (matmul) */
         vkr_graph_clear(g);
-        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N * 4, POISON);
+        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N * 4, OPT_POISON);
         if (st == VKLLM_OK)
             st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
         if (st == VKLLM_OK)

@@ -22,113 +22,23 @@
 
 #include "host/ops.h"
 #include "host/quant.h"
-#include "ref/ref_matmul.h"
-#include "ref/ref_ops.h"
+#include "matmul_case.h"
 #include "util.h"
 
-#define GUARD_FLOATS 64u
 #define TOLERANCE 2e-3
 
 static double worst_err[GGML_TYPE_Q8_0 + 1];
 
-static uint64_t dev_align(const vkr_device *dev)
-{
-    uint64_t a = dev->info.features.min_storage_buffer_offset_alignment;
-    return a ? a : 4;
-}
-
-/* One op_matmul on random data; with view_r0 > 0 the weight is rows [view_r0, view_r0 + M) of a larger tensor. */
+/* One op_matmul on random data, checked (tests/matmul_case.c), that must run the cooperative-matrix kernel;
+ * with view_r0 > 0 the weight is rows [view_r0, view_r0 + M) of a larger tensor. */
 static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
                      uint32_t view_r0, const char *label)
 {
-    const uint32_t Mt = view_r0 ? view_r0 + M + 2 : M;
-    const size_t wbytes = ref_tensor_bytes(type, K, Mt);
-    float *wf = malloc((size_t)K * Mt * sizeof(float));
-    void *wq = malloc(wbytes);
-    float *wd = malloc((size_t)K * Mt * sizeof(float));
-    float *x = malloc((size_t)K * N * sizeof(float));
-    float *yref = malloc((size_t)M * N * sizeof(float));
-    const uint64_t align = dev_align(dev);
-    const uint64_t xoff = align, yoff = 2 * align;
-    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
-    float *yall = malloc(ybytes);
-    vk_tensor t;
-    memset(&t, 0, sizeof t);
-    vkr_buffer *xb = NULL, *yb = NULL;
-    vkr_graph *g = NULL;
-    int fails_before = test_failures;
-    double err = -1;
-
-    CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", label);
-    if (!(wf && wq && wd && x && yref && yall))
-        goto done;
-    rng_fill(rng, wf, (size_t)K * Mt, -1.0f, 1.0f);
-    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
-    ref_encode(type, wf, K, Mt, wq);
-    ref_decode(type, wq, K, Mt, wd);
-    ref_matmul_f32(wd + (size_t)view_r0 * K, x, yref, K, M, N);
-
-    vkllm_status st = vk_tensor_upload(dev, type, K, Mt, wq, &t);
-    CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", label, vkr_last_error());
-    if (st != VKLLM_OK)
-        goto done;
-    vk_tensor view = t;
-    view.ne[1] = M;
-    view.qs_offset += (VkDeviceSize)view_r0 * t.row_qs_bytes;
-    if (t.row_d_bytes)
-        view.d_offset += (VkDeviceSize)view_r0 * t.row_d_bytes;
-    st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_fill(dev, yb, 0, ybytes, OPT_POISON);
-    if (st == VKLLM_OK)
-        st = vkr_graph_create(dev, &g);
-    if (st == VKLLM_OK)
-        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
-    CHECK(st == VKLLM_OK, "%s: op_matmul: %s", label, vkr_last_error());
-    if (st != VKLLM_OK)
-        goto done;
-    for (uint32_t i = 0; i < vkr_graph_size(g); i++) {
-        const char *name = vkr_graph_dispatch_name(g, i);
-        CHECK(name && !strcmp(name, "matmul_coopmat"), "%s: dispatch %u is '%s', not the cooperative-matrix kernel",
-              label, i, name ? name : "(null)");
-    }
-    st = vkr_graph_run(g);
-    if (st == VKLLM_OK)
-        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
-    CHECK(st == VKLLM_OK, "%s: %s", label, vkr_last_error());
-    if (st != VKLLM_OK)
-        goto done;
-
-    const float *y = yall + yoff / 4;
-    long bad = first_nonfinite(y, (size_t)M * N);
-    CHECK(bad < 0, "%s: y[%ld] (col %ld, row %ld) is not finite (unwritten, or the subgroup layout check fired)",
-          label, bad, bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
-    err = rel_l2(y, yref, (size_t)M * N);
-    CHECK(err < TOLERANCE, "%s: relative L2 error %.3g over %.0e", label, err, TOLERANCE);
+    const matmul_case c = {.type = type, .K = K, .M = M, .N = N, .view_r0 = view_r0, .tol = TOLERANCE,
+                           .kernel = "matmul_coopmat", .label = label};
+    const double err = matmul_case_run(dev, rng, &c);
     if (err > worst_err[type])
         worst_err[type] = err;
-    const size_t outside = opt_count_outside_host(yall, ybytes, yoff, (size_t)M * N * 4);
-    CHECK(outside == 0, "%s: %zu words around y written (before its view or past its end)", label, outside);
-done:
-    if (test_failures != fails_before)
-        fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u, err %.3g)\n", label, K, M, N, view_r0, err);
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &t);
-    free(wf);
-    free(wq);
-    free(wd);
-    free(x);
-    free(yref);
-    free(yall);
 }
 
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};

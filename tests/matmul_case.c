@@ -1,0 +1,102 @@
+#include "matmul_case.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/ops.h"
+#include "ref/ref_matmul.h"
+#include "ref/ref_ops.h"
+
+#define GUARD_FLOATS 64u
+
+double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c)
+{
+    const uint32_t K = c->K, M = c->M, N = c->N, Mt = c->view_r0 ? c->view_r0 + M + 2 : M;   /* rows uploaded */
+    float *wf = malloc((size_t)K * Mt * sizeof(float));
+    void *wq = malloc(ref_tensor_bytes(c->type, K, Mt));
+    float *wd = malloc((size_t)K * Mt * sizeof(float));
+    float *x = malloc((size_t)K * N * sizeof(float));
+    float *yref = malloc((size_t)M * N * sizeof(float));
+    const uint64_t align = dev->info.features.min_storage_buffer_offset_alignment ?
+                           dev->info.features.min_storage_buffer_offset_alignment : 4;
+    const uint64_t xoff = align + c->x_extra, yoff = 2 * align;   /* views at non-zero offsets */
+    const uint64_t ybytes = yoff + (uint64_t)M * N * 4 + GUARD_FLOATS * 4;
+    float *yall = malloc(ybytes);
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    const int fails_before = test_failures;
+    double err = -1;
+
+    CHECK(wf && wq && wd && x && yref && yall, "%s: out of host memory", c->label);
+    if (!(wf && wq && wd && x && yref && yall))
+        goto done;
+    rng_fill(rng, wf, (size_t)K * Mt, -1.0f, 1.0f);
+    rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
+    ref_encode(c->type, wf, K, Mt, wq);
+    ref_decode(c->type, wq, K, Mt, wd);
+    ref_matmul_f32(wd + (size_t)c->view_r0 * K, x, yref, K, M, N);
+
+    vkllm_status st = vk_tensor_upload(dev, c->type, K, Mt, wq, &t);
+    CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", c->label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    vk_tensor view = t;   /* rows [view_r0, view_r0 + M), as host/tensor.c makes for stacked weights */
+    view.ne[1] = M;
+    view.qs_offset += (VkDeviceSize)c->view_r0 * t.row_qs_bytes;
+    if (t.row_d_bytes)
+        view.d_offset += (VkDeviceSize)c->view_r0 * t.row_d_bytes;
+    st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, ybytes, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, xoff, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_fill(dev, yb, 0, ybytes, OPT_POISON);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    if (st == VKLLM_OK)
+        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
+    CHECK(st == VKLLM_OK, "%s: op_matmul: %s", c->label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+    for (uint32_t i = 0; c->kernel && i < vkr_graph_size(g); i++) {
+        const char *name = vkr_graph_dispatch_name(g, i);
+        CHECK(name && !strcmp(name, c->kernel), "%s: dispatch %u is '%s', not %s", c->label, i,
+              name ? name : "(null)", c->kernel);
+    }
+    st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, yall, ybytes);
+    CHECK(st == VKLLM_OK, "%s: %s", c->label, vkr_last_error());
+    if (st != VKLLM_OK)
+        goto done;
+
+    const float *y = yall + yoff / 4;
+    long bad = first_nonfinite(y, (size_t)M * N);
+    CHECK(bad < 0, "%s: y[%ld] (col %ld, row %ld) is not finite (unwritten?)", c->label, bad,
+          bad < 0 ? 0 : bad / (long)M, bad < 0 ? 0 : bad % (long)M);
+    err = rel_l2(y, yref, (size_t)M * N);
+    CHECK(err < c->tol, "%s: relative L2 error %.3g over %.0e", c->label, err, c->tol);
+    const size_t outside = opt_count_outside_host(yall, ybytes, yoff, (size_t)M * N * 4);
+    CHECK(outside == 0, "%s: %zu words around y written (before its view or past its end)", c->label, outside);
+done:
+    if (test_failures != fails_before)
+        fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u x_extra=%u, err %.3g)\n", c->label, K, M, N, c->view_r0,
+                c->x_extra, err);
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vk_tensor_free(dev, &t);
+    free(wf);
+    free(wq);
+    free(wd);
+    free(x);
+    free(yref);
+    free(yall);
+    return err;
+}

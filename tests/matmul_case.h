@@ -1,0 +1,23 @@
+/* One op_matmul on random data, checked against the CPU reference over the very same GGUF blocks
+ * (tests/ref/ref_matmul.c, in double). Shared by the matmul kernel tests. */
+#ifndef VKLLM_MATMUL_CASE_H
+#define VKLLM_MATMUL_CASE_H
+
+#include "util.h"
+
+typedef struct matmul_case {
+    uint32_t type, K, M, N;    /* weight type, row length, rows, columns of x */
+    uint32_t view_r0;          /* > 0: the weight is rows [view_r0, view_r0 + M) of a larger tensor (two more
+                                * rows follow), as the stacked Wq;Wk;Wv are */
+    uint32_t x_extra;          /* bytes (a multiple of 16) between x and the device-aligned offset it follows */
+    double tol;                /* relative L2 error allowed */
+    const char *kernel;        /* NULL, or the name every recorded dispatch must have */
+    const char *label;
+} matmul_case;
+
+/* y is poisoned with NaN beforehand, at an offset and with guards after it: every element must be written
+ * and finite, the relative L2 error below c->tol, and nothing outside y written. Failures are CHECKed and
+ * the case printed. Returns the relative L2 error, or -1 if the op did not run. */
+double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c);
+
+#endif

@@ -23,24 +23,6 @@ static char tiny_path[512];
 
 /* ---- files ---- */
 
-static uint8_t *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = buf ? (size_t)n : 0;
-    return buf;
-}
-
 static bool write_all(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -92,7 +74,7 @@ static const char *make_variant(const char *label, patch_kind kind, const char *
 {
     static char path[600];
     size_t len;
-    uint8_t *buf = read_all(tiny_path, &len);
+    uint8_t *buf = (uint8_t *)test_read_file(tiny_path, &len);
     CHECK(buf != NULL, "cannot read %s", tiny_path);
     if (!buf)
         return NULL;
@@ -164,7 +146,7 @@ static void test_bad_files(void)
                       make_variant("heads3", PATCH_U32_VALUE, "llama.attention.head_count", NULL, 3),
                       VKLLM_ERR_FORMAT, "multiple");
     size_t len;
-    uint8_t *whole = read_all(tiny_path, &len);
+    uint8_t *whole = (uint8_t *)test_read_file(tiny_path, &len);
     if (whole) {
         expect_load_error("truncated in the data", make_variant("trunc", PATCH_TRUNCATE, NULL, NULL, len - 1000),
                           VKLLM_ERR_FORMAT, "past end of file");

@@ -463,7 +463,7 @@ static vkllm_status matmul_add(vkr_graph *g, const llama_context *c, const vk_te
 }
 
 /* out = silu(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm: one fused matvec over the
- * stacked W_gate;W_up where the kernel can, else RMSNorm, the matmul(s) and silu_mul. out holds n * n_ff
+ * stacked W_gate;W_up where the kernel can, else norm_matmuls and silu_mul. out holds n * n_ff
  * floats, followed by room for as many more (the up half). */
 static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llama_layer *L, vk_view x, vk_view out,
                                 uint32_t n)
@@ -477,14 +477,14 @@ static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llam
         if (st != VKLLM_OK || fused)
             return st;
     }
-    vk_view xb = vk_view_of(c->xb, 0);
-    vk_view up = vk_view_of(out.buf, out.offset + (uint64_t)n * hp->n_ff * 4);
-    st = op_rmsnorm(g, x, &L->ffn_norm, xb, n, hp->n_embd, hp->rms_eps);
+    const vk_view up = vk_view_of(out.buf, out.offset + (uint64_t)n * hp->n_ff * 4);
     if (n == 1 && L->fused_gate_up) { /* one token: gate and up are consecutive, as W_gate;W_up's rows are */
-        if (!st) st = op_matmul(g, &L->w_gate_up, xb, out, 1);
+        const vk_tensor *w = &L->w_gate_up;
+        st = norm_matmuls(g, c, x, &L->ffn_norm, 1, &w, &out, 1);
     } else {
-        if (!st) st = op_matmul(g, &L->w_gate, xb, out, n);
-        if (!st) st = op_matmul(g, &L->w_up, xb, up, n);
+        const vk_tensor *w[2] = {&L->w_gate, &L->w_up};
+        const vk_view outs[2] = {out, up};
+        st = norm_matmuls(g, c, x, &L->ffn_norm, 2, w, outs, n);
     }
     if (!st) st = op_silu_mul(g, out, up, out, n * hp->n_ff);
     return st;

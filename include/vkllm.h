@@ -27,15 +27,37 @@
 
 #include "vkllm_log.h"
 #include "vkllm_status.h"
+#include "vkllm_version.h"   /* VKLLM_VERSION_MAJOR, _MINOR, _PATCH, VKLLM_VERSION_STRING */
+
+/* Marks the exported API. The library is built with hidden visibility, so only these functions leave
+ * libvkllm.so, and its static archive keeps every other symbol local (README: Embedding). On Windows,
+ * VKLLM_BUILD is defined while building the DLL and VKLLM_STATIC by users of the static library. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(VKLLM_STATIC)
+#    define VKLLM_API
+#  elif defined(VKLLM_BUILD)
+#    define VKLLM_API __declspec(dllexport)
+#  else
+#    define VKLLM_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define VKLLM_API __attribute__((visibility("default")))
+#else
+#  define VKLLM_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The library's version, "MAJOR.MINOR.PATCH": compare with VKLLM_VERSION_STRING to detect a header that
+ * does not match the library loaded at run time. */
+VKLLM_API const char *vkllm_version(void);
+
 /* The message of the last failing call on this thread. */
-const char *vkllm_last_error(void);
+VKLLM_API const char *vkllm_last_error(void);
 /* Frees memory the library returned (token arrays, decoded text). */
-void vkllm_free(void *p);
+VKLLM_API void vkllm_free(void *p);
 
 /* ---- Log messages ----
  *
@@ -49,7 +71,7 @@ void vkllm_free(void *p);
  * at once, and must not assume it runs on the thread that installed it. A message being delivered while
  * vkllm_log_set runs may still reach the previous callback, so keep the previous `user` alive until the
  * calls that could log have returned (simplest: set the callback before loading a model). */
-void vkllm_log_set(vkllm_log_fn fn, void *user);
+VKLLM_API void vkllm_log_set(vkllm_log_fn fn, void *user);
 
 /* ---- Models ---- */
 
@@ -70,39 +92,39 @@ typedef struct vkllm_model_params {
     uint32_t vk_queue_family;
 } vkllm_model_params;
 
-void vkllm_model_default_params(vkllm_model_params *p);
-vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out);
-void vkllm_model_free(vkllm_model *m);
+VKLLM_API void vkllm_model_default_params(vkllm_model_params *p);
+VKLLM_API vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out);
+VKLLM_API void vkllm_model_free(vkllm_model *m);
 
 /* A one-line description: architecture, size, weight type, device. */
-const char *vkllm_model_description(const vkllm_model *m);
-const char *vkllm_model_device_name(const vkllm_model *m);
-uint32_t vkllm_model_n_vocab(const vkllm_model *m);
-uint32_t vkllm_model_n_ctx_train(const vkllm_model *m);
-uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
+VKLLM_API const char *vkllm_model_description(const vkllm_model *m);
+VKLLM_API const char *vkllm_model_device_name(const vkllm_model *m);
+VKLLM_API uint32_t vkllm_model_n_vocab(const vkllm_model *m);
+VKLLM_API uint32_t vkllm_model_n_ctx_train(const vkllm_model *m);
+VKLLM_API uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
 
 /* ---- Tokens ---- */
 
-int32_t vkllm_token_bos(const vkllm_model *m);   /* -1 if none */
-int32_t vkllm_token_eos(const vkllm_model *m);
-bool vkllm_token_is_eog(const vkllm_model *m, int32_t id);   /* end of generation (EOS, EOT, ...) */
+VKLLM_API int32_t vkllm_token_bos(const vkllm_model *m);   /* -1 if none */
+VKLLM_API int32_t vkllm_token_eos(const vkllm_model *m);
+VKLLM_API bool vkllm_token_is_eog(const vkllm_model *m, int32_t id);   /* end of generation (EOS, EOT, ...) */
 
 /* add_special: BOS/EOS as the model's metadata says; parse_special: "<s>"-style text becomes control
  * tokens. *ids is freed with vkllm_free. */
-vkllm_status vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special,
-                            bool parse_special, int32_t **ids, size_t *n_ids);
+VKLLM_API vkllm_status vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special,
+                                      bool parse_special, int32_t **ids, size_t *n_ids);
 /* Whole-sequence detokenization; *text is NUL-terminated, freed with vkllm_free. */
-vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n_ids, char **text, size_t *len);
+VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n_ids, char **text, size_t *len);
 
 /* Streaming detokenizer (holds back incomplete UTF-8 sequences). Feed it the prompt's tokens too, BOS
  * included, and the text comes out as tokenize() read it: SentencePiece's leading space is dropped at
  * the start of the text and after control and user-defined tokens. */
 typedef struct vkllm_detokenizer vkllm_detokenizer;
-vkllm_status vkllm_detokenizer_create(const vkllm_model *m, vkllm_detokenizer **out);
-void vkllm_detokenizer_free(vkllm_detokenizer *d);
+VKLLM_API vkllm_status vkllm_detokenizer_create(const vkllm_model *m, vkllm_detokenizer **out);
+VKLLM_API void vkllm_detokenizer_free(vkllm_detokenizer *d);
 /* *text is valid until the next call; may be empty. */
-vkllm_status vkllm_detokenizer_push(vkllm_detokenizer *d, int32_t id, const char **text, size_t *len);
-void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *len);
+VKLLM_API vkllm_status vkllm_detokenizer_push(vkllm_detokenizer *d, int32_t id, const char **text, size_t *len);
+VKLLM_API void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *len);
 
 /* ---- Chat: formatting a conversation the way a chat model was trained ----
  *
@@ -124,13 +146,13 @@ typedef struct vkllm_chat_message {
 #define VKLLM_CHAT_TEMPLATE_DEFAULT "chatml"
 
 /* The model's tokenizer.chat_template (NUL-terminated), or NULL if it has none. Valid while m lives. */
-const char *vkllm_model_chat_template(const vkllm_model *m);
+VKLLM_API const char *vkllm_model_chat_template(const vkllm_model *m);
 /* The built-in format a Jinja chat template implements, recognised by its distinctive markers
  * ("<|start_header_id|>", "<|im_start|>", "[INST]" with or without "<<SYS>>", "<|user|>"), or NULL
  * (unrecognised, or jinja is NULL). Returns a static string. */
-const char *vkllm_chat_template_detect(const char *jinja);
+VKLLM_API const char *vkllm_chat_template_detect(const char *jinja);
 /* "llama3, llama2, chatml, mistral, zephyr" (for messages). */
-const char *vkllm_chat_template_names(void);
+VKLLM_API const char *vkllm_chat_template_names(void);
 
 /* Formats messages[from..n) with the built-in template `name`, followed by the prompt that opens the
  * assistant's reply if add_assistant. Messages before `from` are context and not written, except the
@@ -138,14 +160,14 @@ const char *vkllm_chat_template_names(void);
  * context holding a just-generated reply (message from-1) has not seen yet. from = 0: the whole text.
  * *text is NUL-terminated, freed with vkllm_free. VKLLM_ERR_INVALID_ARGUMENT for an unknown name or role
  * (roles are "system", "user", "assistant"), a NULL content or from > n. */
-vkllm_status vkllm_chat_format(const char *name, const vkllm_chat_message *msgs, size_t n, size_t from,
-                               bool add_assistant, char **text, size_t *len);
+VKLLM_API vkllm_status vkllm_chat_format(const char *name, const vkllm_chat_message *msgs, size_t n, size_t from,
+                                         bool add_assistant, char **text, size_t *len);
 /* The same text as the model's tokens: the template's markup with its special tokens recognised, the
  * contents as plain text (parse_special off), so a message cannot inject control tokens. At from = 0 the
  * model's BOS is prepended if its metadata asks for one and the template did not write it. *ids is freed
  * with vkllm_free. */
-vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const vkllm_chat_message *msgs, size_t n,
-                                 size_t from, bool add_assistant, int32_t **ids, size_t *n_ids);
+VKLLM_API vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const vkllm_chat_message *msgs, size_t n,
+                                           size_t from, bool add_assistant, int32_t **ids, size_t *n_ids);
 
 /* ---- Contexts: a KV cache and the recorded work to fill it ---- */
 
@@ -156,23 +178,23 @@ typedef struct vkllm_context_params {
     uint32_t n_batch;    /* most prompt tokens per graph; 0: 512 */
 } vkllm_context_params;
 
-void vkllm_context_default_params(vkllm_context_params *p);
-vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out);
-void vkllm_context_free(vkllm_context *c);
-uint32_t vkllm_context_n_ctx(const vkllm_context *c);
+VKLLM_API void vkllm_context_default_params(vkllm_context_params *p);
+VKLLM_API vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out);
+VKLLM_API void vkllm_context_free(vkllm_context *c);
+VKLLM_API uint32_t vkllm_context_n_ctx(const vkllm_context *c);
 /* Tokens in the KV cache so far. */
-uint32_t vkllm_context_position(const vkllm_context *c);
+VKLLM_API uint32_t vkllm_context_position(const vkllm_context *c);
 /* Forgets everything from position `pos` on (0: a fresh conversation). */
-vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos);
+VKLLM_API vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos);
 
 /* Appends tokens at the current position and returns the last token's logits (n_vocab floats, valid
  * until the next call). VKLLM_ERR_CONTEXT_FULL if they do not fit, leaving the context unchanged. */
-vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits);
+VKLLM_API vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits);
 /* Same, writing every token's logits (n x n_vocab floats) into `logits` (perplexity, scoring). */
-vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens, size_t n, float *logits);
+VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens, size_t n, float *logits);
 /* GPU time of the last decode call in nanoseconds, when enabled with vkllm_context_set_timing. */
-void vkllm_context_set_timing(vkllm_context *c, bool on);
-double vkllm_context_last_gpu_ns(const vkllm_context *c);
+VKLLM_API void vkllm_context_set_timing(vkllm_context *c, bool on);
+VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
 
 /* ---- Sampling ---- */
 
@@ -188,15 +210,15 @@ typedef struct vkllm_sampler_params {
     uint64_t seed;
 } vkllm_sampler_params;
 
-void vkllm_sampler_default_params(vkllm_sampler_params *p);
-vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_sampler **out);
-void vkllm_sampler_free(vkllm_sampler *s);
+VKLLM_API void vkllm_sampler_default_params(vkllm_sampler_params *p);
+VKLLM_API vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_sampler **out);
+VKLLM_API void vkllm_sampler_free(vkllm_sampler *s);
 /* Picks a token from logits (copied; the input is not modified) and remembers it for the penalty. */
-int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits);
+VKLLM_API int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits);
 /* Adds prompt tokens to the penalty's history without sampling. */
-void vkllm_sampler_accept(vkllm_sampler *s, int32_t id);
+VKLLM_API void vkllm_sampler_accept(vkllm_sampler *s, int32_t id);
 /* Forgets the history and restarts the random sequence from the seed (a new conversation). */
-void vkllm_sampler_reset(vkllm_sampler *s);
+VKLLM_API void vkllm_sampler_reset(vkllm_sampler *s);
 
 #ifdef __cplusplus
 }

@@ -325,6 +325,11 @@ void vkllm_sampler_default_params(vkllm_sampler_params *p)
 vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_sampler **out)
 {
     *out = NULL;
+    vkllm_sampler_params defaults;
+    if (!p) {
+        vkllm_sampler_default_params(&defaults);
+        p = &defaults;
+    }
     vkllm_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");

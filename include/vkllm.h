@@ -73,7 +73,11 @@ VKLLM_API void vkllm_free(void *p);
  * calls that could log have returned (simplest: set the callback before loading a model). */
 VKLLM_API void vkllm_log_set(vkllm_log_fn fn, void *user);
 
-/* ---- Models ---- */
+/* ---- Models ----
+ *
+ * Everything made from a model (contexts, samplers, detokenizers) is freed before the model:
+ * vkllm_model_free releases the device they use. Every *_free accepts NULL. The *_params pointers of
+ * vkllm_model_load, vkllm_context_create and vkllm_sampler_create may be NULL: the defaults. */
 
 typedef struct vkllm_model vkllm_model;
 

@@ -73,7 +73,8 @@ pkg_config)
     else fail "cc with pkg-config --static --libs vkllm"; fi
     ;;
 add_subdirectory)
-    if configure_build "$work/build" -DVKLLM_USE=add_subdirectory -DVKLLM_SOURCE_DIR="$src"; then
+    # Unoptimized (no build type): this compiles all of vkllm, and only its linking is under test.
+    if configure_build "$work/build" -DVKLLM_USE=add_subdirectory -DVKLLM_SOURCE_DIR="$src" -DCMAKE_BUILD_TYPE=; then
         run "add_subdirectory" "$work/build/embed_minimal"
     fi
     ;;

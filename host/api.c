@@ -149,6 +149,19 @@ int32_t vkllm_token_bos(const vkllm_model *m) { return tokenizer_bos(m->tok); }
 int32_t vkllm_token_eos(const vkllm_model *m) { return tokenizer_eos(m->tok); }
 bool vkllm_token_is_eog(const vkllm_model *m, int32_t id) { return tokenizer_is_eog(m->tok, id); }
 
+vkllm_status vkllm_token_piece(const vkllm_model *m, int32_t id, char *buf, size_t cap, size_t *len)
+{
+    if (!m || !len || (!buf && cap))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_token_piece: NULL argument");
+    int32_t n = tokenizer_token_to_piece(m->tok, id, NULL, 0);
+    if (n == TOKENIZER_BAD_ID)
+        return VKLLM_ERR_INVALID_ARGUMENT;   /* the message is stored */
+    *len = (size_t)(n < 0 ? -n : n);
+    if (*len && *len <= cap)
+        tokenizer_token_to_piece(m->tok, id, buf, cap);
+    return VKLLM_OK;
+}
+
 vkllm_status vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, bool parse_special,
                             int32_t **ids, size_t *n_ids)
 {

@@ -112,6 +112,11 @@ VKLLM_API uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
 VKLLM_API int32_t vkllm_token_bos(const vkllm_model *m);   /* -1 if none */
 VKLLM_API int32_t vkllm_token_eos(const vkllm_model *m);
 VKLLM_API bool vkllm_token_is_eog(const vkllm_model *m, int32_t id);   /* end of generation (EOS, EOT, ...) */
+/* A token's own bytes, as a grammar or a token mask matches them: SentencePiece's "▁" is a space (kept
+ * at the start, where the detokenizer drops it), a byte token is its byte, a byte-level BPE token its
+ * bytes (a piece may be part of a UTF-8 sequence), a control or unknown token nothing. *len is the
+ * piece's length; the bytes (no NUL) are written to buf only if it fits in cap (cap 0: just measure). */
+VKLLM_API vkllm_status vkllm_token_piece(const vkllm_model *m, int32_t id, char *buf, size_t cap, size_t *len);
 
 /* add_special: BOS/EOS as the model's metadata says; parse_special: "<s>"-style text becomes control
  * tokens. *ids is freed with vkllm_free. */

@@ -54,6 +54,7 @@ find_package)
     done
     ;;
 pkg_config)
+    command -v pkg-config > /dev/null || { echo "FAIL: pkg-config is not installed (Debian: pkgconf)"; exit 1; }
     install_tree
     export PKG_CONFIG_PATH
     PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name vkllm.pc)")

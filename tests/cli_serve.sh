@@ -72,6 +72,14 @@ if [ "$status" = 200 ] && [ "$(sse_text content "$TMP/body")" = "$chat_text" ] &
 else
     fail "streamed chat ($status): $(tail -c 600 "$TMP/body")"
 fi
+# Multi-turn chat: the next turn (history + reply + a new message) does not process the history again.
+chat_prompt=$(sed -n 's/.*"prompt_tokens":\([0-9]*\).*/\1/p' "$TMP/body")
+reused_before=$(metric prompt_tokens_reused_total)
+expect_status "chat, second turn" 200 POST /v1/chat/completions \
+    "{\"messages\":[{\"role\":\"system\",\"content\":\"You tell stories.\"},{\"role\":\"user\",\"content\":\"Tell me about a cat.\"},{\"role\":\"assistant\",\"content\":\"$chat_text\"},{\"role\":\"user\",\"content\":\"And then?\"}],\"max_tokens\":4}"
+reused=$(($(metric prompt_tokens_reused_total) - reused_before))
+[ "$reused" -ge "$chat_prompt" ] && ok "second turn: $reused prompt tokens from the slot's cache (first turn: $chat_prompt)" ||
+    fail "second turn reused $reused tokens (first turn's prompt: '$chat_prompt')"
 # Sampling parameters are accepted; the same seed gives the same text.
 sampled='{"prompt":"Once upon a time","max_tokens":12,"temperature":0.9,"top_p":0.9,"top_k":20,"min_p":0.01,"seed":42,"presence_penalty":0.5,"frequency_penalty":0.5,"repeat_penalty":1.1}'
 expect_status "sampling parameters" 200 POST /v1/completions "$sampled"

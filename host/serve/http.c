@@ -359,8 +359,10 @@ int serve_run(vkllm_model *model, const serve_config *cfg)
         status = 1;
     } else {
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        fprintf(stderr, "vkllm serve: listening on http://%s:%u (model %s, %u slots of %u positions)\n", cfg->host,
-                di ? di->port : cfg->port, cfg->model_name, cfg->parallel, srv.n_ctx);
+        bool v6 = strchr(cfg->host, ':') != NULL;   /* an IPv6 address goes in brackets in a URL */
+        fprintf(stderr, "vkllm serve: listening on http://%s%s%s:%u (model %s, %u slots of %u positions)\n",
+                v6 ? "[" : "", cfg->host, v6 ? "]" : "", di ? di->port : cfg->port, cfg->model_name, cfg->parallel,
+                srv.n_ctx);
         int sig = 0;
         sigwait(&stop_signals, &sig);
         fprintf(stderr, "vkllm serve: stopping (signal %d)\n", sig);

@@ -226,8 +226,9 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return n;
 }
 
-/* Starts job j on slot sl whose cache shares `common` tokens with its prompt. */
-static bool slot_start(sched *s, slot *sl, sched_job *j, size_t common)
+/* Starts job j on slot sl whose cache shares `common` tokens with its prompt (on failure the job is
+ * finished with the error). */
+static void slot_start(sched *s, slot *sl, sched_job *j, size_t common)
 {
     if (common >= j->n_prompt)
         common = j->n_prompt - 1;   /* the last prompt token is decoded again for its logits */
@@ -244,7 +245,7 @@ static bool slot_start(sched *s, slot *sl, sched_job *j, size_t common)
     if (vkllm_sampler_create(s->model, &j->sampling, &sl->sampler) != VKLLM_OK ||
         vkllm_detokenizer_create(s->model, &sl->detok) != VKLLM_OK) {
         slot_fail(sl, vkllm_last_error());
-        return false;
+        return;
     }
     size_t history = j->sampling.repeat_last_n > 0 ? (size_t)j->sampling.repeat_last_n : 0;
     for (size_t i = j->n_prompt > history ? j->n_prompt - history : 0; i < j->n_prompt; i++)
@@ -258,7 +259,6 @@ static bool slot_start(sched *s, slot *sl, sched_job *j, size_t common)
     const char *t;
     size_t n;
     vkllm_detokenizer_flush(sl->detok, &t, &n);
-    return true;
 }
 
 static bool gen_append(slot *sl, const char *t, size_t n)
@@ -398,8 +398,8 @@ static void assign_jobs(sched *s)
             job_unref(j);
             continue;
         }
-        slot *best = NULL;
-        size_t best_common = 0;
+        slot *best = NULL, *lru = NULL;
+        size_t best_common = 0, lru_common = 0;
         for (uint32_t i = 0; i < s->p.n_slots; i++) {
             slot *sl = &s->slots[i];
             if (sl->job)
@@ -409,12 +409,20 @@ static void assign_jobs(sched *s)
                 best = sl;
                 best_common = c;
             }
+            if (!lru || sl->last_used < lru->last_used) {
+                lru = sl;
+                lru_common = c;
+            }
+        }
+        /* A prefix of under a tenth of the prompt (a BOS, a shared first word) is not worth evicting a
+         * conversation that may come back: take the least recently used slot instead. */
+        if (best_common * 10 < j->n_prompt) {
+            best = lru;
+            best_common = lru_common;
         }
         s->busy++;
         s->stats.prompt_tokens += j->n_prompt;
-        if (!slot_start(s, best, j, best_common)) {
-            /* Failed at once: slot_fail finished it; the round's bookkeeping frees the slot. */
-        }
+        slot_start(s, best, j, best_common);
     }
 }
 

@@ -18,7 +18,7 @@ typedef struct generation {
     json_int_t created;
     /* Streaming state. */
     size_t seen;              /* bytes of the job's text already sent */
-    int phase;                /* 0: role chunk, 1: text, 2: finish chunks, 3: done */
+    int phase;                /* 0: the role chunk is next, 1: text, 2: all sent */
     char *out;                /* the event being sent */
     size_t out_len, out_pos;
     char *text;               /* scratch for the job's text */
@@ -131,13 +131,16 @@ static bool next_events(generation *g)
             return false;
         if (g->include_usage) {
             json_t *u = envelope(g, true, json_array());
-            if (!u || json_object_set_new(u, "usage", usage(&p)) != 0 || !emit(g, u))
+            if (!u)
+                return false;
+            json_object_set_new(u, "usage", usage(&p));
+            if (!emit(g, u))
                 return false;
         }
     }
     if (!out_append(g, "data: [DONE]\n\n", 14))
         return false;
-    g->phase = 3;
+    g->phase = 2;
     return true;
 }
 
@@ -147,7 +150,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     generation *g = cls;
     while (g->out_pos == g->out_len) {
         g->out_pos = g->out_len = 0;
-        if (g->phase == 3)
+        if (g->phase == 2)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (!next_events(g)) {
             sched_job_cancel(g->job);

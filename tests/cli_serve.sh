@@ -192,9 +192,13 @@ else
     fail "queued request after the disconnect ($((SECONDS - start)) s): $(cat "$TMP/queued.out")"
 fi
 wait_metric slots_busy 0 10 && ok "no slot busy afterwards" || fail "a slot stays busy"
-# A non-streamed request whose client leaves is cancelled too.
-curl -s --max-time 1 "$URL/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":200}' >/dev/null 2>&1
-wait_metric slots_busy 0 5 && ok "a client that leaves a whole-answer request frees its slot" ||
+# A non-streamed request (10 s of work) whose client leaves once it has the slot is cancelled too.
+curl -s --max-time 60 "$URL/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":200}' >/dev/null 2>&1 &
+whole_pid=$!
+wait_metric slots_busy 1 30 || fail "the whole-answer request did not take the slot"
+kill "$whole_pid" 2>/dev/null
+wait "$whole_pid" 2>/dev/null
+wait_metric slots_busy 0 3 && ok "a client that leaves a whole-answer request frees its slot" ||
     fail "the abandoned whole-answer request keeps its slot"
 serve_stop queue "$QUEUE_PID"
 

@@ -154,8 +154,17 @@ serve_stop main "$MAIN_PID"
 
 # ---- API key ----
 printf 'sk-test-key\n' >"$TMP/key"
-serve_start auth --api-key-file "$TMP/key" || cli_finish
+serve_start auth --api-key-file "$TMP/key" --timeout 2 || cli_finish
 AUTH_PID=$SERVER_PID
+# A client that sends half a request and then nothing is disconnected after the idle time (2 s).
+if exec 3<>"/dev/tcp/127.0.0.1/${URL##*:}"; then
+    printf 'GET /health HTTP/1.1\r\nHost: x\r\n' >&3
+    start=$SECONDS
+    timeout 20 cat <&3 >/dev/null
+    exec 3>&-
+    [ $((SECONDS - start)) -le 10 ] && ok "an idle half-sent request is dropped after $((SECONDS - start)) s" ||
+        fail "an idle connection stayed open $((SECONDS - start)) s (--timeout 2)"
+fi
 expect_status "no key" 401 GET /v1/models
 expect_status "wrong key" 401 GET /v1/models '' -H 'Authorization: Bearer sk-test-kez'
 expect_status "key too long" 401 GET /v1/models '' -H 'Authorization: Bearer sk-test-key2'

@@ -296,25 +296,6 @@ static bool reply(chat *c)
     return true;
 }
 
-/* Template: the one asked for, else the model's (recognised), else the default with a warning. */
-static const char *pick_template(const vkllm_model *model, const char *asked)
-{
-    if (asked)
-        return asked;
-    const char *jinja = vkllm_model_chat_template(model);
-    const char *name = vkllm_chat_template_detect(jinja);
-    if (name)
-        return name;
-    if (jinja)
-        fprintf(stderr, "vkllm %s: warning: the model's chat template is not one we recognise (%s); using %s "
-                        "(choose with --chat-template)\n",
-                cmd, vkllm_chat_template_names(), VKLLM_CHAT_TEMPLATE_DEFAULT);
-    else
-        fprintf(stderr, "vkllm %s: warning: the model has no chat template; using %s (choose with --chat-template)\n",
-                cmd, VKLLM_CHAT_TEMPLATE_DEFAULT);
-    return VKLLM_CHAT_TEMPLATE_DEFAULT;
-}
-
 static void trim_newline(char *s, size_t *n)
 {
     while (*n && (s[*n - 1] == '\n' || s[*n - 1] == '\r'))
@@ -358,16 +339,8 @@ int cmd_chat(int argc, char **argv)
         if (!ok)
             return 1;
     }
-    if (asked) { /* check the name before the (slow) load */
-        char *text = NULL;
-        size_t len;
-        vkllm_status st = vkllm_chat_format(asked, NULL, 0, 0, false, &text, &len);
-        vkllm_free(text);
-        if (st != VKLLM_OK) {
-            cli_error(cmd);
-            return 1;
-        }
-    }
+    if (asked && !cli_check_chat_template(cmd, asked))   /* before the (slow) load */
+        return 1;
     cli_sampling_finish(&so);
 
     int rc = 1;
@@ -379,7 +352,7 @@ int cmd_chat(int argc, char **argv)
         cli_error(cmd);
         goto out;
     }
-    c.tmpl = pick_template(c.model, asked);
+    c.tmpl = cli_chat_template(cmd, c.model, asked);
     uint32_t n_ctx = vkllm_context_n_ctx(c.ctx);
     if (system) {
         int32_t *ids = NULL;

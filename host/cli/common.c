@@ -155,15 +155,13 @@ static void progress_bar(float fraction, void *user)
     fflush(stderr);
 }
 
-bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms)
+bool cli_load_model(const char *cmd, const cli_model_opts *o, vkllm_model **model)
 {
     *model = NULL;
-    *ctx = NULL;
     if (!o->model) {
         fprintf(stderr, "vkllm %s: no model given (-m FILE)\n", cmd);
         return false;
     }
-    double t0 = cli_now_ms();
     vkllm_model_params mp;
     vkllm_model_default_params(&mp);
     mp.device = o->device;
@@ -177,6 +175,15 @@ bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkl
         cli_error(cmd);
         return false;
     }
+    return true;
+}
+
+bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms)
+{
+    *ctx = NULL;
+    double t0 = cli_now_ms();
+    if (!cli_load_model(cmd, o, model))
+        return false;
     vkllm_context_params cp;
     vkllm_context_default_params(&cp);
     cp.n_ctx = o->n_ctx;
@@ -226,4 +233,33 @@ bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     *data = buf;
     *len = n;
     return true;
+}
+
+const char *cli_chat_template(const char *cmd, const vkllm_model *model, const char *asked)
+{
+    if (asked)
+        return asked;
+    const char *jinja = vkllm_model_chat_template(model);
+    const char *name = vkllm_chat_template_detect(jinja);
+    if (name)
+        return name;
+    if (jinja)
+        fprintf(stderr, "vkllm %s: warning: the model's chat template is not one we recognise (%s); using %s "
+                        "(choose with --chat-template)\n",
+                cmd, vkllm_chat_template_names(), VKLLM_CHAT_TEMPLATE_DEFAULT);
+    else
+        fprintf(stderr, "vkllm %s: warning: the model has no chat template; using %s (choose with --chat-template)\n",
+                cmd, VKLLM_CHAT_TEMPLATE_DEFAULT);
+    return VKLLM_CHAT_TEMPLATE_DEFAULT;
+}
+
+bool cli_check_chat_template(const char *cmd, const char *name)
+{
+    char *text = NULL;
+    size_t len;
+    vkllm_status st = vkllm_chat_format(name, NULL, 0, 0, false, &text, &len);
+    vkllm_free(text);
+    if (st != VKLLM_OK)
+        cli_error(cmd);
+    return st == VKLLM_OK;
 }

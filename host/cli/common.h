@@ -40,6 +40,13 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
 /* Loads the model (progress bar on a terminal) and creates a context. Prints the error and returns false. */
 bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms);
+/* The model alone (for commands that make their own contexts). */
+bool cli_load_model(const char *cmd, const cli_model_opts *o, vkllm_model **model);
+/* The chat format: `asked` (--chat-template), else the one the model's template implements, else the
+ * default with a warning on stderr. */
+const char *cli_chat_template(const char *cmd, const vkllm_model *model, const char *asked);
+/* Whether `name` is a built-in chat format (else prints the error): checked before the slow load. */
+bool cli_check_chat_template(const char *cmd, const char *name);
 bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len);
 double cli_now_ms(void);
 void cli_error(const char *cmd);   /* prints "vkllm <cmd>: <last error>" */

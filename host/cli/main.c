@@ -19,6 +19,7 @@ static const command commands[] = {
     {"perplexity", cmd_perplexity, "compute perplexity over a text file"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"bench", cmd_bench, "benchmark kernels and models"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server"},
 };
 
 static void usage(FILE *out)

@@ -77,14 +77,19 @@ static uint32_t n_tensors_of(const synth_hparams *hp)
     return 2 + 9 * hp->n_layer + (hp->tied_embeddings ? 0 : 1) + (hp->rope_freqs ? 1 : 0);
 }
 
+/* The type a weight of rows of ne0 elements gets in a file of `type`: rows that are not whole blocks (of 256)
+ * take the type's 32-element fallback. */
+static uint32_t row_type(uint32_t type, uint64_t ne0)
+{
+    return ne0 % ggml_block_size(type) ? ggml_type_get(type)->fallback : type;
+}
+
 static void add_t(tdesc *t, uint32_t *n, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
                   int kind)
 {
     tdesc *d = &t[(*n)++];
     snprintf(d->name, sizeof d->name, "%s", name);
-    if (ne0 % ggml_block_size(type))   /* a row that is not whole super-blocks: the 32-element fallback */
-        type = ggml_type_get(type)->fallback;
-    d->type = type;
+    d->type = row_type(type, ne0);
     d->n_dims = n_dims;
     d->ne[0] = ne0;
     d->ne[1] = ne1;
@@ -451,6 +456,11 @@ vkllm_status synth_write(const synth_options *o)
     if (!ggml_type_get(type))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unsupported weight type %u", type);
     vkllm_status st = check_hparams(hp, type);
+    for (uint32_t k = 0; k < o->n_overrides && st == VKLLM_OK; k++)
+        if (!o->overrides || !o->overrides[k].name_part || !ggml_type_get(o->overrides[k].type))
+            st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: override %u: no name or an unsupported type", k);
+        else
+            st = check_hparams(hp, o->overrides[k].type);
     if (st != VKLLM_OK)
         return st;
 
@@ -465,6 +475,10 @@ vkllm_status synth_write(const synth_options *o)
         goto done;
     }
     list_tensors(hp, type, t);
+    for (uint32_t i = 0; i < n_t; i++)
+        for (uint32_t k = 0; k < o->n_overrides; k++)
+            if (t[i].kind == KIND_WEIGHT && strstr(t[i].name, o->overrides[k].name_part))
+                t[i].type = row_type(o->overrides[k].type, t[i].ne[0]);
     if ((st = vocab_build(&v, hp->n_vocab, o->seed)) != VKLLM_OK)
         goto done;
     if ((st = gguf_writer_open(o->path, &w)) != VKLLM_OK)

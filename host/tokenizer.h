@@ -2,7 +2,7 @@
  *
  * One opaque object behind one interface; the algorithm is picked by tokenizer.ggml.model:
  *   "llama" -> SentencePiece (score-driven pair merges with byte fallback), in host/tokenizer.c;
- *   "gpt2"  -> byte-level BPE (GPT-2, Llama 3; pre-tokenizer from tokenizer.ggml.pre), in
+ *   "gpt2"  -> byte-level BPE (GPT-2, Llama 3, Qwen; pre-tokenizer from tokenizer.ggml.pre), in
  *              host/tokenizer_bpe.c behind host/tokenizer_impl.h.
  * The object owns copies of everything it needs: the gguf_file may be closed after tokenizer_load.
  * A loaded tokenizer is read-only, so one object may be used from several threads at once.

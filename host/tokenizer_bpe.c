@@ -1,4 +1,4 @@
-/* Byte-level BPE (tokenizer.ggml.model = "gpt2"): GPT-2, Llama 3 and relatives.
+/* Byte-level BPE (tokenizer.ggml.model = "gpt2"): GPT-2, Llama 3, Qwen2/2.5/3/3.5 and relatives.
  *
  * Encoding one stretch of ordinary text (the front end in host/tokenizer.c has already split out special
  * tokens) goes in two steps:
@@ -9,13 +9,19 @@
  *        "llama-bpe" (also "llama3", "llama-v3"), Llama 3 / 3.1 / 3.2:
  *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n]*
  *            | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "qwen2" (also "stablelm2"), Qwen2 / 2.5 / 3 and DeepSeek-R1-Distill-Qwen: Llama 3's with single digits
+ *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ' '?[^\s\p{L}\p{N}]+[\r\n]*
+ *            | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "qwen35", Qwen3.5: Qwen2's with combining marks (\p{M}) joining letters instead of punctuation
+ *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+ | \p{N}
+ *            | ' '?[^\s\p{L}\p{M}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
  *        "gpt-2", the original GPT-2 pattern:
  *            's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
  *      Default: a missing or unknown tokenizer.ggml.pre gives "llama-bpe" when the vocabulary looks like
  *      Llama 3's (it has a <|begin_of_text|> token or at least 100,000 tokens) and "gpt-2" otherwise, with a
  *      one-line warning through the log callback (vkllm_log_set; stderr by default).
- *      \p{L}, \p{N} and \s are the Unicode General_Category L*, N* and the White_Space property, for every code
- *      point (host/unicode.h). The case-insensitive contractions use Unicode simple case folding, which for
+ *      \p{L}, \p{N}, \p{M} and \s are the Unicode General_Category L*, N*, M* and the White_Space property, for
+ *      every code point (host/unicode.h). The case-insensitive contractions use Unicode simple case folding, which for
  *      these letters means ASCII case plus U+017F (long s) matching 's', as regex engines with Unicode case
  *      folding do. A byte that is not part of well-formed UTF-8 counts as one character of no class (like
  *      punctuation), so any byte string can be encoded.
@@ -46,7 +52,15 @@
 typedef enum bpe_pre {
     BPE_PRE_LLAMA3 = 0,
     BPE_PRE_GPT2 = 1,
+    BPE_PRE_QWEN2 = 2,
+    BPE_PRE_QWEN35 = 3,
 } bpe_pre;
+
+/* What tells the patterns of the Llama 3 shape (llama-bpe, qwen2, qwen35) apart. */
+typedef struct bpe_l3_shape {
+    int max_digits; /* \p{N}{1,max_digits} */
+    unsigned word;  /* the classes of a word run: \p{L}, or [\p{L}\p{M}] */
+} bpe_l3_shape;
 
 typedef struct bpe_merge {
     uint64_t key; /* (left id << 32) | right id; BPE_NO_KEY = empty slot */
@@ -56,6 +70,7 @@ typedef struct bpe_merge {
 
 typedef struct bpe_state {
     bpe_pre pre;
+    bpe_l3_shape shape; /* for the Llama 3 shaped patterns */
     bool ignore_merges;
     int32_t byte_id[256];         /* token of each byte's character; -1 if the vocab lacks it */
     unsigned char byte_chr[256][2]; /* UTF-8 of each byte's character (1 or 2 bytes) */
@@ -210,8 +225,9 @@ static size_t bpe_decode_piece(const tokenizer *t, int32_t id, char *out)
 
 /* ---------------------------------------------------------------- pre-tokenizers */
 
-enum { CL_L = UNICODE_LETTER, CL_N = UNICODE_NUMBER, CL_S = UNICODE_SPACE };
-#define CL_OTHER(fl) (((fl) & (CL_L | CL_N | CL_S)) == 0)
+enum { CL_L = UNICODE_LETTER, CL_N = UNICODE_NUMBER, CL_S = UNICODE_SPACE, CL_M = UNICODE_MARK };
+/* Punctuation and the rest: a character in none of the classes that make words, numbers or spaces. */
+#define CL_OTHER(fl, word) (((fl) & ((word) | CL_N | CL_S)) == 0)
 
 /* Decodes the character at s[i] (i < n): code point (UNICODE_INVALID for a stray byte), class, length. */
 static inline size_t chr_at(const unsigned char *s, size_t n, size_t i, uint32_t *cp, unsigned *fl)
@@ -247,14 +263,14 @@ static size_t run_of(const unsigned char *s, size_t n, size_t i, unsigned mask)
     return i;
 }
 
-/* End of the run of characters of no class (not letter, number or space) starting at i. */
-static size_t run_of_other(const unsigned char *s, size_t n, size_t i)
+/* End of the run of CL_OTHER characters (not word, number or space) starting at i. */
+static size_t run_of_other(const unsigned char *s, size_t n, size_t i, unsigned word)
 {
     while (i < n) {
         uint32_t cp;
         unsigned fl;
         size_t l = chr_at(s, n, i, &cp, &fl);
-        if (!CL_OTHER(fl))
+        if (!CL_OTHER(fl, word))
             break;
         i += l;
     }
@@ -316,8 +332,10 @@ static size_t match_spaces(const unsigned char *s, size_t n, size_t i, bool with
     return last;  /* \s+(?!\S): all but the last space, which goes with what follows */
 }
 
-static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
+/* The Llama 3 shaped patterns; `word` is \p{L} or [\p{L}\p{M}], `max_digits` 3 or 1 (see the top). */
+static size_t pre_llama3(const unsigned char *s, size_t n, size_t i, bpe_l3_shape shape)
 {
+    const unsigned word = shape.word;
     uint32_t c0;
     unsigned f0;
     size_t l0 = chr_at(s, n, i, &c0, &f0);
@@ -325,20 +343,20 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
     /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
     if (c0 == '\'' && (j = contraction(s, n, i + 1, true)))
         return j;
-    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-    if (f0 & CL_L)
-        return run_of(s, n, i + l0, CL_L);
-    if (!(f0 & CL_N) && c0 != '\r' && c0 != '\n' && i + l0 < n) {
+    /* [^\r\n\p{L}\p{N}]?WORD+: a word character at i makes the same match with or without the optional one */
+    if (f0 & word)
+        return run_of(s, n, i + l0, word);
+    if (!(f0 & (CL_L | CL_N)) && c0 != '\r' && c0 != '\n' && i + l0 < n) {
         uint32_t c1;
         unsigned f1;
         size_t l1 = chr_at(s, n, i + l0, &c1, &f1);
-        if (f1 & CL_L)
-            return run_of(s, n, i + l0 + l1, CL_L);
+        if (f1 & word)
+            return run_of(s, n, i + l0 + l1, word);
     }
-    /* \p{N}{1,3} */
+    /* \p{N}{1,max_digits} */
     if (f0 & CL_N) {
         j = i + l0;
-        for (int k = 1; k < 3 && j < n; k++) {
+        for (int k = 1; k < shape.max_digits && j < n; k++) {
             uint32_t c;
             unsigned f;
             size_t l = chr_at(s, n, j, &c, &f);
@@ -348,7 +366,7 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
         }
         return j;
     }
-    /* ' '?[^\s\p{L}\p{N}]+[\r\n]* */
+    /* ' '?[^\s WORD \p{N}]+[\r\n]* */
     j = i;
     unsigned fj = f0;
     if (c0 == ' ' && i + 1 < n) {
@@ -356,8 +374,8 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
         chr_at(s, n, i + 1, &c1, &fj);
         j = i + 1;
     }
-    if (CL_OTHER(fj)) {
-        j = run_of_other(s, n, j);
+    if (CL_OTHER(fj, word)) {
+        j = run_of_other(s, n, j, word);
         while (j < n && (s[j] == '\r' || s[j] == '\n'))
             j++;
         return j;
@@ -393,8 +411,8 @@ static size_t pre_gpt2(const unsigned char *s, size_t n, size_t i)
         return run_of(s, n, start, CL_L);
     if (f & CL_N)
         return run_of(s, n, start, CL_N);
-    if (CL_OTHER(f))
-        return run_of_other(s, n, start);
+    if (CL_OTHER(f, CL_L))
+        return run_of_other(s, n, start, CL_L);
     /* \s+(?!\S) | \s+ */
     return match_spaces(s, n, i, false);
 }
@@ -516,7 +534,7 @@ static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, si
     bpe_work w = {0};
     vkllm_status st = VKLLM_OK;
     for (size_t i = 0; i < len;) {
-        size_t end = ss->pre == BPE_PRE_LLAMA3 ? pre_llama3(s, len, i) : pre_gpt2(s, len, i);
+        size_t end = ss->pre == BPE_PRE_GPT2 ? pre_gpt2(s, len, i) : pre_llama3(s, len, i, ss->shape);
         if ((st = bpe_word(t, ss, &w, s + i, end - i, out)))
             break;
         i = end;
@@ -564,6 +582,10 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         ss->pre = BPE_PRE_LLAMA3;
     } else if (have_pre && str_is(pre, pre_len, "gpt-2")) {
         ss->pre = BPE_PRE_GPT2;
+    } else if (have_pre && (str_is(pre, pre_len, "qwen2") || str_is(pre, pre_len, "stablelm2"))) {
+        ss->pre = BPE_PRE_QWEN2;
+    } else if (have_pre && str_is(pre, pre_len, "qwen35")) {
+        ss->pre = BPE_PRE_QWEN35;
     } else {
         bool llama3_like = t->n_vocab >= 100000 || tok_lookup(t, "<|begin_of_text|>", 17) >= 0;
         ss->pre = llama3_like ? BPE_PRE_LLAMA3 : BPE_PRE_GPT2;
@@ -578,6 +600,8 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         }
     }
     ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3;
+    ss->shape.max_digits = ss->pre == BPE_PRE_LLAMA3 ? 3 : 1;
+    ss->shape.word = ss->pre == BPE_PRE_QWEN35 ? CL_L | CL_M : CL_L;
 
     build_byte_table(ss);
     for (int b = 0; b < 256; b++)

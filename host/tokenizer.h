@@ -69,7 +69,9 @@ int32_t tokenizer_find_token(const tokenizer *t, const char *s, size_t len);
 /* Encodes len bytes of text (any bytes: invalid UTF-8 is encoded byte by byte, NULs included).
  * add_special: add BOS/EOS as the metadata says (tokenizer_adds_bos/eos).
  * parse_special: control/unknown tokens written in the text ("<s>") become those tokens; without it
- *   they are ordinary text. User-defined tokens are always matched, as llama.cpp does.
+ *   they are ordinary text. User-defined tokens are always matched, as llama.cpp does. In a Phi-3 vocabulary
+ *   (general.name contains "phi3"/"phi-3", as llama.cpp checks) a matched special token other than <unk>, <s>
+ *   and <|endoftext|> drops the whitespace after it, as Phi-3's tokenizer does: "<|user|>\nHi" is <|user|> ▁Hi.
  * On success *ids is a malloc'ed array (never NULL, free with free()) of *n_ids ids.
  * Matches llama.cpp's tokenize() for SentencePiece vocabularies. */
 vkllm_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
@@ -91,7 +93,8 @@ size_t tokenizer_max_piece_len(const tokenizer *t);
  * after those too). special: control/unknown tokens are written as their text ("<s>") instead of nothing.
  * VKLLM_ERR_INVALID_ARGUMENT for an id out of range.
  * decode(encode(s, add_special, parse_special=false)) == s for every byte string s that does not contain
- * U+2581 "▁" itself (SentencePiece reads it as a space) and that the vocabulary can spell (byte fallback). */
+ * U+2581 "▁" itself (SentencePiece reads it as a space), that the vocabulary can spell (byte fallback), and
+ * (Phi-3) has no whitespace after a user-defined token such as "</s>". */
 vkllm_status tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, bool special, char **text,
                               size_t *len);
 

@@ -31,7 +31,10 @@ typedef vkllm_status (*tok_encode_fragment_fn)(const tokenizer *t, const char *t
  * exceed the length of the token's string. NULL: SentencePiece's rendering (U+2581 becomes a space). */
 typedef size_t (*tok_decode_piece_fn)(const tokenizer *t, int32_t id, char *out);
 
-enum { TOK_FLAG_EOG = 1 };
+enum {
+    TOK_FLAG_EOG = 1,
+    TOK_FLAG_RSTRIP = 2, /* when matched as a special token, the whitespace after it is dropped (Phi-3) */
+};
 
 struct tokenizer {
     tokenizer_kind kind;

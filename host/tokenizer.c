@@ -532,6 +532,11 @@ bool tokenizer_is_eog(const tokenizer *t, int32_t id)
     return id >= 0 && id < t->n_vocab && (t->flags[id] & TOK_FLAG_EOG);
 }
 
+bool tokenizer_token_rstrip(const tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab && (t->flags[id] & TOK_FLAG_RSTRIP);
+}
+
 int tokenizer_token_type(const tokenizer *t, int32_t id)
 {
     return (id >= 0 && id < t->n_vocab) ? t->type[id] : -1;

@@ -58,6 +58,9 @@ bool tokenizer_adds_eos(const tokenizer *t); /* ... and at the end */
 /* End of generation: EOS, EOT/EOM (tokenizer.ggml.eot_token_id/eom_token_id) and control tokens that
  * conventionally end a turn (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, ...). */
 bool tokenizer_is_eog(const tokenizer *t, int32_t id);
+/* Whether text after this token, when it is matched as a special token, loses its leading whitespace (the
+ * rstrip of Phi-3's special tokens; see tokenizer_encode). */
+bool tokenizer_token_rstrip(const tokenizer *t, int32_t id);
 /* Type of a token, or -1 if id is out of range. */
 int tokenizer_token_type(const tokenizer *t, int32_t id);
 /* The vocabulary string of a token (not NUL-terminated, may contain any bytes; "▁" not replaced),

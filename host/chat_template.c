@@ -261,6 +261,14 @@ static bool split_reasoning(span c, span *answer, span *reasoning)
     return true;
 }
 
+/* Pushes a message's content; cut_here: it is message from-1's, so the text from `from` starts after it. */
+static void content(seg_list *l, const char *s, size_t len, bool cut_here, size_t *cut)
+{
+    push(l, SEG_CONTENT, s, len);
+    if (cut_here)
+        *cut = l->n;
+}
+
 enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
 
 static int role_of(const char *role)
@@ -334,9 +342,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             push(l, SEG_TEXT, msgs[i].role, strlen(msgs[i].role));
             MARK(l, "<|end_header_id|>");
             TEXT(l, "\n\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, c, clen, i + 1 == from, cut);
             MARK(l, "<|eot_id|>");
             break;
         case CHAT_TEMPLATE_CHATML:
@@ -364,9 +370,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     body = lstrip_nl(body);
                 }
             }
-            push(l, SEG_CONTENT, body.s, body.len);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, body.s, body.len, i + 1 == from, cut);
             MARK(l, "<|im_end|>");
             TEXT(l, "\n");
             break;
@@ -384,48 +388,23 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     TEXT(l, "user\n");
             }
             if (role == ROLE_SYSTEM) { /* the text opens the next user turn, as Gemma 3's template does */
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 TEXT(l, "\n\n");
                 open = true;
                 break;
             }
             body = trim(body);
-            push(l, SEG_CONTENT, body.s, body.len);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, body.s, body.len, i + 1 == from, cut);
             MARK(l, "<end_of_turn>");
             TEXT(l, "\n");
             open = false;
-            break;
-        case CHAT_TEMPLATE_PHI3:
-            if (role == ROLE_SYSTEM && clen == 0) { /* an empty system message is left out */
-                if (i + 1 == from)
-                    *cut = l->n;
-                break;
-            }
-            if (role == ROLE_SYSTEM)
-                MARK(l, "<|system|>");
-            else if (role == ROLE_USER)
-                MARK(l, "<|user|>");
-            else
-                MARK(l, "<|assistant|>");
-            TEXT(l, "\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
-            MARK(l, "<|end|>");
-            TEXT(l, "\n");
             break;
         case CHAT_TEMPLATE_MISTRAL_V7:
             if (role == ROLE_SYSTEM)
                 MARK(l, "[SYSTEM_PROMPT]");
             else if (role == ROLE_USER)
                 MARK(l, "[INST]");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, c, clen, i + 1 == from, cut);
             if (role == ROLE_SYSTEM)
                 MARK(l, "[/SYSTEM_PROMPT]");
             else if (role == ROLE_USER)
@@ -441,13 +420,17 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                 span reasoning;
                 split_reasoning(body, &body, &reasoning); /* earlier replies lose their reasoning */
             }
-            push(l, SEG_CONTENT, body.s, body.len);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, body.s, body.len, i + 1 == from, cut);
             if (role == ROLE_ASSISTANT)
                 MARK(l, DS_EOS);
             break;
         case CHAT_TEMPLATE_ZEPHYR:
+        case CHAT_TEMPLATE_PHI3: /* the same role tags; Phi-3 ends a turn with <|end|>, Zephyr with </s> */
+            if (k == CHAT_TEMPLATE_PHI3 && role == ROLE_SYSTEM && clen == 0) { /* Phi-3.5 leaves it out */
+                if (i + 1 == from)
+                    *cut = l->n;
+                break;
+            }
             if (role == ROLE_SYSTEM)
                 MARK(l, "<|system|>");
             else if (role == ROLE_USER)
@@ -455,10 +438,11 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             else
                 MARK(l, "<|assistant|>");
             TEXT(l, "\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
-            MARK(l, "</s>");
+            content(l, c, clen, i + 1 == from, cut);
+            if (k == CHAT_TEMPLATE_PHI3)
+                MARK(l, "<|end|>");
+            else
+                MARK(l, "</s>");
             TEXT(l, "\n");
             break;
         case CHAT_TEMPLATE_LLAMA2:
@@ -480,9 +464,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     MARK(l, "<<SYS>>");
                     TEXT(l, "\n");
                 }
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 if (l2) {
                     TEXT(l, "\n");
                     MARK(l, "<</SYS>>");
@@ -496,17 +478,13 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     MARK(l, "[INST]");
                     TEXT(l, " ");
                 }
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 TEXT(l, " ");
                 MARK(l, "[/INST]");
                 open = false;
             } else {
                 TEXT(l, " ");
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 if (l2)
                     TEXT(l, " ");
                 MARK(l, "</s>");
@@ -549,10 +527,6 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             MARK(l, "<start_of_turn>");
             TEXT(l, "model\n");
             break;
-        case CHAT_TEMPLATE_PHI3:
-            MARK(l, "<|assistant|>");
-            TEXT(l, "\n");
-            break;
         case CHAT_TEMPLATE_MISTRAL_V7: /* the reply follows [/INST] */
             break;
         case CHAT_TEMPLATE_DEEPSEEK_R1: /* the reply starts with its reasoning */
@@ -561,6 +535,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             TEXT(l, "\n");
             break;
         case CHAT_TEMPLATE_ZEPHYR:
+        case CHAT_TEMPLATE_PHI3:
             MARK(l, "<|assistant|>");
             TEXT(l, "\n");
             break;

@@ -124,7 +124,7 @@ static void test_exact(void)
     check_format(CHAT_TEMPLATE_GEMMA, u, 2, 0, false,
                  "<bos><start_of_turn>user\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n");
     check_format(CHAT_TEMPLATE_PHI3, u, 2, 0, false, "<|user|>\nHi!<|end|>\n<|assistant|>\nHello.<|end|>\n");
-    /* Qwen2.5 writes its default system prompt when there is none */
+    /* Qwen1.5, Qwen2 and Qwen2.5 write their default system prompts when there is none */
     check_format(CHAT_TEMPLATE_QWEN15, u, 1, 0, true,
                  "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n"
                  "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");

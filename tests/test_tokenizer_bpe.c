@@ -11,20 +11,6 @@
 #include "host/tokenizer.h"
 #include "util.h"
 
-static tokenizer *load_vocab(const char *path)
-{
-    gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
-    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
-    if (st)
-        return NULL;
-    tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f); /* the tokenizer owns its copies */
-    CHECK(st == VKLLM_OK, "load %s: %s", path, vkr_last_error());
-    return st ? NULL : tok;
-}
-
 static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
                    size_t *n_ids)
 {
@@ -706,7 +692,7 @@ int main(void)
         found = true;
         char path[1024];
         snprintf(path, sizeof path, "%s", p);
-        tokenizer *tok = load_vocab(path);
+        tokenizer *tok = test_load_tokenizer(path);
         if (!tok)
             continue;
         test_vectors(tok, path);

@@ -720,20 +720,6 @@ static void test_gemma_like(void)
     tokenizer_free(tok);
 }
 
-static tokenizer *load_vocab(const char *path)
-{
-    gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
-    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
-    if (st)
-        return NULL;
-    tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f);
-    CHECK(st == VKLLM_OK, "load %s: %s", path, vkr_last_error());
-    return st ? NULL : tok;
-}
-
 /* Phi-3: Llama 2's vocabulary plus chat control tokens, which (as in llama.cpp, keyed on general.name) swallow
  * the whitespace after them: the chat turn below is llama.cpp's 8 tokens, not 14. */
 static void test_phi3_details(const tokenizer *tok)
@@ -783,7 +769,7 @@ int main(void)
         snprintf(vocab_path, sizeof vocab_path, "%s", vp);
         snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
         snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
-        tokenizer *tok = load_vocab(vocab_path);
+        tokenizer *tok = test_load_tokenizer(vocab_path);
         if (!tok)
             continue;
         test_vectors(tok, inp_path, out_path);

@@ -40,8 +40,8 @@ typedef enum token_type {
  * bos/eos/unknown/padding/eot/eom token ids, add_bos_token, add_eos_token, add_space_prefix.
  * Defaults for SentencePiece: bos 1, eos 2, unknown 0, no padding, add_bos_token true,
  * add_eos_token false, add_space_prefix true. Byte-level BPE (which also reads tokenizer.ggml.merges and
- * tokenizer.ggml.pre): no bos/eos/unknown unless given, add_bos_token true only for the "llama-bpe"
- * pre-tokenizer, never a space prefix. An id of 0xFFFFFFFF (or -1) means "none".
+ * tokenizer.ggml.pre): no bos/eos/unknown unless given, add_bos_token true only for the "llama-bpe" and
+ * "tekken" pre-tokenizers, never a space prefix. An id of 0xFFFFFFFF (or -1) means "none".
  * Errors: VKLLM_ERR_FORMAT for missing/mistyped/mismatched arrays or ids out of range,
  * VKLLM_ERR_UNSUPPORTED for a tokenizer model we do not implement. */
 vkllm_status tokenizer_load(const gguf_file *f, tokenizer **out);

@@ -15,6 +15,11 @@
  *        "qwen35", Qwen3.5: Qwen2's with combining marks (\p{M}) joining letters instead of punctuation
  *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+ | \p{N}
  *            | ' '?[^\s\p{L}\p{M}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "tekken", Mistral Nemo and later Mistral models (the pattern of their tokenizer.json; words split at a
+ *        change from lower to upper case, as in "camelCase"):
+ *            [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
+ *            | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]* | \p{N}
+ *            | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
  *        "gpt-2", the original GPT-2 pattern:
  *            's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
  *      Default: a missing or unknown tokenizer.ggml.pre gives "llama-bpe" when the vocabulary looks like
@@ -31,13 +36,14 @@
  *      leftmost first among equal ranks, until no pair has a merge. Candidate pairs live in a min-heap keyed
  *      by (rank, position); entries made stale by an earlier merge are recognised when popped and dropped,
  *      so a pre-token of n bytes costs O(n log n). Pair -> (rank, merged token) is one hash lookup.
- *      For "llama-bpe" a pre-token that is itself a vocabulary token is emitted as is without merging
+ *      For "llama-bpe" and "tekken" a pre-token that is itself a vocabulary token is emitted as is without merging
  *      (the vocabulary's ignore_merges behaviour).
  *
  * Defaults when the file does not say (tokenizer.ggml.add_bos_token etc.): add_bos_token is true for
- * "llama-bpe" and false otherwise; BPE never adds a space prefix. Decoding maps each character of a normal
+ * "llama-bpe" and "tekken" and false otherwise; BPE never adds a space prefix. Decoding maps each character of a normal
  * token's string back through the byte-to-unicode table to its byte (characters outside the table are
  * copied as they are), with no leading-space convention. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +60,7 @@ typedef enum bpe_pre {
     BPE_PRE_GPT2 = 1,
     BPE_PRE_QWEN2 = 2,
     BPE_PRE_QWEN35 = 3,
+    BPE_PRE_TEKKEN = 4,
 } bpe_pre;
 
 /* What tells the patterns of the Llama 3 shape (llama-bpe, qwen2, qwen35) apart. */
@@ -225,7 +232,14 @@ static size_t bpe_decode_piece(const tokenizer *t, int32_t id, char *out)
 
 /* ---------------------------------------------------------------- pre-tokenizers */
 
-enum { CL_L = UNICODE_LETTER, CL_N = UNICODE_NUMBER, CL_S = UNICODE_SPACE, CL_M = UNICODE_MARK };
+enum {
+    CL_L = UNICODE_LETTER,
+    CL_N = UNICODE_NUMBER,
+    CL_S = UNICODE_SPACE,
+    CL_M = UNICODE_MARK,
+    CL_UP = UNICODE_UPPER,
+    CL_LOW = UNICODE_LOWER,
+};
 /* Punctuation and the rest: a character in none of the classes that make words, numbers or spaces. */
 #define CL_OTHER(fl, word) (((fl) & ((word) | CL_N | CL_S)) == 0)
 
@@ -417,6 +431,101 @@ static size_t pre_gpt2(const unsigned char *s, size_t n, size_t i)
     return match_spaces(s, n, i, false);
 }
 
+/* Tekken's two case classes: "upper" [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and "lower" [\p{Ll}\p{Lm}\p{Lo}\p{M}]: letters
+ * without case (Lm, Lo) and marks are in both. */
+static bool tk_upper(unsigned fl) { return (fl & CL_M) || ((fl & CL_L) && !(fl & CL_LOW)); }
+static bool tk_lower(unsigned fl) { return (fl & CL_M) || ((fl & CL_L) && !(fl & CL_UP)); }
+
+/* End of the run of "upper" characters from j. *last_both: start of the last character of the run that is
+ * also "lower" (Lm, Lo, M), or SIZE_MAX. */
+static size_t tk_upper_run(const unsigned char *s, size_t n, size_t j, size_t *last_both)
+{
+    *last_both = SIZE_MAX;
+    while (j < n) {
+        uint32_t cp;
+        unsigned fl;
+        size_t l = chr_at(s, n, j, &cp, &fl);
+        if (!tk_upper(fl))
+            break;
+        if (tk_lower(fl))
+            *last_both = j;
+        j += l;
+    }
+    return j;
+}
+
+static size_t tk_lower_run(const unsigned char *s, size_t n, size_t j)
+{
+    while (j < n) {
+        uint32_t cp;
+        unsigned fl;
+        size_t l = chr_at(s, n, j, &cp, &fl);
+        if (!tk_lower(fl))
+            break;
+        j += l;
+    }
+    return j;
+}
+
+/* UPPER*LOWER+ at j, with the regex's backtracking: the longest upper run, then the lower run after it; if
+ * none follows, the upper run gives back characters until one that is also lower can start LOWER+ (the
+ * characters after it in the run are upper only, so that one is all of LOWER+). The end, or 0. */
+static size_t tk_word_lower(const unsigned char *s, size_t n, size_t j)
+{
+    size_t last_both;
+    size_t r = tk_upper_run(s, n, j, &last_both);
+    size_t e = tk_lower_run(s, n, r);
+    if (e > r)
+        return e;
+    if (last_both == SIZE_MAX)
+        return 0;
+    uint32_t cp;
+    unsigned fl;
+    return last_both + chr_at(s, n, last_both, &cp, &fl);
+}
+
+/* UPPER+LOWER* at j: the end, or 0. */
+static size_t tk_word_upper(const unsigned char *s, size_t n, size_t j)
+{
+    size_t last_both;
+    size_t r = tk_upper_run(s, n, j, &last_both);
+    return r > j ? tk_lower_run(s, n, r) : 0;
+}
+
+static size_t pre_tekken(const unsigned char *s, size_t n, size_t i)
+{
+    uint32_t c0;
+    unsigned f0;
+    size_t l0 = chr_at(s, n, i, &c0, &f0);
+    size_t j;
+    /* [^\r\n\p{L}\p{N}]?UPPER*LOWER+ | [^\r\n\p{L}\p{N}]?UPPER+LOWER*, each first with the optional character */
+    bool prefix = !(f0 & (CL_L | CL_N)) && c0 != '\r' && c0 != '\n' && i + l0 < n;
+    if ((prefix && (j = tk_word_lower(s, n, i + l0))) || (j = tk_word_lower(s, n, i)))
+        return j;
+    if ((prefix && (j = tk_word_upper(s, n, i + l0))) || (j = tk_word_upper(s, n, i)))
+        return j;
+    /* \p{N} */
+    if (f0 & CL_N)
+        return i + l0;
+    /* ' '?[^\s\p{L}\p{N}]+[\r\n/]* (marks count as punctuation here) */
+    j = i;
+    unsigned fj = f0;
+    if (c0 == ' ' && i + 1 < n) {
+        uint32_t c1;
+        chr_at(s, n, i + 1, &c1, &fj);
+        j = i + 1;
+    }
+    if (CL_OTHER(fj, CL_L)) {
+        j = run_of_other(s, n, j, CL_L);
+        while (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/'))
+            j++;
+        return j;
+    }
+    if (!(f0 & CL_S))
+        return i + l0; /* not reached: every character is a letter, number, space or other */
+    return match_spaces(s, n, i, true);
+}
+
 /* ---------------------------------------------------------------- BPE on one pre-token */
 
 typedef struct bpe_sym {
@@ -525,6 +634,20 @@ static vkllm_status bpe_word(const tokenizer *t, const bpe_state *ss, bpe_work *
     return VKLLM_OK;
 }
 
+size_t bpe_pre_next(const tokenizer *t, const char *text, size_t len, size_t i)
+{
+    const bpe_state *ss = t->impl;
+    const unsigned char *s = (const unsigned char *)text;
+    switch (ss->pre) {
+    case BPE_PRE_GPT2:
+        return pre_gpt2(s, len, i);
+    case BPE_PRE_TEKKEN:
+        return pre_tekken(s, len, i);
+    default:
+        return pre_llama3(s, len, i, ss->shape);
+    }
+}
+
 static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, size_t len, bool after_special,
                                         tok_ids *out)
 {
@@ -534,7 +657,7 @@ static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, si
     bpe_work w = {0};
     vkllm_status st = VKLLM_OK;
     for (size_t i = 0; i < len;) {
-        size_t end = ss->pre == BPE_PRE_GPT2 ? pre_gpt2(s, len, i) : pre_llama3(s, len, i, ss->shape);
+        size_t end = bpe_pre_next(t, text, len, i);
         if ((st = bpe_word(t, ss, &w, s + i, end - i, out)))
             break;
         i = end;
@@ -586,6 +709,8 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         ss->pre = BPE_PRE_QWEN2;
     } else if (have_pre && str_is(pre, pre_len, "qwen35")) {
         ss->pre = BPE_PRE_QWEN35;
+    } else if (have_pre && str_is(pre, pre_len, "tekken")) {
+        ss->pre = BPE_PRE_TEKKEN;
     } else {
         bool llama3_like = t->n_vocab >= 100000 || tok_lookup(t, "<|begin_of_text|>", 17) >= 0;
         ss->pre = llama3_like ? BPE_PRE_LLAMA3 : BPE_PRE_GPT2;
@@ -599,7 +724,7 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
             vkr_log(VKLLM_LOG_WARNING, "tokenizer.ggml.pre is missing; using the %s pre-tokenizer", used);
         }
     }
-    ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3;
+    ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3 || ss->pre == BPE_PRE_TEKKEN;
     ss->shape.max_digits = ss->pre == BPE_PRE_LLAMA3 ? 3 : 1;
     ss->shape.word = ss->pre == BPE_PRE_QWEN35 ? CL_L | CL_M : CL_L;
 
@@ -609,7 +734,7 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
 
     /* defaults that differ from SentencePiece's */
     if (gguf_find_key(f, "tokenizer.ggml.add_bos_token") < 0)
-        t->add_bos = ss->pre == BPE_PRE_LLAMA3;
+        t->add_bos = ss->pre == BPE_PRE_LLAMA3 || ss->pre == BPE_PRE_TEKKEN;
     t->add_space_prefix = false;
 
     t->impl = ss;

@@ -72,5 +72,8 @@ int32_t tok_lookup(const tokenizer *t, const char *s, size_t len);
 /* Byte-level BPE (host/tokenizer_bpe.c): reads tokenizer.ggml.pre and tokenizer.ggml.merges, sets impl,
  * encode_fragment and decode_piece, and the BPE defaults (add_space_prefix off, add_bos_token). */
 vkllm_status bpe_init(tokenizer *t, const gguf_file *f);
+/* Where the pre-token that starts at i (< len) of a stretch of text ends, for a byte-level BPE tokenizer
+ * (exposed for tests). */
+size_t bpe_pre_next(const tokenizer *t, const char *text, size_t len, size_t i);
 
 #endif

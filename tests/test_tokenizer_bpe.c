@@ -1,6 +1,6 @@
 /* Byte-level BPE tokenizer: the test vectors of the GPT-2, Llama 3, Qwen2 and Qwen3.5 (pre-tokenizers gpt-2,
- * llama-bpe, qwen2, qwen35) vocabularies (exact ids), where the pre-tokenizers cut (which the vectors cannot
- * show), round trips
+ * llama-bpe, qwen2, qwen35) vocabularies (exact ids), where each pre-tokenizer (tekken too, which has no
+ * vectors) cuts, worked by hand from its regular expression, round trips
  * through decode and the streaming detokenizer, special tokens only with parse_special, end of generation,
  * seeded random byte strings, long pre-tokens, merge order on small synthetic vocabularies, and metadata
  * validation. The SentencePiece vectors (ggml-vocab-llama-spm) are covered by test_tokenizer_spm.c. */
@@ -9,6 +9,7 @@
 
 #include "host/gguf.h"
 #include "host/tokenizer.h"
+#include "host/tokenizer_impl.h"
 #include "util.h"
 
 static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
@@ -636,17 +637,17 @@ static void test_pre_boundaries(void)
     }
     static const struct {
         const char *text;
-        size_t llama3, qwen2, qwen35; /* tokens with each pre-tokenizer */
+        size_t want[4]; /* tokens with each pre-tokenizer of pres[] */
     } cases[] = {
-        {"123", 1, 3, 3},            /* \p{N}{1,3} vs \p{N} */
-        {"e\xCC\x81", 2, 2, 1},      /* a combining mark is punctuation, or part of the word (qwen35) */
-        {"e\xCC\x81s", 3, 3, 1},
-        {"\xCC\x81", 1, 1, 1},
-        {"'S", 1, 1, 1},             /* contractions are case-insensitive in all three */
-        {"a!", 2, 2, 2},             /* a word and punctuation are two pre-tokens */
+        {"123", {1, 3, 3, 3}},         /* \p{N}{1,3} vs \p{N} */
+        {"e\xCC\x81", {2, 2, 1, 1}},   /* a combining mark is punctuation, or part of the word */
+        {"e\xCC\x81s", {3, 3, 1, 1}},
+        {"\xCC\x81", {1, 1, 1, 1}},
+        {"'S", {1, 1, 1, 1}},          /* a contraction, or (tekken) "'" prefixing a word */
+        {"a!", {2, 2, 2, 2}},          /* a word and punctuation are two pre-tokens */
     };
-    static const char *const pres[] = {"llama-bpe", "qwen2", "qwen35"};
-    for (size_t p = 0; p < 3; p++) {
+    static const char *const pres[] = {"llama-bpe", "qwen2", "qwen35", "tekken"};
+    for (size_t p = 0; p < 4; p++) {
         bpe_spec v = {tokens, 256 + N_MERGES, merges, N_MERGES, false, pres[p], -2, -1};
         tokenizer *tok = NULL;
         vkllm_status st = load_bpe_spec(&v, &tok);
@@ -654,7 +655,7 @@ static void test_pre_boundaries(void)
         if (st)
             continue;
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            size_t want = p == 0 ? cases[c].llama3 : p == 1 ? cases[c].qwen2 : cases[c].qwen35;
+            size_t want = cases[c].want[p];
             int32_t *ids = NULL;
             size_t n_ids = 0;
             if (encode(tok, cases[c].text, strlen(cases[c].text), false, false, &ids, &n_ids)) {
@@ -663,8 +664,65 @@ static void test_pre_boundaries(void)
             }
             round_trip(tok, cases[c].text, strlen(cases[c].text));
         }
+        test_random(tok, test_seed() + p); /* every byte has a token: any text round-trips */
         tokenizer_free(tok);
     }
+}
+
+/* The pre-tokens of text under pre-tokenizer `pre`, written between '|', against the regular expression worked
+ * by hand (see host/tokenizer_bpe.c for the patterns). */
+static void expect_cuts(const char *pre, const char *text, const char *want)
+{
+    bpe_spec v = mini(NULL, 0);
+    static const char *const no_merges[] = {"a b"};
+    v.merges = no_merges;
+    v.pre = pre;
+    tokenizer *tok = NULL;
+    if (load_bpe_spec(&v, &tok) != VKLLM_OK)
+        return;
+    char got[256];
+    size_t n = strlen(text), k = 0;
+    for (size_t i = 0; i < n && k + 2 < sizeof got;) {
+        size_t e = bpe_pre_next(tok, text, n, i);
+        CHECK(e > i && e <= n, "%s: no progress at %zu", pre, i);
+        if (e <= i || e > n)
+            break;
+        if (i > 0)
+            got[k++] = '|';
+        for (; i < e && k + 2 < sizeof got; i++)
+            got[k++] = text[i];
+    }
+    got[k] = '\0';
+    if (strcmp(got, want)) {
+        fprintf(stderr, "FAIL pre-tokens (%s) of ", pre);
+        test_print_escaped(stderr, text, n);
+        fprintf(stderr, "\n  want: ");
+        test_print_escaped(stderr, want, strlen(want));
+        fprintf(stderr, "\n  got:  ");
+        test_print_escaped(stderr, got, k);
+        fprintf(stderr, "\n");
+        test_failures++;
+    }
+    tokenizer_free(tok);
+}
+
+static void test_pre_cuts(void)
+{
+    /* tekken: words split where lower case turns upper; caseless letters (Lo) and marks go either way */
+    expect_cuts("tekken", "camelCase HTTPServer ABC def", "camel|Case| HTTPServer| ABC| def");
+    expect_cuts("tekken", "aB Ab", "a|B| Ab");
+    expect_cuts("tekken", "don't 123", "don|'t| |1|2|3");
+    expect_cuts("tekken", "x.../\n/y", "x|.../\n/|y");
+    expect_cuts("tekken", "\xC3\x89" "COLE \xC3\xA9" "cole", "\xC3\x89" "COLE| \xC3\xA9" "cole");
+    expect_cuts("tekken", "e\xCC\x81s", "e\xCC\x81s"); /* a mark in a lower-case word */
+    expect_cuts("tekken", "\xCC\x81" "A", "\xCC\x81|A"); /* UPPER*LOWER+ takes the mark alone */
+    expect_cuts("tekken", "\xE6\x97\xA5\xE6\x9C\xAC", "\xE6\x97\xA5\xE6\x9C\xAC"); /* Lo: one word */
+    expect_cuts("tekken", "  x\n\n y", " | x|\n\n| y");
+    /* the Llama 3 shapes */
+    expect_cuts("llama-bpe", "123456 I'M", "123|456| I|'M");
+    expect_cuts("qwen2", "12 e\xCC\x81s", "1|2| e|\xCC\x81s"); /* the mark is punctuation, prefixing "s" */
+    expect_cuts("qwen35", "12 e\xCC\x81s", "1|2| e\xCC\x81s");
+    expect_cuts("gpt-2", "I'M 1234", "I|'|M| 1234"); /* case-sensitive contractions */
 }
 
 int main(void)
@@ -672,6 +730,7 @@ int main(void)
     uint64_t seed = test_seed();
     test_synthetic();
     test_pre_boundaries();
+    test_pre_cuts();
 
     static const struct {
         const char *path;

@@ -8,14 +8,15 @@ UCD_DIR defaults to /usr/share/unicode (Debian's unicode-data package). Reads:
   - PropList.txt: the White_Space property (what \\s means in Unicode regular expressions).
 
 Each code point gets a flags byte: UNICODE_LETTER (General_Category L*: Lu Ll Lt Lm Lo), UNICODE_NUMBER (N*: Nd Nl No),
-UNICODE_SPACE (White_Space), UNICODE_MARK (M*: Mn Mc Me). The table is two-stage: stage1[cp >> 8] names a 256-entry block of stage2, identical
+UNICODE_SPACE (White_Space), UNICODE_MARK (M*: Mn Mc Me), and for letters their case: UNICODE_UPPER (Lu Lt),
+UNICODE_LOWER (Ll). The table is two-stage: stage1[cp >> 8] names a 256-entry block of stage2, identical
 blocks shared. The generated file is committed so that builds do not need the package.
 """
 import os
 import re
 import sys
 
-LETTER, NUMBER, SPACE, MARK = 1, 2, 4, 8
+LETTER, NUMBER, SPACE, MARK, UPPER, LOWER = 1, 2, 4, 8, 16, 32
 N_CP = 0x110000
 BLOCK = 256
 
@@ -32,6 +33,10 @@ def main():
                 version = "Unicode " + m.group(1)
 
     def category_flag(cat):
+        if cat in ("Lu", "Lt"):
+            return LETTER | UPPER
+        if cat == "Ll":
+            return LETTER | LOWER
         if cat.startswith("L"):
             return LETTER
         if cat.startswith("N"):

@@ -11,7 +11,7 @@
 
 static const char *const names[CHAT_TEMPLATE_COUNT] = {
     "llama3", "llama2", "chatml", "mistral", "zephyr", "gemma", "phi3", "qwen1.5", "qwen2", "qwen2.5",
-    "qwen3", "qwen3-nothink", "mistral-v7", "deepseek-r1",
+    "qwen3", "qwen3-nothink", "mistral-v7", "mistral-tekken", "deepseek-r1",
 };
 
 const char *chat_template_name(chat_template_kind k)
@@ -22,7 +22,7 @@ const char *chat_template_name(chat_template_kind k)
 const char *chat_template_names(void)
 {
     return "llama3, llama2, chatml, mistral, zephyr, gemma, phi3, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, "
-           "mistral-v7, deepseek-r1";
+           "mistral-v7, mistral-tekken, deepseek-r1";
 }
 
 int chat_template_from_name(const char *name)
@@ -120,8 +120,13 @@ int chat_template_detect(const char *s, size_t len)
         if (contains(s, len, "<<SYS>>"))
             return CHAT_TEMPLATE_LLAMA2;
         /* Mistral-instruct v1-v3 write "[INST] " and " [/INST]"; Nemo's tekken "[INST]" + content, with the system
-         * text in the last user turn, which we do not render */
-        return contains(s, len, "[INST] ") ? CHAT_TEMPLATE_MISTRAL : -1;
+         * text in the last user turn */
+        if (contains(s, len, "[INST] "))
+            return CHAT_TEMPLATE_MISTRAL;
+        static const char *const tekken[] = {"loop.last and system_message is defined",
+                                             "\"[INST]\" + system_message + \"\n\n\" + message[\"content\"] + \"[/INST]\"",
+                                             NULL};
+        return contains_all(s, len, tekken) ? CHAT_TEMPLATE_MISTRAL_TEKKEN : -1;
     }
     /* Zephyr's role tags, each turn ended with the EOS; GLM uses the tags with its own [gMASK] prefix */
     if (contains(s, len, "<|user|>") && contains(s, len, "<|assistant|>") && !contains(s, len, "<|end|>") &&
@@ -307,8 +312,14 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
      * opened by a system message */
     bool open = false;
     bool qwen3 = k == CHAT_TEMPLATE_QWEN3 || k == CHAT_TEMPLATE_QWEN3_NOTHINK;
-    /* Qwen3: the last user message that is not a tool response; replies after it keep their reasoning */
+    /* Qwen3: the last user message that is not a tool response; replies after it keep their reasoning.
+     * mistral-tekken: the last user message, which carries the system text */
     size_t last_query = n ? n - 1 : 0;
+    for (size_t i = n; k == CHAT_TEMPLATE_MISTRAL_TEKKEN && i-- > 0;)
+        if (role_of(msgs[i].role) == ROLE_USER) {
+            last_query = i;
+            break;
+        }
     for (size_t i = n; qwen3 && i-- > 0;) {
         span c = {msgs[i].content, strlen(msgs[i].content)};
         if (role_of(msgs[i].role) == ROLE_USER && !starts_ends(c, "<tool_response>", "</tool_response>")) {
@@ -318,7 +329,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
     }
     if (k == CHAT_TEMPLATE_LLAMA3)
         MARK(l, "<|begin_of_text|>");
-    else if (k == CHAT_TEMPLATE_MISTRAL || k == CHAT_TEMPLATE_MISTRAL_V7)
+    else if (k == CHAT_TEMPLATE_MISTRAL || k == CHAT_TEMPLATE_MISTRAL_V7 || k == CHAT_TEMPLATE_MISTRAL_TEKKEN)
         MARK(l, "<s>");
     else if (k == CHAT_TEMPLATE_GEMMA)
         MARK(l, "<bos>");
@@ -408,6 +419,25 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             if (role == ROLE_SYSTEM)
                 MARK(l, "[/SYSTEM_PROMPT]");
             else if (role == ROLE_USER)
+                MARK(l, "[/INST]");
+            else
+                MARK(l, "</s>");
+            break;
+        case CHAT_TEMPLATE_MISTRAL_TEKKEN:
+            if (role == ROLE_SYSTEM) { /* written in the last user turn: nothing here */
+                if (i + 1 == from)
+                    *cut = l->n;
+                break;
+            }
+            if (role == ROLE_USER) {
+                MARK(l, "[INST]");
+                if (i == last_query && role_of(msgs[0].role) == ROLE_SYSTEM) {
+                    push(l, SEG_CONTENT, msgs[0].content, strlen(msgs[0].content));
+                    TEXT(l, "\n\n");
+                }
+            }
+            content(l, c, clen, i + 1 == from, cut);
+            if (role == ROLE_USER)
                 MARK(l, "[/INST]");
             else
                 MARK(l, "</s>");
@@ -528,6 +558,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             TEXT(l, "model\n");
             break;
         case CHAT_TEMPLATE_MISTRAL_V7: /* the reply follows [/INST] */
+        case CHAT_TEMPLATE_MISTRAL_TEKKEN:
             break;
         case CHAT_TEMPLATE_DEEPSEEK_R1: /* the reply starts with its reasoning */
             MARK(l, DS_ASSISTANT);

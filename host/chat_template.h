@@ -35,6 +35,9 @@
  *   mistral-v7   <s>[SYSTEM_PROMPT]S[/SYSTEM_PROMPT][INST]U[/INST]A</s>[INST]U[/INST]...
  *            (Mistral Small 3.x, Devstral, Ministral; the template's default system prompt, which carries
  *            today's date, is not written)   prompt for the reply: nothing
+ *   mistral-tekken   <s>[INST]U[/INST]A</s>[INST]S\n\nU[/INST]... (Mistral Nemo: a first system message's text
+ *            goes into the last user turn, as its template does; other system messages are left out)
+ *            prompt for the reply: nothing
  *   deepseek-r1   <｜begin▁of▁sentence｜>S<｜User｜>U<｜Assistant｜>A<｜end▁of▁sentence｜>... (replies lose
  *            their reasoning; a system message is written where it stands, the template moves the last one
  *            to the start)   prompt for the reply: <｜Assistant｜><think>\n
@@ -44,8 +47,9 @@
  * followed by a user message gets its [INST] closed by an empty user turn (gemma: an empty user turn).
  * The rendering of a message depends only on the messages before it, so the text of a conversation
  * always begins with the text of any of its prefixes; except in qwen3/qwen3-nothink/deepseek-r1, which
- * write a reply differently once a user message follows it (a chat keeps what the model wrote in its
- * context; only the text from the first new message on is formatted).
+ * write a reply differently once a user message follows it, and mistral-tekken, whose system text moves to
+ * the newest user turn (a chat keeps what it processed in its context: only the text from the first new
+ * message on is formatted).
  *
  * Tokens: the template's markup is tokenized with special tokens recognised (as parse_special=true would)
  * and message contents as plain text (parse_special=false), so a message cannot inject control tokens:
@@ -77,6 +81,7 @@ typedef enum chat_template_kind {
     CHAT_TEMPLATE_QWEN3,
     CHAT_TEMPLATE_QWEN3_NOTHINK,
     CHAT_TEMPLATE_MISTRAL_V7,
+    CHAT_TEMPLATE_MISTRAL_TEKKEN,
     CHAT_TEMPLATE_DEEPSEEK_R1,
     CHAT_TEMPLATE_COUNT,
 } chat_template_kind;

@@ -107,6 +107,9 @@ static void test_exact(void)
     check_format(CHAT_TEMPLATE_QWEN3_NOTHINK, conv, 4, 0, true, nothink);
     check_format(CHAT_TEMPLATE_MISTRAL_V7, conv, 4, 0, true,
                  "<s>[SYSTEM_PROMPT]You are terse.[/SYSTEM_PROMPT][INST]Hi![/INST]Hello.</s>[INST]Bye?[/INST]");
+    /* Mistral Nemo: the system text opens the last user turn */
+    check_format(CHAT_TEMPLATE_MISTRAL_TEKKEN, conv, 4, 0, true,
+                 "<s>[INST]Hi![/INST]Hello.</s>[INST]You are terse.\n\nBye?[/INST]");
     check_format(CHAT_TEMPLATE_DEEPSEEK_R1, conv, 4, 0, true,
                  DS_BOS "You are terse." DS_USER "Hi!" DS_ASSISTANT "Hello." DS_EOS DS_USER "Bye?" DS_ASSISTANT
                         "<think>\n");
@@ -135,6 +138,7 @@ static void test_exact(void)
                  "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
                  "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");
     check_format(CHAT_TEMPLATE_MISTRAL_V7, u, 2, 0, false, "<s>[INST]Hi![/INST]Hello.</s>");
+    check_format(CHAT_TEMPLATE_MISTRAL_TEKKEN, u, 2, 0, false, "<s>[INST]Hi![/INST]Hello.</s>");
     check_format(CHAT_TEMPLATE_DEEPSEEK_R1, u, 2, 0, false, DS_BOS DS_USER "Hi!" DS_ASSISTANT "Hello." DS_EOS);
 
     /* reasoning: Qwen3 and DeepSeek-R1 drop it from replies before the last user message; Qwen3 writes the
@@ -178,6 +182,7 @@ static void test_exact(void)
     check_format(CHAT_TEMPLATE_QWEN3_NOTHINK, conv, 4, 3, true,
                  "<|im_end|>\n<|im_start|>user\nBye?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
     check_format(CHAT_TEMPLATE_MISTRAL_V7, conv, 4, 3, true, "</s>[INST]Bye?[/INST]");
+    check_format(CHAT_TEMPLATE_MISTRAL_TEKKEN, conv, 4, 3, true, "</s>[INST]You are terse.\n\nBye?[/INST]");
     check_format(CHAT_TEMPLATE_DEEPSEEK_R1, conv, 4, 3, true, DS_EOS DS_USER "Bye?" DS_ASSISTANT "<think>\n");
 
     /* odd orders are rendered, not refused */
@@ -200,14 +205,15 @@ static void test_exact(void)
     check_format(CHAT_TEMPLATE_CHATML, raw, 1, 0, false, "<|im_start|>user\n  <|im_end|>\n[INST] x  <|im_end|>\n");
 }
 
-/* Templates that write a reply differently once a later user message follows it: Qwen3 and DeepSeek-R1 drop
- * the reasoning of earlier replies (and Qwen3 marks the conversation's last reply with a thinking block), so
- * the text of a conversation that ends with a reply, or the prompt for a reply, is not a prefix of the text
- * of the longer conversation. A chat keeps what the model wrote in its context; only the text from the
- * first new message on (chat_format's `from`) must agree, and it does for every format. */
+/* Templates that rewrite earlier turns as the conversation grows: Qwen3 and DeepSeek-R1 drop the reasoning of
+ * earlier replies (and Qwen3 marks the conversation's last reply with a thinking block), Mistral Nemo moves
+ * the system text to the newest user turn. So the text of a shorter conversation, or the prompt for a reply,
+ * is not a prefix of the text of the longer one. A chat keeps what it processed in its context; only the
+ * text from the first new message on (chat_format's `from`) must agree, and it does for every format. */
 static bool rewrites_replies(int k)
 {
-    return k == CHAT_TEMPLATE_QWEN3 || k == CHAT_TEMPLATE_QWEN3_NOTHINK || k == CHAT_TEMPLATE_DEEPSEEK_R1;
+    return k == CHAT_TEMPLATE_QWEN3 || k == CHAT_TEMPLATE_QWEN3_NOTHINK || k == CHAT_TEMPLATE_DEEPSEEK_R1 ||
+           k == CHAT_TEMPLATE_MISTRAL_TEKKEN;
 }
 
 /* Formatting a turn at a time gives the same text as formatting the whole conversation. */
@@ -222,9 +228,11 @@ static void test_incremental(void)
             if (!full)
                 continue;
             for (size_t from = 0; from <= N_CONV; from++) {
-                /* the text up to the end of message from-1's content, found independently */
+                /* the text up to the end of message from-1's content, found independently (Nemo's system text
+                 * is not where its message is: there, only check that the text from `from` ends the text) */
+                bool in_order = k != CHAT_TEMPLATE_MISTRAL_TEKKEN;
                 size_t off = 0;
-                for (size_t i = 0; i < from; i++) {
+                for (size_t i = 0; i < from && in_order; i++) {
                     const char *at = strstr(full + off, conv[i].content);
                     CHECK(at != NULL, "%s: content %zu not found in the text", name, i);
                     if (!at)
@@ -237,12 +245,15 @@ static void test_incremental(void)
                     continue;
                 char what[96];
                 snprintf(what, sizeof what, "%s: text from message %zu%s", name, from, add ? " + prompt" : "");
+                if (!in_order && len <= full_len)
+                    off = full_len - len;
                 same_text(what, tail, len, full + off, full_len - off);
                 free(tail);
                 /* the text of a prefix of the conversation is a prefix of the text */
                 bool ends_in_reply = from > 0 && !strcmp(conv[from - 1].role, "assistant");
                 char *pre = fmt((chat_template_kind)k, conv, from, 0, false, &len);
-                CHECK(pre && ((len <= full_len && !memcmp(pre, full, len)) || (!prefixes && ends_in_reply)),
+                CHECK(pre && ((len <= full_len && !memcmp(pre, full, len)) || (!prefixes && ends_in_reply) ||
+                              k == CHAT_TEMPLATE_MISTRAL_TEKKEN),
                       "%s: the text of %zu messages is not a prefix", name, from);
                 free(pre);
                 if (prefixes && from < N_CONV && !strcmp(conv[from].role, "assistant")) {
@@ -344,8 +355,12 @@ static void test_detect(void)
                  CHAT_TEMPLATE_GEMMA);
     /* Mistral Nemo's tekken: "[INST]" without spaces, the system text in the last user turn */
     check_detect("{{- bos_token }}{%- for message in loop_messages %}{%- if loop.last and system_message is defined %}"
-                 "{{- '[INST]' + system_message + '\\n\\n' + message['content'] + '[/INST]' }}{%- endif %}{%- endfor %}",
-                 -1);
+                 "{{- \"[INST]\" + system_message + \"\\n\\n\" + message[\"content\"] + \"[/INST]\" }}{%- endif %}"
+                 "{%- endfor %}",
+                 CHAT_TEMPLATE_MISTRAL_TEKKEN);
+    check_detect("{{- bos_token }}{%- for message in messages %}{{- '[INST]' + message['content'] + '[/INST]' }}"
+                 "{%- endfor %}",
+                 -1); /* [INST] without spaces, but not Nemo's */
     check_detect("", -1);
     CHECK(chat_template_detect(NULL, 0) == -1 && vkllm_chat_template_detect(NULL) == NULL, "detect(NULL)");
     /* not NUL-terminated: only len bytes are looked at */
@@ -414,7 +429,7 @@ static const struct {
     {"meta-llama-Llama-3.3-70B-Instruct.jinja", "llama3"},
     {"microsoft-Phi-3.5-mini-instruct.jinja", "phi3"},
     {"mistralai-Ministral-3-14B-Reasoning-2512.jinja", "mistral-v7"},
-    {"mistralai-Mistral-Nemo-Instruct-2407.jinja", NULL},   /* system text in the last user turn */
+    {"mistralai-Mistral-Nemo-Instruct-2407.jinja", "mistral-tekken"},
     {"moonshotai-Kimi-K2.jinja", NULL},
     {"muse-glimmer.jinja", NULL},
     {"openai-gpt-oss-120b.jinja", NULL},                     /* harmony */

@@ -1,8 +1,8 @@
 /* Fuzz target: the tokenizers on arbitrary bytes.
  *
- * Input: byte 0 chooses the vocabulary (bits 0-1: SentencePiece, BPE llama-bpe, BPE gpt-2, BPE qwen35) and the flags (bit 2 add_special, bit 3 parse_special, bit 4 special rendering when
- * decoding); the rest is the text to encode, and the same bytes read as little-endian int32 token ids to
- * decode. See fuzz_exercise_tokenizer (fuzz/common.c) for the properties checked. */
+ * Input: byte 0 chooses the vocabulary (bits 0-1: SentencePiece, BPE llama-bpe, BPE gpt-2, BPE qwen35) and
+ * the flags (bit 2 add_special, bit 3 parse_special, bit 4 special rendering when decoding); the rest is the
+ * text to encode, and the same bytes read as little-endian int32 token ids to decode. See fuzz_exercise_tokenizer (fuzz/common.c) for the properties checked. */
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

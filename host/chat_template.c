@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *const names[CHAT_TEMPLATE_COUNT] = {
-    "llama3", "llama2", "chatml", "mistral", "zephyr", "gemma", "phi3", "qwen1.5", "qwen2", "qwen2.5",
+    "llama3", "llama2", "chatml", "mistral", "zephyr", "gemma", "phi3", "phi4", "qwen1.5", "qwen2", "qwen2.5",
     "qwen3", "qwen3-nothink", "mistral-v7", "mistral-tekken", "deepseek-r1",
 };
 
@@ -21,7 +21,7 @@ const char *chat_template_name(chat_template_kind k)
 
 const char *chat_template_names(void)
 {
-    return "llama3, llama2, chatml, mistral, zephyr, gemma, phi3, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, "
+    return "llama3, llama2, chatml, mistral, zephyr, gemma, phi3, phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, "
            "mistral-v7, mistral-tekken, deepseek-r1";
 }
 
@@ -89,6 +89,9 @@ int chat_template_detect(const char *s, size_t len)
     /* Phi-3's turns, "<|user|>\n...<|end|>\n" (Phi-3.5, Phi-3-mini); GLM and Apriel use the tags differently */
     static const char *const phi35[] = {"'<|user|>\n' + message['content'] + '<|end|>\n'", NULL};
     static const char *const phi3_mini[] = {"'<|user|>' + '\n' + message['content'] + '<|end|>'", NULL};
+    /* Phi-4-mini: the same tags with no newline after them */
+    static const char *const phi4[] = {"'<|' + message['role'] + '|>' + message['content'] + '<|end|>'",
+                                       "'<|assistant|>'", NULL};
     static const char *const qwen25[] = {"<|im_start|>", "You are Qwen, created by Alibaba Cloud.", NULL};
     static const char *const qwen2[] = {"'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'", NULL};
     static const char *const qwen15[] = {"'<|im_start|>system\nYou are a helpful assistant<|im_end|>\n'", NULL};
@@ -106,6 +109,8 @@ int chat_template_detect(const char *s, size_t len)
         return CHAT_TEMPLATE_MISTRAL_V7;
     if (contains_all(s, len, phi35) || contains_all(s, len, phi3_mini))
         return CHAT_TEMPLATE_PHI3;
+    if (contains_all(s, len, phi4))
+        return CHAT_TEMPLATE_PHI4;
     if (contains_all(s, len, qwen25))
         return CHAT_TEMPLATE_QWEN25;
     if (contains_all(s, len, qwen2))
@@ -123,9 +128,9 @@ int chat_template_detect(const char *s, size_t len)
          * text in the last user turn */
         if (contains(s, len, "[INST] "))
             return CHAT_TEMPLATE_MISTRAL;
-        static const char *const tekken[] = {"loop.last and system_message is defined",
-                                             "\"[INST]\" + system_message + \"\n\n\" + message[\"content\"] + \"[/INST]\"",
-                                             NULL};
+        static const char *const tekken[] = {
+            "loop.last and system_message is defined",
+            "\"[INST]\" + system_message + \"\n\n\" + message[\"content\"] + \"[/INST]\"", NULL};
         return contains_all(s, len, tekken) ? CHAT_TEMPLATE_MISTRAL_TEKKEN : -1;
     }
     /* Zephyr's role tags, each turn ended with the EOS; GLM uses the tags with its own [gMASK] prefix */
@@ -455,7 +460,9 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                 MARK(l, DS_EOS);
             break;
         case CHAT_TEMPLATE_ZEPHYR:
-        case CHAT_TEMPLATE_PHI3: /* the same role tags; Phi-3 ends a turn with <|end|>, Zephyr with </s> */
+        case CHAT_TEMPLATE_PHI3:
+        case CHAT_TEMPLATE_PHI4:
+            /* the same role tags; Phi ends a turn with <|end|>, Zephyr with </s>; Phi-4 has no newlines */
             if (k == CHAT_TEMPLATE_PHI3 && role == ROLE_SYSTEM && clen == 0) { /* Phi-3.5 leaves it out */
                 if (i + 1 == from)
                     *cut = l->n;
@@ -467,13 +474,15 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                 MARK(l, "<|user|>");
             else
                 MARK(l, "<|assistant|>");
-            TEXT(l, "\n");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
             content(l, c, clen, i + 1 == from, cut);
-            if (k == CHAT_TEMPLATE_PHI3)
-                MARK(l, "<|end|>");
-            else
+            if (k == CHAT_TEMPLATE_ZEPHYR)
                 MARK(l, "</s>");
-            TEXT(l, "\n");
+            else
+                MARK(l, "<|end|>");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
             break;
         case CHAT_TEMPLATE_LLAMA2:
         case CHAT_TEMPLATE_MISTRAL: {
@@ -567,8 +576,10 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             break;
         case CHAT_TEMPLATE_ZEPHYR:
         case CHAT_TEMPLATE_PHI3:
+        case CHAT_TEMPLATE_PHI4:
             MARK(l, "<|assistant|>");
-            TEXT(l, "\n");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
             break;
         default: /* llama2, mistral: the reply follows [/INST] directly */
             if (open) {

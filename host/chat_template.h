@@ -25,6 +25,8 @@
  *            assistant contents trimmed)   prompt for the reply: <start_of_turn>model\n
  *   phi3     <|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>\n (an empty system message
  *            left out)   prompt for the reply: <|assistant|>\n
+ *   phi4     <|system|>S<|end|><|user|>U<|end|><|assistant|>A<|end|> (Phi-4-mini: no newlines)
+ *            prompt for the reply: <|assistant|>
  *   qwen1.5, qwen2, qwen2.5   chatml, with the template's default system prompt when the first message is not
  *            a system message ("You are a helpful assistant" without / with a period; "You are Qwen, created
  *            by Alibaba Cloud. You are a helpful assistant.")
@@ -38,9 +40,9 @@
  *   mistral-tekken   <s>[INST]U[/INST]A</s>[INST]S\n\nU[/INST]... (Mistral Nemo: a first system message's text
  *            goes into the last user turn, as its template does; other system messages are left out)
  *            prompt for the reply: nothing
- *   deepseek-r1   <｜begin▁of▁sentence｜>S<｜User｜>U<｜Assistant｜>A<｜end▁of▁sentence｜>... (replies lose
- *            their reasoning; a system message is written where it stands, the template moves the last one
- *            to the start)   prompt for the reply: <｜Assistant｜><think>\n
+ *   deepseek-r1   <｜begin▁of▁sentence｜>S<｜User｜>U<｜Assistant｜>A<｜end▁of▁sentence｜>...
+ *            (replies lose their reasoning; a system message is written where it stands, the template
+ *            moves the last one to the start)   prompt for the reply: <｜Assistant｜><think>\n
  *
  * Contents are inserted verbatim except where a template trims (gemma) or strips reasoning (qwen3,
  * deepseek-r1). Odd orders are rendered, not refused: in llama2/mistral a system message that is not
@@ -75,6 +77,7 @@ typedef enum chat_template_kind {
     CHAT_TEMPLATE_ZEPHYR,
     CHAT_TEMPLATE_GEMMA,
     CHAT_TEMPLATE_PHI3,
+    CHAT_TEMPLATE_PHI4,
     CHAT_TEMPLATE_QWEN15,
     CHAT_TEMPLATE_QWEN2,
     CHAT_TEMPLATE_QWEN25,

@@ -20,6 +20,13 @@
  *            [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
  *            | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]* | \p{N}
  *            | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "gpt-4o" (also "llama4"), the o200k pattern (Phi-4-mini, Llama 4): tekken's words, each followed by an
+ *        optional case-insensitive contraction, and up to three digits:
+ *            [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
+ *                (?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *            | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*
+ *                (?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *            | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
  *        "gpt-2", the original GPT-2 pattern:
  *            's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
  *      Default: a missing or unknown tokenizer.ggml.pre gives "llama-bpe" when the vocabulary looks like
@@ -61,6 +68,7 @@ typedef enum bpe_pre {
     BPE_PRE_QWEN2 = 2,
     BPE_PRE_QWEN35 = 3,
     BPE_PRE_TEKKEN = 4,
+    BPE_PRE_GPT4O = 5,
 } bpe_pre;
 
 /* What tells the patterns of the Llama 3 shape (llama-bpe, qwen2, qwen35) apart. */
@@ -346,6 +354,20 @@ static size_t match_spaces(const unsigned char *s, size_t n, size_t i, bool with
     return last;  /* \s+(?!\S): all but the last space, which goes with what follows */
 }
 
+/* End of \p{N}{1,max} from i (a number character). */
+static size_t digits_end(const unsigned char *s, size_t n, size_t i, int max)
+{
+    for (int k = 0; k < max && i < n; k++) {
+        uint32_t c;
+        unsigned f;
+        size_t l = chr_at(s, n, i, &c, &f);
+        if (!(f & CL_N))
+            break;
+        i += l;
+    }
+    return i;
+}
+
 /* The Llama 3 shaped patterns; `word` is \p{L} or [\p{L}\p{M}], `max_digits` 3 or 1 (see the top). */
 static size_t pre_llama3(const unsigned char *s, size_t n, size_t i, bpe_l3_shape shape)
 {
@@ -368,18 +390,8 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i, bpe_l3_shap
             return run_of(s, n, i + l0 + l1, word);
     }
     /* \p{N}{1,max_digits} */
-    if (f0 & CL_N) {
-        j = i + l0;
-        for (int k = 1; k < shape.max_digits && j < n; k++) {
-            uint32_t c;
-            unsigned f;
-            size_t l = chr_at(s, n, j, &c, &f);
-            if (!(f & CL_N))
-                break;
-            j += l;
-        }
-        return j;
-    }
+    if (f0 & CL_N)
+        return digits_end(s, n, i, shape.max_digits);
     /* ' '?[^\s WORD \p{N}]+[\r\n]* */
     j = i;
     unsigned fj = f0;
@@ -492,21 +504,22 @@ static size_t tk_word_upper(const unsigned char *s, size_t n, size_t j)
     return r > j ? tk_lower_run(s, n, r) : 0;
 }
 
-static size_t pre_tekken(const unsigned char *s, size_t n, size_t i)
+/* tekken, and with o200k the gpt-4o pattern (contraction suffixes, three digits). */
+static size_t pre_tekken(const unsigned char *s, size_t n, size_t i, bool o200k)
 {
     uint32_t c0;
     unsigned f0;
     size_t l0 = chr_at(s, n, i, &c0, &f0);
-    size_t j;
-    /* [^\r\n\p{L}\p{N}]?UPPER*LOWER+ | [^\r\n\p{L}\p{N}]?UPPER+LOWER*, each first with the optional character */
+    size_t j, k;
+    /* [^\r\n\p{L}\p{N}]?UPPER*LOWER+ | [^\r\n\p{L}\p{N}]?UPPER+LOWER*, each first with the optional character;
+     * o200k: each then takes (?i:'s|'t|'re|'ve|'m|'ll|'d)? */
     bool prefix = !(f0 & (CL_L | CL_N)) && c0 != '\r' && c0 != '\n' && i + l0 < n;
-    if ((prefix && (j = tk_word_lower(s, n, i + l0))) || (j = tk_word_lower(s, n, i)))
-        return j;
-    if ((prefix && (j = tk_word_upper(s, n, i + l0))) || (j = tk_word_upper(s, n, i)))
-        return j;
-    /* \p{N} */
+    if ((prefix && (j = tk_word_lower(s, n, i + l0))) || (j = tk_word_lower(s, n, i)) ||
+        (prefix && (j = tk_word_upper(s, n, i + l0))) || (j = tk_word_upper(s, n, i)))
+        return o200k && j < n && s[j] == '\'' && (k = contraction(s, n, j + 1, true)) ? k : j;
+    /* \p{N} | \p{N}{1,3} */
     if (f0 & CL_N)
-        return i + l0;
+        return digits_end(s, n, i, o200k ? 3 : 1);
     /* ' '?[^\s\p{L}\p{N}]+[\r\n/]* (marks count as punctuation here) */
     j = i;
     unsigned fj = f0;
@@ -642,7 +655,8 @@ size_t bpe_pre_next(const tokenizer *t, const char *text, size_t len, size_t i)
     case BPE_PRE_GPT2:
         return pre_gpt2(s, len, i);
     case BPE_PRE_TEKKEN:
-        return pre_tekken(s, len, i);
+    case BPE_PRE_GPT4O:
+        return pre_tekken(s, len, i, ss->pre == BPE_PRE_GPT4O);
     default:
         return pre_llama3(s, len, i, ss->shape);
     }
@@ -711,6 +725,8 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         ss->pre = BPE_PRE_QWEN35;
     } else if (have_pre && str_is(pre, pre_len, "tekken")) {
         ss->pre = BPE_PRE_TEKKEN;
+    } else if (have_pre && (str_is(pre, pre_len, "gpt-4o") || str_is(pre, pre_len, "llama4"))) {
+        ss->pre = BPE_PRE_GPT4O;
     } else {
         bool llama3_like = t->n_vocab >= 100000 || tok_lookup(t, "<|begin_of_text|>", 17) >= 0;
         ss->pre = llama3_like ? BPE_PRE_LLAMA3 : BPE_PRE_GPT2;

@@ -107,11 +107,12 @@ void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *le
 /* ---- Chat: formatting a conversation the way a chat model was trained ----
  *
  * Built-in formats, by name: "llama3", "llama2", "chatml" (many fine-tunes), "mistral" (Mistral-instruct
- * v1-v3), "zephyr", "gemma" (Gemma 2/3), "phi3" (Phi-3/3.5), "qwen1.5", "qwen2", "qwen2.5" (ChatML with their
- * default system prompts), "qwen3" and "qwen3-nothink" (thinking on/off), "mistral-v7" (Mistral Small 3.x,
- * Devstral, Ministral), "mistral-tekken" (Mistral Nemo) and "deepseek-r1" (R1 and its distills). A model's own template (GGUF
- * tokenizer.chat_template, a Jinja program) is not run: vkllm_chat_template_detect recognises which of these
- * formats it implements, and recognises none for a template that only resembles one. Message contents are
+ * v1-v3), "zephyr", "gemma" (Gemma 2/3), "phi3" (Phi-3/3.5), "phi4" (Phi-4-mini), "qwen1.5", "qwen2",
+ * "qwen2.5" (ChatML with their default system prompts), "qwen3" and "qwen3-nothink" (thinking on/off),
+ * "mistral-v7" (Mistral Small 3.x, Devstral, Ministral), "mistral-tekken" (Mistral Nemo) and "deepseek-r1"
+ * (R1 and its distills). A model's own template (GGUF tokenizer.chat_template, a Jinja program) is not run:
+ * vkllm_chat_template_detect recognises which of these formats it implements, and recognises none for a
+ * template that only resembles one. Message contents are
  * inserted verbatim, except where the template trims them (gemma) or drops earlier replies' reasoning (qwen3,
  * deepseek-r1). A conversation kept in a context grows turn by turn:
  *

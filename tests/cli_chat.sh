@@ -50,7 +50,7 @@ if expect_replies "conversation" 3; then
 fi
 
 # Every template, two turns each.
-for t in llama3 llama2 chatml mistral zephyr gemma phi3 qwen1.5 qwen2 qwen2.5 qwen3 qwen3-nothink mistral-v7 mistral-tekken deepseek-r1; do
+for t in llama3 llama2 chatml mistral zephyr gemma phi3 phi4 qwen1.5 qwen2 qwen2.5 qwen3 qwen3-nothink mistral-v7 mistral-tekken deepseek-r1; do
   chat 'Hi!\nAnd now?\n' --chat-template "$t" --temp 0.7 --seed 5 -n 6 -c 256
   expect_replies "template $t" 2
 done
@@ -98,7 +98,7 @@ printf '%s\n' "$err" | grep -q 'the message does not fit the context: .* the con
 
 # Errors: one line, exit status 1 (with a message waiting on stdin).
 chat_hi() { printf 'hi\n' | "$BIN" chat "$@"; }
-expect_error "unknown chat template 'jinja' (known: llama3, llama2, chatml, mistral, zephyr, gemma, phi3, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7, mistral-tekken, deepseek-r1)" \
+expect_error "unknown chat template 'jinja' (known: llama3, llama2, chatml, mistral, zephyr, gemma, phi3, phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7, mistral-tekken, deepseek-r1)" \
   chat_hi -m "$model" --chat-template jinja
 expect_error "no model given" chat_hi --chat-template chatml
 expect_error "unknown option" chat_hi -m "$model" --bogus

@@ -718,6 +718,9 @@ static void test_pre_cuts(void)
     expect_cuts("tekken", "\xCC\x81" "A", "\xCC\x81|A"); /* UPPER*LOWER+ takes the mark alone */
     expect_cuts("tekken", "\xE6\x97\xA5\xE6\x9C\xAC", "\xE6\x97\xA5\xE6\x9C\xAC"); /* Lo: one word */
     expect_cuts("tekken", "  x\n\n y", " | x|\n\n| y");
+    /* gpt-4o: tekken's words with contraction suffixes, three digits */
+    expect_cuts("gpt-4o", "I'M camelCase's 12345 don't", "I'M| camel|Case's| |123|45| don't");
+    expect_cuts("gpt-4o", "'s x's'll", "'s| x's|'ll");
     /* the Llama 3 shapes */
     expect_cuts("llama-bpe", "123456 I'M", "123|456| I|'M");
     expect_cuts("qwen2", "12 e\xCC\x81s", "1|2| e|\xCC\x81s"); /* the mark is punctuation, prefixing "s" */

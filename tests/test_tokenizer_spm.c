@@ -729,7 +729,8 @@ static void test_phi3_details(const tokenizer *tok)
           "phi-3 ids: n_vocab %d bos %d eos %d", tokenizer_n_vocab(tok), tokenizer_bos(tok), tokenizer_eos(tok));
     CHECK(tokenizer_is_eog(tok, 32007) && tokenizer_is_eog(tok, 32000), "<|end|>, <|endoftext|> end generation");
     CHECK(!tokenizer_is_eog(tok, 32010) && !tokenizer_is_eog(tok, 32001), "<|user|>, <|assistant|> do not");
-    CHECK(tokenizer_token_type(tok, 32010) == TOKEN_TYPE_CONTROL && tokenizer_token_type(tok, 2) == TOKEN_TYPE_USER_DEFINED,
+    CHECK(tokenizer_token_type(tok, 32010) == TOKEN_TYPE_CONTROL &&
+              tokenizer_token_type(tok, 2) == TOKEN_TYPE_USER_DEFINED,
           "token types");
     static const char TURN[] = "<|user|>\nSYS\nHI<|end|>\n<|assistant|>\n";
     expect_ids(tok, TURN, true, true, (const int32_t[]){1, 32010, 317, 21554, 13, 17628, 32007, 32001}, 8);

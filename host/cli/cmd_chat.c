@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "%s"
             "  --system TEXT         system prompt\n"
             "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr, gemma, phi3,\n"
-            "                        qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7,\n"
+            "                        phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7,\n"
             "                        mistral-tekken, deepseek-r1\n"
             "  -n, --n-predict N     most tokens per reply (default -1: until end of generation)\n"
             "%s"

@@ -137,6 +137,7 @@ static void build_bpe(vocab_builder *v)
         {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {" ", "w"}, {"o", "r"}, {" w", "or"}, {"l", "d"},
         {" wor", "ld"}, {" ", "hello"}, {"1", "2"}, {"12", "3"}, {"'", "s"}, {"\n", "\n"}, {" ", " "},
         {"\xC3", "\xA9"}, {"\xE6", "\x97"}, {"\xE6\x97", "\xA5"}, {" ", "\xE6\x97\xA5"},
+        {"\xCC", "\x81"}, {"e", "\xCC\x81"},
     };
     for (size_t i = 0; i < sizeof merges / sizeof merges[0] && v->n_merges < MAX_MERGES; i++) {
         to_bpe(merges[i][0], a, sizeof a);
@@ -191,12 +192,12 @@ static tokenizer *load_vocab(fuzz_vocab which)
         TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", 2));
         TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0));
     } else {
-        bool llama3 = which == FUZZ_VOCAB_BPE_LLAMA3;
+        bool llama3 = which == FUZZ_VOCAB_BPE_LLAMA3, qwen = which == FUZZ_VOCAB_BPE_QWEN35;
         TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2"));
-        TRY(gguf_writer_kv_str(w, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : "gpt-2"));
+        TRY(gguf_writer_kv_str(w, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : qwen ? "qwen35" : "gpt-2"));
         TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges, v.n_merges));
         int32_t bos = vb_find(&v, llama3 ? "<|begin_of_text|>" : "<|endoftext|>");
-        int32_t eos = vb_find(&v, llama3 ? "<|eot_id|>" : "<|endoftext|>");
+        int32_t eos = vb_find(&v, llama3 ? "<|eot_id|>" : qwen ? "<|im_end|>" : "<|endoftext|>");
         TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos));
         TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos));
         TRY(gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", llama3));
@@ -330,8 +331,9 @@ void fuzz_exercise_tokenizer(const tokenizer *t, const uint8_t *text, size_t len
         /* Round trip (tokenizer.h): without special-token parsing, text the vocabulary can spell comes
          * back unchanged, except that SentencePiece reads U+2581 as a space. Only the fuzzers' own
          * vocabularies are known to spell every byte. */
-        bool own = t == fuzz_tokenizer(FUZZ_VOCAB_SPM) || t == fuzz_tokenizer(FUZZ_VOCAB_BPE_LLAMA3) ||
-                   t == fuzz_tokenizer(FUZZ_VOCAB_BPE_GPT2);
+        bool own = false;
+        for (int v = 0; v < FUZZ_VOCAB_COUNT; v++)
+            own |= t == fuzz_tokenizer((fuzz_vocab)v);
         if (own && !parse_special && !contains(text, len, "\xE2\x96\x81")) {
             char *back = NULL;
             size_t blen = 0;

@@ -32,11 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *                         multi-byte pieces
  *   FUZZ_VOCAB_BPE_LLAMA3 byte-level BPE, pre-tokenizer "llama-bpe", Llama 3 style special tokens
  *   FUZZ_VOCAB_BPE_GPT2   the same tokens and merges with pre-tokenizer "gpt-2" and <|endoftext|>
+ *   FUZZ_VOCAB_BPE_QWEN35 the same with pre-tokenizer "qwen35" (combining marks join words), ChatML tokens
  * Returns NULL (message on stderr) if one cannot be built: a bug in the code under test. */
 typedef enum fuzz_vocab {
     FUZZ_VOCAB_SPM = 0,
     FUZZ_VOCAB_BPE_LLAMA3,
     FUZZ_VOCAB_BPE_GPT2,
+    FUZZ_VOCAB_BPE_QWEN35,
     FUZZ_VOCAB_COUNT,
 } fuzz_vocab;
 const tokenizer *fuzz_tokenizer(fuzz_vocab v);

@@ -32,8 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int kind_sel = data[0] % (CHAT_TEMPLATE_COUNT + 1);
     chat_template_kind kind = kind_sel == CHAT_TEMPLATE_COUNT ? (chat_template_kind)99 : (chat_template_kind)kind_sel;
     bool add_assistant = data[1] & 1;
-    unsigned vocab_sel = (data[1] >> 1) & 3;
-    const tokenizer *tok = fuzz_tokenizer(vocab_sel == 3 ? FUZZ_VOCAB_SPM : (fuzz_vocab)vocab_sel);
+    const tokenizer *tok = fuzz_tokenizer((fuzz_vocab)((data[1] >> 1) & 3));
     FUZZ_ASSERT(tok != NULL);
 
     /* A NUL-terminated copy to split into contents. */

@@ -9,14 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const names[CHAT_TEMPLATE_COUNT] = {"llama3", "llama2", "chatml", "mistral", "zephyr"};
+static const char *const names[CHAT_TEMPLATE_COUNT] = {
+    "llama3", "llama2", "chatml", "mistral", "zephyr", "gemma", "phi3", "phi4", "qwen1.5", "qwen2", "qwen2.5",
+    "qwen3", "qwen3-nothink", "mistral-v7", "mistral-tekken", "deepseek-r1",
+};
 
 const char *chat_template_name(chat_template_kind k)
 {
     return (unsigned)k < CHAT_TEMPLATE_COUNT ? names[k] : NULL;
 }
 
-const char *chat_template_names(void) { return "llama3, llama2, chatml, mistral, zephyr"; }
+const char *chat_template_names(void)
+{
+    return "llama3, llama2, chatml, mistral, zephyr, gemma, phi3, phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, "
+           "mistral-v7, mistral-tekken, deepseek-r1";
+}
 
 int chat_template_from_name(const char *name)
 {
@@ -28,31 +35,107 @@ int chat_template_from_name(const char *name)
     return -1;
 }
 
+/* Does the Jinja source contain pat? A newline in pat matches a newline or the escape \n: templates come
+ * with Jinja strings written either way (tokenizer_config.json's JSON decodes one into the other). */
 static bool contains(const char *s, size_t len, const char *pat)
 {
-    size_t plen = strlen(pat);
-    if (plen > len)
-        return false;
-    for (size_t i = 0; i + plen <= len; i++)
-        if (s[i] == pat[0] && !memcmp(s + i, pat, plen))
+    for (size_t i = 0; i < len; i++) {
+        size_t j = i;
+        const char *p = pat;
+        for (; *p; p++) {
+            if (*p == '\n' && j + 1 < len && s[j] == '\\' && s[j + 1] == 'n')
+                j += 2;
+            else if (j < len && s[j] == *p)
+                j++;
+            else
+                break;
+        }
+        if (!*p)
             return true;
+    }
     return false;
 }
 
+/* A ChatML template that renders a plain conversation as plain ChatML: no default system prompt, no thinking
+ * block in the reply's prompt. */
+static bool chatml_plain(const char *s, size_t len)
+{
+    return !contains(s, len, "<think>") && !contains(s, len, "You are ") && !contains(s, len, "Knowledge Cutoff");
+}
+
+/* Does the template contain every one of the NULL-terminated patterns? */
+static bool contains_all(const char *s, size_t len, const char *const *pats)
+{
+    for (; *pats; pats++)
+        if (!contains(s, len, *pats))
+            return false;
+    return true;
+}
+
+/* Each format is recognised by markers that its published templates all have and no other family's do
+ * (checked over the 68 templates of ../shared/templates by tests/test_chat_template.c). A template that
+ * resembles a format but renders a plain conversation differently (its own default system prompt, system
+ * text moved into the last user turn, other turn markers) matches none: better no format than a wrong one.
+ * Patterns are searched in the Jinja source (see contains for newlines). */
 int chat_template_detect(const char *s, size_t len)
 {
     if (!s)
         return -1;
-    /* Most distinctive first: a Llama 3 or ChatML template may mention other formats' words, the reverse
-     * does not happen in practice. */
-    if (contains(s, len, "<|start_header_id|>") && contains(s, len, "<|end_header_id|>"))
+    static const char *const llama3[] = {"<|start_header_id|>", "<|end_header_id|>", NULL};
+    static const char *const deepseek_r1[] = {"<\xEF\xBD\x9C" "User\xEF\xBD\x9C>",
+                                              "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C><think>\n", NULL};
+    static const char *const gemma[] = {"<start_of_turn>", "<end_of_turn>", NULL};
+    static const char *const mistral_v7[] = {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[INST]", NULL};
+    /* Phi-3's turns, "<|user|>\n...<|end|>\n" (Phi-3.5, Phi-3-mini); GLM and Apriel use the tags differently */
+    static const char *const phi35[] = {"'<|user|>\n' + message['content'] + '<|end|>\n'", NULL};
+    static const char *const phi3_mini[] = {"'<|user|>' + '\n' + message['content'] + '<|end|>'", NULL};
+    /* Phi-4-mini: the same tags with no newline after them */
+    static const char *const phi4[] = {"'<|' + message['role'] + '|>' + message['content'] + '<|end|>'",
+                                       "'<|assistant|>'", NULL};
+    static const char *const qwen25[] = {"<|im_start|>", "You are Qwen, created by Alibaba Cloud.", NULL};
+    static const char *const qwen2[] = {"'<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'", NULL};
+    static const char *const qwen15[] = {"'<|im_start|>system\nYou are a helpful assistant<|im_end|>\n'", NULL};
+    /* Qwen3's reasoning handling and its switch for the empty thinking block */
+    static const char *const qwen3[] = {"<|im_start|>", "ns.last_query_index", "reasoning_content.strip('\n')",
+                                        "enable_thinking is defined and enable_thinking is false", NULL};
+    /* function-calling fine-tunes (Firefunction, Functionary) write their own system prompt */
+    if (contains_all(s, len, llama3) && !contains(s, len, "functools") && !contains(s, len, "{# version=v3"))
         return CHAT_TEMPLATE_LLAMA3;
+    if (contains_all(s, len, deepseek_r1))
+        return CHAT_TEMPLATE_DEEPSEEK_R1;
+    if (contains_all(s, len, gemma))
+        return CHAT_TEMPLATE_GEMMA;
+    if (contains_all(s, len, mistral_v7))
+        return CHAT_TEMPLATE_MISTRAL_V7;
+    if (contains_all(s, len, phi35) || contains_all(s, len, phi3_mini))
+        return CHAT_TEMPLATE_PHI3;
+    if (contains_all(s, len, phi4))
+        return CHAT_TEMPLATE_PHI4;
+    if (contains_all(s, len, qwen25))
+        return CHAT_TEMPLATE_QWEN25;
+    if (contains_all(s, len, qwen2))
+        return CHAT_TEMPLATE_QWEN2;
+    if (contains_all(s, len, qwen15))
+        return CHAT_TEMPLATE_QWEN15;
+    if (contains_all(s, len, qwen3) && !contains(s, len, "bos_token") && !contains(s, len, "enable_thinking is true"))
+        return CHAT_TEMPLATE_QWEN3;
     if (contains(s, len, "<|im_start|>"))
-        return CHAT_TEMPLATE_CHATML;
-    if (contains(s, len, "[INST]"))
-        return contains(s, len, "<<SYS>>") ? CHAT_TEMPLATE_LLAMA2 : CHAT_TEMPLATE_MISTRAL;
-    /* Zephyr's role tags; Phi-3 uses the same tags but ends turns with <|end|>, a format we do not have. */
-    if (contains(s, len, "<|user|>") && contains(s, len, "<|assistant|>") && !contains(s, len, "<|end|>"))
+        return chatml_plain(s, len) ? CHAT_TEMPLATE_CHATML : -1;
+    if (contains(s, len, "[INST]")) {
+        if (contains(s, len, "<<SYS>>"))
+            return CHAT_TEMPLATE_LLAMA2;
+        /* Mistral-instruct v1-v3 write "[INST] " and " [/INST]"; Nemo's tekken "[INST]" + content, with the system
+         * text in the last user turn */
+        if (contains(s, len, "[INST] "))
+            return CHAT_TEMPLATE_MISTRAL;
+        static const char *const tekken[] = {
+            "loop.last and system_message is defined",
+            "\"[INST]\" + system_message + \"\n\n\" + message[\"content\"] + \"[/INST]\"", NULL};
+        return contains_all(s, len, tekken) ? CHAT_TEMPLATE_MISTRAL_TEKKEN : -1;
+    }
+    /* Zephyr's role tags, each turn ended with the EOS; GLM uses the tags with its own [gMASK] prefix */
+    if (contains(s, len, "<|user|>") && contains(s, len, "<|assistant|>") && !contains(s, len, "<|end|>") &&
+        contains(s, len, "eos_token") && !contains(s, len, "[gMASK]"))
         return CHAT_TEMPLATE_ZEPHYR;
     return -1;
 }
@@ -93,6 +176,109 @@ static void push(seg_list *l, int kind, const char *s, size_t len)
 #define TEXT(l, lit) push(l, SEG_TEXT, lit, sizeof(lit) - 1)
 #define MARK(l, lit) push(l, SEG_MARK, lit, sizeof(lit) - 1)
 
+/* DeepSeek's markers use U+FF5C FULLWIDTH VERTICAL LINE and U+2581 LOWER ONE EIGHTH BLOCK. */
+#define DS_BOS "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS_EOS "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS_USER "<\xEF\xBD\x9C" "User\xEF\xBD\x9C>"
+#define DS_ASSISTANT "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>"
+
+/* The system prompt the Qwen1.5, Qwen2 and Qwen2.5 templates write when a conversation has none. */
+static const char *default_system(chat_template_kind k)
+{
+    switch (k) {
+    case CHAT_TEMPLATE_QWEN15:
+        return "You are a helpful assistant";
+    case CHAT_TEMPLATE_QWEN2:
+        return "You are a helpful assistant.";
+    case CHAT_TEMPLATE_QWEN25:
+        return "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+    default:
+        return NULL;
+    }
+}
+
+/* A slice of a message's content. */
+typedef struct span {
+    const char *s;
+    size_t len;
+} span;
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Jinja's trim (ASCII whitespace). */
+static span trim(span x)
+{
+    while (x.len && is_space(x.s[0]))
+        x.s++, x.len--;
+    while (x.len && is_space(x.s[x.len - 1]))
+        x.len--;
+    return x;
+}
+
+static span lstrip_nl(span x)
+{
+    while (x.len && x.s[0] == '\n')
+        x.s++, x.len--;
+    return x;
+}
+
+static span rstrip_nl(span x)
+{
+    while (x.len && x.s[x.len - 1] == '\n')
+        x.len--;
+    return x;
+}
+
+/* Offset of the first (last: the last) occurrence of pat in x, or -1. */
+static ptrdiff_t find(span x, const char *pat, bool last)
+{
+    size_t plen = strlen(pat);
+    ptrdiff_t at = -1;
+    for (size_t i = 0; i + plen <= x.len; i++)
+        if (!memcmp(x.s + i, pat, plen)) {
+            at = (ptrdiff_t)i;
+            if (!last)
+                break;
+        }
+    return at;
+}
+
+static bool starts_ends(span x, const char *head, const char *tail)
+{
+    size_t h = strlen(head), t = strlen(tail);
+    return x.len >= h + t && !memcmp(x.s, head, h) && !memcmp(x.s + x.len - t, tail, t);
+}
+
+/* Qwen3 / DeepSeek-R1: an assistant message written as "<think>\nREASONING\n</think>\n\nANSWER" splits into
+ * its answer (after the last </think>) and its reasoning (before the first </think>, after the last <think>
+ * there), each with the newlines Qwen3's template strips. Without </think> it is all answer. */
+static bool split_reasoning(span c, span *answer, span *reasoning)
+{
+    *answer = c;
+    *reasoning = (span){c.s, 0};
+    ptrdiff_t first = find(c, "</think>", false), last = find(c, "</think>", true);
+    if (first < 0)
+        return false;
+    *answer = (span){c.s + last + 8, c.len - (size_t)last - 8};
+    span before = rstrip_nl((span){c.s, (size_t)first});
+    ptrdiff_t open = find(before, "<think>", true);
+    if (open >= 0)
+        before = (span){before.s + open + 7, before.len - (size_t)open - 7};
+    *reasoning = lstrip_nl(before);
+    return true;
+}
+
+/* Pushes a message's content; cut_here: it is message from-1's, so the text from `from` starts after it. */
+static void content(seg_list *l, const char *s, size_t len, bool cut_here, size_t *cut)
+{
+    push(l, SEG_CONTENT, s, len);
+    if (cut_here)
+        *cut = l->n;
+}
+
 enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
 
 static int role_of(const char *role)
@@ -127,50 +313,176 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "chat template: message %zu has no content", i);
     }
     *cut = 0;
-    /* llama2/mistral: an [INST] opened by a system message, waiting for the user's text. */
+    /* llama2/mistral: an [INST] opened by a system message, waiting for the user's text; gemma: a user turn
+     * opened by a system message */
     bool open = false;
+    bool qwen3 = k == CHAT_TEMPLATE_QWEN3 || k == CHAT_TEMPLATE_QWEN3_NOTHINK;
+    /* Qwen3: the last user message that is not a tool response; replies after it keep their reasoning.
+     * mistral-tekken: the last user message, which carries the system text */
+    size_t last_query = n ? n - 1 : 0;
+    for (size_t i = n; k == CHAT_TEMPLATE_MISTRAL_TEKKEN && i-- > 0;)
+        if (role_of(msgs[i].role) == ROLE_USER) {
+            last_query = i;
+            break;
+        }
+    for (size_t i = n; qwen3 && i-- > 0;) {
+        span c = {msgs[i].content, strlen(msgs[i].content)};
+        if (role_of(msgs[i].role) == ROLE_USER && !starts_ends(c, "<tool_response>", "</tool_response>")) {
+            last_query = i;
+            break;
+        }
+    }
     if (k == CHAT_TEMPLATE_LLAMA3)
         MARK(l, "<|begin_of_text|>");
-    else if (k == CHAT_TEMPLATE_MISTRAL)
+    else if (k == CHAT_TEMPLATE_MISTRAL || k == CHAT_TEMPLATE_MISTRAL_V7 || k == CHAT_TEMPLATE_MISTRAL_TEKKEN)
         MARK(l, "<s>");
+    else if (k == CHAT_TEMPLATE_GEMMA)
+        MARK(l, "<bos>");
+    else if (k == CHAT_TEMPLATE_DEEPSEEK_R1)
+        MARK(l, DS_BOS);
+    else if (default_system(k) && n > 0 && role_of(msgs[0].role) != ROLE_SYSTEM) {
+        MARK(l, "<|im_start|>");
+        TEXT(l, "system\n");
+        push(l, SEG_TEXT, default_system(k), strlen(default_system(k)));
+        MARK(l, "<|im_end|>");
+        TEXT(l, "\n");
+    }
     for (size_t i = 0; i < n; i++) {
         int role = role_of(msgs[i].role);
         const char *c = msgs[i].content;
         size_t clen = strlen(c);
+        span body = {c, clen};
         switch (k) {
         case CHAT_TEMPLATE_LLAMA3:
             MARK(l, "<|start_header_id|>");
             push(l, SEG_TEXT, msgs[i].role, strlen(msgs[i].role));
             MARK(l, "<|end_header_id|>");
             TEXT(l, "\n\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
+            content(l, c, clen, i + 1 == from, cut);
             MARK(l, "<|eot_id|>");
             break;
         case CHAT_TEMPLATE_CHATML:
+        case CHAT_TEMPLATE_QWEN15:
+        case CHAT_TEMPLATE_QWEN2:
+        case CHAT_TEMPLATE_QWEN25:
+        case CHAT_TEMPLATE_QWEN3:
+        case CHAT_TEMPLATE_QWEN3_NOTHINK:
             MARK(l, "<|im_start|>");
             push(l, SEG_TEXT, msgs[i].role, strlen(msgs[i].role));
             TEXT(l, "\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
+            if (qwen3 && role == ROLE_ASSISTANT) {
+                span reasoning;
+                bool split = split_reasoning(body, &body, &reasoning);
+                if (split)
+                    body = lstrip_nl(body);
+                if (i > last_query && (i + 1 == n || reasoning.len)) {
+                    MARK(l, "<think>");
+                    TEXT(l, "\n");
+                    reasoning = rstrip_nl(lstrip_nl(reasoning));
+                    push(l, SEG_CONTENT, reasoning.s, reasoning.len);
+                    TEXT(l, "\n");
+                    MARK(l, "</think>");
+                    TEXT(l, "\n\n");
+                    body = lstrip_nl(body);
+                }
+            }
+            content(l, body.s, body.len, i + 1 == from, cut);
             MARK(l, "<|im_end|>");
             TEXT(l, "\n");
             break;
+        case CHAT_TEMPLATE_GEMMA:
+            if (role == ROLE_ASSISTANT && open) { /* a system message not followed by a user one */
+                MARK(l, "<end_of_turn>");
+                TEXT(l, "\n");
+                open = false;
+            }
+            if (!open) {
+                MARK(l, "<start_of_turn>");
+                if (role == ROLE_ASSISTANT)
+                    TEXT(l, "model\n");
+                else
+                    TEXT(l, "user\n");
+            }
+            if (role == ROLE_SYSTEM) { /* the text opens the next user turn, as Gemma 3's template does */
+                content(l, c, clen, i + 1 == from, cut);
+                TEXT(l, "\n\n");
+                open = true;
+                break;
+            }
+            body = trim(body);
+            content(l, body.s, body.len, i + 1 == from, cut);
+            MARK(l, "<end_of_turn>");
+            TEXT(l, "\n");
+            open = false;
+            break;
+        case CHAT_TEMPLATE_MISTRAL_V7:
+            if (role == ROLE_SYSTEM)
+                MARK(l, "[SYSTEM_PROMPT]");
+            else if (role == ROLE_USER)
+                MARK(l, "[INST]");
+            content(l, c, clen, i + 1 == from, cut);
+            if (role == ROLE_SYSTEM)
+                MARK(l, "[/SYSTEM_PROMPT]");
+            else if (role == ROLE_USER)
+                MARK(l, "[/INST]");
+            else
+                MARK(l, "</s>");
+            break;
+        case CHAT_TEMPLATE_MISTRAL_TEKKEN:
+            if (role == ROLE_SYSTEM) { /* written in the last user turn: nothing here */
+                if (i + 1 == from)
+                    *cut = l->n;
+                break;
+            }
+            if (role == ROLE_USER) {
+                MARK(l, "[INST]");
+                if (i == last_query && role_of(msgs[0].role) == ROLE_SYSTEM) {
+                    push(l, SEG_CONTENT, msgs[0].content, strlen(msgs[0].content));
+                    TEXT(l, "\n\n");
+                }
+            }
+            content(l, c, clen, i + 1 == from, cut);
+            if (role == ROLE_USER)
+                MARK(l, "[/INST]");
+            else
+                MARK(l, "</s>");
+            break;
+        case CHAT_TEMPLATE_DEEPSEEK_R1:
+            if (role == ROLE_USER)
+                MARK(l, DS_USER);
+            else if (role == ROLE_ASSISTANT) {
+                MARK(l, DS_ASSISTANT);
+                span reasoning;
+                split_reasoning(body, &body, &reasoning); /* earlier replies lose their reasoning */
+            }
+            content(l, body.s, body.len, i + 1 == from, cut);
+            if (role == ROLE_ASSISTANT)
+                MARK(l, DS_EOS);
+            break;
         case CHAT_TEMPLATE_ZEPHYR:
+        case CHAT_TEMPLATE_PHI3:
+        case CHAT_TEMPLATE_PHI4:
+            /* the same role tags; Phi ends a turn with <|end|>, Zephyr with </s>; Phi-4 has no newlines */
+            if (k == CHAT_TEMPLATE_PHI3 && role == ROLE_SYSTEM && clen == 0) { /* Phi-3.5 leaves it out */
+                if (i + 1 == from)
+                    *cut = l->n;
+                break;
+            }
             if (role == ROLE_SYSTEM)
                 MARK(l, "<|system|>");
             else if (role == ROLE_USER)
                 MARK(l, "<|user|>");
             else
                 MARK(l, "<|assistant|>");
-            TEXT(l, "\n");
-            push(l, SEG_CONTENT, c, clen);
-            if (i + 1 == from)
-                *cut = l->n;
-            MARK(l, "</s>");
-            TEXT(l, "\n");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
+            content(l, c, clen, i + 1 == from, cut);
+            if (k == CHAT_TEMPLATE_ZEPHYR)
+                MARK(l, "</s>");
+            else
+                MARK(l, "<|end|>");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
             break;
         case CHAT_TEMPLATE_LLAMA2:
         case CHAT_TEMPLATE_MISTRAL: {
@@ -191,9 +503,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     MARK(l, "<<SYS>>");
                     TEXT(l, "\n");
                 }
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 if (l2) {
                     TEXT(l, "\n");
                     MARK(l, "<</SYS>>");
@@ -207,17 +517,13 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
                     MARK(l, "[INST]");
                     TEXT(l, " ");
                 }
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 TEXT(l, " ");
                 MARK(l, "[/INST]");
                 open = false;
             } else {
                 TEXT(l, " ");
-                push(l, SEG_CONTENT, c, clen);
-                if (i + 1 == from)
-                    *cut = l->n;
+                content(l, c, clen, i + 1 == from, cut);
                 if (l2)
                     TEXT(l, " ");
                 MARK(l, "</s>");
@@ -237,12 +543,43 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
             TEXT(l, "\n\n");
             break;
         case CHAT_TEMPLATE_CHATML:
+        case CHAT_TEMPLATE_QWEN15:
+        case CHAT_TEMPLATE_QWEN2:
+        case CHAT_TEMPLATE_QWEN25:
+        case CHAT_TEMPLATE_QWEN3:
             MARK(l, "<|im_start|>");
             TEXT(l, "assistant\n");
             break;
-        case CHAT_TEMPLATE_ZEPHYR:
-            MARK(l, "<|assistant|>");
+        case CHAT_TEMPLATE_QWEN3_NOTHINK: /* an empty thinking block: the reply starts with the answer */
+            MARK(l, "<|im_start|>");
+            TEXT(l, "assistant\n");
+            MARK(l, "<think>");
+            TEXT(l, "\n\n");
+            MARK(l, "</think>");
+            TEXT(l, "\n\n");
+            break;
+        case CHAT_TEMPLATE_GEMMA:
+            if (open) {
+                MARK(l, "<end_of_turn>");
+                TEXT(l, "\n");
+            }
+            MARK(l, "<start_of_turn>");
+            TEXT(l, "model\n");
+            break;
+        case CHAT_TEMPLATE_MISTRAL_V7: /* the reply follows [/INST] */
+        case CHAT_TEMPLATE_MISTRAL_TEKKEN:
+            break;
+        case CHAT_TEMPLATE_DEEPSEEK_R1: /* the reply starts with its reasoning */
+            MARK(l, DS_ASSISTANT);
+            MARK(l, "<think>");
             TEXT(l, "\n");
+            break;
+        case CHAT_TEMPLATE_ZEPHYR:
+        case CHAT_TEMPLATE_PHI3:
+        case CHAT_TEMPLATE_PHI4:
+            MARK(l, "<|assistant|>");
+            if (k != CHAT_TEMPLATE_PHI4)
+                TEXT(l, "\n");
             break;
         default: /* llama2, mistral: the reply follows [/INST] directly */
             if (open) {
@@ -317,8 +654,9 @@ static vkllm_status ids_append(id_list *l, const int32_t *ids, size_t n)
     return VKLLM_OK;
 }
 
-/* Encodes segments [a, b) as one stretch of plain text (no special-token parsing). */
-static vkllm_status encode_stretch(const tokenizer *t, const seg *v, size_t a, size_t b, id_list *out)
+/* Encodes segments [a, b) as one stretch of plain text (no special-token parsing), without its leading
+ * whitespace if lstrip (it follows a special token that swallows it, as tokenizer_encode does). */
+static vkllm_status encode_stretch(const tokenizer *t, const seg *v, size_t a, size_t b, bool lstrip, id_list *out)
 {
     size_t total = 0;
     for (size_t i = a; i < b; i++)
@@ -330,9 +668,17 @@ static vkllm_status encode_stretch(const tokenizer *t, const seg *v, size_t a, s
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "chat template: out of host memory");
     size_t at = 0;
     for (size_t i = a; i < b; i++) {
-        if (v[i].len)
-            memcpy(buf + at, v[i].s, v[i].len);
-        at += v[i].len;
+        size_t skip = 0;
+        while (lstrip && at == 0 && skip < v[i].len && is_space(v[i].s[skip]))
+            skip++;
+        if (v[i].len > skip)
+            memcpy(buf + at, v[i].s + skip, v[i].len - skip);
+        at += v[i].len - skip;
+    }
+    total = at;
+    if (total == 0) {
+        free(buf);
+        return VKLLM_OK;
     }
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -366,19 +712,21 @@ vkllm_status chat_tokenize(const tokenizer *t, chat_template_kind k, const vkllm
     id_list out = {0};
     vkllm_status st = render(k, msgs, n, from, add_assistant, &l, &cut);
     size_t stretch = cut; /* first segment of the text not encoded yet */
+    bool lstrip = false;  /* it follows a special token that swallows whitespace */
     for (size_t i = cut; st == VKLLM_OK && i < l.n; i++) {
         if (l.v[i].kind != SEG_MARK)
             continue;
         int32_t id = marker_token(t, &l.v[i]);
         if (id < 0)
             continue; /* plain text in this vocabulary: part of the stretch */
-        st = encode_stretch(t, l.v, stretch, i, &out);
+        st = encode_stretch(t, l.v, stretch, i, lstrip, &out);
         if (st == VKLLM_OK)
             st = ids_append(&out, &id, 1);
         stretch = i + 1;
+        lstrip = tokenizer_token_rstrip(t, id);
     }
     if (st == VKLLM_OK)
-        st = encode_stretch(t, l.v, stretch, l.n, &out);
+        st = encode_stretch(t, l.v, stretch, l.n, lstrip, &out);
     int32_t bos = tokenizer_bos(t);
     if (st == VKLLM_OK && from == 0 && tokenizer_adds_bos(t) && bos >= 0 && (out.n == 0 || out.v[0] != bos)) {
         st = ids_append(&out, &bos, 1); /* room for one more */

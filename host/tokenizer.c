@@ -207,6 +207,30 @@ static int parse_byte_token(const char *s, size_t len)
     return (hi < 0 || lo < 0) ? -1 : hi * 16 + lo;
 }
 
+/* Phi-3's special tokens swallow the whitespace that follows them (the rstrip of its tokenizer.json's added
+ * tokens, which GGUF does not carry; llama.cpp recognises the vocabulary by general.name as we do), except
+ * these. "<|user|>\nHi" is <|user|> ▁Hi. */
+static const char *const RSTRIP_EXEMPT[] = {"<unk>", "<s>", "<|endoftext|>"};
+
+static bool is_phi3(const gguf_file *f)
+{
+    const char *name;
+    uint64_t len;
+    if (!gguf_get_str(f, "general.name", &name, &len))
+        return false;
+    char low[256]; /* lower-case ASCII copy; a longer name is cut */
+    size_t n = len < sizeof low ? (size_t)len : sizeof low - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    low[n] = '\0';
+    return strstr(low, "phi3") || strstr(low, "phi-3");
+}
+
+static bool text_is(const tokenizer *t, int32_t id, const char *s)
+{
+    return t->text_len[id] == strlen(s) && !memcmp(t->text + t->text_off[id], s, t->text_len[id]);
+}
+
 static const char *const EOG_TEXTS[] = {
     "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
     "<|end_of_text|>",
@@ -373,9 +397,18 @@ static vkllm_status load_common(tokenizer *t, const gguf_file *f)
         if (t->type[i] != TOKEN_TYPE_CONTROL && t->type[i] != TOKEN_TYPE_USER_DEFINED)
             continue;
         for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++)
-            if (t->text_len[i] == strlen(EOG_TEXTS[k]) &&
-                !memcmp(t->text + t->text_off[i], EOG_TEXTS[k], t->text_len[i]))
+            if (text_is(t, i, EOG_TEXTS[k]))
                 t->flags[i] |= TOK_FLAG_EOG;
+    }
+    if (is_phi3(f)) {
+        for (int32_t i = 0; i < n; i++) {
+            bool exempt = false;
+            for (size_t k = 0; k < sizeof RSTRIP_EXEMPT / sizeof RSTRIP_EXEMPT[0]; k++)
+                exempt |= text_is(t, i, RSTRIP_EXEMPT[k]);
+            if (!exempt && (t->type[i] == TOKEN_TYPE_CONTROL || t->type[i] == TOKEN_TYPE_UNKNOWN ||
+                            t->type[i] == TOKEN_TYPE_USER_DEFINED))
+                t->flags[i] |= TOK_FLAG_RSTRIP;
+        }
     }
 
     /* string -> id */
@@ -497,6 +530,11 @@ bool tokenizer_adds_eos(const tokenizer *t) { return t->add_eos && t->eos >= 0; 
 bool tokenizer_is_eog(const tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_vocab && (t->flags[id] & TOK_FLAG_EOG);
+}
+
+bool tokenizer_token_rstrip(const tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab && (t->flags[id] & TOK_FLAG_RSTRIP);
 }
 
 int tokenizer_token_type(const tokenizer *t, int32_t id)
@@ -841,6 +879,12 @@ static size_t find_bytes(const char *s, size_t n, const char *pat, size_t plen)
     return n;
 }
 
+/* C isspace in the "C" locale, which is what the rstrip of special tokens removes. */
+static bool is_c_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
 /* Splits the text at special tokens (longest first; each token splits every stretch of text left). */
 static vkllm_status split_special(const tokenizer *t, const char *text, size_t len, bool parse_special,
                                   frag_list *frags)
@@ -884,6 +928,9 @@ static vkllm_status split_special(const tokenizer *t, const char *text, size_t l
                 if ((st = frag_push(&next, (tok_frag){id, 0, 0})))
                     goto done;
                 pos = at + plen;
+                if (t->flags[id] & TOK_FLAG_RSTRIP)
+                    while (pos < f.len && is_c_space(text[f.off + pos]))
+                        pos++;
             }
         }
         frag_list tmp = *frags;

@@ -2,7 +2,7 @@
  *
  * One opaque object behind one interface; the algorithm is picked by tokenizer.ggml.model:
  *   "llama" -> SentencePiece (score-driven pair merges with byte fallback), in host/tokenizer.c;
- *   "gpt2"  -> byte-level BPE (GPT-2, Llama 3; pre-tokenizer from tokenizer.ggml.pre), in
+ *   "gpt2"  -> byte-level BPE (GPT-2, Llama 3, Qwen; pre-tokenizer from tokenizer.ggml.pre), in
  *              host/tokenizer_bpe.c behind host/tokenizer_impl.h.
  * The object owns copies of everything it needs: the gguf_file may be closed after tokenizer_load.
  * A loaded tokenizer is read-only, so one object may be used from several threads at once.
@@ -40,8 +40,8 @@ typedef enum token_type {
  * bos/eos/unknown/padding/eot/eom token ids, add_bos_token, add_eos_token, add_space_prefix.
  * Defaults for SentencePiece: bos 1, eos 2, unknown 0, no padding, add_bos_token true,
  * add_eos_token false, add_space_prefix true. Byte-level BPE (which also reads tokenizer.ggml.merges and
- * tokenizer.ggml.pre): no bos/eos/unknown unless given, add_bos_token true only for the "llama-bpe"
- * pre-tokenizer, never a space prefix. An id of 0xFFFFFFFF (or -1) means "none".
+ * tokenizer.ggml.pre): no bos/eos/unknown unless given, add_bos_token true only for the "llama-bpe" and
+ * "tekken" pre-tokenizers, never a space prefix. An id of 0xFFFFFFFF (or -1) means "none".
  * Errors: VKLLM_ERR_FORMAT for missing/mistyped/mismatched arrays or ids out of range,
  * VKLLM_ERR_UNSUPPORTED for a tokenizer model we do not implement. */
 vkllm_status tokenizer_load(const gguf_file *f, tokenizer **out);
@@ -58,6 +58,9 @@ bool tokenizer_adds_eos(const tokenizer *t); /* ... and at the end */
 /* End of generation: EOS, EOT/EOM (tokenizer.ggml.eot_token_id/eom_token_id) and control tokens that
  * conventionally end a turn (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, ...). */
 bool tokenizer_is_eog(const tokenizer *t, int32_t id);
+/* Whether text after this token, when it is matched as a special token, loses its leading whitespace (the
+ * rstrip of Phi-3's special tokens; see tokenizer_encode). */
+bool tokenizer_token_rstrip(const tokenizer *t, int32_t id);
 /* Type of a token, or -1 if id is out of range. */
 int tokenizer_token_type(const tokenizer *t, int32_t id);
 /* The vocabulary string of a token (not NUL-terminated, may contain any bytes; "▁" not replaced),
@@ -69,7 +72,9 @@ int32_t tokenizer_find_token(const tokenizer *t, const char *s, size_t len);
 /* Encodes len bytes of text (any bytes: invalid UTF-8 is encoded byte by byte, NULs included).
  * add_special: add BOS/EOS as the metadata says (tokenizer_adds_bos/eos).
  * parse_special: control/unknown tokens written in the text ("<s>") become those tokens; without it
- *   they are ordinary text. User-defined tokens are always matched, as llama.cpp does.
+ *   they are ordinary text. User-defined tokens are always matched, as llama.cpp does. In a Phi-3 vocabulary
+ *   (general.name contains "phi3"/"phi-3", as llama.cpp checks) a matched special token other than <unk>, <s>
+ *   and <|endoftext|> drops the whitespace after it, as Phi-3's tokenizer does: "<|user|>\nHi" is <|user|> ▁Hi.
  * On success *ids is a malloc'ed array (never NULL, free with free()) of *n_ids ids.
  * Matches llama.cpp's tokenize() for SentencePiece vocabularies. */
 vkllm_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
@@ -91,7 +96,8 @@ size_t tokenizer_max_piece_len(const tokenizer *t);
  * after those too). special: control/unknown tokens are written as their text ("<s>") instead of nothing.
  * VKLLM_ERR_INVALID_ARGUMENT for an id out of range.
  * decode(encode(s, add_special, parse_special=false)) == s for every byte string s that does not contain
- * U+2581 "▁" itself (SentencePiece reads it as a space) and that the vocabulary can spell (byte fallback). */
+ * U+2581 "▁" itself (SentencePiece reads it as a space), that the vocabulary can spell (byte fallback), and
+ * (Phi-3) has no whitespace after a user-defined token such as "</s>". */
 vkllm_status tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, bool special, char **text,
                               size_t *len);
 

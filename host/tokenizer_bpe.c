@@ -1,4 +1,4 @@
-/* Byte-level BPE (tokenizer.ggml.model = "gpt2"): GPT-2, Llama 3 and relatives.
+/* Byte-level BPE (tokenizer.ggml.model = "gpt2"): GPT-2, Llama 3, Qwen2/2.5/3/3.5 and relatives.
  *
  * Encoding one stretch of ordinary text (the front end in host/tokenizer.c has already split out special
  * tokens) goes in two steps:
@@ -9,13 +9,31 @@
  *        "llama-bpe" (also "llama3", "llama-v3"), Llama 3 / 3.1 / 3.2:
  *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n]*
  *            | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "qwen2" (also "stablelm2"), Qwen2 / 2.5 / 3 and DeepSeek-R1-Distill-Qwen: Llama 3's with single digits
+ *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ' '?[^\s\p{L}\p{N}]+[\r\n]*
+ *            | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "qwen35", Qwen3.5: Qwen2's with combining marks (\p{M}) joining letters instead of punctuation
+ *            (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+ | \p{N}
+ *            | ' '?[^\s\p{L}\p{M}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "tekken", Mistral Nemo and later Mistral models (the pattern of their tokenizer.json; words split at a
+ *        change from lower to upper case, as in "camelCase"):
+ *            [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
+ *            | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]* | \p{N}
+ *            | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *        "gpt-4o" (also "llama4"), the o200k pattern (Phi-4-mini, Llama 4): tekken's words, each followed by an
+ *        optional case-insensitive contraction, and up to three digits:
+ *            [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+
+ *                (?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *            | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*
+ *                (?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *            | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ | \s+(?!\S) | \s+
  *        "gpt-2", the original GPT-2 pattern:
  *            's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
  *      Default: a missing or unknown tokenizer.ggml.pre gives "llama-bpe" when the vocabulary looks like
  *      Llama 3's (it has a <|begin_of_text|> token or at least 100,000 tokens) and "gpt-2" otherwise, with a
  *      one-line warning through the log callback (vkllm_log_set; stderr by default).
- *      \p{L}, \p{N} and \s are the Unicode General_Category L*, N* and the White_Space property, for every code
- *      point (host/unicode.h). The case-insensitive contractions use Unicode simple case folding, which for
+ *      \p{L}, \p{N}, \p{M} and \s are the Unicode General_Category L*, N*, M* and the White_Space property, for
+ *      every code point (host/unicode.h). The case-insensitive contractions use Unicode simple case folding, which for
  *      these letters means ASCII case plus U+017F (long s) matching 's', as regex engines with Unicode case
  *      folding do. A byte that is not part of well-formed UTF-8 counts as one character of no class (like
  *      punctuation), so any byte string can be encoded.
@@ -25,13 +43,14 @@
  *      leftmost first among equal ranks, until no pair has a merge. Candidate pairs live in a min-heap keyed
  *      by (rank, position); entries made stale by an earlier merge are recognised when popped and dropped,
  *      so a pre-token of n bytes costs O(n log n). Pair -> (rank, merged token) is one hash lookup.
- *      For "llama-bpe" a pre-token that is itself a vocabulary token is emitted as is without merging
+ *      For "llama-bpe" and "tekken" a pre-token that is itself a vocabulary token is emitted as is without merging
  *      (the vocabulary's ignore_merges behaviour).
  *
  * Defaults when the file does not say (tokenizer.ggml.add_bos_token etc.): add_bos_token is true for
- * "llama-bpe" and false otherwise; BPE never adds a space prefix. Decoding maps each character of a normal
+ * "llama-bpe" and "tekken" and false otherwise; BPE never adds a space prefix. Decoding maps each character of a normal
  * token's string back through the byte-to-unicode table to its byte (characters outside the table are
  * copied as they are), with no leading-space convention. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +65,17 @@
 typedef enum bpe_pre {
     BPE_PRE_LLAMA3 = 0,
     BPE_PRE_GPT2 = 1,
+    BPE_PRE_QWEN2 = 2,
+    BPE_PRE_QWEN35 = 3,
+    BPE_PRE_TEKKEN = 4,
+    BPE_PRE_GPT4O = 5,
 } bpe_pre;
+
+/* What tells the patterns of the Llama 3 shape (llama-bpe, qwen2, qwen35) apart. */
+typedef struct bpe_l3_shape {
+    int max_digits; /* \p{N}{1,max_digits} */
+    unsigned word;  /* the classes of a word run: \p{L}, or [\p{L}\p{M}] */
+} bpe_l3_shape;
 
 typedef struct bpe_merge {
     uint64_t key; /* (left id << 32) | right id; BPE_NO_KEY = empty slot */
@@ -56,6 +85,7 @@ typedef struct bpe_merge {
 
 typedef struct bpe_state {
     bpe_pre pre;
+    bpe_l3_shape shape; /* for the Llama 3 shaped patterns */
     bool ignore_merges;
     int32_t byte_id[256];         /* token of each byte's character; -1 if the vocab lacks it */
     unsigned char byte_chr[256][2]; /* UTF-8 of each byte's character (1 or 2 bytes) */
@@ -210,8 +240,16 @@ static size_t bpe_decode_piece(const tokenizer *t, int32_t id, char *out)
 
 /* ---------------------------------------------------------------- pre-tokenizers */
 
-enum { CL_L = UNICODE_LETTER, CL_N = UNICODE_NUMBER, CL_S = UNICODE_SPACE };
-#define CL_OTHER(fl) (((fl) & (CL_L | CL_N | CL_S)) == 0)
+enum {
+    CL_L = UNICODE_LETTER,
+    CL_N = UNICODE_NUMBER,
+    CL_S = UNICODE_SPACE,
+    CL_M = UNICODE_MARK,
+    CL_UP = UNICODE_UPPER,
+    CL_LOW = UNICODE_LOWER,
+};
+/* Punctuation and the rest: a character in none of the classes that make words, numbers or spaces. */
+#define CL_OTHER(fl, word) (((fl) & ((word) | CL_N | CL_S)) == 0)
 
 /* Decodes the character at s[i] (i < n): code point (UNICODE_INVALID for a stray byte), class, length. */
 static inline size_t chr_at(const unsigned char *s, size_t n, size_t i, uint32_t *cp, unsigned *fl)
@@ -247,14 +285,14 @@ static size_t run_of(const unsigned char *s, size_t n, size_t i, unsigned mask)
     return i;
 }
 
-/* End of the run of characters of no class (not letter, number or space) starting at i. */
-static size_t run_of_other(const unsigned char *s, size_t n, size_t i)
+/* End of the run of CL_OTHER characters (not word, number or space) starting at i. */
+static size_t run_of_other(const unsigned char *s, size_t n, size_t i, unsigned word)
 {
     while (i < n) {
         uint32_t cp;
         unsigned fl;
         size_t l = chr_at(s, n, i, &cp, &fl);
-        if (!CL_OTHER(fl))
+        if (!CL_OTHER(fl, word))
             break;
         i += l;
     }
@@ -316,8 +354,24 @@ static size_t match_spaces(const unsigned char *s, size_t n, size_t i, bool with
     return last;  /* \s+(?!\S): all but the last space, which goes with what follows */
 }
 
-static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
+/* End of \p{N}{1,max} from i (a number character). */
+static size_t digits_end(const unsigned char *s, size_t n, size_t i, int max)
 {
+    for (int k = 0; k < max && i < n; k++) {
+        uint32_t c;
+        unsigned f;
+        size_t l = chr_at(s, n, i, &c, &f);
+        if (!(f & CL_N))
+            break;
+        i += l;
+    }
+    return i;
+}
+
+/* The Llama 3 shaped patterns; `word` is \p{L} or [\p{L}\p{M}], `max_digits` 3 or 1 (see the top). */
+static size_t pre_llama3(const unsigned char *s, size_t n, size_t i, bpe_l3_shape shape)
+{
+    const unsigned word = shape.word;
     uint32_t c0;
     unsigned f0;
     size_t l0 = chr_at(s, n, i, &c0, &f0);
@@ -325,30 +379,20 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
     /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
     if (c0 == '\'' && (j = contraction(s, n, i + 1, true)))
         return j;
-    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-    if (f0 & CL_L)
-        return run_of(s, n, i + l0, CL_L);
-    if (!(f0 & CL_N) && c0 != '\r' && c0 != '\n' && i + l0 < n) {
+    /* [^\r\n\p{L}\p{N}]?WORD+: a word character at i makes the same match with or without the optional one */
+    if (f0 & word)
+        return run_of(s, n, i + l0, word);
+    if (!(f0 & (CL_L | CL_N)) && c0 != '\r' && c0 != '\n' && i + l0 < n) {
         uint32_t c1;
         unsigned f1;
         size_t l1 = chr_at(s, n, i + l0, &c1, &f1);
-        if (f1 & CL_L)
-            return run_of(s, n, i + l0 + l1, CL_L);
+        if (f1 & word)
+            return run_of(s, n, i + l0 + l1, word);
     }
-    /* \p{N}{1,3} */
-    if (f0 & CL_N) {
-        j = i + l0;
-        for (int k = 1; k < 3 && j < n; k++) {
-            uint32_t c;
-            unsigned f;
-            size_t l = chr_at(s, n, j, &c, &f);
-            if (!(f & CL_N))
-                break;
-            j += l;
-        }
-        return j;
-    }
-    /* ' '?[^\s\p{L}\p{N}]+[\r\n]* */
+    /* \p{N}{1,max_digits} */
+    if (f0 & CL_N)
+        return digits_end(s, n, i, shape.max_digits);
+    /* ' '?[^\s WORD \p{N}]+[\r\n]* */
     j = i;
     unsigned fj = f0;
     if (c0 == ' ' && i + 1 < n) {
@@ -356,8 +400,8 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i)
         chr_at(s, n, i + 1, &c1, &fj);
         j = i + 1;
     }
-    if (CL_OTHER(fj)) {
-        j = run_of_other(s, n, j);
+    if (CL_OTHER(fj, word)) {
+        j = run_of_other(s, n, j, word);
         while (j < n && (s[j] == '\r' || s[j] == '\n'))
             j++;
         return j;
@@ -393,10 +437,106 @@ static size_t pre_gpt2(const unsigned char *s, size_t n, size_t i)
         return run_of(s, n, start, CL_L);
     if (f & CL_N)
         return run_of(s, n, start, CL_N);
-    if (CL_OTHER(f))
-        return run_of_other(s, n, start);
+    if (CL_OTHER(f, CL_L))
+        return run_of_other(s, n, start, CL_L);
     /* \s+(?!\S) | \s+ */
     return match_spaces(s, n, i, false);
+}
+
+/* Tekken's two case classes: "upper" [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and "lower" [\p{Ll}\p{Lm}\p{Lo}\p{M}]: letters
+ * without case (Lm, Lo) and marks are in both. */
+static bool tk_upper(unsigned fl) { return (fl & CL_M) || ((fl & CL_L) && !(fl & CL_LOW)); }
+static bool tk_lower(unsigned fl) { return (fl & CL_M) || ((fl & CL_L) && !(fl & CL_UP)); }
+
+/* End of the run of "upper" characters from j. *last_both: start of the last character of the run that is
+ * also "lower" (Lm, Lo, M), or SIZE_MAX. */
+static size_t tk_upper_run(const unsigned char *s, size_t n, size_t j, size_t *last_both)
+{
+    *last_both = SIZE_MAX;
+    while (j < n) {
+        uint32_t cp;
+        unsigned fl;
+        size_t l = chr_at(s, n, j, &cp, &fl);
+        if (!tk_upper(fl))
+            break;
+        if (tk_lower(fl))
+            *last_both = j;
+        j += l;
+    }
+    return j;
+}
+
+static size_t tk_lower_run(const unsigned char *s, size_t n, size_t j)
+{
+    while (j < n) {
+        uint32_t cp;
+        unsigned fl;
+        size_t l = chr_at(s, n, j, &cp, &fl);
+        if (!tk_lower(fl))
+            break;
+        j += l;
+    }
+    return j;
+}
+
+/* UPPER*LOWER+ at j, with the regex's backtracking: the longest upper run, then the lower run after it; if
+ * none follows, the upper run gives back characters until one that is also lower can start LOWER+ (the
+ * characters after it in the run are upper only, so that one is all of LOWER+). The end, or 0. */
+static size_t tk_word_lower(const unsigned char *s, size_t n, size_t j)
+{
+    size_t last_both;
+    size_t r = tk_upper_run(s, n, j, &last_both);
+    size_t e = tk_lower_run(s, n, r);
+    if (e > r)
+        return e;
+    if (last_both == SIZE_MAX)
+        return 0;
+    uint32_t cp;
+    unsigned fl;
+    return last_both + chr_at(s, n, last_both, &cp, &fl);
+}
+
+/* UPPER+LOWER* at j: the end, or 0. */
+static size_t tk_word_upper(const unsigned char *s, size_t n, size_t j)
+{
+    size_t last_both;
+    size_t r = tk_upper_run(s, n, j, &last_both);
+    return r > j ? tk_lower_run(s, n, r) : 0;
+}
+
+/* tekken, and with o200k the gpt-4o pattern (contraction suffixes, three digits). */
+static size_t pre_tekken(const unsigned char *s, size_t n, size_t i, bool o200k)
+{
+    uint32_t c0;
+    unsigned f0;
+    size_t l0 = chr_at(s, n, i, &c0, &f0);
+    size_t j, k;
+    /* [^\r\n\p{L}\p{N}]?UPPER*LOWER+ | [^\r\n\p{L}\p{N}]?UPPER+LOWER*, each first with the optional character;
+     * o200k: each then takes (?i:'s|'t|'re|'ve|'m|'ll|'d)? */
+    bool prefix = !(f0 & (CL_L | CL_N)) && c0 != '\r' && c0 != '\n' && i + l0 < n;
+    if ((prefix && (j = tk_word_lower(s, n, i + l0))) || (j = tk_word_lower(s, n, i)) ||
+        (prefix && (j = tk_word_upper(s, n, i + l0))) || (j = tk_word_upper(s, n, i)))
+        return o200k && j < n && s[j] == '\'' && (k = contraction(s, n, j + 1, true)) ? k : j;
+    /* \p{N} | \p{N}{1,3} */
+    if (f0 & CL_N)
+        return digits_end(s, n, i, o200k ? 3 : 1);
+    /* ' '?[^\s\p{L}\p{N}]+[\r\n/]* (marks count as punctuation here) */
+    j = i;
+    unsigned fj = f0;
+    if (c0 == ' ' && i + 1 < n) {
+        uint32_t c1;
+        chr_at(s, n, i + 1, &c1, &fj);
+        j = i + 1;
+    }
+    if (CL_OTHER(fj, CL_L)) {
+        j = run_of_other(s, n, j, CL_L);
+        while (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/'))
+            j++;
+        return j;
+    }
+    if (!(f0 & CL_S))
+        return i + l0; /* not reached: every character is a letter, number, space or other */
+    return match_spaces(s, n, i, true);
 }
 
 /* ---------------------------------------------------------------- BPE on one pre-token */
@@ -507,6 +647,21 @@ static vkllm_status bpe_word(const tokenizer *t, const bpe_state *ss, bpe_work *
     return VKLLM_OK;
 }
 
+size_t bpe_pre_next(const tokenizer *t, const char *text, size_t len, size_t i)
+{
+    const bpe_state *ss = t->impl;
+    const unsigned char *s = (const unsigned char *)text;
+    switch (ss->pre) {
+    case BPE_PRE_GPT2:
+        return pre_gpt2(s, len, i);
+    case BPE_PRE_TEKKEN:
+    case BPE_PRE_GPT4O:
+        return pre_tekken(s, len, i, ss->pre == BPE_PRE_GPT4O);
+    default:
+        return pre_llama3(s, len, i, ss->shape);
+    }
+}
+
 static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, size_t len, bool after_special,
                                         tok_ids *out)
 {
@@ -516,7 +671,7 @@ static vkllm_status bpe_encode_fragment(const tokenizer *t, const char *text, si
     bpe_work w = {0};
     vkllm_status st = VKLLM_OK;
     for (size_t i = 0; i < len;) {
-        size_t end = ss->pre == BPE_PRE_LLAMA3 ? pre_llama3(s, len, i) : pre_gpt2(s, len, i);
+        size_t end = bpe_pre_next(t, text, len, i);
         if ((st = bpe_word(t, ss, &w, s + i, end - i, out)))
             break;
         i = end;
@@ -564,6 +719,14 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
         ss->pre = BPE_PRE_LLAMA3;
     } else if (have_pre && str_is(pre, pre_len, "gpt-2")) {
         ss->pre = BPE_PRE_GPT2;
+    } else if (have_pre && (str_is(pre, pre_len, "qwen2") || str_is(pre, pre_len, "stablelm2"))) {
+        ss->pre = BPE_PRE_QWEN2;
+    } else if (have_pre && str_is(pre, pre_len, "qwen35")) {
+        ss->pre = BPE_PRE_QWEN35;
+    } else if (have_pre && str_is(pre, pre_len, "tekken")) {
+        ss->pre = BPE_PRE_TEKKEN;
+    } else if (have_pre && (str_is(pre, pre_len, "gpt-4o") || str_is(pre, pre_len, "llama4"))) {
+        ss->pre = BPE_PRE_GPT4O;
     } else {
         bool llama3_like = t->n_vocab >= 100000 || tok_lookup(t, "<|begin_of_text|>", 17) >= 0;
         ss->pre = llama3_like ? BPE_PRE_LLAMA3 : BPE_PRE_GPT2;
@@ -577,7 +740,9 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
             vkr_log(VKLLM_LOG_WARNING, "tokenizer.ggml.pre is missing; using the %s pre-tokenizer", used);
         }
     }
-    ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3;
+    ss->ignore_merges = ss->pre == BPE_PRE_LLAMA3 || ss->pre == BPE_PRE_TEKKEN;
+    ss->shape.max_digits = ss->pre == BPE_PRE_LLAMA3 ? 3 : 1;
+    ss->shape.word = ss->pre == BPE_PRE_QWEN35 ? CL_L | CL_M : CL_L;
 
     build_byte_table(ss);
     for (int b = 0; b < 256; b++)
@@ -585,7 +750,7 @@ vkllm_status bpe_init(tokenizer *t, const gguf_file *f)
 
     /* defaults that differ from SentencePiece's */
     if (gguf_find_key(f, "tokenizer.ggml.add_bos_token") < 0)
-        t->add_bos = ss->pre == BPE_PRE_LLAMA3;
+        t->add_bos = ss->pre == BPE_PRE_LLAMA3 || ss->pre == BPE_PRE_TEKKEN;
     t->add_space_prefix = false;
 
     t->impl = ss;

@@ -31,7 +31,10 @@ typedef vkllm_status (*tok_encode_fragment_fn)(const tokenizer *t, const char *t
  * exceed the length of the token's string. NULL: SentencePiece's rendering (U+2581 becomes a space). */
 typedef size_t (*tok_decode_piece_fn)(const tokenizer *t, int32_t id, char *out);
 
-enum { TOK_FLAG_EOG = 1 };
+enum {
+    TOK_FLAG_EOG = 1,
+    TOK_FLAG_RSTRIP = 2, /* when matched as a special token, the whitespace after it is dropped (Phi-3) */
+};
 
 struct tokenizer {
     tokenizer_kind kind;
@@ -69,5 +72,8 @@ int32_t tok_lookup(const tokenizer *t, const char *s, size_t len);
 /* Byte-level BPE (host/tokenizer_bpe.c): reads tokenizer.ggml.pre and tokenizer.ggml.merges, sets impl,
  * encode_fragment and decode_piece, and the BPE defaults (add_space_prefix off, add_bos_token). */
 vkllm_status bpe_init(tokenizer *t, const gguf_file *f);
+/* Where the pre-token that starts at i (< len) of a stretch of text ends, for a byte-level BPE tokenizer
+ * (exposed for tests). */
+size_t bpe_pre_next(const tokenizer *t, const char *text, size_t len, size_t i);
 
 #endif

@@ -6,7 +6,10 @@
  *   UNICODE_LETTER  General_Category L* (Lu, Ll, Lt, Lm, Lo)     -- regex \p{L}
  *   UNICODE_NUMBER  General_Category N* (Nd, Nl, No)             -- regex \p{N}
  *   UNICODE_SPACE   the White_Space property                     -- regex \s
- * A code point has at most one of LETTER/NUMBER; unassigned code points have no class. */
+ *   UNICODE_MARK    General_Category M* (Mn, Mc, Me)             -- regex \p{M}
+ *   UNICODE_UPPER   General_Category Lu, Lt (with UNICODE_LETTER) -- regex [\p{Lu}\p{Lt}]
+ *   UNICODE_LOWER   General_Category Ll (with UNICODE_LETTER)     -- regex \p{Ll}
+ * A code point has at most one of LETTER/NUMBER/MARK; unassigned code points have no class. */
 #ifndef VKLLM_UNICODE_H
 #define VKLLM_UNICODE_H
 
@@ -17,6 +20,9 @@ enum {
     UNICODE_LETTER = 1,
     UNICODE_NUMBER = 2,
     UNICODE_SPACE = 4,
+    UNICODE_MARK = 8,
+    UNICODE_UPPER = 16,
+    UNICODE_LOWER = 32,
 };
 
 /* What unicode_utf8_decode reports for a byte that does not start a well-formed UTF-8 character. */

@@ -137,10 +137,15 @@ VKLLM_API void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, 
 
 /* ---- Chat: formatting a conversation the way a chat model was trained ----
  *
- * Built-in formats, by name: "llama3", "llama2", "chatml" (Qwen2 and many fine-tunes), "mistral"
- * (Mistral-instruct) and "zephyr". A model's own template (GGUF tokenizer.chat_template, a Jinja program)
- * is not run: vkllm_chat_template_detect recognises which of these formats it implements. Message contents
- * are inserted verbatim. A conversation kept in a context grows turn by turn:
+ * Built-in formats, by name: "llama3", "llama2", "chatml" (many fine-tunes), "mistral" (Mistral-instruct
+ * v1-v3), "zephyr", "gemma" (Gemma 2/3), "phi3" (Phi-3/3.5), "phi4" (Phi-4-mini), "qwen1.5", "qwen2",
+ * "qwen2.5" (ChatML with their default system prompts), "qwen3" and "qwen3-nothink" (thinking on/off),
+ * "mistral-v7" (Mistral Small 3.x, Devstral, Ministral), "mistral-tekken" (Mistral Nemo) and "deepseek-r1"
+ * (R1 and its distills). A model's own template (GGUF tokenizer.chat_template, a Jinja program) is not run:
+ * vkllm_chat_template_detect recognises which of these formats it implements, and recognises none for a
+ * template that only resembles one. Message contents are
+ * inserted verbatim, except where the template trims them (gemma) or drops earlier replies' reasoning (qwen3,
+ * deepseek-r1). A conversation kept in a context grows turn by turn:
  *
  *     msgs = {system, user}: vkllm_chat_tokenize(m, name, msgs, 2, 0, true, ...), decode, generate the
  *     reply until an end-of-generation token (not decoded); then msgs += {assistant reply, next user}:
@@ -157,10 +162,10 @@ typedef struct vkllm_chat_message {
 /* The model's tokenizer.chat_template (NUL-terminated), or NULL if it has none. Valid while m lives. */
 VKLLM_API const char *vkllm_model_chat_template(const vkllm_model *m);
 /* The built-in format a Jinja chat template implements, recognised by its distinctive markers
- * ("<|start_header_id|>", "<|im_start|>", "[INST]" with or without "<<SYS>>", "<|user|>"), or NULL
+ * ("<|start_header_id|>", "<|im_start|>" and the default system prompt, "<start_of_turn>", ...), or NULL
  * (unrecognised, or jinja is NULL). Returns a static string. */
 VKLLM_API const char *vkllm_chat_template_detect(const char *jinja);
-/* "llama3, llama2, chatml, mistral, zephyr" (for messages). */
+/* "llama3, llama2, chatml, ..." (every name, for messages). */
 VKLLM_API const char *vkllm_chat_template_names(void);
 
 /* Formats messages[from..n) with the built-in template `name`, followed by the prompt that opens the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `vkllm chat` driven through a pipe: a reply per turn, the KV cache kept between turns (each turn decodes
 # only its own tokens), /reset, /exit, end of input, every chat template, the default template's warning,
+# the error for a template that is not recognised,
 # and what happens when the context is too small (as documented in --help). A synthetic model has a
 # synthetic SentencePiece vocabulary and no chat template; stories260K, if present, must not crash.
 . "$(dirname "${BASH_SOURCE[0]}")/lib_cli.sh"
@@ -49,7 +50,7 @@ if expect_replies "conversation" 3; then
 fi
 
 # Every template, two turns each.
-for t in llama3 llama2 chatml mistral zephyr; do
+for t in llama3 llama2 chatml mistral zephyr gemma phi3 phi4 qwen1.5 qwen2 qwen2.5 qwen3 qwen3-nothink mistral-v7 mistral-tekken deepseek-r1; do
   chat 'Hi!\nAnd now?\n' --chat-template "$t" --temp 0.7 --seed 5 -n 6 -c 256
   expect_replies "template $t" 2
 done
@@ -97,12 +98,29 @@ printf '%s\n' "$err" | grep -q 'the message does not fit the context: .* the con
 
 # Errors: one line, exit status 1 (with a message waiting on stdin).
 chat_hi() { printf 'hi\n' | "$BIN" chat "$@"; }
-expect_error "unknown chat template 'jinja' (known: llama3, llama2, chatml, mistral, zephyr)" \
+expect_error "unknown chat template 'jinja' (known: llama3, llama2, chatml, mistral, zephyr, gemma, phi3, phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7, mistral-tekken, deepseek-r1)" \
   chat_hi -m "$model" --chat-template jinja
 expect_error "no model given" chat_hi --chat-template chatml
 expect_error "unknown option" chat_hi -m "$model" --bogus
 expect_error "the system prompt has" \
   chat_hi -m "$model" --chat-template chatml -c 16 --system "You are a helpful assistant who answers briefly."
+
+# A model whose chat template vkllm does not recognise: an error naming --chat-template, never a guessed
+# format; with --chat-template it chats. The template goes in as one more key right after the GGUF header
+# (n_kv + 1); the key/value takes 96 bytes, a multiple of the alignment, so the tensor data stays aligned.
+tmpl="{{ '<|custom|>' + message['content'] + '<|stop|>' }} " # 53 bytes
+[ ${#tmpl} -eq 53 ] || fail "test bug: the template must be 53 bytes"
+n_kv=$(od -An -t u8 -j 16 -N 8 "$model" | tr -d ' ')
+custom="$TMP/custom.gguf"
+{ head -c 16 "$model"
+  printf "$(printf '\\x%02x' $((n_kv + 1)))\0\0\0\0\0\0\0"
+  printf '\x17\0\0\0\0\0\0\0tokenizer.chat_template\x08\0\0\0\x35\0\0\0\0\0\0\0%s' "$tmpl"
+  tail -c +25 "$model"; } > "$custom"
+"$BIN" info "$custom" >/dev/null 2>&1 || fail "test bug: the model with a template does not load"
+expect_error "the model's chat template is not one vkllm recognises; name its format with --chat-template NAME (llama3," \
+  chat_hi -m "$custom"
+printf 'hi\n' | "$BIN" chat -m "$custom" --chat-template chatml -n 2 >/dev/null 2>&1 \
+  && ok "an unrecognised template with --chat-template" || fail "--chat-template does not override an unrecognised template"
 
 "$BIN" chat --help | grep -q 'less than a quarter of the context' && ok "--help documents a full context" \
   || fail "--help does not document what happens when the context fills"

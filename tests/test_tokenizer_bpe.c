@@ -1,4 +1,6 @@
-/* Byte-level BPE tokenizer: the test vectors of the GPT-2 and Llama 3 vocabularies (exact ids), round trips
+/* Byte-level BPE tokenizer: the test vectors of the GPT-2, Llama 3, Qwen2 and Qwen3.5 (pre-tokenizers gpt-2,
+ * llama-bpe, qwen2, qwen35) vocabularies (exact ids), where each pre-tokenizer (tekken too, which has no
+ * vectors) cuts, worked by hand from its regular expression, round trips
  * through decode and the streaming detokenizer, special tokens only with parse_special, end of generation,
  * seeded random byte strings, long pre-tokens, merge order on small synthetic vocabularies, and metadata
  * validation. The SentencePiece vectors (ggml-vocab-llama-spm) are covered by test_tokenizer_spm.c. */
@@ -7,21 +9,8 @@
 
 #include "host/gguf.h"
 #include "host/tokenizer.h"
+#include "host/tokenizer_impl.h"
 #include "util.h"
-
-static tokenizer *load_vocab(const char *path)
-{
-    gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
-    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
-    if (st)
-        return NULL;
-    tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f); /* the tokenizer owns its copies */
-    CHECK(st == VKLLM_OK, "load %s: %s", path, vkr_last_error());
-    return st ? NULL : tok;
-}
 
 static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
                    size_t *n_ids)
@@ -224,6 +213,30 @@ static void test_vectors(const tokenizer *tok, const char *vocab_path)
     free(want);
     free(inp);
     free(out);
+}
+
+/* Qwen2's vocab (also read with the qwen35 pre-tokenizer): ChatML control tokens, no BOS. */
+static void test_qwen_details(const tokenizer *tok)
+{
+    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE && tokenizer_n_vocab(tok) == 151936, "kind / n_vocab %d",
+          tokenizer_n_vocab(tok));
+    CHECK(tokenizer_bos(tok) == 151643 && tokenizer_eos(tok) == 151643 && !tokenizer_adds_bos(tok) &&
+              !tokenizer_adds_eos(tok),
+          "bos %d eos %d, no BOS added", tokenizer_bos(tok), tokenizer_eos(tok));
+    CHECK(tokenizer_is_eog(tok, 151643) && tokenizer_is_eog(tok, 151645), "<|endoftext|>, <|im_end|> end generation");
+    CHECK(!tokenizer_is_eog(tok, 151644) && !tokenizer_is_eog(tok, 872), "<|im_start|> does not end generation");
+    CHECK(tokenizer_token_type(tok, 151644) == TOKEN_TYPE_CONTROL, "<|im_start|> is a control token");
+    static const char TURN[] = "<|im_start|>user\nHi<|im_end|>";
+    EXPECT_IDS(tok, TURN, true, true, 151644, 872, 198, 13048, 151645);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids)) {
+        CHECK(!contains(ids, n_ids, 151644) && !contains(ids, n_ids, 151645),
+              "ChatML tokens matched without parse_special");
+        free(ids);
+    }
+    expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, true, TURN);
+    expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, false, "user\nHi");
 }
 
 /* ---------------------------------------------------------------- random input */
@@ -568,30 +581,185 @@ static void test_synthetic(void)
     }
 }
 
+/* The byte-level spelling of raw bytes (the byte-to-unicode table: printable Latin-1 stands for itself, the
+ * other 68 bytes are U+0100.. in byte order), for writing synthetic vocabularies. Returns the length. */
+static size_t byte_level(const char *raw, size_t n, char *out)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned b = (unsigned char)raw[i];
+        unsigned cp = b;
+        if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))) {
+            cp = 0x100;
+            for (unsigned k = 0; k < b; k++)
+                cp += !((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF));
+        }
+        if (cp < 0x80) {
+            out[j++] = (char)cp;
+        } else {
+            out[j++] = (char)(0xC0 | (cp >> 6));
+            out[j++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    out[j] = '\0';
+    return j;
+}
+
+/* Where the pre-tokenizers of the Llama 3 shape cut, seen through a vocabulary that could merge across every
+ * cut: all 256 byte tokens plus the merged words below, so each pre-token boundary shows as an extra token.
+ * (The Qwen vectors cannot show these: Qwen's vocabulary has no multi-digit tokens and no merges into
+ * combining marks.) */
+static void test_pre_boundaries(void)
+{
+    /* merges, left and right as raw bytes; every prefix chain is in the vocabulary */
+    static const char *const MERGES[][2] = {
+        {"1", "2"}, {"12", "3"}, {"\xCC", "\x81"}, {"e", "\xCC\x81"}, {"e\xCC\x81", "s"}, {"'", "S"}, {"a", "!"},
+    };
+    enum { N_MERGES = sizeof MERGES / sizeof MERGES[0] };
+    static char store[256 + N_MERGES][32];
+    const char *tokens[256 + N_MERGES];
+    const char *merges[N_MERGES];
+    static char merge_store[N_MERGES][64];
+    for (int b = 0; b < 256; b++) {
+        char raw = (char)b;
+        byte_level(&raw, 1, store[b]);
+        tokens[b] = store[b];
+    }
+    for (int m = 0; m < N_MERGES; m++) {
+        char joined[16];
+        snprintf(joined, sizeof joined, "%s%s", MERGES[m][0], MERGES[m][1]);
+        byte_level(joined, strlen(joined), store[256 + m]);
+        tokens[256 + m] = store[256 + m];
+        size_t k = byte_level(MERGES[m][0], strlen(MERGES[m][0]), merge_store[m]);
+        merge_store[m][k++] = ' ';
+        byte_level(MERGES[m][1], strlen(MERGES[m][1]), merge_store[m] + k);
+        merges[m] = merge_store[m];
+    }
+    static const struct {
+        const char *text;
+        size_t want[4]; /* tokens with each pre-tokenizer of pres[] */
+    } cases[] = {
+        {"123", {1, 3, 3, 3}},         /* \p{N}{1,3} vs \p{N} */
+        {"e\xCC\x81", {2, 2, 1, 1}},   /* a combining mark is punctuation, or part of the word */
+        {"e\xCC\x81s", {3, 3, 1, 1}},
+        {"\xCC\x81", {1, 1, 1, 1}},
+        {"'S", {1, 1, 1, 1}},          /* a contraction, or (tekken) "'" prefixing a word */
+        {"a!", {2, 2, 2, 2}},          /* a word and punctuation are two pre-tokens */
+    };
+    static const char *const pres[] = {"llama-bpe", "qwen2", "qwen35", "tekken"};
+    for (size_t p = 0; p < 4; p++) {
+        bpe_spec v = {tokens, 256 + N_MERGES, merges, N_MERGES, false, pres[p], -2, -1};
+        tokenizer *tok = NULL;
+        vkllm_status st = load_bpe_spec(&v, &tok);
+        CHECK(st == VKLLM_OK, "byte vocab with pre %s: %s", pres[p], vkr_last_error());
+        if (st)
+            continue;
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            size_t want = cases[c].want[p];
+            int32_t *ids = NULL;
+            size_t n_ids = 0;
+            if (encode(tok, cases[c].text, strlen(cases[c].text), false, false, &ids, &n_ids)) {
+                CHECK(n_ids == want, "pre %s, case %zu: %zu tokens, expected %zu", pres[p], c, n_ids, want);
+                free(ids);
+            }
+            round_trip(tok, cases[c].text, strlen(cases[c].text));
+        }
+        test_random(tok, test_seed() + p); /* every byte has a token: any text round-trips */
+        tokenizer_free(tok);
+    }
+}
+
+/* The pre-tokens of text under pre-tokenizer `pre`, written between '|', against the regular expression worked
+ * by hand (see host/tokenizer_bpe.c for the patterns). */
+static void expect_cuts(const char *pre, const char *text, const char *want)
+{
+    bpe_spec v = mini(NULL, 0);
+    static const char *const no_merges[] = {"a b"};
+    v.merges = no_merges;
+    v.pre = pre;
+    tokenizer *tok = NULL;
+    if (load_bpe_spec(&v, &tok) != VKLLM_OK)
+        return;
+    char got[256];
+    size_t n = strlen(text), k = 0;
+    for (size_t i = 0; i < n && k + 2 < sizeof got;) {
+        size_t e = bpe_pre_next(tok, text, n, i);
+        CHECK(e > i && e <= n, "%s: no progress at %zu", pre, i);
+        if (e <= i || e > n)
+            break;
+        if (i > 0)
+            got[k++] = '|';
+        for (; i < e && k + 2 < sizeof got; i++)
+            got[k++] = text[i];
+    }
+    got[k] = '\0';
+    if (strcmp(got, want)) {
+        fprintf(stderr, "FAIL pre-tokens (%s) of ", pre);
+        test_print_escaped(stderr, text, n);
+        fprintf(stderr, "\n  want: ");
+        test_print_escaped(stderr, want, strlen(want));
+        fprintf(stderr, "\n  got:  ");
+        test_print_escaped(stderr, got, k);
+        fprintf(stderr, "\n");
+        test_failures++;
+    }
+    tokenizer_free(tok);
+}
+
+static void test_pre_cuts(void)
+{
+    /* tekken: words split where lower case turns upper; caseless letters (Lo) and marks go either way */
+    expect_cuts("tekken", "camelCase HTTPServer ABC def", "camel|Case| HTTPServer| ABC| def");
+    expect_cuts("tekken", "aB Ab", "a|B| Ab");
+    expect_cuts("tekken", "don't 123", "don|'t| |1|2|3");
+    expect_cuts("tekken", "x.../\n/y", "x|.../\n/|y");
+    expect_cuts("tekken", "\xC3\x89" "COLE \xC3\xA9" "cole", "\xC3\x89" "COLE| \xC3\xA9" "cole");
+    expect_cuts("tekken", "e\xCC\x81s", "e\xCC\x81s"); /* a mark in a lower-case word */
+    expect_cuts("tekken", "\xCC\x81" "A", "\xCC\x81|A"); /* UPPER*LOWER+ takes the mark alone */
+    expect_cuts("tekken", "\xE6\x97\xA5\xE6\x9C\xAC", "\xE6\x97\xA5\xE6\x9C\xAC"); /* Lo: one word */
+    expect_cuts("tekken", "  x\n\n y", " | x|\n\n| y");
+    /* gpt-4o: tekken's words with contraction suffixes, three digits */
+    expect_cuts("gpt-4o", "I'M camelCase's 12345 don't", "I'M| camel|Case's| |123|45| don't");
+    expect_cuts("gpt-4o", "'s x's'll", "'s| x's|'ll");
+    /* the Llama 3 shapes */
+    expect_cuts("llama-bpe", "123456 I'M", "123|456| I|'M");
+    expect_cuts("qwen2", "12 e\xCC\x81s", "1|2| e|\xCC\x81s"); /* the mark is punctuation, prefixing "s" */
+    expect_cuts("qwen35", "12 e\xCC\x81s", "1|2| e\xCC\x81s");
+    expect_cuts("gpt-2", "I'M 1234", "I|'|M| 1234"); /* case-sensitive contractions */
+}
+
 int main(void)
 {
     uint64_t seed = test_seed();
     test_synthetic();
+    test_pre_boundaries();
+    test_pre_cuts();
 
-    static const char *const vocabs[] = {"vocab/ggml-vocab-gpt-2.gguf", "vocab/llama3-vocab.gguf"};
+    static const struct {
+        const char *path;
+        void (*details)(const tokenizer *tok); /* NULL: the vectors say it all */
+    } vocabs[] = {
+        {"vocab/ggml-vocab-gpt-2.gguf", test_gpt2_details},
+        {"vocab/llama3-vocab.gguf", test_llama3_details},
+        {"vocab/ggml-vocab-qwen2.gguf", test_qwen_details},
+        {"vocab/ggml-vocab-qwen35.gguf", test_qwen_details},
+    };
     bool found = false;
-    for (size_t v = 0; v < 2; v++) {
-        const char *p = test_shared_path(vocabs[v]);
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        const char *p = test_shared_path(vocabs[v].path);
         if (!p) {
-            fprintf(stderr, "%s not found\n", vocabs[v]);
+            fprintf(stderr, "%s not found\n", vocabs[v].path);
             continue;
         }
         found = true;
         char path[1024];
         snprintf(path, sizeof path, "%s", p);
-        tokenizer *tok = load_vocab(path);
+        tokenizer *tok = test_load_tokenizer(path);
         if (!tok)
             continue;
         test_vectors(tok, path);
-        if (v == 0)
-            test_gpt2_details(tok);
-        else
-            test_llama3_details(tok);
+        if (vocabs[v].details)
+            vocabs[v].details(tok);
         test_random(tok, seed + v);
         test_long(tok);
         tokenizer_free(tok);

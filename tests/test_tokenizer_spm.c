@@ -1,5 +1,6 @@
-/* SentencePiece tokenizer: llama.cpp's test vectors for the Llama 2 vocab, round trips, the streaming
- * detokenizer, invalid UTF-8, metadata validation, and encode speed. */
+/* SentencePiece tokenizer: llama.cpp's test vectors for the Llama 2 and Phi-3 vocabs, Phi-3's control tokens,
+ * Gemma's conventions on a hand-made vocab, round trips, the streaming detokenizer, invalid UTF-8, metadata
+ * validation, and encode speed. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -608,10 +609,146 @@ static void test_metadata(void)
     tokenizer_stream_free(NULL);
 }
 
+/* ---- Gemma's conventions on a small hand-made vocabulary (no Gemma vocab file is shared) ----
+ * Gemma's SentencePiece vocab (256k tokens) differs from Llama 2's in its metadata: no space prefix
+ * (tokenizer.ggml.add_space_prefix = false), <pad>/<eos>/<bos>/<unk> = 0/1/2/3, the chat control tokens
+ * <start_of_turn>/<end_of_turn>, byte fallback, and whitespace tokens ("▁▁", "\n") kept as they are. */
+
+enum {
+    G_PAD, G_EOS, G_BOS, G_UNK, G_SOT, G_EOT, G_BYTE0, /* 256 byte tokens */
+    G_SP = G_BYTE0 + 256, G_SP2, G_NL, G_H, G_I, G_HI, G_SP_HI, G_U, G_S, G_E, G_R, G_US, G_ER, G_USER, G_N
+};
+
+static vkllm_status load_gemma_like(bool space_prefix_key, tokenizer **tok)
+{
+    static char byte_names[256][7];
+    const char *tokens[G_N] = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"};
+    float scores[G_N] = {0};
+    int32_t types[G_N] = {3, 3, 3, 2, 3, 3};
+    for (int b = 0; b < 256; b++) {
+        snprintf(byte_names[b], sizeof byte_names[b], "<0x%02X>", b);
+        tokens[G_BYTE0 + b] = byte_names[b];
+        types[G_BYTE0 + b] = TOKEN_TYPE_BYTE;
+    }
+    static const struct {
+        int id;
+        const char *text;
+        float score;
+    } normal[] = {
+        {G_SP, "\xE2\x96\x81", -20}, {G_SP2, "\xE2\x96\x81\xE2\x96\x81", -3}, {G_NL, "\n", -20}, {G_H, "H", -20},
+        {G_I, "i", -20}, {G_HI, "Hi", -1}, {G_SP_HI, "\xE2\x96\x81Hi", -2}, {G_U, "u", -20}, {G_S, "s", -20},
+        {G_E, "e", -20}, {G_R, "r", -20}, {G_US, "us", -4}, {G_ER, "er", -5}, {G_USER, "user", -6},
+    };
+    for (size_t k = 0; k < sizeof normal / sizeof normal[0]; k++) {
+        tokens[normal[k].id] = normal[k].text;
+        scores[normal[k].id] = normal[k].score;
+        types[normal[k].id] = TOKEN_TYPE_NORMAL;
+    }
+    char path[512];
+    const char *dir = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/test_tokenizer_spm_gemma.gguf", dir && *dir ? dir : "/tmp");
+    gguf_writer *w = NULL;
+    vkllm_status st = gguf_writer_open(path, &w);
+    if (!st)
+        st = gguf_writer_kv_str(w, "general.name", "gemma-like");
+    if (!st)
+        st = gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama");
+    if (!st)
+        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, G_N);
+    if (!st)
+        st = gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", scores, G_N);
+    if (!st)
+        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, G_N);
+    static const char *const id_keys[] = {"tokenizer.ggml.padding_token_id", "tokenizer.ggml.eos_token_id",
+                                          "tokenizer.ggml.bos_token_id", "tokenizer.ggml.unknown_token_id"};
+    for (uint32_t k = 0; k < 4 && !st; k++)
+        st = gguf_writer_kv_u32(w, id_keys[k], k);
+    if (!st && space_prefix_key)
+        st = gguf_writer_kv_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    vkllm_status st2 = w ? gguf_writer_close(w) : st;
+    CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
+    gguf_file *f = NULL;
+    if (!st && !st2 && (st = gguf_open(path, &f)) == VKLLM_OK) {
+        st = tokenizer_load(f, tok);
+        gguf_close(f);
+    }
+    remove(path);
+    CHECK(st == VKLLM_OK, "gemma-like vocab: %s", vkr_last_error());
+    return st ? st : st2;
+}
+
+static void test_gemma_like(void)
+{
+    tokenizer *tok = NULL;
+    if (load_gemma_like(true, &tok))
+        return;
+    CHECK(tokenizer_bos(tok) == G_BOS && tokenizer_eos(tok) == G_EOS && tokenizer_unk(tok) == G_UNK &&
+              tokenizer_pad(tok) == G_PAD && tokenizer_adds_bos(tok),
+          "gemma-like special ids");
+    CHECK(tokenizer_is_eog(tok, G_EOT) && tokenizer_is_eog(tok, G_EOS) && !tokenizer_is_eog(tok, G_SOT),
+          "<end_of_turn> and <eos> end generation, <start_of_turn> does not");
+    /* no space prefix: a text's first word has no ▁, and spaces are kept as written */
+    expect_ids(tok, "Hi", false, false, (const int32_t[]){G_HI}, 1);
+    expect_ids(tok, " Hi", false, false, (const int32_t[]){G_SP_HI}, 1);
+    expect_ids(tok, "  Hi", false, false, (const int32_t[]){G_SP, G_SP_HI}, 2);
+    expect_ids(tok, "Hi   ", false, false, (const int32_t[]){G_HI, G_SP2, G_SP}, 3);
+    /* a chat turn: control tokens only with parse_special, no space after them, whitespace kept */
+    static const char TURN[] = "<start_of_turn>user\nHi<end_of_turn>\n";
+    expect_ids(tok, TURN, true, true, (const int32_t[]){G_BOS, G_SOT, G_USER, G_NL, G_HI, G_EOT, G_NL}, 7);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (tokenizer_encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids) == VKLLM_OK) {
+        bool control = false;
+        for (size_t i = 1; i < n_ids; i++)
+            control |= ids[i] == G_SOT || ids[i] == G_EOT;
+        CHECK(!control && n_ids > 10, "<start_of_turn> matched without parse_special");
+        free(ids);
+    }
+    /* byte fallback: characters without a token are their UTF-8 bytes */
+    expect_ids(tok, "\xC3\xA9z", false, false, (const int32_t[]){G_BYTE0 + 0xC3, G_BYTE0 + 0xA9, G_BYTE0 + 'z'}, 3);
+    expect_decode(tok, (const int32_t[]){G_BOS, G_SOT, G_USER, G_NL, G_SP_HI, G_EOT}, 6, false, "user\n Hi");
+    expect_decode(tok, (const int32_t[]){G_BOS, G_SOT, G_USER, G_EOT}, 4, true,
+                  "<bos><start_of_turn>user<end_of_turn>");
+    round_trip(tok, TURN, strlen(TURN), true);
+    round_trip(tok, " Hi  user\n\n\xC3\xA9 \xF0\x9F\x9A\x80 ", strlen(" Hi  user\n\n\xC3\xA9 \xF0\x9F\x9A\x80 "), true);
+    tokenizer_free(tok);
+
+    /* the same vocab without the key: SentencePiece's default space prefix comes back */
+    if (load_gemma_like(false, &tok))
+        return;
+    expect_ids(tok, "Hi", false, false, (const int32_t[]){G_SP_HI}, 1);
+    tokenizer_free(tok);
+}
+
+/* Phi-3: Llama 2's vocabulary plus chat control tokens, which (as in llama.cpp, keyed on general.name) swallow
+ * the whitespace after them: the chat turn below is llama.cpp's 8 tokens, not 14. */
+static void test_phi3_details(const tokenizer *tok)
+{
+    CHECK(tokenizer_n_vocab(tok) == 32064 && tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 32000 &&
+              tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok),
+          "phi-3 ids: n_vocab %d bos %d eos %d", tokenizer_n_vocab(tok), tokenizer_bos(tok), tokenizer_eos(tok));
+    CHECK(tokenizer_is_eog(tok, 32007) && tokenizer_is_eog(tok, 32000), "<|end|>, <|endoftext|> end generation");
+    CHECK(!tokenizer_is_eog(tok, 32010) && !tokenizer_is_eog(tok, 32001), "<|user|>, <|assistant|> do not");
+    CHECK(tokenizer_token_type(tok, 32010) == TOKEN_TYPE_CONTROL &&
+              tokenizer_token_type(tok, 2) == TOKEN_TYPE_USER_DEFINED,
+          "token types");
+    static const char TURN[] = "<|user|>\nSYS\nHI<|end|>\n<|assistant|>\n";
+    expect_ids(tok, TURN, true, true, (const int32_t[]){1, 32010, 317, 21554, 13, 17628, 32007, 32001}, 8);
+    expect_ids(tok, "<|user|>\nHi", false, true, (const int32_t[]){32010, 6324}, 2);
+    /* without parse_special the control tokens are text, and their whitespace stays */
+    expect_ids(tok, "<|end|>\n", false, false, (const int32_t[]){529, 29989, 355, 29989, 29958, 13}, 6);
+    /* </s> is user-defined (always matched) and swallows spaces too; <s> and <|endoftext|> do not */
+    expect_ids(tok, "a</s> b", false, false, (const int32_t[]){263, 2, 289}, 3);
+    expect_ids(tok, "<|endoftext|>\n", false, true, (const int32_t[]){32000, 29871, 13}, 3);
+    expect_decode(tok, (const int32_t[]){1, 32010, 6324, 32007, 32001}, 5, true, "<s><|user|>Hi<|end|><|assistant|>");
+    round_trip(tok, TURN, strlen(TURN), true);
+}
+
 int main(void)
 {
     uint64_t seed = test_seed();
     test_metadata();
+    test_gemma_like();
 
     const char *stories = test_shared_path("models/stories260K.gguf");
     if (stories) {
@@ -620,33 +757,36 @@ int main(void)
         test_stories(path);
     }
 
-    const char *vp = test_shared_path("vocab/ggml-vocab-llama-spm.gguf");
-    if (!vp) {
+    bool found = false;
+    static const char *const vocabs[] = {"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-phi-3.gguf"};
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        const char *vp = test_shared_path(vocabs[v]);
+        if (!vp) {
+            fprintf(stderr, "%s not found\n", vocabs[v]);
+            continue;
+        }
+        found = true;
+        char vocab_path[1024], inp_path[1100], out_path[1100];
+        snprintf(vocab_path, sizeof vocab_path, "%s", vp);
+        snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
+        snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
+        tokenizer *tok = test_load_tokenizer(vocab_path);
+        if (!tok)
+            continue;
+        test_vectors(tok, inp_path, out_path);
+        if (v == 0) {
+            test_llama_spm_details(tok);
+            test_speed(tok, inp_path);
+        } else {
+            test_phi3_details(tok);
+        }
+        test_invalid_utf8(tok, seed + v);
+        tokenizer_free(tok);
+    }
+    if (!found) {
         fprintf(stderr, "skipped: shared vocab data not found\n");
         test_finish("tokenizer_spm");
         return test_failures ? 1 : TEST_SKIP;
     }
-    char vocab_path[1024], inp_path[1100], out_path[1100];
-    snprintf(vocab_path, sizeof vocab_path, "%s", vp);
-    snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
-    snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
-
-    gguf_file *f = NULL;
-    vkllm_status st = gguf_open(vocab_path, &f);
-    CHECK(st == VKLLM_OK, "open %s: %s", vocab_path, vkr_last_error());
-    if (st)
-        return test_finish("tokenizer_spm");
-    tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f);
-    CHECK(st == VKLLM_OK, "load %s: %s", vocab_path, vkr_last_error());
-    if (st)
-        return test_finish("tokenizer_spm");
-
-    test_vectors(tok, inp_path, out_path);
-    test_llama_spm_details(tok);
-    test_invalid_utf8(tok, seed);
-    test_speed(tok, inp_path);
-    tokenizer_free(tok);
     return test_finish("tokenizer_spm");
 }

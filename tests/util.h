@@ -63,6 +63,8 @@ const char *test_shared_path(const char *rel);
 
 /* Reads a whole file (NUL-terminated, *len without it); NULL if it cannot be read. Free with free(). */
 char *test_read_file(const char *path, size_t *len);
+/* The tokenizer of a GGUF file (vocab-only files too); NULL, with a failed check, if it cannot be loaded. */
+struct tokenizer *test_load_tokenizer(const char *path);
 /* Diagnostics: a string in quotes with control bytes escaped (the first 400 bytes), and an id list
  * (the first 200 ids). */
 void test_print_escaped(FILE *out, const char *s, size_t n);

@@ -8,14 +8,15 @@ UCD_DIR defaults to /usr/share/unicode (Debian's unicode-data package). Reads:
   - PropList.txt: the White_Space property (what \\s means in Unicode regular expressions).
 
 Each code point gets a flags byte: UNICODE_LETTER (General_Category L*: Lu Ll Lt Lm Lo), UNICODE_NUMBER (N*: Nd Nl No),
-UNICODE_SPACE (White_Space). The table is two-stage: stage1[cp >> 8] names a 256-entry block of stage2, identical
+UNICODE_SPACE (White_Space), UNICODE_MARK (M*: Mn Mc Me), and for letters their case: UNICODE_UPPER (Lu Lt),
+UNICODE_LOWER (Ll). The table is two-stage: stage1[cp >> 8] names a 256-entry block of stage2, identical
 blocks shared. The generated file is committed so that builds do not need the package.
 """
 import os
 import re
 import sys
 
-LETTER, NUMBER, SPACE = 1, 2, 4
+LETTER, NUMBER, SPACE, MARK, UPPER, LOWER = 1, 2, 4, 8, 16, 32
 N_CP = 0x110000
 BLOCK = 256
 
@@ -32,10 +33,16 @@ def main():
                 version = "Unicode " + m.group(1)
 
     def category_flag(cat):
+        if cat in ("Lu", "Lt"):
+            return LETTER | UPPER
+        if cat == "Ll":
+            return LETTER | LOWER
         if cat.startswith("L"):
             return LETTER
         if cat.startswith("N"):
             return NUMBER
+        if cat.startswith("M"):
+            return MARK
         return 0
 
     first = None
@@ -105,8 +112,9 @@ def main():
             out.write("        " + ",".join("%d" % v for v in blk[i:i + 32]) + ",\n")
         out.write("    },\n")
     out.write("};\n")
-    sys.stderr.write("%d blocks, %d letters, %d numbers, %d spaces\n" % (
-        len(stage2), sum(1 for v in flags if v & LETTER), sum(1 for v in flags if v & NUMBER), n_space))
+    sys.stderr.write("%d blocks, %d letters, %d numbers, %d marks, %d spaces\n" % (
+        len(stage2), sum(1 for v in flags if v & LETTER), sum(1 for v in flags if v & NUMBER),
+        sum(1 for v in flags if v & MARK), n_space))
 
 
 if __name__ == "__main__":

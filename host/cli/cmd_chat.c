@@ -23,8 +23,8 @@ static void usage(FILE *out)
             "  /exit                 end the chat\n"
             "  /help                 list the commands\n\n"
             "Chat format: the one the model's tokenizer.chat_template implements (recognised, not run), or\n"
-            "--chat-template. A model without a template we recognise gets " VKLLM_CHAT_TEMPLATE_DEFAULT
-            ", with a warning.\n\n"
+            "--chat-template. A template that is not recognised is an error (name the format with\n"
+            "--chat-template); a model without a template gets " VKLLM_CHAT_TEMPLATE_DEFAULT ", with a warning.\n\n"
             "When the context fills: a reply that reaches the end of the context is cut short. Before each\n"
             "turn, if the conversation would leave less than a quarter of the context (-c) free for the\n"
             "reply, the oldest exchanges are forgotten (the system prompt is kept), with a note on stderr,\n"
@@ -32,7 +32,9 @@ static void usage(FILE *out)
             "note and the chat goes on; a system prompt that does not fit is an error.\n\n"
             "%s"
             "  --system TEXT         system prompt\n"
-            "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr\n"
+            "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr, gemma, phi3,\n"
+            "                        phi4, qwen1.5, qwen2, qwen2.5, qwen3, qwen3-nothink, mistral-v7,\n"
+            "                        mistral-tekken, deepseek-r1\n"
             "  -n, --n-predict N     most tokens per reply (default -1: until end of generation)\n"
             "%s"
             "  --timings             after each reply, print its token counts, speed and the context use to\n"
@@ -352,7 +354,8 @@ int cmd_chat(int argc, char **argv)
         cli_error(cmd);
         goto out;
     }
-    c.tmpl = cli_chat_template(cmd, c.model, asked);
+    if (!(c.tmpl = cli_chat_template(cmd, c.model, asked)))
+        goto out;
     uint32_t n_ctx = vkllm_context_n_ctx(c.ctx);
     if (system) {
         int32_t *ids = NULL;

@@ -138,7 +138,8 @@ int cmd_serve(int argc, char **argv)
     int rc = 1;
     if (cli_load_model(cmd, &mo, &model)) {
         cfg.chat_template = cli_chat_template(cmd, model, asked_template);
-        rc = serve_run(model, &cfg);
+        if (cfg.chat_template)
+            rc = serve_run(model, &cfg);
     }
     vkllm_model_free(model);
     free(file_key);

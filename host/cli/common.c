@@ -243,13 +243,15 @@ const char *cli_chat_template(const char *cmd, const vkllm_model *model, const c
     const char *name = vkllm_chat_template_detect(jinja);
     if (name)
         return name;
-    if (jinja)
-        fprintf(stderr, "vkllm %s: warning: the model's chat template is not one we recognise (%s); using %s "
-                        "(choose with --chat-template)\n",
-                cmd, vkllm_chat_template_names(), VKLLM_CHAT_TEMPLATE_DEFAULT);
-    else
-        fprintf(stderr, "vkllm %s: warning: the model has no chat template; using %s (choose with --chat-template)\n",
-                cmd, VKLLM_CHAT_TEMPLATE_DEFAULT);
+    if (jinja) {
+        /* Guessing would be a silently wrong format. */
+        fprintf(stderr, "vkllm %s: the model's chat template is not one vkllm recognises; name its format with "
+                        "--chat-template NAME (%s)\n",
+                cmd, vkllm_chat_template_names());
+        return NULL;
+    }
+    fprintf(stderr, "vkllm %s: warning: the model has no chat template; using %s (choose with --chat-template)\n", cmd,
+            VKLLM_CHAT_TEMPLATE_DEFAULT);
     return VKLLM_CHAT_TEMPLATE_DEFAULT;
 }
 

@@ -43,7 +43,8 @@ bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkl
 /* The model alone (for commands that make their own contexts). */
 bool cli_load_model(const char *cmd, const cli_model_opts *o, vkllm_model **model);
 /* The chat format: `asked` (--chat-template), else the one the model's template implements, else the
- * default with a warning on stderr. */
+ * default with a warning on stderr when the model has none; NULL (message printed) for a template vkllm does not
+ * recognise. */
 const char *cli_chat_template(const char *cmd, const vkllm_model *model, const char *asked);
 /* Whether `name` is a built-in chat format (else prints the error): checked before the slow load. */
 bool cli_check_chat_template(const char *cmd, const char *name);

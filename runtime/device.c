@@ -508,6 +508,7 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
     snprintf(info->driver_name, sizeof info->driver_name, "%s", driver.driverName);
     snprintf(info->driver_info, sizeof info->driver_info, "%s", driver.driverInfo);
     memcpy(info->device_uuid, ids.deviceUUID, VK_UUID_SIZE);
+    memcpy(info->pipeline_cache_uuid, p->pipelineCacheUUID, VK_UUID_SIZE);
     bool v13 = p->apiVersion >= VK_API_VERSION_1_3;
 
     VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};

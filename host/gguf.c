@@ -990,7 +990,8 @@ typedef struct writer_tensor {
 
 struct gguf_writer {
     FILE *fp;
-    char *path;
+    char *path;                /* the target, replaced only by a complete file */
+    char *tmp;                 /* what is written: gguf_writer_temp_name(path) */
     uint8_t *kv;               /* serialized key/values */
     size_t kv_len, kv_cap;
     uint64_t n_kv;
@@ -1026,25 +1027,54 @@ static vkllm_status w_pad(gguf_writer *w, uint64_t pos)
     return w_write(w, zeros, (size_t)pad);
 }
 
+int gguf_writer_temp_name(const char *path, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s.partial-%ld", path, (long)getpid());
+}
+
 vkllm_status gguf_writer_open(const char *path, gguf_writer **out)
 {
     if (!path || !out)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "gguf_writer_open: path or out is NULL");
     *out = NULL;
+    /* Only a regular file is replaced: never a device (/dev/stdout), a FIFO or a directory. A symbolic link
+     * is followed: the file it names is replaced, not the link. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return vkr_error(VKLLM_ERR_IO, "cannot write %s: not a regular file", path);
+    char *real = realpath(path, NULL);   /* NULL when it does not exist yet */
+    if (real)
+        path = real;
     gguf_writer *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!w) {
+        free(real);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t plen = strlen(path);
+    }
+    size_t plen = strlen(path), tlen = plen + 32;
     w->path = malloc(plen + 1);
-    if (!w->path) {
+    w->tmp = malloc(tlen);
+    if (!w->path || !w->tmp) {
+        free(w->path);
+        free(w->tmp);
         free(w);
+        free(real);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     memcpy(w->path, path, plen + 1);
-    w->fp = fopen(path, "wb");
+    gguf_writer_temp_name(path, w->tmp, tlen);
+    free(real);
+    path = w->path;
+    /* The temporary file sits next to the target, so that rename() replaces it in one step. */
+    int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    w->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!w->fp) {
         vkllm_status st = vkr_error(VKLLM_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(w->tmp);
+        }
         free(w->path);
+        free(w->tmp);
         free(w);
         return st;
     }
@@ -1393,6 +1423,7 @@ static void writer_free(gguf_writer *w)
     free(w->t);
     free(w->kv);
     free(w->path);
+    free(w->tmp);
     free(w);
 }
 
@@ -1402,7 +1433,7 @@ void gguf_writer_abort(gguf_writer *w)
         return;
     if (w->fp)
         fclose(w->fp);
-    remove(w->path);
+    remove(w->tmp);
     writer_free(w);
 }
 
@@ -1420,14 +1451,16 @@ vkllm_status gguf_writer_close(gguf_writer *w)
                        w->t[w->cur].name, (ull)w->cur_written, (ull)w->t[w->cur].nbytes);
     if (w->fp) {
         errno = 0;
-        bool bad = ferror(w->fp) != 0;
+        bool bad = ferror(w->fp) != 0 || fflush(w->fp) != 0 || fsync(fileno(w->fp)) != 0;
         if (fclose(w->fp) != 0 || bad) {
             if (st == VKLLM_OK)
                 st = vkr_error(VKLLM_ERR_IO, "cannot write %s: %s", w->path, errno ? strerror(errno) : "write error");
         }
     }
+    if (st == VKLLM_OK && rename(w->tmp, w->path) != 0)
+        st = vkr_error(VKLLM_ERR_IO, "cannot replace %s: %s", w->path, strerror(errno));
     if (st != VKLLM_OK)
-        remove(w->path);   /* never leave a half-written model behind */
+        remove(w->tmp);   /* never leave a half-written model behind; an existing target stays as it was */
     writer_free(w);
     return st;
 }

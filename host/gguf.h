@@ -92,9 +92,15 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
 /* ---- Streaming writer (for `vkllm synth` and tests) ----
  * Add all key/values and tensor infos first, then write each tensor's data in order. The header is
- * written at the first gguf_writer_tensor_data call; nothing is held in memory but the header. */
+ * written at the first gguf_writer_tensor_data call; nothing is held in memory but the header.
+ * The file is written under gguf_writer_temp_name(path) next to the target and renamed over it only once
+ * complete, so a failed or interrupted write leaves an existing file as it was. A target that exists and is
+ * not a regular file (a device such as /dev/stdout, a FIFO) is refused. */
 typedef struct gguf_writer gguf_writer;
 vkllm_status gguf_writer_open(const char *path, gguf_writer **out);
+/* The temporary file's name for a target ("<path>.partial-<pid>"), for a caller that removes it when
+ * interrupted by a signal; returns snprintf's result. */
+int gguf_writer_temp_name(const char *path, char *buf, size_t len);
 vkllm_status gguf_writer_kv_u32(gguf_writer *w, const char *key, uint32_t v);
 vkllm_status gguf_writer_kv_f32(gguf_writer *w, const char *key, float v);
 vkllm_status gguf_writer_kv_bool(gguf_writer *w, const char *key, bool v);

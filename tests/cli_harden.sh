@@ -44,4 +44,57 @@ name=$(basename "$(ls "$cache"/pipelines-*.bin | head -n 1)")
 mkfifo "$TMP/fifocache/$name"
 VKLLM_CACHE_DIR="$TMP/fifocache" expect_ok $T "$BIN" run -m "$model" -n 2 --temp 0 && ok "FIFO at the cache path"
 
+# ---- synth writes atomically: a temporary file next to the target, renamed over it when complete ----
+expect_ok $T "$BIN" synth --preset tiny --type q8_0 -o "$TMP/keep.gguf" --seed 3
+cp "$TMP/keep.gguf" "$TMP/keep.orig"
+# A write that fails (the file size limit; SIGXFSZ ignored, so writes fail with EFBIG): the old file stays.
+(trap '' XFSZ; ulimit -f 64; exec $T "$BIN" synth --preset tiny --type f32 -o "$TMP/keep.gguf" --seed 4) \
+  >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 1 ] && ok "failed synth write: exit 1" || fail "failed synth write: exit $rc: $(head -c 300 "$TMP/err")"
+cmp -s "$TMP/keep.gguf" "$TMP/keep.orig" && ok "failed synth write: the existing file is intact" ||
+  fail "failed synth write: the existing file was changed or removed"
+# Interrupted (SIGINT while writing a large model): the old file stays and no partial file is left.
+$T "$BIN" synth --preset llama3.2-1b --type f32 -o "$TMP/keep.gguf" --seed 5 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do
+  ls "$TMP"/keep.gguf.partial-* >/dev/null 2>&1 && break
+  sleep 0.02
+done
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+[ "$rc" -ne 0 ] && ok "interrupted synth: exit $rc" || fail "interrupted synth exited 0 (finished before the signal?)"
+cmp -s "$TMP/keep.gguf" "$TMP/keep.orig" && ok "interrupted synth: the existing file is intact" ||
+  fail "interrupted synth: the existing file was changed"
+ls "$TMP"/keep.gguf.partial-* >/dev/null 2>&1 && fail "interrupted synth left a partial file" ||
+  ok "interrupted synth: no partial file"
+# -o - and -o /dev/stdout: refused, nothing written.
+expect_error "cannot be written to standard output" env -C "$TMP" "$BIN" synth --preset tiny --type q8_0 -o -
+[ -e "$TMP/-" ] && fail "synth -o - created a file named '-'"
+expect_error "cannot be written to standard output" "$BIN" synth --preset tiny --type q8_0 -o /dev/stdout
+[ -s "$TMP/out" ] && fail "synth -o /dev/stdout wrote to stdout"
+"$BIN" synth --preset tiny --type q8_0 -o /dev/stdout 2>"$TMP/err" | cat >"$TMP/out"
+grep -Eq "standard output|not a regular file" "$TMP/err" && [ ! -s "$TMP/out" ] && ok "synth -o /dev/stdout into a pipe: refused" ||
+  fail "synth -o /dev/stdout into a pipe: $(head -c 300 "$TMP/err")"
+
+# ---- bench without -m: its synthetic model is removed when the run is interrupted ----
+mkdir -p "$TMP/benchtmp"
+TMPDIR="$TMP/benchtmp" $T "$BIN" bench --synth llama3.2-1b --synth-type f32 -p 0 -n 1 -r 1 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do
+  [ -n "$(ls -A "$TMP/benchtmp")" ] && break
+  sleep 0.02
+done
+seen=$(ls -A "$TMP/benchtmp")
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+if [ -z "$seen" ]; then
+  fail "bench: no synthetic model appeared in TMPDIR"
+elif [ -n "$(ls -A "$TMP/benchtmp")" ]; then
+  fail "interrupted bench left $(ls -A "$TMP/benchtmp") in TMPDIR"
+else
+  ok "interrupted bench: TMPDIR clean"
+fi
+
 cli_finish

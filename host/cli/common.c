@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,39 @@ double cli_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static char remove_paths[2][4096];
+static volatile sig_atomic_t remove_set[2];
+
+static void remove_and_die(int sig)
+{
+    for (int i = 0; i < 2; i++)
+        if (remove_set[i])
+            unlink(remove_paths[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_remove_on_signal(int slot, const char *path)
+{
+    static bool installed;
+    remove_set[slot] = 0;
+    if (!path || snprintf(remove_paths[slot], sizeof remove_paths[slot], "%s", path) >= (int)sizeof remove_paths[slot])
+        return;
+    remove_set[slot] = 1;
+    if (installed)
+        return;
+    installed = true;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_and_die;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)   /* nohup: stays ignored */
+            sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 void cli_error(const char *cmd) { fprintf(stderr, "vkllm %s: %s\n", cmd, vkllm_last_error()); }

@@ -42,6 +42,9 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms);
 bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len);
 double cli_now_ms(void);
+/* Files that must not outlive the process: removed when SIGINT, SIGTERM or SIGHUP ends it (the signal then
+ * takes its default course). Slot 0 or 1; path NULL forgets the slot. Not thread-safe: call from main. */
+void cli_remove_on_signal(int slot, const char *path);
 void cli_error(const char *cmd);   /* prints "vkllm <cmd>: <last error>" */
 
 #endif

@@ -8,6 +8,39 @@ model="$SHARED/models/stories260K.gguf"
 cli_require_device
 T="timeout 120"
 
+# ---- Output that cannot be written: exit 1 with one line, never lost with exit 0 ----
+text="$TMP/text.txt"
+for i in $(seq 1 40); do echo "Once upon a time, there was a little girl named Lily. She liked to play."; done >"$text"
+echo hi >"$TMP/hi.txt"
+for where in full closed; do
+  for c in "run -m $model -n 20 --temp 0" "perplexity -m $model -f $text -c 16" "info $model" "devices" \
+           "tokenize -m $model -p hello" "bench -m $model -p 8 -n 8 -r 1" "chat -m $model -n 8 --temp 0"; do
+    if [ "$where" = full ]; then
+      $T "$BIN" $c <"$TMP/hi.txt" >/dev/full 2>"$TMP/err"
+    else
+      $T "$BIN" $c <"$TMP/hi.txt" >&- 2>"$TMP/err"
+    fi
+    rc=$?
+    if [ "$rc" -eq 1 ] && grep -q "cannot write the output" "$TMP/err"; then
+      ok "${c%% *} with stdout $where: exit 1, said so"
+    else
+      fail "${c%% *} with stdout $where: exit $rc: $(head -c 300 "$TMP/err")"
+    fi
+  done
+done
+# SIGPIPE ignored: generation stops at the first failed write instead of filling the context.
+(trap '' PIPE; $T "$BIN" run -m "$model" -n -1 -c 2048 --temp 1 --seed 1 2>"$TMP/err" | head -c 10 >/dev/null
+ echo "${PIPESTATUS[0]}" >"$TMP/rc")
+rc=$(cat "$TMP/rc")
+[ "$rc" -eq 1 ] && grep -q "cannot write the output: Broken pipe" "$TMP/err" && ok "run, SIGPIPE ignored: stops" ||
+  fail "run, SIGPIPE ignored: exit $rc: $(head -c 300 "$TMP/err")"
+for i in $(seq 1 200); do echo "Tell me a story."; done >"$TMP/story.txt"
+(trap '' PIPE; $T "$BIN" chat -m "$model" -c 2048 --temp 1 <"$TMP/story.txt" 2>"$TMP/err" | head -c 10 >/dev/null
+ echo "${PIPESTATUS[0]}" >"$TMP/rc")
+rc=$(cat "$TMP/rc")
+[ "$rc" -eq 1 ] && grep -q "cannot write the output: Broken pipe" "$TMP/err" && ok "chat, SIGPIPE ignored: stops" ||
+  fail "chat, SIGPIPE ignored: exit $rc: $(head -c 300 "$TMP/err")"
+
 # ---- Pipeline cache: a corrupt file of the same size (here: its header's cache UUID) is rewritten ----
 cache="$TMP/cache"
 if VKLLM_CACHE_DIR="$cache" expect_ok $T "$BIN" run -m "$model" -n 2 --temp 0; then

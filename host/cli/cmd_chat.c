@@ -215,19 +215,19 @@ static void buf_add(text_buf *b, const char *s, size_t n)
     b->n += n;
 }
 
-/* Prints and keeps a piece of the reply, leaving out whitespace before its first visible character. */
-static void reply_text(text_buf *b, const char *s, size_t n)
+/* Prints and keeps a piece of the reply, leaving out whitespace before its first visible character. False
+ * (message printed) when stdout cannot be written. */
+static bool reply_text(text_buf *b, const char *s, size_t n)
 {
     if (b->n == 0)
         while (n && isspace((unsigned char)*s)) {
             s++;
             n--;
         }
-    if (n) {
-        fwrite(s, 1, n, stdout);
-        fflush(stdout);
-        buf_add(b, s, n);
-    }
+    if (!n)
+        return true;
+    buf_add(b, s, n);
+    return cli_write_out(cmd, s, n);
 }
 
 /* Generates the reply and adds it to the conversation. Returns false on a fatal error. */
@@ -262,16 +262,17 @@ static bool reply(chat *c)
             break;
         }
         generated++;
-        reply_text(&b, text, len);
+        if (!reply_text(&b, text, len)) {
+            ok = false;   /* stop at the first failed write */
+            break;
+        }
     }
     double gen_ms = cli_now_ms() - t0;
     if (ok) {
         vkllm_detokenizer_flush(detok, &text, &len);
-        reply_text(&b, text, len);
+        ok = reply_text(&b, text, len) && cli_write_out(cmd, "\n", 1);
     }
     vkllm_detokenizer_free(detok);
-    printf("\n");
-    fflush(stdout);
     if (!ok) {
         free(b.s);
         return false;

@@ -110,7 +110,8 @@ int cmd_perplexity(int argc, char **argv)
             count++;
         }
         printf("[%zu]%.4f%s", c + 1, exp(total / count), c + 1 < n_chunks ? "," : "\n");
-        fflush(stdout);
+        if (!cli_flush_out(cmd))
+            goto out;
     }
     double secs = (cli_now_ms() - t0) / 1e3;
     fprintf(stderr, "%zu chunks of %u tokens in %.2f s (%.1f tok/s)\n", n_chunks, n_ctx, secs,

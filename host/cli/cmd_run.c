@@ -22,14 +22,6 @@ static void usage(FILE *out)
             cli_model_options_help, cli_sampling_options_help);
 }
 
-static void emit(const char *text, size_t len)
-{
-    if (len) {
-        fwrite(text, 1, len, stdout);
-        fflush(stdout);
-    }
-}
-
 int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
@@ -107,7 +99,8 @@ int cmd_run(int argc, char **argv)
             cli_error(cmd);
             goto out;
         }
-        emit(text, len);
+        if (!cli_write_out(cmd, text, len))
+            goto out;
         vkllm_sampler_accept(sampler, ids[i]);
     }
 
@@ -129,7 +122,8 @@ int cmd_run(int argc, char **argv)
             cli_error(cmd);
             goto out;
         }
-        emit(text, len);
+        if (!cli_write_out(cmd, text, len))
+            goto out;   /* stop at the first failed write, not at the end of the context */
         if (vkllm_context_position(ctx) >= vkllm_context_n_ctx(ctx)) {
             if (n_predict >= 0)
                 fprintf(stderr, "\nvkllm run: context full (%u tokens); stopping\n", vkllm_context_n_ctx(ctx));
@@ -144,9 +138,8 @@ int cmd_run(int argc, char **argv)
     }
     double gen_ms = cli_now_ms() - t0;
     vkllm_detokenizer_flush(detok, &text, &len);
-    emit(text, len);
-    printf("\n");
-    fflush(stdout);
+    if (!cli_write_out(cmd, text, len) || !cli_write_out(cmd, "\n", 1))
+        goto out;
     fprintf(stderr, "load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s\n", load_ms,
             n_ids, prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0.0, (long long)generated,
             gen_ms > 0 && generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0);

@@ -1,6 +1,7 @@
 #include "host/cli/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -224,6 +225,38 @@ bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkl
     if (load_ms)
         *load_ms = cli_now_ms() - t0;
     return true;
+}
+
+static bool out_failed(const char *cmd)
+{
+    fprintf(stderr, "vkllm %s: cannot write the output: %s\n", cmd, errno ? strerror(errno) : "write error");
+    return false;
+}
+
+bool cli_write_out(const char *cmd, const char *text, size_t len)
+{
+    errno = 0;
+    if ((len && fwrite(text, 1, len, stdout) != len) || fflush(stdout) != 0)
+        return out_failed(cmd);
+    return true;
+}
+
+bool cli_flush_out(const char *cmd)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return out_failed(cmd);
+    return true;
+}
+
+void cli_reserve_std_streams(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
+            if (got >= 0 && got != fd)   /* cannot happen: the lower numbers are open by now */
+                close(got);
+        }
 }
 
 bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)

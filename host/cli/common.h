@@ -41,6 +41,14 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 /* Loads the model (progress bar on a terminal) and creates a context. Prints the error and returns false. */
 bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkllm_context **ctx, double *load_ms);
 bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len);
+/* Standard output that cannot be written (a full disk, a pipe closed with SIGPIPE ignored, a closed stdout)
+ * is an error: cli_write_out writes and flushes streamed text, cli_flush_out ends a command's output. Both
+ * print "vkllm <cmd>: cannot write the output: <reason>" and return false on failure. */
+bool cli_write_out(const char *cmd, const char *text, size_t len);
+bool cli_flush_out(const char *cmd);
+/* A closed standard stream is opened on /dev/null before anything else can take its number; stdout so
+ * that writes fail (read-only), reported as above instead of output lost without a word. */
+void cli_reserve_std_streams(void);
 double cli_now_ms(void);
 /* Files that must not outlive the process: removed when SIGINT, SIGTERM or SIGHUP ends it (the signal then
  * takes its default course). Slot 0 or 1; path NULL forgets the slot. Not thread-safe: call from main. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "host/cli/cli.h"
+#include "host/cli/common.h"
 
 typedef struct command {
     const char *name;
@@ -39,9 +40,13 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    cli_reserve_std_streams();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* Output that could not be written is a failure, whatever the command (it reported its own errors) */
+            return rc == 0 && !cli_flush_out(commands[i].name) ? 1 : rc;
+        }
     fprintf(stderr, "vkllm: unknown command '%s' (try 'vkllm --help')\n", argv[1]);
     return 1;
 }

@@ -41,6 +41,17 @@ rc=$(cat "$TMP/rc")
 [ "$rc" -eq 1 ] && grep -q "cannot write the output: Broken pipe" "$TMP/err" && ok "chat, SIGPIPE ignored: stops" ||
   fail "chat, SIGPIPE ignored: exit $rc: $(head -c 300 "$TMP/err")"
 
+# ---- Chat at a full context drops to about half of it, so the next turns fit without a re-prefill ----
+for i in $(seq 1 40); do echo "Tell me a story."; done >"$TMP/turns.txt"
+if expect_ok $T "$BIN" chat -m "$model" -c 256 -n 4 --temp 0 --system "Be brief." <"$TMP/turns.txt"; then
+  n=$(grep -c "forgot the" "$TMP/err")
+  # One exchange is about 55 tokens here: dropping only to 3/4 of the context forgot at every turn (39 of 40).
+  [ "$n" -ge 1 ] && [ "$n" -le 25 ] && ok "chat at a full context: $n of 40 turns forgot messages" ||
+    fail "chat at a full context: $n of 40 turns forgot messages (want 1 to 25)"
+fi
+"$BIN" chat --help | grep -q "at most half of the context" && ok "chat --help says half" ||
+  fail "chat --help does not describe dropping to half the context"
+
 # ---- Pipeline cache: a corrupt file of the same size (here: its header's cache UUID) is rewritten ----
 cache="$TMP/cache"
 if VKLLM_CACHE_DIR="$cache" expect_ok $T "$BIN" run -m "$model" -n 2 --temp 0; then

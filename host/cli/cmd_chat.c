@@ -27,9 +27,10 @@ static void usage(FILE *out)
             ", with a warning.\n\n"
             "When the context fills: a reply that reaches the end of the context is cut short. Before each\n"
             "turn, if the conversation would leave less than a quarter of the context (-c) free for the\n"
-            "reply, the oldest exchanges are forgotten (the system prompt is kept), with a note on stderr,\n"
-            "and the rest is processed again. A message that does not fit even alone is refused with a\n"
-            "note and the chat goes on; a system prompt that does not fit is an error.\n\n"
+            "reply, the oldest exchanges are forgotten until what is left fills at most half of the context\n"
+            "(the system prompt is kept), with a note on stderr, and the rest is processed again; so this\n"
+            "happens once every few turns, not at every turn. A message that does not fit even alone is\n"
+            "refused with a note and the chat goes on; a system prompt that does not fit is an error.\n\n"
             "%s"
             "  --system TEXT         system prompt\n"
             "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr\n"
@@ -133,8 +134,9 @@ static int feed_turn(chat *c)
     }
     vkllm_free(ids);
 
-    /* Not enough room: forget the oldest exchanges (whole messages up to the next user message) until
-     * the conversation, processed again from the start, leaves the reserve free. */
+    /* Not enough room: forget the oldest exchanges (whole messages up to the next user message) until the
+     * conversation, processed again from the start, fills at most half of the context, so that the next
+     * turns fit without processing it all again each time. */
     size_t first = c->has_system ? 1 : 0, drop = 0, last = c->conv.n - 1;
     vkllm_chat_message *view = malloc(c->conv.n * sizeof *view);
     if (!view) {
@@ -153,7 +155,7 @@ static int feed_turn(chat *c)
             conv_drop(&c->conv, last, 1);
             return 0;
         }
-        if ((uint64_t)n_ids + reserve <= n_ctx)
+        if (n_ids <= n_ctx / 2)
             break;
         if (first + drop == last) {
             if (n_ids < n_ctx)

@@ -52,6 +52,48 @@ fi
 "$BIN" chat --help | grep -q "at most half of the context" && ok "chat --help says half" ||
   fail "chat --help does not describe dropping to half the context"
 
+# ---- Messages that said the wrong thing ----
+if VKLLM_DEVICE=999 expect_ok "$BIN" devices; then
+  grep -q "^device 0" "$TMP/out" && ! grep -q "(default)" "$TMP/out" && ok "devices ignores a VKLLM_DEVICE that matches nothing" ||
+    fail "devices with VKLLM_DEVICE=999: $(head -c 300 "$TMP/out")"
+fi
+VKLLM_DEVICE=-1 expect_error "no device name contains '-1'" "$BIN" run -m "$model" -n 1
+grep -q 18446744073709551615 "$TMP/err" && fail "VKLLM_DEVICE=-1 became a huge index"
+expect_ok "$BIN" run -m "$model" -n 1 --temp 1e-45 && ok "--temp 1e-45 (an underflow) is a number"
+mkdir -p "$TMP/adir"
+expect_error "cannot read $TMP/adir: Is a directory" "$BIN" run -m "$model" -f "$TMP/adir"
+if expect_ok "$BIN" run -m "$model" -n 1 -p ""; then
+  grep -q "prompt 1 token, .* generated 1 token, " "$TMP/err" && ok "1 token, not 1 tokens" ||
+    fail "plural: $(head -c 300 "$TMP/err")"
+fi
+VKLLM_DEBUG_MAX_ALLOCATION=4096 expect_error "maxMemoryAllocationSize (4096 bytes)" "$BIN" run -m "$model" -n 1
+expect_error "cannot read standard input: Is a directory" "$BIN" chat -m "$model" --chat-template chatml <"$TMP/adir"
+
+# ---- Bounds, warnings, environment values ----
+expect_error "is larger than 1048576 bytes, more than a context of 4096 tokens can hold" $T "$BIN" run -m "$model" -f /dev/zero
+head -c 5000000 /dev/zero | tr '\0' 'a' >"$TMP/big.txt"
+expect_error "is larger than 16384 bytes, more than a context of 64 tokens" timeout 20 "$BIN" run -m "$model" -c 64 -f "$TMP/big.txt"
+expect_error "--top-p expects a number from 0 to 1" "$BIN" run -m "$model" --top-p -1
+expect_error "--min-p expects a number from 0 to 1" "$BIN" run -m "$model" --min-p -1
+expect_error "--repeat-penalty expects a number from 0.01 to 100" "$BIN" run -m "$model" --repeat-penalty 1e-30
+expect_error "--temp expects a number from 0 to 100" "$BIN" chat -m "$model" --temp -1
+if expect_ok "$BIN" run -m "$model" -n 1 -c 4096; then
+  grep -q "context of 4096 positions exceeds the 2048 the model was trained on" "$TMP/err" &&
+    ok "warning: -c beyond the trained context" || fail "no warning for -c 4096 > 2048: $(head -c 300 "$TMP/err")"
+fi
+if expect_ok "$BIN" run -m "$model" -n 1 -c 2048; then
+  grep -q "warning" "$TMP/err" && fail "a warning at the trained context: $(head -c 300 "$TMP/err")" ||
+    ok "no warning at the trained context"
+fi
+for env in VKLLM_GPU_TIMEOUT=-5 VKLLM_GPU_TIMEOUT=abc VKLLM_GPU_TIMEOUT=99999999999 VKLLM_MATVEC=4x VKLLM_COOPMAT=garbage; do
+  export "$env"
+  if VKLLM_DEBUG_AS_GPU=1 expect_ok "$BIN" run -m "$model" -n 2 --temp 0; then
+    [ "$(grep -c "vkllm: warning: ${env%%=*}='${env#*=}'" "$TMP/err")" -eq 1 ] && ok "$env: one warning" ||
+      fail "$env: want one warning, got: $(head -c 300 "$TMP/err")"
+  fi
+  unset "${env%%=*}"
+done
+
 # ---- Pipeline cache: a corrupt file of the same size (here: its header's cache UUID) is rewritten ----
 cache="$TMP/cache"
 if VKLLM_CACHE_DIR="$cache" expect_ok $T "$BIN" run -m "$model" -n 2 --temp 0; then

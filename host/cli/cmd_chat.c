@@ -1,6 +1,7 @@
 /* `vkllm chat`: a conversation in the terminal. Each turn decodes only its own tokens: the KV cache keeps
  * the conversation so far (vkllm_chat_tokenize from the first message not yet in the context). */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,9 +162,9 @@ static int feed_turn(chat *c)
             if (n_ids < n_ctx)
                 break; /* the new message alone: it fits, with less room for the reply */
             fprintf(stderr,
-                    "vkllm %s: the message does not fit the context: %zu tokens%s, the context holds %u (raise -c); "
+                    "vkllm %s: the message does not fit the context: %zu token%s%s, the context holds %u (raise -c); "
                     "message ignored\n",
-                    cmd, n_ids, c->has_system ? " with the system prompt" : "", n_ctx);
+                    cmd, n_ids, cli_plural(n_ids), c->has_system ? " with the system prompt" : "", n_ctx);
             vkllm_free(ids);
             free(view);
             conv_drop(&c->conv, last, 1);
@@ -176,8 +177,8 @@ static int feed_turn(chat *c)
     }
     free(view);
     if (drop)
-        fprintf(stderr, "vkllm %s: context full (%u tokens): forgot the %zu oldest message%s\n", cmd, n_ctx, drop,
-                drop == 1 ? "" : "s");
+        fprintf(stderr, "vkllm %s: context full (%u token%s): forgot the %zu oldest message%s\n", cmd, n_ctx,
+                cli_plural(n_ctx), drop, cli_plural(drop));
     conv_drop(&c->conv, first, drop);
     bool ok = vkllm_context_truncate(c->ctx, 0) == VKLLM_OK;
     if (!ok)
@@ -280,11 +281,13 @@ static bool reply(chat *c)
         return false;
     }
     if (cut)
-        fprintf(stderr, "vkllm %s: the context is full (%u tokens): the reply was cut short\n", cmd, n_ctx);
+        fprintf(stderr, "vkllm %s: the context is full (%u token%s): the reply was cut short\n", cmd, n_ctx,
+                cli_plural(n_ctx));
     if (c->timings)
-        fprintf(stderr, "[prompt %zu tokens, %.1f tok/s | reply %lld tokens, %.1f tok/s | context %u/%u]\n",
-                c->last_prompt, c->last_prompt_ms > 0 ? c->last_prompt / (c->last_prompt_ms / 1e3) : 0.0,
-                (long long)generated, gen_ms > 0 ? generated / (gen_ms / 1e3) : 0.0,
+        fprintf(stderr, "[prompt %zu token%s, %.1f tok/s | reply %lld token%s, %.1f tok/s | context %u/%u]\n",
+                c->last_prompt, cli_plural(c->last_prompt),
+                c->last_prompt_ms > 0 ? c->last_prompt / (c->last_prompt_ms / 1e3) : 0.0, (long long)generated,
+                cli_plural((uint64_t)generated), gen_ms > 0 ? generated / (gen_ms / 1e3) : 0.0,
                 vkllm_context_position(c->ctx), n_ctx);
     while (b.n && isspace((unsigned char)b.s[b.n - 1]))
         b.n--;
@@ -399,8 +402,8 @@ int cmd_chat(int argc, char **argv)
         vkllm_free(ids);
         if (n_ids >= n_ctx) {
             fprintf(stderr,
-                    "vkllm %s: the system prompt has %zu tokens: it leaves no room in the context of %u (raise -c)\n",
-                    cmd, n_ids, n_ctx);
+                    "vkllm %s: the system prompt has %zu token%s: it leaves no room in the context of %u (raise -c)\n",
+                    cmd, n_ids, cli_plural(n_ids), n_ctx);
             goto out;
         }
     }
@@ -412,7 +415,12 @@ int cmd_chat(int argc, char **argv)
             printf("> ");
             fflush(stdout);
         }
+        errno = 0;
         ssize_t got = getline(&line, &line_cap, stdin);
+        if (got < 0 && ferror(stdin)) {   /* a read error (chat < directory) is not the end of the input */
+            fprintf(stderr, "vkllm %s: cannot read standard input: %s\n", cmd, errno ? strerror(errno) : "read error");
+            goto out;
+        }
         if (got < 0) {
             if (tty)
                 printf("\n");

@@ -20,11 +20,11 @@ const char *cli_model_options_help =
     "  --validation          enable the Vulkan validation layer\n";
 
 const char *cli_sampling_options_help =
-    "  --temp T              temperature (default 0.8; 0: greedy)\n"
+    "  --temp T              temperature, 0 to 100 (default 0.8; 0: greedy)\n"
     "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
-    "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
-    "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
-    "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
+    "  --top-p P             nucleus sampling, 0 to 1 (default 0.95; 1: off)\n"
+    "  --min-p P             drop tokens below P x the best one's probability, 0 to 1 (default 0.05; 0: off)\n"
+    "  --repeat-penalty F    penalty on recent tokens, 0.01 to 100 (default 1.0: off)\n"
     "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S          random seed (default: from the clock)\n";
 
@@ -41,16 +41,16 @@ bool cli_sampling_option(cli_sampling_opts *o, int argc, char **argv, int *i, bo
     int64_t v = 0;
     *ok = true;
     if (!strcmp(a, "--temp")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->temperature);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 100, &p->temperature);
     } else if (!strcmp(a, "--top-k")) {
         *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
         p->top_k = (int32_t)v;
     } else if (!strcmp(a, "--top-p")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->top_p);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 1, &p->top_p);
     } else if (!strcmp(a, "--min-p")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->min_p);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 1, &p->min_p);
     } else if (!strcmp(a, "--repeat-penalty")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->repeat_penalty);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0.01f, 100, &p->repeat_penalty);
     } else if (!strcmp(a, "--repeat-last-n")) {
         *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
         p->repeat_last_n = (int32_t)v;
@@ -135,16 +135,22 @@ bool cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t min
     return true;
 }
 
-bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out)
+bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float min, float max, float *out)
 {
     char *end;
     errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
+    double v = strtod(s, &end);
+    if (end == s || *end || isnan(v)) {
         fprintf(stderr, "vkllm %s: %s expects a number, got '%s'\n", cmd, flag, s);
         return false;
     }
-    *out = v;
+    /* An underflow (1e-45) is the tiny number it is; an overflow is out of range like any other value. */
+    if (v < min || v > max) {
+        fprintf(stderr, "vkllm %s: %s expects a number from %g to %g, got '%s'\n", cmd, flag, (double)min, (double)max,
+                s);
+        return false;
+    }
+    *out = (float)v;
     return true;
 }
 
@@ -259,7 +265,7 @@ void cli_reserve_std_streams(void)
         }
 }
 
-bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
+bool cli_read_file(const char *cmd, const char *path, size_t max, const char *limit_note, char **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -268,11 +274,17 @@ bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
+    bool too_long = false;
+    errno = 0;
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap)
             break;
+        if (n > max) {   /* /dev/zero, or just too long: stop before memory runs out */
+            too_long = true;
+            break;
+        }
         char *bigger = realloc(buf, 2 * cap + 1);
         if (!bigger) {
             free(buf);
@@ -282,10 +294,15 @@ bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
         buf = bigger;
         cap *= 2;
     }
-    bool err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (!buf || err) {
-        fprintf(stderr, "vkllm %s: cannot read %s\n", cmd, path);
+    if (!buf || err || too_long || n > max) {
+        if (!buf)
+            fprintf(stderr, "vkllm %s: cannot read %s: out of host memory\n", cmd, path);
+        else if (err)
+            fprintf(stderr, "vkllm %s: cannot read %s: %s\n", cmd, path, strerror(err));
+        else
+            fprintf(stderr, "vkllm %s: %s is larger than %zu bytes, %s\n", cmd, path, max, limit_note);
         free(buf);
         return false;
     }

@@ -120,15 +120,15 @@ fi
 
 # ---- Files that are not regular files are refused at once, never waited on ----
 mkfifo "$TMP/fifo"
-expect_error "not a regular file" $T "$BIN" info "$TMP/fifo"
-expect_error "not a regular file" $T "$BIN" run -m "$TMP/fifo" -n 1
-expect_error "not a regular file" $T "$BIN" tokenize -m "$TMP/fifo" -p hi
-expect_error "not a regular file" $T "$BIN" bench -m "$TMP/fifo" -p 0 -n 1 -r 1
+expect_error "not a regular file" timeout 20 "$BIN" info "$TMP/fifo"
+expect_error "not a regular file" timeout 20 "$BIN" run -m "$TMP/fifo" -n 1
+expect_error "not a regular file" timeout 20 "$BIN" tokenize -m "$TMP/fifo" -p hi
+expect_error "not a regular file" timeout 20 "$BIN" bench -m "$TMP/fifo" -p 0 -n 1 -r 1
 # A FIFO where the pipeline cache file goes: no cache read, and the run goes on.
 mkdir -p "$TMP/fifocache"
 name=$(basename "$(ls "$cache"/pipelines-*.bin | head -n 1)")
 mkfifo "$TMP/fifocache/$name"
-VKLLM_CACHE_DIR="$TMP/fifocache" expect_ok $T "$BIN" run -m "$model" -n 2 --temp 0 && ok "FIFO at the cache path"
+VKLLM_CACHE_DIR="$TMP/fifocache" expect_ok timeout 20 "$BIN" run -m "$model" -n 2 --temp 0 && ok "FIFO at the cache path"
 
 # ---- synth writes atomically: a temporary file next to the target, renamed over it when complete ----
 expect_ok $T "$BIN" synth --preset tiny --type q8_0 -o "$TMP/keep.gguf" --seed 3

@@ -14,7 +14,8 @@ for i in $(seq 1 40); do echo "Once upon a time, there was a little girl named L
 echo hi >"$TMP/hi.txt"
 for where in full closed; do
   for c in "run -m $model -n 20 --temp 0" "perplexity -m $model -f $text -c 16" "info $model" "devices" \
-           "tokenize -m $model -p hello" "bench -m $model -p 8 -n 8 -r 1" "chat -m $model -n 8 --temp 0"; do
+           "tokenize -m $model -p hello" "bench -m $model -p 8 -n 8 -r 1" "chat -m $model -n 8 --temp 0" \
+           "--help" "synth --help"; do
     if [ "$where" = full ]; then
       $T "$BIN" $c <"$TMP/hi.txt" >/dev/full 2>"$TMP/err"
     else

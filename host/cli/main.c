@@ -36,11 +36,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    cli_reserve_std_streams();
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return cli_flush_out("help") ? 0 : 1;
     }
-    cli_reserve_std_streams();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             int rc = commands[i].fn(argc - 1, argv + 1);

@@ -262,6 +262,10 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         vkllm_context_free(c);
         return st;
     }
+    uint32_t trained = m->llama->hp.n_ctx_train;
+    if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
+        vkr_log(VKLLM_LOG_WARNING, "a context of %u positions exceeds the %u the model was trained on, and vkllm applies no "
+                "RoPE scaling: expect degraded output past position %u", n_ctx, trained, trained);
     *out = c;
     return VKLLM_OK;
 }

@@ -108,10 +108,16 @@ typedef struct gguf_kv {
 } gguf_kv;
 
 struct gguf_file {
-    const uint8_t *base;
-    uint64_t size;
-    void *map;                 /* mmap'ed region (gguf_open), NULL for gguf_open_memory */
+    const uint8_t *base;       /* the metadata: gguf_open's own copy, or gguf_open_memory's buffer */
+    uint64_t meta_size;        /* bytes at base: the whole buffer, or the start of the file read so far */
+    uint64_t size;             /* of the whole file */
+    const uint8_t *data_base;  /* what gguf_tensor.data points into: the mapping, or the buffer */
+    uint8_t *meta;             /* gguf_open: owned copy of the file's start */
+    void *map;                 /* gguf_open: read-only mapping of the file for gguf_tensor.data, else NULL */
     size_t map_size;
+    int fd;                    /* gguf_open: kept open for gguf_tensor_read; -1 for gguf_open_memory */
+    char *path;                /* gguf_open: for messages */
+    bool meta_short;           /* the last parse ran past meta_size while meta_size < size */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_offset;      /* start of the data section in the file */
@@ -126,13 +132,32 @@ struct gguf_file {
 typedef struct reader {
     const uint8_t *b;
     uint64_t size, pos;
+    bool past_end;             /* a read was refused for want of bytes (gguf_open may then read more) */
 } reader;
 
 static uint64_t rd_left(const reader *r) { return r->size - r->pos; }
 
+/* Whether n more bytes are there; notes when they are not. */
+static bool rd_has(reader *r, uint64_t n)
+{
+    if (n <= rd_left(r))
+        return true;
+    r->past_end = true;
+    return false;
+}
+
+/* Whether count elements of at least min_elem bytes each can follow; notes when they cannot. */
+static bool rd_has_elems(reader *r, uint64_t count, uint64_t min_elem)
+{
+    if (count <= rd_left(r) / min_elem)
+        return true;
+    r->past_end = true;
+    return false;
+}
+
 static bool rd_u32(reader *r, uint32_t *v)
 {
-    if (rd_left(r) < 4)
+    if (!rd_has(r, 4))
         return false;
     *v = le32(r->b + r->pos);
     r->pos += 4;
@@ -141,7 +166,7 @@ static bool rd_u32(reader *r, uint32_t *v)
 
 static bool rd_u64(reader *r, uint64_t *v)
 {
-    if (rd_left(r) < 8)
+    if (!rd_has(r, 8))
         return false;
     *v = le64(r->b + r->pos);
     r->pos += 8;
@@ -209,7 +234,7 @@ static int64_t hash_find(const uint64_t *table, uint64_t mask, const char *(*nam
 static bool rd_string(reader *r, const uint8_t **s, uint64_t *len)
 {
     uint64_t n;
-    if (!rd_u64(r, &n) || n > rd_left(r))
+    if (!rd_u64(r, &n) || !rd_has(r, n))
         return false;
     *s = r->b + r->pos;
     *len = n;
@@ -250,7 +275,7 @@ static bool skip_value(reader *r, uint32_t t, int depth, char *msg, size_t msg_s
             *trunc = true;
             return false;
         }
-        if (n > rd_left(r)) {
+        if (!rd_has(r, n)) {
             snprintf(msg, msg_size, "string length %llu extends past end of file", (ull)n);
             *trunc = true;
             return false;
@@ -260,7 +285,7 @@ static bool skip_value(reader *r, uint32_t t, int depth, char *msg, size_t msg_s
     }
     if (t != GGUF_TYPE_ARRAY) {
         size_t sz = gguf_type_size((gguf_value_type)t);
-        if (rd_left(r) < sz) {
+        if (!rd_has(r, sz)) {
             snprintf(msg, msg_size, "%s value extends past end of file", gguf_type_name((gguf_value_type)t));
             *trunc = true;
             return false;
@@ -286,7 +311,7 @@ static bool skip_value(reader *r, uint32_t t, int depth, char *msg, size_t msg_s
     }
     /* minimum bytes per element: scalars their size, strings their length field, arrays their header */
     uint64_t min_elem = et == GGUF_TYPE_STRING ? 8 : et == GGUF_TYPE_ARRAY ? 12 : gguf_type_size((gguf_value_type)et);
-    if (count > rd_left(r) / min_elem) {
+    if (!rd_has_elems(r, count, min_elem)) {
         snprintf(msg, msg_size, "array count %llu of %s elements extends past end of file", (ull)count,
                  gguf_type_name((gguf_value_type)et));
         *trunc = true;
@@ -362,7 +387,7 @@ static vkllm_status parse_kv(gguf_file *f, reader *r, uint64_t i)
     e->len = count;
     e->val = r->b + r->pos;
     uint64_t min_elem = et == GGUF_TYPE_STRING ? 8 : et == GGUF_TYPE_ARRAY ? 12 : gguf_type_size((gguf_value_type)et);
-    if (count > rd_left(r) / min_elem)
+    if (!rd_has_elems(r, count, min_elem))
         return vkr_error(VKLLM_ERR_FORMAT, "truncated file: key/value %llu (%s): array count %llu of %s elements "
                          "extends past end of file", (ull)i, e->key, (ull)count, gguf_type_name(e->arr_type));
     if (et == GGUF_TYPE_STRING) {
@@ -516,23 +541,33 @@ static vkllm_status check_tensor_data(gguf_file *f)
         if (f->data_offset > f->size || e->offset > avail || e->nbytes > avail - e->offset)
             return vkr_error(VKLLM_ERR_FORMAT, "tensor %s: data extends past end of file (offset %llu + %llu bytes, "
                              "data section holds %llu bytes)", e->name, (ull)e->offset, (ull)e->nbytes, (ull)avail);
-        e->data = e->nbytes ? f->base + f->data_offset + e->offset : NULL;
+        e->data = e->nbytes ? f->data_base + f->data_offset + e->offset : NULL;
     }
     return check_no_overlap(f);
 }
 
+static vkllm_status parse_header(gguf_file *f, reader *r);
+
+/* Parses base[0, meta_size); f->meta_short says whether reading more of the file could help. */
 static vkllm_status parse(gguf_file *f)
 {
-    reader r = {f->base, f->size, 0};
+    reader r = {f->base, f->meta_size, 0, false};
+    vkllm_status st = parse_header(f, &r);
+    f->meta_short = st != VKLLM_OK && r.past_end && f->meta_size < f->size;
+    return st;
+}
+
+static vkllm_status parse_header(gguf_file *f, reader *r)
+{
     if (f->size < 4 || memcmp(f->base, "GGUF", 4) != 0)
         return vkr_error(VKLLM_ERR_FORMAT, "bad magic: not a GGUF file");
     if (f->size < GGUF_HEADER_BYTES)
         return vkr_error(VKLLM_ERR_FORMAT, "truncated file: %llu bytes, too short for a GGUF header", (ull)f->size);
-    r.pos = 4;
-    uint64_t n_tensors, n_kv;
-    rd_u32(&r, &f->version);
-    rd_u64(&r, &n_tensors);
-    rd_u64(&r, &n_kv);
+    r->pos = 4;
+    uint64_t n_tensors = 0, n_kv = 0;
+    rd_u32(r, &f->version);
+    rd_u64(r, &n_tensors);
+    rd_u64(r, &n_kv);
     if (f->version != 2 && f->version != 3) {
         uint32_t v = f->version;
         uint32_t swapped = (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
@@ -540,7 +575,8 @@ static vkllm_status parse(gguf_file *f)
             return vkr_error(VKLLM_ERR_FORMAT, "unsupported GGUF version %u: big-endian files are not supported", v);
         return vkr_error(VKLLM_ERR_FORMAT, "unsupported GGUF version %u (only versions 2 and 3 are supported)", v);
     }
-    uint64_t left = rd_left(&r);
+    uint64_t left = rd_left(r);
+    r->past_end = true;   /* for the count checks below: a longer read of the file might satisfy them */
     if (n_kv > left / GGUF_MIN_KV_BYTES)
         return vkr_error(VKLLM_ERR_FORMAT, "key/value count %llu cannot fit in a file of %llu bytes", (ull)n_kv,
                          (ull)f->size);
@@ -550,6 +586,7 @@ static vkllm_status parse(gguf_file *f)
     if (n_kv * GGUF_MIN_KV_BYTES > left - n_tensors * GGUF_MIN_TENSOR_INFO_BYTES)
         return vkr_error(VKLLM_ERR_FORMAT, "key/value count %llu and tensor count %llu cannot fit in a file of %llu "
                          "bytes", (ull)n_kv, (ull)n_tensors, (ull)f->size);
+    r->past_end = false;
 
     /* Counts are bounded by the file size now; arrays grow as entries are actually parsed. */
     vkllm_status st;
@@ -564,7 +601,7 @@ static vkllm_status parse(gguf_file *f)
             f->kv = p;
             f->cap_kv = cap;
         }
-        if ((st = parse_kv(f, &r, i)) != VKLLM_OK)
+        if ((st = parse_kv(f, r, i)) != VKLLM_OK)
             return st;
     }
     uint64_t dup = UINT64_MAX;
@@ -585,7 +622,7 @@ static vkllm_status parse(gguf_file *f)
             f->tensors = p;
             f->cap_tensors = cap;
         }
-        if ((st = parse_tensor_info(f, &r, i)) != VKLLM_OK)
+        if ((st = parse_tensor_info(f, r, i)) != VKLLM_OK)
             return st;
     }
     if ((st = build_hash(f->n_tensors, tensor_name, f, &f->tensor_hash, &f->tensor_hash_mask, &dup)) != VKLLM_OK)
@@ -606,8 +643,8 @@ static vkllm_status parse(gguf_file *f)
                              neg ? "-" : "", (ull)a);
         f->alignment = (uint32_t)a;
     }
-    uint64_t pad = (f->alignment - r.pos % f->alignment) % f->alignment;
-    f->data_offset = r.pos + pad;   /* r.pos <= size, pad < 2^30: cannot overflow a 64-bit value here */
+    uint64_t pad = (f->alignment - r->pos % f->alignment) % f->alignment;
+    f->data_offset = r->pos + pad;   /* r->pos <= size, pad < 2^30: cannot overflow a 64-bit value here */
     return check_tensor_data(f);
 }
 
@@ -633,9 +670,76 @@ vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out)
     if (!f)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     static const uint8_t empty[1] = {0};
-    f->base = data ? data : empty;
-    f->size = size;
+    f->fd = -1;
+    f->base = f->data_base = data ? data : empty;
+    f->size = f->meta_size = size;
     return open_parsed(f, out);
+}
+
+/* Frees what parse() built, so that it can run again on a longer start of the file. */
+static void free_parsed(gguf_file *f)
+{
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        free(f->kv[i].key);
+        free(f->kv[i].str_pos);
+    }
+    free(f->kv);
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        free((char *)f->tensors[i].name);
+    free(f->tensors);
+    free(f->kv_hash);
+    free(f->tensor_hash);
+    f->kv = NULL;
+    f->tensors = NULL;
+    f->kv_hash = f->tensor_hash = NULL;
+    f->n_kv = f->cap_kv = f->n_tensors = f->cap_tensors = 0;
+}
+
+/* Reads bytes [pos, pos + n) of the file; false (errno 0) when it ends before them. */
+static bool read_at(int fd, void *dst, uint64_t n, uint64_t pos)
+{
+    uint8_t *d = dst;
+    while (n) {
+        size_t chunk = n < (1u << 30) ? (size_t)n : (1u << 30);
+        ssize_t got = pread(fd, d, chunk, (off_t)pos);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = 0;
+            return false;
+        }
+        d += got;
+        pos += (uint64_t)got;
+        n -= (uint64_t)got;
+    }
+    return true;
+}
+
+/* The metadata comes from a copy read with pread, never from the mapping, so a file truncated by another
+ * process meanwhile is an error and not a SIGBUS. The start of the file is read in growing pieces until the
+ * header, every key/value and every tensor info fit. */
+static vkllm_status read_metadata(gguf_file *f)
+{
+    uint64_t want = f->size < (4u << 20) ? f->size : (4u << 20);
+    for (;;) {
+        uint8_t *meta = malloc(want ? (size_t)want : 1);
+        if (!meta)
+            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory reading %llu bytes of metadata",
+                             (ull)want);
+        free_parsed(f);
+        free(f->meta);
+        f->meta = meta;
+        f->base = meta;
+        f->meta_size = want;
+        if (!read_at(f->fd, meta, want, 0))
+            return vkr_error(VKLLM_ERR_IO, "file changed or truncated while loading (%s)",
+                             errno ? strerror(errno) : "it ends early");
+        vkllm_status st = parse(f);
+        if (st == VKLLM_OK || !f->meta_short)
+            return st;
+        want = want > f->size / 4 ? f->size : want * 4;
+    }
 }
 
 vkllm_status gguf_open(const char *path, gguf_file **out)
@@ -643,7 +747,8 @@ vkllm_status gguf_open(const char *path, gguf_file **out)
     if (!out || !path)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "gguf_open: path or out is NULL");
     *out = NULL;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return vkr_error(VKLLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
@@ -661,27 +766,27 @@ vkllm_status gguf_open(const char *path, gguf_file **out)
         return vkr_error(VKLLM_ERR_IO, "cannot map %s: file too large for this address space", path);
     }
     gguf_file *f = calloc(1, sizeof *f);
-    if (!f) {
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
         close(fd);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
+    f->fd = fd;
     static const uint8_t empty[1] = {0};
-    f->base = empty;
+    f->base = f->data_base = empty;
     f->size = (uint64_t)sb.st_size;
     if (sb.st_size > 0) {
         void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             int e = errno;
-            close(fd);
-            free(f);
+            gguf_close(f);
             return vkr_error(VKLLM_ERR_IO, "cannot map %s: %s", path, strerror(e));
         }
         f->map = m;
         f->map_size = (size_t)sb.st_size;
-        f->base = m;
+        f->data_base = m;
     }
-    close(fd);   /* the mapping stays valid */
-    vkllm_status st = parse(f);
+    vkllm_status st = read_metadata(f);
     if (st != VKLLM_OK) {
         /* prefix the path so a user sees which file is bad, keeping the original message */
         char msg[512];
@@ -693,22 +798,45 @@ vkllm_status gguf_open(const char *path, gguf_file **out)
     return VKLLM_OK;
 }
 
+vkllm_status gguf_tensor_read(const gguf_file *f, const gguf_tensor *t, void *dst)
+{
+    if (!t->nbytes)
+        return VKLLM_OK;
+    if (f->fd < 0) {
+        memcpy(dst, t->data, t->nbytes);
+        return VKLLM_OK;
+    }
+    if (!read_at(f->fd, dst, t->nbytes, f->data_offset + t->offset))
+        return vkr_error(VKLLM_ERR_IO, "%s: file changed or truncated while loading (tensor %s: %s)", f->path, t->name,
+                         errno ? strerror(errno) : "the file ends before its data");
+    return VKLLM_OK;
+}
+
+vkllm_status gguf_tensor_load(const gguf_file *f, const gguf_tensor *t, void **out)
+{
+    *out = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!*out)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tensor %s: out of host memory for %llu bytes", t->name,
+                         (ull)t->nbytes);
+    vkllm_status st = gguf_tensor_read(f, t, *out);
+    if (st != VKLLM_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 void gguf_close(gguf_file *f)
 {
     if (!f)
         return;
-    for (uint64_t i = 0; i < f->n_kv; i++) {
-        free(f->kv[i].key);
-        free(f->kv[i].str_pos);
-    }
-    free(f->kv);
-    for (uint64_t i = 0; i < f->n_tensors; i++)
-        free((char *)f->tensors[i].name);
-    free(f->tensors);
-    free(f->kv_hash);
-    free(f->tensor_hash);
+    free_parsed(f);
     if (f->map)
         munmap(f->map, f->map_size);
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->meta);
+    free(f->path);
     free(f);
 }
 
@@ -892,7 +1020,8 @@ typedef struct writer_tensor {
 
 struct gguf_writer {
     FILE *fp;
-    char *path;
+    char *path;                /* the target, replaced only by a complete file */
+    char *tmp;                 /* what is written: gguf_writer_temp_name(path) */
     uint8_t *kv;               /* serialized key/values */
     size_t kv_len, kv_cap;
     uint64_t n_kv;
@@ -928,25 +1057,54 @@ static vkllm_status w_pad(gguf_writer *w, uint64_t pos)
     return w_write(w, zeros, (size_t)pad);
 }
 
+int gguf_writer_temp_name(const char *path, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s.partial-%ld", path, (long)getpid());
+}
+
 vkllm_status gguf_writer_open(const char *path, gguf_writer **out)
 {
     if (!path || !out)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "gguf_writer_open: path or out is NULL");
     *out = NULL;
+    /* Only a regular file is replaced: never a device (/dev/stdout), a FIFO or a directory. A symbolic link
+     * is followed: the file it names is replaced, not the link. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return vkr_error(VKLLM_ERR_IO, "cannot write %s: not a regular file", path);
+    char *real = realpath(path, NULL);   /* NULL when it does not exist yet */
+    if (real)
+        path = real;
     gguf_writer *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!w) {
+        free(real);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t plen = strlen(path);
+    }
+    size_t plen = strlen(path), tlen = plen + 32;
     w->path = malloc(plen + 1);
-    if (!w->path) {
+    w->tmp = malloc(tlen);
+    if (!w->path || !w->tmp) {
+        free(w->path);
+        free(w->tmp);
         free(w);
+        free(real);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     memcpy(w->path, path, plen + 1);
-    w->fp = fopen(path, "wb");
+    gguf_writer_temp_name(path, w->tmp, tlen);
+    free(real);
+    path = w->path;
+    /* The temporary file sits next to the target, so that rename() replaces it in one step. */
+    int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    w->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!w->fp) {
         vkllm_status st = vkr_error(VKLLM_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(w->tmp);
+        }
         free(w->path);
+        free(w->tmp);
         free(w);
         return st;
     }
@@ -1295,6 +1453,7 @@ static void writer_free(gguf_writer *w)
     free(w->t);
     free(w->kv);
     free(w->path);
+    free(w->tmp);
     free(w);
 }
 
@@ -1304,7 +1463,7 @@ void gguf_writer_abort(gguf_writer *w)
         return;
     if (w->fp)
         fclose(w->fp);
-    remove(w->path);
+    remove(w->tmp);
     writer_free(w);
 }
 
@@ -1322,14 +1481,16 @@ vkllm_status gguf_writer_close(gguf_writer *w)
                        w->t[w->cur].name, (ull)w->cur_written, (ull)w->t[w->cur].nbytes);
     if (w->fp) {
         errno = 0;
-        bool bad = ferror(w->fp) != 0;
+        bool bad = ferror(w->fp) != 0 || fflush(w->fp) != 0 || fsync(fileno(w->fp)) != 0;
         if (fclose(w->fp) != 0 || bad) {
             if (st == VKLLM_OK)
                 st = vkr_error(VKLLM_ERR_IO, "cannot write %s: %s", w->path, errno ? strerror(errno) : "write error");
         }
     }
+    if (st == VKLLM_OK && rename(w->tmp, w->path) != 0)
+        st = vkr_error(VKLLM_ERR_IO, "cannot replace %s: %s", w->path, strerror(errno));
     if (st != VKLLM_OK)
-        remove(w->path);   /* never leave a half-written model behind */
+        remove(w->tmp);   /* never leave a half-written model behind; an existing target stays as it was */
     writer_free(w);
     return st;
 }

@@ -1,4 +1,6 @@
-/* GGUF (versions 2 and 3) reader, memory-mapped, every field validated before use, and a streaming writer.
+/* GGUF (versions 2 and 3) reader, every field validated before use, and a streaming writer. gguf_open reads
+ * the metadata into memory with pread; tensor data is read with gguf_tensor_read (pread: a file truncated by
+ * another process meanwhile is an error) or through gguf_tensor.data (a read-only mapping, for tools and tests).
  * Errors are returned as vkllm_status with a message naming the problem (runtime/error.h). */
 #ifndef VKLLM_GGUF_H
 #define VKLLM_GGUF_H
@@ -31,7 +33,10 @@ typedef struct gguf_tensor {
     uint64_t n_elements;
     uint64_t offset;          /* from the start of the data section */
     uint64_t nbytes;          /* 0 if the type is unknown to us */
-    const void *data;         /* inside the mapping; NULL if the type is unknown to us */
+    const void *data;         /* inside the mapping (gguf_open) or the buffer (gguf_open_memory); NULL if the
+                                 type is unknown to us. Touching a mapped page after another process truncated
+                                 the file raises SIGBUS: code that may run while a file changes (the model
+                                 loader) uses gguf_tensor_read instead. */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
@@ -44,6 +49,12 @@ vkllm_status gguf_open(const char *path, gguf_file **out);
 /* Same from a memory buffer (not copied; must outlive the file object). For fuzzing and tests. */
 vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out);
 void gguf_close(gguf_file *f);
+
+/* Copies tensor t's nbytes of data to dst: read with pread from a gguf_open file ("<path>: file changed or
+ * truncated while loading (tensor <name>: ...)", VKLLM_ERR_IO, when the file now ends before it). */
+vkllm_status gguf_tensor_read(const gguf_file *f, const gguf_tensor *t, void *dst);
+/* The same into a new malloc'd buffer (*out; the caller frees it). */
+vkllm_status gguf_tensor_load(const gguf_file *f, const gguf_tensor *t, void **out);
 
 uint32_t gguf_version(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);     /* general.alignment, default 32 */
@@ -81,9 +92,15 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
 /* ---- Streaming writer (for `vkllm synth` and tests) ----
  * Add all key/values and tensor infos first, then write each tensor's data in order. The header is
- * written at the first gguf_writer_tensor_data call; nothing is held in memory but the header. */
+ * written at the first gguf_writer_tensor_data call; nothing is held in memory but the header.
+ * The file is written under gguf_writer_temp_name(path) next to the target and renamed over it only once
+ * complete, so a failed or interrupted write leaves an existing file as it was. A target that exists and is
+ * not a regular file (a device such as /dev/stdout, a FIFO) is refused. */
 typedef struct gguf_writer gguf_writer;
 vkllm_status gguf_writer_open(const char *path, gguf_writer **out);
+/* The temporary file's name for a target ("<path>.partial-<pid>"), for a caller that removes it when
+ * interrupted by a signal; returns snprintf's result. */
+int gguf_writer_temp_name(const char *path, char *buf, size_t len);
 vkllm_status gguf_writer_kv_u32(gguf_writer *w, const char *key, uint32_t v);
 vkllm_status gguf_writer_kv_f32(gguf_writer *w, const char *key, float v);
 vkllm_status gguf_writer_kv_bool(gguf_writer *w, const char *key, bool v);

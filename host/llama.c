@@ -118,7 +118,11 @@ static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint
     vkllm_status st = find_tensor(ld, name, ne0, ne1, &t); /* its messages name the tensor already */
     if (st != VKLLM_OK)
         return st;
-    st = vk_tensor_upload(ld->dev, t->type, ne0, t->ne[1], t->data, out);
+    void *data = NULL;   /* read, not mapped: a file truncated meanwhile is an error, not a SIGBUS */
+    if ((st = gguf_tensor_load(ld->f, t, &data)) != VKLLM_OK)
+        return st;
+    st = vk_tensor_upload(ld->dev, t->type, ne0, t->ne[1], data, out);
+    free(data);
     if (st != VKLLM_OK)
         return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
     advance(ld, t->nbytes);
@@ -131,21 +135,27 @@ static vkllm_status load_group(loader *ld, uint32_t n, const char *const *names,
                                vk_tensor *stacked, vk_tensor *const *parts, bool *fused)
 {
     const gguf_tensor *t[4];
-    const void *data[4];
+    void *data[4] = {NULL};
     uint64_t bytes = 0;
     *fused = false;
     for (uint32_t i = 0; i < n; i++) {
         vkllm_status st = find_tensor(ld, names[i], ne0, ne1[i], &t[i]);
         if (st != VKLLM_OK)
             return st;
-        data[i] = t[i]->data;
         bytes += t[i]->nbytes;
         if (t[i]->type != t[0]->type)
             goto separate;
     }
-    vkllm_status st = vk_tensor_upload_stacked(ld->dev, t[0]->type, ne0, n, ne1, data, stacked);
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0; i < n && st == VKLLM_OK; i++)
+        st = gguf_tensor_load(ld->f, t[i], &data[i]);   /* read, not mapped, as in load_tensor */
+    if (st == VKLLM_OK &&
+        (st = vk_tensor_upload_stacked(ld->dev, t[0]->type, ne0, n, ne1, (const void *const *)data, stacked)) != VKLLM_OK)
+        vkr_error(st, "tensor %s: %s", names[0], vkr_last_error());
+    for (uint32_t i = 0; i < n; i++)
+        free(data[i]);
     if (st != VKLLM_OK)
-        return vkr_error(st, "tensor %s: %s", names[0], vkr_last_error());
+        return st;
     uint64_t row = 0;
     bool ok = true;
     for (uint32_t i = 0; i < n && ok; row += ne1[i], i++)

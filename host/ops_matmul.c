@@ -24,13 +24,16 @@
  * Weights may be row-range views of a larger tensor (vk_tensor_rows: non-zero qs_offset and d_offset). The
  * quants region of a quantized weight must start on 16 bytes (F32/F16 data: 4); any scales offset works.
  * The CPU kernel also needs F32/F16 rows in whole 16-byte units and falls back to the GPU kernels if not. */
+#include <ctype.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/ops.h"
 #include "host/quant.h"
+#include "runtime/log.h"
 
 /* Tunables. */
 #define MV_ROWS 2u          /* matvec: rows per workgroup */
@@ -239,9 +242,15 @@ static void matvec_shape(const vkr_device *dev, uint32_t *rows, uint32_t *wg)
     const char *env = getenv("VKLLM_MATVEC");
     unsigned r, w;
     char extra;
-    if (env && sscanf(env, "%ux%u%c", &r, &w, &extra) == 2 && r >= 1 && r <= 16 && w >= 1) {
+    if (env && isdigit((unsigned char)env[0]) && sscanf(env, "%ux%u%c", &r, &w, &extra) == 2 && r >= 1 && r <= 16 &&
+        w >= 1 && w <= 1024) {
         *rows = r;
         want = w;
+    } else if (env && *env) {
+        static atomic_flag warned = ATOMIC_FLAG_INIT;   /* once, not at every matvec recorded */
+        if (!atomic_flag_test_and_set(&warned))
+            vkr_log(VKLLM_LOG_WARNING, "VKLLM_MATVEC='%s' is not ROWSxWG (ROWS 1..16, WG 1..1024); using %ux%u", env,
+                    MV_ROWS, MV_WG);
     }
     if (dev->info.features.subgroup_size > want)
         want = dev->info.features.subgroup_size;

@@ -2,6 +2,7 @@
 #include "runtime/device.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,9 +136,13 @@ static void read_debug_env(vkr_device *dev)
     const char *v = getenv("VKLLM_GPU_TIMEOUT");
     if (v && *v) {
         char *end;
+        errno = 0;
         unsigned long t = strtoul(v, &end, 10);
-        if (*end == '\0')
-            dev->gpu_timeout_s = t > 86400 ? 86400 : (uint32_t)t;
+        if (*end == '\0' && isdigit((unsigned char)v[0]) && !errno && t <= 86400)
+            dev->gpu_timeout_s = (uint32_t)t;
+        else
+            vkr_log(VKLLM_LOG_WARNING, "VKLLM_GPU_TIMEOUT='%s' is not a number of seconds from 0 to 86400; using %u",
+                    v, dev->gpu_timeout_s);
     }
     v = getenv("VKLLM_DEBUG_LOSE_DEVICE");
     if (v && *v) {
@@ -508,6 +513,7 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
     snprintf(info->driver_name, sizeof info->driver_name, "%s", driver.driverName);
     snprintf(info->driver_info, sizeof info->driver_info, "%s", driver.driverInfo);
     memcpy(info->device_uuid, ids.deviceUUID, VK_UUID_SIZE);
+    memcpy(info->pipeline_cache_uuid, p->pipelineCacheUUID, VK_UUID_SIZE);
     bool v13 = p->apiVersion >= VK_API_VERSION_1_3;
 
     VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
@@ -648,8 +654,9 @@ vkllm_status vkr_select_device(vkr_instance *inst, const char *selector, uint32_
     int best = -1;
     if (selector && *selector) {
         char *end;
+        /* An index is digits only ("-1" is a name to look for, not 2^64 - 1). */
         unsigned long v = strtoul(selector, &end, 10);
-        if (*end == '\0') {
+        if (*end == '\0' && isdigit((unsigned char)selector[0])) {
             if (v >= n) {
                 free(infos);
                 return vkr_error(VKLLM_ERR_NO_DEVICE, "device %lu does not exist (%u device%s found; see 'vkllm devices')",
@@ -764,7 +771,12 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
      * uses the Vulkan memory model) and Vulkan 1.3 (SPIR-V 1.6). Should the driver refuse, the device is
      * created without, so the option never costs the device. */
     const char *cm_env = getenv("VKLLM_COOPMAT");
-    const bool cm_on = env_flag("VKLLM_COOPMAT");
+    bool cm_on = env_flag("VKLLM_COOPMAT");
+    if (cm_on && strcmp(cm_env, "1") && strcmp(cm_env, "khr") && strcmp(cm_env, "nv") && strcmp(cm_env, "emulate")) {
+        vkr_log(VKLLM_LOG_WARNING, "VKLLM_COOPMAT='%s' is not one of 0, 1, khr, nv, emulate; cooperative matrices stay off",
+                cm_env);
+        cm_on = false;
+    }
     const bool cm_emulate = cm_on && !strcmp(cm_env, "emulate") && ft->fp16 && ft->vulkan_memory_model;
     const bool cm_ok = cm_on && strcmp(cm_env, "emulate") && v13 && ft->fp16 && ft->vulkan_memory_model;
     const bool cm_khr = cm_ok && strcmp(cm_env, "nv") && ft->coopmat_khr && ft->coopmat_khr_f16;

@@ -65,6 +65,7 @@ typedef struct vkr_device_info {
     char driver_info[256];
     uint32_t driver_version;    /* raw, vendor-encoded */
     uint8_t device_uuid[VK_UUID_SIZE];
+    uint8_t pipeline_cache_uuid[VK_UUID_SIZE];   /* what a compatible pipeline cache's header holds */
     uint32_t n_heaps;
     vkr_heap_info heaps[VK_MAX_MEMORY_HEAPS];
     vkr_features features;

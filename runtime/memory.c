@@ -2,6 +2,7 @@
  * double-buffered host-visible staging ring for uploads and downloads. */
 #include "runtime/memory.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,18 +108,37 @@ static void block_give(vkr_block *b, VkDeviceSize offset, VkDeviceSize size)
     } /* else: the range leaks until the block is freed; cannot happen with < 256 live buffers per block */
 }
 
+/* "12.5 MiB", or the bytes below 1 MiB (not "0.0 MiB"). */
+static void size_text(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes >= (1u << 20))
+        snprintf(buf, len, "%.1f MiB", bytes / 1048576.0);
+    else
+        snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+}
+
+static vkllm_status too_large(uint64_t size, uint64_t max_alloc)
+{
+    char a[32], b[32];
+    size_text(size, a, sizeof a);
+    size_text(max_alloc, b, sizeof b);
+    return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "allocation of %s exceeds the device's maxMemoryAllocationSize (%s)",
+                     a, b);
+}
+
 static vkllm_status block_create(vkr_device *dev, uint32_t type, VkDeviceSize size, bool map, vkr_block **out)
 {
     vkr_memory *m = dev->memory;
     const vkr_features *ft = &dev->info.features;
     if (ft->max_memory_allocation_size && size > ft->max_memory_allocation_size)
-        return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY,
-                         "allocation of %.1f MiB exceeds the device's maxMemoryAllocationSize (%.1f MiB)",
-                         size / 1048576.0, ft->max_memory_allocation_size / 1048576.0);
-    if (dev->memory_limit && m->allocated + size > dev->memory_limit)
-        return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY,
-                         "out of device memory: %.1f MiB more would exceed the limit of %.1f MiB",
-                         size / 1048576.0, dev->memory_limit / 1048576.0);
+        return too_large(size, ft->max_memory_allocation_size);
+    if (dev->memory_limit && m->allocated + size > dev->memory_limit) {
+        char a[32], b[32];
+        size_text(size, a, sizeof a);
+        size_text(dev->memory_limit, b, sizeof b);
+        return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "out of device memory: %s more would exceed the limit of %s", a,
+                         b);
+    }
     vkr_block *b = calloc(1, sizeof *b);
     if (!b)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -178,9 +198,7 @@ vkllm_status vkr_buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_ki
     uint64_t max_alloc = dev->info.features.max_memory_allocation_size;
     if (max_alloc && size > max_alloc) {
         free(buf);
-        return vkr_error(VKLLM_ERR_OUT_OF_DEVICE_MEMORY,
-                         "allocation of %.1f MiB exceeds the device's maxMemoryAllocationSize (%.1f MiB)",
-                         size / 1048576.0, max_alloc / 1048576.0);
+        return too_large(size, max_alloc);
     }
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,

@@ -4,16 +4,19 @@
 #include "runtime/pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/log.h"
 #include "runtime/shader_table.h"
 
 struct vkr_pipelines {
     VkPipelineCache cache;
+    void *loaded;          /* the cache file's bytes as given to the driver (NULL: none or rejected) */
     size_t loaded_size;
     char path[1024];
     vkr_pipeline **items;
@@ -44,7 +47,9 @@ static bool make_dirs(char *path)
     return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
-/* $VKLLM_CACHE_DIR, else $XDG_CACHE_HOME/vkllm, else ~/.cache/vkllm; empty if none or disabled. */
+/* $VKLLM_CACHE_DIR, else $XDG_CACHE_HOME/vkllm, else ~/.cache/vkllm; empty if none or disabled. A directory
+ * too long for our buffers is not cut short: VKLLM_CACHE_DIR is then ignored with a warning, another one
+ * means no cache. */
 static void cache_path(const vkr_device *dev, char *out, size_t len)
 {
     out[0] = '\0';
@@ -55,15 +60,20 @@ static void cache_path(const vkr_device *dev, char *out, size_t len)
     const char *d = getenv("VKLLM_CACHE_DIR");
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
-    if (d && *d)
-        snprintf(dir, sizeof dir, "%s", d);
-    else if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/vkllm", xdg);
-    else if (home && *home)
-        snprintf(dir, sizeof dir, "%s/.cache/vkllm", home);
-    else
-        return;
-    if (!make_dirs(dir))
+    int n = -1;
+    if (d && *d) {
+        n = snprintf(dir, sizeof dir, "%s", d);
+        if (n < 0 || (size_t)n >= sizeof dir) {
+            vkr_log(VKLLM_LOG_WARNING, "VKLLM_CACHE_DIR is %zu bytes long, more than the %zu allowed; using the default "
+                    "pipeline cache directory", strlen(d), sizeof dir - 1);
+            n = -1;
+        }
+    }
+    if (n < 0 && xdg && *xdg)
+        n = snprintf(dir, sizeof dir, "%s/vkllm", xdg);
+    else if (n < 0 && home && *home)
+        n = snprintf(dir, sizeof dir, "%s/.cache/vkllm", home);
+    if (n < 0 || (size_t)n >= sizeof dir || !make_dirs(dir))
         return;
     char uuid[2 * VK_UUID_SIZE + 1];
     for (unsigned i = 0; i < VK_UUID_SIZE; i++)
@@ -71,28 +81,39 @@ static void cache_path(const vkr_device *dev, char *out, size_t len)
     snprintf(out, len, "%s/pipelines-%s-%08x.bin", dir, uuid, dev->info.driver_version);
 }
 
+/* The file's bytes if it is a regular file of 1 byte to 64 MiB; anything else (a FIFO, a device: opened
+ * without blocking and refused) is no cache. */
 static void *read_file(const char *path, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return NULL;
+    struct stat sb;
     void *data = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && n < (64l << 20) && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n))) {
-            if (fread(data, 1, (size_t)n, f) == (size_t)n) {
-                *size = (size_t)n;
-            } else {
-                free(data);
-                data = NULL;
-            }
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 && sb.st_size < (64l << 20) &&
+        (data = malloc((size_t)sb.st_size))) {
+        size_t n = (size_t)sb.st_size, got = 0;
+        while (got < n) {
+            ssize_t r = read(fd, (char *)data + got, n - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got == n) {
+            *size = n;
+        } else {
+            free(data);
+            data = NULL;
         }
     }
-    fclose(f);
+    close(fd);
     return data;
 }
 
-/* The driver validates the header too; we check it ourselves so a foreign file is never passed in. */
+/* The whole version-one header (length, version, vendor, device, cache UUID) must be this device's; the
+ * driver checks it too, but a foreign file is never passed in. The driver version is in the file name. */
 static bool cache_header_matches(const vkr_device *dev, const void *data, size_t size)
 {
     if (size < 16 + VK_UUID_SIZE)
@@ -104,7 +125,8 @@ static bool cache_header_matches(const vkr_device *dev, const void *data, size_t
     memcpy(&vendor, b + 8, 4);
     memcpy(&device, b + 12, 4);
     return header_len >= 16 + VK_UUID_SIZE && header_len <= size && version == VK_PIPELINE_CACHE_HEADER_VERSION_ONE &&
-           vendor == dev->info.vendor_id && device == dev->info.device_id;
+           vendor == dev->info.vendor_id && device == dev->info.device_id &&
+           memcmp(b + 16, dev->info.pipeline_cache_uuid, VK_UUID_SIZE) == 0;
 }
 
 vkllm_status vkr_pipelines_init(vkr_device *dev)
@@ -131,8 +153,12 @@ vkllm_status vkr_pipelines_init(vkr_device *dev)
         ci.initialDataSize = 0;
         ci.pInitialData = NULL;
         r = vkCreatePipelineCache(dev->device, &ci, NULL, &p->cache);
+        free(data);
+        data = NULL;
+        size = 0;
     }
-    free(data);
+    /* Kept to compare at exit: a rejected file (data NULL) or one whose content differs is rewritten. */
+    p->loaded = data;
     p->loaded_size = size;
     return vkr_check(r, "vkCreatePipelineCache");
 }
@@ -142,12 +168,13 @@ static void save_cache(vkr_device *dev)
     vkr_pipelines *p = dev->pipelines;
     size_t size = 0;
     if (!p->path[0] || !p->cache || vkGetPipelineCacheData(dev->device, p->cache, &size, NULL) != VK_SUCCESS ||
-        size == 0 || size == p->loaded_size)
+        size == 0)
         return;
     void *data = malloc(size);
     if (!data)
         return;
-    if (vkGetPipelineCacheData(dev->device, p->cache, &size, data) == VK_SUCCESS) {
+    if (vkGetPipelineCacheData(dev->device, p->cache, &size, data) == VK_SUCCESS &&
+        !(p->loaded && size == p->loaded_size && memcmp(data, p->loaded, size) == 0)) {
         /* Write-then-rename so a concurrent reader never sees half a file. */
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.%ld.tmp", p->path, (long)getpid());
@@ -168,6 +195,7 @@ void vkr_pipelines_shutdown(vkr_device *dev)
     if (!p)
         return;
     save_cache(dev);
+    free(p->loaded);
     for (uint32_t i = 0; i < p->n; i++) {
         vkr_pipeline *pl = p->items[i];
         vkDestroyPipeline(dev->device, pl->pipeline, NULL);

@@ -392,6 +392,11 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
             return 1;
         }
         close(fd);
+        /* Ctrl-C or a kill while the model is written or loaded must not leave it (or its partial file) behind. */
+        char partial[4200];
+        cli_remove_on_signal(0, tmp);
+        if (gguf_writer_temp_name(tmp, partial, sizeof partial) < (int)sizeof partial)
+            cli_remove_on_signal(1, partial);
         if (isatty(STDERR_FILENO))
             fprintf(stderr, "writing a synthetic %s %s model to %s\n", preset, ggml_type_name(o->synth_type), tmp);
         synth_options so;
@@ -425,6 +430,8 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
     if (tmp[0]) {   /* everything is on the device now */
         unlink(tmp);
         tmp[0] = '\0';
+        cli_remove_on_signal(0, NULL);
+        cli_remove_on_signal(1, NULL);
     }
     if (llama_context_create(b.model, b.n_ctx, b.n_batch, &b.ctx) != VKLLM_OK) {
         bench_fail();

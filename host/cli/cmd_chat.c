@@ -1,6 +1,7 @@
 /* `vkllm chat`: a conversation in the terminal. Each turn decodes only its own tokens: the KV cache keeps
  * the conversation so far (vkllm_chat_tokenize from the first message not yet in the context). */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,10 @@ static void usage(FILE *out)
             "--chat-template); a model without a template gets " VKLLM_CHAT_TEMPLATE_DEFAULT ", with a warning.\n\n"
             "When the context fills: a reply that reaches the end of the context is cut short. Before each\n"
             "turn, if the conversation would leave less than a quarter of the context (-c) free for the\n"
-            "reply, the oldest exchanges are forgotten (the system prompt is kept), with a note on stderr,\n"
-            "and the rest is processed again. A message that does not fit even alone is refused with a\n"
-            "note and the chat goes on; a system prompt that does not fit is an error.\n\n"
+            "reply, the oldest exchanges are forgotten until what is left fills at most half of the context\n"
+            "(the system prompt is kept), with a note on stderr, and the rest is processed again; so this\n"
+            "happens once every few turns, not at every turn. A message that does not fit even alone is\n"
+            "refused with a note and the chat goes on; a system prompt that does not fit is an error.\n\n"
             "%s"
             "  --system TEXT         system prompt\n"
             "  --chat-template NAME  chat format: llama3, llama2, chatml, mistral, zephyr, gemma, phi3,\n"
@@ -135,8 +137,9 @@ static int feed_turn(chat *c)
     }
     vkllm_free(ids);
 
-    /* Not enough room: forget the oldest exchanges (whole messages up to the next user message) until
-     * the conversation, processed again from the start, leaves the reserve free. */
+    /* Not enough room: forget the oldest exchanges (whole messages up to the next user message) until the
+     * conversation, processed again from the start, fills at most half of the context, so that the next
+     * turns fit without processing it all again each time. */
     size_t first = c->has_system ? 1 : 0, drop = 0, last = c->conv.n - 1;
     vkllm_chat_message *view = malloc(c->conv.n * sizeof *view);
     if (!view) {
@@ -155,15 +158,15 @@ static int feed_turn(chat *c)
             conv_drop(&c->conv, last, 1);
             return 0;
         }
-        if ((uint64_t)n_ids + reserve <= n_ctx)
+        if (n_ids <= n_ctx / 2)
             break;
         if (first + drop == last) {
             if (n_ids < n_ctx)
                 break; /* the new message alone: it fits, with less room for the reply */
             fprintf(stderr,
-                    "vkllm %s: the message does not fit the context: %zu tokens%s, the context holds %u (raise -c); "
+                    "vkllm %s: the message does not fit the context: %zu token%s%s, the context holds %u (raise -c); "
                     "message ignored\n",
-                    cmd, n_ids, c->has_system ? " with the system prompt" : "", n_ctx);
+                    cmd, n_ids, cli_plural(n_ids), c->has_system ? " with the system prompt" : "", n_ctx);
             vkllm_free(ids);
             free(view);
             conv_drop(&c->conv, last, 1);
@@ -176,8 +179,8 @@ static int feed_turn(chat *c)
     }
     free(view);
     if (drop)
-        fprintf(stderr, "vkllm %s: context full (%u tokens): forgot the %zu oldest message%s\n", cmd, n_ctx, drop,
-                drop == 1 ? "" : "s");
+        fprintf(stderr, "vkllm %s: context full (%u token%s): forgot the %zu oldest message%s\n", cmd, n_ctx,
+                cli_plural(n_ctx), drop, cli_plural(drop));
     conv_drop(&c->conv, first, drop);
     bool ok = vkllm_context_truncate(c->ctx, 0) == VKLLM_OK;
     if (!ok)
@@ -217,19 +220,19 @@ static void buf_add(text_buf *b, const char *s, size_t n)
     b->n += n;
 }
 
-/* Prints and keeps a piece of the reply, leaving out whitespace before its first visible character. */
-static void reply_text(text_buf *b, const char *s, size_t n)
+/* Prints and keeps a piece of the reply, leaving out whitespace before its first visible character. False
+ * (message printed) when stdout cannot be written. */
+static bool reply_text(text_buf *b, const char *s, size_t n)
 {
     if (b->n == 0)
         while (n && isspace((unsigned char)*s)) {
             s++;
             n--;
         }
-    if (n) {
-        fwrite(s, 1, n, stdout);
-        fflush(stdout);
-        buf_add(b, s, n);
-    }
+    if (!n)
+        return true;
+    buf_add(b, s, n);
+    return cli_write_out(cmd, s, n);
 }
 
 /* Generates the reply and adds it to the conversation. Returns false on a fatal error. */
@@ -264,26 +267,29 @@ static bool reply(chat *c)
             break;
         }
         generated++;
-        reply_text(&b, text, len);
+        if (!reply_text(&b, text, len)) {
+            ok = false;   /* stop at the first failed write */
+            break;
+        }
     }
     double gen_ms = cli_now_ms() - t0;
     if (ok) {
         vkllm_detokenizer_flush(detok, &text, &len);
-        reply_text(&b, text, len);
+        ok = reply_text(&b, text, len) && cli_write_out(cmd, "\n", 1);
     }
     vkllm_detokenizer_free(detok);
-    printf("\n");
-    fflush(stdout);
     if (!ok) {
         free(b.s);
         return false;
     }
     if (cut)
-        fprintf(stderr, "vkllm %s: the context is full (%u tokens): the reply was cut short\n", cmd, n_ctx);
+        fprintf(stderr, "vkllm %s: the context is full (%u token%s): the reply was cut short\n", cmd, n_ctx,
+                cli_plural(n_ctx));
     if (c->timings)
-        fprintf(stderr, "[prompt %zu tokens, %.1f tok/s | reply %lld tokens, %.1f tok/s | context %u/%u]\n",
-                c->last_prompt, c->last_prompt_ms > 0 ? c->last_prompt / (c->last_prompt_ms / 1e3) : 0.0,
-                (long long)generated, gen_ms > 0 ? generated / (gen_ms / 1e3) : 0.0,
+        fprintf(stderr, "[prompt %zu token%s, %.1f tok/s | reply %lld token%s, %.1f tok/s | context %u/%u]\n",
+                c->last_prompt, cli_plural(c->last_prompt),
+                c->last_prompt_ms > 0 ? c->last_prompt / (c->last_prompt_ms / 1e3) : 0.0, (long long)generated,
+                cli_plural((uint64_t)generated), gen_ms > 0 ? generated / (gen_ms / 1e3) : 0.0,
                 vkllm_context_position(c->ctx), n_ctx);
     while (b.n && isspace((unsigned char)b.s[b.n - 1]))
         b.n--;
@@ -372,8 +378,8 @@ int cmd_chat(int argc, char **argv)
         vkllm_free(ids);
         if (n_ids >= n_ctx) {
             fprintf(stderr,
-                    "vkllm %s: the system prompt has %zu tokens: it leaves no room in the context of %u (raise -c)\n",
-                    cmd, n_ids, n_ctx);
+                    "vkllm %s: the system prompt has %zu token%s: it leaves no room in the context of %u (raise -c)\n",
+                    cmd, n_ids, cli_plural(n_ids), n_ctx);
             goto out;
         }
     }
@@ -385,7 +391,12 @@ int cmd_chat(int argc, char **argv)
             printf("> ");
             fflush(stdout);
         }
+        errno = 0;
         ssize_t got = getline(&line, &line_cap, stdin);
+        if (got < 0 && ferror(stdin)) {   /* a read error (chat < directory) is not the end of the input */
+            fprintf(stderr, "vkllm %s: cannot read standard input: %s\n", cmd, errno ? strerror(errno) : "read error");
+            goto out;
+        }
         if (got < 0) {
             if (tty)
                 printf("\n");

@@ -80,10 +80,16 @@ int cmd_devices(int argc, char **argv)
     vkr_device_info *infos;
     uint32_t n;
     uint32_t def = 0;
-    if (vkr_enumerate_devices(inst, &infos, &n) != VKLLM_OK || vkr_select_device(inst, NULL, &def) != VKLLM_OK) {
+    if (vkr_enumerate_devices(inst, &infos, &n) != VKLLM_OK) {
         fprintf(stderr, "vkllm: %s\n", vkr_last_error());
         vkr_instance_destroy(inst);
         return 1;
+    }
+    /* The list never depends on the selection: a VKLLM_DEVICE that matches nothing only leaves the default
+     * unmarked, with a note. */
+    if (vkr_select_device(inst, NULL, &def) != VKLLM_OK) {
+        fprintf(stderr, "vkllm devices: note: VKLLM_DEVICE: %s\n", vkr_last_error());
+        def = UINT32_MAX;
     }
     for (uint32_t i = 0; i < n; i++) {
         if (i)

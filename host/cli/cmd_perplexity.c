@@ -57,7 +57,7 @@ int cmd_perplexity(int argc, char **argv)
     }
     char *text = NULL;
     size_t len = 0;
-    if (!cli_read_file(cmd, path, &text, &len))
+    if (!cli_read_file(cmd, path, CLI_MAX_TEXT_FILE, "more than vkllm reads as a text", &text, &len))
         return 1;
     vkllm_model *model = NULL;
     vkllm_context *ctx = NULL;
@@ -77,8 +77,8 @@ int cmd_perplexity(int argc, char **argv)
         goto out;
     }
     if (n_ids < 2 * (size_t)n_ctx) {
-        fprintf(stderr, "vkllm perplexity: the text has %zu tokens; %u are needed for a context of %u\n", n_ids,
-                2 * n_ctx, n_ctx);
+        fprintf(stderr, "vkllm perplexity: the text has %zu token%s; %u are needed for a context of %u\n", n_ids,
+                cli_plural(n_ids), 2 * n_ctx, n_ctx);
         goto out;
     }
     logits = malloc((size_t)n_ctx * n_vocab * sizeof *logits);
@@ -110,7 +110,8 @@ int cmd_perplexity(int argc, char **argv)
             count++;
         }
         printf("[%zu]%.4f%s", c + 1, exp(total / count), c + 1 < n_chunks ? "," : "\n");
-        fflush(stdout);
+        if (!cli_flush_out(cmd))
+            goto out;
     }
     double secs = (cli_now_ms() - t0) / 1e3;
     fprintf(stderr, "%zu chunks of %u tokens in %.2f s (%.1f tok/s)\n", n_chunks, n_ctx, secs,

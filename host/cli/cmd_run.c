@@ -22,14 +22,6 @@ static void usage(FILE *out)
             cli_model_options_help, cli_sampling_options_help);
 }
 
-static void emit(const char *text, size_t len)
-{
-    if (len) {
-        fwrite(text, 1, len, stdout);
-        fflush(stdout);
-    }
-}
-
 int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
@@ -70,7 +62,14 @@ int cmd_run(int argc, char **argv)
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
     if (prompt_file) {
-        if (!cli_read_file(cmd, prompt_file, &file_text, &prompt_len))
+        /* No token is longer than MAX_TOKEN_BYTES bytes of text, so a longer file cannot fit the context: it is
+         * refused before it is read to the end (/dev/zero) or tokenized at length. Without -c the context is at
+         * most 4096. */
+        enum { MAX_TOKEN_BYTES = 256 };
+        uint64_t n_ctx = mo.n_ctx ? mo.n_ctx : 4096;
+        char note[160];
+        snprintf(note, sizeof note, "more than a context of %llu tokens can hold (raise -c)", (unsigned long long)n_ctx);
+        if (!cli_read_file(cmd, prompt_file, n_ctx * MAX_TOKEN_BYTES, note, &file_text, &prompt_len))
             return 1;
         prompt = file_text;
     }
@@ -107,7 +106,8 @@ int cmd_run(int argc, char **argv)
             cli_error(cmd);
             goto out;
         }
-        emit(text, len);
+        if (!cli_write_out(cmd, text, len))
+            goto out;
         vkllm_sampler_accept(sampler, ids[i]);
     }
 
@@ -129,10 +129,12 @@ int cmd_run(int argc, char **argv)
             cli_error(cmd);
             goto out;
         }
-        emit(text, len);
+        if (!cli_write_out(cmd, text, len))
+            goto out;   /* stop at the first failed write, not at the end of the context */
         if (vkllm_context_position(ctx) >= vkllm_context_n_ctx(ctx)) {
             if (n_predict >= 0)
-                fprintf(stderr, "\nvkllm run: context full (%u tokens); stopping\n", vkllm_context_n_ctx(ctx));
+                fprintf(stderr, "\nvkllm run: context full (%u token%s); stopping\n", vkllm_context_n_ctx(ctx),
+                        cli_plural(vkllm_context_n_ctx(ctx)));
             break;
         }
         if (generated == n_predict)
@@ -144,12 +146,11 @@ int cmd_run(int argc, char **argv)
     }
     double gen_ms = cli_now_ms() - t0;
     vkllm_detokenizer_flush(detok, &text, &len);
-    emit(text, len);
-    printf("\n");
-    fflush(stdout);
-    fprintf(stderr, "load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s\n", load_ms,
-            n_ids, prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0.0, (long long)generated,
-            gen_ms > 0 && generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0);
+    if (!cli_write_out(cmd, text, len) || !cli_write_out(cmd, "\n", 1))
+        goto out;
+    fprintf(stderr, "load %.0f ms | prompt %zu token%s, %.1f tok/s | generated %lld token%s, %.1f tok/s\n", load_ms,
+            n_ids, cli_plural(n_ids), prompt_ms > 0 ? n_ids / (prompt_ms / 1e3) : 0.0, (long long)generated,
+            cli_plural((uint64_t)generated), gen_ms > 0 && generated > 1 ? (generated - 1) / (gen_ms / 1e3) : 0.0);
     rc = 0;
 out:
     vkllm_free(ids);

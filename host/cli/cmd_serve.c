@@ -40,7 +40,7 @@ static char *read_key_file(const char *path)
 {
     char *data = NULL;
     size_t len = 0;
-    if (!cli_read_file(cmd, path, &data, &len))
+    if (!cli_read_file(cmd, path, 64 * 1024, "more than an API key file holds", &data, &len))
         return NULL;
     size_t start = 0, end = 0;
     while (start < len && isspace((unsigned char)data[start]))

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "host/cli/cli.h"
+#include "host/cli/common.h"
 #include "host/gguf.h"
 #include "host/quant.h"
 #include "host/synth.h"
@@ -26,7 +28,8 @@ static void usage(FILE *out)
                  "                   Weights whose rows are not a multiple of 256 get, as llama.cpp's quantizer\n"
                  "                   does, q5_0 for q4_K, q5_1 for q5_K, q8_0 for q6_K and iq4_nl for q2_K, q3_K\n"
                  "                   and iq4_xs (use preset tiny256 to keep every weight in a K-quant)\n"
-                 "  -o, --output F   output file\n"
+                 "  -o, --output F   output file: written next to it under a temporary name and renamed over\n"
+                 "                   it when complete (a failed or interrupted run leaves an existing F as it was)\n"
                  "  --seed S         random seed (default 1)\n"
                  "  -h, --help\n",
             synth_preset_names(), types);
@@ -96,6 +99,13 @@ int cmd_synth(int argc, char **argv)
         fprintf(stderr, "vkllm: synth: --preset, --type and -o are required (try 'vkllm synth --help')\n");
         return 1;
     }
+    struct stat out_st, stdout_st;
+    if (!strcmp(out, "-") || (stat(out, &out_st) == 0 && fstat(STDOUT_FILENO, &stdout_st) == 0 &&
+                              out_st.st_dev == stdout_st.st_dev && out_st.st_ino == stdout_st.st_ino)) {
+        fprintf(stderr, "vkllm: synth: -o %s: a model cannot be written to standard output (it is read back); give a "
+                        "file name\n", out);
+        return 1;
+    }
     const synth_hparams *hp = synth_preset(preset);
     if (!hp) {
         fprintf(stderr, "vkllm: synth: unknown preset '%s' (presets: %s)\n", preset, synth_preset_names());
@@ -119,8 +129,12 @@ int cmd_synth(int argc, char **argv)
         o.progress = progress;
         o.progress_user = &ps;
     }
+    char partial[4200];
+    if (gguf_writer_temp_name(out, partial, sizeof partial) < (int)sizeof partial)
+        cli_remove_on_signal(0, partial);   /* Ctrl-C: no partial file left next to the target */
     double t0 = now_s();
     vkllm_status st = synth_write(&o);
+    cli_remove_on_signal(0, NULL);
     double dt = now_s() - t0;
     if (ps.last_pct >= 0)
         fprintf(stderr, "\n");

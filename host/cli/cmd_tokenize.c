@@ -109,7 +109,7 @@ int cmd_tokenize(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     if (file) {
-        if (!cli_read_file(cmd, file, &text, &len))
+        if (!cli_read_file(cmd, file, CLI_MAX_TEXT_FILE, "more than vkllm reads as a text", &text, &len))
             return 1;
     }
     gguf_file *f = NULL;

@@ -1,8 +1,10 @@
 #include "host/cli/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +20,11 @@ const char *cli_model_options_help =
     "  --validation          enable the Vulkan validation layer\n";
 
 const char *cli_sampling_options_help =
-    "  --temp T              temperature (default 0.8; 0: greedy)\n"
+    "  --temp T              temperature, 0 to 100 (default 0.8; 0: greedy)\n"
     "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
-    "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
-    "  --min-p P             drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
-    "  --repeat-penalty F    penalty on recent tokens (default 1.0: off)\n"
+    "  --top-p P             nucleus sampling, 0 to 1 (default 0.95; 1: off)\n"
+    "  --min-p P             drop tokens below P x the best one's probability, 0 to 1 (default 0.05; 0: off)\n"
+    "  --repeat-penalty F    penalty on recent tokens, 0.01 to 100 (default 1.0: off)\n"
     "  --repeat-last-n N     how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S          random seed (default: from the clock)\n";
 
@@ -39,16 +41,16 @@ bool cli_sampling_option(cli_sampling_opts *o, int argc, char **argv, int *i, bo
     int64_t v = 0;
     *ok = true;
     if (!strcmp(a, "--temp")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->temperature);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 100, &p->temperature);
     } else if (!strcmp(a, "--top-k")) {
         *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
         p->top_k = (int32_t)v;
     } else if (!strcmp(a, "--top-p")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->top_p);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 1, &p->top_p);
     } else if (!strcmp(a, "--min-p")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->min_p);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0, 1, &p->min_p);
     } else if (!strcmp(a, "--repeat-penalty")) {
-        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, &p->repeat_penalty);
+        *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_f32(cmd, a, s, 0.01f, 100, &p->repeat_penalty);
     } else if (!strcmp(a, "--repeat-last-n")) {
         *ok = (s = cli_value(cmd, argc, argv, i)) && cli_parse_i64(cmd, a, s, 0, INT32_MAX, &v);
         p->repeat_last_n = (int32_t)v;
@@ -73,6 +75,39 @@ double cli_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static char remove_paths[2][4096];
+static volatile sig_atomic_t remove_set[2];
+
+static void remove_and_die(int sig)
+{
+    for (int i = 0; i < 2; i++)
+        if (remove_set[i])
+            unlink(remove_paths[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_remove_on_signal(int slot, const char *path)
+{
+    static bool installed;
+    remove_set[slot] = 0;
+    if (!path || snprintf(remove_paths[slot], sizeof remove_paths[slot], "%s", path) >= (int)sizeof remove_paths[slot])
+        return;
+    remove_set[slot] = 1;
+    if (installed)
+        return;
+    installed = true;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_and_die;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)   /* nohup: stays ignored */
+            sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 void cli_error(const char *cmd) { fprintf(stderr, "vkllm %s: %s\n", cmd, vkllm_last_error()); }
@@ -100,16 +135,22 @@ bool cli_parse_i64(const char *cmd, const char *flag, const char *s, int64_t min
     return true;
 }
 
-bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float *out)
+bool cli_parse_f32(const char *cmd, const char *flag, const char *s, float min, float max, float *out)
 {
     char *end;
     errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
+    double v = strtod(s, &end);
+    if (end == s || *end || isnan(v)) {
         fprintf(stderr, "vkllm %s: %s expects a number, got '%s'\n", cmd, flag, s);
         return false;
     }
-    *out = v;
+    /* An underflow (1e-45) is the tiny number it is; an overflow is out of range like any other value. */
+    if (v < min || v > max) {
+        fprintf(stderr, "vkllm %s: %s expects a number from %g to %g, got '%s'\n", cmd, flag, (double)min, (double)max,
+                s);
+        return false;
+    }
+    *out = (float)v;
     return true;
 }
 
@@ -199,7 +240,39 @@ bool cli_load(const char *cmd, const cli_model_opts *o, vkllm_model **model, vkl
     return true;
 }
 
-bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
+static bool out_failed(const char *cmd)
+{
+    fprintf(stderr, "vkllm %s: cannot write the output: %s\n", cmd, errno ? strerror(errno) : "write error");
+    return false;
+}
+
+bool cli_write_out(const char *cmd, const char *text, size_t len)
+{
+    errno = 0;
+    if ((len && fwrite(text, 1, len, stdout) != len) || fflush(stdout) != 0)
+        return out_failed(cmd);
+    return true;
+}
+
+bool cli_flush_out(const char *cmd)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return out_failed(cmd);
+    return true;
+}
+
+void cli_reserve_std_streams(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
+            if (got >= 0 && got != fd)   /* cannot happen: the lower numbers are open by now */
+                close(got);
+        }
+}
+
+bool cli_read_file(const char *cmd, const char *path, size_t max, const char *limit_note, char **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -208,11 +281,17 @@ bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
+    bool too_long = false;
+    errno = 0;
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap)
             break;
+        if (n > max) {   /* /dev/zero, or just too long: stop before memory runs out */
+            too_long = true;
+            break;
+        }
         char *bigger = realloc(buf, 2 * cap + 1);
         if (!bigger) {
             free(buf);
@@ -222,10 +301,15 @@ bool cli_read_file(const char *cmd, const char *path, char **data, size_t *len)
         buf = bigger;
         cap *= 2;
     }
-    bool err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (!buf || err) {
-        fprintf(stderr, "vkllm %s: cannot read %s\n", cmd, path);
+    if (!buf || err || too_long || n > max) {
+        if (!buf)
+            fprintf(stderr, "vkllm %s: cannot read %s: out of host memory\n", cmd, path);
+        else if (err)
+            fprintf(stderr, "vkllm %s: cannot read %s: %s\n", cmd, path, strerror(err));
+        else
+            fprintf(stderr, "vkllm %s: %s is larger than %zu bytes, %s\n", cmd, path, max, limit_note);
         free(buf);
         return false;
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "host/cli/cli.h"
+#include "host/cli/common.h"
 
 typedef struct command {
     const char *name;
@@ -36,13 +37,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    cli_reserve_std_streams();
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return cli_flush_out("help") ? 0 : 1;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* Output that could not be written is a failure, whatever the command (it reported its own errors) */
+            return rc == 0 && !cli_flush_out(commands[i].name) ? 1 : rc;
+        }
     fprintf(stderr, "vkllm: unknown command '%s' (try 'vkllm --help')\n", argv[1]);
     return 1;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/api_internal.h"
 #include "host/chat_template.h"
 #include "host/gguf.h"
 #include "host/llama.h"
@@ -29,6 +30,9 @@ struct vkllm_context {
     vkllm_model *model;
     llama_context *llama;
     uint32_t pos;
+    uint32_t n_batch;
+    vkllm_abort_fn abort;
+    void *abort_user;
 };
 
 struct vkllm_sampler {
@@ -48,18 +52,31 @@ void vkllm_log_set(vkllm_log_fn fn, void *user) { vkr_log_set(fn, user); }
 
 void vkllm_model_default_params(vkllm_model_params *p) { memset(p, 0, sizeof *p); }
 
-static void load_progress(uint64_t done, uint64_t total, void *user)
+static bool load_progress(uint64_t done, uint64_t total, void *user)
 {
     vkllm_model *m = user;
-    if (m->progress)
-        m->progress(total ? (float)((double)done / (double)total) : 1.0f, m->progress_user);
+    return !m->progress || m->progress(total ? (float)((double)done / (double)total) : 1.0f, m->progress_user);
 }
 
 static vkllm_status open_device(vkllm_model *m, const vkllm_model_params *p)
 {
-    if (p->vk_device || p->vk_instance || p->vk_physical_device || p->vk_queue)
-        return vkr_device_create_external((VkInstance)p->vk_instance, (VkPhysicalDevice)p->vk_physical_device,
-                                          (VkDevice)p->vk_device, (VkQueue)p->vk_queue, p->vk_queue_family, &m->dev);
+    if (p->vk_device || p->vk_instance || p->vk_physical_device || p->vk_queue) {
+        vkr_external_device ext = {
+            .instance = (VkInstance)p->vk_instance,
+            .physical = (VkPhysicalDevice)p->vk_physical_device,
+            .device = (VkDevice)p->vk_device,
+            .queue = (VkQueue)p->vk_queue,
+            .queue_family = p->vk_queue_family,
+            .enabled_features = p->vk_enabled_features,
+            .enabled_extensions = p->vk_enabled_extensions,
+            .n_enabled_extensions = p->vk_n_enabled_extensions,
+            .memory_limit = p->memory_limit,
+            .queue_lock = p->vk_queue_lock,
+            .queue_unlock = p->vk_queue_unlock,
+            .queue_lock_user = p->vk_queue_lock_user,
+        };
+        return vkr_device_create_external(&ext, &m->dev);
+    }
     vkr_instance_options io = {.validation = p->validation};
     vkllm_status st = vkr_instance_create(&io, &m->instance);
     if (st != VKLLM_OK)
@@ -83,25 +100,28 @@ static vkllm_status copy_chat_template(const gguf_file *f, char **out)
     return VKLLM_OK;
 }
 
-vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out)
+/* The load from an opened GGUF file (a path or a buffer); f is closed here. */
+static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_model_params *p, vkllm_model **out)
 {
-    *out = NULL;
     vkllm_model_params defaults;
     if (!p) {
         vkllm_model_default_params(&defaults);
         p = &defaults;
     }
     vkllm_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    vkllm_status st = opened;
+    if (st == VKLLM_OK && !m)
+        st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (st != VKLLM_OK) {
+        gguf_close(f);
+        free(m);
+        return st;
+    }
     m->progress = p->progress;
     m->progress_user = p->progress_user;
-    gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
     llama_hparams hp;
     /* Check what we can on the CPU before touching the GPU. */
-    if (st == VKLLM_OK)
-        st = llama_read_hparams(f, &hp);
+    st = llama_read_hparams(f, &hp);
     if (st == VKLLM_OK)
         st = tokenizer_load(f, &m->tok);
     if (st == VKLLM_OK && tokenizer_n_vocab(m->tok) != (int32_t)hp.n_vocab)
@@ -127,6 +147,27 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     return VKLLM_OK;
 }
 
+vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out)
+{
+    *out = NULL;
+    if (!path)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_model_load: NULL path");
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open(path, &f);
+    return model_load(f, st, p, out);
+}
+
+vkllm_status vkllm_model_load_from_memory(const void *data, size_t size, const vkllm_model_params *p,
+                                          vkllm_model **out)
+{
+    *out = NULL;
+    if (!data && size)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_model_load_from_memory: NULL data");
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open_memory(data, size, &f);
+    return model_load(f, st, p, out);
+}
+
 void vkllm_model_free(vkllm_model *m)
 {
     if (!m)
@@ -138,6 +179,8 @@ void vkllm_model_free(vkllm_model *m)
     vkr_instance_destroy(m->instance);
     free(m);
 }
+
+vkr_device *api_model_device(const vkllm_model *m) { return m->dev; }
 
 const char *vkllm_model_description(const vkllm_model *m) { return m->description; }
 const char *vkllm_model_device_name(const vkllm_model *m) { return m->dev->info.name; }
@@ -257,6 +300,9 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (!c)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     c->model = m;
+    c->n_batch = n_batch;
+    c->abort = p ? p->abort : NULL;
+    c->abort_user = p ? p->abort_user : NULL;
     vkllm_status st = llama_context_create(m->llama, n_ctx, n_batch, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
@@ -300,27 +346,49 @@ static vkllm_status check_fits(const vkllm_context *c, size_t n)
     return VKLLM_OK;
 }
 
-vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits)
+/* Evaluates the tokens. With an abort callback: in batches of n_batch (one submission each), asking it
+ * between them, after checking every id first (as llama_eval does) so that a bad id still moves nothing;
+ * an abort leaves the batches done in the context. */
+static vkllm_status eval_batches(vkllm_context *c, const int32_t *tokens, size_t n, float *all_logits)
 {
     vkllm_status st = check_fits(c, n);
-    if (st == VKLLM_OK)
-        st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, false, NULL);
-    if (st != VKLLM_OK)
+    uint32_t n_vocab = c->model->llama->hp.n_vocab;
+    if (st != VKLLM_OK || !c->abort || n <= c->n_batch || !tokens) {
+        if (st == VKLLM_OK)
+            st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, all_logits != NULL, all_logits);
+        if (st == VKLLM_OK)
+            c->pos += (uint32_t)n;
         return st;
-    c->pos += (uint32_t)n;
-    if (logits) /* read straight from the memory the GPU wrote: no copy per token */
+    }
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= n_vocab)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %zu: id %d is out of range (vocabulary of %u)", i,
+                             tokens[i], n_vocab);
+    for (size_t done = 0; st == VKLLM_OK && done < n;) {
+        if (done && c->abort(c->abort_user))
+            return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", done, n);
+        uint32_t k = (uint32_t)(n - done < c->n_batch ? n - done : c->n_batch);
+        st = llama_eval(c->llama, tokens + done, k, c->pos, all_logits != NULL,
+                        all_logits ? all_logits + done * n_vocab : NULL);
+        if (st == VKLLM_OK) {
+            c->pos += k;
+            done += k;
+        }
+    }
+    return st;
+}
+
+vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits)
+{
+    vkllm_status st = eval_batches(c, tokens, n, NULL);
+    if (st == VKLLM_OK && logits) /* read straight from the memory the GPU wrote: no copy per token */
         *logits = llama_context_logits(c->llama);
-    return VKLLM_OK;
+    return st;
 }
 
 vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens, size_t n, float *logits)
 {
-    vkllm_status st = check_fits(c, n);
-    if (st == VKLLM_OK)
-        st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, true, logits);
-    if (st == VKLLM_OK)
-        c->pos += (uint32_t)n;
-    return st;
+    return eval_batches(c, tokens, n, logits);
 }
 
 void vkllm_context_set_timing(vkllm_context *c, bool on) { llama_context_set_timing(c->llama, on); }

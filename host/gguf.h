@@ -46,7 +46,8 @@ typedef struct gguf_file gguf_file;
  * that `info` can list them; users that need the data report them as unsupported. Error messages start
  * with the path ("model.gguf: tensor blk.3.attn_q.weight: data extends past end of file"). */
 vkllm_status gguf_open(const char *path, gguf_file **out);
-/* Same from a memory buffer (not copied; must outlive the file object). For fuzzing and tests. */
+/* Same from a memory buffer (not copied; must outlive the file object), with the same bounds checks:
+ * vkllm_model_load_from_memory, fuzzing and tests. */
 vkllm_status gguf_open_memory(const void *data, size_t size, gguf_file **out);
 void gguf_close(gguf_file *f);
 

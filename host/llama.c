@@ -105,11 +105,12 @@ static vkllm_status find_tensor(loader *ld, const char *name, uint64_t ne0, uint
     return VKLLM_OK;
 }
 
-static void advance(loader *ld, uint64_t bytes)
+static vkllm_status advance(loader *ld, uint64_t bytes)
 {
     ld->done += bytes;
-    if (ld->progress)
-        ld->progress(ld->done, ld->total, ld->user);
+    if (ld->progress && !ld->progress(ld->done, ld->total, ld->user))
+        return vkr_error(VKLLM_ERR_CANCELLED, "loading cancelled by the progress callback");
+    return VKLLM_OK;
 }
 
 static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint64_t ne1, vk_tensor *out)
@@ -125,8 +126,7 @@ static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint
     free(data);
     if (st != VKLLM_OK)
         return vkr_error(st, "tensor %s: %s", name, vkr_last_error());
-    advance(ld, t->nbytes);
-    return VKLLM_OK;
+    return advance(ld, t->nbytes);
 }
 
 /* Loads n weights that multiply the same input as one stacked tensor with views when their types match
@@ -162,8 +162,7 @@ static vkllm_status load_group(loader *ld, uint32_t n, const char *const *names,
         ok = vk_tensor_rows(stacked, row, ne1[i], parts[i]);
     if (ok) {
         *fused = true;
-        advance(ld, bytes);
-        return VKLLM_OK;
+        return advance(ld, bytes);
     }
     vk_tensor_free(ld->dev, stacked);
 separate:

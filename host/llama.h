@@ -47,7 +47,8 @@ typedef struct llama_model {
     uint64_t weight_bytes;         /* bytes of all weights in the file */
 } llama_model;
 
-typedef void (*llama_progress_fn)(uint64_t done, uint64_t total, void *user);
+/* Returns false to cancel the load (VKLLM_ERR_CANCELLED). */
+typedef bool (*llama_progress_fn)(uint64_t done, uint64_t total, void *user);
 
 /* Uploads every weight into device-local memory; on failure frees what it took. */
 vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progress_fn progress, void *user,

@@ -77,27 +77,63 @@ VKLLM_API void vkllm_log_set(vkllm_log_fn fn, void *user);
  *
  * Everything made from a model (contexts, samplers, detokenizers) is freed before the model:
  * vkllm_model_free releases the device they use. Every *_free accepts NULL. The *_params pointers of
- * vkllm_model_load, vkllm_context_create and vkllm_sampler_create may be NULL: the defaults. */
+ * vkllm_model_load, vkllm_context_create and vkllm_sampler_create may be NULL: the defaults.
+ *
+ * Threads. A model is read-only once loaded: its calls (tokenize, detokenize, token queries, chat
+ * formatting) may run on any number of threads at once, and so may vkllm_context_create. Each context,
+ * sampler and detokenizer is used by one thread at a time (the application locks if it hands one between
+ * threads); different contexts of one model run concurrently on different threads, their submissions to
+ * the model's single queue serialized inside vkllm. Freeing is not concurrent with any other use of the
+ * object freed (vkllm_model_free: with any use of the model or what was made from it). Loading models on
+ * several threads at once is allowed. Callbacks (progress, abort, queue lock, log) run on the thread of
+ * the call that triggers them. */
 
 typedef struct vkllm_model vkllm_model;
 
-typedef void (*vkllm_progress_fn)(float fraction, void *user);
+/* Called while weights upload, with the fraction done (0..1), on the loading thread. Return false to
+ * cancel: the load then fails with VKLLM_ERR_CANCELLED, everything it made freed. */
+typedef bool (*vkllm_progress_fn)(float fraction, void *user);
+/* The application's lock of its own queue (see vk_queue_lock). */
+typedef void (*vkllm_queue_lock_fn)(void *user);
 
 typedef struct vkllm_model_params {
     const char *device;           /* NULL: $VKLLM_DEVICE or the best device; else an index or a name substring */
     bool validation;              /* enable the Vulkan validation layer */
-    uint64_t memory_limit;        /* refuse device allocations beyond this many bytes (0: no limit) */
-    vkllm_progress_fn progress;   /* called while weights upload */
+    uint64_t memory_limit;        /* refuse device allocations beyond this many bytes (0: no limit); also on
+                                   * the application's device */
+    vkllm_progress_fn progress;   /* NULL: none */
     void *progress_user;
     /* Embedding: run on the application's own Vulkan device. All four handles set (VkInstance,
-     * VkPhysicalDevice, VkDevice, VkQueue, passed as pointers) and the queue family index; the queue must
-     * support compute. The application keeps ownership and must not use the queue concurrently. */
+     * VkPhysicalDevice, VkDevice, VkQueue, passed as pointers) and the queue family index. Checked at load:
+     * the instance was created with apiVersion >= 1.2 and the device supports 1.2, the queue family exists
+     * and has compute (else VKLLM_ERR_UNSUPPORTED / VKLLM_ERR_INVALID_ARGUMENT). The application keeps
+     * ownership; vkllm_model_free waits only for vkllm's own work (its fences), never for the whole device. */
     void *vk_instance, *vk_physical_device, *vk_device, *vk_queue;
     uint32_t vk_queue_family;
+    /* What the application enabled at vkCreateDevice, so that vkllm's faster kernels may run: a
+     * const VkPhysicalDeviceFeatures2 * (its pNext chain with VkPhysicalDeviceVulkan11/12/13Features or the
+     * 16-bit storage, float16/int8, subgroup size control and integer dot product structs) and its
+     * enabled extension names (VK_EXT_memory_budget; before 1.3 VK_EXT_subgroup_size_control and
+     * VK_KHR_shader_integer_dot_product). NULL/0: only the baseline kernels (fp16, int8, int16, int64,
+     * 8/16-bit storage and subgroup size control off), which are much slower. Read during the load only. */
+    const void *vk_enabled_features;
+    const char *const *vk_enabled_extensions;
+    uint32_t vk_n_enabled_extensions;
+    /* Sharing the queue: Vulkan requires every vkQueueSubmit on a queue to be externally synchronized. When
+     * the application also submits to vk_queue from other threads, it passes its queue lock here: vkllm
+     * calls vk_queue_lock(vk_queue_lock_user) before and vk_queue_unlock after each of its submissions
+     * (never around a wait; possibly from any thread that calls vkllm). Both or neither. Without them the
+     * application must not use the queue while a vkllm call runs. */
+    vkllm_queue_lock_fn vk_queue_lock, vk_queue_unlock;
+    void *vk_queue_lock_user;
 } vkllm_model_params;
 
 VKLLM_API void vkllm_model_default_params(vkllm_model_params *p);
 VKLLM_API vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out);
+/* The same from a GGUF image in memory (a packed game archive): checked as a file is, never read past
+ * size; the buffer is read during the call only and may be freed after it returns. */
+VKLLM_API vkllm_status vkllm_model_load_from_memory(const void *data, size_t size, const vkllm_model_params *p,
+                                                    vkllm_model **out);
 VKLLM_API void vkllm_model_free(vkllm_model *m);
 
 /* A one-line description: architecture, size, weight type, device. */
@@ -187,9 +223,17 @@ VKLLM_API vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *nam
 
 typedef struct vkllm_context vkllm_context;
 
+/* Asked between the submissions of a prompt longer than n_batch; true stops the decode. */
+typedef bool (*vkllm_abort_fn)(void *user);
+
 typedef struct vkllm_context_params {
     uint32_t n_ctx;      /* positions; 0: the smaller of the model's context and 4096 */
-    uint32_t n_batch;    /* most prompt tokens per graph; 0: 512 */
+    uint32_t n_batch;    /* most prompt tokens per graph (one queue submission); 0: 512 */
+    /* NULL: none. When abort(abort_user) returns true, vkllm_decode/vkllm_decode_all return
+     * VKLLM_ERR_CANCELLED; the batches already done stay in the context (vkllm_context_position says how
+     * many tokens), which remains usable. */
+    vkllm_abort_fn abort;
+    void *abort_user;
 } vkllm_context_params;
 
 VKLLM_API void vkllm_context_default_params(vkllm_context_params *p);

@@ -14,6 +14,7 @@ typedef enum vkllm_status {
     VKLLM_ERR_DEVICE_LOST = -8,
     VKLLM_ERR_NO_DEVICE = -9,          /* no Vulkan driver, or no device matching the request */
     VKLLM_ERR_CONTEXT_FULL = -10,      /* the prompt or conversation does not fit the context */
+    VKLLM_ERR_CANCELLED = -11,         /* a progress or abort callback asked to stop */
 } vkllm_status;
 
 #endif

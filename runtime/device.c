@@ -83,9 +83,15 @@ vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence f
 {
     if (dev->lost)
         return already_lost(what);
+    pthread_mutex_lock(&dev->queue_mutex);
+    if (dev->queue_lock)
+        dev->queue_lock(dev->queue_lock_user);
     dev->submits++;
     VkResult r = dev->lose_at_submit && dev->submits >= dev->lose_at_submit ? VK_ERROR_DEVICE_LOST
                                                                             : vkQueueSubmit(dev->queue, 1, si, fence);
+    if (dev->queue_unlock)
+        dev->queue_unlock(dev->queue_lock_user);
+    pthread_mutex_unlock(&dev->queue_mutex);
     if (r == VK_ERROR_DEVICE_LOST)
         dev->lost = true;
     return vkr_check(r, what);
@@ -128,6 +134,26 @@ vkllm_status vkr_wait_fence(vkr_device *dev, VkFence fence, const char *what)
 }
 
 void vkr_device_inject_loss(vkr_device *dev, uint64_t n) { dev->lose_at_submit = dev->submits + (n ? n : 1); }
+
+/* A zeroed device with its mutexes; device_discard undoes it (before the Vulkan objects exist). */
+static vkr_device *device_alloc(void)
+{
+    vkr_device *dev = calloc(1, sizeof *dev);
+    if (!dev)
+        return NULL;
+    pthread_mutex_init(&dev->queue_mutex, NULL);
+    pthread_mutex_init(&dev->memory_mutex, NULL);
+    pthread_mutex_init(&dev->pipeline_mutex, NULL);
+    return dev;
+}
+
+static void device_discard(vkr_device *dev)
+{
+    pthread_mutex_destroy(&dev->queue_mutex);
+    pthread_mutex_destroy(&dev->memory_mutex);
+    pthread_mutex_destroy(&dev->pipeline_mutex);
+    free(dev);
+}
 
 /* Reads VKLLM_GPU_TIMEOUT and VKLLM_DEBUG_LOSE_DEVICE into a new device. */
 static void read_debug_env(vkr_device *dev)
@@ -712,7 +738,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     VkPhysicalDevice pd = pds[index];
     free(pds);
 
-    vkr_device *dev = calloc(1, sizeof *dev);
+    vkr_device *dev = device_alloc();
     if (!dev)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     dev->instance = inst;
@@ -729,13 +755,13 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     if (dev->info.api_version < VK_API_VERSION_1_2) {
         st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' supports only Vulkan %u.%u; 1.2 is needed", dev->info.name,
                        VK_API_VERSION_MAJOR(dev->info.api_version), VK_API_VERSION_MINOR(dev->info.api_version));
-        free(dev);
+        device_discard(dev);
         return st;
     }
     int family = compute_queue_family(pd, NULL);
     if (family < 0) {
         st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' has no compute queue", dev->info.name);
-        free(dev);
+        device_discard(dev);
         return st;
     }
     dev->queue_family = (uint32_t)family;
@@ -835,7 +861,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
             break;
     }
     if (st != VKLLM_OK) {
-        free(dev);
+        device_discard(dev);
         return st;
     }
     dev->info.features.coopmat_khr = dev->info.features.coopmat_khr_f16 = on_khr;
@@ -861,34 +887,152 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     return VKLLM_OK;
 }
 
-vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice physical, VkDevice device, VkQueue queue,
-                                        uint32_t queue_family, vkr_device **out)
+static bool listed(const vkr_external_device *ext, const char *name)
+{
+    for (uint32_t i = 0; i < ext->n_enabled_extensions; i++)
+        if (ext->enabled_extensions[i] && !strcmp(ext->enabled_extensions[i], name))
+            return true;
+    return false;
+}
+
+/* Keeps on only the optional features the application enabled (its VkPhysicalDeviceFeatures2 chain and
+ * extension list), of those the device has: what the kernels use must have been enabled at vkCreateDevice. */
+static void restrict_to_enabled(const vkr_external_device *ext, uint32_t api_version, vkr_features *ft)
+{
+    bool fp16 = false, int8 = false, storage16 = false, storage8 = false, memory_model = false;
+    bool size_control = false, full_subgroups = false, dot = false, int16 = false, int64 = false;
+    const VkPhysicalDeviceFeatures2 *f = ext->enabled_features;
+    if (f && f->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2) {
+        int16 = f->features.shaderInt16;
+        int64 = f->features.shaderInt64;
+        for (const VkBaseInStructure *s = f->pNext; s; s = s->pNext) {
+            switch (s->sType) {
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES:
+                storage16 |= ((const VkPhysicalDeviceVulkan11Features *)s)->storageBuffer16BitAccess;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES: {
+                const VkPhysicalDeviceVulkan12Features *v = (const void *)s;
+                fp16 |= v->shaderFloat16;
+                int8 |= v->shaderInt8;
+                storage8 |= v->storageBuffer8BitAccess;
+                memory_model |= v->vulkanMemoryModel;
+                break;
+            }
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES: {
+                const VkPhysicalDeviceVulkan13Features *v = (const void *)s;
+                size_control |= v->subgroupSizeControl;
+                full_subgroups |= v->computeFullSubgroups;
+                dot |= v->shaderIntegerDotProduct;
+                break;
+            }
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES:
+                storage16 |= ((const VkPhysicalDevice16BitStorageFeatures *)s)->storageBuffer16BitAccess;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES:
+                storage8 |= ((const VkPhysicalDevice8BitStorageFeatures *)s)->storageBuffer8BitAccess;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES:
+                fp16 |= ((const VkPhysicalDeviceShaderFloat16Int8Features *)s)->shaderFloat16;
+                int8 |= ((const VkPhysicalDeviceShaderFloat16Int8Features *)s)->shaderInt8;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES:
+                size_control |= ((const VkPhysicalDeviceSubgroupSizeControlFeatures *)s)->subgroupSizeControl;
+                full_subgroups |= ((const VkPhysicalDeviceSubgroupSizeControlFeatures *)s)->computeFullSubgroups;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES:
+                dot |= ((const VkPhysicalDeviceShaderIntegerDotProductFeatures *)s)->shaderIntegerDotProduct;
+                break;
+            default: break;
+            }
+        }
+    }
+    /* Before 1.3 these two are extensions, usable only where the application enabled them. */
+    bool v13 = api_version >= VK_API_VERSION_1_3;
+    size_control &= v13 || listed(ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    full_subgroups &= size_control;
+    dot &= v13 || listed(ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    ft->fp16 &= fp16;
+    ft->int8 &= int8;
+    ft->int16 &= int16;
+    ft->int64 &= int64;
+    ft->storage16 &= storage16;
+    ft->storage8 &= storage8;
+    ft->subgroup_size_control &= size_control;
+    ft->compute_full_subgroups &= full_subgroups;
+    ft->integer_dot_product &= dot;
+    ft->memory_budget &= listed(ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    ft->vulkan_memory_model &= memory_model;
+    /* Cooperative matrices stay off on an application's device (experimental, opt-in on our own). */
+    ft->coopmat_khr = ft->coopmat_nv = ft->coopmat_khr_f16 = ft->coopmat_nv_f16 = ft->coopmat_emulated = false;
+}
+
+/* The application's queue family exists and can run compute. */
+static vkllm_status check_queue_family(VkPhysicalDevice pd, uint32_t family, bool *timestamps)
+{
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
+    if (family >= n)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vk_queue_family %u does not exist (the device has %u queue famil%s)",
+                         family, n, n == 1 ? "y" : "ies");
+    VkQueueFamilyProperties *q = calloc(n, sizeof *q);
+    if (!q)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, q);
+    bool compute = family < n && (q[family].queueFlags & VK_QUEUE_COMPUTE_BIT);
+    *timestamps = family < n && q[family].timestampValidBits > 0;
+    free(q);
+    if (!compute)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vk_queue_family %u has no compute capability", family);
+    return VKLLM_OK;
+}
+
+vkllm_status vkr_device_create_external(const vkr_external_device *ext, vkr_device **out)
 {
     *out = NULL;
-    if (!instance || !physical || !device || !queue)
+    if (!ext->instance || !ext->physical || !ext->device || !ext->queue)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "external device: instance, physical device, device and queue are required");
+    if (!ext->queue_lock != !ext->queue_unlock)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "external device: give both queue lock callbacks or neither");
     if (volkInitialize() != VK_SUCCESS)
         return vkr_error(VKLLM_ERR_NO_DEVICE, "no Vulkan loader found (libvulkan.so.1)");
-    volkLoadInstanceOnly(instance);
-    vkr_device *dev = calloc(1, sizeof *dev);
+    volkLoadInstanceOnly(ext->instance);
+    vkr_device *dev = device_alloc();
     if (!dev)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    dev->physical = physical;
-    dev->device = device;
-    dev->queue = queue;
-    dev->queue_family = queue_family;
+    dev->physical = ext->physical;
+    dev->device = ext->device;
+    dev->queue = ext->queue;
+    dev->queue_family = ext->queue_family;
+    dev->memory_limit = ext->memory_limit;
+    dev->queue_lock = ext->queue_lock;
+    dev->queue_unlock = ext->queue_unlock;
+    dev->queue_lock_user = ext->queue_lock_user;
     read_debug_env(dev);
-    fill_info(physical, 0, &dev->info, false);   /* cooperative matrices stay off here */
-    /* We cannot know which optional features the application enabled: use the baseline kernels only. */
-    vkr_features *ft = &dev->info.features;
-    ft->fp16 = ft->int8 = ft->int16 = ft->int64 = ft->storage16 = ft->storage8 = false;
-    ft->integer_dot_product = ft->subgroup_size_control = ft->compute_full_subgroups = false;
-    ft->coopmat_khr = ft->coopmat_nv = ft->coopmat_khr_f16 = ft->coopmat_nv_f16 = ft->memory_budget = false;
-    ft->vulkan_memory_model = ft->coopmat_emulated = false;
-    vkGetPhysicalDeviceMemoryProperties(physical, &dev->memory_properties);
-    volkLoadDevice(device);
-    vkllm_status st = device_finish(dev);
+    /* Checked with Vulkan 1.0 calls only, before anything newer is called. The device's version caps the
+     * effective one; the instance's (VkApplicationInfo.apiVersion) cannot be queried, but a device whose
+     * effective version is below 1.2 returns no 1.2 commands. */
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(ext->physical, &props);
+    bool timestamps = false;
+    vkllm_status st = VKLLM_OK;
+    if (props.apiVersion < VK_API_VERSION_1_2)
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "device '%s' supports only Vulkan %u.%u; 1.2 is needed", props.deviceName,
+                       VK_API_VERSION_MAJOR(props.apiVersion), VK_API_VERSION_MINOR(props.apiVersion));
+    else if (!vkGetDeviceProcAddr(ext->device, "vkGetSemaphoreCounterValue"))
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "the application's Vulkan instance or device is below version 1.2: create the "
+                       "instance with VkApplicationInfo.apiVersion >= VK_API_VERSION_1_2");
+    else
+        st = check_queue_family(ext->physical, ext->queue_family, &timestamps);
     if (st != VKLLM_OK) {
+        device_discard(dev);
+        return st;
+    }
+    fill_info(ext->physical, 0, &dev->info, false);
+    restrict_to_enabled(ext, dev->info.api_version, &dev->info.features);
+    dev->info.features.timestamps &= timestamps;
+    vkGetPhysicalDeviceMemoryProperties(ext->physical, &dev->memory_properties);
+    volkLoadDevice(ext->device);
+    if ((st = device_finish(dev)) != VKLLM_OK) {
         vkr_device_destroy(dev);
         return st;
     }
@@ -900,8 +1044,10 @@ void vkr_device_destroy(vkr_device *dev)
 {
     if (!dev)
         return;
-    /* A lost device may never go idle (a hung GPU that never reported the loss); its work is abandoned. */
-    if (dev->device && !dev->lost && vkDeviceWaitIdle(dev->device) == VK_ERROR_DEVICE_LOST)
+    /* A lost device may never go idle (a hung GPU that never reported the loss); its work is abandoned.
+     * On an application's device only our own work is waited for: every graph and transfer waits for its
+     * fence when it is destroyed, and the application's work is none of ours. */
+    if (dev->owns_device && dev->device && !dev->lost && vkDeviceWaitIdle(dev->device) == VK_ERROR_DEVICE_LOST)
         dev->lost = true;
     vkr_pipelines_shutdown(dev);
     vkr_memory_shutdown(dev);
@@ -909,5 +1055,5 @@ void vkr_device_destroy(vkr_device *dev)
         vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
     if (dev->owns_device && dev->device)
         vkDestroyDevice(dev->device, NULL);
-    free(dev);
+    device_discard(dev);
 }

@@ -3,6 +3,7 @@
 #ifndef VKR_DEVICE_H
 #define VKR_DEVICE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <volk.h>
@@ -122,14 +123,41 @@ typedef struct vkr_device {
     uint32_t gpu_timeout_s;             /* VKLLM_GPU_TIMEOUT (seconds; 0 = wait forever); default 600 */
     uint64_t submits;                   /* queue submissions so far */
     uint64_t lose_at_submit;            /* fault injection (tests): this submission reports device loss; 0 = off */
+    /* Threads: contexts of one model run on several threads at once. The queue (Vulkan requires its
+     * submissions to be externally synchronized) is taken under queue_mutex and, on an application's
+     * device, also under the application's own lock (queue_lock/queue_unlock, when given); the
+     * allocator with the staging ring, and the pipeline table, each under their own mutex. */
+    pthread_mutex_t queue_mutex, memory_mutex, pipeline_mutex;
+    void (*queue_lock)(void *user);
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
 } vkr_device;
 
 vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opts, vkr_device **out);
 
-/* Wraps a device the embedding application created. The application must have enabled the features
- * `vkr_device_required_features` reports; the queue must support compute. Not destroyed by us. */
-vkllm_status vkr_device_create_external(VkInstance instance, VkPhysicalDevice physical, VkDevice device,
-                                        VkQueue queue, uint32_t queue_family, vkr_device **out);
+/* An application's device (embedding): its handles, what it enabled, and how to share its queue. */
+typedef struct vkr_external_device {
+    VkInstance instance;
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    /* The VkPhysicalDeviceFeatures2 chain the application passed to vkCreateDevice (its pNext may hold
+     * VkPhysicalDeviceVulkan11/12/13Features and the 8/16-bit storage, float16/int8, subgroup size control
+     * and integer dot product structs); NULL: only the baseline kernels are used. */
+    const VkPhysicalDeviceFeatures2 *enabled_features;
+    const char *const *enabled_extensions;   /* the extensions it enabled */
+    uint32_t n_enabled_extensions;
+    uint64_t memory_limit;                   /* 0 = none */
+    void (*queue_lock)(void *user);          /* both or neither: taken around every use of the queue */
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
+} vkr_external_device;
+
+/* Wraps a device the embedding application created, after checking it: Vulkan >= 1.2 (instance and
+ * device), a queue family that exists and has compute. Optional features are used only where the
+ * application says it enabled them. Not destroyed by us; destroying waits only for our own work. */
+vkllm_status vkr_device_create_external(const vkr_external_device *ext, vkr_device **out);
 void vkr_device_destroy(vkr_device *dev);
 
 /* Converts a failing VkResult into a status + message ("vkAllocateMemory failed: VK_ERROR_..."; for

@@ -38,6 +38,7 @@ const char *vkr_status_name(vkllm_status status)
     case VKLLM_ERR_DEVICE_LOST: return "device lost";
     case VKLLM_ERR_NO_DEVICE: return "no vulkan device";
     case VKLLM_ERR_CONTEXT_FULL: return "context full";
+    case VKLLM_ERR_CANCELLED: return "cancelled";
     }
     return "unknown error";
 }

@@ -185,7 +185,7 @@ static void block_destroy(vkr_device *dev, vkr_block *b)
     free(b);
 }
 
-vkllm_status vkr_buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, vkr_buffer **out)
+static vkllm_status buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, vkr_buffer **out)
 {
     *out = NULL;
     if (size == 0)
@@ -284,15 +284,18 @@ void vkr_buffer_destroy(vkr_device *dev, vkr_buffer *buf)
 {
     if (!buf)
         return;
+    pthread_mutex_lock(&dev->memory_mutex);
     vkDestroyBuffer(dev->device, buf->buffer, NULL);
     vkr_block *b = buf->block;
     block_give(b, buf->block_offset, buf->block_size);
     if (--b->n_buffers == 0)
         block_destroy(dev, b);
+    pthread_mutex_unlock(&dev->memory_mutex);
     free(buf);
 }
 
-/* ---- Transfers ---- */
+/* ---- Transfers ----
+ * Each public call below holds dev->memory_mutex throughout: the staging ring is one per device. */
 
 static vkllm_status slot_wait(vkr_device *dev, staging_slot *s)
 {
@@ -393,7 +396,7 @@ static vkllm_status check_range(const vkr_buffer *buf, VkDeviceSize offset, VkDe
     return VKLLM_OK;
 }
 
-vkllm_status vkr_buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize dst_offset, const void *src, size_t size)
+static vkllm_status buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize dst_offset, const void *src, size_t size)
 {
     vkllm_status st = check_range(dst, dst_offset, size);
     if (st != VKLLM_OK || size == 0)
@@ -418,7 +421,7 @@ vkllm_status vkr_buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize ds
     return wait_all(dev);
 }
 
-vkllm_status vkr_buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, void *dst, size_t size)
+static vkllm_status buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, void *dst, size_t size)
 {
     vkllm_status st = check_range(src, src_offset, size);
     if (st != VKLLM_OK || size == 0)
@@ -442,7 +445,7 @@ vkllm_status vkr_buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize 
     return VKLLM_OK;
 }
 
-vkllm_status vkr_buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offset, VkDeviceSize size, uint32_t pattern)
+static vkllm_status buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offset, VkDeviceSize size, uint32_t pattern)
 {
     vkllm_status st = check_range(buf, offset, size);
     if (st != VKLLM_OK || size == 0)
@@ -499,4 +502,36 @@ void vkr_memory_shutdown(vkr_device *dev)
         block_destroy(dev, m->blocks);
     free(m);
     dev->memory = NULL;
+}
+
+vkllm_status vkr_buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, vkr_buffer **out)
+{
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkllm_status st = buffer_create(dev, size, kind, out);
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
+}
+
+vkllm_status vkr_buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize dst_offset, const void *src, size_t size)
+{
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkllm_status st = buffer_upload(dev, dst, dst_offset, src, size);
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
+}
+
+vkllm_status vkr_buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, void *dst, size_t size)
+{
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkllm_status st = buffer_download(dev, src, src_offset, dst, size);
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
+}
+
+vkllm_status vkr_buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offset, VkDeviceSize size, uint32_t pattern)
+{
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkllm_status st = buffer_fill(dev, buf, offset, size, pattern);
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
 }

@@ -230,7 +230,7 @@ static void destroy_partial(vkr_device *dev, vkr_pipeline *pl, VkShaderModule mo
     free(pl);
 }
 
-vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, vkr_pipeline **out)
+static vkllm_status pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, vkr_pipeline **out)
 {
     vkr_pipelines *p = dev->pipelines;
     for (uint32_t i = 0; i < p->n; i++)
@@ -357,4 +357,13 @@ vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, vk
     pl->desc.shader = blob->name;
     *out = pl;
     return VKLLM_OK;
+}
+
+/* Contexts on several threads record graphs at once: the table is shared. */
+vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, vkr_pipeline **out)
+{
+    pthread_mutex_lock(&dev->pipeline_mutex);
+    vkllm_status st = pipeline_get(dev, desc, out);
+    pthread_mutex_unlock(&dev->pipeline_mutex);
+    return st;
 }

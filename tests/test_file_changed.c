@@ -62,12 +62,13 @@ typedef struct truncate_on_progress {
     int calls;
 } truncate_on_progress;
 
-static void cut_file(float fraction, void *user)
+static bool cut_file(float fraction, void *user)
 {
     (void)fraction;
     truncate_on_progress *t = user;
     if (t->calls++ == 0)
         CHECK(truncate(t->path, 0) == 0, "truncate %s", t->path);
+    return true;
 }
 
 /* The file is emptied after the first tensor is on the device: the load fails with the message. */

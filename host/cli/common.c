@@ -185,7 +185,7 @@ bool cli_model_option(cli_model_opts *o, int argc, char **argv, int *i, bool *ok
     return true;
 }
 
-static void progress_bar(float fraction, void *user)
+static bool progress_bar(float fraction, void *user)
 {
     (void)user;
     int width = 40, filled = (int)(fraction * width + 0.5f);
@@ -194,6 +194,7 @@ static void progress_bar(float fraction, void *user)
     if (fraction >= 1.0f)
         fprintf(stderr, "\r%*s\r", width + 20, "");
     fflush(stderr);
+    return true;
 }
 
 bool cli_load_model(const char *cmd, const cli_model_opts *o, vkllm_model **model)

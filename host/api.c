@@ -50,7 +50,42 @@ const char *vkllm_last_error(void) { return vkr_last_error(); }
 void vkllm_free(void *p) { free(p); }
 void vkllm_log_set(vkllm_log_fn fn, void *user) { vkr_log_set(fn, user); }
 
-void vkllm_model_default_params(vkllm_model_params *p) { memset(p, 0, sizeof *p); }
+/* ---- Parameter structs (include/vkllm.h: sized by the caller) ---- */
+
+/* Writes the library's defaults `d` (full = its sizeof) into the caller's struct of `size` bytes. */
+static void params_default(void *p, size_t size, void *d, size_t full)
+{
+    *(uint32_t *)d = (uint32_t)size;
+    memcpy(p, d, size < full ? size : full);
+    if (size > full)
+        memset((char *)p + full, 0, size - full);   /* fields of a newer header: zero is their default */
+}
+
+/* Reads the caller's struct p over the defaults in `out` (full bytes): NULL p gives the defaults. `what`
+ * names the struct without "_params" ("vkllm_model"). */
+static vkllm_status params_read(const void *p, void *out, size_t full, const char *what)
+{
+    if (!p)
+        return VKLLM_OK;
+    uint32_t size;
+    memcpy(&size, p, sizeof size);
+    if (size < 2 * sizeof(uint32_t) || size > (1u << 16))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s_params.size is %u: initialize it with %s_default_params", what,
+                         size, what);
+    for (size_t i = full; i < size; i++)
+        if (((const unsigned char *)p)[i])
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s_params sets fields this vkllm (%s) does not know: the header is newer "
+                             "than the library", what, VKLLM_VERSION_STRING);
+    memcpy(out, p, size < full ? size : full);
+    *(uint32_t *)out = (uint32_t)full;
+    return VKLLM_OK;
+}
+
+void vkllm_model_default_params_sized(vkllm_model_params *p, size_t size)
+{
+    vkllm_model_params d = {0};
+    params_default(p, size, &d, sizeof d);
+}
 
 static bool load_progress(uint64_t done, uint64_t total, void *user)
 {
@@ -103,13 +138,13 @@ static vkllm_status copy_chat_template(const gguf_file *f, char **out)
 /* The load from an opened GGUF file (a path or a buffer); f is closed here. */
 static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_model_params *p, vkllm_model **out)
 {
-    vkllm_model_params defaults;
-    if (!p) {
-        vkllm_model_default_params(&defaults);
-        p = &defaults;
-    }
-    vkllm_model *m = calloc(1, sizeof *m);
+    vkllm_model_params params;
+    vkllm_model_default_params(&params);
     vkllm_status st = opened;
+    if (st == VKLLM_OK)
+        st = params_read(p, &params, sizeof params, "vkllm_model");
+    p = &params;
+    vkllm_model *m = st == VKLLM_OK ? calloc(1, sizeof *m) : NULL;
     if (st == VKLLM_OK && !m)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st != VKLLM_OK) {
@@ -286,12 +321,22 @@ vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const v
 
 /* ---- Contexts ---- */
 
-void vkllm_context_default_params(vkllm_context_params *p) { memset(p, 0, sizeof *p); }
+void vkllm_context_default_params_sized(vkllm_context_params *p, size_t size)
+{
+    vkllm_context_params d = {0};
+    params_default(p, size, &d, sizeof d);
+}
 
 vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out)
 {
     *out = NULL;
-    uint32_t n_ctx = p ? p->n_ctx : 0, n_batch = p ? p->n_batch : 0;
+    vkllm_context_params params;
+    vkllm_context_default_params(&params);
+    vkllm_status st = params_read(p, &params, sizeof params, "vkllm_context");
+    if (st != VKLLM_OK)
+        return st;
+    p = &params;
+    uint32_t n_ctx = p->n_ctx, n_batch = p->n_batch;
     if (n_ctx == 0)
         n_ctx = m->llama->hp.n_ctx_train < 4096 ? m->llama->hp.n_ctx_train : 4096;
     if (n_batch == 0)
@@ -301,9 +346,9 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     c->model = m;
     c->n_batch = n_batch;
-    c->abort = p ? p->abort : NULL;
-    c->abort_user = p ? p->abort_user : NULL;
-    vkllm_status st = llama_context_create(m->llama, n_ctx, n_batch, &c->llama);
+    c->abort = p->abort;
+    c->abort_user = p->abort_user;
+    st = llama_context_create(m->llama, n_ctx, n_batch, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
         return st;
@@ -396,25 +441,29 @@ double vkllm_context_last_gpu_ns(const vkllm_context *c) { return llama_context_
 
 /* ---- Sampling ---- */
 
-void vkllm_sampler_default_params(vkllm_sampler_params *p)
+void vkllm_sampler_default_params_sized(vkllm_sampler_params *p, size_t size)
 {
-    p->temperature = 0.8f;
-    p->top_k = 40;
-    p->top_p = 0.95f;
-    p->min_p = 0.05f;
-    p->repeat_penalty = 1.0f;
-    p->repeat_last_n = 64;
-    p->seed = 0;
+    vkllm_sampler_params d = {
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .repeat_penalty = 1.0f,
+        .repeat_last_n = 64,
+        .seed = 0,
+    };
+    params_default(p, size, &d, sizeof d);
 }
 
 vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_sampler **out)
 {
     *out = NULL;
-    vkllm_sampler_params defaults;
-    if (!p) {
-        vkllm_sampler_default_params(&defaults);
-        p = &defaults;
-    }
+    vkllm_sampler_params params;
+    vkllm_sampler_default_params(&params);
+    vkllm_status st = params_read(p, &params, sizeof params, "vkllm_sampler");
+    if (st != VKLLM_OK)
+        return st;
+    p = &params;
     vkllm_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -430,7 +479,7 @@ vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_para
         .repeat_last_n = p->repeat_last_n,
         .seed = p->seed,
     };
-    vkllm_status st = s->scratch ? sampler_create(&sp, (int32_t)s->n_vocab, &s->s)
+    st = s->scratch ? sampler_create(&sp, (int32_t)s->n_vocab, &s->s)
                                  : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st != VKLLM_OK) {
         vkllm_sampler_free(s);

@@ -73,6 +73,17 @@ VKLLM_API void vkllm_free(void *p);
  * calls that could log have returned (simplest: set the callback before loading a model). */
 VKLLM_API void vkllm_log_set(vkllm_log_fn fn, void *user);
 
+/* ---- Parameter structs ----
+ *
+ * vkllm_model_params, vkllm_context_params and vkllm_sampler_params grow over versions without breaking
+ * programs built against an older header: each starts with `size`, the struct's size as the caller's
+ * header declares it, written by its *_default_params macro (which passes sizeof to the *_sized function;
+ * always initialize with it, then set fields). New fields are only ever appended, and their zero value
+ * keeps the earlier behaviour. The library reads only the first `size` bytes (fields it knows that the
+ * caller's header lacks keep their defaults); a struct from a newer header than the library is accepted
+ * if every field the library does not know is zero, else refused with VKLLM_ERR_UNSUPPORTED. A size too
+ * small to be a params struct (e.g. 0: not initialized) is VKLLM_ERR_INVALID_ARGUMENT. */
+
 /* ---- Models ----
  *
  * Everything made from a model (contexts, samplers, detokenizers) is freed before the model:
@@ -97,6 +108,7 @@ typedef bool (*vkllm_progress_fn)(float fraction, void *user);
 typedef void (*vkllm_queue_lock_fn)(void *user);
 
 typedef struct vkllm_model_params {
+    uint32_t size;                /* sizeof the struct as the caller knows it: see "Parameter structs" */
     const char *device;           /* NULL: $VKLLM_DEVICE or the best device; else an index or a name substring */
     bool validation;              /* enable the Vulkan validation layer */
     uint64_t memory_limit;        /* refuse device allocations beyond this many bytes (0: no limit); also on
@@ -128,7 +140,8 @@ typedef struct vkllm_model_params {
     void *vk_queue_lock_user;
 } vkllm_model_params;
 
-VKLLM_API void vkllm_model_default_params(vkllm_model_params *p);
+VKLLM_API void vkllm_model_default_params_sized(vkllm_model_params *p, size_t size);
+#define vkllm_model_default_params(p) vkllm_model_default_params_sized((p), sizeof *(p))
 VKLLM_API vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out);
 /* The same from a GGUF image in memory (a packed game archive): checked as a file is, never read past
  * size; the buffer is read during the call only and may be freed after it returns. */
@@ -227,6 +240,7 @@ typedef struct vkllm_context vkllm_context;
 typedef bool (*vkllm_abort_fn)(void *user);
 
 typedef struct vkllm_context_params {
+    uint32_t size;       /* sizeof, written by vkllm_context_default_params */
     uint32_t n_ctx;      /* positions; 0: the smaller of the model's context and 4096 */
     uint32_t n_batch;    /* most prompt tokens per graph (one queue submission); 0: 512 */
     /* NULL: none. When abort(abort_user) returns true, vkllm_decode/vkllm_decode_all return
@@ -236,7 +250,8 @@ typedef struct vkllm_context_params {
     void *abort_user;
 } vkllm_context_params;
 
-VKLLM_API void vkllm_context_default_params(vkllm_context_params *p);
+VKLLM_API void vkllm_context_default_params_sized(vkllm_context_params *p, size_t size);
+#define vkllm_context_default_params(p) vkllm_context_default_params_sized((p), sizeof *(p))
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out);
 VKLLM_API void vkllm_context_free(vkllm_context *c);
 VKLLM_API uint32_t vkllm_context_n_ctx(const vkllm_context *c);
@@ -259,6 +274,7 @@ VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
 typedef struct vkllm_sampler vkllm_sampler;
 
 typedef struct vkllm_sampler_params {
+    uint32_t size;          /* sizeof, written by vkllm_sampler_default_params */
     float temperature;      /* <= 0: greedy */
     int32_t top_k;          /* <= 0: off */
     float top_p;            /* >= 1: off */
@@ -268,7 +284,8 @@ typedef struct vkllm_sampler_params {
     uint64_t seed;
 } vkllm_sampler_params;
 
-VKLLM_API void vkllm_sampler_default_params(vkllm_sampler_params *p);
+VKLLM_API void vkllm_sampler_default_params_sized(vkllm_sampler_params *p, size_t size);
+#define vkllm_sampler_default_params(p) vkllm_sampler_default_params_sized((p), sizeof *(p))
 VKLLM_API vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_params *p, vkllm_sampler **out);
 VKLLM_API void vkllm_sampler_free(vkllm_sampler *s);
 /* Picks a token from logits (copied; the input is not modified) and remembers it for the penalty. */

@@ -95,9 +95,9 @@ VKLLM_API void vkllm_log_set(vkllm_log_fn fn, void *user);
  * sampler and detokenizer is used by one thread at a time (the application locks if it hands one between
  * threads); different contexts of one model run concurrently on different threads, their submissions to
  * the model's single queue serialized inside vkllm. Freeing is not concurrent with any other use of the
- * object freed (vkllm_model_free: with any use of the model or what was made from it). Loading models on
- * several threads at once is allowed. Callbacks (progress, abort, queue lock, log) run on the thread of
- * the call that triggers them. */
+ * object freed (vkllm_model_free: with any use of the model or what was made from it). Load and free models
+ * on one thread at a time (they set up process-wide Vulkan entry points). Callbacks (progress, abort,
+ * queue lock) run on the thread of the call that triggers them. */
 
 typedef struct vkllm_model vkllm_model;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "host/api_internal.h"
 #include "host/chat_template.h"
@@ -33,6 +34,15 @@ struct vkllm_context {
     uint32_t n_batch;
     vkllm_abort_fn abort;
     void *abort_user;
+    uint32_t budget_us;         /* max_gpu_us_per_submit; 0: none (or no timestamps) */
+    double us_per_token;        /* learned GPU time per token of the last prompt chunk; 0: not measured */
+    uint32_t chunk_ok;          /* the largest chunk measured within the budget */
+    double last_submit_us, max_submit_us;
+    /* a decode in flight (vkllm_decode_submit): the tokens, those in the context, the batch submitted */
+    bool in_flight;
+    int32_t *queue;
+    size_t queue_cap, queue_n, queue_done;
+    uint32_t chunk_n;
 };
 
 struct vkllm_sampler {
@@ -353,6 +363,12 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         vkllm_context_free(c);
         return st;
     }
+    if (p->max_gpu_us_per_submit && !m->dev->info.features.timestamps)
+        vkr_log(VKLLM_LOG_WARNING, "max_gpu_us_per_submit is ignored: the device has no timestamp queries to measure it");
+    else if (p->max_gpu_us_per_submit) {
+        c->budget_us = p->max_gpu_us_per_submit;
+        llama_context_set_timing(c->llama, true);
+    }
     uint32_t trained = m->llama->hp.n_ctx_train;
     if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
         vkr_log(VKLLM_LOG_WARNING, "a context of %u positions exceeds the %u the model was trained on, and vkllm applies no "
@@ -365,15 +381,26 @@ void vkllm_context_free(vkllm_context *c)
 {
     if (!c)
         return;
-    llama_context_free(c->llama);
+    llama_context_free(c->llama);   /* waits for a submission in flight */
+    free(c->queue);
     free(c);
 }
 
 uint32_t vkllm_context_n_ctx(const vkllm_context *c) { return llama_context_n_ctx(c->llama); }
 uint32_t vkllm_context_position(const vkllm_context *c) { return c->pos; }
 
+static vkllm_status check_idle(const vkllm_context *c)
+{
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_BUSY, "a decode is in flight: complete it with vkllm_decode_poll or vkllm_decode_wait "
+                         "first");
+    return VKLLM_OK;
+}
+
 vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 {
+    if (check_idle(c) != VKLLM_OK)
+        return VKLLM_ERR_BUSY;
     if (pos > c->pos)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "cannot truncate to %u: only %u tokens in the context", pos, c->pos);
     c->pos = pos;   /* later positions are overwritten before they are read */
@@ -391,31 +418,70 @@ static vkllm_status check_fits(const vkllm_context *c, size_t n)
     return VKLLM_OK;
 }
 
-/* Evaluates the tokens. With an abort callback: in batches of n_batch (one submission each), asking it
- * between them, after checking every id first (as llama_eval does) so that a bad id still moves nothing;
- * an abort leaves the batches done in the context. */
-static vkllm_status eval_batches(vkllm_context *c, const int32_t *tokens, size_t n, float *all_logits)
+static vkllm_status check_ids(const vkllm_context *c, const int32_t *tokens, size_t n)
 {
-    vkllm_status st = check_fits(c, n);
     uint32_t n_vocab = c->model->llama->hp.n_vocab;
-    if (st != VKLLM_OK || !c->abort || n <= c->n_batch || !tokens) {
-        if (st == VKLLM_OK)
-            st = llama_eval(c->llama, tokens, (uint32_t)n, c->pos, all_logits != NULL, all_logits);
-        if (st == VKLLM_OK)
-            c->pos += (uint32_t)n;
-        return st;
-    }
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= n_vocab)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %zu: id %d is out of range (vocabulary of %u)", i,
                              tokens[i], n_vocab);
+    return VKLLM_OK;
+}
+
+/* How many of the `left` tokens the next submission takes: n_batch, or with a frame budget a chunk that
+ * the learned GPU time per token puts at 3/4 of the budget, at most twice the largest chunk measured
+ * within it (one token at first), rounded down to a power of two so that few graph shapes get recorded. */
+static uint32_t next_chunk(const vkllm_context *c, size_t left)
+{
+    uint32_t k = c->n_batch;
+    if (c->budget_us) {
+        double fit = c->us_per_token > 0 ? 0.75 * c->budget_us / c->us_per_token : 1.0;
+        double grow = c->chunk_ok ? 2.0 * c->chunk_ok : 1.0;
+        double want = fit < grow ? fit : grow;
+        uint32_t p = 1;
+        while (p * 2.0 <= want && p * 2 <= c->n_batch)
+            p *= 2;
+        k = p;
+    }
+    return left < k ? (uint32_t)left : k;
+}
+
+/* After a submission of k tokens: its GPU time, and what the chunk sizes learn from it. */
+static void note_submission(vkllm_context *c, uint32_t k)
+{
+    c->last_submit_us = llama_context_last_submit_gpu_ns(c->llama) / 1e3;
+    if (c->last_submit_us > c->max_submit_us)
+        c->max_submit_us = c->last_submit_us;
+    if (!c->budget_us || c->last_submit_us <= 0)
+        return;
+    c->us_per_token = c->last_submit_us / k;
+    if (c->last_submit_us <= c->budget_us)
+        c->chunk_ok = k > c->chunk_ok ? k : c->chunk_ok;
+    else
+        c->chunk_ok = k / 2 < c->chunk_ok ? k / 2 : c->chunk_ok;
+}
+
+/* Evaluates the tokens with every logit row into all_logits (NULL: none), in chunks (one submission each) as
+ * vkllm_decode_submit sizes them, asking the abort callback between them; an abort leaves the chunks done
+ * in the context. All ids are checked first (as llama_eval does) so that a bad one moves nothing. */
+static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, float *all_logits)
+{
+    vkllm_status st = check_idle(c);
+    if (st == VKLLM_OK)
+        st = check_fits(c, n);
+    if (st == VKLLM_OK && !tokens)
+        st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
+    if (st == VKLLM_OK)
+        st = check_ids(c, tokens, n);
+    uint32_t n_vocab = c->model->llama->hp.n_vocab;
     for (size_t done = 0; st == VKLLM_OK && done < n;) {
-        if (done && c->abort(c->abort_user))
+        if (done && c->abort && c->abort(c->abort_user))
             return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", done, n);
-        uint32_t k = (uint32_t)(n - done < c->n_batch ? n - done : c->n_batch);
+        uint32_t k = next_chunk(c, n - done);
         st = llama_eval(c->llama, tokens + done, k, c->pos, all_logits != NULL,
                         all_logits ? all_logits + done * n_vocab : NULL);
         if (st == VKLLM_OK) {
+            note_submission(c, k);
             c->pos += k;
             done += k;
         }
@@ -423,20 +489,118 @@ static vkllm_status eval_batches(vkllm_context *c, const int32_t *tokens, size_t
     return st;
 }
 
+/* Submits the next chunk of the decode in flight; an error ends it. */
+static vkllm_status submit_next(vkllm_context *c)
+{
+    uint32_t k = next_chunk(c, c->queue_n - c->queue_done);
+    vkllm_status st = llama_eval_submit(c->llama, c->queue + c->queue_done, k, c->pos);
+    c->in_flight = st == VKLLM_OK;
+    c->chunk_n = k;
+    return st;
+}
+
+vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t n)
+{
+    vkllm_status st = check_idle(c);
+    if (st == VKLLM_OK)
+        st = check_fits(c, n);
+    if (st == VKLLM_OK && !tokens)
+        st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
+    if (st == VKLLM_OK)
+        st = check_ids(c, tokens, n);
+    if (st != VKLLM_OK)
+        return st;
+    if (n > c->queue_cap) {
+        int32_t *q = realloc(c->queue, n * sizeof *q);
+        if (!q)
+            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        c->queue = q;
+        c->queue_cap = n;
+    }
+    memcpy(c->queue, tokens, n * sizeof *tokens);
+    c->queue_n = n;
+    c->queue_done = 0;
+    llama_context_reset_gpu_ns(c->llama);
+    return submit_next(c);
+}
+
+/* Waits at most timeout_ns for the submission in flight; if it finished, submits the next chunk (after
+ * asking the abort callback) or ends the decode (*finished). *progressed: a submission finished. */
+static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed, bool *finished)
+{
+    *finished = false;
+    vkllm_status st = llama_eval_poll(c->llama, timeout_ns, progressed);
+    if (st != VKLLM_OK || !*progressed) {
+        c->in_flight = st == VKLLM_OK;
+        return st;
+    }
+    note_submission(c, c->chunk_n);
+    c->pos += c->chunk_n;
+    c->queue_done += c->chunk_n;
+    c->in_flight = false;
+    if (c->queue_done == c->queue_n) {
+        *finished = true;
+        return VKLLM_OK;
+    }
+    if (c->abort && c->abort(c->abort_user))
+        return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", c->queue_done,
+                         c->queue_n);
+    return submit_next(c);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+vkllm_status vkllm_decode_wait(vkllm_context *c, uint64_t timeout_ns, const float **logits)
+{
+    if (!c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no decode in flight: call vkllm_decode_submit first");
+    double deadline = now_ns() + (double)timeout_ns;
+    for (;;) {
+        uint64_t left = timeout_ns;
+        if (timeout_ns != UINT64_MAX) {
+            double d = deadline - now_ns();
+            left = d > 0 ? (uint64_t)d : 0;
+        }
+        bool progressed, finished;
+        vkllm_status st = step(c, left, &progressed, &finished);
+        if (st != VKLLM_OK)
+            return st;
+        if (finished) {
+            if (logits) /* read straight from the memory the GPU wrote: no copy per token */
+                *logits = llama_context_logits(c->llama);
+            return VKLLM_OK;
+        }
+        if (!progressed || left == 0)
+            return VKLLM_NOT_READY;
+    }
+}
+
+vkllm_status vkllm_decode_poll(vkllm_context *c, const float **logits) { return vkllm_decode_wait(c, 0, logits); }
+
 vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits)
 {
-    vkllm_status st = eval_batches(c, tokens, n, NULL);
-    if (st == VKLLM_OK && logits) /* read straight from the memory the GPU wrote: no copy per token */
-        *logits = llama_context_logits(c->llama);
-    return st;
+    vkllm_status st = vkllm_decode_submit(c, tokens, n);
+    return st == VKLLM_OK ? vkllm_decode_wait(c, UINT64_MAX, logits) : st;
 }
 
 vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens, size_t n, float *logits)
 {
-    return eval_batches(c, tokens, n, logits);
+    return eval_all(c, tokens, n, logits);
 }
 
-void vkllm_context_set_timing(vkllm_context *c, bool on) { llama_context_set_timing(c->llama, on); }
+double vkllm_context_last_submit_gpu_us(const vkllm_context *c) { return c->last_submit_us; }
+double vkllm_context_max_submit_gpu_us(const vkllm_context *c) { return c->max_submit_us; }
+
+void vkllm_context_set_timing(vkllm_context *c, bool on)
+{
+    if (!c->in_flight)   /* re-recording would wait for the submission in flight */
+        llama_context_set_timing(c->llama, on || c->budget_us);
+}
 double vkllm_context_last_gpu_ns(const vkllm_context *c) { return llama_context_last_gpu_ns(c->llama); }
 
 /* ---- Sampling ---- */

@@ -298,6 +298,9 @@ struct llama_context {
     bool timing;
     bool profile;                      /* VKLLM_PROFILE=1: per-op GPU times on stderr after each batch */
     double last_gpu_ns;
+    double last_submit_gpu_ns;         /* the last completed submission's GPU time (timing on) */
+    vkr_graph *in_flight;              /* submitted, not yet completed by llama_eval_poll */
+    uint32_t in_flight_n;
 };
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
@@ -313,6 +316,8 @@ void llama_context_set_timing(llama_context *c, bool on)
     vkr_graph_clear(c->batch);
 }
 double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
+void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
+double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
 const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
 
 static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind kind, vkr_buffer **out)
@@ -610,9 +615,9 @@ static double graph_gpu_ns(const vkr_graph *g)
     return t;
 }
 
-/* One batch of n <= n_batch tokens. */
-static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
-                               float *logits)
+/* Writes the ids and positions of n <= n_batch tokens, records their graph if needed and submits it
+ * without waiting (llama_eval_poll completes it). */
+static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
 {
     const llama_hparams *hp = &c->m->hp;
     uint32_t *ids = c->ids->mapped, *pos = c->pos->mapped;
@@ -643,13 +648,55 @@ static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t
     }
     if (st == VKLLM_OK)
         st = vkr_graph_submit(g);
-    if (st == VKLLM_OK)
-        st = vkr_graph_wait(g);
+    if (st == VKLLM_OK) {
+        c->in_flight = g;
+        c->in_flight_n = n;
+    }
+    return st;
+}
+
+vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
+{
+    *done = true;
+    vkr_graph *g = c->in_flight;
+    if (!g)
+        return VKLLM_OK;
+    vkllm_status st = timeout_ns == UINT64_MAX ? vkr_graph_wait(g) : vkr_graph_poll(g, timeout_ns, done);
+    if (st == VKLLM_OK && !*done)
+        return VKLLM_OK;
+    c->in_flight = NULL;
     if (st != VKLLM_OK)
         return st;
-    c->last_gpu_ns += c->timing ? graph_gpu_ns(g) : 0.0;
+    c->last_submit_gpu_ns = c->timing ? graph_gpu_ns(g) : 0.0;
+    c->last_gpu_ns += c->last_submit_gpu_ns;
     if (c->profile)
-        print_profile(g, n);
+        print_profile(g, c->in_flight_n);
+    return VKLLM_OK;
+}
+
+vkllm_status llama_eval_submit(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0)
+{
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
+    if (n == 0 || !tokens || n > c->n_batch)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a submission takes 1 to %u", n, c->n_batch);
+    if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
+        return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
+                         c->n_ctx);
+    return submit_batch(c, tokens, n, pos0, false);
+}
+
+/* One batch of n <= n_batch tokens, waited for. */
+static vkllm_status eval_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
+                               float *logits)
+{
+    const llama_hparams *hp = &c->m->hp;
+    bool done;
+    vkllm_status st = submit_batch(c, tokens, n, pos0, all_logits);
+    if (st == VKLLM_OK)
+        st = llama_eval_poll(c, UINT64_MAX, &done);
+    if (st != VKLLM_OK)
+        return st;
     if (!logits)
         return VKLLM_OK;
     if (all_logits)
@@ -683,6 +730,8 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
         }
         step = c->rows_all_logits;
     }
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
     c->last_gpu_ns = 0;
     for (uint32_t done = 0; done < n;) {
         uint32_t b = n - done < step ? n - done : step;

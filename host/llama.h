@@ -68,6 +68,12 @@ uint32_t llama_context_n_ctx(const llama_context *c);
 vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
                         float *logits);
 
+/* The same in steps, without waiting: llama_eval_submit submits n (1..n_batch) tokens at pos0, the last
+ * token's logits wanted; llama_eval_poll waits at most timeout_ns (0: looks, UINT64_MAX: until done) and
+ * tells whether the submission finished (nothing in flight: done). One submission at a time. */
+vkllm_status llama_eval_submit(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0);
+vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done);
+
 /* The last token's logits from the last llama_eval without all_logits: n_vocab floats in host-visible
  * memory the GPU wrote (no copy), valid until the next llama_eval. */
 const float *llama_context_logits(const llama_context *c);
@@ -75,6 +81,9 @@ const float *llama_context_logits(const llama_context *c);
 /* GPU time of the last evaluation's dispatches when timing is enabled (0 otherwise). */
 void llama_context_set_timing(llama_context *c, bool on);
 double llama_context_last_gpu_ns(const llama_context *c);
+void llama_context_reset_gpu_ns(llama_context *c);
+/* The GPU time of the last completed submission (timing on), in nanoseconds. */
+double llama_context_last_submit_gpu_ns(const llama_context *c);
 /* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
  * evaluation with timing on; empty until the first single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);

@@ -15,6 +15,8 @@ typedef enum vkllm_status {
     VKLLM_ERR_NO_DEVICE = -9,          /* no Vulkan driver, or no device matching the request */
     VKLLM_ERR_CONTEXT_FULL = -10,      /* the prompt or conversation does not fit the context */
     VKLLM_ERR_CANCELLED = -11,         /* a progress or abort callback asked to stop */
+    VKLLM_ERR_BUSY = -12,              /* a decode submitted with vkllm_decode_submit is still in flight */
+    VKLLM_NOT_READY = 1,               /* not an error: vkllm_decode_poll/_wait, the decode is still running */
 } vkllm_status;
 
 #endif

@@ -39,6 +39,8 @@ const char *vkr_status_name(vkllm_status status)
     case VKLLM_ERR_NO_DEVICE: return "no vulkan device";
     case VKLLM_ERR_CONTEXT_FULL: return "context full";
     case VKLLM_ERR_CANCELLED: return "cancelled";
+    case VKLLM_ERR_BUSY: return "busy";
+    case VKLLM_NOT_READY: return "not ready";
     }
     return "unknown error";
 }

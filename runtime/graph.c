@@ -376,6 +376,19 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
     return VKLLM_OK;
 }
 
+vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done)
+{
+    *done = true;
+    if (!g->pending || g->dev->lost)
+        return vkr_graph_wait(g);
+    VkResult r = vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, timeout_ns);
+    if (r == VK_TIMEOUT) {
+        *done = false;
+        return VKLLM_OK;
+    }
+    return vkr_graph_wait(g);   /* signalled: returns at once; an error: reported (and a loss noted) there */
+}
+
 vkllm_status vkr_graph_run(vkr_graph *g)
 {
     vkllm_status st = VKLLM_OK;

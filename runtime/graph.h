@@ -43,6 +43,9 @@ vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps);
 /* Submits the recorded command buffer (one vkQueueSubmit) without waiting / waits for it. */
 vkllm_status vkr_graph_submit(vkr_graph *g);
 vkllm_status vkr_graph_wait(vkr_graph *g);
+/* Waits at most timeout_ns (0: just looks) for the submission; *done tells whether it finished, and then
+ * it is completed as by vkr_graph_wait (timestamps read). Nothing pending: done. */
+vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done);
 /* Records if needed, submits and waits. */
 vkllm_status vkr_graph_run(vkr_graph *g);
 

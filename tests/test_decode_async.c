@@ -1,0 +1,236 @@
+/* Non-blocking decoding and the frame budget (include/vkllm.h: vkllm_decode_submit/_poll/_wait,
+ * max_gpu_us_per_submit), on a synthetic "tiny" model (Q8_0, seeded) and on stories260K when present:
+ * - a prompt of 3 batches and greedy steps through submit + poll, and through submit + wait with a short
+ *   timeout, give bit for bit the logits of vkllm_decode at every step (same batches, same graphs);
+ * - misuse: poll/wait with nothing submitted is VKLLM_ERR_INVALID_ARGUMENT, a second submit, vkllm_decode,
+ *   vkllm_decode_all or a truncate while one is in flight VKLLM_ERR_BUSY, a bad id or an overflowing prompt
+ *   leaves nothing in flight; freeing a context with a decode in flight waits for it (ASan build);
+ * - with a budget: every prompt chunk's measured GPU time (read after each poll that completes one) is
+ *   within the budget, the chunks grow past one token, and the greedy text matches vkllm_decode's. The
+ *   budget is 8 times the slowest single-token step measured first (at least 2 ms): lavapipe's times vary
+ *   with the machine's load, and a budget the single token cannot meet is the documented exception. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/ggml_types.h"
+#include "host/synth.h"
+#include "runtime/error.h"
+#include "util.h"
+#include "vkllm.h"
+
+#define N_PROMPT 40
+#define N_GEN 12
+#define N_BATCH 16
+
+static int32_t argmax(const float *x, uint32_t n)
+{
+    int32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = (int32_t)i;
+    return best;
+}
+
+static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us)
+{
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_ctx = 128;
+    cp.n_batch = N_BATCH;
+    cp.max_gpu_us_per_submit = budget_us;
+    vkllm_context *c = NULL;
+    vkllm_status st = vkllm_context_create(m, &cp, &c);
+    CHECK(st == VKLLM_OK, "context: %s", vkllm_last_error());
+    return c;
+}
+
+enum mode { BLOCKING, POLL, WAIT };
+
+/* Completes the decode in flight by polling (or waiting 1 ms at a time); chunk GPU times are checked
+ * against budget_us (0: not checked) as each completes; *chunks counts the chunks. */
+static vkllm_status finish(vkllm_context *c, enum mode mode, uint32_t budget_us, int *chunks, const float **logits)
+{
+    vkllm_status st;
+    uint32_t pos = vkllm_context_position(c);
+    for (;;) {
+        st = mode == POLL ? vkllm_decode_poll(c, logits) : vkllm_decode_wait(c, 1000000, logits);
+        if (vkllm_context_position(c) != pos) {   /* a poll completes at most one chunk */
+            double us = vkllm_context_last_submit_gpu_us(c);
+            CHECK(!budget_us || (us > 0 && us <= budget_us), "chunk of %u tokens took %.0f us, budget %u us",
+                  vkllm_context_position(c) - pos, us, budget_us);
+            pos = vkllm_context_position(c);
+            (*chunks)++;
+        }
+        if (st != VKLLM_NOT_READY)
+            return st;
+    }
+}
+
+/* Prompt then greedy steps; every step's logits into out ((1 + N_GEN) x n_vocab), the ids into ids. */
+static void run(vkllm_model *m, enum mode mode, uint32_t budget_us, const int32_t *prompt, float *out, int32_t *ids,
+                int *chunks)
+{
+    uint32_t n_vocab = vkllm_model_n_vocab(m);
+    vkllm_context *c = new_context(m, budget_us);
+    const float *logits = NULL;
+    vkllm_status st = c ? VKLLM_OK : VKLLM_ERR_INVALID_ARGUMENT;
+    *chunks = 0;
+    for (int step = 0; st == VKLLM_OK && step <= N_GEN; step++) {
+        const int32_t *t = step ? &ids[step - 1] : prompt;
+        size_t n = step ? 1 : N_PROMPT;
+        if (mode == BLOCKING) {
+            st = vkllm_decode(c, t, n, &logits);
+            (*chunks)++;
+        } else {
+            st = vkllm_decode_submit(c, t, n);
+            if (st == VKLLM_OK)
+                st = finish(c, mode, step ? 0 : budget_us, chunks, &logits);
+        }
+        CHECK(st == VKLLM_OK && logits, "mode %d step %d: %s", (int)mode, step, vkllm_last_error());
+        if (st != VKLLM_OK || !logits)
+            break;
+        memcpy(out + (size_t)step * n_vocab, logits, n_vocab * sizeof *logits);
+        ids[step] = argmax(logits, n_vocab);
+    }
+    CHECK(!budget_us || vkllm_context_max_submit_gpu_us(c) <= budget_us,
+          "longest submission %.0f us, budget %u us (the single-token steps included)",
+          vkllm_context_max_submit_gpu_us(c), budget_us);
+    vkllm_context_free(c);
+}
+
+static void test_same_logits(vkllm_model *m, const int32_t *prompt, const char *name)
+{
+    size_t n = (size_t)(1 + N_GEN) * vkllm_model_n_vocab(m);
+    float *ref = calloc(n, sizeof *ref), *got = calloc(n, sizeof *got);
+    int32_t ref_ids[N_GEN + 1], got_ids[N_GEN + 1];
+    int chunks;
+    if (!ref || !got) {
+        CHECK(false, "out of memory");
+        free(ref);
+        free(got);
+        return;
+    }
+    run(m, BLOCKING, 0, prompt, ref, ref_ids, &chunks);
+    for (int mode = POLL; mode <= WAIT; mode++) {
+        memset(got, 0xA5, n * sizeof *got);
+        run(m, (enum mode)mode, 0, prompt, got, got_ids, &chunks);
+        CHECK(!memcmp(ref, got, n * sizeof *got), "%s: %s logits differ from vkllm_decode's", name,
+              mode == POLL ? "polled" : "waited");
+        CHECK(mode == WAIT || chunks == 3 + N_GEN, "%s: %d submissions, not %d", name, chunks, 3 + N_GEN);
+    }
+    free(ref);
+    free(got);
+}
+
+static void test_misuse(vkllm_model *m, const int32_t *prompt)
+{
+    vkllm_context *c = new_context(m, 0);
+    if (!c)
+        return;
+    const float *logits = NULL;
+    CHECK(vkllm_decode_poll(c, &logits) == VKLLM_ERR_INVALID_ARGUMENT, "poll with nothing submitted");
+    CHECK(vkllm_decode_wait(c, 0, &logits) == VKLLM_ERR_INVALID_ARGUMENT, "wait with nothing submitted");
+    int32_t bad[2] = {prompt[0], -3};
+    CHECK(vkllm_decode_submit(c, bad, 2) == VKLLM_ERR_INVALID_ARGUMENT, "bad id submitted");
+    CHECK(vkllm_decode_submit(c, prompt, 129) == VKLLM_ERR_CONTEXT_FULL, "prompt longer than the context");
+    CHECK(vkllm_decode_submit(c, prompt, 0) == VKLLM_ERR_INVALID_ARGUMENT, "no tokens submitted");
+    CHECK(vkllm_decode_poll(c, &logits) == VKLLM_ERR_INVALID_ARGUMENT, "poll after refused submits");
+    CHECK(vkllm_decode_submit(c, prompt, N_PROMPT) == VKLLM_OK, "submit: %s", vkllm_last_error());
+    float all[4];
+    CHECK(vkllm_decode_submit(c, prompt, 1) == VKLLM_ERR_BUSY, "second submit in flight");
+    CHECK(vkllm_decode(c, prompt, 1, &logits) == VKLLM_ERR_BUSY, "vkllm_decode in flight");
+    CHECK(vkllm_decode_all(c, prompt, 1, all) == VKLLM_ERR_BUSY, "vkllm_decode_all in flight");
+    CHECK(vkllm_context_truncate(c, 0) == VKLLM_ERR_BUSY, "truncate in flight");
+    CHECK(strstr(vkllm_last_error(), "in flight") != NULL, "message: %s", vkllm_last_error());
+    CHECK(vkllm_decode_wait(c, UINT64_MAX, &logits) == VKLLM_OK && logits, "wait: %s", vkllm_last_error());
+    CHECK(vkllm_context_position(c) == N_PROMPT, "position %u", vkllm_context_position(c));
+    CHECK(vkllm_decode_poll(c, &logits) == VKLLM_ERR_INVALID_ARGUMENT, "poll after completion");
+    /* freed with a decode in flight */
+    CHECK(vkllm_decode_submit(c, prompt, N_PROMPT) == VKLLM_OK, "submit: %s", vkllm_last_error());
+    vkllm_context_free(c);
+}
+
+/* The slowest of a few single-token steps, in microseconds, after a first one (lavapipe compiles a
+ * pipeline at its first dispatch, inside the measured time). */
+static double single_token_us(vkllm_model *m, const int32_t *prompt)
+{
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_ctx = 128;
+    vkllm_context *c = NULL;
+    double worst = 0;
+    if (vkllm_context_create(m, &cp, &c) != VKLLM_OK)
+        return 0;
+    vkllm_context_set_timing(c, true);
+    for (int i = 0; i < 8; i++) {
+        const float *logits;
+        if (vkllm_decode(c, &prompt[i], 1, &logits) != VKLLM_OK)
+            break;
+        double us = vkllm_context_last_gpu_ns(c) / 1e3;
+        worst = i && us > worst ? us : worst;
+    }
+    vkllm_context_free(c);
+    return worst;
+}
+
+static void test_budget(vkllm_model *m, const int32_t *prompt, const char *name)
+{
+    double one = single_token_us(m, prompt);
+    uint32_t budget = (uint32_t)fmax(2000.0, 8 * one);
+    size_t n = (size_t)(1 + N_GEN) * vkllm_model_n_vocab(m);
+    float *ref = calloc(n, sizeof *ref), *got = calloc(n, sizeof *got);
+    int32_t ref_ids[N_GEN + 1], got_ids[N_GEN + 1];
+    int chunks = 0;
+    if (ref && got) {
+        run(m, BLOCKING, 0, prompt, ref, ref_ids, &chunks);
+        run(m, POLL, budget, prompt, got, got_ids, &chunks);
+        chunks -= N_GEN;
+        printf("%s: one token %.0f us, budget %u us: the %d-token prompt in %d chunks\n", name, one, budget, N_PROMPT,
+               chunks);
+        CHECK(chunks > 1 && chunks < N_PROMPT, "%s: %d chunks: the chunk size did not adapt", name, chunks);
+        CHECK(!memcmp(ref_ids, got_ids, sizeof ref_ids), "%s: greedy tokens differ with the budget", name);
+        CHECK(rel_l2(got, ref, n) < 1e-3, "%s: logits differ with the budget by %g", name, rel_l2(got, ref, n));
+    }
+    free(ref);
+    free(got);
+}
+
+static void test_model(const char *path, const char *name)
+{
+    vkllm_model *m = NULL;
+    if (vkllm_model_load(path, NULL, &m) != VKLLM_OK) {
+        CHECK(false, "load %s: %s", path, vkllm_last_error());
+        return;
+    }
+    int32_t prompt[129];
+    uint32_t n_vocab = vkllm_model_n_vocab(m);
+    for (int i = 0; i < 129; i++)   /* seeded ids past the first few (control tokens) */
+        prompt[i] = (int32_t)(3 + (uint32_t)(i * 2654435761u) % (n_vocab - 3));
+    test_same_logits(m, prompt, name);
+    test_misuse(m, prompt);
+    test_budget(m, prompt, name);
+    vkllm_model_free(m);
+}
+
+int main(void)
+{
+    char synth_path[512];
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(synth_path, sizeof synth_path, "%s/decode-async-tiny-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = synth_path, .seed = 11};
+    vkllm_status st = synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
+    if (st == VKLLM_OK)
+        test_model(synth_path, "tiny");
+    remove(synth_path);
+    const char *stories = test_shared_path("models/stories260K.gguf");
+    if (stories) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s", stories);
+        test_model(path, "stories260K");
+    } else
+        printf("stories260K not found: only the synthetic model\n");
+    return test_finish("decode_async");
+}

@@ -7,7 +7,7 @@
  *   leaves nothing in flight; freeing a context with a decode in flight waits for it (ASan build);
  * - with a budget: every prompt chunk's measured GPU time (read after each poll that completes one) is
  *   within the budget, the chunks grow past one token, and the greedy text matches vkllm_decode's. The
- *   budget is 8 times the slowest single-token step measured first (at least 2 ms): lavapipe's times vary
+ *   budget is 8 times the slowest single-token step measured first (at least 20 ms): lavapipe's times vary
  *   with the machine's load, and a budget the single token cannot meet is the documented exception. */
 #include <math.h>
 #include <stdlib.h>
@@ -178,7 +178,7 @@ static double single_token_us(vkllm_model *m, const int32_t *prompt)
 static void test_budget(vkllm_model *m, const int32_t *prompt, const char *name)
 {
     double one = single_token_us(m, prompt);
-    uint32_t budget = (uint32_t)fmax(2000.0, 8 * one);
+    uint32_t budget = (uint32_t)fmax(20000.0, 8 * one);
     size_t n = (size_t)(1 + N_GEN) * vkllm_model_n_vocab(m);
     float *ref = calloc(n, sizeof *ref), *got = calloc(n, sizeof *got);
     int32_t ref_ids[N_GEN + 1], got_ids[N_GEN + 1];

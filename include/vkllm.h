@@ -236,15 +236,16 @@ VKLLM_API vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *nam
 
 typedef struct vkllm_context vkllm_context;
 
-/* Asked between the submissions of a prompt longer than n_batch; true stops the decode. */
+/* Asked between the submissions of a prompt (batches of n_batch, or chunks sized by the frame budget);
+ * true stops the decode. */
 typedef bool (*vkllm_abort_fn)(void *user);
 
 typedef struct vkllm_context_params {
     uint32_t size;       /* sizeof, written by vkllm_context_default_params */
     uint32_t n_ctx;      /* positions; 0: the smaller of the model's context and 4096 */
     uint32_t n_batch;    /* most prompt tokens per graph (one queue submission); 0: 512 */
-    /* NULL: none. When abort(abort_user) returns true, vkllm_decode/vkllm_decode_all return
-     * VKLLM_ERR_CANCELLED; the batches already done stay in the context (vkllm_context_position says how
+    /* NULL: none. When abort(abort_user) returns true, vkllm_decode/vkllm_decode_all (and the poll or wait
+     * of a submitted decode) return VKLLM_ERR_CANCELLED; the batches already done stay in the context (vkllm_context_position says how
      * many tokens), which remains usable. */
     vkllm_abort_fn abort;
     void *abort_user;

@@ -61,13 +61,17 @@ void dq_nibble_runs(uvec4 v, uvec4 hi0, uvec4 hi1, out vec4 q[8])
     }
 }
 
-/* The non-linear 4-bit values of IQ4_NL and IQ4_XS, for nibble indices held one per byte of w. */
-const float IQ4_VALUES[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0,
-                                       38.0, 53.0, 69.0, 89.0, 113.0);
+/* The non-linear 4-bit values of IQ4_NL and IQ4_XS (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
+ * 53, 69, 89, 113) for nibble indices held one per byte of w. The table is four words of int8s, picked by
+ * selects and shifts: an indexed constant array costs a load per lane on CPU drivers. */
+const uvec4 IQ4_TABLE = uvec4(0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u);
 vec4 iq4_word(uint w)
 {
-    return vec4(IQ4_VALUES[w & 0xFu], IQ4_VALUES[(w >> 8) & 0xFu], IQ4_VALUES[(w >> 16) & 0xFu],
-                IQ4_VALUES[(w >> 24) & 0xFu]);
+    const uvec4 idx = uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu;
+    const bvec4 odd = notEqual(idx & 4u, uvec4(0u)), high = greaterThanEqual(idx, uvec4(8u));
+    const uvec4 word = mix(mix(uvec4(IQ4_TABLE.x), uvec4(IQ4_TABLE.y), odd),
+                           mix(uvec4(IQ4_TABLE.z), uvec4(IQ4_TABLE.w), odd), high);
+    return vec4(ivec4(word << ((3u - (idx & 3u)) * 8u)) >> 24);
 }
 void dq_iq4_runs(uvec4 v, out vec4 q[8])
 {

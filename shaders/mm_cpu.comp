@@ -42,6 +42,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
 #ifdef USE_INT64
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
@@ -392,9 +393,9 @@ void main()
     uint b = 0u;
     do {
         DqMeta m[RPL];
-        for (uint i = 0u; i < RPL; i++)
+        [[unroll]] for (uint i = 0u; i < RPL; i++)
             m[i] = dq_meta(pc.d_off, rb[i] + b);
-        for (uint u = 0u; u < DQ_UNITS; u++) {
+        [[unroll]] for (uint u = 0u; u < DQ_UNITS; u++) {
             vec4 xv[NC * XU];
             float xs[NC * DQ_RUNS];
             for (uint c = 0u; c < NC; c++) {
@@ -404,7 +405,7 @@ void main()
                     xs[c * DQ_RUNS + r] = dot((xv[o] + xv[o + 1u]) + (xv[o + 2u] + xv[o + 3u]), vec4(1.0));
                 }
             }
-            for (uint i = 0u; i < RPL; i++) {
+            [[unroll]] for (uint i = 0u; i < RPL; i++) {
                 vec4 q[XU];
                 vec2 ab[DQ_RUNS];
                 dq_unit(m[i], (pc.w_off >> 4) + (rb[i] + b) * DQ_QV, u, q, ab);

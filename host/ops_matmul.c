@@ -120,19 +120,33 @@ static vkllm_status bind_range(const mm_ctx *c, vkr_dispatch *d, uint32_t slot, 
     return VKLLM_OK;
 }
 
-/* Shader variants are named after the type table's names (host/quant.c; shaders/list_matmul.cmake builds one
- * variant of each kernel per name), e.g. matvec_q4_K. NULL for a type the table does not run. */
-static const char *type_suffix(uint32_t type) { return ggml_type_name(type); }
+/* The type table (host/quant.c) says which weight types the kernels run. */
+bool op_weight_type_supported(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t && t->kernels;
+}
 
-/* Quantized types (blocks of several elements) have a quants and a meta region (host/tensor.h), bound apart. */
-static bool type_quantized(uint32_t type) { return ggml_block_size(type) > 1; }
+/* Kernel name suffix of a weight type: its table name (check_weight has checked that kernels exist). */
+static const char *type_suffix(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t ? t->name : "none";
+}
+
+static bool type_quantized(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t && t->meta_bytes > 0;
+}
 
 static vkllm_status check_weight(const vk_tensor *w, const char *op)
 {
     if (!w || (!w->buffer && w->n_parts == 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: weight tensor is not on the device", op);
-    if (!type_suffix(w->type))
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: unsupported weight type %u", op, w->type);
+    if (!op_weight_type_supported(w->type))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: no kernel for weight type %s (%u)", op,
+                         ggml_type_label(w->type) ? ggml_type_label(w->type) : "unknown", w->type);
     if (w->ne[0] == 0 || w->ne[1] == 0 || w->ne[0] > UINT32_MAX || w->ne[1] > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad weight shape %llu x %llu", op,
                          (unsigned long long)w->ne[0], (unsigned long long)w->ne[1]);

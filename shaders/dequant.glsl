@@ -62,20 +62,22 @@ void dq_nibble_runs(uvec4 v, uvec4 hi0, uvec4 hi1, out vec4 q[8])
 }
 
 /* The non-linear 4-bit values of IQ4_NL and IQ4_XS (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
- * 53, 69, 89, 113) for nibble indices n held one per byte of w: the degree-4 least-squares polynomial through
+ * 53, 69, 89, 113) for nibble indices n (0..15): the degree-4 least-squares polynomial through
  * them, rounded, gives each exactly (its error is at most 0.476; f32 evaluation adds < 1e-4). Five vector
  * operations instead of a lookup, which costs a load per lane on CPU drivers (or selects: twice as slow there). */
-vec4 iq4_word(uint w)
+vec4 iq4_values(uvec4 n)
 {
-    const vec4 n = vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu);
-    return round(fma(fma(fma(fma(vec4(0.0013247202), n, vec4(0.041216824)), n, vec4(-1.5001836)), n,
-                         vec4(24.743246)), n, vec4(-127.0436)));
+    const vec4 f = vec4(n);
+    return round(fma(fma(fma(fma(vec4(0.0013247202), f, vec4(0.041216824)), f, vec4(-1.5001836)), f,
+                         vec4(24.743246)), f, vec4(-127.0436)));
 }
+/* Runs 0 and 1 (low and high nibbles of v's 16 bytes) as IQ4 values. */
 void dq_iq4_runs(uvec4 v, out vec4 q[8])
 {
     for (uint i = 0u; i < 4u; i++) {
-        q[i] = iq4_word(v[i]);
-        q[4u + i] = iq4_word(v[i] >> 4);
+        const uvec4 b = uvec4(v[i], v[i] >> 8, v[i] >> 16, v[i] >> 24);
+        q[i] = iq4_values(b & 0xFu);
+        q[4u + i] = iq4_values((b >> 4) & 0xFu);
     }
 }
 

@@ -31,7 +31,9 @@ if run kernels "$BIN" bench --kernels --quick; then
   bw=$(md_cell read read 6 "$out")
   if positive "$bw"; then ok "kernels: read bandwidth $bw GB/s"; else fail "no read bandwidth in:"; cat "$out"; fi
   n=$(grep -c '^| matvec' "$out")
-  [ "$n" -eq 16 ] && ok "kernels: 16 matvec rows" || { fail "$n matvec rows (want 16)"; cat "$out"; }
+  nt=$(grep '^| matvec' "$out" | awk -F'|' '{print $3}' | sort -u | wc -l)   # every type with kernels: 4 shapes each
+  [ "$nt" -ge 15 ] && [ "$n" -eq $((4 * nt)) ] && ok "kernels: $n matvec rows, $nt types" ||
+    { fail "$n matvec rows of $nt types (want 4 per type, 15 types or more)"; cat "$out"; }
   for t in f32 f16 q8_0 q4_0; do
     us=$(md_cell matvec "| $t " 5 "$out"); gbs=$(md_cell matvec "| $t " 6 "$out"); pct=$(md_cell matvec "| $t " 7 "$out")
     if positive "$us" && positive "$gbs" && positive "$pct"; then ok "kernels: $t ${us} us, $gbs GB/s, $pct%"
@@ -46,10 +48,13 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 assert rows[0]["test"] == "read" and rows[0]["gbs"] > 0, rows[0]
 mv = [r for r in rows if r["test"] == "matvec"]
-assert len(mv) == 16
+per_elem = {"f32": 4, "f16": 2, "bf16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32,
+            "q5_1": 24 / 32, "iq4_nl": 18 / 32, "q2_K": 84 / 256, "q3_K": 110 / 256, "q4_K": 144 / 256,
+            "q5_K": 176 / 256, "q6_K": 210 / 256, "iq4_xs": 136 / 256}   # GGUF bytes per element
+assert len(mv) == 4 * len({r["type"] for r in mv}) and len({r["type"] for r in mv}) >= 15, len(mv)
 for r in mv:
     assert r["skipped"] is not None or (r["us"] > 0 and r["gbs"] > 0 and r["bw_pct"] > 0), r
-    assert r["bytes"] == r["m"] * r["k"] * {"f32": 4, "f16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32}[r["type"]], r
+    assert r["bytes"] == r["m"] * r["k"] * per_elem[r["type"]], r
 EOF
   else
     grep -q '"test": "read"' "$TMP/kernels_json.out" && ok "kernels: json (grep)" || fail "kernels json"

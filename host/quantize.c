@@ -137,10 +137,17 @@ static void fit_scale_min(const float *x, int n, const grid *g, bool m_nonpositi
                 sqq += q * q;
                 sxq += x[i] * q;
             }
-            double det = n * sqq - sq * sq;
-            if (!(det > 0))
+            if (!(sqq > 0))
                 break;
-            double nd = (n * sxq - sx * sq) / det, nm = (sx - nd * sq) / n;
+            /* Both d and m by least squares; when every q is equal (det 0) only d, with m kept. */
+            double det = n * sqq - sq * sq, nd, nm;
+            if (det > 0) {
+                nd = (n * sxq - sx * sq) / det;
+                nm = (sx - nd * sq) / n;
+            } else {
+                nd = (sxq - m * sq) / sqq;
+                nm = m;
+            }
             if (m_nonpositive && nm > 0) {
                 nm = 0;
                 nd = sxq / sqq;
@@ -226,10 +233,29 @@ static void pack_high_bits_32(const uint8_t *q, uint8_t *qh)
 
 /* ---- K-quants: sub-block scales against a super-block scale ---- */
 
+/* The f16 codes tried for a super-block scale near v: the nearest and its neighbours of larger and
+ * smaller magnitude. They differ by 0.1% for normal values, but tiny blocks have scales in f16's
+ * subnormal range, whose steps are coarse: there the right neighbour can halve the error. Returns how
+ * many codes it wrote. */
+static int scale_codes(float v, uint16_t *codes)
+{
+    v = fminf(fmaxf(v, -65504.0f), 65504.0f);
+    uint16_t h = fp32_to_fp16(isnan(v) ? 0.0f : v);
+    int n = 0;
+    codes[n++] = h;
+    if ((h & 0x7fffu) < 0x7bfeu) {          /* larger magnitude, staying finite */
+        codes[n++] = (uint16_t)(h + 1);
+        codes[n++] = (uint16_t)(h + 2);
+    }
+    if ((h & 0x7fffu) > 0)                  /* smaller magnitude, not crossing zero */
+        codes[n++] = (uint16_t)(h - 1);
+    return n;
+}
+
 /* Symmetric sub-blocks (Q3_K, Q6_K, IQ4_XS): each sub-block's scale s_j is fitted, then stored as the
  * integer c_j = round(s_j / d) in cmin..cmax with d chosen so the largest-magnitude s_j maps to cmin (the
- * end with more room). Each c_j is then re-picked among c_j-1..c_j+1 for least error; writes the fp16 d at
- * d_out, the c_j and the indices q. */
+ * end with more room). For each candidate f16 code of d, each c_j is re-picked among c_j-1..c_j+1 for
+ * least error; the best d wins. Writes the f16 d at d_out, the c_j and the indices q. */
 static void subblocks_symmetric(const float *x, int n_sub, int sub_len, const grid *g, int cmin, int cmax,
                                 uint8_t *d_out, int *c, uint8_t *q)
 {
@@ -239,25 +265,40 @@ static void subblocks_symmetric(const float *x, int n_sub, int sub_len, const gr
         if (fabsf(s[j]) > fabsf(smax))
             smax = s[j];
     }
-    float d = to_f16(smax / (float)cmin, d_out);
-    float inv = d != 0.0f ? 1.0f / d : 0.0f;
-    uint8_t tmp[32];
-    for (int j = 0; j < n_sub; j++) {
-        int c0 = round_clamp(s[j] * inv, cmin, cmax);
-        double best = DBL_MAX;
-        for (int cj = clampi(c0 - 1, cmin, cmax); cj <= clampi(c0 + 1, cmin, cmax); cj++) {
-            double err = assign(x + j * sub_len, sub_len, g, d * (float)cj, 0.0f, tmp);
-            if (err < best) {
-                best = err;
-                c[j] = cj;
-                memcpy(q + j * sub_len, tmp, (size_t)sub_len);
+    uint16_t codes[4];
+    int n_codes = scale_codes(smax / (float)cmin, codes);
+    double best_total = DBL_MAX;
+    int cc[16];
+    uint8_t qq[QK_K], tmp[32];
+    for (int k = 0; k < n_codes; k++) {
+        float d = fp16_to_fp32(codes[k]);
+        float inv = d != 0.0f ? 1.0f / d : 0.0f;
+        double total = 0;
+        for (int j = 0; j < n_sub; j++) {
+            int c0 = round_clamp(s[j] * inv, cmin, cmax);
+            double best = DBL_MAX;
+            for (int cj = clampi(c0 - 1, cmin, cmax); cj <= clampi(c0 + 1, cmin, cmax); cj++) {
+                double err = assign(x + j * sub_len, sub_len, g, d * (float)cj, 0.0f, tmp);
+                if (err < best) {
+                    best = err;
+                    cc[j] = cj;
+                    memcpy(qq + j * sub_len, tmp, (size_t)sub_len);
+                }
             }
+            total += best;
+        }
+        if (total < best_total) {
+            best_total = total;
+            store_u16(d_out, codes[k]);
+            memcpy(c, cc, (size_t)n_sub * sizeof *c);
+            memcpy(q, qq, (size_t)(n_sub * sub_len));
         }
     }
 }
 
 /* Affine sub-blocks (Q2_K, Q4_K, Q5_K): x ~ (d*c_j) * q - (dmin*m_j), c_j and m_j in 0..cmax; d and dmin
- * map the largest fitted scale and min to cmax. c_j, m_j re-picked among their 3x3 neighbours. */
+ * map the largest fitted scale and min to cmax. For each pair of candidate f16 codes of d and dmin, c_j
+ * and m_j are re-picked among their 3x3 neighbours; the best pair wins. */
 static void subblocks_affine(const float *x, int n_sub, int sub_len, const grid *g, int cmax, uint8_t *d_out,
                              uint8_t *dmin_out, int *c, int *m, uint8_t *q)
 {
@@ -269,21 +310,39 @@ static void subblocks_affine(const float *x, int n_sub, int sub_len, const grid 
         smax = fmaxf(smax, s[j]);
         mmax = fmaxf(mmax, mn[j]);
     }
-    float d = to_f16(smax / (float)cmax, d_out), dmin = to_f16(mmax / (float)cmax, dmin_out);
-    float inv = d > 0.0f ? 1.0f / d : 0.0f, minv = dmin > 0.0f ? 1.0f / dmin : 0.0f;
-    uint8_t tmp[32];
-    for (int j = 0; j < n_sub; j++) {
-        int c0 = round_clamp(s[j] * inv, 0, cmax), m0 = round_clamp(mn[j] * minv, 0, cmax);
-        double best = DBL_MAX;
-        for (int cj = clampi(c0 - 1, 0, cmax); cj <= clampi(c0 + 1, 0, cmax); cj++) {
-            for (int mj = clampi(m0 - 1, 0, cmax); mj <= clampi(m0 + 1, 0, cmax); mj++) {
-                double err = assign(x + j * sub_len, sub_len, g, d * (float)cj, -dmin * (float)mj, tmp);
-                if (err < best) {
-                    best = err;
-                    c[j] = cj;
-                    m[j] = mj;
-                    memcpy(q + j * sub_len, tmp, (size_t)sub_len);
+    uint16_t dcodes[4], mcodes[4];
+    int n_d = scale_codes(smax / (float)cmax, dcodes), n_m = scale_codes(mmax / (float)cmax, mcodes);
+    double best_total = DBL_MAX;
+    int cc[16], mm[16];
+    uint8_t qq[QK_K], tmp[32];
+    for (int kd = 0; kd < n_d; kd++) {
+        for (int km = 0; km < n_m; km++) {
+            float d = fp16_to_fp32(dcodes[kd]), dmin = fp16_to_fp32(mcodes[km]);
+            float inv = d > 0.0f ? 1.0f / d : 0.0f, minv = dmin > 0.0f ? 1.0f / dmin : 0.0f;
+            double total = 0;
+            for (int j = 0; j < n_sub; j++) {
+                int c0 = round_clamp(s[j] * inv, 0, cmax), m0 = round_clamp(mn[j] * minv, 0, cmax);
+                double best = DBL_MAX;
+                for (int cj = clampi(c0 - 1, 0, cmax); cj <= clampi(c0 + 1, 0, cmax); cj++) {
+                    for (int mj = clampi(m0 - 1, 0, cmax); mj <= clampi(m0 + 1, 0, cmax); mj++) {
+                        double err = assign(x + j * sub_len, sub_len, g, d * (float)cj, -dmin * (float)mj, tmp);
+                        if (err < best) {
+                            best = err;
+                            cc[j] = cj;
+                            mm[j] = mj;
+                            memcpy(qq + j * sub_len, tmp, (size_t)sub_len);
+                        }
+                    }
                 }
+                total += best;
+            }
+            if (total < best_total) {
+                best_total = total;
+                store_u16(d_out, dcodes[kd]);
+                store_u16(dmin_out, mcodes[km]);
+                memcpy(c, cc, (size_t)n_sub * sizeof *c);
+                memcpy(m, mm, (size_t)n_sub * sizeof *m);
+                memcpy(q, qq, (size_t)(n_sub * sub_len));
             }
         }
     }

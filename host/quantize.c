@@ -233,17 +233,18 @@ static void pack_high_bits_32(const uint8_t *q, uint8_t *qh)
 
 /* ---- K-quants: sub-block scales against a super-block scale ---- */
 
-/* The f16 codes tried for a super-block scale near v: the nearest and its neighbours of larger and
- * smaller magnitude. They differ by 0.1% for normal values, but tiny blocks have scales in f16's
- * subnormal range, whose steps are coarse: there the right neighbour can halve the error. Returns how
- * many codes it wrote. */
+/* The f16 codes tried for a super-block scale near v: the nearest, and where that is subnormal (tiny
+ * blocks) also its neighbours of larger and smaller magnitude: subnormal steps are coarse (up to 50%),
+ * and the right neighbour can halve the error. Returns how many codes it wrote. */
 static int scale_codes(float v, uint16_t *codes)
 {
     v = fminf(fmaxf(v, -65504.0f), 65504.0f);
     uint16_t h = fp32_to_fp16(isnan(v) ? 0.0f : v);
     int n = 0;
     codes[n++] = h;
-    if ((h & 0x7fffu) < 0x7bfeu) {          /* larger magnitude, staying finite */
+    if ((h & 0x7c00u) != 0)                 /* normal: neighbours differ by 0.1%, not worth trying */
+        return n;
+    if ((h & 0x7fffu) < 0x03feu) {          /* larger magnitude, staying subnormal */
         codes[n++] = (uint16_t)(h + 1);
         codes[n++] = (uint16_t)(h + 2);
     }

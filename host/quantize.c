@@ -28,9 +28,14 @@
 /* IQ4_NL's and IQ4_XS's 16 levels (a property of the format). */
 static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
+/* The midpoints between consecutive IQ4 levels: the decision thresholds of the nearest level. */
+static const float iq4_mids[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                   7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+
 typedef struct grid {
     int lo, hi;              /* levels lo..hi (indices 0..hi-lo) */
     const int8_t *table;     /* non-NULL: level of index i is table[i] (lo = 0, hi = 15) */
+    const float *mids;       /* with table: the hi midpoints between consecutive levels */
 } grid;
 
 static float level(const grid *g, int index) { return g->table ? (float)g->table[index] : (float)(g->lo + index); }
@@ -38,11 +43,16 @@ static float level(const grid *g, int index) { return g->table ? (float)g->table
 /* Index of the level nearest v; defined for any v (NaN gives the lowest). */
 static int nearest(const grid *g, float v)
 {
-    if (g->table) {
-        int i = 0;
-        while (i < g->hi && v > 0.5f * ((float)g->table[i] + (float)g->table[i + 1]))
-            i++;
-        return i;
+    if (g->table) {                          /* binary search for the first midpoint >= v */
+        int a = 0, b = g->hi;
+        while (a < b) {
+            int m = (a + b) / 2;
+            if (v > g->mids[m])
+                a = m + 1;
+            else
+                b = m;
+        }
+        return a;
     }
     if (!(v > (float)g->lo))
         return 0;
@@ -196,8 +206,8 @@ static int round_clamp(float v, int lo, int hi)
 
 /* ---- 32-element block formats ---- */
 
-static const grid grid_q4 = {-8, 7, NULL}, grid_q5 = {-16, 15, NULL}, grid_q8 = {-128, 127, NULL};
-static const grid grid_u4 = {0, 15, NULL}, grid_u5 = {0, 31, NULL}, grid_iq4 = {0, 15, iq4_levels};
+static const grid grid_q4 = {-8, 7, NULL, NULL}, grid_q5 = {-16, 15, NULL, NULL}, grid_q8 = {-128, 127, NULL, NULL};
+static const grid grid_u4 = {0, 15, NULL, NULL}, grid_u5 = {0, 31, NULL, NULL}, grid_iq4 = {0, 15, iq4_levels, iq4_mids};
 
 /* Symmetric block of 32: the fp16 scale at blk, the grid indices in q. */
 static void block_symmetric(const float *x, const grid *g, uint8_t *blk, uint8_t *q)
@@ -361,7 +371,7 @@ static void pack_scales_k4(const int *c, const int *m, uint8_t *out)
     }
 }
 
-static const grid grid_u2 = {0, 3, NULL}, grid_q3 = {-4, 3, NULL}, grid_q6 = {-32, 31, NULL};
+static const grid grid_u2 = {0, 3, NULL, NULL}, grid_q3 = {-4, 3, NULL, NULL}, grid_q6 = {-32, 31, NULL, NULL};
 
 /* Q2_K, 84 bytes: scales[16] (scale low nibble, min high nibble), qs[64], d, dmin. In each half of 128
  * elements, 2-bit field 2i of byte l of that half's 32 qs bytes is element 32i + l. */

@@ -118,8 +118,8 @@ static vkllm_status bind_range(const mm_ctx *c, vkr_dispatch *d, uint32_t slot, 
     return VKLLM_OK;
 }
 
-/* Whether the kernels run a weight type (the type table, host/quant.c, says). */
-static bool type_has_kernels(uint32_t type)
+/* The type table (host/quant.c) says which weight types the kernels run. */
+bool op_weight_type_supported(uint32_t type)
 {
     const ggml_type_info *t = ggml_type_get(type);
     return t && t->kernels;
@@ -142,7 +142,7 @@ static vkllm_status check_weight(const vk_tensor *w, const char *op)
 {
     if (!w || (!w->buffer && w->n_parts == 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: weight tensor is not on the device", op);
-    if (!type_has_kernels(w->type))
+    if (!op_weight_type_supported(w->type))
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: no kernel for weight type %s (%u)", op,
                          ggml_type_label(w->type) ? ggml_type_label(w->type) : "unknown", w->type);
     if (w->ne[0] == 0 || w->ne[1] == 0 || w->ne[0] > UINT32_MAX || w->ne[1] > UINT32_MAX)

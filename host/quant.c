@@ -4,6 +4,7 @@
 #include "host/quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- binary16 <-> binary32 ---- */
@@ -646,23 +647,23 @@ typedef struct type_entry {
     void (*quant)(const float *x, uint8_t *block);
 } type_entry;
 
-/*    id                 name      block  bytes kernels qs_start qs_bytes meta  dequant         quant */
+/*    id                 name      block bytes kernels qs_start qs_bytes meta fallback         file_type  dequant quant */
 static const type_entry TYPES[] = {
-    {{GGML_TYPE_F32,    "f32",    1,    4,   true,  0,   4,   0},  NULL,           NULL},
-    {{GGML_TYPE_F16,    "f16",    1,    2,   true,  0,   2,   0},  NULL,           NULL},
-    {{GGML_TYPE_BF16,   "bf16",   1,    2,   false, 0,   2,   0},  NULL,           NULL},
-    {{GGML_TYPE_Q4_0,   "q4_0",   32,   18,  true,  2,   16,  2},  dequant_q4_0,   quant_q4_0},
-    {{GGML_TYPE_Q4_1,   "q4_1",   32,   20,  false, 4,   16,  4},  dequant_q4_1,   quant_q4_1},
-    {{GGML_TYPE_Q5_0,   "q5_0",   32,   22,  false, 6,   16,  8},  dequant_q5_0,   quant_q5_0},
-    {{GGML_TYPE_Q5_1,   "q5_1",   32,   24,  false, 8,   16,  8},  dequant_q5_1,   quant_q5_1},
-    {{GGML_TYPE_Q8_0,   "q8_0",   32,   34,  true,  2,   32,  2},  dequant_q8_0,   quant_q8_0},
-    {{GGML_TYPE_Q2_K,   "q2_K",   QK_K, 84,  false, 16,  64,  20}, dequant_q2_K,   quant_q2_K},
-    {{GGML_TYPE_Q3_K,   "q3_K",   QK_K, 110, false, 0,   96,  16}, dequant_q3_K,   quant_q3_K},
-    {{GGML_TYPE_Q4_K,   "q4_K",   QK_K, 144, false, 16,  128, 16}, dequant_q4_K,   quant_q4_K},
-    {{GGML_TYPE_Q5_K,   "q5_K",   QK_K, 176, false, 16,  160, 16}, dequant_q5_K,   quant_q5_K},
-    {{GGML_TYPE_Q6_K,   "q6_K",   QK_K, 210, false, 0,   192, 20}, dequant_q6_K,   quant_q6_K},
-    {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  false, 2,   16,  2},  dequant_iq4_nl, quant_iq4_nl},
-    {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, false, 8,   128, 8},  dequant_iq4_xs, quant_iq4_xs},
+    {{GGML_TYPE_F32,    "f32",    1,    4,   true,  0,  4,   0,  GGML_TYPE_F32,    0},  NULL,           NULL},
+    {{GGML_TYPE_F16,    "f16",    1,    2,   true,  0,  2,   0,  GGML_TYPE_F16,    1},  NULL,           NULL},
+    {{GGML_TYPE_BF16,   "bf16",   1,    2,   false, 0,  2,   0,  GGML_TYPE_BF16,   32}, NULL,           NULL},
+    {{GGML_TYPE_Q4_0,   "q4_0",   32,   18,  true,  2,  16,  2,  GGML_TYPE_Q4_0,   2},  dequant_q4_0,   quant_q4_0},
+    {{GGML_TYPE_Q4_1,   "q4_1",   32,   20,  false, 4,  16,  4,  GGML_TYPE_Q4_1,   3},  dequant_q4_1,   quant_q4_1},
+    {{GGML_TYPE_Q5_0,   "q5_0",   32,   22,  false, 6,  16,  8,  GGML_TYPE_Q5_0,   8},  dequant_q5_0,   quant_q5_0},
+    {{GGML_TYPE_Q5_1,   "q5_1",   32,   24,  false, 8,  16,  8,  GGML_TYPE_Q5_1,   9},  dequant_q5_1,   quant_q5_1},
+    {{GGML_TYPE_Q8_0,   "q8_0",   32,   34,  true,  2,  32,  2,  GGML_TYPE_Q8_0,   7},  dequant_q8_0,   quant_q8_0},
+    {{GGML_TYPE_Q2_K,   "q2_K",   QK_K, 84,  false, 16, 64,  20, GGML_TYPE_IQ4_NL, 10}, dequant_q2_K,   quant_q2_K},
+    {{GGML_TYPE_Q3_K,   "q3_K",   QK_K, 110, false, 0,  96,  16, GGML_TYPE_IQ4_NL, 11}, dequant_q3_K,   quant_q3_K},
+    {{GGML_TYPE_Q4_K,   "q4_K",   QK_K, 144, false, 16, 128, 16, GGML_TYPE_Q5_0,   14}, dequant_q4_K,   quant_q4_K},
+    {{GGML_TYPE_Q5_K,   "q5_K",   QK_K, 176, false, 16, 160, 16, GGML_TYPE_Q5_1,   16}, dequant_q5_K,   quant_q5_K},
+    {{GGML_TYPE_Q6_K,   "q6_K",   QK_K, 210, false, 0,  192, 20, GGML_TYPE_Q8_0,   18}, dequant_q6_K,   quant_q6_K},
+    {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  false, 2,  16,  2,  GGML_TYPE_IQ4_NL, 25}, dequant_iq4_nl, quant_iq4_nl},
+    {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, false, 8,  128, 8,  GGML_TYPE_IQ4_NL, 30}, dequant_iq4_xs, quant_iq4_xs},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -686,6 +687,19 @@ size_t ggml_type_count(void) { return N_TYPES; }
 
 const ggml_type_info *ggml_type_at(size_t i) { return i < N_TYPES ? &TYPES[i].info : NULL; }
 
+void ggml_type_list_names(char *buf, size_t size)
+{
+    size_t len = 0;
+    if (size == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_TYPES && len < size; i++) {
+        int n = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", TYPES[i].info.name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
 const char *ggml_type_name(uint32_t type)
 {
     const ggml_type_info *t = ggml_type_get(type);
@@ -702,6 +716,18 @@ const char *ggml_type_label(uint32_t type)
         "bf16",    NULL,     NULL,      NULL,    "tq1_0", "tq2_0", NULL,    NULL,    NULL,     "mxfp4",
     };
     return type < sizeof labels / sizeof labels[0] ? labels[type] : NULL;
+}
+
+const char *ggml_file_type_name(uint32_t file_type)
+{
+    /* llama.cpp's LLAMA_FTYPE_* values (gaps are retired file types). */
+    static const char *const names[] = {
+        "F32",    "F16",     "Q4_0",    "Q4_1",   NULL,      NULL,     NULL,     "Q8_0",   "Q5_0",    "Q5_1",
+        "Q2_K",   "Q3_K_S",  "Q3_K_M",  "Q3_K_L", "Q4_K_S",  "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",    "IQ2_XXS",
+        "IQ2_XS", "Q2_K_S",  "IQ3_XS",  "IQ3_XXS", "IQ1_S",  "IQ4_NL", "IQ3_S",  "IQ3_M",  "IQ2_S",   "IQ2_M",
+        "IQ4_XS", "IQ1_M",   "BF16",    NULL,     NULL,      NULL,     "TQ1_0",  "TQ2_0",  "MXFP4_MOE",
+    };
+    return file_type < sizeof names / sizeof names[0] ? names[file_type] : NULL;
 }
 
 static bool same_name(const char *a, const char *b)

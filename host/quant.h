@@ -26,6 +26,11 @@ typedef struct ggml_type_info {
     uint32_t block_bytes;     /* GGUF bytes per block */
     bool kernels;             /* vkllm's device kernels (matmul, get_rows) run it */
     uint32_t qs_start, qs_bytes, meta_bytes;
+    /* For rows that are not a multiple of `block` (256-element types), the 32-element type llama.cpp's quantizer
+     * uses instead (q2_K, q3_K, iq4_xs -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1; q6_K -> q8_0); else the type. */
+    uint32_t fallback;
+    uint32_t file_type;       /* general.file_type of a file of mostly this type (LLAMA_FTYPE_*, the _S mix for
+                               * K-quants) */
 } ggml_type_info;
 
 /* The table entry of a type, or NULL for a type vkllm does not read. */
@@ -33,6 +38,12 @@ const ggml_type_info *ggml_type_get(uint32_t type);
 /* The table in order, for listing or iterating: entries 0 .. ggml_type_count() - 1. */
 size_t ggml_type_count(void);
 const ggml_type_info *ggml_type_at(size_t i);
+
+/* Name of a general.file_type value as llama.cpp calls its mixes ("Q4_K_M" for 15, "F16" for 1), NULL if unknown. */
+const char *ggml_file_type_name(uint32_t file_type);
+
+/* Writes the table's names, "f32, f16, bf16, q4_0, ...", into buf (truncated to size; for usage messages). */
+void ggml_type_list_names(char *buf, size_t size);
 
 /* Name as in the table ("q4_K") or NULL for a type we do not read. */
 const char *ggml_type_name(uint32_t type);

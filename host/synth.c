@@ -19,6 +19,8 @@
 
 static const synth_hparams presets[] = {
     {"tiny", "vkllm synthetic tiny", 128, 2, 4, 2, 384, 512, 256, 10000.0f, 1e-5f, false, false},
+    /* tiny with widths that are multiples of 256, so that every weight can be a K-quant */
+    {"tiny256", "vkllm synthetic tiny256", 256, 2, 4, 2, 768, 512, 256, 10000.0f, 1e-5f, false, false},
     {"llama3.2-1b", "vkllm synthetic Llama 3.2 1B", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, true,
      true},
     {"llama3-8b", "vkllm synthetic Llama 3 8B", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false},
@@ -34,7 +36,7 @@ const synth_hparams *synth_preset(const char *name)
     return NULL;
 }
 
-const char *synth_preset_names(void) { return "tiny, llama3.2-1b, llama3-8b"; }
+const char *synth_preset_names(void) { return "tiny, tiny256, llama3.2-1b, llama3-8b"; }
 
 /* ---- random numbers: splitmix64 ---- */
 
@@ -75,12 +77,19 @@ static uint32_t n_tensors_of(const synth_hparams *hp)
     return 2 + 9 * hp->n_layer + (hp->tied_embeddings ? 0 : 1) + (hp->rope_freqs ? 1 : 0);
 }
 
+/* The type a weight of rows of ne0 elements gets in a file of `type`: rows that are not whole blocks (of 256)
+ * take the type's 32-element fallback. */
+static uint32_t row_type(uint32_t type, uint64_t ne0)
+{
+    return ne0 % ggml_block_size(type) ? ggml_type_get(type)->fallback : type;
+}
+
 static void add_t(tdesc *t, uint32_t *n, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
                   int kind)
 {
     tdesc *d = &t[(*n)++];
     snprintf(d->name, sizeof d->name, "%s", name);
-    d->type = type;
+    d->type = row_type(type, ne0);
     d->n_dims = n_dims;
     d->ne[0] = ne0;
     d->ne[1] = ne1;
@@ -226,9 +235,20 @@ static void gen_chunk(const tdesc *t, srng *r, uint8_t *buf, size_t bytes)
         }
         break;
     }
-    default:
-        memset(buf, 0, bytes);
+    default: {
+        /* the other types: uniform values of the same deviation, quantized block by block */
+        const ggml_type_info *ty = ggml_type_get(t->type);
+        float x[QK_K];
+        for (size_t off = 0; off + ty->block_bytes <= bytes; off += ty->block_bytes) {
+            for (uint32_t i = 0; i < ty->block; i += 2) {
+                uint64_t b = srng_next(r);
+                x[i] = a * (2.0f * u24((uint32_t)b) - 1.0f);
+                x[i + 1] = a * (2.0f * u24((uint32_t)(b >> 32)) - 1.0f);
+            }
+            quantize_row(t->type, x, buf + off, ty->block);
+        }
         break;
+    }
     }
 }
 
@@ -373,10 +393,10 @@ static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
     if (hp->n_head % hp->n_head_kv)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_head %u is not a multiple of n_head_kv %u", hp->n_head,
                          hp->n_head_kv);
-    uint32_t bs = ggml_block_size(type);
+    uint32_t bs = ggml_block_size(ggml_type_get(type)->fallback);   /* rows of other lengths take the fallback */
     if (hp->n_embd % bs || hp->n_ff % bs)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u and n_ff %u must be multiples of %s's block "
-                         "size %u", hp->n_embd, hp->n_ff, ggml_type_name(type), bs);
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u and n_ff %u must be multiples of %u for %s",
+                         hp->n_embd, hp->n_ff, bs, ggml_type_name(type));
     if (hp->n_vocab < 512 || hp->n_vocab > (1u << 22))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: vocabulary size %u is not in 512..%u", hp->n_vocab,
                          1u << 22);
@@ -385,17 +405,6 @@ static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
     if (!(hp->rope_theta > 0) || !(hp->rms_eps > 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: rope theta and rms epsilon must be positive");
     return VKLLM_OK;
-}
-
-static uint32_t file_type_of(uint32_t type)
-{
-    switch (type) {
-    case GGML_TYPE_F32: return 0;
-    case GGML_TYPE_F16: return 1;
-    case GGML_TYPE_Q4_0: return 2;
-    case GGML_TYPE_Q8_0: return 7;
-    default: return 0;
-    }
 }
 
 static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t type, const vocab *v)
@@ -408,7 +417,7 @@ static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t 
     } while (0)
     TRY(gguf_writer_kv_str(w, "general.architecture", "llama"));
     TRY(gguf_writer_kv_str(w, "general.name", hp->model_name ? hp->model_name : "vkllm synthetic"));
-    TRY(gguf_writer_kv_u32(w, "general.file_type", file_type_of(type)));
+    TRY(gguf_writer_kv_u32(w, "general.file_type", ggml_type_get(type)->file_type));
     TRY(gguf_writer_kv_u32(w, "general.quantization_version", 2));
     TRY(gguf_writer_kv_u32(w, "llama.context_length", hp->n_ctx));
     TRY(gguf_writer_kv_u32(w, "llama.embedding_length", hp->n_embd));
@@ -444,9 +453,14 @@ vkllm_status synth_write(const synth_options *o)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unknown preset '%s' (presets: %s)",
                          o->preset ? o->preset : "(none)", synth_preset_names());
     uint32_t type = o->type;
-    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16 && type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q4_0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unsupported weight type %u (f32, f16, q8_0, q4_0)", type);
+    if (!ggml_type_get(type))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unsupported weight type %u", type);
     vkllm_status st = check_hparams(hp, type);
+    for (uint32_t k = 0; k < o->n_overrides && st == VKLLM_OK; k++)
+        if (!o->overrides || !o->overrides[k].name_part || !ggml_type_get(o->overrides[k].type))
+            st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: override %u: no name or an unsupported type", k);
+        else
+            st = check_hparams(hp, o->overrides[k].type);
     if (st != VKLLM_OK)
         return st;
 
@@ -461,6 +475,10 @@ vkllm_status synth_write(const synth_options *o)
         goto done;
     }
     list_tensors(hp, type, t);
+    for (uint32_t i = 0; i < n_t; i++)
+        for (uint32_t k = 0; k < o->n_overrides; k++)
+            if (t[i].kind == KIND_WEIGHT && strstr(t[i].name, o->overrides[k].name_part))
+                t[i].type = row_type(o->overrides[k].type, t[i].ne[0]);
     if ((st = vocab_build(&v, hp->n_vocab, o->seed)) != VKLLM_OK)
         goto done;
     if ((st = gguf_writer_open(o->path, &w)) != VKLLM_OK)

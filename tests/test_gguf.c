@@ -432,6 +432,8 @@ static void test_malformed(void)
          "data extends past end of file"},
         {"offset near 2^64", 1, {8}, GGML_TYPE_F32, UINT64_MAX - 31, "blk.0.attn_q.weight", "past end of file"},
         {"q4_0 row not a block multiple", 2, {48, 2}, GGML_TYPE_Q4_0, 0, "blk.0.attn_q.weight", "block size"},
+        {"q4_K row of 128", 2, {128, 2}, GGML_TYPE_Q4_K, 0, "blk.0.attn_q.weight",
+         "row length 128 is not a multiple of the block size 256 of type q4_K"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b.n = 0;
@@ -441,6 +443,16 @@ static void test_malformed(void)
         b_zeros(&b, 64);
         expect_format_error(bad[i].what, &b, bad[i].s1, bad[i].s2);
     }
+    /* a tensor whose type and shape give more bytes than it has before the next tensor */
+    b.n = 0;
+    b_header(&b, 3, 2, 0);
+    uint64_t ne_k[2] = {256, 2};   /* q4_K: 2 blocks of 144 bytes = 288, but the next tensor starts at 256 */
+    uint64_t ne_next[1] = {8};
+    b_tensor(&b, "big.weight", 2, ne_k, GGML_TYPE_Q4_K, 0);
+    b_tensor(&b, "next.weight", 1, ne_next, GGML_TYPE_F32, 256);
+    b_pad(&b, 32);
+    b_zeros(&b, 512);
+    expect_format_error("overlapping tensors", &b, "big.weight", "overlap tensor next.weight at offset 256");
     /* duplicate tensor names */
     b.n = 0;
     b_header(&b, 3, 2, 0);

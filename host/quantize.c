@@ -241,6 +241,48 @@ static void pack_high_bits_32(const uint8_t *q, uint8_t *qh)
         qh[j / 8] |= (uint8_t)(((q[j] >> 4) & 1) << (j % 8));
 }
 
+/* The 32-element formats, one block each. Q4_0 and IQ4_NL: f16 d, then 16 bytes of nibbles. */
+static void block_symmetric_nibbles(const float *x, const grid *g, uint8_t *blk)
+{
+    uint8_t q[32];
+    block_symmetric(x, g, blk, q);
+    pack_nibbles_32(q, blk + 2);
+}
+
+static void block_q4_0(const float *x, uint8_t *blk) { block_symmetric_nibbles(x, &grid_q4, blk); }
+static void block_iq4_nl(const float *x, uint8_t *blk) { block_symmetric_nibbles(x, &grid_iq4, blk); }
+
+static void block_q4_1(const float *x, uint8_t *blk)
+{
+    uint8_t q[32];
+    block_affine(x, &grid_u4, blk, q);
+    pack_nibbles_32(q, blk + 4);
+}
+
+static void block_q5_0(const float *x, uint8_t *blk)
+{
+    uint8_t q[32];
+    block_symmetric(x, &grid_q5, blk, q);
+    pack_high_bits_32(q, blk + 2);
+    pack_nibbles_32(q, blk + 6);
+}
+
+static void block_q5_1(const float *x, uint8_t *blk)
+{
+    uint8_t q[32];
+    block_affine(x, &grid_u5, blk, q);
+    pack_high_bits_32(q, blk + 4);
+    pack_nibbles_32(q, blk + 8);
+}
+
+static void block_q8_0(const float *x, uint8_t *blk)
+{
+    uint8_t q[32];
+    block_symmetric(x, &grid_q8, blk, q);
+    for (int i = 0; i < 32; i++)
+        blk[2 + i] = (uint8_t)(int8_t)(q[i] - 128);
+}
+
 /* ---- K-quants: sub-block scales against a super-block scale ---- */
 
 /* The f16 codes tried for a super-block scale near v: the nearest, and where that is subnormal (tiny
@@ -431,6 +473,9 @@ static void block_q45_k(const float *x, uint8_t *blk, bool five_bits)
     }
 }
 
+static void block_q4_k(const float *x, uint8_t *blk) { block_q45_k(x, blk, false); }
+static void block_q5_k(const float *x, uint8_t *blk) { block_q45_k(x, blk, true); }
+
 /* Q6_K, 210 bytes: ql[128], qh[64], int8 scales[16], d. Index u = q + 32 (6 bits). In each half h of 128
  * elements, for l < 32: ql[64h + l] holds the low nibbles of elements l (low) and l + 64 (high),
  * ql[64h + 32 + l] those of l + 32 and l + 96, qh[32h + l] the top 2 bits of l, l + 32, l + 64, l + 96 at
@@ -476,89 +521,41 @@ static void block_iq4_xs(const float *x, uint8_t *blk)
 
 /* ---- rows ---- */
 
+typedef struct block_format {
+    uint32_t type, elements, bytes;
+    void (*quantize)(const float *x, uint8_t *blk);
+} block_format;
+
+static const block_format formats[] = {
+    {GGML_TYPE_Q4_0, 32, 18, block_q4_0},     {GGML_TYPE_Q4_1, 32, 20, block_q4_1},
+    {GGML_TYPE_Q5_0, 32, 22, block_q5_0},     {GGML_TYPE_Q5_1, 32, 24, block_q5_1},
+    {GGML_TYPE_Q8_0, 32, 34, block_q8_0},     {GGML_TYPE_IQ4_NL, 32, 18, block_iq4_nl},
+    {GGML_TYPE_Q2_K, QK_K, 84, block_q2_k},   {GGML_TYPE_Q3_K, QK_K, 110, block_q3_k},
+    {GGML_TYPE_Q4_K, QK_K, 144, block_q4_k},  {GGML_TYPE_Q5_K, QK_K, 176, block_q5_k},
+    {GGML_TYPE_Q6_K, QK_K, 210, block_q6_k},  {GGML_TYPE_IQ4_XS, QK_K, 136, block_iq4_xs},
+};
+
+static const block_format *format_of(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (formats[i].type == type)
+            return &formats[i];
+    return NULL;
+}
+
 bool quantize_search_supported(uint32_t type)
 {
-    switch (type) {
-    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0:
-    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-    case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS:
-        return true;
-    default:
-        return false;
-    }
+    return format_of(type) || type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16;
 }
 
 void quantize_row_search(uint32_t type, const float *src, void *dst, uint64_t n)
 {
-    uint8_t *out = dst, q[32];
-    switch (type) {
-    case GGML_TYPE_Q4_0:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 18) {
-            block_symmetric(src, &grid_q4, out, q);
-            pack_nibbles_32(q, out + 2);
-        }
-        return;
-    case GGML_TYPE_IQ4_NL:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 18) {
-            block_symmetric(src, &grid_iq4, out, q);
-            pack_nibbles_32(q, out + 2);
-        }
-        return;
-    case GGML_TYPE_Q4_1:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 20) {
-            block_affine(src, &grid_u4, out, q);
-            pack_nibbles_32(q, out + 4);
-        }
-        return;
-    case GGML_TYPE_Q5_0:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 22) {
-            block_symmetric(src, &grid_q5, out, q);
-            pack_high_bits_32(q, out + 2);
-            pack_nibbles_32(q, out + 6);
-        }
-        return;
-    case GGML_TYPE_Q5_1:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 24) {
-            block_affine(src, &grid_u5, out, q);
-            pack_high_bits_32(q, out + 4);
-            pack_nibbles_32(q, out + 8);
-        }
-        return;
-    case GGML_TYPE_Q8_0:
-        for (uint64_t b = 0; b < n / 32; b++, src += 32, out += 34) {
-            block_symmetric(src, &grid_q8, out, q);
-            for (int i = 0; i < 32; i++)
-                out[2 + i] = (uint8_t)(int8_t)(q[i] - 128);
-        }
-        return;
-    case GGML_TYPE_Q2_K:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_q2_k(src + b * QK_K, out + b * 84);
-        return;
-    case GGML_TYPE_Q3_K:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_q3_k(src + b * QK_K, out + b * 110);
-        return;
-    case GGML_TYPE_Q4_K:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_q45_k(src + b * QK_K, out + b * 144, false);
-        return;
-    case GGML_TYPE_Q5_K:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_q45_k(src + b * QK_K, out + b * 176, true);
-        return;
-    case GGML_TYPE_Q6_K:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_q6_k(src + b * QK_K, out + b * 210);
-        return;
-    case GGML_TYPE_IQ4_XS:
-        for (uint64_t b = 0; b < n / QK_K; b++)
-            block_iq4_xs(src + b * QK_K, out + b * 136);
-        return;
-    default:
-        /* F32, F16, BF16: plain conversions, the same as the reference quantizers'. */
-        quantize_row(type, src, dst, n);
+    const block_format *f = format_of(type);
+    if (!f) {
+        quantize_row(type, src, dst, n);      /* F32, F16, BF16: plain conversions, as the reference does */
         return;
     }
+    uint8_t *out = dst;
+    for (uint64_t b = 0; b < n / f->elements; b++)
+        f->quantize(src + b * f->elements, out + b * f->bytes);
 }

@@ -57,6 +57,18 @@ BF16   32 bf16   bf16   bf16   bf16   bf16   bf16
 F32    0  f32    f32    f32    f32    f32    f32
 TABLE
 
+# A 256-wide model (preset tiny256): the K-quants apply, and the _M mixes lift layer 1's attn_v and
+# ffn_down (more_bits(1, 2): the last eighth of 2 layers).
+expect_ok "$BIN" synth --preset tiny256 --type f32 -o "$TMP/t256.gguf" --seed 3 &&
+    expect_quiet "$BIN" quantize "$TMP/t256.gguf" "$TMP/t256-q4km.gguf" Q4_K_M &&
+    check_types "$TMP/t256-q4km.gguf" "tiny256 Q4_K_M" output.weight=q6_K token_embd.weight=q4_K \
+        blk.0.attn_v.weight=q4_K blk.1.attn_v.weight=q6_K blk.0.ffn_down.weight=q4_K blk.1.ffn_down.weight=q6_K \
+        blk.1.attn_q.weight=q4_K
+expect_quiet "$BIN" quantize "$TMP/t256.gguf" "$TMP/t256-q3km.gguf" Q3_K_M &&
+    check_types "$TMP/t256-q3km.gguf" "tiny256 Q3_K_M" output.weight=q6_K token_embd.weight=q3_K \
+        blk.0.attn_v.weight=q5_K blk.1.attn_v.weight=q5_K blk.0.ffn_down.weight=q4_K blk.1.attn_output.weight=q4_K \
+        blk.1.attn_q.weight=q3_K
+
 # Names are case-insensitive, aliases and numbers work; the options.
 expect_quiet "$BIN" quantize "$model" "$TMP/lower.gguf" q4_k_m && cmp -s "$TMP/lower.gguf" "$TMP/Q4_K_M.gguf" &&
     ok "q4_k_m gives the same file as Q4_K_M" || fail "q4_k_m differs from Q4_K_M"

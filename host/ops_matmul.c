@@ -22,8 +22,10 @@
  * the same way (more chunks).
  *
  * Weights may be row-range views of a larger tensor (vk_tensor_rows: non-zero qs_offset and d_offset). The
- * quants region of a quantized weight must start on 16 bytes (F32/F16 data: 4); any scales offset works.
- * The CPU kernel also needs F32/F16 rows in whole 16-byte units and falls back to the GPU kernels if not. */
+ * quants region of a quantized weight must start on 16 bytes (F32/F16/BF16 data: 4); its meta region on 2 bytes
+ * where the meta is one f16 per block (Q8_0, Q4_0, IQ4_NL), else on 4 (host/tensor.c's layout gives both). The
+ * CPU kernel also needs F32/F16/BF16 rows in whole 16-byte units and falls back to the GPU kernels if not.
+ * Every type goes through the same code here: the shader variant is named after the type table's name. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,9 +150,9 @@ static vkllm_status check_weight(const vk_tensor *w, const char *op)
     if (w->ne[0] == 0 || w->ne[1] == 0 || w->ne[0] > UINT32_MAX || w->ne[1] > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad weight shape %llu x %llu", op,
                          (unsigned long long)w->ne[0], (unsigned long long)w->ne[1]);
-    if (type_quantized(w->type) && (w->ne[0] % 32 || w->row_d_bytes == 0))
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: quantized row length %llu is not a multiple of 32", op,
-                         (unsigned long long)w->ne[0]);
+    if (type_quantized(w->type) && (w->ne[0] % ggml_block_size(w->type) || w->row_d_bytes == 0))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %s row length %llu is not a multiple of %u", op,
+                         type_suffix(w->type), (unsigned long long)w->ne[0], ggml_block_size(w->type));
     return VKLLM_OK;
 }
 
@@ -442,14 +444,14 @@ static bool residual_aligned(const mm_ctx *c, uint64_t off, uint64_t stride, uin
     return stride % a == 0 && off % c->align % a == 0;
 }
 
-/* The 64-bit-load variant of the CPU kernel (mm_cpu.comp with USE_INT64) applies: shaderInt64, one column, a Q8_0
- * or Q4_0 weight with K a multiple of 128, quants bound at multiples of 32 bytes, scales of 8, x of 32. It loads
- * twice the bytes per load of the 32-bit variant (llvmpipe's cost is per component). With several columns each
- * weight load is already shared, and the larger unrolled body costs more than it saves (and compiles slowly). */
-static bool cpu_i64_applies(const mm_ctx *c, const vk_tensor *w, vk_view x, uint32_t n_cols)
+/* The 64-bit-load variant of the CPU kernel (mm_cpu.comp with USE_INT64: built for the hand-tuned Q8_0 and Q4_0
+ * paths, found by name) applies: shaderInt64, one column, K a multiple of 128, quants bound at multiples of 32
+ * bytes, scales of 8, x of 32. It loads twice the bytes per load of the 32-bit variant (llvmpipe's cost is per
+ * component). With several columns each weight load is already shared, and the larger unrolled body costs more
+ * than it saves (and compiles slowly). */
+static bool cpu_i64_applies(const mm_ctx *c, const vk_tensor *w, vk_view x, uint32_t n_cols, const char *name)
 {
-    return c->dev->info.features.int64 && n_cols == 1 &&
-           (w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q4_0) && w->ne[0] % 128 == 0 &&
+    return c->dev->info.features.int64 && n_cols == 1 && vkr_shader_exists(name) && w->ne[0] % 128 == 0 &&
            residual_aligned(c, w->qs_offset, w->row_qs_bytes, 32) &&
            residual_aligned(c, w->d_offset, w->row_d_bytes, 8) && residual_aligned(c, x.offset, 0, 32);
 }
@@ -471,7 +473,9 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const uint32_t spec[2] = {rpl, nc};
 
     char name[32];
-    snprintf(name, sizeof name, "mm_cpu_%s%s", type_suffix(w->type), cpu_i64_applies(c, w, x, n_cols) ? "_i64" : "");
+    snprintf(name, sizeof name, "mm_cpu_%s_i64", type_suffix(w->type));
+    if (!cpu_i64_applies(c, w, x, n_cols, name))
+        snprintf(name, sizeof name, "mm_cpu_%s", type_suffix(w->type));
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = n_cols == 1 ? "matvec" : "matmul";
@@ -650,7 +654,9 @@ vkllm_status op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, vk_v
     if ((st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
         return st;
 
-    const uint64_t units = table->type == GGML_TYPE_Q4_0 ? K / 8 : table->type == GGML_TYPE_Q8_0 ? K / 4 : K;
+    /* Invocations per id: one per element (F32/F16/BF16), or per unit of shaders/dequant.glsl (16 to 64 elements):
+     * K / 16 is enough for every type, and the shader skips the rest. */
+    const uint64_t units = quant ? K / 16 : K;
     const uint64_t gx = (units + wg - 1) / wg;
     if (gx > c.max_groups[0] || K * 4 > c.max_range)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "op_get_rows: rows of %llu elements are too long for this device",

@@ -1,15 +1,28 @@
-/* Helpers for the device weight layout of host/tensor.h, read through 32-bit words only (no 8/16-bit
- * storage, no shaderFloat16):
- *   Q8_0: quants region = 32 int8 per block (8 words), scales region = one f16 per block.
- *   Q4_0: quants region = 16 bytes of nibbles per block (4 words, GGUF order: byte j holds element j in
- *         its low nibble and element j+16 in its high nibble), scales region = one f16 per block.
- * Exactly one of WTYPE_F32, WTYPE_F16, WTYPE_Q8_0, WTYPE_Q4_0 is defined by the variant. */
+/* The weight types of the kernels: one GLSL block per type, read through 32-bit words only (no 8/16-bit
+ * storage, no shaderFloat16). Exactly one WTYPE_<NAME> is defined by the variant (shaders/list_matmul.cmake).
+ *
+ * Unquantized types: F32 (floats), F16 and BF16 (W16: two 16-bit values per word, w16_pair / W16_AT).
+ *
+ * Quantized types (WQUANT) use the device layout of host/tensor.c: each GGUF block is split into its quants
+ * (one contiguous byte range of the block, a multiple of 16 bytes) in the quants region, bound as `wq`
+ * (uvec4, binding 0), and its other bytes ("meta": scales, mins, high bits), zero-padded to DQ_META_BYTES, in
+ * the meta region, bound as `wd` (uint, binding 1); block b of row r is block r * blocks_per_row + b in both.
+ * This file declares those two bindings. Every kernel reads quantized weights through this interface only:
+ *   DQ_QK             elements per block
+ *   DQ_QV             uvec4s of quants per block
+ *   DQ_UNITS          units per block; a unit is what one or a few uvec4 loads of quants give:
+ *   DQ_RUNS           runs of 16 consecutive elements per unit (1, 2 or 4)
+ *   DQ_META_BYTES     meta bytes per block (2: one f16, addressed as a half; else a multiple of 4)
+ *   DqMeta dq_meta(d_off, blk)    the meta of block blk (d_off: bytes from the start of wd to block 0), loaded
+ *                                 once per block where a kernel walks a whole block
+ *   uint dq_run_pos(u, r)         element offset of run r of unit u inside the block (a multiple of 16)
+ *   dq_unit(meta, qb, u, q, ab)   unit u of the block whose quants start at wq[qb]: q[4r + j] holds elements
+ *                                 4j..4j+3 of run r as raw quant values (IQ4: the non-linear table values),
+ *                                 and the run's value is ab[r].x * q + ab[r].y
+ * so a dot product with x is sum_r ab[r].x * dot(q_r, x_r) + ab[r].y * sum(x_r): no multiply per element.
+ * Adding a type = one block below (and its table row in host/quant.c, its name in list_matmul.cmake). */
 #ifndef VKLLM_DEQUANT_GLSL
 #define VKLLM_DEQUANT_GLSL
-
-#if defined(WTYPE_Q8_0) || defined(WTYPE_Q4_0)
-#define WQUANT 1
-#endif
 
 /* The four signed bytes of a word, as floats (byte 0 first). */
 vec4 q8_word(uint w)
@@ -19,19 +32,343 @@ vec4 q8_word(uint w)
     return vec4(b);
 }
 
-/* The low nibbles of the four bytes of a word, unsigned (0..15). */
-vec4 q4_lo(uint w)
+/* The four unsigned bytes of a word, as floats (byte 0 first). */
+vec4 ubytes(uint w)
 {
-    return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu);
-}
-
-/* The high nibbles of the four bytes of a word, unsigned (0..15). */
-vec4 q4_hi(uint w)
-{
-    return vec4(uvec4(w >> 4, w >> 12, w >> 20, w >> 28) & 0xFu);
+    return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFFu);
 }
 
 /* Half number h of an array of words holding packed f16 values (little-endian: even halves low). */
 #define HALF_AT(arr, h) (unpackHalf2x16((arr)[(h) >> 1])[(h) & 1u])
+
+/* Byte i of the bytes held little-endian in the words of v (uvec3/uvec4). */
+#define DQ_BYTE(v, i) bitfieldExtract((v)[(i) >> 2], int(8u * ((i) & 3u)), 8)
+
+/* The four bits b0..b3 of x moved to bit 0 of bytes 0..3 (multiplication without carries). */
+uint spread4(uint x)
+{
+    return (x * 0x00204081u) & 0x01010101u;
+}
+
+/* Nibble layout shared by the 32-element sub-blocks of Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, Q4_K: byte j
+ * of 16 holds element j in its low nibble and element 16 + j in its high one. Run 0 = low nibbles, run 1 = high ones, each with
+ * extra high bits hi0/hi1 ORed in per byte (spread to bit 4 by the caller, 0 for 4-bit types). */
+void dq_nibble_runs(uvec4 v, uvec4 hi0, uvec4 hi1, out vec4 q[8])
+{
+    for (uint i = 0u; i < 4u; i++) {
+        q[i] = ubytes((v[i] & 0x0F0F0F0Fu) | hi0[i]);
+        q[4u + i] = ubytes(((v[i] >> 4) & 0x0F0F0F0Fu) | hi1[i]);
+    }
+}
+
+/* The non-linear 4-bit values of IQ4_NL and IQ4_XS (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
+ * 53, 69, 89, 113) for nibble indices held one per byte of w. The table is four words of int8s, picked by
+ * selects and shifts: an indexed constant array costs a load per lane on CPU drivers. */
+const uvec4 IQ4_TABLE = uvec4(0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u);
+vec4 iq4_word(uint w)
+{
+    const uvec4 idx = uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFu;
+    const bvec4 odd = notEqual(idx & 4u, uvec4(0u)), high = greaterThanEqual(idx, uvec4(8u));
+    const uvec4 word = mix(mix(uvec4(IQ4_TABLE.x), uvec4(IQ4_TABLE.y), odd),
+                           mix(uvec4(IQ4_TABLE.z), uvec4(IQ4_TABLE.w), odd), high);
+    return vec4(ivec4(word << ((3u - (idx & 3u)) * 8u)) >> 24);
+}
+void dq_iq4_runs(uvec4 v, out vec4 q[8])
+{
+    for (uint i = 0u; i < 4u; i++) {
+        q[i] = iq4_word(v[i]);
+        q[4u + i] = iq4_word(v[i] >> 4);
+    }
+}
+
+/* 6-bit scale and min number i (0..7) of the 12 packed bytes of a Q4_K/Q5_K block (ggml's get_scale_min_k4):
+ * sub-blocks 0..3 take the low 6 bits of bytes i and i + 4; 4..7 take nibbles of byte i + 4 and the top two
+ * bits of bytes i - 4 and i. */
+vec2 k4_scale_min(uvec3 s, uint i)
+{
+    if (i < 4u)
+        return vec2(DQ_BYTE(s, i) & 63u, DQ_BYTE(s, i + 4u) & 63u);
+    const uint b = DQ_BYTE(s, i + 4u);
+    return vec2((b & 0xFu) | ((DQ_BYTE(s, i - 4u) >> 6) << 4), (b >> 4) | ((DQ_BYTE(s, i) >> 6) << 4));
+}
+
+#if defined(WTYPE_F16) || defined(WTYPE_BF16)
+#define W16 1
+/* The two 16-bit weights of a word (element 2i low). */
+vec2 w16_pair(uint w)
+{
+#ifdef WTYPE_F16
+    return unpackHalf2x16(w);
+#else
+    return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xFFFF0000u));
+#endif
+}
+#define W16_AT(arr, h) (w16_pair((arr)[(h) >> 1])[(h) & 1u])
+#endif
+
+#if !defined(WTYPE_F32) && !defined(W16)
+#define WQUANT 1
+layout(set = 0, binding = 0) readonly buffer DqQuants { uvec4 wq[]; };
+layout(set = 0, binding = 1) readonly buffer DqMetas { uint wd[]; };
+#endif
+
+/* ---- Q8_0: 32 int8, meta f16 d; value = d * q. Unit = 16 quants. ---- */
+#if defined(WTYPE_Q8_0)
+#define DQ_QK 32u
+#define DQ_QV 2u
+#define DQ_UNITS 2u
+#define DQ_RUNS 1u
+#define DQ_META_BYTES 2u
+struct DqMeta { float d; };
+DqMeta dq_meta(uint d_off, uint blk) { return DqMeta(HALF_AT(wd, (d_off >> 1) + blk)); }
+uint dq_run_pos(uint u, uint r) { return 16u * u; }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[4], out vec2 ab[1])
+{
+    const uvec4 v = wq[qb + u];
+    for (uint i = 0u; i < 4u; i++)
+        q[i] = q8_word(v[i]);
+    ab[0] = vec2(m.d, 0.0);
+}
+
+/* ---- Q4_0: 16 bytes of nibbles, meta f16 d; value = d * (q - 8). Q4_1: meta (d, m); value = d * q + m.
+ *      IQ4_NL: as Q4_0 with value = d * table[q]. ---- */
+#elif defined(WTYPE_Q4_0) || defined(WTYPE_Q4_1) || defined(WTYPE_IQ4_NL)
+#define DQ_QK 32u
+#define DQ_QV 1u
+#define DQ_UNITS 1u
+#define DQ_RUNS 2u
+#ifdef WTYPE_Q4_1
+#define DQ_META_BYTES 4u
+struct DqMeta { vec2 ab; };
+DqMeta dq_meta(uint d_off, uint blk) { return DqMeta(unpackHalf2x16(wd[(d_off >> 2) + blk])); }
+#else
+#define DQ_META_BYTES 2u
+struct DqMeta { vec2 ab; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const float d = HALF_AT(wd, (d_off >> 1) + blk);
+#ifdef WTYPE_Q4_0
+    return DqMeta(vec2(d, -8.0 * d));
+#else
+    return DqMeta(vec2(d, 0.0));
+#endif
+}
+#endif
+uint dq_run_pos(uint u, uint r) { return 16u * r; }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+{
+#ifdef WTYPE_IQ4_NL
+    dq_iq4_runs(wq[qb], q);
+#else
+    dq_nibble_runs(wq[qb], uvec4(0u), uvec4(0u), q);
+#endif
+    ab[0] = m.ab;
+    ab[1] = m.ab;
+}
+
+/* ---- Q5_0 / Q5_1: nibbles as Q4_0 plus a fifth bit per element from qh (bit j: element j). Q5_0: meta
+ *      (d, qh, pad), value = d * (q - 16); Q5_1: meta (d, m, qh), value = d * q + m. ---- */
+#elif defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1)
+#define DQ_QK 32u
+#define DQ_QV 1u
+#define DQ_UNITS 1u
+#define DQ_RUNS 2u
+#define DQ_META_BYTES 8u
+struct DqMeta { vec2 ab; uint qh; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 2u * blk;
+    const uint w0 = wd[w], w1 = wd[w + 1u];
+#ifdef WTYPE_Q5_0
+    const float d = unpackHalf2x16(w0).x;
+    return DqMeta(vec2(d, -16.0 * d), (w0 >> 16) | (w1 << 16));
+#else
+    return DqMeta(unpackHalf2x16(w0), w1);
+#endif
+}
+uint dq_run_pos(uint u, uint r) { return 16u * r; }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+{
+    uvec4 h0, h1;
+    for (uint i = 0u; i < 4u; i++) {
+        h0[i] = spread4((m.qh >> (4u * i)) & 0xFu) << 4;
+        h1[i] = spread4((m.qh >> (16u + 4u * i)) & 0xFu) << 4;
+    }
+    dq_nibble_runs(wq[qb], h0, h1, q);
+    ab[0] = m.ab;
+    ab[1] = m.ab;
+}
+
+/* ---- Q2_K: 256 elements; quants qs[64] (2 bits), meta (scales[16]: scale low nibble, min high nibble;
+ *      f16 d, dmin). Element 128n + 32j + l (l < 32) is bits 2j of qs[32n + l], sub-block 8n + 2j + l / 16:
+ *      value = d * scale * q - dmin * min. Unit u = qs uvec4 u (n = u / 2, h = u % 2): run j = shift 2j. ---- */
+#elif defined(WTYPE_Q2_K)
+#define DQ_QK 256u
+#define DQ_QV 4u
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+#define DQ_META_BYTES 20u
+struct DqMeta { uvec4 sc; vec2 dm; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 5u * blk;
+    return DqMeta(uvec4(wd[w], wd[w + 1u], wd[w + 2u], wd[w + 3u]), unpackHalf2x16(wd[w + 4u]));
+}
+uint dq_run_pos(uint u, uint r) { return 128u * (u >> 1) + 32u * r + 16u * (u & 1u); }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u];
+    for (uint j = 0u; j < 4u; j++) {
+        for (uint i = 0u; i < 4u; i++)
+            q[4u * j + i] = ubytes((v[i] >> (2u * j)) & 0x03030303u);
+        const uint s = DQ_BYTE(m.sc, 8u * (u >> 1) + 2u * j + (u & 1u));
+        ab[j] = vec2(m.dm.x * float(s & 0xFu), -m.dm.y * float(s >> 4));
+    }
+}
+
+/* ---- Q3_K: 256 elements; quants (hmask[32], qs[64]), meta (scales[12]: sixteen 6-bit signed scales + 32,
+ *      f16 d, pad). Element 128n + 32j + l: low bits 2j of qs[32n + l], high bit 4n + j of hmask[l] (clear:
+ *      subtract 4), sub-block s = 8n + 2j + l / 16; value = d * (scale_s - 32) * (q - 4) with q = low | high << 2.
+ *      Scale s: low nibble of byte s % 8 (high nibble for s >= 8), bits 2 * (s / 4) of byte 8 + s % 4 on top.
+ *      Unit u = qs uvec4 u with hmask uvec4 u % 2; run j = shift 2j. ---- */
+#elif defined(WTYPE_Q3_K)
+#define DQ_QK 256u
+#define DQ_QV 6u
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+#define DQ_META_BYTES 16u
+struct DqMeta { uvec3 sc; float d; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 4u * blk;
+    return DqMeta(uvec3(wd[w], wd[w + 1u], wd[w + 2u]), unpackHalf2x16(wd[w + 3u]).x);
+}
+uint dq_run_pos(uint u, uint r) { return 128u * (u >> 1) + 32u * r + 16u * (u & 1u); }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uint n = u >> 1, h = u & 1u;
+    const uvec4 v = wq[qb + 2u + u], hm = wq[qb + h];
+    for (uint j = 0u; j < 4u; j++) {
+        for (uint i = 0u; i < 4u; i++)
+            q[4u * j + i] = ubytes(((v[i] >> (2u * j)) & 0x03030303u) | (((hm[i] >> (4u * n + j)) & 0x01010101u) << 2));
+        const uint s = 8u * n + 2u * j + h;
+        const uint lo = (DQ_BYTE(m.sc, s & 7u) >> (4u * (s >> 3))) & 0xFu;
+        const uint hi = (DQ_BYTE(m.sc, 8u + (s & 3u)) >> (2u * (s >> 2))) & 3u;
+        const float a = m.d * (float(lo | (hi << 4)) - 32.0);
+        ab[j] = vec2(a, -4.0 * a);
+    }
+}
+
+/* ---- Q4_K / Q5_K: 256 elements in 8 sub-blocks of 32, meta (f16 d, dmin, scales[12]: 6-bit scale and min
+ *      per sub-block, k4_scale_min); value = d * scale * q - dmin * min. Element 64j + l (l < 32): low nibble
+ *      of qs[32j + l]; 64j + 32 + l: its high nibble. Q4_K quants = qs[128]; unit u = qs uvec4 u (j = u / 2),
+ *      runs = its low and high nibbles. Q5_K quants = (qh[32], qs[128]), a fifth bit 2j (low) / 2j + 1 (high)
+ *      of qh[l]; unit u = the two qs uvec4s of j = 2(u / 2) + t (t < 2) at half u % 2 with their qh uvec4. ---- */
+#elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+#define DQ_QK 256u
+#define DQ_META_BYTES 16u
+struct DqMeta { vec2 dm; uvec3 sc; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 4u * blk;
+    return DqMeta(unpackHalf2x16(wd[w]), uvec3(wd[w + 1u], wd[w + 2u], wd[w + 3u]));
+}
+vec2 k4_ab(DqMeta m, uint sub)
+{
+    const vec2 sm = k4_scale_min(m.sc, sub);
+    return vec2(m.dm.x * sm.x, -m.dm.y * sm.y);
+}
+#ifdef WTYPE_Q4_K
+#define DQ_QV 8u
+#define DQ_UNITS 8u
+#define DQ_RUNS 2u
+uint dq_run_pos(uint u, uint r) { return 64u * (u >> 1) + 32u * r + 16u * (u & 1u); }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+{
+    dq_nibble_runs(wq[qb + u], uvec4(0u), uvec4(0u), q);
+    ab[0] = k4_ab(m, 2u * (u >> 1));
+    ab[1] = k4_ab(m, 2u * (u >> 1) + 1u);
+}
+#else
+#define DQ_QV 10u
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+uint dq_run_pos(uint u, uint r) { return 64u * (2u * (u >> 1) + (r >> 1)) + 32u * (r & 1u) + 16u * (u & 1u); }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uint h = u & 1u;
+    const uvec4 hv = wq[qb + h];
+    for (uint t = 0u; t < 2u; t++) {
+        const uint j = 2u * (u >> 1) + t;
+        vec4 qt[8];
+        dq_nibble_runs(wq[qb + 2u + 2u * j + h], ((hv >> (2u * j)) & 0x01010101u) << 4,
+                       ((hv >> (2u * j + 1u)) & 0x01010101u) << 4, qt);
+        for (uint i = 0u; i < 8u; i++)
+            q[8u * t + i] = qt[i];
+        ab[2u * t] = k4_ab(m, 2u * j);
+        ab[2u * t + 1u] = k4_ab(m, 2u * j + 1u);
+    }
+}
+#endif
+
+/* ---- Q6_K: 256 elements; quants (ql[128], qh[64]), meta (int8 scales[16], f16 d, pad); value = d * scale *
+ *      (q - 32). In half n (128 elements, ql + 64n, qh + 32n, scales + 8n), for l < 32: element l = low nibble
+ *      of ql[l] | bits 0-1 of qh[l] << 4; l + 32: ql[l + 32] low, qh bits 2-3; l + 64: ql[l] high, bits 4-5;
+ *      l + 96: ql[l + 32] high, bits 6-7; scale 8n + l / 16 + 2 * (which of the four). Unit u (n = u / 2,
+ *      h = u % 2, l = 16h..16h+15) = ql uvec4s 4n + h and 4n + 2 + h with qh uvec4 2n + h: four runs. ---- */
+#elif defined(WTYPE_Q6_K)
+#define DQ_QK 256u
+#define DQ_QV 12u
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+#define DQ_META_BYTES 20u
+struct DqMeta { uvec4 sc; float d; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 5u * blk;
+    return DqMeta(uvec4(wd[w], wd[w + 1u], wd[w + 2u], wd[w + 3u]), unpackHalf2x16(wd[w + 4u]).x);
+}
+uint dq_run_pos(uint u, uint r) { return 128u * (u >> 1) + 32u * r + 16u * (u & 1u); }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uint n = u >> 1, h = u & 1u;
+    const uvec4 a = wq[qb + 4u * n + h], b = wq[qb + 4u * n + 2u + h], c = wq[qb + 8u + 2u * n + h];
+    for (uint i = 0u; i < 4u; i++) {
+        q[i] = ubytes((a[i] & 0x0F0F0F0Fu) | ((c[i] & 0x03030303u) << 4));
+        q[4u + i] = ubytes((b[i] & 0x0F0F0F0Fu) | (((c[i] >> 2) & 0x03030303u) << 4));
+        q[8u + i] = ubytes(((a[i] >> 4) & 0x0F0F0F0Fu) | (((c[i] >> 4) & 0x03030303u) << 4));
+        q[12u + i] = ubytes(((b[i] >> 4) & 0x0F0F0F0Fu) | (((c[i] >> 6) & 0x03030303u) << 4));
+    }
+    for (uint r = 0u; r < 4u; r++) {
+        const float s = m.d * float(bitfieldExtract(int(m.sc[2u * n + (r >> 1)]), int(8u * (2u * (r & 1u) + h)), 8));
+        ab[r] = vec2(s, -32.0 * s);
+    }
+}
+
+/* ---- IQ4_XS: 256 elements in 8 sub-blocks of 32 laid out as IQ4_NL; quants qs[128], meta (f16 d,
+ *      scales_h u16, scales_l[4]): sub-block s has the 6-bit scale (nibble s of scales_l) | (bits 2s of
+ *      scales_h) << 4, minus 32; value = d * scale * table[q]. Unit u = sub-block u. ---- */
+#elif defined(WTYPE_IQ4_XS)
+#define DQ_QK 256u
+#define DQ_QV 8u
+#define DQ_UNITS 8u
+#define DQ_RUNS 2u
+#define DQ_META_BYTES 8u
+struct DqMeta { float d; uint sh; uint sl; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 2u * blk;
+    const uint w0 = wd[w];
+    return DqMeta(unpackHalf2x16(w0).x, w0 >> 16, wd[w + 1u]);
+}
+uint dq_run_pos(uint u, uint r) { return 32u * u + 16u * r; }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+{
+    dq_iq4_runs(wq[qb + u], q);
+    const uint ls = ((m.sl >> (4u * u)) & 0xFu) | (((m.sh >> (2u * u)) & 3u) << 4);
+    ab[0] = vec2(m.d * (float(ls) - 32.0), 0.0);
+    ab[1] = ab[0];
+}
+#endif
 
 #endif

@@ -2,19 +2,18 @@
 /* Y[col][row] = sum_k W[row][k] * X[col][k]: the prefill matrix product (op_matmul with n_cols > 1).
  *
  * A workgroup computes a BM x BN tile (rows x columns) of Y. The K dimension is walked in steps of
- * BK = 32 (one quantization block): the workgroup dequantizes a BM x 32 slice of W and copies a
- * BN x 32 slice of X into shared memory, then every invocation accumulates a TM x TN sub-tile from it
+ * BK = 32 (quantized: 32 or 64 elements, whole units of dequant.glsl, not contiguous in K for the K-quants):
+ * the workgroup dequantizes a BM x BK slice of W and copies the matching BN x BK slice of X into shared memory, then every invocation accumulates a TM x TN sub-tile from it
  * (rows tx + i*TX, columns ty + j*TY, so shared reads of neighbouring invocations are neighbours).
  * Out-of-range rows/columns are clamped on load and skipped on store; for F32/F16 the last K step is
- * zero-padded, so any K works (quantized types need K % 32 == 0).
+ * zero-padded, so any K works (quantized types need whole blocks).
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0.
- * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
+ * Variants: every weight type (WTYPE_*, dequant.glsl).
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (must be (BM/TM)*(BN/TN)), 1 = BM, 2 = BN (multiples of 4). */
 #extension GL_GOOGLE_include_directive : require
 #include "dequant.glsl"
 
-#define BK 32u
 #define TM 4u
 #define TN 4u
 
@@ -23,20 +22,27 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint BM = 64;
 layout(constant_id = 2) const uint BN = 32;
 
+#ifdef WQUANT
+/* A K step is US units of dequant.glsl (two for one-run units): BK elements, in the order of the units'
+ * runs (k is not contiguous inside a step; X is gathered in the same order). */
+const uint US = DQ_RUNS == 1u ? 2u : 1u;
+const uint BK = US * DQ_RUNS * 16u;
+#else
+const uint BK = 32u;
+#endif
+
 layout(push_constant) uniform Push {
     uint K;         /* row length */
     uint M;         /* rows in this dispatch */
     uint N;         /* columns in this dispatch */
     uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch */
-    uint d_off;     /* bytes from the start of the scales binding to the first row (quantized) */
+    uint d_off;     /* bytes from the start of the meta binding to the first row (quantized) */
     uint x_off;     /* floats from the start of the X binding to the first column */
     uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
     uint y_stride;  /* floats between two columns of Y (the full M of the op) */
 } pc;
 
-#ifdef WQUANT
-layout(set = 0, binding = 0) readonly buffer WQ { uint wq[]; };
-layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+#ifdef WQUANT   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
 layout(set = 0, binding = 2) readonly buffer XB { float xb[]; };
 layout(set = 0, binding = 3) writeonly buffer YB { float yb[]; };
 #else
@@ -53,6 +59,17 @@ const uint SA = BM + 1u;   /* padded strides of the shared tiles */
 const uint SB = BN + 1u;
 shared float As[BK * SA];
 shared float Bs[BK * SB];
+
+/* Element of the row at index kk of the K step starting at k0 (quantized: the order of the step's units). */
+uint step_k(uint k0, uint kk)
+{
+#ifdef WQUANT
+    const uint gu = k0 / BK * US + kk / (DQ_RUNS * 16u);
+    return gu / DQ_UNITS * DQ_QK + dq_run_pos(gu % DQ_UNITS, (kk / 16u) % DQ_RUNS) + kk % 16u;
+#else
+    return k0 + kk;
+#endif
+}
 
 void main()
 {
@@ -71,10 +88,9 @@ void main()
         acc[i] = 0.0;
 
 #ifdef WQUANT
-    const uint nb = pc.K / 32u;
-    const uint qbase = pc.w_off >> 2;
-    const uint dbase = pc.d_off >> 1;
-#elif defined(WTYPE_F16)
+    const uint nb = pc.K / DQ_QK;
+    const uint qbase = pc.w_off >> 4;
+#elif defined(W16)
     const uint base = pc.w_off >> 1;
 #else
     const uint base = pc.w_off >> 2;
@@ -82,34 +98,22 @@ void main()
 
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         /* ---- W slice: BM rows x 32 values, dequantized into As[k][m] ---- */
-#if defined(WTYPE_Q4_0)
-        for (uint u = tid; u < BM * 4u; u += WG) {  /* one word = 8 values */
-            const uint m = u >> 2, w = u & 3u;
-            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
-            const uint q = wq[qbase + blk * 4u + w];
-            const float d = HALF_AT(wd, dbase + blk);
-            const vec4 lo = (q4_lo(q) - 8.0) * d;
-            const vec4 hi = (q4_hi(q) - 8.0) * d;
-            const uint k = 4u * w;
-            As[(k + 0u) * SA + m] = lo.x;
-            As[(k + 1u) * SA + m] = lo.y;
-            As[(k + 2u) * SA + m] = lo.z;
-            As[(k + 3u) * SA + m] = lo.w;
-            As[(k + 16u) * SA + m] = hi.x;
-            As[(k + 17u) * SA + m] = hi.y;
-            As[(k + 18u) * SA + m] = hi.z;
-            As[(k + 19u) * SA + m] = hi.w;
-        }
-#elif defined(WTYPE_Q8_0)
-        for (uint u = tid; u < BM * 8u; u += WG) {  /* one word = 4 values */
-            const uint m = u >> 3, w = u & 7u;
-            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
-            const vec4 v = q8_word(wq[qbase + blk * 8u + w]) * HALF_AT(wd, dbase + blk);
-            const uint k = 4u * w;
-            As[(k + 0u) * SA + m] = v.x;
-            As[(k + 1u) * SA + m] = v.y;
-            As[(k + 2u) * SA + m] = v.z;
-            As[(k + 3u) * SA + m] = v.w;
+#ifdef WQUANT
+        for (uint e = tid; e < BM * US; e += WG) {
+            const uint m = e / US, s = e % US;
+            const uint gu = k0 / BK * US + s;   /* unit of the row */
+            const uint blk = min(m0 + m, last_row) * nb + gu / DQ_UNITS;
+            vec4 q[DQ_RUNS * 4u];
+            vec2 ab[DQ_RUNS];
+            dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, gu % DQ_UNITS, q, ab);
+            for (uint i = 0u; i < DQ_RUNS * 4u; i++) {
+                const vec4 v = q[i] * ab[i >> 2].x + ab[i >> 2].y;
+                const uint k = (s * DQ_RUNS) * 16u + 4u * i;
+                As[(k + 0u) * SA + m] = v.x;
+                As[(k + 1u) * SA + m] = v.y;
+                As[(k + 2u) * SA + m] = v.z;
+                As[(k + 3u) * SA + m] = v.w;
+            }
         }
 #else
         for (uint u = tid; u < BM * BK; u += WG) {
@@ -118,8 +122,8 @@ void main()
             const uint r = min(m0 + m, last_row);
             float v = 0.0;
             if (k < pc.K) {
-#ifdef WTYPE_F16
-                v = HALF_AT(w1, base + r * pc.K + k);
+#ifdef W16
+                v = W16_AT(w1, base + r * pc.K + k);
 #else
                 v = w1[base + r * pc.K + k];
 #endif
@@ -130,7 +134,7 @@ void main()
         /* ---- X slice: BN columns x 32 values into Bs[k][n] ---- */
         for (uint u = tid; u < BN * BK; u += WG) {
             const uint n = u / BK, kk = u % BK;
-            const uint k = k0 + kk;
+            const uint k = step_k(k0, kk);
             const uint c = min(n0 + n, last_col);
             Bs[kk * SB + n] = k < pc.K ? xb[pc.x_off + c * pc.K + k] : 0.0;
         }

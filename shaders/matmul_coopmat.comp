@@ -18,12 +18,13 @@
  * Bs[n][k]), C[m][n] = Y[n][m] (stored column-major).
  *
  * A workgroup computes a BM x BN tile of Y with NSG = 4 subgroups in a 2 x 2 grid; each subgroup owns a
- * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (one quantization
- * block): the workgroup dequantizes a BM x 32 slice of W and converts a BN x 32 slice of X to f16 in shared
- * memory (out-of-range rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need
- * K % 32 == 0), then every subgroup does two 16-deep cooperative steps from it. The accumulators go through a
+ * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (quantized: 32 or 64
+ * elements, whole units of dequant.glsl, in the units' order as in matmul.comp): the workgroup dequantizes a
+ * BM x BK slice of W and converts the matching BN x BK slice of X to f16 in shared memory (out-of-range
+ * rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then
+ * every subgroup does BK / 16 cooperative steps from it. The accumulators go through a
  * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
- * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
+ * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 or 144 bytes; 64 for the staging) and tile
  * offsets are multiples of 16; the shared arrays' own alignment is the driver's choice (assumed 16 bytes;
  * not yet checked on hardware). Inputs beyond the f16 range (|x| > 65504) become infinities: the price of f16
  * inputs.
@@ -36,10 +37,10 @@
  * splits it by data flow and cannot retype arrays, so only one of the two roles may live in an array: the
  * A fragments are an array, B is a single variable. No function takes or returns a cooperative matrix.
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0; COOPMAT_EMULATE (tests only, VKLLM_COOPMAT=emulate):
+ * Variants: every weight type (WTYPE_*, dequant.glsl); COOPMAT_EMULATE (tests only, VKLLM_COOPMAT=emulate):
  * the CM_* operations below in plain GLSL (shaders/coopmat_emulate.glsl), so the tiling, dequantization,
  * staging and bounds checks run on devices without cooperative matrices (lavapipe).
- * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (NSG * subgroup size). */
 #extension GL_GOOGLE_include_directive : require
 #ifndef COOPMAT_EMULATE
@@ -53,7 +54,6 @@
 #include "dequant.glsl"
 
 #define CM 16u          /* cooperative matrix edge (M = N = K = 16) */
-#define BK 32u          /* K per shared-memory step */
 #define NSG 4u          /* subgroups per workgroup: SG_M x SG_N */
 #define SG_M 2u
 #define SG_N 2u
@@ -61,7 +61,15 @@
 #define TN 2u           /* ... and along columns (X) */
 #define BM (SG_M * TM * CM)   /* 64: must match CM_BM in host/ops_matmul.c */
 #define BN (SG_N * TN * CM)   /* 64: must match CM_BN */
-#define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 bytes, a multiple of 16 */
+#ifdef WQUANT
+/* A K step is US units of dequant.glsl (two for one-run units): BK = 32 or 64 elements, in the order of the
+ * units' runs (X is gathered in the same order; see step_k). */
+#define US (DQ_RUNS == 1u ? 2u : 1u)
+#define BK (US * DQ_RUNS * 16u)
+#else
+#define BK 32u          /* K per shared-memory step */
+#endif
+#define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 or 144 bytes, multiples of 16 */
 #define SB (BK + 8u)
 
 /* The cooperative-matrix operations the kernel uses (the emulation defines the same names). */
@@ -85,15 +93,13 @@ layout(push_constant) uniform Push {
     uint M;         /* rows in this dispatch */
     uint N;         /* columns in this dispatch */
     uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch */
-    uint d_off;     /* bytes from the start of the scales binding to the first row (quantized) */
+    uint d_off;     /* bytes from the start of the meta binding to the first row (quantized) */
     uint x_off;     /* floats from the start of the X binding to the first column */
     uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
     uint y_stride;  /* floats between two columns of Y (the full M of the op) */
 } pc;
 
-#ifdef WQUANT
-layout(set = 0, binding = 0) readonly buffer WQ { uint wq[]; };
-layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+#ifdef WQUANT   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
 layout(set = 0, binding = 2) readonly buffer XB { float xb[]; };
 layout(set = 0, binding = 3) writeonly buffer YB { float yb[]; };
 #else
@@ -109,6 +115,17 @@ layout(set = 0, binding = 2) writeonly buffer YB { float yb[]; };
 shared float16_t As[BM * SA];            /* W slice: As[m * SA + k] */
 shared float16_t Bs[BN * SB];            /* X slice: Bs[n * SB + k] */
 shared float Cs[NSG * CM * CM];          /* per-subgroup staging of one accumulator, column-major */
+
+/* Element of the row at index kk of the K step starting at k0 (quantized: the order of the step's units). */
+uint step_k(uint k0, uint kk)
+{
+#ifdef WQUANT
+    const uint gu = k0 / BK * US + kk / (DQ_RUNS * 16u);
+    return gu / DQ_UNITS * DQ_QK + dq_run_pos(gu % DQ_UNITS, (kk / 16u) % DQ_RUNS) + kk % 16u;
+#else
+    return k0 + kk;
+#endif
+}
 
 void main()
 {
@@ -136,10 +153,9 @@ void main()
         CM_ZERO(acc[i]);
 
 #ifdef WQUANT
-    const uint nb = pc.K / 32u;
-    const uint qbase = pc.w_off >> 2;
-    const uint dbase = pc.d_off >> 1;
-#elif defined(WTYPE_F16)
+    const uint nb = pc.K / DQ_QK;
+    const uint qbase = pc.w_off >> 4;
+#elif defined(W16)
     const uint base = pc.w_off >> 1;
 #else
     const uint base = pc.w_off >> 2;
@@ -147,34 +163,22 @@ void main()
 
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         /* ---- W slice: BM rows x 32 values, dequantized to f16 into As[m][k] ---- */
-#if defined(WTYPE_Q4_0)
-        for (uint u = tid; u < BM * 4u; u += WG) {  /* one word = 8 values: k = 4w..4w+3 and 16+4w.. */
-            const uint m = u >> 2, w = u & 3u;
-            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
-            const uint q = wq[qbase + blk * 4u + w];
-            const float d = HALF_AT(wd, dbase + blk);
-            const f16vec4 lo = f16vec4((q4_lo(q) - 8.0) * d);
-            const f16vec4 hi = f16vec4((q4_hi(q) - 8.0) * d);
-            const uint a = m * SA + 4u * w;
-            As[a + 0u] = lo.x;
-            As[a + 1u] = lo.y;
-            As[a + 2u] = lo.z;
-            As[a + 3u] = lo.w;
-            As[a + 16u] = hi.x;
-            As[a + 17u] = hi.y;
-            As[a + 18u] = hi.z;
-            As[a + 19u] = hi.w;
-        }
-#elif defined(WTYPE_Q8_0)
-        for (uint u = tid; u < BM * 8u; u += WG) {  /* one word = 4 values */
-            const uint m = u >> 3, w = u & 7u;
-            const uint blk = min(m0 + m, last_row) * nb + k0 / 32u;
-            const f16vec4 v = f16vec4(q8_word(wq[qbase + blk * 8u + w]) * HALF_AT(wd, dbase + blk));
-            const uint a = m * SA + 4u * w;
-            As[a + 0u] = v.x;
-            As[a + 1u] = v.y;
-            As[a + 2u] = v.z;
-            As[a + 3u] = v.w;
+#ifdef WQUANT
+        for (uint e = tid; e < BM * US; e += WG) {
+            const uint m = e / US, s = e % US;
+            const uint gu = k0 / BK * US + s;   /* unit of the row */
+            const uint blk = min(m0 + m, last_row) * nb + gu / DQ_UNITS;
+            vec4 q[DQ_RUNS * 4u];
+            vec2 ab[DQ_RUNS];
+            dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, gu % DQ_UNITS, q, ab);
+            for (uint i = 0u; i < DQ_RUNS * 4u; i++) {
+                const f16vec4 v = f16vec4(q[i] * ab[i >> 2].x + ab[i >> 2].y);
+                const uint a = m * SA + s * DQ_RUNS * 16u + 4u * i;
+                As[a + 0u] = v.x;
+                As[a + 1u] = v.y;
+                As[a + 2u] = v.z;
+                As[a + 3u] = v.w;
+            }
         }
 #else
         for (uint u = tid; u < BM * BK; u += WG) {
@@ -183,8 +187,8 @@ void main()
             const uint r = min(m0 + m, last_row);
             float v = 0.0;
             if (k < pc.K) {
-#ifdef WTYPE_F16
-                v = HALF_AT(w1, base + r * pc.K + k);
+#ifdef W16
+                v = W16_AT(w1, base + r * pc.K + k);
 #else
                 v = w1[base + r * pc.K + k];
 #endif
@@ -195,7 +199,7 @@ void main()
         /* ---- X slice: BN columns x 32 values, to f16 into Bs[n][k] ---- */
         for (uint u = tid; u < BN * BK; u += WG) {
             const uint n = u / BK, kk = u % BK;
-            const uint k = k0 + kk;
+            const uint k = step_k(k0, kk);
             const uint c = min(n0 + n, last_col);
             Bs[n * SB + kk] = float16_t(k < pc.K ? xb[pc.x_off + c * pc.K + k] : 0.0);
         }

@@ -3,8 +3,8 @@
  * n_cols == 1) and its multi-column form for small batches (a few sequences or a short prompt) on GPUs.
  *
  * A workgroup of WG invocations computes ROWS consecutive rows for NCOLS columns. Every invocation walks
- * the row in 16-byte units of the weight (one uvec4/vec4 load per row per unit: a Q4_0 block, half a Q8_0
- * block, 8 halves, 4 floats), strided by WG, so each weight byte is read exactly once (for all NCOLS
+ * the row in units of the weight (quantized: dequant.glsl's units, one or a few uvec4 loads each; 8 halves;
+ * 4 floats), strided by WG, so each weight byte is read exactly once (for all NCOLS
  * columns) and consecutive invocations read consecutive 16-byte units. The x values of a unit are loaded
  * once per column and reused for the ROWS rows. The ROWS * NCOLS partial sums are then reduced across the
  * workgroup: subgroupAdd and a short pass through shared memory (USE_SUBGROUP), or a shared-memory tree
@@ -20,9 +20,9 @@
  *     together and writes y[r] = silu(gate) * up (op_silu_mul on the stacked matvec's output).
  *   FUSE_ACC: y[r] += result (the residual add).
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, USE_SUBGROUP, FUSED.
- * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = x, 3 = y (FUSED: 4 = g);
- *           F32/F16:   0 = data, 1 = x, 2 = y (FUSED: 3 = g).
+ * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = x, 3 = y (FUSED: 4 = g);
+ *           F32/F16/BF16: 0 = data, 1 = x, 2 = y (FUSED: 3 = g).
  * The host may bind the weight (and y) at an offset aligned down from the first row of the dispatch;
  * w_off/d_off/y_off say where that row starts inside the bindings. */
 
@@ -43,7 +43,7 @@ layout(push_constant) uniform Push {
     uint K;        /* row length in elements */
     uint M;        /* rows in this dispatch */
     uint w_off;    /* bytes from the start of binding 0 to the first row of the dispatch */
-    uint d_off;    /* bytes from the start of the scales binding to the first row (quantized) */
+    uint d_off;    /* bytes from the start of the meta binding to the first row (quantized) */
     uint y_off;    /* floats from the start of the y binding to the output of the first row */
     uint x_stride; /* floats between two columns of x (NCOLS > 1; a multiple of 4 when K is) */
     uint y_stride; /* floats between two columns of y (NCOLS > 1) */
@@ -63,9 +63,7 @@ const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0;
 #define Y_ACCESS writeonly
 #endif
 
-#ifdef WQUANT
-layout(set = 0, binding = 0) readonly buffer WQ { uvec4 wq[]; };
-layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+#ifdef WQUANT   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
 layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
 layout(set = 0, binding = 3) Y_ACCESS buffer Y { float y[]; };
 #ifdef FUSED
@@ -141,62 +139,39 @@ void main()
     for (uint c = 0u; c < NCOLS; c++)
         ss[c] = 0.0;
 
-#if defined(WTYPE_Q4_0)
-    /* unit = one block: 16 bytes of nibbles + one scale, 32 values of x per column. The quants of the ROWS
-     * rows are loaded first, then each column's x in turn (few registers live at a time). */
-    const uint nb = pc.K / 32u;
+#if defined(WQUANT)
+    /* Every quantized type through dequant.glsl: unit t of a row is unit t % DQ_UNITS of block t / DQ_UNITS.
+     * The x values of the unit's runs are loaded once per column, then each row's unit is dequantized. */
+    const uint nb = pc.K / DQ_QK;
+    const uint nu = nb * DQ_UNITS;
     const uint qbase = pc.w_off >> 4;
-    const uint dbase = pc.d_off >> 1;
     const uint xs4 = pc.x_stride >> 2;
-    for (uint b = tid; b < nb; b += WG) {
-        uvec4 q[WROWS];
-        float d[WROWS];
-        for (uint i = 0u; i < WROWS; i++) {
-            const uint r = weight_row(i);
-            q[i] = wq[qbase + r * nb + b];
-            d[i] = HALF_AT(wd, dbase + r * nb + b);
-        }
+    for (uint t = tid; t < nu; t += WG) {
+        const uint b = t / DQ_UNITS, u = t % DQ_UNITS;
         for (uint c = 0u; c < NCOLS; c++) {
-            const uint xi = c * xs4 + b * 8u, gi = b * 8u;
-            const vec4 xa = norm_x4(x4[xi + 0u], c, gi + 0u), xb = norm_x4(x4[xi + 1u], c, gi + 1u);
-            const vec4 xc = norm_x4(x4[xi + 2u], c, gi + 2u), xd = norm_x4(x4[xi + 3u], c, gi + 3u);
-            const vec4 xe = norm_x4(x4[xi + 4u], c, gi + 4u), xf = norm_x4(x4[xi + 5u], c, gi + 5u);
-            const vec4 xg = norm_x4(x4[xi + 6u], c, gi + 6u), xh = norm_x4(x4[xi + 7u], c, gi + 7u);
-            /* sum((q - 8) * x) = sum(q * x) - 8 * sum(x) */
-            const float xsum8 = 8.0 * dot((xa + xb) + (xc + xd) + (xe + xf) + (xg + xh), vec4(1.0));
+            vec4 xv[DQ_RUNS * 4u];
+            float xs[DQ_RUNS];
+            for (uint r = 0u; r < DQ_RUNS; r++) {
+                const uint gi = (b * DQ_QK + dq_run_pos(u, r)) >> 2;
+                for (uint j = 0u; j < 4u; j++)
+                    xv[4u * r + j] = norm_x4(x4[c * xs4 + gi + j], c, gi + j);
+                xs[r] = dot((xv[4u * r] + xv[4u * r + 1u]) + (xv[4u * r + 2u] + xv[4u * r + 3u]), vec4(1.0));
+            }
             for (uint i = 0u; i < WROWS; i++) {
-                const float s = dot(q4_lo(q[i].x), xa) + dot(q4_lo(q[i].y), xb) + dot(q4_lo(q[i].z), xc) +
-                                dot(q4_lo(q[i].w), xd) + dot(q4_hi(q[i].x), xe) + dot(q4_hi(q[i].y), xf) +
-                                dot(q4_hi(q[i].z), xg) + dot(q4_hi(q[i].w), xh);
-                acc[i * NCOLS + c] += d[i] * (s - xsum8);
+                const uint blk = weight_row(i) * nb + b;
+                vec4 q[DQ_RUNS * 4u];
+                vec2 ab[DQ_RUNS];
+                dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, u, q, ab);
+                float s = 0.0;
+                for (uint r = 0u; r < DQ_RUNS; r++)
+                    s += ab[r].x * ((dot(q[4u * r], xv[4u * r]) + dot(q[4u * r + 1u], xv[4u * r + 1u])) +
+                                    (dot(q[4u * r + 2u], xv[4u * r + 2u]) + dot(q[4u * r + 3u], xv[4u * r + 3u]))) +
+                         ab[r].y * xs[r];
+                acc[i * NCOLS + c] += s;
             }
         }
     }
-#elif defined(WTYPE_Q8_0)
-    /* unit = half a block: 16 int8 quants + the block's scale, 16 values of x per column. */
-    const uint nb = pc.K / 32u;
-    const uint nu = nb * 2u;
-    const uint qbase = pc.w_off >> 4;
-    const uint dbase = pc.d_off >> 1;
-    const uint xs4 = pc.x_stride >> 2;
-    for (uint u = tid; u < nu; u += WG) {
-        uvec4 q[WROWS];
-        float d[WROWS];
-        for (uint i = 0u; i < WROWS; i++) {
-            const uint r = weight_row(i);
-            q[i] = wq[qbase + r * nu + u];
-            d[i] = HALF_AT(wd, dbase + r * nb + (u >> 1));
-        }
-        for (uint c = 0u; c < NCOLS; c++) {
-            const uint xi = c * xs4 + u * 4u, gi = u * 4u;
-            const vec4 xa = norm_x4(x4[xi + 0u], c, gi + 0u), xb = norm_x4(x4[xi + 1u], c, gi + 1u);
-            const vec4 xc = norm_x4(x4[xi + 2u], c, gi + 2u), xd = norm_x4(x4[xi + 3u], c, gi + 3u);
-            for (uint i = 0u; i < WROWS; i++)
-                acc[i * NCOLS + c] += d[i] * (dot(q8_word(q[i].x), xa) + dot(q8_word(q[i].y), xb) +
-                                              dot(q8_word(q[i].z), xc) + dot(q8_word(q[i].w), xd));
-        }
-    }
-#elif defined(WTYPE_F16)
+#elif defined(W16)
     if ((pc.K & 7u) == 0u && (pc.w_off & 15u) == 0u) {
         /* unit = 8 halves (16 bytes). */
         const uint nu = pc.K / 8u;
@@ -211,8 +186,8 @@ void main()
             for (uint i = 0u; i < WROWS; i++) {
                 const uint r = weight_row(i);
                 const uvec4 h = w4[base + r * nu + u];
-                const vec4 a = vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
-                const vec4 b = vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w));
+                const vec4 a = vec4(w16_pair(h.x), w16_pair(h.y));
+                const vec4 b = vec4(w16_pair(h.z), w16_pair(h.w));
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[i * NCOLS + c] += dot(a, xv[c * 2u]) + dot(b, xv[c * 2u + 1u]);
             }
@@ -226,7 +201,7 @@ void main()
                 xk[c] = norm_x1(x1[c * pc.x_stride + k], c, k);
             for (uint i = 0u; i < WROWS; i++) {
                 const uint r = weight_row(i);
-                const float w = HALF_AT(w1, base + r * pc.K + k);
+                const float w = W16_AT(w1, base + r * pc.K + k);
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[i * NCOLS + c] += w * xk[c];
             }

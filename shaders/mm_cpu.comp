@@ -27,21 +27,30 @@
  * Its loop tests at the end: llvmpipe runs a loop's body once more with every lane masked off when the exit
  * test comes first.
  *
- * Variants: WTYPE_F32 / WTYPE_F16 / WTYPE_Q8_0 / WTYPE_Q4_0, each with 32-bit loads; Q8_0 and Q4_0 also with
- * USE_INT64. F32 needs K % 4 == 0, F16 K % 8 == 0 (rows in whole 16-byte units); every type needs
+ * Other quantized types (DQ_GENERIC) go through dequant.glsl: per block, each row's meta is loaded once (a few
+ * words per 256 elements for the K-quants), then unit by unit the x of the unit's runs is gathered (one load per
+ * lane, then shuffles) with its sums, and each row's unit is dequantized and used for every column as
+ * a * dot(q, x) + b * sum(x).
+ *
+ * Variants: every weight type (WTYPE_*, dequant.glsl), each with 32-bit loads; Q8_0 and Q4_0 also with
+ * USE_INT64. F32 needs K % 4 == 0, F16/BF16 K % 8 == 0 (rows in whole 16-byte units); every type needs
  * w_off % 16 == 0 and x_off, x_stride multiples of 4 floats; USE_INT64 needs NC == 1, K % 128 == 0,
  * w_off % 32 == 0, d_off % 8 == 0 and x_off % 8 == 0 (the host checks and otherwise uses the 32-bit variant or
  * the generic kernels).
- * Bindings: quantized: 0 = quants region, 1 = scales region, 2 = X, 3 = Y; F32/F16: 0 = data, 1 = X, 2 = Y.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (the subgroup size), 1 = RPL (rows per invocation), 2 = NC (columns per tile). */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
 #ifdef USE_INT64
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
 
 #include "dequant.glsl"
+#if defined(WQUANT) && !defined(WTYPE_Q4_0) && !defined(WTYPE_Q8_0)
+#define DQ_GENERIC 1   /* through dequant.glsl's units (Q4_0 and Q8_0 have hand-tuned paths) */
+#endif
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 8;
@@ -53,7 +62,7 @@ layout(push_constant) uniform Push {
     uint M;         /* rows in this dispatch */
     uint N;         /* columns in this dispatch */
     uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch (multiple of 16) */
-    uint d_off;     /* bytes from the start of the scales binding to the first row (quantized) */
+    uint d_off;     /* bytes from the start of the meta binding to the first row (quantized) */
     uint x_off;     /* floats from the start of the X binding to the first column (multiple of 4) */
     uint x_stride;  /* floats between two columns of X (multiple of 4) */
     uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
@@ -61,13 +70,12 @@ layout(push_constant) uniform Push {
 } pc;
 
 #ifdef USE_INT64
-layout(set = 0, binding = 0) readonly buffer WQ { u64vec4 wq[]; };   /* one Q8_0 block or two Q4_0 blocks */
-layout(set = 0, binding = 1) readonly buffer WD { uint64_t wd[]; };  /* the scales of four blocks */
+/* 64-bit views of the weight regions (dequant.glsl's wq, wd) */
+layout(set = 0, binding = 0) readonly buffer WQ64 { u64vec4 wq64[]; };   /* one Q8_0 block or two Q4_0 blocks */
+layout(set = 0, binding = 1) readonly buffer WD64 { uint64_t wd64[]; };  /* the scales of four blocks */
 layout(set = 0, binding = 2) readonly buffer X8 { u64vec4 x8[]; };   /* eight floats */
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
-#elif defined(WQUANT)
-layout(set = 0, binding = 0) readonly buffer WQ { uvec4 wq[]; };
-layout(set = 0, binding = 1) readonly buffer WD { uint wd[]; };
+#elif defined(WQUANT)   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
 layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 #else
@@ -109,6 +117,24 @@ vec4 x_uniform(uint idx)
         v = x4[idx];
     return subgroupShuffle(v, 0u);
 }
+#ifdef DQ_GENERIC
+const uint XU = DQ_RUNS * 4u;   /* vec4s of x per unit */
+/* X_GATHER(c, B0, U): the XU vec4s of x of unit U of the block starting at element B0, column c, into
+ * xv[c * XU ..]: invocation t loads the t-th (in rounds of WG) and shuffles hand them to all (one load for all
+ * lanes instead of XU loads by invocation 0: llvmpipe walks every lane for each load, active or not). */
+#define X_GATHER(c, B0, U)                                                                                  \
+    {                                                                                                       \
+        vec4 g_[XU];                                                                                        \
+        for (uint r_ = 0u; r_ < XU; r_ += WG) {                                                             \
+            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
+            g_[r_ / WG] = vec4(0.0);                                                                        \
+            if (t_ < XU)                                                                                    \
+                g_[r_ / WG] = x4[xbase[c] + (((B0) + dq_run_pos((U), t_ >> 2)) >> 2) + (t_ & 3u)];          \
+        }                                                                                                   \
+        for (uint j_ = 0u; j_ < XU; j_++)                                                                   \
+            xv[(c) * XU + j_] = subgroupShuffle(g_[j_ / WG], j_ % WG);                                      \
+    }
+#endif
 #endif
 
 #if defined(WTYPE_Q4_0)
@@ -150,7 +176,7 @@ const uint WPU = 64u;   /* weights per u64vec4 of quants */
 /* ROW_STEP(i, B, D): row i's sum over blocks B, B + 1 with scales D.x, D.y. */
 #define ROW_STEP(i, B, D)                                                                                   \
     {                                                                                                       \
-        const u64vec4 q = wq[rq[i] + ((B) >> 1)];                                                           \
+        const u64vec4 q = wq64[rq[i] + ((B) >> 1)];                                                           \
         acc[i] += (D).x * (Q4_SUM(uvec4(unpackUint2x32(q.x), unpackUint2x32(q.y)), 0u) - xs[0]) +           \
                   (D).y * (Q4_SUM(uvec4(unpackUint2x32(q.z), unpackUint2x32(q.w)), 1u) - xs[1]);            \
     }
@@ -169,7 +195,7 @@ const uint WPU = 32u;
      dot(q8_word(unpackUint2x32((Q).w).y), xv[(H) * 8u + 7u]))
 #define ROW_STEP(i, B, D)                                                                                   \
     {                                                                                                       \
-        const u64vec4 q0 = wq[rq[i] + (B)], q1 = wq[rq[i] + (B) + 1u];                                      \
+        const u64vec4 q0 = wq64[rq[i] + (B)], q1 = wq64[rq[i] + (B) + 1u];                                      \
         acc[i] += (D).x * Q8_SUM(q0, 0u) + (D).y * Q8_SUM(q1, 1u);                                          \
     }
 #endif
@@ -204,7 +230,7 @@ void main()
     do {
         uvec2 sc[RPL];
         for (uint i = 0u; i < RPL; i++)
-            sc[i] = unpackUint2x32(wd[rd[i] + (g >> 2)]);
+            sc[i] = unpackUint2x32(wd64[rd[i] + (g >> 2)]);
         STEP(g, 0u)
         STEP(g, 1u)
         g += 4u;
@@ -269,7 +295,7 @@ void main()
             acc[(i) * NC + c] += d_ * s;                                                                    \
         }                                                                                                   \
     }
-#elif defined(WTYPE_F16)
+#elif defined(W16)
 #define LOAD_X(U)                                                                                           \
     vec4 xv[NC * 2u];                                                                                       \
     for (uint c = 0u; c < NC; c++) {                                                                        \
@@ -279,8 +305,8 @@ void main()
 #define ROW_UNIT(i, U)                                                                                      \
     {                                                                                                       \
         const uvec4 h = w4[rq[i] + (U)];                                                                    \
-        const vec4 a = vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));                                      \
-        const vec4 b = vec4(unpackHalf2x16(h.z), unpackHalf2x16(h.w));                                      \
+        const vec4 a = vec4(w16_pair(h.x), w16_pair(h.y));                                                  \
+        const vec4 b = vec4(w16_pair(h.z), w16_pair(h.w));                                                  \
         for (uint c = 0u; c < NC; c++)                                                                      \
             acc[(i) * NC + c] += dot(a, xv[c * 2u]) + dot(b, xv[c * 2u + 1u]);                              \
     }
@@ -357,8 +383,48 @@ void main()
             }
         }
     }
+#elif defined(DQ_GENERIC)
+    /* Block by block: each row's meta loaded once per block, then unit by unit: the x of the unit's runs
+     * (gathered by the lanes and shuffled, with their sums), then each row's unit for every column. */
+    const uint nb = pc.K / DQ_QK;
+    uint rb[RPL];     /* first block of each row */
+    for (uint i = 0u; i < RPL; i++)
+        rb[i] = min(row0 + i * WG, last_row) * nb;
+    uint b = 0u;
+    do {
+        DqMeta m[RPL];
+        [[unroll]] for (uint i = 0u; i < RPL; i++)
+            m[i] = dq_meta(pc.d_off, rb[i] + b);
+        [[unroll]] for (uint u = 0u; u < DQ_UNITS; u++) {
+            vec4 xv[NC * XU];
+            float xs[NC * DQ_RUNS];
+            for (uint c = 0u; c < NC; c++) {
+                X_GATHER(c, b * DQ_QK, u)
+                for (uint r = 0u; r < DQ_RUNS; r++) {
+                    const uint o = c * XU + 4u * r;
+                    xs[c * DQ_RUNS + r] = dot((xv[o] + xv[o + 1u]) + (xv[o + 2u] + xv[o + 3u]), vec4(1.0));
+                }
+            }
+            [[unroll]] for (uint i = 0u; i < RPL; i++) {
+                vec4 q[XU];
+                vec2 ab[DQ_RUNS];
+                dq_unit(m[i], (pc.w_off >> 4) + (rb[i] + b) * DQ_QV, u, q, ab);
+                for (uint c = 0u; c < NC; c++) {
+                    float s = 0.0;
+                    for (uint r = 0u; r < DQ_RUNS; r++) {
+                        const uint o = c * XU + 4u * r;
+                        s += ab[r].x * ((dot(q[4u * r], xv[o]) + dot(q[4u * r + 1u], xv[o + 1u])) +
+                                        (dot(q[4u * r + 2u], xv[o + 2u]) + dot(q[4u * r + 3u], xv[o + 3u]))) +
+                             ab[r].y * xs[c * DQ_RUNS + r];
+                    }
+                    acc[i * NC + c] += s;
+                }
+            }
+        }
+        b++;
+    } while (b < nb);
 #else
-#ifdef WTYPE_F16
+#ifdef W16
     const uint nu = pc.K / 8u;
 #else
     const uint nu = pc.K / 4u;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/quant.h"
 #include "runtime/shader_table.h"
 #include "util.h"
 
@@ -327,18 +328,21 @@ static void check_tools(const vkr_shader_blob *nvb, const vkr_shader_blob *khb, 
 
 int main(void)
 {
-    static const char *const types[] = {"f32", "f16", "q8_0", "q4_0"};
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    /* Every type of the type table (host/quant.c) has both modules. */
+    for (uint32_t type = 0; type < 64; type++) {
+        const char *tn = ggml_type_name(type);
+        if (!tn)
+            continue;
         char nvn[64], khn[64];
-        snprintf(nvn, sizeof nvn, "matmul_coopmat_%s_nv", types[t]);
-        snprintf(khn, sizeof khn, "matmul_coopmat_%s_khr", types[t]);
+        snprintf(nvn, sizeof nvn, "matmul_coopmat_%s_nv", tn);
+        snprintf(khn, sizeof khn, "matmul_coopmat_%s_khr", tn);
         const vkr_shader_blob *nvb = blob(nvn), *khb = blob(khn);
         CHECK(nvb && khb, "shader %s or %s is not embedded", nvn, khn);
         if (!nvb || !khb)
             continue;
-        check_pair(nvb, khb, types[t]);
-        check_tools(nvb, khb, types[t]);
-        fprintf(stderr, "%s: %zu / %zu bytes (NV / KHR) checked\n", types[t], nvb->size, khb->size);
+        check_pair(nvb, khb, tn);
+        check_tools(nvb, khb, tn);
+        fprintf(stderr, "%s: %zu / %zu bytes (NV / KHR) checked\n", tn, nvb->size, khb->size);
     }
     return test_finish("spirv_coopmat");
 }

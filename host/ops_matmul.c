@@ -14,7 +14,7 @@
  *     accumulation; see matmul_coopmat()).
  *
  * Weights larger than maxStorageBufferRange: every dispatch binds only a chunk of rows of the weight
- * (the quants/data region and the scales region separately) and the matching part of the output. A
+ * (the quants/data region and the meta region separately) and the matching part of the output. A
  * bound range starts at the wanted offset rounded down to the device's offset alignment (and to 16 bytes,
  * so vec4/uvec4 indexing stays exact); the remainder goes to the shader in push constants. Chunk row
  * counts are multiples of 256 when there is more than one chunk, so with the tensor layout of

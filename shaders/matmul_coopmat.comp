@@ -18,13 +18,13 @@
  * Bs[n][k]), C[m][n] = Y[n][m] (stored column-major).
  *
  * A workgroup computes a BM x BN tile of Y with NSG = 4 subgroups in a 2 x 2 grid; each subgroup owns a
- * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (quantized: 32 or 64
- * elements, whole units of dequant.glsl, in the units' order as in matmul.comp): the workgroup dequantizes a
- * BM x BK slice of W and converts the matching BN x BK slice of X to f16 in shared memory (out-of-range
- * rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then
- * every subgroup does BK / 16 cooperative steps from it. The accumulators go through a
+ * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (quantized: two runs of
+ * 16 elements of dequant.glsl's units, in the units' order, see step_k): the workgroup dequantizes a BM x 32 slice
+ * of W and converts the matching BN x 32 slice of X to f16 in shared memory (out-of-range rows/columns clamped,
+ * K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then every subgroup does two
+ * 16-deep cooperative steps from it. The accumulators go through a
  * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
- * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 or 144 bytes; 64 for the staging) and tile
+ * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
  * offsets are multiples of 16; the shared arrays' own alignment is the driver's choice (assumed 16 bytes;
  * not yet checked on hardware). Inputs beyond the f16 range (|x| > 65504) become infinities: the price of f16
  * inputs.
@@ -61,15 +61,8 @@
 #define TN 2u           /* ... and along columns (X) */
 #define BM (SG_M * TM * CM)   /* 64: must match CM_BM in host/ops_matmul.c */
 #define BN (SG_N * TN * CM)   /* 64: must match CM_BN */
-#ifdef WQUANT
-/* A K step is US units of dequant.glsl (two for one-run units): BK = 32 or 64 elements, in the order of the
- * units' runs (X is gathered in the same order; see step_k). */
-#define US (DQ_RUNS == 1u ? 2u : 1u)
-#define BK (US * DQ_RUNS * 16u)
-#else
-#define BK 32u          /* K per shared-memory step */
-#endif
-#define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 or 144 bytes, multiples of 16 */
+#define BK 32u          /* K per shared-memory step (quantized: two runs of 16 of dequant.glsl, see step_k) */
+#define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 bytes, a multiple of 16 */
 #define SB (BK + 8u)
 
 /* The cooperative-matrix operations the kernel uses (the emulation defines the same names). */
@@ -116,12 +109,13 @@ shared float16_t As[BM * SA];            /* W slice: As[m * SA + k] */
 shared float16_t Bs[BN * SB];            /* X slice: Bs[n * SB + k] */
 shared float Cs[NSG * CM * CM];          /* per-subgroup staging of one accumulator, column-major */
 
-/* Element of the row at index kk of the K step starting at k0 (quantized: the order of the step's units). */
+/* Element of the row at index kk of the K step starting at k0. Quantized: a step is runs gr = k0 / 16 and gr + 1
+ * of the row's sequence of runs (run gr % DQ_RUNS of unit gr / DQ_RUNS), which need not be contiguous in K. */
 uint step_k(uint k0, uint kk)
 {
 #ifdef WQUANT
-    const uint gu = k0 / BK * US + kk / (DQ_RUNS * 16u);
-    return gu / DQ_UNITS * DQ_QK + dq_run_pos(gu % DQ_UNITS, (kk / 16u) % DQ_RUNS) + kk % 16u;
+    const uint gr = (k0 + kk) / 16u, gu = gr / DQ_RUNS;
+    return gu / DQ_UNITS * DQ_QK + dq_run_pos(gu % DQ_UNITS, gr % DQ_RUNS) + kk % 16u;
 #else
     return k0 + kk;
 #endif
@@ -164,16 +158,17 @@ void main()
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         /* ---- W slice: BM rows x 32 values, dequantized to f16 into As[m][k] ---- */
 #ifdef WQUANT
-        for (uint e = tid; e < BM * US; e += WG) {
-            const uint m = e / US, s = e % US;
-            const uint gu = k0 / BK * US + s;   /* unit of the row */
+        /* one run (16 values) per item: its unit is dequantized whole and the run picked (the shared tiles stay
+         * 32 deep for every type: 64 would not fit the emulation's 32 KiB on lavapipe) */
+        for (uint e = tid; e < BM * 2u; e += WG) {
+            const uint m = e >> 1, gr = k0 / 16u + (e & 1u), gu = gr / DQ_RUNS, r = gr % DQ_RUNS;
             const uint blk = min(m0 + m, last_row) * nb + gu / DQ_UNITS;
             vec4 q[DQ_RUNS * 4u];
             vec2 ab[DQ_RUNS];
             dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, gu % DQ_UNITS, q, ab);
-            for (uint i = 0u; i < DQ_RUNS * 4u; i++) {
-                const f16vec4 v = f16vec4(q[i] * ab[i >> 2].x + ab[i >> 2].y);
-                const uint a = m * SA + s * DQ_RUNS * 16u + 4u * i;
+            for (uint j = 0u; j < 4u; j++) {
+                const f16vec4 v = f16vec4(q[4u * r + j] * ab[r].x + ab[r].y);
+                const uint a = m * SA + (e & 1u) * 16u + 4u * j;
                 As[a + 0u] = v.x;
                 As[a + 1u] = v.y;
                 As[a + 2u] = v.z;

@@ -31,7 +31,9 @@ if run kernels "$BIN" bench --kernels --quick; then
   bw=$(md_cell read read 6 "$out")
   if positive "$bw"; then ok "kernels: read bandwidth $bw GB/s"; else fail "no read bandwidth in:"; cat "$out"; fi
   n=$(grep -c '^| matvec' "$out")
-  [ "$n" -eq 16 ] && ok "kernels: 16 matvec rows" || { fail "$n matvec rows (want 16)"; cat "$out"; }
+  nt=$(grep '^| matvec' "$out" | awk -F'|' '{print $3}' | sort -u | wc -l)   # every type with kernels: 4 shapes each
+  [ "$nt" -ge 15 ] && [ "$n" -eq $((4 * nt)) ] && ok "kernels: $n matvec rows, $nt types" ||
+    { fail "$n matvec rows of $nt types (want 4 per type, 15 types or more)"; cat "$out"; }
   for t in f32 f16 q8_0 q4_0; do
     us=$(md_cell matvec "| $t " 5 "$out"); gbs=$(md_cell matvec "| $t " 6 "$out"); pct=$(md_cell matvec "| $t " 7 "$out")
     if positive "$us" && positive "$gbs" && positive "$pct"; then ok "kernels: $t ${us} us, $gbs GB/s, $pct%"

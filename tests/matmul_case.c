@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "host/ops.h"
+#include "host/quant.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 
@@ -99,4 +100,27 @@ done:
     free(yref);
     free(yall);
     return err;
+}
+
+uint32_t matmul_case_other_types(uint32_t *out, uint32_t max)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < ggml_type_count() && n < max; i++) {
+        const ggml_type_info *t = ggml_type_at(i);
+        if (t->kernels && t->id != GGML_TYPE_F32 && t->id != GGML_TYPE_F16 && t->id != GGML_TYPE_Q8_0 &&
+            t->id != GGML_TYPE_Q4_0)
+            out[n++] = t->id;
+    }
+    return n;
+}
+
+void matmul_case_print_worst(const double worst[MATMUL_CASE_TYPE_IDS], double tolerance)
+{
+    fprintf(stderr, "worst relative L2 error:");
+    for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
+        if (worst[t] >= 0)
+            fprintf(stderr, " %s %.2g", ggml_type_name(t) ? ggml_type_name(t) : "?", worst[t]);
+    if (tolerance > 0)
+        fprintf(stderr, " (tolerance %.0e)", tolerance);
+    fprintf(stderr, "\n");
 }

@@ -20,4 +20,14 @@ typedef struct matmul_case {
  * the case printed. Returns the relative L2 error, or -1 if the op did not run. */
 double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c);
 
+/* Above every type id (for arrays indexed by type). */
+#define MATMUL_CASE_TYPE_IDS 64u
+
+/* The weight types the kernels run (host/quant.c's table) other than F32, F16, Q8_0 and Q4_0, which the kernel
+ * tests cover with their full sets of shapes: written to out (at most max), their count returned. */
+uint32_t matmul_case_other_types(uint32_t *out, uint32_t max);
+
+/* Prints "worst relative L2 error: TYPE ERR, ..." for every type with an entry in worst[] (-1: none). */
+void matmul_case_print_worst(const double worst[MATMUL_CASE_TYPE_IDS], double tolerance);
+
 #endif

@@ -81,6 +81,32 @@ int main(void)
     setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
     run_case_mixed("mixed-gpu-kernels", tiny, GGML_TYPE_Q4_0, mix, 4, seed + 46, 1e-3);
     unsetenv("VKLLM_DEBUG_AS_GPU");
+    /* Every other type of the type table on the tiny256 preset (widths that are multiples of 256, so the K-quants
+     * and IQ4_XS apply to every matrix), with this device's kernels and with a GPU's; and a Q4_K_M-like mix
+     * (Q4_K with attn_v, ffn_down and the embedding table in Q6_K). */
+    const synth_hparams *tiny256 = synth_preset("tiny256");
+    CHECK(tiny256 != NULL, "no tiny256 preset");
+    for (size_t i = 0; tiny256 && i < ggml_type_count(); i++) {
+        const ggml_type_info *t = ggml_type_at(i);
+        bool covered = false;
+        for (size_t j = 0; j < sizeof types / sizeof types[0]; j++)
+            covered = covered || types[j] == t->id;
+        if (!t->kernels || covered)
+            continue;
+        run_case("tiny256", tiny256, t->id, seed + 60 + i, 1e-3);
+        setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+        run_case("tiny256-gpu-kernels", tiny256, t->id, seed + 80 + i, 1e-3);
+        unsetenv("VKLLM_DEBUG_AS_GPU");
+    }
+    static const synth_override k_mix[] = {
+        {"attn_v.weight", GGML_TYPE_Q6_K}, {"ffn_down.weight", GGML_TYPE_Q6_K}, {"token_embd", GGML_TYPE_Q6_K},
+    };
+    if (tiny256) {
+        run_case_mixed("q4_K_M-like", tiny256, GGML_TYPE_Q4_K, k_mix, 3, seed + 100, 1e-3);
+        setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+        run_case_mixed("q4_K_M-like-gpu-kernels", tiny256, GGML_TYPE_Q4_K, k_mix, 3, seed + 101, 1e-3);
+        unsetenv("VKLLM_DEBUG_AS_GPU");
+    }
     /* Weights over maxMemoryAllocationSize (lowered to 48 KiB): uploaded in parts; the stacked Wqkv and
      * W_gate;W_up cannot be views then, so the layers run the separate matmuls. */
     setenv("VKLLM_DEBUG_MAX_ALLOCATION", "49152", 1);

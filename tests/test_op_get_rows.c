@@ -1,18 +1,21 @@
-/* op_get_rows against the CPU reference (tests/ref/ref_matmul.c): rows of F32/F16/Q8_0/Q4_0 tables
+/* op_get_rows against the CPU reference (tests/ref/ref_matmul.c): rows of tables of every type
  * gathered by ids from a uint32 buffer and dequantized to f32. Outputs are poisoned with NaN before each
  * run, with a guard region after the output that must stay poisoned. Ids include repeats, the first and
  * the last row, and one id past the end (its output row must be zeros). Tables that are split into
  * several dispatches: with lowered device limits (binding range, alignment, workgroup counts) and with a
  * real F32 table over 128 MiB.
  *
- * Tolerance: every element must equal the reference exactly (dequantization is exact in f32), except
- * that F16 elements may differ by up to 6.2e-5 (a device may flush f16 subnormals to zero). */
+ * Tolerance: every element of F32, BF16, Q8_0 and Q4_0 tables must equal the reference exactly (dequantization
+ * is exact in f32); F16 elements may differ by up to 6.2e-5 (a device may flush f16 subnormals to zero); the
+ * other types by up to 1e-6 of the largest magnitude (the kernel's a * q + b may round differently from the
+ * reference's order of operations; a wrong quant or scale is off by a whole quantization step). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/ops.h"
 #include "host/quant.h"
+#include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "util.h"
 
@@ -78,8 +81,14 @@ static void check_gather(vkr_device *dev, test_rng *rng, const vk_tensor *t, con
     const float *out = oall + ooff / 4;
     long bad = first_nonfinite(out, (size_t)n * K);
     CHECK(bad < 0, "%s: out[%ld] (id index %ld) is not finite (unwritten?)", label, bad, bad < 0 ? 0 : bad / (long)K);
-    /* f16 subnormals (|x| < 6.1e-5) may be flushed by the device's unpackHalf2x16. */
-    const float tol = t->type == GGML_TYPE_F16 ? 6.2e-5f : 0.0f;
+    /* f16 subnormals (|x| < 6.1e-5) may be flushed by the device's unpackHalf2x16; types whose value is a * q + b
+     * with a product a * q that is not exact in f32 may round differently from the reference's order. */
+    float amax = 0.0f;
+    for (uint64_t i = 0; i < (uint64_t)n * K; i++)
+        amax = fmaxf(amax, fabsf(ref[i]));
+    const bool exact = t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0 ||
+                       t->type == GGML_TYPE_Q4_0;
+    const float tol = t->type == GGML_TYPE_F16 ? 6.2e-5f : exact ? 0.0f : 1e-6f * amax;
     for (uint64_t i = 0; i < (uint64_t)n * K; i++) {
         if (!(fabsf(out[i] - ref[i]) <= tol)) {
             CHECK(0, "%s: out[%llu] = %g, expected %g (id %u, element %llu)", label, (unsigned long long)i,
@@ -150,6 +159,32 @@ static void shapes(vkr_device *dev, test_rng *rng)
     }
 }
 
+/* The other types of the type table (tests/matmul_case.c): rows of 1, 2 and 8 blocks of 256, with split dispatches
+ * (a small binding range, few workgroups); BF16 also with a row length that is not a multiple of 8. */
+static void other_types(vkr_device *dev, test_rng *rng)
+{
+    uint32_t types[32];
+    const uint32_t nt = matmul_case_other_types(types, 32);
+    vkr_features saved = dev->info.features;
+    vkr_features *ft = &dev->info.features;
+    for (uint32_t ti = 0; ti < nt; ti++) {
+        run_case(dev, rng, types[ti], 256, 7, 5, "");
+        run_case(dev, rng, types[ti], 512, 100, 17, "");
+        run_case(dev, rng, types[ti], 2048, 3, 2, "");
+        if (ggml_block_size(types[ti]) == 1)
+            run_case(dev, rng, types[ti], 7, 100, 3, "");
+        ft->max_storage_buffer_range = 4096 + 512;
+        if (ft->min_storage_buffer_offset_alignment < 256)
+            ft->min_storage_buffer_offset_alignment = 256;
+        run_case(dev, rng, types[ti], 256, 300, 20, "small-range ");
+        *ft = saved;
+        ft->max_workgroup_count[0] = 2;
+        ft->max_workgroup_count[1] = 3;
+        run_case(dev, rng, types[ti], ggml_block_size(types[ti]) == 1 ? 64 : 256, 20, 10, "few-groups ");
+        *ft = saved;
+    }
+}
+
 static void lowered_limits(vkr_device *dev, test_rng *rng)
 {
     vkr_features saved = dev->info.features;
@@ -203,6 +238,7 @@ int main(void)
 
     shapes(td.dev, &rng);
     lowered_limits(td.dev, &rng);
+    other_types(td.dev, &rng);
     big_table(td.dev, &rng);
 
     /* n == 0 adds nothing; a table that is not on the device is refused. */

@@ -1,6 +1,7 @@
 /* op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
  *
- * Every type (F32, F16, Q8_0, Q4_0), every kernel family: the CPU-device kernel (shaders/mm_cpu.comp, every
+ * Every type of the type table, every kernel family (F32, F16, Q8_0 and Q4_0 on many shapes, the others on
+ * fewer: other_types): the CPU-device kernel (shaders/mm_cpu.comp, every
  * column count; its 64-bit-load variant for one Q8_0/Q4_0 column) and the GPU kernels (matvec for
  * n_cols == 1, multi-column matvec for n_cols <= 8, tiled matmul beyond). The family follows the device type,
  * so each suite runs three times: with the device reported as a CPU, as a CPU without shaderInt64 (the CPU
@@ -13,7 +14,7 @@
  * workgroup counts) on small shapes.
  *
  * Tolerances (relative L2 error against the double-precision reference):
- *   F32: 1e-5;  F16, Q8_0, Q4_0: 1e-3 (the reference dequantizes the same blocks, so only f32 rounding
+ *   F32: 1e-5;  every other type: 1e-3 (the reference dequantizes the same blocks, so only f32 rounding
  *   of the GPU's accumulation differs). */
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@
 #include "matmul_case.h"
 #include "util.h"
 
-static double worst_err[GGML_TYPE_Q8_0 + 1];   /* by type, printed at the end */
+static double worst_err[MATMUL_CASE_TYPE_IDS];   /* by type (-1: not run), printed at the end */
 
 static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
 
@@ -222,6 +223,50 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
     }
 }
 
+/* The other types of the type table (BF16, Q4_1, Q5_0, Q5_1, the K-quants, IQ4_NL, IQ4_XS) on fewer shapes than
+ * the four above (every type is its own set of pipelines, which lavapipe compiles slowly), all through the same
+ * dequant.glsl interface: rows of 1 to 8 blocks of 256, row counts across workgroup edges, 1 to 17 columns (CPU
+ * tiles of 1, 2, 4 and 8 columns; GPU matvec, multi-column matvec and tiled matmul), weight views at unaligned
+ * rows, and weights split into row chunks (quants and meta regions bound at non-zero residuals). */
+static void other_types(vkr_device *dev, test_rng *rng, const family *fam)
+{
+    static const uint32_t cases[][4] = {
+        /* K, M, N, first row of a view (0: none) */
+        {256, 1, 1, 0}, {512, 33, 1, 0}, {2048, 9, 1, 0}, {256, 70, 2, 0}, {512, 7, 3, 0},
+        {256, 40, 8, 0}, {512, 33, 17, 0}, {256, 30, 5, 3}, {512, 20, 1, 1},
+    };
+    /* BF16 also with rows that are not whole 16-byte units (the GPU kernels' element-wise path) */
+    static const uint32_t km_float[][3] = {{7, 30, 1}, {100, 9, 9}};
+    uint32_t types[32];
+    const uint32_t nt = matmul_case_other_types(types, 32);
+    char label[128];
+    vkr_features saved = dev->info.features;
+    vkr_features *ft = &dev->info.features;
+    for (uint32_t ti = 0; ti < nt; ti++) {
+        const uint32_t type = types[ti];
+        const char *tn = ggml_type_name(type);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u view from %u", fam->name, tn, cases[i][0],
+                     cases[i][1], cases[i][2], cases[i][3]);
+            run_case_view(dev, rng, type, cases[i][0], cases[i][1], cases[i][2], cases[i][3], label);
+        }
+        if (ggml_block_size(type) == 1)
+            for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
+                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, tn, km_float[i][0], km_float[i][1],
+                         km_float[i][2]);
+                run_case(dev, rng, type, km_float[i][0], km_float[i][1], km_float[i][2], label);
+            }
+        ft->max_storage_buffer_range = 4096 + 512;
+        if (ft->min_storage_buffer_offset_alignment < 256)
+            ft->min_storage_buffer_offset_alignment = 256;
+        snprintf(label, sizeof label, "%s small-range %s K=256 M=300 N=1 view from 1", fam->name, tn);
+        run_case_view(dev, rng, type, 256, 300, 1, 1, label);
+        snprintf(label, sizeof label, "%s small-range %s K=512 M=301 N=9", fam->name, tn);
+        run_case(dev, rng, type, 512, 301, 9, label);
+        *ft = saved;
+    }
+}
+
 /* The GPU matvec reductions not taken by default on this device: the shared-memory fallback (as on a device
  * without subgroup arithmetic), and a larger workgroup (as chosen for a device with wide subgroups); for one
  * and for several columns. (The caller sets the device type to a GPU.) */
@@ -370,6 +415,8 @@ int main(void)
         return 1;
     test_rng rng;
     rng_init(&rng, test_seed());
+    for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
+        worst_err[t] = -1;
     fprintf(stderr, "subgroup arithmetic: %s, subgroup size %u\n",
             td.dev->info.features.subgroup_arithmetic ? "yes" : "no", td.dev->info.features.subgroup_size);
 
@@ -381,6 +428,8 @@ int main(void)
         shapes(td.dev, &rng, &FAMILIES[f]);
         weight_views(td.dev, &rng, &FAMILIES[f]);
         lowered_limits(td.dev, &rng, &FAMILIES[f]);
+        if (!FAMILIES[f].no_int64)   /* the other types have no 64-bit variant */
+            other_types(td.dev, &rng, &FAMILIES[f]);
         if (FAMILIES[f].type == VK_PHYSICAL_DEVICE_TYPE_CPU)
             cpu_int64_edges(td.dev, &rng, &FAMILIES[f]);
         else
@@ -393,8 +442,7 @@ int main(void)
     run_case(td.dev, &rng, GGML_TYPE_Q4_0, 4096, 2100, 2, "multi-chunk upload q4_0");
     big_weight(td.dev, &rng);
     bad_arguments(td.dev);
-    fprintf(stderr, "worst relative L2 error: f32 %.2g, f16 %.2g, q8_0 %.2g, q4_0 %.2g\n", worst_err[GGML_TYPE_F32],
-            worst_err[GGML_TYPE_F16], worst_err[GGML_TYPE_Q8_0], worst_err[GGML_TYPE_Q4_0]);
+    matmul_case_print_worst(worst_err, 0);
 
     test_device_close(&td);
     if (test_failures)

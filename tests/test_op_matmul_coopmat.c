@@ -6,7 +6,8 @@
  * (skipped, never passed) when neither form is usable: lavapipe, GPUs without the 16x16x16 f16 -> f32
  * subgroup shape, the Vulkan memory model or shaderFloat16.
  *
- * Every weight type; shapes with partial tiles in both directions (rows and columns not multiples of 16 or of
+ * Every weight type (F32, F16, Q8_0 and Q4_0 on many shapes, the others of the type table on a few); shapes with
+ * partial tiles in both directions (rows and columns not multiples of 16 or of
  * the 64 x 64 workgroup tile, fewer than 16), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
  * offsets, weights that are row-range views of a larger tensor, and lowered device limits (several row and
  * column chunks, few workgroups). Outputs are poisoned with NaN first and a guard region after y must stay
@@ -27,7 +28,7 @@
 
 #define TOLERANCE 2e-3
 
-static double worst_err[GGML_TYPE_Q8_0 + 1];
+static double worst_err[MATMUL_CASE_TYPE_IDS];   /* by type (-1: not run) */
 
 /* One op_matmul on random data, checked (tests/matmul_case.c), that must run the cooperative-matrix kernel;
  * with view_r0 > 0 the weight is rows [view_r0, view_r0 + M) of a larger tensor. */
@@ -79,6 +80,20 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         run_case(dev, rng, type, 96, 50, 20, 3, label);
     }
 
+    /* The other types of the type table on a few shapes: K steps of 32 and 64 elements in the units' order,
+     * partial tiles, a weight view, row chunks. */
+    uint32_t types[32];
+    const uint32_t nt = matmul_case_other_types(types, 32);
+    for (uint32_t ti = 0; ti < nt; ti++) {
+        const char *tn = ggml_type_name(types[ti]);
+        snprintf(label, sizeof label, "%s %s K=256 M=65 N=17", form, tn);
+        run_case(dev, rng, types[ti], 256, 65, 17, 0, label);
+        snprintf(label, sizeof label, "%s %s K=512 M=17 N=70", form, tn);
+        run_case(dev, rng, types[ti], 512, 17, 70, 0, label);
+        snprintf(label, sizeof label, "%s %s view", form, tn);
+        run_case(dev, rng, types[ti], 256, 50, 20, 3, label);
+    }
+
     /* Lowered limits: row and column chunks with offsets that are not multiples of the alignment, few groups. */
     vkr_features saved = dev->info.features;
     vkr_features *ft = &dev->info.features;
@@ -90,6 +105,10 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", form, ggml_type_name(TYPES[c1[i][0]]),
                  c1[i][1], c1[i][2], c1[i][3]);
         run_case(dev, rng, TYPES[c1[i][0]], c1[i][1], c1[i][2], c1[i][3], 0, label);
+    }
+    for (uint32_t ti = 0; ti < nt; ti++) {
+        snprintf(label, sizeof label, "%s small-range %s K=256 M=200 N=20", form, ggml_type_name(types[ti]));
+        run_case(dev, rng, types[ti], 256, 200, 20, 0, label);
     }
     *ft = saved;
     ft->max_workgroup_count[0] = 3;
@@ -191,6 +210,8 @@ int main(void)
 {
     test_rng rng;
     rng_init(&rng, test_seed());
+    for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
+        worst_err[t] = -1;
 #ifdef COOPMAT_EMULATED
     const char *const test_name = "op_matmul_coopmat_emu";
     const bool ran = run_form("emulate", &rng);
@@ -199,9 +220,7 @@ int main(void)
     bool ran = run_form("khr", &rng);
     ran = run_form("nv", &rng) || ran;
 #endif
-    fprintf(stderr, "worst relative L2 error: f32 %.2g, f16 %.2g, q8_0 %.2g, q4_0 %.2g (tolerance %.0e)\n",
-            worst_err[GGML_TYPE_F32], worst_err[GGML_TYPE_F16], worst_err[GGML_TYPE_Q8_0], worst_err[GGML_TYPE_Q4_0],
-            TOLERANCE);
+    matmul_case_print_worst(worst_err, TOLERANCE);
     if (test_failures)
         fprintf(stderr, "seed was %llu\n", (unsigned long long)test_seed());
     if (!ran && !test_failures) {

@@ -1,7 +1,8 @@
 /* op_matmul_fused (the decode matvec with RMSNorm on its input, SiLU-gate and residual add on its output)
  * against a CPU reference: the separate ops' maths in double over the same dequantized weights.
  *
- * Every type, every fusion the decode graph uses (norm; norm + glu; accumulate) and the others the kernel
+ * Every type (F32, F16, Q8_0 and Q4_0 on many shapes, the others of the type table on fewer), every fusion the
+ * decode graph uses (norm; norm + glu; accumulate) and the others the kernel
  * allows (glu alone; norm + accumulate), 1..8 columns, with the subgroup and the shared-memory reductions.
  * The device is reported as a GPU (fusion lives in the GPU matvec; as a CPU device nothing must be recorded
  * and *fused must be false). y is poisoned with NaN around its view; with accumulate, y starts from random
@@ -10,7 +11,7 @@
  * (not fused, nothing recorded). Workgroups of 1, 5 and 16 rows (VKLLM_MATVEC) run too.
  *
  * Tolerance (relative L2 against the double reference; the reference dequantizes the same blocks, so only
- * f32 rounding differs): 1e-4 for F32, 1e-3 for F16/Q8_0/Q4_0. F32 is looser than op_matmul's 1e-5
+ * f32 rounding differs): 1e-4 for F32, 1e-3 for every other type. F32 is looser than op_matmul's 1e-5
  * because some cases have one or two outputs: a dot product that nearly cancels turns the f32 rounding of
  * the normalised x into a larger relative error of that output, and SiLU-gate multiplies two of them
  * (seen: 1.7e-5 for glu, K = 32, M = 1). A wrong or missing term gives errors of order 1e-1. */
@@ -20,6 +21,7 @@
 
 #include "host/ops.h"
 #include "host/quant.h"
+#include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 #include "util.h"
@@ -208,6 +210,31 @@ static void shapes(vkr_device *dev, test_rng *rng, const char *variant)
     }
 }
 
+/* The other types of the type table (tests/matmul_case.c) on fewer shapes: every fusion, rows of 1 and 8 blocks of
+ * 256, 1 and 3 columns, and a norm-fused matvec split into row chunks. */
+static void other_types(vkr_device *dev, test_rng *rng, const char *variant)
+{
+    uint32_t types[32];
+    const uint32_t nt = matmul_case_other_types(types, 32);
+    char label[128];
+    for (uint32_t ti = 0; ti < nt; ti++) {
+        const char *tn = ggml_type_name(types[ti]);
+        for (size_t fi = 0; fi < N_FUSIONS; fi++) {
+            snprintf(label, sizeof label, "%s %s %s K=256 M=33 N=1", variant, FUSIONS[fi].name, tn);
+            run_case(dev, rng, &FUSIONS[fi], types[ti], 256, 33, 1, true, label);
+            snprintf(label, sizeof label, "%s %s %s K=2048 M=7 N=3", variant, FUSIONS[fi].name, tn);
+            run_case(dev, rng, &FUSIONS[fi], types[ti], 2048, 7, 3, true, label);
+        }
+        vkr_features saved = dev->info.features;
+        dev->info.features.max_storage_buffer_range = 4096 + 512;
+        if (dev->info.features.min_storage_buffer_offset_alignment < 256)
+            dev->info.features.min_storage_buffer_offset_alignment = 256;
+        snprintf(label, sizeof label, "%s small-range norm %s", variant, tn);
+        run_case(dev, rng, &FUSIONS[0], types[ti], 256, 300, 1, true, label);
+        dev->info.features = saved;
+    }
+}
+
 /* A binding range of a few KiB: norm-fused and accumulating matvecs split into row chunks; a GLU weight
  * (bound whole) and more than 8 columns are not fused. */
 static void limits(vkr_device *dev, test_rng *rng)
@@ -246,10 +273,14 @@ int main(void)
         run_case(dev, &rng, &FUSIONS[0], GGML_TYPE_Q4_0, 64, 10, 1, false, "cpu device (not fused)");
 
     dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
-    if (saved.subgroup_arithmetic)
+    if (saved.subgroup_arithmetic) {
         shapes(dev, &rng, "subgroup");
+        other_types(dev, &rng, "subgroup");
+    }
     dev->info.features.subgroup_arithmetic = false;
     shapes(dev, &rng, "shared-memory");
+    if (!saved.subgroup_arithmetic)
+        other_types(dev, &rng, "shared-memory");
     dev->info.features.subgroup_size = 128;   /* a larger workgroup, as for wide subgroups */
     for (size_t fi = 0; fi < N_FUSIONS; fi++)
         run_case(dev, &rng, &FUSIONS[fi], GGML_TYPE_Q4_0, 2048, 37, 2, true, "shared-memory wg-for-128");

@@ -5,13 +5,16 @@
  * Checked against the CPU references of tests/ref/ref_matmul.c over the same GGUF blocks, with both kernel
  * families (the device reported as a CPU and as a GPU), 1, 3 and 20 columns, stacked sources that straddle
  * parts, ids in every part and invalid ids (zero rows). Outputs are poisoned first. Tolerances as in
- * test_op_matmul: F32 1e-5, the others 1e-3 relative L2; get_rows is exact (as floats). */
+ * test_op_matmul: F32 1e-5, the others 1e-3 relative L2; get_rows is exact (as floats) for F32, F16, BF16, Q8_0 and
+ * Q4_0, within 1e-6 of the largest magnitude for the other types (as in test_op_get_rows). Every type of the
+ * type table runs (the others than F32/F16/Q8_0/Q4_0 on one shape). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/ops.h"
 #include "host/quant.h"
+#include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 #include "util.h"
@@ -158,8 +161,16 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     if (st == VKLLM_OK)
         st = vkr_buffer_download(dev, ob, 0, rows, (size_t)K * N_IDS * 4);
     CHECK(st == VKLLM_OK, "%s get_rows: %s", label, vkr_last_error());
+    /* Equal as floats for the types whose dequantization is exact in f32 (a zero's sign may differ: q * d - 8d),
+     * else within 1e-6 of the largest magnitude (as in test_op_get_rows). */
+    float amax = 0.0f;
+    for (size_t i = 0; i < (size_t)K * N_IDS; i++)
+        amax = fmaxf(amax, fabsf(rows_ref[i]));
+    const bool exact = type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
+                       type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0;
+    const float tol = exact ? 0.0f : 1e-6f * amax;
     for (size_t i = 0; st == VKLLM_OK && i < (size_t)K * N_IDS; i++) {
-        if (!(rows[i] == rows_ref[i])) {   /* equal as floats: a zero's sign may differ (q * d - 8d) */
+        if (!(fabsf(rows[i] - rows_ref[i]) <= tol)) {
             CHECK(0, "%s get_rows: row %zu (id %u) element %zu is %g, expected %g", label, i / K, ids[i / K], i % K,
                   rows[i], rows_ref[i]);
             break;
@@ -271,6 +282,10 @@ int main(void)
             run_case(dev, &rng, TYPES[i], 64, 700, families[f].name);   /* parts of 256 rows where they fit */
             run_case(dev, &rng, TYPES[i], 256, 200, families[f].name);  /* parts of fewer rows */
         }
+        uint32_t others[32];
+        const uint32_t n_others = matmul_case_other_types(others, 32);
+        for (uint32_t i = 0; i < n_others; i++)
+            run_case(dev, &rng, others[i], 256, 600, families[f].name);   /* K-quant rows are short: more rows */
     }
     dev->info.type = real_type;
 

@@ -8,6 +8,7 @@
 #include "host/gguf.h"
 #include "host/tokenizer.h"
 #include "ref/ref_llama.h"
+#include "ref/ref_perplexity.h"
 #include "util.h"
 
 static const char *text =
@@ -18,33 +19,6 @@ static const char *text =
     "gave the ball back to Tim. They were best friends from that day on. The next morning, Tim and Sue met at "
     "the park again. They saw a small dog under a tree. The dog was lost and hungry. Tim shared his bread with "
     "the dog, and Sue gave it some water. The dog wagged its tail and licked their hands.\n";
-
-static double window_nll(ref_llama *ref, const int32_t *window, uint32_t n_ctx, int32_t bos, size_t *count)
-{
-    uint32_t n_vocab = ref_llama_n_vocab(ref);
-    int32_t *tokens = malloc(n_ctx * sizeof *tokens);
-    float *logits = malloc((size_t)n_ctx * n_vocab * sizeof *logits);
-    memcpy(tokens, window, n_ctx * sizeof *tokens);
-    tokens[0] = bos;
-    double total = 0;
-    if (ref_llama_forward(ref, tokens, n_ctx, 0, logits) == VKLLM_OK) {
-        for (uint32_t j = n_ctx / 2; j + 1 < n_ctx; j++) {
-            const float *l = logits + (size_t)j * n_vocab;
-            double mx = l[0], sum = 0;
-            for (uint32_t v = 1; v < n_vocab; v++)
-                mx = l[v] > mx ? l[v] : mx;
-            for (uint32_t v = 0; v < n_vocab; v++)
-                sum += exp(l[v] - mx);
-            total += log(sum) - (l[window[j + 1]] - mx);
-            (*count)++;
-        }
-    } else {
-        CHECK(0, "ref forward: %s", vkr_last_error());
-    }
-    free(tokens);
-    free(logits);
-    return total;
-}
 
 int main(void)
 {
@@ -77,11 +51,9 @@ int main(void)
     size_t n_ids;
     CHECK(tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids) == VKLLM_OK, "encode");
     CHECK(n_ids >= 2 * n_ctx, "the text is too short: %zu tokens", n_ids);
-    double total = 0;
     size_t count = 0;
-    for (size_t c = 0; c < n_ids / n_ctx; c++)
-        total += window_nll(ref, ids + c * n_ctx, n_ctx, tokenizer_bos(tok), &count);
-    double ref_ppl = exp(total / count);
+    double ref_ppl = ref_perplexity(ref, ids, n_ids, n_ctx, tokenizer_bos(tok), &count);
+    CHECK(ref_ppl > 0, "ref forward: %s", vkr_last_error());
 
     /* The command. */
     char cmd[12000];

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices with their features and limits"},
     {"info", cmd_info, "print a GGUF model's metadata and tensor table"},
     {"synth", cmd_synth, "write a Llama GGUF with random weights (for tests and benchmarks)"},
+    {"quantize", cmd_quantize, "convert a model to Q4_K_M, Q8_0, ... (llama-quantize's file types)"},
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "a conversation with a chat model"},
     {"perplexity", cmd_perplexity, "compute perplexity over a text file"},

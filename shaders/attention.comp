@@ -5,7 +5,9 @@
  *   for each tile: every invocation scores one cache row j (q . K[j], q pre-scaled), the tile max
  *   updates the running max m, the running sum and output are rescaled by exp(m_old - m_new), and each
  *   invocation accumulates its output pairs d2 = lid, lid + WG, ... over the tile's V rows.
- * Query row r sees cache rows 0..min(positions[r], n_ctx - 1). Head h reads kv head h / group.
+ * Query row r sees cache rows 0..min(positions[r], n_ctx - 1), or with window > 0 only the last `window` of
+ * them (sliding-window layers: the reads are bounded by the window). With softcap > 0 a score s becomes
+ * softcap * tanh(s / softcap) (Gemma 2). Head h reads kv head h / group.
  * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2.
  * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
  * cache rows, and write their unnormalised output with their running max and sum to a scratch buffer
@@ -34,6 +36,8 @@ layout(push_constant) uniform PC {
     uint p_off;
     uint o_off;       /* floats */
     uint n_split;     /* SPLIT only */
+    uint window;      /* 0: all rows up to the position */
+    float softcap;    /* 0: none */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -93,8 +97,10 @@ void main()
             if (i < hd2)
                 d0 += dot(unpackHalf2x16(kc[kr + i]), qs[i]);
             s = d0 + d1;
+            if (pc.softcap > 0.0)
+                s = pc.softcap * tanh(clamp(s / pc.softcap, -15.0, 15.0));
         }
-        const float m_new = max(m, wg_max(s));   /* finite: row j0 is always valid */
+        const float m_new = max(m, wg_max(s));   /* finite: row j0 is always visible */
         const float alpha = exp(m - m_new);
         const float p = j < j_end ? exp(s - m_new) : 0.0;
         l_part = l_part * alpha + p;

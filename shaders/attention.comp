@@ -68,12 +68,13 @@ void main()
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
     const uint kv_len = min(positions[pc.p_off + row], pc.n_ctx - 1) + 1;
+    const uint kv_lo = pc.window != 0 && kv_len > pc.window ? kv_len - pc.window : 0;
 #ifdef SPLIT
-    const uint chunk = (kv_len + pc.n_split - 1) / pc.n_split;
-    const uint j_begin = min(split * chunk, kv_len);
+    const uint chunk = (kv_len - kv_lo + pc.n_split - 1) / pc.n_split;
+    const uint j_begin = min(kv_lo + split * chunk, kv_len);
     const uint j_end = min(j_begin + chunk, kv_len);
 #else
-    const uint j_begin = 0, j_end = kv_len;
+    const uint j_begin = kv_lo, j_end = kv_len;
 #endif
     barrier();
 

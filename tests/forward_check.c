@@ -40,6 +40,7 @@ bool forward_check(const char *path, uint64_t seed, uint32_t n_prompt, uint32_t 
     }
     if (st != VKLLM_OK)
         goto out;
+    ref_llama_set_n_ctx(ref, cp.n_ctx);
 
     uint32_t n_vocab = vkllm_model_n_vocab(model);
     gpu = malloc((size_t)n * n_vocab * sizeof *gpu);

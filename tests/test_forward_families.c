@@ -6,6 +6,7 @@
  * Phi-3.5-mini: their head dimensions, GQA ratios and widths) with a small vocabulary. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "forward_check.h"
@@ -47,8 +48,29 @@ int main(void)
             run_case(label, hp, gpu ? GGML_TYPE_Q8_0 : GGML_TYPE_F32, seed + 10 * i + gpu, 21, 1e-3);
         }
     }
+    /* Real shapes, one layer (two for Gemma 3: both local, as its first five are) and a 512-token vocabulary
+     * so the reference stays fast; both kernel paths, Q8_0 weights. */
+    const char *real[] = {"qwen2.5-0.5b", "qwen3-0.6b", "gemma3-1b", "phi3.5-mini"};
+    for (int gpu = 0; gpu < 2; gpu++) {
+        if (gpu)
+            setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+        for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
+            const synth_hparams *p = synth_preset(real[i]);
+            CHECK(p != NULL, "no preset %s", real[i]);
+            if (!p)
+                continue;
+            synth_hparams hp = *p;
+            hp.n_layer = strcmp(real[i], "gemma3-1b") ? 1 : 2;
+            hp.n_vocab = 512;
+            char label[64];
+            snprintf(label, sizeof label, "%s-slice%s", real[i], gpu ? "-gpu" : "");
+            run_case(label, &hp, GGML_TYPE_Q8_0, seed + 200 + 10 * i + gpu, 12, 1e-3);
+        }
+    }
+    unsetenv("VKLLM_DEBUG_AS_GPU");
     /* Decode with split attention (flash decoding) over a window and soft-caps. */
     setenv("VKLLM_ATTN_SPLIT", "3", 1);
+    setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
     run_case("gemma2-split", synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
     unsetenv("VKLLM_DEBUG_AS_GPU");

@@ -8,7 +8,7 @@
  *   2. the BQ x BC scores q.K (q pre-scaled), -inf past each query's visible length;
  *   3. per query: running max m, rescale factor alpha = exp(m_old - m_new), p = exp(s - m_new), running sum;
  *   4. each invocation updates its output pairs: acc = acc * alpha + sum_c p_c V_c, over the visible rows
- *      only (rows past a query's length are never multiplied, whatever they hold).
+ *      only (rows past a query's length or before its window are never multiplied, whatever they hold).
  * Query vector i of kv head g is row i / group, head g * group + i % group; it sees cache rows
  * 0 .. min(positions[row], n_ctx - 1), or only the last `window` of them when window > 0 (tiles before the
  * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap).
@@ -87,7 +87,6 @@ void main()
         j_end = max(j_end, row_len[r]);
         j_start = min(j_start, row_lo[r]);
     }
-    j_start = j_start / BC * BC;
 
     vec2 acc[OPI];
     for (uint k = 0u; k < OPI; k++)
@@ -144,8 +143,9 @@ void main()
             if (e < BQ * HD2) {
                 const uint r = e / HD2, d = e % HD2;
                 const uint nv = min(nc, row_len[r] > j0 ? row_len[r] - j0 : 0u);
+                const uint c0 = row_lo[r] > j0 ? row_lo[r] - j0 : 0u;   /* rows before the window */
                 vec2 a = acc[k] * row_alpha[r];
-                for (uint c = 0u; c < nv; c++)
+                for (uint c = c0; c < nv; c++)
                     a += sp[r * BC + c] * unpackHalf2x16(vs[c * HD2 + d]);
                 acc[k] = a;
             }

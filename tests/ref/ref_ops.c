@@ -70,6 +70,14 @@ void ref_silu_mul(const float *gate, const float *up, float *out, size_t n)
     }
 }
 
+void ref_gelu_mul(const float *gate, const float *up, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double g = gate[i];
+        out[i] = (float)(0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * up[i]);
+    }
+}
+
 void ref_add(const float *a, const float *b, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)

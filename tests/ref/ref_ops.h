@@ -24,6 +24,8 @@ void ref_softmax(const float *x, float *out, uint32_t n_rows, uint32_t n_cols, f
                  uint32_t causal_offset);
 
 void ref_silu_mul(const float *gate, const float *up, float *out, size_t n);
+/* out = gelu(gate) * up, GELU in its tanh approximation. */
+void ref_gelu_mul(const float *gate, const float *up, float *out, size_t n);
 void ref_add(const float *a, const float *b, float *out, size_t n);
 
 /* f16 round to nearest even (host/quant.h's conversion). */

@@ -4,30 +4,13 @@
  * positions under a 27-token test, local/global rope bases, linear/YaRN/LongRoPE scaling, partial rotary,
  * fused tensors), then one- or two-layer slices of the real shapes (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-3-1B,
  * Phi-3.5-mini: their head dimensions, GQA ratios and widths) with a small vocabulary. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "forward_check.h"
-#include "host/quant.h"
+#include "host/ggml_types.h"
 #include "host/synth.h"
 #include "util.h"
-
-static void run_case(const char *label, const synth_hparams *hp, uint32_t type, uint64_t seed, uint32_t n_prompt,
-                     double tol)
-{
-    char path[512];
-    const char *tmp = getenv("VKLLM_TEST_TMP");
-    snprintf(path, sizeof path, "%s/families-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
-             (int)getpid());
-    synth_options o = {.hp = hp, .type = type, .path = path, .seed = seed};
-    vkllm_status st = synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
-    if (st == VKLLM_OK)
-        forward_check(path, seed, n_prompt, 6, 8, tol);
-    remove(path);
-}
 
 int main(void)
 {
@@ -45,7 +28,7 @@ int main(void)
                 continue;
             char label[64];
             snprintf(label, sizeof label, "%s%s", tiny[i], gpu ? "-gpu" : "");
-            run_case(label, hp, gpu ? GGML_TYPE_Q8_0 : GGML_TYPE_F32, seed + 10 * i + gpu, 21, 1e-3);
+            forward_check_synth(label, hp, gpu ? GGML_TYPE_Q8_0 : GGML_TYPE_F32, seed + 10 * i + gpu, 21, 1e-3);
         }
     }
     /* Real shapes, one layer (two for Gemma 3: both local, as its first five are) and a 512-token vocabulary
@@ -64,14 +47,14 @@ int main(void)
             hp.n_vocab = 512;
             char label[64];
             snprintf(label, sizeof label, "%s-slice%s", real[i], gpu ? "-gpu" : "");
-            run_case(label, &hp, GGML_TYPE_Q8_0, seed + 200 + 10 * i + gpu, 12, 1e-3);
+            forward_check_synth(label, &hp, GGML_TYPE_Q8_0, seed + 200 + 10 * i + gpu, 12, 1e-3);
         }
     }
     unsetenv("VKLLM_DEBUG_AS_GPU");
     /* Decode with split attention (flash decoding) over a window and soft-caps. */
     setenv("VKLLM_ATTN_SPLIT", "3", 1);
     setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
-    run_case("gemma2-split", synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
+    forward_check_synth("gemma2-split", synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
     unsetenv("VKLLM_DEBUG_AS_GPU");
     return test_finish("forward_families");

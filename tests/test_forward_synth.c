@@ -11,16 +11,7 @@
 
 static void run_case(const char *label, const synth_hparams *hp, uint32_t type, uint64_t seed, double tol)
 {
-    char path[512];
-    const char *tmp = getenv("VKLLM_TEST_TMP");
-    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
-             (int)getpid());
-    synth_options o = {.hp = hp, .type = type, .path = path, .seed = seed};
-    vkllm_status st = synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
-    if (st == VKLLM_OK)
-        forward_check(path, seed, 21, 6, 8, tol);
-    remove(path);
+    forward_check_synth(label, hp, type, seed, 21, tol);
 }
 
 int main(void)

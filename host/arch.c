@@ -21,7 +21,8 @@ static const arch_family families[] = {
     /* Gemma 3 (text): Q/K norms, five local layers (rope base 10000) to one global. */
     {.name = "gemma3", .rope_neox = true, .qk_norm = true, .post_norms = true, .embd_scale = true,
      .act = ARCH_ACT_GELU_TANH, .swa_pattern = 6, .swa_rope_base = 10000.0f, .wide_scale_layers = 62},
-    /* Phi-3, Phi-3.5-mini, Phi-4-mini: fused attn_qkv and gate+up, LongRoPE factors. */
+    /* Phi-3, Phi-3.5-mini, Phi-4-mini: fused attn_qkv and gate+up, LongRoPE factors. Its attention.sliding_window
+     * key is ignored, as llama.cpp does (Phi SWA is disabled there). */
     {.name = "phi3", .rope_neox = true, .fused_gate_up = true},
 };
 

@@ -6,7 +6,9 @@
  * The files are committed (small: a few KiB each); this program documents how they were made and
  * regenerates them if the format or the writer changes. Deterministic: the same files every run.
  *   kv_types.gguf      every scalar type, a string, numeric, bool and string arrays; no tensors
- *   tensors.gguf       one tensor of each supported type (f32, f16, q8_0, q4_0), 1-D to 4-D, alignment 64
+ *   tensors.gguf       one tensor of each of f32, f16, q8_0, q4_0, 1-D to 4-D, alignment 64
+ *   quant_types.gguf   two rows of one block (256 elements for the K-quants and iq4_xs) of every other type
+ *                      in the type table (bf16, q4_1, q5_0, q5_1, q2_K .. q6_K, iq4_nl, iq4_xs)
  *   micro_llama.gguf   a complete Llama model (8 embd, 1 layer, 2 heads, 48-token SentencePiece vocab,
  *                      ChatML chat template) that vkllm can load
  *   bpe_vocab.gguf     a byte-level BPE vocabulary with merges and Llama 3 special tokens, no tensors */
@@ -123,6 +125,28 @@ static vkllm_status tensors(const char *path)
     TRY(write_tensor(w, GGML_TYPE_F16, 8));
     TRY(write_tensor(w, GGML_TYPE_Q8_0, 32));
     TRY(write_tensor(w, GGML_TYPE_Q4_0, 64));
+    return finish(w, st);
+}
+
+static vkllm_status quant_types(const char *path)
+{
+    gguf_writer *w;
+    vkllm_status st = gguf_writer_open(path, &w);
+    if (st)
+        return st;
+    for (int pass = 0; pass < 2; pass++) {   /* the infos, then the data in the same order */
+        for (size_t i = 0; i < ggml_type_count(); i++) {
+            const ggml_type_info *t = ggml_type_at(i);
+            if (t->id == GGML_TYPE_F32 || t->id == GGML_TYPE_F16 || t->id == GGML_TYPE_Q8_0 ||
+                t->id == GGML_TYPE_Q4_0)
+                continue;   /* in tensors.gguf */
+            const uint64_t ne[2] = {t->block > 1 ? t->block : 8, 2};
+            if (pass == 0)
+                TRY(gguf_writer_tensor_info(w, t->name, t->id, 2, ne));
+            else
+                TRY(write_tensor(w, t->id, ne[0] * ne[1]));
+        }
+    }
     return finish(w, st);
 }
 
@@ -269,11 +293,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s DIR   (writes the GGUF seed files into DIR)\n", argv[0]);
         return 1;
     }
+    /* New seeds go last, so that the random stream of the earlier ones (and their files) stays the same. */
     static const struct {
         const char *name;
         vkllm_status (*fn)(const char *);
     } seeds[] = {{"kv_types.gguf", kv_types}, {"tensors.gguf", tensors}, {"micro_llama.gguf", micro_llama},
-                 {"bpe_vocab.gguf", bpe_vocab}};
+                 {"bpe_vocab.gguf", bpe_vocab}, {"quant_types.gguf", quant_types}};
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", argv[1], seeds[i].name);

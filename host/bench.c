@@ -291,6 +291,10 @@ vkllm_status bench_matvec(vkr_device *dev, uint32_t type, uint32_t m, uint32_t k
                          ggml_type_name(type) ? ggml_type_name(type) : "?", m, k);
     out->weight_bytes = ggml_row_bytes(type, k) * m;
     out->gpu_timer = dev->info.features.timestamps;
+    if (!op_weight_type_supported(type)) {
+        skip(out, "no kernels for %s yet", ggml_type_name(type));
+        return VKLLM_OK;
+    }
 
     /* Shapes that cannot fit are skipped before any memory is taken. The device layout is the GGUF size
      * give or take the padding between the quants and the scales. */

@@ -475,6 +475,36 @@ static vkllm_status parse_tensor_info(gguf_file *f, reader *r, uint64_t i)
 }
 
 /* Checks each tensor's offset and extent against the data section (after general.alignment is known). */
+static int by_offset(const void *a, const void *b)
+{
+    const gguf_tensor *x = *(const gguf_tensor *const *)a, *y = *(const gguf_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Tensors must not share bytes: a tensor that runs into the next one has a byte size (from its type and
+ * shape) that does not match the file, e.g. a type id changed to a larger type. */
+static vkllm_status check_no_overlap(gguf_file *f)
+{
+    if (f->n_tensors < 2)
+        return VKLLM_OK;
+    gguf_tensor **order = malloc((size_t)f->n_tensors * sizeof *order);
+    if (!order)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory for %llu tensors", (ull)f->n_tensors);
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->n_tensors, sizeof *order, by_offset);
+    vkllm_status st = VKLLM_OK;
+    for (uint64_t i = 0; i + 1 < f->n_tensors && st == VKLLM_OK; i++) {
+        const gguf_tensor *a = order[i], *b = order[i + 1];
+        if (a->nbytes && b->nbytes && a->offset + a->nbytes > b->offset)   /* both checked against the file */
+            st = vkr_error(VKLLM_ERR_FORMAT, "tensor %s: its %llu bytes (type %s, %llu elements) overlap tensor %s "
+                           "at offset %llu: the size its type and shape give does not match the file", a->name,
+                           (ull)a->nbytes, ggml_type_name(a->type), (ull)a->n_elements, b->name, (ull)b->offset);
+    }
+    free(order);
+    return st;
+}
+
 static vkllm_status check_tensor_data(gguf_file *f)
 {
     uint64_t avail = f->data_offset <= f->size ? f->size - f->data_offset : 0;
@@ -488,7 +518,7 @@ static vkllm_status check_tensor_data(gguf_file *f)
                              "data section holds %llu bytes)", e->name, (ull)e->offset, (ull)e->nbytes, (ull)avail);
         e->data = e->nbytes ? f->base + f->data_offset + e->offset : NULL;
     }
-    return VKLLM_OK;
+    return check_no_overlap(f);
 }
 
 static vkllm_status parse(gguf_file *f)

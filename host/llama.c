@@ -32,9 +32,10 @@ static vkllm_status find_tensor(loader *ld, const char *name, uint64_t ne0, uint
     const gguf_tensor *t = gguf_find_tensor(ld->f, name);
     if (!t)
         return vkr_error(VKLLM_ERR_FORMAT, "missing tensor %s", name);
-    if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 && t->type != GGML_TYPE_Q8_0 && t->type != GGML_TYPE_Q4_0)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s has type %s (%u); vkllm runs f32, f16, q8_0 and q4_0", name,
-                         ggml_type_label(t->type) ? ggml_type_label(t->type) : "unknown", t->type);
+    if (!ggml_type_get(t->type) || !op_weight_type_supported(t->type))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s has type %s (%u), %s", name,
+                         ggml_type_label(t->type) ? ggml_type_label(t->type) : "unknown", t->type,
+                         ggml_type_get(t->type) ? "which vkllm has no kernels for yet" : "which vkllm does not read");
     uint64_t want_ne1 = ne1 ? ne1 : 1;
     if (t->ne[0] != ne0 || t->ne[1] != want_ne1 || t->ne[2] != 1 || t->ne[3] != 1)
         return vkr_error(VKLLM_ERR_FORMAT, "tensor %s has shape [%llu, %llu, %llu, %llu]; expected [%llu, %llu]", name,

@@ -24,6 +24,9 @@ static inline vk_view vk_view_of(vkr_buffer *buf, VkDeviceSize offset)
  * n_cols rows of M = W->ne[1] floats. n_cols == 1 uses the matvec kernel (decode), more the matmul kernel. */
 vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols);
 
+/* Whether op_matmul, op_matmul_fused and op_get_rows have kernels for a weight type (GGML_TYPE_*). */
+bool op_weight_type_supported(uint32_t type);
+
 /* What a matvec can do besides y = W x in the same dispatch (see shaders/matvec.comp); each fusion removes a
  * dispatch and a barrier from a decode step. */
 typedef struct vk_matmul_fusion {

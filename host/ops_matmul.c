@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "host/ops.h"
+#include "host/quant.h"
 
 /* Tunables. */
 #define MV_ROWS 2u          /* matvec: rows per workgroup */
@@ -117,25 +118,33 @@ static vkllm_status bind_range(const mm_ctx *c, vkr_dispatch *d, uint32_t slot, 
     return VKLLM_OK;
 }
 
-static const char *type_suffix(uint32_t type)
+/* The type table (host/quant.c) says which weight types the kernels run. */
+bool op_weight_type_supported(uint32_t type)
 {
-    switch (type) {
-    case GGML_TYPE_F32: return "f32";
-    case GGML_TYPE_F16: return "f16";
-    case GGML_TYPE_Q8_0: return "q8_0";
-    case GGML_TYPE_Q4_0: return "q4_0";
-    default: return NULL;
-    }
+    const ggml_type_info *t = ggml_type_get(type);
+    return t && t->kernels;
 }
 
-static bool type_quantized(uint32_t type) { return type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0; }
+/* Kernel name suffix of a weight type: its table name (check_weight has checked that kernels exist). */
+static const char *type_suffix(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t ? t->name : "none";
+}
+
+static bool type_quantized(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t && t->meta_bytes > 0;
+}
 
 static vkllm_status check_weight(const vk_tensor *w, const char *op)
 {
     if (!w || (!w->buffer && w->n_parts == 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: weight tensor is not on the device", op);
-    if (!type_suffix(w->type))
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: unsupported weight type %u", op, w->type);
+    if (!op_weight_type_supported(w->type))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: no kernel for weight type %s (%u)", op,
+                         ggml_type_label(w->type) ? ggml_type_label(w->type) : "unknown", w->type);
     if (w->ne[0] == 0 || w->ne[1] == 0 || w->ne[0] > UINT32_MAX || w->ne[1] > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad weight shape %llu x %llu", op,
                          (unsigned long long)w->ne[0], (unsigned long long)w->ne[1]);

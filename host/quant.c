@@ -1,13 +1,10 @@
-/* CPU-side number formats: IEEE binary16 conversion and the GGUF block formats F32, F16, Q8_0, Q4_0.
- *
- * Block layouts (little-endian, packed, no padding):
- *   Q8_0 (34 bytes / 32 values): f16 d, int8 q[32];                value i = q[i] * d
- *   Q4_0 (18 bytes / 32 values): f16 d, uint8 qs[16];              value j      = ((qs[j] & 15) - 8) * d
- *                                                                  value j + 16 = ((qs[j] >> 4) - 8) * d
+/* CPU-side number formats: IEEE binary16 and bfloat16 conversion, the weight-type table, and the GGUF
+ * block formats (layouts at each type's dequantizer below; little-endian, packed, no padding).
  * Blocks start at odd addresses in general, so every multi-byte field is read and written byte by byte. */
 #include "host/quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- binary16 <-> binary32 ---- */
@@ -104,85 +101,22 @@ uint16_t fp32_to_fp16(float f)
     return (uint16_t)(sign | h);
 }
 
-/* ---- types ---- */
-
-const char *ggml_type_name(uint32_t type)
+float bf16_to_fp32(uint16_t h)
 {
-    switch (type) {
-    case GGML_TYPE_F32: return "f32";
-    case GGML_TYPE_F16: return "f16";
-    case GGML_TYPE_Q4_0: return "q4_0";
-    case GGML_TYPE_Q8_0: return "q8_0";
-    default: return NULL;
-    }
+    return f32_from_bits((uint32_t)h << 16);
 }
 
-const char *ggml_type_label(uint32_t type)
+uint16_t fp32_to_bf16(float f)
 {
-    /* GGUF's tensor type numbers (gaps are retired types). */
-    static const char *const labels[] = {
-        "f32",     "f16",    "q4_0",    "q4_1",  "q4_2", "q4_3", "q5_0",   "q5_1",  "q8_0",   "q8_1",
-        "q2_K",    "q3_K",   "q4_K",    "q5_K",  "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s",
-        "iq4_nl",  "iq3_s",  "iq2_s",   "iq4_xs", "i8",  "i16",  "i32",    "i64",   "f64",    "iq1_m",
-        "bf16",    NULL,     NULL,      NULL,    "tq1_0", "tq2_0",
-    };
-    return type < sizeof labels / sizeof labels[0] ? labels[type] : NULL;
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        return (uint16_t)((u >> 16) | 0x40u);   /* NaN: keep it NaN even if the payload was in the low bits */
+    }
+    /* Round to nearest even on the 16 dropped bits; a carry into the exponent is correct (up to inf). */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-bool ggml_type_from_name(const char *name, uint32_t *type)
-{
-    static const uint32_t types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q4_0, GGML_TYPE_Q8_0};
-    if (name == NULL) {
-        return false;
-    }
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (strcmp(name, ggml_type_name(types[i])) == 0) {
-            if (type != NULL) {
-                *type = types[i];
-            }
-            return true;
-        }
-    }
-    return false;
-}
-
-uint32_t ggml_block_size(uint32_t type)
-{
-    switch (type) {
-    case GGML_TYPE_F32: return 1;
-    case GGML_TYPE_F16: return 1;
-    case GGML_TYPE_Q4_0: return QK4_0;
-    case GGML_TYPE_Q8_0: return QK8_0;
-    default: return 0;
-    }
-}
-
-uint32_t ggml_block_bytes(uint32_t type)
-{
-    switch (type) {
-    case GGML_TYPE_F32: return 4;
-    case GGML_TYPE_F16: return 2;
-    case GGML_TYPE_Q4_0: return 2 + QK4_0 / 2;
-    case GGML_TYPE_Q8_0: return 2 + QK8_0;
-    default: return 0;
-    }
-}
-
-uint64_t ggml_row_bytes(uint32_t type, uint64_t n)
-{
-    uint64_t bs = ggml_block_size(type);
-    uint64_t bb = ggml_block_bytes(type);
-    if (bs == 0 || n % bs != 0) {
-        return 0;
-    }
-    uint64_t blocks = n / bs;
-    if (blocks > UINT64_MAX / bb) {
-        return 0;
-    }
-    return blocks * bb;
-}
-
-/* ---- dequantization ---- */
+/* ---- little-endian fields and rounding helpers ---- */
 
 static uint16_t load_u16le(const uint8_t *p)
 {
@@ -195,69 +129,136 @@ static void store_u16le(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-void dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
+static float load_f16(const uint8_t *p) { return fp16_to_fp32(load_u16le(p)); }
+
+/* Stores x as f16 and returns the value stored, so that quantizers work with the scale readers will see. */
+static float store_f16(uint8_t *p, float x)
 {
-    const uint8_t *s = src;
-    switch (type) {
-    case GGML_TYPE_F32:
-        memcpy(dst, src, (size_t)n * sizeof(float));
-        return;
-    case GGML_TYPE_F16:
-        for (uint64_t i = 0; i < n; i++) {
-            dst[i] = fp16_to_fp32(load_u16le(s + 2 * i));
+    uint16_t h = fp32_to_fp16(x);
+    store_u16le(p, h);
+    return fp16_to_fp32(h);
+}
+
+/* round(v) clamped to [lo, hi]; NaN gives the value nearest 0. Defined for any v (no UB cast). */
+static int round_clamp(float v, int lo, int hi)
+{
+    if (v != v) {
+        return lo > 0 ? lo : (hi < 0 ? hi : 0);
+    }
+    if (v <= (float)lo) {
+        return lo;
+    }
+    if (v >= (float)hi) {
+        return hi;
+    }
+    return (int)roundf(v);
+}
+
+/* The element of largest magnitude, with its sign (0 for an all-zero block). */
+static float signed_absmax(const float *x, int n)
+{
+    float amax = 0.0f, vmax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            vmax = x[i];
         }
-        return;
-    case GGML_TYPE_Q8_0:
-        for (uint64_t b = 0; b < n / QK8_0; b++) {
-            const uint8_t *blk = s + b * (2 + QK8_0);
-            float d = fp16_to_fp32(load_u16le(blk));
-            for (int i = 0; i < QK8_0; i++) {
-                dst[b * QK8_0 + i] = (float)(int8_t)blk[2 + i] * d;
-            }
-        }
-        return;
-    case GGML_TYPE_Q4_0:
-        for (uint64_t b = 0; b < n / QK4_0; b++) {
-            const uint8_t *blk = s + b * (2 + QK4_0 / 2);
-            float d = fp16_to_fp32(load_u16le(blk));
-            for (int j = 0; j < QK4_0 / 2; j++) {
-                uint8_t byte = blk[2 + j];
-                dst[b * QK4_0 + j] = (float)((int)(byte & 0x0f) - 8) * d;
-                dst[b * QK4_0 + j + QK4_0 / 2] = (float)((int)(byte >> 4) - 8) * d;
-            }
-        }
-        return;
-    default:
-        /* Unsupported type: callers check ggml_type_name first; never leave dst uninitialised. */
-        for (uint64_t i = 0; i < n; i++) {
-            dst[i] = 0.0f;
-        }
-        return;
+    }
+    return vmax;
+}
+
+static void min_max(const float *x, int n, float *lo, float *hi)
+{
+    *lo = x[0];
+    *hi = x[0];
+    for (int i = 1; i < n; i++) {
+        *lo = fminf(*lo, x[i]);
+        *hi = fmaxf(*hi, x[i]);
     }
 }
 
-/* ---- quantization ---- */
+static float safe_inv(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
 
-static void quantize_block_q8_0(const float *x, uint8_t *blk)
+/* ---- legacy 32-element blocks ----
+ * Nibble order of Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL: element j (0..15) is the low nibble of qs[j], element j + 16
+ * its high nibble. Q5_0/Q5_1's fifth bit of element e is bit e of qh, a little-endian uint32. */
+
+static int nibble32(const uint8_t *qs, int e) { return (qs[e % 16] >> (4 * (e / 16))) & 15; }
+
+static void put_nibble32(uint8_t *qs, int e, int q) { qs[e % 16] |= (uint8_t)((q & 15) << (4 * (e / 16))); }
+
+static uint32_t load_u32le(const uint8_t *p)
 {
-    float amax = 0.0f;
-    for (int i = 0; i < QK8_0; i++) {
-        float a = fabsf(x[i]);
-        if (a > amax) {
-            amax = a;
-        }
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* Q8_0 (34 bytes): f16 d, int8 q[32]; x = q * d */
+static void dequant_q8_0(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int i = 0; i < 32; i++) {
+        y[i] = (float)(int8_t)b[2 + i] * d;
     }
+}
+
+/* Q4_0 (18 bytes): f16 d, qs[16]; x = (nibble - 8) * d */
+static void dequant_q4_0(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int e = 0; e < 32; e++) {
+        y[e] = (float)(nibble32(b + 2, e) - 8) * d;
+    }
+}
+
+/* Q4_1 (20 bytes): f16 d, f16 m, qs[16]; x = nibble * d + m */
+static void dequant_q4_1(const uint8_t *b, float *y)
+{
+    float d = load_f16(b), m = load_f16(b + 2);
+    for (int e = 0; e < 32; e++) {
+        y[e] = (float)nibble32(b + 4, e) * d + m;
+    }
+}
+
+/* Q5_0 (22 bytes): f16 d, qh[4], qs[16]; x = ((nibble | fifth bit << 4) - 16) * d */
+static void dequant_q5_0(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    uint32_t qh = load_u32le(b + 2);
+    for (int e = 0; e < 32; e++) {
+        y[e] = (float)((nibble32(b + 6, e) | (int)((qh >> e) & 1u) << 4) - 16) * d;
+    }
+}
+
+/* Q5_1 (24 bytes): f16 d, f16 m, qh[4], qs[16]; x = (nibble | fifth bit << 4) * d + m */
+static void dequant_q5_1(const uint8_t *b, float *y)
+{
+    float d = load_f16(b), m = load_f16(b + 2);
+    uint32_t qh = load_u32le(b + 4);
+    for (int e = 0; e < 32; e++) {
+        y[e] = (float)(nibble32(b + 8, e) | (int)((qh >> e) & 1u) << 4) * d + m;
+    }
+}
+
+/* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too. */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* IQ4_NL (18 bytes): f16 d, qs[16] (Q4_0's nibble order); x = d * level[nibble] */
+static void dequant_iq4_nl(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int e = 0; e < 32; e++) {
+        y[e] = d * (float)iq4_levels[nibble32(b + 2, e)];
+    }
+}
+
+static void quant_q8_0(const float *x, uint8_t *b)
+{
+    float amax = fabsf(signed_absmax(x, 32));
     float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
-    store_u16le(blk, fp32_to_fp16(d));
-    for (int i = 0; i < QK8_0; i++) {
-        float q = roundf(x[i] * id);          /* |q| <= 127 for finite input */
-        if (!(q >= -127.0f)) {                /* also catches NaN (from inf/nan input): no UB cast */
-            q = q > 0.0f ? 127.0f : (q < 0.0f ? -127.0f : 0.0f);
-        } else if (q > 127.0f) {
-            q = 127.0f;
-        }
-        blk[2 + i] = (uint8_t)(int8_t)q;
+    float id = safe_inv(d);
+    store_u16le(b, fp32_to_fp16(d));
+    for (int i = 0; i < 32; i++) {
+        b[2 + i] = (uint8_t)(int8_t)round_clamp(x[i] * id, -127, 127);
     }
 }
 
@@ -274,29 +275,557 @@ static int q4_nibble(float v)
     return (int)t;
 }
 
-static void quantize_block_q4_0(const float *x, uint8_t *blk)
+static void quant_q4_0(const float *x, uint8_t *b)
 {
     /* The value of largest magnitude, with its sign, is mapped to -8 (the one end of the range that
      * has no positive counterpart); values of the opposite sign and the same magnitude clamp at +7. */
-    float amax = 0.0f, vmax = 0.0f;
-    for (int i = 0; i < QK4_0; i++) {
-        float a = fabsf(x[i]);
-        if (a > amax) {
-            amax = a;
-            vmax = x[i];
+    float d = signed_absmax(x, 32) / -8.0f;
+    float id = safe_inv(d);
+    store_u16le(b, fp32_to_fp16(d));
+    memset(b + 2, 0, 16);
+    for (int e = 0; e < 32; e++) {
+        put_nibble32(b + 2, e, q4_nibble(x[e] * id));
+    }
+}
+
+/* q = round((x - min) / d) in 0..nmax with d = (max - min) / nmax; stores d and m = min as f16 at b. */
+static void quant_min_max(const float *x, uint8_t *b, int nmax, int *q)
+{
+    float lo, hi;
+    min_max(x, 32, &lo, &hi);
+    float d = store_f16(b, (hi - lo) / (float)nmax);
+    float m = store_f16(b + 2, lo);
+    float id = safe_inv(d);
+    for (int e = 0; e < 32; e++) {
+        q[e] = round_clamp((x[e] - m) * id, 0, nmax);
+    }
+}
+
+static void quant_q4_1(const float *x, uint8_t *b)
+{
+    int q[32];
+    quant_min_max(x, b, 15, q);
+    memset(b + 4, 0, 16);
+    for (int e = 0; e < 32; e++) {
+        put_nibble32(b + 4, e, q[e]);
+    }
+}
+
+/* Packs 5-bit values: low nibbles into qs, fifth bits into the little-endian uint32 qh. */
+static void put_q5(uint8_t *qh, uint8_t *qs, const int *q)
+{
+    memset(qh, 0, 4);
+    memset(qs, 0, 16);
+    for (int e = 0; e < 32; e++) {
+        put_nibble32(qs, e, q[e]);
+        qh[e / 8] |= (uint8_t)(((q[e] >> 4) & 1) << (e % 8));
+    }
+}
+
+static void quant_q5_0(const float *x, uint8_t *b)
+{
+    float d = store_f16(b, signed_absmax(x, 32) / -16.0f);   /* largest magnitude -> -16, as Q4_0 */
+    float id = safe_inv(d);
+    int q[32];
+    for (int e = 0; e < 32; e++) {
+        q[e] = round_clamp(x[e] * id, -16, 15) + 16;
+    }
+    put_q5(b + 2, b + 6, q);
+}
+
+static void quant_q5_1(const float *x, uint8_t *b)
+{
+    int q[32];
+    quant_min_max(x, b, 31, q);
+    put_q5(b + 4, b + 8, q);
+}
+
+/* Index of the level nearest v. */
+static int iq4_nearest(float v)
+{
+    int best = 0;
+    for (int i = 1; i < 16; i++) {
+        if (fabsf(v - (float)iq4_levels[i]) < fabsf(v - (float)iq4_levels[best])) {
+            best = i;
         }
     }
-    float d = vmax / -8.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
-    store_u16le(blk, fp32_to_fp16(d));
-    for (int j = 0; j < QK4_0 / 2; j++) {
-        blk[2 + j] = (uint8_t)(q4_nibble(x[j] * id) | (q4_nibble(x[j + QK4_0 / 2] * id) << 4));
+    return best;
+}
+
+static void quant_iq4_nl(const float *x, uint8_t *b)
+{
+    float d = store_f16(b, signed_absmax(x, 32) / (float)iq4_levels[0]);   /* largest magnitude -> -127 */
+    float id = safe_inv(d);
+    memset(b + 2, 0, 16);
+    for (int e = 0; e < 32; e++) {
+        put_nibble32(b + 2, e, iq4_nearest(x[e] * id));
+    }
+}
+
+/* ---- 256-element super-blocks (K-quants, IQ4_XS) ----
+ * Q2_K/Q3_K's 2-bit quants: element e sits in byte (e / 128) * 32 + e % 32 of qs at bit 2 * ((e % 128) / 32),
+ * i.e. each half of the block uses 32 bytes, and within a half the four 32-element groups take bit pairs
+ * 0-1, 2-3, 4-5, 6-7. Their 16 sub-blocks are 16 elements each (sub-block e / 16). */
+
+static int q2_get(const uint8_t *qs, int e) { return (qs[(e / 128) * 32 + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+static void q2_put(uint8_t *qs, int e, int q) { qs[(e / 128) * 32 + e % 32] |= (uint8_t)((q & 3) << (2 * ((e % 128) / 32))); }
+
+/* Q2_K (84 bytes): scales[16], qs[64], f16 d, f16 dmin. Sub-block s: scale byte = sc | m << 4 (4 bits each);
+ * x = d * sc * q - dmin * m. */
+static void dequant_q2_K(const uint8_t *b, float *y)
+{
+    float d = load_f16(b + 80), dmin = load_f16(b + 82);
+    for (int e = 0; e < QK_K; e++) {
+        uint8_t sc = b[e / 16];
+        y[e] = d * (float)(sc & 15) * (float)q2_get(b + 16, e) - dmin * (float)(sc >> 4);
+    }
+}
+
+/* Q3_K's 16 6-bit scales in 12 bytes: scale s has its low 4 bits in byte s % 8 (low nibble for s < 8, high
+ * nibble for s >= 8) and its top 2 bits in byte 8 + s % 4 at bit 2 * (s / 4); the value is that - 32. */
+static int q3_scale(const uint8_t *sc, int s)
+{
+    int low = (sc[s % 8] >> (4 * (s / 8))) & 15;
+    int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    return (low | high << 4) - 32;
+}
+
+static void q3_put_scale(uint8_t *sc, int s, int v)
+{
+    int u = v + 32;
+    sc[s % 8] |= (uint8_t)((u & 15) << (4 * (s / 8)));
+    sc[8 + s % 4] |= (uint8_t)(((u >> 4) & 3) << (2 * (s / 4)));
+}
+
+/* Q3_K (110 bytes): hmask[32], qs[64], scales[12], f16 d. Element e: 2 low bits from qs as Q2_K, high bit
+ * = bit e / 32 of hmask[e % 32]; q = low - (high bit ? 0 : 4), in -4..3; x = d * scale(e / 16) * q. */
+static void dequant_q3_K(const uint8_t *b, float *y)
+{
+    float d = load_f16(b + 108);
+    for (int e = 0; e < QK_K; e++) {
+        int high = (b[e % 32] >> (e / 32)) & 1;
+        int q = q2_get(b + 32, e) - (high ? 0 : 4);
+        y[e] = d * (float)q3_scale(b + 96, e / 16) * (float)q;
+    }
+}
+
+/* Q4_K/Q5_K's 8 pairs (scale, min) of 6 bits in 12 bytes: for s < 4, scale = bytes[s] & 63 and
+ * min = bytes[s + 4] & 63; for s >= 4, scale = (bytes[s + 4] & 15) | (bytes[s - 4] >> 6) << 4 and
+ * min = (bytes[s + 4] >> 4) | (bytes[s] >> 6) << 4. */
+static void k4_scale_min(const uint8_t *sc, int s, int *scale, int *min)
+{
+    if (s < 4) {
+        *scale = sc[s] & 63;
+        *min = sc[s + 4] & 63;
+    } else {
+        *scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
+        *min = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
+    }
+}
+
+static void k4_put_scale_min(uint8_t *sc, int s, int scale, int min)
+{
+    if (s < 4) {
+        sc[s] |= (uint8_t)scale;
+        sc[s + 4] |= (uint8_t)min;
+    } else {
+        sc[s + 4] |= (uint8_t)((scale & 15) | (min & 15) << 4);
+        sc[s - 4] |= (uint8_t)((scale >> 4) << 6);
+        sc[s] |= (uint8_t)((min >> 4) << 6);
+    }
+}
+
+/* Q4_K/Q5_K nibbles: 8 sub-blocks of 32; sub-block s is in bytes (s / 2) * 32 .. + 32 of qs, low nibbles
+ * for even s, high for odd s. */
+static int k4_nibble(const uint8_t *qs, int e) { return (qs[(e / 64) * 32 + e % 32] >> (4 * ((e / 32) % 2))) & 15; }
+
+static void k4_put_nibble(uint8_t *qs, int e, int q) { qs[(e / 64) * 32 + e % 32] |= (uint8_t)((q & 15) << (4 * ((e / 32) % 2))); }
+
+/* Q4_K (144 bytes): f16 d, f16 dmin, scales[12], qs[128]; x = d * scale(e / 32) * q - dmin * min(e / 32). */
+static void dequant_q4_K(const uint8_t *b, float *y)
+{
+    float d = load_f16(b), dmin = load_f16(b + 2);
+    for (int e = 0; e < QK_K; e++) {
+        int sc, m;
+        k4_scale_min(b + 4, e / 32, &sc, &m);
+        y[e] = d * (float)sc * (float)k4_nibble(b + 16, e) - dmin * (float)m;
+    }
+}
+
+/* Q5_K (176 bytes): f16 d, f16 dmin, scales[12], qh[32], qs[128]; as Q4_K with a fifth bit: bit e / 32 of
+ * qh[e % 32]. */
+static void dequant_q5_K(const uint8_t *b, float *y)
+{
+    float d = load_f16(b), dmin = load_f16(b + 2);
+    for (int e = 0; e < QK_K; e++) {
+        int sc, m;
+        k4_scale_min(b + 4, e / 32, &sc, &m);
+        int q = k4_nibble(b + 48, e) | ((b[16 + e % 32] >> (e / 32)) & 1) << 4;
+        y[e] = d * (float)sc * (float)q - dmin * (float)m;
+    }
+}
+
+/* Q6_K element e: half h = e / 128, quarter t = (e % 128) / 32, l = e % 32. Low 4 bits in
+ * ql[h * 64 + (t % 2) * 32 + l] (low nibble for t < 2, high for t >= 2), top 2 bits in qh[h * 32 + l] at
+ * bit 2 * t. */
+static int q6_get(const uint8_t *ql, const uint8_t *qh, int e)
+{
+    int h = e / 128, t = (e % 128) / 32, l = e % 32;
+    int low = (ql[h * 64 + (t % 2) * 32 + l] >> (4 * (t / 2))) & 15;
+    int high = (qh[h * 32 + l] >> (2 * t)) & 3;
+    return low | high << 4;
+}
+
+static void q6_put(uint8_t *ql, uint8_t *qh, int e, int q)
+{
+    int h = e / 128, t = (e % 128) / 32, l = e % 32;
+    ql[h * 64 + (t % 2) * 32 + l] |= (uint8_t)((q & 15) << (4 * (t / 2)));
+    qh[h * 32 + l] |= (uint8_t)(((q >> 4) & 3) << (2 * t));
+}
+
+/* Q6_K (210 bytes): ql[128], qh[64], int8 scales[16], f16 d; x = d * scales[e / 16] * (q - 32). */
+static void dequant_q6_K(const uint8_t *b, float *y)
+{
+    float d = load_f16(b + 208);
+    for (int e = 0; e < QK_K; e++) {
+        y[e] = d * (float)(int8_t)b[192 + e / 16] * (float)(q6_get(b, b + 128, e) - 32);
+    }
+}
+
+/* IQ4_XS sub-block s (8 of 32) scale: low 4 bits = nibble s % 2 of scales_l[s / 2], top 2 bits = bits 2s,
+ * 2s+1 of scales_h; the value is that - 32. */
+static int iq4xs_scale(const uint8_t *b, int s)
+{
+    int low = (b[4 + s / 2] >> (4 * (s % 2))) & 15;
+    int high = (load_u16le(b + 2) >> (2 * s)) & 3;
+    return (low | high << 4) - 32;
+}
+
+/* IQ4_XS (136 bytes): f16 d, uint16 scales_h, scales_l[4], qs[128]. Sub-block s has its 16 bytes at
+ * qs[16 s], in IQ4_NL's nibble order; x = d * scale(s) * level[nibble]. */
+static void dequant_iq4_xs(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int e = 0; e < QK_K; e++) {
+        y[e] = d * (float)iq4xs_scale(b, e / 32) * (float)iq4_levels[nibble32(b + 8 + (e / 32) * 16, e % 32)];
+    }
+}
+
+/* Asymmetric sub-blocks (Q2_K, Q4_K, Q5_K): n_sub sub-blocks of `sub` elements, x = d*ls*q - dmin*lm with
+ * q in 0..nmax and the sub-block scale ls and min lm in 0..smax. Each sub-block takes min(0, its min) and its
+ * max; the super-block scales d and dmin map the largest sub-block scale and min to smax. Stores d, dmin as
+ * f16 at dd[0], dd[2]; fills q, ls, lm. */
+static void kquant_asym(const float *x, int n_sub, int sub, int nmax, int smax, uint8_t *dd, int *q, int *ls, int *lm)
+{
+    float scale[16], mn[16], max_scale = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < n_sub; s++) {
+        float lo, hi;
+        min_max(x + s * sub, sub, &lo, &hi);
+        lo = fminf(lo, 0.0f);
+        scale[s] = (hi - lo) / (float)nmax;
+        mn[s] = -lo;
+        max_scale = fmaxf(max_scale, scale[s]);
+        max_min = fmaxf(max_min, mn[s]);
+    }
+    float d = store_f16(dd, max_scale / (float)smax);
+    float dmin = store_f16(dd + 2, max_min / (float)smax);
+    for (int s = 0; s < n_sub; s++) {
+        ls[s] = round_clamp(scale[s] * safe_inv(d), 0, smax);
+        lm[s] = round_clamp(mn[s] * safe_inv(dmin), 0, smax);
+        float dl = d * (float)ls[s], ml = dmin * (float)lm[s];
+        for (int i = 0; i < sub; i++) {
+            q[s * sub + i] = round_clamp((x[s * sub + i] + ml) * safe_inv(dl), 0, nmax);
+        }
+    }
+}
+
+/* Signed sub-block scales (Q3_K, Q6_K, IQ4_XS): sub-block s's scale maps its value of largest magnitude to
+ * qneg (the negative end of its range); the super-block scale d maps the largest sub-block scale, with its
+ * sign, to smin; ls[s] = round(scale / d) in smin..smax. Stores d as f16 at dp and returns it. */
+static float kquant_sym(const float *x, int n_sub, int sub, float qneg, int smin, int smax, uint8_t *dp, int *ls)
+{
+    float scale[16];
+    for (int s = 0; s < n_sub; s++) {
+        scale[s] = signed_absmax(x + s * sub, sub) / qneg;
+    }
+    float d = store_f16(dp, signed_absmax(scale, n_sub) / (float)smin);
+    for (int s = 0; s < n_sub; s++) {
+        ls[s] = round_clamp(scale[s] * safe_inv(d), smin, smax);
+    }
+    return d;
+}
+
+static void quant_q2_K(const float *x, uint8_t *b)
+{
+    int q[QK_K], ls[16], lm[16];
+    memset(b, 0, 84);
+    kquant_asym(x, 16, 16, 3, 15, b + 80, q, ls, lm);
+    for (int s = 0; s < 16; s++) {
+        b[s] = (uint8_t)(ls[s] | lm[s] << 4);
+    }
+    for (int e = 0; e < QK_K; e++) {
+        q2_put(b + 16, e, q[e]);
+    }
+}
+
+static void quant_q3_K(const float *x, uint8_t *b)
+{
+    int ls[16];
+    memset(b, 0, 110);
+    float d = kquant_sym(x, 16, 16, -4.0f, -32, 31, b + 108, ls);
+    for (int s = 0; s < 16; s++) {
+        q3_put_scale(b + 96, s, ls[s]);
+    }
+    for (int e = 0; e < QK_K; e++) {
+        int q = round_clamp(x[e] * safe_inv(d * (float)ls[e / 16]), -4, 3);
+        if (q >= 0) {
+            b[e % 32] |= (uint8_t)(1u << (e / 32));   /* high bit set: no -4 */
+        }
+        q2_put(b + 32, e, q & 3);
+    }
+}
+
+/* Q4_K and Q5_K (with_qh: the fifth bits in qh[32] before the nibbles). */
+static void quant_q45_K(const float *x, uint8_t *b, bool with_qh)
+{
+    int q[QK_K], ls[8], lm[8];
+    uint8_t *qs = b + (with_qh ? 48 : 16);
+    memset(b, 0, with_qh ? 176 : 144);
+    kquant_asym(x, 8, 32, with_qh ? 31 : 15, 63, b, q, ls, lm);
+    for (int s = 0; s < 8; s++) {
+        k4_put_scale_min(b + 4, s, ls[s], lm[s]);
+    }
+    for (int e = 0; e < QK_K; e++) {
+        k4_put_nibble(qs, e, q[e]);
+        if (with_qh) {
+            b[16 + e % 32] |= (uint8_t)(((q[e] >> 4) & 1) << (e / 32));
+        }
+    }
+}
+
+static void quant_q4_K(const float *x, uint8_t *b) { quant_q45_K(x, b, false); }
+
+static void quant_q5_K(const float *x, uint8_t *b) { quant_q45_K(x, b, true); }
+
+static void quant_q6_K(const float *x, uint8_t *b)
+{
+    int ls[16];
+    memset(b, 0, 210);
+    float d = kquant_sym(x, 16, 16, -32.0f, -128, 127, b + 208, ls);
+    for (int s = 0; s < 16; s++) {
+        b[192 + s] = (uint8_t)(int8_t)ls[s];
+    }
+    for (int e = 0; e < QK_K; e++) {
+        q6_put(b, b + 128, e, round_clamp(x[e] * safe_inv(d * (float)ls[e / 16]), -32, 31) + 32);
+    }
+}
+
+static void quant_iq4_xs(const float *x, uint8_t *b)
+{
+    int ls[8];
+    memset(b, 0, 136);
+    float d = kquant_sym(x, 8, 32, (float)iq4_levels[0], -32, 31, b, ls);
+    uint16_t scales_h = 0;
+    for (int s = 0; s < 8; s++) {
+        int u = ls[s] + 32;
+        b[4 + s / 2] |= (uint8_t)((u & 15) << (4 * (s % 2)));
+        scales_h |= (uint16_t)(((u >> 4) & 3) << (2 * s));
+    }
+    store_u16le(b + 2, scales_h);
+    for (int e = 0; e < QK_K; e++) {
+        float id = safe_inv(d * (float)ls[e / 32]);
+        put_nibble32(b + 8 + (e / 32) * 16, e % 32, iq4_nearest(x[e] * id));
+    }
+}
+
+/* ---- the type table ---- */
+
+typedef struct type_entry {
+    ggml_type_info info;
+    void (*dequant)(const uint8_t *block, float *y);   /* one block; NULL for f32/f16/bf16 */
+    void (*quant)(const float *x, uint8_t *block);
+} type_entry;
+
+/*    id                 name      block bytes kernels qs_start qs_bytes meta fallback         file_type  dequant quant */
+static const type_entry TYPES[] = {
+    {{GGML_TYPE_F32,    "f32",    1,    4,   true,  0,  4,   0,  GGML_TYPE_F32,    0},  NULL,           NULL},
+    {{GGML_TYPE_F16,    "f16",    1,    2,   true,  0,  2,   0,  GGML_TYPE_F16,    1},  NULL,           NULL},
+    {{GGML_TYPE_BF16,   "bf16",   1,    2,   false, 0,  2,   0,  GGML_TYPE_BF16,   32}, NULL,           NULL},
+    {{GGML_TYPE_Q4_0,   "q4_0",   32,   18,  true,  2,  16,  2,  GGML_TYPE_Q4_0,   2},  dequant_q4_0,   quant_q4_0},
+    {{GGML_TYPE_Q4_1,   "q4_1",   32,   20,  false, 4,  16,  4,  GGML_TYPE_Q4_1,   3},  dequant_q4_1,   quant_q4_1},
+    {{GGML_TYPE_Q5_0,   "q5_0",   32,   22,  false, 6,  16,  8,  GGML_TYPE_Q5_0,   8},  dequant_q5_0,   quant_q5_0},
+    {{GGML_TYPE_Q5_1,   "q5_1",   32,   24,  false, 8,  16,  8,  GGML_TYPE_Q5_1,   9},  dequant_q5_1,   quant_q5_1},
+    {{GGML_TYPE_Q8_0,   "q8_0",   32,   34,  true,  2,  32,  2,  GGML_TYPE_Q8_0,   7},  dequant_q8_0,   quant_q8_0},
+    {{GGML_TYPE_Q2_K,   "q2_K",   QK_K, 84,  false, 16, 64,  20, GGML_TYPE_IQ4_NL, 10}, dequant_q2_K,   quant_q2_K},
+    {{GGML_TYPE_Q3_K,   "q3_K",   QK_K, 110, false, 0,  96,  16, GGML_TYPE_IQ4_NL, 11}, dequant_q3_K,   quant_q3_K},
+    {{GGML_TYPE_Q4_K,   "q4_K",   QK_K, 144, false, 16, 128, 16, GGML_TYPE_Q5_0,   14}, dequant_q4_K,   quant_q4_K},
+    {{GGML_TYPE_Q5_K,   "q5_K",   QK_K, 176, false, 16, 160, 16, GGML_TYPE_Q5_1,   16}, dequant_q5_K,   quant_q5_K},
+    {{GGML_TYPE_Q6_K,   "q6_K",   QK_K, 210, false, 0,  192, 20, GGML_TYPE_Q8_0,   18}, dequant_q6_K,   quant_q6_K},
+    {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  false, 2,  16,  2,  GGML_TYPE_IQ4_NL, 25}, dequant_iq4_nl, quant_iq4_nl},
+    {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, false, 8,  128, 8,  GGML_TYPE_IQ4_NL, 30}, dequant_iq4_xs, quant_iq4_xs},
+};
+#define N_TYPES (sizeof TYPES / sizeof TYPES[0])
+
+static const type_entry *entry(uint32_t type)
+{
+    for (size_t i = 0; i < N_TYPES; i++) {
+        if (TYPES[i].info.id == type) {
+            return &TYPES[i];
+        }
+    }
+    return NULL;
+}
+
+const ggml_type_info *ggml_type_get(uint32_t type)
+{
+    const type_entry *t = entry(type);
+    return t ? &t->info : NULL;
+}
+
+size_t ggml_type_count(void) { return N_TYPES; }
+
+const ggml_type_info *ggml_type_at(size_t i) { return i < N_TYPES ? &TYPES[i].info : NULL; }
+
+void ggml_type_list_names(char *buf, size_t size)
+{
+    size_t len = 0;
+    if (size == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_TYPES && len < size; i++) {
+        int n = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", TYPES[i].info.name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
+const char *ggml_type_name(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t ? t->name : NULL;
+}
+
+const char *ggml_type_label(uint32_t type)
+{
+    /* GGUF's tensor type numbers (gaps are retired types). */
+    static const char *const labels[] = {
+        "f32",     "f16",    "q4_0",    "q4_1",  "q4_2", "q4_3", "q5_0",   "q5_1",  "q8_0",   "q8_1",
+        "q2_K",    "q3_K",   "q4_K",    "q5_K",  "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s",
+        "iq4_nl",  "iq3_s",  "iq2_s",   "iq4_xs", "i8",  "i16",  "i32",    "i64",   "f64",    "iq1_m",
+        "bf16",    NULL,     NULL,      NULL,    "tq1_0", "tq2_0", NULL,    NULL,    NULL,     "mxfp4",
+    };
+    return type < sizeof labels / sizeof labels[0] ? labels[type] : NULL;
+}
+
+const char *ggml_file_type_name(uint32_t file_type)
+{
+    /* llama.cpp's LLAMA_FTYPE_* values (gaps are retired file types). */
+    static const char *const names[] = {
+        "F32",    "F16",     "Q4_0",    "Q4_1",   NULL,      NULL,     NULL,     "Q8_0",   "Q5_0",    "Q5_1",
+        "Q2_K",   "Q3_K_S",  "Q3_K_M",  "Q3_K_L", "Q4_K_S",  "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",    "IQ2_XXS",
+        "IQ2_XS", "Q2_K_S",  "IQ3_XS",  "IQ3_XXS", "IQ1_S",  "IQ4_NL", "IQ3_S",  "IQ3_M",  "IQ2_S",   "IQ2_M",
+        "IQ4_XS", "IQ1_M",   "BF16",    NULL,     NULL,      NULL,     "TQ1_0",  "TQ2_0",  "MXFP4_MOE",
+    };
+    return file_type < sizeof names / sizeof names[0] ? names[file_type] : NULL;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        char cb = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
+        if (ca != cb) {
+            return false;
+        }
+    }
+    return *a == *b;
+}
+
+bool ggml_type_from_name(const char *name, uint32_t *type)
+{
+    if (name == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < N_TYPES; i++) {
+        if (same_name(name, TYPES[i].info.name)) {
+            if (type != NULL) {
+                *type = TYPES[i].info.id;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+uint32_t ggml_block_size(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t ? t->block : 0;
+}
+
+uint32_t ggml_block_bytes(uint32_t type)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    return t ? t->block_bytes : 0;
+}
+
+uint64_t ggml_row_bytes(uint32_t type, uint64_t n)
+{
+    uint64_t bs = ggml_block_size(type);
+    uint64_t bb = ggml_block_bytes(type);
+    if (bs == 0 || n % bs != 0) {
+        return 0;
+    }
+    uint64_t blocks = n / bs;
+    if (blocks > UINT64_MAX / bb) {
+        return 0;
+    }
+    return blocks * bb;
+}
+
+/* ---- rows ---- */
+
+void dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
+{
+    const uint8_t *s = src;
+    const type_entry *t = entry(type);
+    if (t == NULL) {
+        /* Unsupported type: callers check ggml_type_name first; never leave dst uninitialised. */
+        for (uint64_t i = 0; i < n; i++) {
+            dst[i] = 0.0f;
+        }
+        return;
+    }
+    switch (type) {
+    case GGML_TYPE_F32:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    case GGML_TYPE_F16:
+        for (uint64_t i = 0; i < n; i++) {
+            dst[i] = fp16_to_fp32(load_u16le(s + 2 * i));
+        }
+        return;
+    case GGML_TYPE_BF16:
+        for (uint64_t i = 0; i < n; i++) {
+            dst[i] = bf16_to_fp32(load_u16le(s + 2 * i));
+        }
+        return;
+    default:
+        for (uint64_t b = 0; b < n / t->info.block; b++) {
+            t->dequant(s + b * t->info.block_bytes, dst + b * t->info.block);
+        }
+        return;
     }
 }
 
 void quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
 {
     uint8_t *out = dst;
+    const type_entry *t = entry(type);
+    if (t == NULL) {
+        return;                               /* unsupported: nothing is written */
+    }
     switch (type) {
     case GGML_TYPE_F32:
         memcpy(dst, src, (size_t)n * sizeof(float));
@@ -306,17 +835,15 @@ void quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
             store_u16le(out + 2 * i, fp32_to_fp16(src[i]));
         }
         return;
-    case GGML_TYPE_Q8_0:
-        for (uint64_t b = 0; b < n / QK8_0; b++) {
-            quantize_block_q8_0(src + b * QK8_0, out + b * (2 + QK8_0));
-        }
-        return;
-    case GGML_TYPE_Q4_0:
-        for (uint64_t b = 0; b < n / QK4_0; b++) {
-            quantize_block_q4_0(src + b * QK4_0, out + b * (2 + QK4_0 / 2));
+    case GGML_TYPE_BF16:
+        for (uint64_t i = 0; i < n; i++) {
+            store_u16le(out + 2 * i, fp32_to_bf16(src[i]));
         }
         return;
     default:
-        return;                               /* unsupported: nothing is written */
+        for (uint64_t b = 0; b < n / t->info.block; b++) {
+            t->quant(src + b * t->info.block, out + b * t->info.block_bytes);
+        }
+        return;
     }
 }

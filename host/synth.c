@@ -28,6 +28,9 @@
  * context the test passes); the others have the shapes of a small real member. */
 static const synth_hparams presets[] = {
     {TINY("tiny", NULL), .rope_theta = 10000.0f, .rms_eps = 1e-5f},
+    /* tiny with widths that are multiples of 256, so that every weight can be a K-quant */
+    {.preset = "tiny256", .model_name = "vkllm synthetic tiny256", .n_embd = 256, .n_layer = 2, .n_head = 4,
+     .n_head_kv = 2, .n_ff = 768, .n_vocab = 512, .n_ctx = 256, .rope_theta = 10000.0f, .rms_eps = 1e-5f},
     {.preset = "llama3.2-1b", .model_name = "vkllm synthetic Llama 3.2 1B", .n_embd = 2048, .n_layer = 16,
      .n_head = 32, .n_head_kv = 8, .n_ff = 8192, .n_vocab = 128256, .n_ctx = 131072, .rope_theta = 500000.0f,
      .rms_eps = 1e-5f, .tied_embeddings = true, .rope_freqs = true},
@@ -84,7 +87,7 @@ const synth_hparams *synth_preset(const char *name)
 
 const char *synth_preset_names(void)
 {
-    return "tiny, llama3.2-1b, llama3-8b, llama-variant-tiny, qwen2-tiny, qwen2.5-0.5b, qwen3-tiny, qwen3-0.6b, "
+    return "tiny, tiny256, llama3.2-1b, llama3-8b, llama-variant-tiny, qwen2-tiny, qwen2.5-0.5b, qwen3-tiny, qwen3-0.6b, "
            "gemma2-tiny, gemma2-2b, gemma3-tiny, gemma3-1b, phi3-tiny, phi3.5-mini";
 }
 
@@ -158,13 +161,20 @@ typedef struct tdesc {
     int kind;
 } tdesc;
 
+/* The type a weight of rows of ne0 elements gets in a file of `type`: rows that are not whole blocks (of 256)
+ * take the type's 32-element fallback. */
+static uint32_t row_type(uint32_t type, uint64_t ne0)
+{
+    return ne0 % ggml_block_size(type) ? ggml_type_get(type)->fallback : type;
+}
+
 static void add_t(tdesc *t, uint32_t *n, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
                   int kind)
 {
     if (t) {
         tdesc *d = &t[*n];
         snprintf(d->name, sizeof d->name, "%s", name);
-        d->type = type;
+        d->type = row_type(type, ne0);
         d->n_dims = n_dims;
         d->ne[0] = ne0;
         d->ne[1] = ne1;
@@ -313,9 +323,20 @@ static void gen_chunk(const tdesc *t, srng *r, uint8_t *buf, size_t bytes)
         }
         break;
     }
-    default:
-        memset(buf, 0, bytes);
+    default: {
+        /* the other types: uniform values of the same deviation, quantized block by block */
+        const ggml_type_info *ty = ggml_type_get(t->type);
+        float x[QK_K];
+        for (size_t off = 0; off + ty->block_bytes <= bytes; off += ty->block_bytes) {
+            for (uint32_t i = 0; i < ty->block; i += 2) {
+                uint64_t b = srng_next(r);
+                x[i] = a * (2.0f * u24((uint32_t)b) - 1.0f);
+                x[i + 1] = a * (2.0f * u24((uint32_t)(b >> 32)) - 1.0f);
+            }
+            quantize_row(t->type, x, buf + off, ty->block);
+        }
         break;
+    }
     }
 }
 
@@ -468,11 +489,10 @@ static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
     if (hp->n_head % hp->n_head_kv)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_head %u is not a multiple of n_head_kv %u", hp->n_head,
                          hp->n_head_kv);
-    uint32_t bs = ggml_block_size(type);
+    uint32_t bs = ggml_block_size(ggml_type_get(type)->fallback);   /* rows of other lengths take the fallback */
     if (hp->n_embd % bs || hp->n_ff % bs || (hp->n_head * hd) % bs)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u, n_ff %u and n_head * head_dim %u must be "
-                         "multiples of %s's block size %u", hp->n_embd, hp->n_ff, hp->n_head * hd,
-                         ggml_type_name(type), bs);
+                         "multiples of %u for %s", hp->n_embd, hp->n_ff, hp->n_head * hd, bs, ggml_type_name(type));
     if (hp->n_vocab < 512 || hp->n_vocab > (1u << 22))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: vocabulary size %u is not in 512..%u", hp->n_vocab,
                          1u << 22);
@@ -481,17 +501,6 @@ static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
     if (!(hp->rope_theta > 0) || !(hp->rms_eps > 0))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: rope theta and rms epsilon must be positive");
     return VKLLM_OK;
-}
-
-static uint32_t file_type_of(uint32_t type)
-{
-    switch (type) {
-    case GGML_TYPE_F32: return 0;
-    case GGML_TYPE_F16: return 1;
-    case GGML_TYPE_Q4_0: return 2;
-    case GGML_TYPE_Q8_0: return 7;
-    default: return 0;
-    }
 }
 
 static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t type, const vocab *v)
@@ -508,7 +517,7 @@ static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t 
 #define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
     TRY(gguf_writer_kv_str(w, "general.architecture", arch));
     TRY(gguf_writer_kv_str(w, "general.name", hp->model_name ? hp->model_name : "vkllm synthetic"));
-    TRY(gguf_writer_kv_u32(w, "general.file_type", file_type_of(type)));
+    TRY(gguf_writer_kv_u32(w, "general.file_type", ggml_type_get(type)->file_type));
     TRY(gguf_writer_kv_u32(w, "general.quantization_version", 2));
     TRY(gguf_writer_kv_u32(w, KEY("context_length"), hp->n_ctx));
     TRY(gguf_writer_kv_u32(w, KEY("embedding_length"), hp->n_embd));
@@ -539,7 +548,8 @@ static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t 
         TRY(gguf_writer_kv_f32(w, KEY("final_logit_softcapping"), hp->final_softcap));
     TRY(gguf_writer_kv_u32(w, KEY("vocab_size"), hp->n_vocab));
 #undef KEY
-    TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tok, v->n));
+    TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
+    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tok, v->n));
     TRY(gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", v->score, v->n));
     TRY(gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", v->ttype, v->n));
     TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", 1));
@@ -562,9 +572,14 @@ vkllm_status synth_write(const synth_options *o)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unknown preset '%s' (presets: %s)",
                          o->preset ? o->preset : "(none)", synth_preset_names());
     uint32_t type = o->type;
-    if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16 && type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q4_0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unsupported weight type %u (f32, f16, q8_0, q4_0)", type);
+    if (!ggml_type_get(type))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unsupported weight type %u", type);
     vkllm_status st = check_hparams(hp, type);
+    for (uint32_t k = 0; k < o->n_overrides && st == VKLLM_OK; k++)
+        if (!o->overrides || !o->overrides[k].name_part || !ggml_type_get(o->overrides[k].type))
+            st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: override %u: no name or an unsupported type", k);
+        else
+            st = check_hparams(hp, o->overrides[k].type);
     if (st != VKLLM_OK)
         return st;
 
@@ -579,6 +594,10 @@ vkllm_status synth_write(const synth_options *o)
         goto done;
     }
     list_tensors(hp, type, t, NULL);
+    for (uint32_t i = 0; i < n_t; i++)
+        for (uint32_t k = 0; k < o->n_overrides; k++)
+            if (t[i].kind == KIND_WEIGHT && strstr(t[i].name, o->overrides[k].name_part))
+                t[i].type = row_type(o->overrides[k].type, t[i].ne[0]);
     if ((st = vocab_build(&v, hp->n_vocab, o->seed)) != VKLLM_OK)
         goto done;
     if ((st = gguf_writer_open(o->path, &w)) != VKLLM_OK)

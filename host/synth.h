@@ -34,17 +34,27 @@ typedef struct synth_hparams {
 
 /* The presets (synth_preset_names()); NULL if the name is unknown. */
 const synth_hparams *synth_preset(const char *name);
-/* "tiny, llama3.2-1b, ..." (for usage messages). */
+/* "tiny, tiny256, llama3.2-1b, ..." (for usage messages). */
 const char *synth_preset_names(void);
 /* The small test preset of a family ("qwen3" -> "qwen3-tiny", "llama" -> "tiny"); NULL if none. */
 const synth_hparams *synth_family_preset(const char *arch);
 /* Number of weights (elements of all tensors) a model with these hyper-parameters has. */
 uint64_t synth_n_params(const synth_hparams *hp);
 
+/* Another type for the weights whose name contains `name_part` (e.g. "attn_v.weight", "token_embd"), for
+ * files that mix types as llama.cpp's Q4_K_M and others do. */
+typedef struct synth_override {
+    const char *name_part;
+    uint32_t type;
+} synth_override;
+
 typedef struct synth_options {
     const char *preset;        /* preset name; ignored when hp is set */
     const synth_hparams *hp;   /* custom hyper-parameters, or NULL to use `preset` */
-    uint32_t type;             /* GGML_TYPE_F32, F16, Q8_0 or Q4_0: type of every 2-D weight */
+    uint32_t type;             /* GGML_TYPE_*, any of the type table's: type of every 2-D weight (rows that are not
+                                * whole blocks take the type's fallback, ggml_type_info in host/quant.h) */
+    const synth_override *overrides;   /* optional, n_overrides of them; the last that matches a weight wins */
+    uint32_t n_overrides;
     const char *path;          /* output file (replaced if it exists; removed again on failure) */
     uint64_t seed;
     /* Optional: called after each chunk of tensor data with the bytes written so far and the total. */

@@ -1,7 +1,7 @@
 /* Weight upload: GGUF rows -> the device layout of host/tensor.h, one device buffer per tensor (or per part,
  * for a tensor over maxMemoryAllocationSize).
- * F32/F16 rows are copied as they are; Q8_0/Q4_0 blocks are split on the CPU, a chunk of blocks at a
- * time, into the quants region and the f16 scales region. */
+ * F32/F16/BF16 rows are copied as they are; quantized blocks are split on the CPU, a chunk of blocks at a
+ * time, into the quants region and the meta region as the type table (host/quant.h) says. */
 #include "host/tensor.h"
 
 #include <stdlib.h>
@@ -9,42 +9,49 @@
 
 #include "host/quant.h"
 
-/* The scales region starts on this boundary (>= any minStorageBufferOffsetAlignment Vulkan allows). */
+/* The meta region starts on this boundary (>= any minStorageBufferOffsetAlignment Vulkan allows). */
 #define VKT_REGION_ALIGN 256u
 /* Extra bytes at the end of the buffer so that 16-byte loads of the last unit stay inside it. */
 #define VKT_TAIL_PAD 16u
-/* Blocks repacked per upload call (Q8_0: 8 MiB of quants + 512 KiB of scales). */
-#define VKT_CHUNK_BLOCKS (256u * 1024u)
+/* Quant bytes repacked per upload call (Q8_0: 256 Ki blocks, 8 MiB of quants + 512 KiB of meta). */
+#define VKT_CHUNK_QS_BYTES (8u * 1024u * 1024u)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* Repacks n_blocks GGUF blocks into the regions, starting at block `first` of the tensor. */
+/* Repacks n_blocks GGUF blocks into the two regions, starting at block `first` of the tensor: the quants
+ * byte range of each block to the quants region, the rest of the block (before the range, then after it),
+ * zero-padded to meta_bytes, to the meta region. */
 static vkllm_status upload_repacked(vkr_device *dev, vk_tensor *t, uint64_t first, const uint8_t *src,
-                                    uint64_t n_blocks, uint32_t block_bytes, uint32_t qs_bytes)
+                                    uint64_t n_blocks, const ggml_type_info *ti)
 {
-    uint64_t chunk = n_blocks < VKT_CHUNK_BLOCKS ? n_blocks : VKT_CHUNK_BLOCKS;
+    const uint32_t qs_bytes = ti->qs_bytes, meta_bytes = ti->meta_bytes;
+    const uint32_t tail = ti->block_bytes - ti->qs_start - qs_bytes;   /* block bytes after the quants */
+    const uint64_t chunk_blocks = VKT_CHUNK_QS_BYTES / qs_bytes;
+    uint64_t chunk = n_blocks < chunk_blocks ? n_blocks : chunk_blocks;
     uint8_t *qs = malloc((size_t)chunk * qs_bytes);
-    uint16_t *d = malloc((size_t)chunk * sizeof(uint16_t));
-    if (!qs || !d) {
+    uint8_t *meta = calloc((size_t)chunk, meta_bytes);   /* the padding stays zero */
+    if (!qs || !meta) {
         free(qs);
-        free(d);
+        free(meta);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tensor upload: out of host memory");
     }
     vkllm_status st = VKLLM_OK;
     for (uint64_t b0 = 0; b0 < n_blocks && st == VKLLM_OK; b0 += chunk) {
         uint64_t nb = n_blocks - b0 < chunk ? n_blocks - b0 : chunk;
-        const uint8_t *blk = src + b0 * block_bytes;
-        for (uint64_t b = 0; b < nb; b++, blk += block_bytes) {
-            /* GGUF block: f16 d (little-endian), then the quants. Raw bits are kept as they are. */
-            d[b] = (uint16_t)(blk[0] | (blk[1] << 8));
-            memcpy(qs + b * qs_bytes, blk + 2, qs_bytes);
+        const uint8_t *blk = src + b0 * ti->block_bytes;
+        for (uint64_t b = 0; b < nb; b++, blk += ti->block_bytes) {
+            uint8_t *m = meta + b * meta_bytes;   /* raw bytes, multi-byte fields stay little-endian */
+            memcpy(m, blk, ti->qs_start);
+            memcpy(m + ti->qs_start, blk + ti->qs_start + qs_bytes, tail);
+            memcpy(qs + b * qs_bytes, blk + ti->qs_start, qs_bytes);
         }
         st = vkr_buffer_upload(dev, t->buffer, t->qs_offset + (first + b0) * qs_bytes, qs, (size_t)(nb * qs_bytes));
         if (st == VKLLM_OK)
-            st = vkr_buffer_upload(dev, t->buffer, t->d_offset + (first + b0) * 2, d, (size_t)(nb * 2));
+            st = vkr_buffer_upload(dev, t->buffer, t->d_offset + (first + b0) * meta_bytes, meta,
+                                   (size_t)(nb * meta_bytes));
     }
     free(qs);
-    free(d);
+    free(meta);
     return st;
 }
 
@@ -54,21 +61,10 @@ vkllm_status vk_tensor_upload(vkr_device *dev, uint32_t type, uint64_t ne0, uint
     return vk_tensor_upload_stacked(dev, type, ne0, 1, &ne1, &gguf_data, out);
 }
 
-/* GGUF bytes of one row. */
-static uint64_t gguf_row_bytes(uint32_t type, uint64_t ne0)
-{
-    switch (type) {
-    case GGML_TYPE_F32: return ne0 * 4;
-    case GGML_TYPE_F16: return ne0 * 2;
-    case GGML_TYPE_Q8_0: return ne0 / QK8_0 * (2 + 32);
-    default: return ne0 / QK4_0 * (2 + 16);
-    }
-}
-
 /* The device layout of n rows: sizes of the regions and of the buffer. */
 typedef struct tensor_layout {
     uint64_t row_qs, row_d;     /* bytes per row in each region */
-    uint32_t block, block_bytes, qs_bytes;
+    const ggml_type_info *type;
 } tensor_layout;
 
 static uint64_t layout_size(const tensor_layout *l, uint64_t n, uint64_t *d_offset)
@@ -98,25 +94,24 @@ static vkllm_status upload_rows(vkr_device *dev, uint32_t type, uint64_t ne0, co
     vkllm_status st = vkr_buffer_create(dev, size, VKR_MEMORY_DEVICE, &t.buffer);
     if (st != VKLLM_OK)
         return st;
-    /* Zero the padding (the gap before the scales and the tail) before the data goes in, so that the
+    /* Zero the padding (the gap before the meta region and the tail) before the data goes in, so that the
      * word loads that straddle a region's end never see uninitialised bytes. */
     uint64_t data_end = d_total ? d_offset + d_total : qs_total;
     if (d_total)
         st = vkr_buffer_fill(dev, t.buffer, qs_total & ~3ull, d_offset - (qs_total & ~3ull), 0);
     if (st == VKLLM_OK)
         st = vkr_buffer_fill(dev, t.buffer, data_end & ~3ull, size - (data_end & ~3ull), 0);
-    const uint64_t src_row = gguf_row_bytes(type, ne0), blocks_per_row = ne0 / l->block;
+    const uint64_t src_row = ggml_row_bytes(type, ne0), blocks_per_row = ne0 / l->type->block;
     uint64_t s0 = 0;   /* first row of source p in the stack */
     for (uint32_t p = 0; p < n_src && st == VKLLM_OK; s0 += src_ne1[p], p++) {
         uint64_t a = s0 > r0 ? s0 : r0, b = s0 + src_ne1[p] < r0 + n ? s0 + src_ne1[p] : r0 + n;
         if (a >= b)
             continue;
         const uint8_t *src = (const uint8_t *)data[p] + (a - s0) * src_row;
-        if (l->block == 1)
+        if (l->type->meta_bytes == 0)
             st = vkr_buffer_upload(dev, t.buffer, (a - r0) * l->row_qs, src, (size_t)((b - a) * l->row_qs));
         else
-            st = upload_repacked(dev, &t, (a - r0) * blocks_per_row, src, (b - a) * blocks_per_row, l->block_bytes,
-                                 l->qs_bytes);
+            st = upload_repacked(dev, &t, (a - r0) * blocks_per_row, src, (b - a) * blocks_per_row, l->type);
     }
     if (st != VKLLM_OK) {
         vkr_buffer_destroy(dev, t.buffer);
@@ -149,22 +144,14 @@ vkllm_status vk_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t n
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: dimensions %llu x %llu are too large",
                          (unsigned long long)ne0, (unsigned long long)ne1);
 
-    tensor_layout l = {.block = 1};
-    switch (type) {
-    case GGML_TYPE_F32: l.row_qs = ne0 * 4; break;
-    case GGML_TYPE_F16: l.row_qs = ne0 * 2; break;
-    case GGML_TYPE_Q8_0: l.block = QK8_0; l.block_bytes = 2 + 32; l.qs_bytes = 32; break;
-    case GGML_TYPE_Q4_0: l.block = QK4_0; l.block_bytes = 2 + 16; l.qs_bytes = 16; break;
-    default:
+    tensor_layout l = {.type = ggml_type_get(type)};
+    if (!l.type)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor upload: unsupported tensor type %u", type);
-    }
-    if (ne0 % l.block)
+    if (ne0 % l.type->block)
         return vkr_error(VKLLM_ERR_FORMAT, "tensor upload: %s row length %llu is not a multiple of %u",
-                         ggml_type_name(type), (unsigned long long)ne0, l.block);
-    if (l.block > 1) {
-        l.row_qs = ne0 / l.block * l.qs_bytes;
-        l.row_d = ne0 / l.block * 2;
-    }
+                         l.type->name, (unsigned long long)ne0, l.type->block);
+    l.row_qs = ne0 / l.type->block * l.type->qs_bytes;
+    l.row_d = ne0 / l.type->block * l.type->meta_bytes;
     /* ne0, ne1 < 2^32 and row bytes <= 4 * ne0: no overflow below. */
     uint64_t d_offset;
     const uint64_t max_alloc = dev->info.features.max_memory_allocation_size;

@@ -1,9 +1,12 @@
 /* Weight tensors on the device. Uploaded once into device-local memory in a layout made for the kernels:
- *   F32:  row-major floats.
- *   F16:  row-major halves.
- *   Q8_0, Q4_0: the GGUF blocks split into two regions of one buffer ("structure of arrays"):
- *         quants region at qs_offset: per block 32 bytes (Q8_0 int8) or 16 bytes (Q4_0 nibbles, GGUF order),
- *         scales region at d_offset: one f16 per block. Block b of row r is block r*blocks_per_row + b.
+ *   F32, F16, BF16: row-major elements as in GGUF (4, 2, 2 bytes each).
+ *   Quantized types: the GGUF blocks split into two regions of one buffer ("structure of arrays"), as the
+ *         type table says (ggml_type_info in host/quant.h):
+ *         quants region at qs_offset: per block the qs_bytes bytes at qs_start of the GGUF block (Q8_0: 32 int8,
+ *           Q4_0: 16 bytes of nibbles, Q4_K: 128 bytes of nibbles, Q6_K: ql then qh, ... in GGUF order);
+ *         meta region at d_offset: per block meta_bytes: the other bytes of the block in their order, zero-padded
+ *           (Q8_0/Q4_0: one f16 d; Q4_K: d, dmin, scales[12]; Q6_K: scales[16], d, 2 zero bytes).
+ *         Block b of row r is block r*blocks_per_row + b in both regions.
  *   so that every load is 4/16-byte aligned and no 8/16-bit storage feature is needed.
  * A tensor larger than maxStorageBufferRange still works: ops split their dispatches by rows and bind
  * sub-ranges (rows are contiguous in each region). One larger than maxMemoryAllocationSize is uploaded as
@@ -15,13 +18,13 @@
 #include "host/ggml_types.h"
 
 typedef struct vk_tensor {
-    uint32_t type;            /* GGML_TYPE_F32/F16/Q8_0/Q4_0 */
+    uint32_t type;            /* GGML_TYPE_*, one of the type table's (host/quant.h) */
     uint64_t ne[2];           /* ne[0] = row length (K), ne[1] = rows (M) */
     vkr_buffer *buffer;       /* owned */
     VkDeviceSize qs_offset;   /* start of the data (F32/F16) or quants region */
-    VkDeviceSize d_offset;    /* start of the scales region (quantized types) */
+    VkDeviceSize d_offset;    /* start of the meta region (scales, mins, high bits; quantized types) */
     uint64_t row_qs_bytes;    /* bytes of one row in the data/quants region */
-    uint64_t row_d_bytes;     /* bytes of one row in the scales region (0 for F32/F16) */
+    uint64_t row_d_bytes;     /* bytes of one row in the meta region (0 for F32/F16/BF16) */
     bool is_view;             /* rows of another tensor: the buffer is not owned */
     /* A tensor split over allocations: n_parts > 1 part tensors (owned), rows [p * part_rows, ...) in part p
      * (the last may have fewer); buffer is then NULL. */

@@ -2,7 +2,10 @@
 # without subgroup reductions; FUSED: with the RMSNorm / SiLU-gate / residual-add fusions), the tiled GPU
 # matmul, the CPU-device kernel for every column count (mm_cpu.comp: one subgroup per workgroup, no shared
 # memory), and row gather (get_rows).
-foreach(t f32 f16 q8_0 q4_0)
+# The weight types with kernels: the table names of host/quant.c whose `kernels` flag is set (a kernel's name
+# ends in the table name, e.g. matvec_q4_K, as host/ops_matmul.c's type_suffix builds it).
+set(VKLLM_WEIGHT_TYPES f32 f16 q8_0 q4_0)
+foreach(t ${VKLLM_WEIGHT_TYPES})
   string(TOUPPER ${t} T)
   vkllm_shader(matvec_${t} matvec.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(matvec_${t}_sg matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1)
@@ -16,12 +19,12 @@ endforeach()
 vkllm_shader(mm_cpu_q8_0_i64 mm_cpu.comp DEFINES WTYPE_Q8_0=1 USE_INT64=1)
 vkllm_shader(mm_cpu_q4_0_i64 mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1)
 # Prompt matmul with cooperative matrices (VKLLM_COOPMAT=1, experimental): NV and KHR forms of one source.
-foreach(t f32 f16 q8_0 q4_0)
+foreach(t ${VKLLM_WEIGHT_TYPES})
   string(TOUPPER ${t} T)
   vkllm_shader_coopmat(matmul_coopmat_${t} matmul_coopmat.comp DEFINES WTYPE_${T}=1)
 endforeach()
 # ... and (tests only, VKLLM_COOPMAT=emulate) the same kernel with the cooperative operations in plain GLSL.
-foreach(t f32 f16 q8_0 q4_0)
+foreach(t ${VKLLM_WEIGHT_TYPES})
   string(TOUPPER ${t} T)
   vkllm_shader(matmul_coopmat_${t}_emu matmul_coopmat.comp DEFINES WTYPE_${T}=1 COOPMAT_EMULATE=1)
 endforeach()

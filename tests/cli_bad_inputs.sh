@@ -39,8 +39,16 @@ expect_error "missing tensor blk.1.ffn_down.weight" "$BIN" run -m "$TMP/missing.
 
 cp "$model" "$TMP/type.gguf"
 o=$(offset_after "$TMP/type.gguf" blk.0.attn_q.weight)     # then: n_dims u32, ne[2] u64, type u32
-patch "$TMP/type.gguf" $((o + 20)) '\x0c\x00\x00\x00'       # 12 = q4_K
-expect_error "tensor blk.0.attn_q.weight has type q4_K" "$BIN" run -m "$TMP/type.gguf" -n 1
+patch "$TMP/type.gguf" $((o + 20)) '\x10\x00\x00\x00'       # 16 = iq2_xxs
+expect_error "tensor blk.0.attn_q.weight has type iq2_xxs" "$BIN" run -m "$TMP/type.gguf" -n 1
+patch "$TMP/type.gguf" $((o + 20)) '\x63\x00\x00\x00'       # 99: no GGUF type
+expect_error "tensor blk.0.attn_q.weight has type unknown (99)" "$BIN" run -m "$TMP/type.gguf" -n 1
+patch "$TMP/type.gguf" $((o + 20)) '\x0c\x00\x00\x00'       # 12 = q4_K, rows of 128
+expect_error "blk.0.attn_q.weight: row length 128 is not a multiple of the block size 256 of type q4_K" \
+    "$BIN" run -m "$TMP/type.gguf" -n 1
+expect_error "row length 128 is not a multiple" "$BIN" info "$TMP/type.gguf"
+patch "$TMP/type.gguf" $((o + 20)) '\x00\x00\x00\x00'       # q8_0 -> f32: 4x the bytes
+expect_error "tensor blk.0.attn_q.weight: its 65536 bytes (type f32" "$BIN" run -m "$TMP/type.gguf" -n 1
 
 size=$(stat -c %s "$model")
 head -c $((size - 4096)) "$model" >"$TMP/truncated.gguf"

@@ -145,8 +145,9 @@ expect_error "--quick applies to --kernels only" "$BIN" bench --quick
 expect_error "does not apply to --kernels" "$BIN" bench --kernels -p 16
 expect_error "--shapes applies to --kernels only" "$BIN" bench --shapes 64x64
 expect_error "--shapes expects a list" "$BIN" bench --kernels --shapes 4096
-expect_error "not a multiple of 32" "$BIN" bench --kernels --shapes 100x100
-expect_error "unknown type" "$BIN" bench --kernels --types q5_k
+expect_error -E "not a multiple of the q[48]_0 block size 32" "$BIN" bench --kernels --shapes 100x100
+expect_error "K = 384 is not a multiple of the q4_K block size 256" "$BIN" bench --kernels --shapes 64x384 --types q4_k
+expect_error "unknown type" "$BIN" bench --kernels --types iq2_xxs
 expect_error "no tests" "$BIN" bench -p 0 -n 0
 expect_error "raise -c" "$BIN" bench -p 64 -n 0 -c 32
 expect_error "unknown preset" "$BIN" bench --synth nope

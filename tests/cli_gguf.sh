@@ -12,7 +12,7 @@ grep -q "tiny" "$TMP/out" || fail "synth did not say what it wrote: $(cat "$TMP/
 expect_quiet "$BIN" synth --help
 grep -q "usage" "$TMP/out" || fail "synth --help prints no usage"
 expect_error "unknown preset" "$BIN" synth --preset nope --type f32 -o "$TMP/x.gguf"
-expect_error "unknown type" "$BIN" synth --preset tiny --type q3_k -o "$TMP/x.gguf"
+expect_error "unknown type" "$BIN" synth --preset tiny --type iq2_xxs -o "$TMP/x.gguf"
 expect_error "required" "$BIN" synth --preset tiny --type f32
 expect_error "seed" "$BIN" synth --preset tiny --type f32 -o "$TMP/x.gguf" --seed x1
 expect_error "cannot create" "$BIN" synth --preset tiny --type f32 -o "$TMP/no/such/dir.gguf"
@@ -25,6 +25,20 @@ for want in "GGUF version: *3" "architecture: *llama" "llama.embedding_length *1
     "output_norm.weight *f32" "total: 21 tensors"; do
     grep -qE -- "$want" "$TMP/out" || fail "info tiny: output lacks '$want'"
 done
+grep -qE "file type: *7 \(Q8_0\)" "$TMP/out" || fail "info tiny: no file type 7 (Q8_0)"
+# K-quants: tiny's rows of 128 fall back to q5_0 (as llama.cpp's quantizer does); tiny256 keeps q4_K
+expect_quiet "$BIN" synth --preset tiny --type q4_K -o "$TMP/k.gguf" --seed 7
+expect_quiet "$BIN" info "$TMP/k.gguf"
+for want in "file type: *14 \(Q4_K_S\)" "token_embd.weight *q5_0" "q5_0 *16 tensors" "f32 *5 tensors"; do
+    grep -qE -- "$want" "$TMP/out" || fail "info tiny q4_K: output lacks '$want'"
+done
+expect_quiet "$BIN" synth --preset tiny256 --type q4_k -o "$TMP/k.gguf" --seed 7
+expect_quiet "$BIN" info "$TMP/k.gguf"
+for want in "token_embd.weight *q4_K *\[256, 512\]" "blk.1.ffn_down.weight *q4_K *\[768, 256\]" "q4_K *16 tensors"; do
+    grep -qE -- "$want" "$TMP/out" || fail "info tiny256 q4_K: output lacks '$want'"
+done
+expect_quiet "$BIN" synth --help
+grep -q "q5_0 for q4_K" "$TMP/out" || fail "synth --help does not say the K-quant fallbacks"
 expect_quiet "$BIN" info --kv "$TMP/tiny.gguf"
 grep -qE "tokenizer.ggml.tokens .*string x 512" "$TMP/out" || fail "info --kv does not list the tokens array"
 expect_quiet "$BIN" info --help

@@ -131,10 +131,22 @@ static void test_bad_files(void)
     expect_load_error("missing tensor",
                       make_variant("missing", PATCH_TENSOR_NAME, "blk.1.ffn_down.weight", "blk.1.ffn_dowX.weight", 0),
                       VKLLM_ERR_FORMAT, "missing tensor blk.1.ffn_down.weight");
-    /* 12 is q4_K: a real ggml type the reader keeps (it cannot size it) and the loader must refuse. */
+    /* 16 is iq2_xxs: a real ggml type the reader keeps (it cannot size it) and the loader must refuse. */
     expect_load_error("unsupported tensor type",
-                      make_variant("type", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 12),
-                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type q4_K");
+                      make_variant("type", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 16),
+                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type iq2_xxs");
+    expect_load_error("type id vkllm does not know",
+                      make_variant("type99", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 99),
+                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type unknown (99)");
+    /* 12 is q4_K: tiny's rows of 128 are not whole blocks of 256 */
+    expect_load_error("row not a multiple of the block",
+                      make_variant("typek", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 12),
+                      VKLLM_ERR_FORMAT, "blk.0.attn_q.weight: row length 128 is not a multiple of the block size 256 "
+                      "of type q4_K");
+    /* q8_0 -> f32: the tensor's size from its type and shape runs into the next tensor */
+    expect_load_error("byte size does not match type and shape",
+                      make_variant("typesize", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, GGML_TYPE_F32),
+                      VKLLM_ERR_FORMAT, "tensor blk.0.attn_q.weight: its 65536 bytes (type f32");
     expect_load_error("vocabulary size mismatch",
                       make_variant("vocab", PATCH_TENSOR_NE1, "token_embd.weight", NULL, 511),
                       VKLLM_ERR_FORMAT, "511 rows");

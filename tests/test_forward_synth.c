@@ -5,13 +5,41 @@
 #include <unistd.h>
 
 #include "forward_check.h"
+#include "host/gguf.h"
 #include "host/quant.h"
 #include "host/synth.h"
 #include "util.h"
 
+static void run_case_mixed(const char *label, const synth_hparams *hp, uint32_t type, const synth_override *ov,
+                           uint32_t n_ov, uint64_t seed, double tol)
+{
+    char path[512];
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
+             (int)getpid());
+    synth_options o = {.hp = hp, .type = type, .overrides = ov, .n_overrides = n_ov, .path = path, .seed = seed};
+    vkllm_status st = synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
+    gguf_file *f = NULL;
+    if (st == VKLLM_OK && n_ov && gguf_open(path, &f) == VKLLM_OK) {
+        for (uint32_t k = 0; k < n_ov; k++) {   /* each override took: layer 0's tensor, or token_embd */
+            char name[64];
+            snprintf(name, sizeof name, "blk.0.%s", ov[k].name_part);
+            const gguf_tensor *t = gguf_find_tensor(f, name);
+            if (!t)
+                t = gguf_find_tensor(f, "token_embd.weight");
+            CHECK(t && t->type == ov[k].type, "%s: %s is not %s", label, ov[k].name_part, ggml_type_name(ov[k].type));
+        }
+        gguf_close(f);
+    }
+    if (st == VKLLM_OK)
+        forward_check(path, seed, 21, 6, 8, tol);
+    remove(path);
+}
+
 static void run_case(const char *label, const synth_hparams *hp, uint32_t type, uint64_t seed, double tol)
 {
-    forward_check_synth(label, hp, type, seed, 21, tol);
+    run_case_mixed(label, hp, type, NULL, 0, seed, tol);
 }
 
 int main(void)
@@ -42,6 +70,16 @@ int main(void)
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         run_case("gpu-kernels", tiny, types[i], seed + 30 + i, 1e-3);
     run_case("gpu-kernels-tied-rope-freqs", &tied, GGML_TYPE_Q4_0, seed + 40, 1e-3);
+    unsetenv("VKLLM_DEBUG_AS_GPU");
+    /* Mixed types, as llama.cpp's mixes make them (attn_v and ffn_down in a larger type): Wq;Wk;Wv cannot be
+     * stacked then and the layers run the separate matmuls; the embedding table has its own type. */
+    static const synth_override mix[] = {
+        {"attn_v.weight", GGML_TYPE_Q8_0}, {"ffn_down.weight", GGML_TYPE_F16}, {"token_embd", GGML_TYPE_Q8_0},
+        {"ffn_up.weight", GGML_TYPE_F32},
+    };
+    run_case_mixed("mixed", tiny, GGML_TYPE_Q4_0, mix, 4, seed + 45, 1e-3);
+    setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+    run_case_mixed("mixed-gpu-kernels", tiny, GGML_TYPE_Q4_0, mix, 4, seed + 46, 1e-3);
     unsetenv("VKLLM_DEBUG_AS_GPU");
     /* Weights over maxMemoryAllocationSize (lowered to 48 KiB): uploaded in parts; the stacked Wqkv and
      * W_gate;W_up cannot be views then, so the layers run the separate matmuls. */

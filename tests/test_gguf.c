@@ -432,6 +432,8 @@ static void test_malformed(void)
          "data extends past end of file"},
         {"offset near 2^64", 1, {8}, GGML_TYPE_F32, UINT64_MAX - 31, "blk.0.attn_q.weight", "past end of file"},
         {"q4_0 row not a block multiple", 2, {48, 2}, GGML_TYPE_Q4_0, 0, "blk.0.attn_q.weight", "block size"},
+        {"q4_K row of 128", 2, {128, 2}, GGML_TYPE_Q4_K, 0, "blk.0.attn_q.weight",
+         "row length 128 is not a multiple of the block size 256 of type q4_K"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b.n = 0;
@@ -441,6 +443,16 @@ static void test_malformed(void)
         b_zeros(&b, 64);
         expect_format_error(bad[i].what, &b, bad[i].s1, bad[i].s2);
     }
+    /* a tensor whose type and shape give more bytes than it has before the next tensor */
+    b.n = 0;
+    b_header(&b, 3, 2, 0);
+    uint64_t ne_k[2] = {256, 2};   /* q4_K: 2 blocks of 144 bytes = 288, but the next tensor starts at 256 */
+    uint64_t ne_next[1] = {8};
+    b_tensor(&b, "big.weight", 2, ne_k, GGML_TYPE_Q4_K, 0);
+    b_tensor(&b, "next.weight", 1, ne_next, GGML_TYPE_F32, 256);
+    b_pad(&b, 32);
+    b_zeros(&b, 512);
+    expect_format_error("overlapping tensors", &b, "big.weight", "overlap tensor next.weight at offset 256");
     /* duplicate tensor names */
     b.n = 0;
     b_header(&b, 3, 2, 0);
@@ -460,7 +472,7 @@ static void test_malformed(void)
     b.n = 0;
     b_header(&b, 3, 2, 0);
     uint64_t ne2[2] = {256, 4};
-    b_tensor(&b, "odd.weight", 2, ne2, 12 /* Q4_K */, 0);
+    b_tensor(&b, "odd.weight", 2, ne2, 16 /* IQ2_XXS: a GGUF type vkllm does not read */, 0);
     b_tensor(&b, "f.weight", 1, ne1, GGML_TYPE_F32, 0);
     b_pad(&b, 32);
     b_zeros(&b, 32);
@@ -468,7 +480,7 @@ static void test_malformed(void)
     CHECK(gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "unknown type: %s", vkr_last_error());
     if (f) {
         const gguf_tensor *t = gguf_find_tensor(f, "odd.weight");
-        CHECK(t && t->nbytes == 0 && t->data == NULL && t->type == 12 && t->n_elements == 1024, "unknown type kept");
+        CHECK(t && t->nbytes == 0 && t->data == NULL && t->type == 16 && t->n_elements == 1024, "unknown type kept");
         gguf_close(f);
     }
 

@@ -321,7 +321,7 @@ static void bad_arguments(vkr_device *dev)
 {
     float wf[64 * 4] = {0};
     vk_tensor t;
-    vkllm_status st = vk_tensor_upload(dev, 3 /* Q4_1: unsupported */, 32, 2, wf, &t);
+    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_IQ2_XXS /* not in the type table */, 256, 2, wf, &t);
     CHECK(st == VKLLM_ERR_UNSUPPORTED, "upload of an unsupported type: status %d", st);
     CHECK(t.buffer == NULL, "failed upload left a buffer");
     st = vk_tensor_upload(dev, GGML_TYPE_Q8_0, 48, 2, wf, &t);
@@ -336,6 +336,24 @@ static void bad_arguments(vkr_device *dev)
         st = op_matmul(g, &t, vk_view_of(b, 0), vk_view_of(b, 0), 2);   /* x needs 512 bytes */
         CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error(), "x too small: status %d", st);
         CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
+        /* A type the table reads but no kernel runs yet: uploads, and op_matmul refuses it by name. */
+        for (size_t i = 0; i < ggml_type_count(); i++) {
+            const ggml_type_info *ty = ggml_type_at(i);
+            if (ty->kernels)
+                continue;
+            vk_tensor q;
+            uint8_t raw[2 * 256] = {0};   /* one row of 256 elements of any type fits */
+            st = vk_tensor_upload(dev, ty->id, 256, 1, raw, &q);
+            CHECK(st == VKLLM_OK, "upload %s: %s", ty->name, vkr_last_error());
+            if (st != VKLLM_OK)
+                continue;
+            st = op_matmul(g, &q, vk_view_of(b, 0), vk_view_of(b, 0), 1);
+            CHECK(st == VKLLM_ERR_UNSUPPORTED && strstr(vkr_last_error(), "no kernel for weight type") &&
+                  strstr(vkr_last_error(), ty->name), "%s without kernels: status %d (%s)", ty->name, st,
+                  vkr_last_error());
+            CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
+            vk_tensor_free(dev, &q);
+        }
     }
     if (g)
         vkr_graph_destroy(g);

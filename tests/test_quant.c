@@ -1,5 +1,6 @@
-/* host/quant.c: f16 conversion (exhaustive round trip, round-to-nearest-even at every midpoint),
- * type table, hand-built GGUF blocks, and quantize -> dequantize error bounds on seeded random data. */
+/* host/quant.c: f16 and bf16 conversion (exhaustive round trip, round-to-nearest-even at every midpoint),
+ * the type table (sizes and device layout written out by hand), hand-built GGUF blocks of every type whose
+ * values are worked out by hand, and quantize -> dequantize error bounds on seeded random data. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,29 +123,83 @@ static void test_fp16_vs_compiler(test_rng *r)
 
 static void test_type_table(void)
 {
+    /* Block sizes and bytes as the GGUF format defines them (ggml's block structs, summed by hand). */
     static const struct { uint32_t type; const char *name; uint32_t bs, bb; } t[] = {
-        {GGML_TYPE_F32, "f32", 1, 4}, {GGML_TYPE_F16, "f16", 1, 2},
-        {GGML_TYPE_Q4_0, "q4_0", 32, 18}, {GGML_TYPE_Q8_0, "q8_0", 32, 34},
+        {GGML_TYPE_F32, "f32", 1, 4},        {GGML_TYPE_F16, "f16", 1, 2},          {GGML_TYPE_BF16, "bf16", 1, 2},
+        {GGML_TYPE_Q4_0, "q4_0", 32, 18},    {GGML_TYPE_Q4_1, "q4_1", 32, 20},      {GGML_TYPE_Q5_0, "q5_0", 32, 22},
+        {GGML_TYPE_Q5_1, "q5_1", 32, 24},    {GGML_TYPE_Q8_0, "q8_0", 32, 34},      {GGML_TYPE_Q2_K, "q2_K", 256, 84},
+        {GGML_TYPE_Q3_K, "q3_K", 256, 110},  {GGML_TYPE_Q4_K, "q4_K", 256, 144},    {GGML_TYPE_Q5_K, "q5_K", 256, 176},
+        {GGML_TYPE_Q6_K, "q6_K", 256, 210},  {GGML_TYPE_IQ4_NL, "iq4_nl", 32, 18},  {GGML_TYPE_IQ4_XS, "iq4_xs", 256, 136},
     };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    const size_t n = sizeof t / sizeof t[0];
+    CHECK(ggml_type_count() == n, "the table has %zu types, want %zu", ggml_type_count(), n);
+    for (size_t i = 0; i < n; i++) {
         const char *name = ggml_type_name(t[i].type);
         CHECK(name && strcmp(name, t[i].name) == 0, "name of type %u", t[i].type);
+        CHECK(ggml_type_label(t[i].type) && strcmp(ggml_type_label(t[i].type), t[i].name) == 0, "label of %s",
+              t[i].name);
         uint32_t back = 999;
         CHECK(ggml_type_from_name(t[i].name, &back) && back == t[i].type, "parse %s", t[i].name);
+        char lower[16];
+        snprintf(lower, sizeof lower, "%s", t[i].name);
+        for (char *c = lower; *c; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        back = 999;
+        CHECK(ggml_type_from_name(lower, &back) && back == t[i].type, "parse %s", lower);
         CHECK(ggml_block_size(t[i].type) == t[i].bs, "block size of %s", t[i].name);
         CHECK(ggml_block_bytes(t[i].type) == t[i].bb, "block bytes of %s", t[i].name);
-        CHECK(ggml_row_bytes(t[i].type, 64) == 64 / t[i].bs * t[i].bb, "row bytes of %s", t[i].name);
+        CHECK(ggml_row_bytes(t[i].type, 512) == 512 / t[i].bs * t[i].bb, "row bytes of %s", t[i].name);
+        const ggml_type_info *info = ggml_type_get(t[i].type);
+        CHECK(info && info->id == t[i].type, "ggml_type_get(%s)", t[i].name);
+        bool listed = false;
+        for (size_t j = 0; j < ggml_type_count(); j++)
+            listed |= ggml_type_at(j)->id == t[i].type;
+        CHECK(listed, "%s is in the list", t[i].name);
     }
-    CHECK(ggml_type_name(3) == NULL && ggml_type_name(6) == NULL && ggml_type_name(12345) == NULL,
-          "unsupported types have no name");
+    CHECK(ggml_type_at(n) == NULL, "past the end of the list");
+    uint32_t parsed;
+    CHECK(ggml_type_from_name("Q4_K", &parsed) && parsed == GGML_TYPE_Q4_K, "upper case Q4_K");
+    CHECK(ggml_type_name(GGML_TYPE_Q8_1) == NULL && ggml_type_name(GGML_TYPE_IQ2_XXS) == NULL &&
+          ggml_type_name(99) == NULL && ggml_type_name(12345) == NULL && ggml_type_get(99) == NULL,
+          "types vkllm does not read have no name");
+    CHECK(ggml_type_label(GGML_TYPE_IQ2_XXS) && !strcmp(ggml_type_label(GGML_TYPE_IQ2_XXS), "iq2_xxs") &&
+          ggml_type_label(99) == NULL, "labels of types GGUF knows");
     uint32_t dummy;
-    CHECK(!ggml_type_from_name("q5_0", &dummy) && !ggml_type_from_name("", &dummy) &&
+    CHECK(!ggml_type_from_name("q8_1", &dummy) && !ggml_type_from_name("q4", &dummy) &&
+          !ggml_type_from_name("q4_k_m", &dummy) && !ggml_type_from_name("", &dummy) &&
           !ggml_type_from_name(NULL, &dummy), "unknown names are rejected");
-    CHECK(ggml_block_size(7) == 0 && ggml_block_bytes(7) == 0 && ggml_row_bytes(7, 32) == 0, "type 7");
-    CHECK(ggml_row_bytes(GGML_TYPE_Q4_0, 33) == 0 && ggml_row_bytes(GGML_TYPE_Q8_0, 16) == 0,
-          "partial blocks are not representable");
+    CHECK(ggml_block_size(9) == 0 && ggml_block_bytes(9) == 0 && ggml_row_bytes(9, 32) == 0, "type 9 (q8_1)");
+    CHECK(ggml_row_bytes(GGML_TYPE_Q4_0, 33) == 0 && ggml_row_bytes(GGML_TYPE_Q8_0, 16) == 0 &&
+          ggml_row_bytes(GGML_TYPE_Q4_K, 128) == 0, "partial blocks are not representable");
     CHECK(ggml_row_bytes(GGML_TYPE_Q8_0, 0) == 0 && ggml_row_bytes(GGML_TYPE_F32, 3) == 12, "small rows");
     CHECK(ggml_row_bytes(GGML_TYPE_F32, UINT64_MAX / 2) == 0, "overflow is reported as 0");
+
+    /* Device layout, written out by hand from each block struct: the quants range and the meta size. */
+    static const struct { uint32_t type; uint32_t qs_start, qs_bytes, meta_bytes; } lay[] = {
+        {GGML_TYPE_F32, 0, 4, 0},        {GGML_TYPE_F16, 0, 2, 0},        {GGML_TYPE_BF16, 0, 2, 0},
+        {GGML_TYPE_Q4_0, 2, 16, 2},      {GGML_TYPE_Q8_0, 2, 32, 2},      {GGML_TYPE_IQ4_NL, 2, 16, 2},
+        {GGML_TYPE_Q4_1, 4, 16, 4},      {GGML_TYPE_Q5_0, 6, 16, 8},      {GGML_TYPE_Q5_1, 8, 16, 8},
+        {GGML_TYPE_Q2_K, 16, 64, 20},    {GGML_TYPE_Q3_K, 0, 96, 16},     {GGML_TYPE_Q4_K, 16, 128, 16},
+        {GGML_TYPE_Q5_K, 16, 160, 16},   {GGML_TYPE_Q6_K, 0, 192, 20},    {GGML_TYPE_IQ4_XS, 8, 128, 8},
+    };
+    CHECK(sizeof lay / sizeof lay[0] == ggml_type_count(), "every type's layout is checked");
+    for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++) {
+        const ggml_type_info *info = ggml_type_get(lay[i].type);
+        if (!info)
+            continue;
+        CHECK(info->qs_start == lay[i].qs_start && info->qs_bytes == lay[i].qs_bytes &&
+              info->meta_bytes == lay[i].meta_bytes, "layout of %s: qs [%u, +%u) meta %u", info->name,
+              info->qs_start, info->qs_bytes, info->meta_bytes);
+        /* The rule: the rest of the block is one f16 (meta 2) or is rounded up to a multiple of 4. */
+        uint32_t rest = info->block_bytes - info->qs_bytes;
+        if (info->block > 1)
+            CHECK(info->meta_bytes == (rest == 2 ? 2 : (rest + 3) / 4 * 4), "meta rule for %s", info->name);
+        CHECK(info->qs_start + info->qs_bytes <= info->block_bytes, "qs range of %s inside the block", info->name);
+        /* Quants of a block fill whole 16-byte (or 4-byte for the 1-element types) units. */
+        CHECK(info->qs_bytes % (info->block > 1 ? 16 : 2) == 0, "qs bytes of %s", info->name);
+    }
+    CHECK(ggml_type_get(GGML_TYPE_Q4_0)->kernels && ggml_type_get(GGML_TYPE_Q8_0)->kernels &&
+          ggml_type_get(GGML_TYPE_F32)->kernels && ggml_type_get(GGML_TYPE_F16)->kernels, "kernel types");
 }
 
 /* Blocks written byte by byte from the format description, with known values. */
@@ -240,6 +295,181 @@ static void test_hand_built_blocks(void)
     quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
 }
 
+/* Checks out[e] == want for the listed elements of a hand-built block. */
+typedef struct { int e; float want; } expect;
+static void check_elements(const char *what, const float *out, const expect *ex, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        CHECK(out[ex[i].e] == ex[i].want, "%s [%d] = %g, want %g", what, ex[i].e, out[ex[i].e], ex[i].want);
+}
+#define CHECK_ELEMENTS(what, out, ...)                                                                         \
+    do {                                                                                                       \
+        static const expect ex_[] = {__VA_ARGS__};                                                             \
+        check_elements(what, out, ex_, sizeof ex_ / sizeof ex_[0]);                                           \
+    } while (0)
+
+/* The legacy 32-element types beyond Q4_0/Q8_0, and BF16: blocks written byte by byte, values by hand. */
+static void test_hand_built_legacy(void)
+{
+    float out[32];
+
+    /* Q4_1 {f16 d, f16 m, qs[16]}: d = 0.5 (0x3800), m = -1 (0xbc00); qs[j] = j | (15 - j) << 4, so element
+     * j = j * 0.5 - 1 and element j + 16 = (15 - j) * 0.5 - 1. */
+    uint8_t q41[20] = {0x00, 0x38, 0x00, 0xbc};
+    for (int j = 0; j < 16; j++)
+        q41[4 + j] = (uint8_t)(j | (15 - j) << 4);
+    dequantize_row(GGML_TYPE_Q4_1, q41, out, 32);
+    for (int j = 0; j < 16; j++) {
+        CHECK(out[j] == (float)j * 0.5f - 1.0f, "q4_1 [%d] = %g", j, out[j]);
+        CHECK(out[j + 16] == (float)(15 - j) * 0.5f - 1.0f, "q4_1 [%d] = %g", j + 16, out[j + 16]);
+    }
+
+    /* Q5_0 {f16 d, qh[4], qs[16]}: d = 1; qh = 0x80000001 (bytes 01 00 00 80): fifth bits of elements 0 and
+     * 31; qs[j] = j | (15 - j) << 4. Element 0 = (0 | 16) - 16 = 0, element 1 = 1 - 16 = -15,
+     * element 15 = -1, element 16 = 15 - 16 = -1, element 30 = 1 - 16 = -15, element 31 = (0 | 16) - 16 = 0. */
+    uint8_t q50[22] = {0x00, 0x3c, 0x01, 0x00, 0x00, 0x80};
+    for (int j = 0; j < 16; j++)
+        q50[6 + j] = (uint8_t)(j | (15 - j) << 4);
+    dequantize_row(GGML_TYPE_Q5_0, q50, out, 32);
+    CHECK_ELEMENTS("q5_0", out, {0, 0.0f}, {1, -15.0f}, {15, -1.0f}, {16, -1.0f}, {17, -2.0f}, {30, -15.0f},
+                   {31, 0.0f});
+
+    /* Q5_1 {f16 d, f16 m, qh[4], qs[16]}: d = 0.25 (0x3400), m = 2 (0x4000); qh bit 16 only (byte 2 = 0x01):
+     * element 16's fifth bit; every qs byte 0x21 (low nibble 1, high nibble 2). Elements 0..15 =
+     * 1 * 0.25 + 2 = 2.25; element 16 = (2 | 16) * 0.25 + 2 = 6.5; elements 17..31 = 2 * 0.25 + 2 = 2.5. */
+    uint8_t q51[24] = {0x00, 0x34, 0x00, 0x40, 0x00, 0x00, 0x01, 0x00};
+    memset(q51 + 8, 0x21, 16);
+    dequantize_row(GGML_TYPE_Q5_1, q51, out, 32);
+    for (int e = 0; e < 32; e++) {
+        float want = e < 16 ? 2.25f : e == 16 ? 6.5f : 2.5f;
+        CHECK(out[e] == want, "q5_1 [%d] = %g, want %g", e, out[e], want);
+    }
+
+    /* IQ4_NL {f16 d, qs[16]}: d = 0.5, qs[j] = j | (15 - j) << 4: element j = 0.5 * level[j], element
+     * j + 16 = 0.5 * level[15 - j], levels -127 -104 -83 -65 -49 -35 -22 -10 1 13 25 38 53 69 89 113. */
+    uint8_t iq4nl[18] = {0x00, 0x38};
+    for (int j = 0; j < 16; j++)
+        iq4nl[2 + j] = (uint8_t)(j | (15 - j) << 4);
+    dequantize_row(GGML_TYPE_IQ4_NL, iq4nl, out, 32);
+    CHECK_ELEMENTS("iq4_nl", out, {0, -63.5f}, {1, -52.0f}, {7, -5.0f}, {8, 0.5f}, {15, 56.5f}, {16, 56.5f},
+                   {17, 44.5f}, {24, -5.0f}, {31, -63.5f});
+
+    /* BF16: 0x3f80 = 1, 0xc0c0 = -1.5 * 2^2 = -6, 0x0001 = 2^-133 (an f32 subnormal), 0x7f80 = inf. */
+    uint8_t bf[8] = {0x80, 0x3f, 0xc0, 0xc0, 0x01, 0x00, 0x80, 0x7f};
+    dequantize_row(GGML_TYPE_BF16, bf, out, 4);
+    CHECK(out[0] == 1.0f && out[1] == -6.0f && out[2] == ldexpf(1.0f, -133) && isinf(out[3]), "bf16: %g %g %g %g",
+          out[0], out[1], out[2], out[3]);
+    /* Rounding to nearest even on the dropped 16 bits: 1 + 2^-8 is the tie between 0x3f80 and 0x3f81 -> 0x3f80;
+     * 1 + 3 * 2^-8 the tie between 0x3f81 and 0x3f82 -> 0x3f82; just above the first tie -> 0x3f81. */
+    CHECK(fp32_to_bf16(1.0f) == 0x3f80 && fp32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80 &&
+          fp32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82 &&
+          fp32_to_bf16(nextafterf(1.0f + ldexpf(1.0f, -8), 2.0f)) == 0x3f81, "bf16 rounding");
+    CHECK(fp32_to_bf16(-6.0f) == 0xc0c0 && fp32_to_bf16(INFINITY) == 0x7f80 && fp32_to_bf16(3.4e38f) == 0x7f80,
+          "bf16 -6, inf, and 3.4e38 rounds up to inf");
+    uint16_t nan = fp32_to_bf16(bits_to_f32(0x7f800001u));
+    CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x7f) != 0, "a NaN with only low payload bits stays NaN (0x%04x)", nan);
+}
+
+/* The 256-element super-block types: one block each, bytes set by hand, values worked out by hand. */
+static void test_hand_built_super_blocks(void)
+{
+    float out[256];
+
+    /* Q2_K {scales[16], qs[64], f16 d, f16 dmin}: d = 1, dmin = 0.5. Scale byte s = sc | m << 4 for the
+     * 16-element sub-block s: s0 = 0x21 (sc 1, m 2), s1 = 0x03, s2 = 0x12, s4 = 0x04, s6 = 0x01, s9 = 0xf5,
+     * s10 = 0x37, others 0. 2-bit quants: element e in qs[(e / 128) * 32 + e % 32] at bits 2 * ((e % 128) / 32).
+     * qs[0] = 0xe4: e0 = 0, e32 = 1, e64 = 2, e96 = 3; qs[16] = 0x03: e16 = 3; qs[33] = 0x0c: e161 = 3.
+     * x = d * sc * q - dmin * m: e0 = 0 - 1 = -1; e1 = -1; e16 = 3 * 3 = 9; e32 = 2 * 1 - 0.5 = 1.5;
+     * e64 = 4 * 2 = 8; e96 = 1 * 3 = 3; e144 (s9, q 0) = -7.5; e161 (s10) = 7 * 3 - 1.5 = 19.5. */
+    uint8_t q2[84] = {0};
+    q2[0] = 0x21, q2[1] = 0x03, q2[2] = 0x12, q2[4] = 0x04, q2[6] = 0x01, q2[9] = 0xf5, q2[10] = 0x37;
+    q2[16 + 0] = 0xe4, q2[16 + 16] = 0x03, q2[16 + 33] = 0x0c;
+    q2[80] = 0x00, q2[81] = 0x3c, q2[82] = 0x00, q2[83] = 0x38;
+    dequantize_row(GGML_TYPE_Q2_K, q2, out, 256);
+    CHECK_ELEMENTS("q2_K", out, {0, -1.0f}, {1, -1.0f}, {16, 9.0f}, {32, 1.5f}, {64, 8.0f}, {96, 3.0f},
+                   {144, -7.5f}, {161, 19.5f}, {255, 0.0f});
+
+    /* Q3_K {hmask[32], qs[64], scales[12], f16 d}: d = 0.5. Scales are 6 bits minus 32; scale s: low 4 bits
+     * in scales[s % 8] (low nibble for s < 8, high for s >= 8), top 2 bits in scales[8 + s % 4] at bit
+     * 2 * (s / 4). scale 0 = 33 - 32 = 1 (low 1 in byte 0, top 2 in byte 8 bits 0-1); scale 2 = 30 - 32 = -2
+     * (low 14 in byte 2, top 1 in byte 10); scale 15 = 63 - 32 = 31 (low 15 in byte 7's high nibble, top 3
+     * in byte 11 bits 6-7); the others are 0 - 32 = -32. q = 2 low bits (as Q2_K) - (hmask bit ? 0 : 4), the
+     * hmask bit of element e being bit e / 32 of hmask[e % 32].
+     * e0: hmask[0] bit 0 set, low 3 -> q 3 -> 0.5 * 1 * 3 = 1.5. e1: no bit, low 0 -> q -4 -> -2.
+     * e16 (scale -32): q -4 -> 64. e32 (scale -2): hmask[0] bit 1 clear, low 1 -> q -3 -> 3.
+     * e128 (scale 8 = -32): hmask[0] bit 4 set, low 2 (qs[32] bits 0-1) -> q 2 -> -32.
+     * e255 (scale 31): hmask[31] bit 7 clear, low 0 -> q -4 -> -62. */
+    uint8_t q3[110] = {0};
+    q3[0] = 0x11;                        /* hmask[0]: bits 0 (e0) and 4 (e128) */
+    q3[32 + 0] = 0x07;                   /* qs[0]: e0 low 3, e32 low 1 */
+    q3[32 + 32] = 0x02;                  /* qs[32]: e128 low 2 */
+    q3[96 + 0] = 0x01, q3[96 + 2] = 0x0e, q3[96 + 7] = 0xf0;
+    q3[96 + 8] = 0x02, q3[96 + 10] = 0x01, q3[96 + 11] = 0xc0;
+    q3[108] = 0x00, q3[109] = 0x38;
+    dequantize_row(GGML_TYPE_Q3_K, q3, out, 256);
+    CHECK_ELEMENTS("q3_K", out, {0, 1.5f}, {1, -2.0f}, {16, 64.0f}, {32, 3.0f}, {128, -32.0f}, {255, -62.0f});
+
+    /* Q4_K {f16 d, f16 dmin, scales[12], qs[128]}: d = 0.5, dmin = 0.25. 6-bit (scale, min) of the 32-element
+     * sub-block s: s < 4: bytes[s] & 63, bytes[s + 4] & 63; s >= 4: (bytes[s + 4] & 15) | (bytes[s - 4] >> 6) << 4,
+     * (bytes[s + 4] >> 4) | (bytes[s] >> 6) << 4. Sub-block 0: (10, 4): bytes[0] = 10, bytes[4] = 4.
+     * Sub-block 1: (1, 0): bytes[1] low 6 bits = 1. Sub-block 5: (51 = 0b110011, 34 = 0b100010):
+     * bytes[9] = 3 | 2 << 4 = 0x23, bytes[1] |= 3 << 6 (-> 0xc1), bytes[5] = 2 << 6 = 0x80.
+     * Nibbles: sub-block s in qs[(s / 2) * 32 ..], low nibble for even s. qs[0] = 0x27: e0 = 7, e32 = 2;
+     * qs[64] = 0xf0: e128 = 0, e160 = 15. x = d * sc * q - dmin * m: e0 = 35 - 1 = 34; e1 = -1; e32 = 1;
+     * e128 (sub-block 4: (0, 0)) = 0; e160 = 0.5 * 51 * 15 - 0.25 * 34 = 374. */
+    uint8_t q4[144] = {0};
+    q4[0] = 0x00, q4[1] = 0x38, q4[2] = 0x00, q4[3] = 0x34;
+    q4[4 + 0] = 10, q4[4 + 1] = 0xc1, q4[4 + 4] = 4, q4[4 + 5] = 0x80, q4[4 + 9] = 0x23;
+    q4[16 + 0] = 0x27, q4[16 + 64] = 0xf0;
+    dequantize_row(GGML_TYPE_Q4_K, q4, out, 256);
+    CHECK_ELEMENTS("q4_K", out, {0, 34.0f}, {1, -1.0f}, {32, 1.0f}, {128, 0.0f}, {160, 374.0f}, {161, -8.5f});
+
+    /* Q5_K {f16 d, f16 dmin, scales[12], qh[32], qs[128]}: d = dmin = 1. Sub-block 0: (2, 1): bytes[0] = 2,
+     * bytes[4] = 1. Sub-block 7: (17 = 0b010001, 48 = 0b110000): bytes[11] = 1 | 0 << 4 = 0x01,
+     * bytes[3] = 1 << 6, bytes[7] = 3 << 6. Fifth bit of e: bit e / 32 of qh[e % 32]; qh[0] = 0x81: e0 and e224.
+     * qs[0] = 0x03: e0 low 3 -> q 19 -> 2 * 19 - 1 = 37; e1 -> 0 - 1 = -1.
+     * e224 (sub-block 7, high nibble of qs[96]) = 5 -> q 21 -> 17 * 21 - 48 = 309; e225 -> -48. */
+    uint8_t q5[176] = {0};
+    q5[0] = 0x00, q5[1] = 0x3c, q5[2] = 0x00, q5[3] = 0x3c;
+    q5[4 + 0] = 2, q5[4 + 4] = 1, q5[4 + 11] = 0x01, q5[4 + 3] = 0x40, q5[4 + 7] = 0xc0;
+    q5[16 + 0] = 0x81;
+    q5[48 + 0] = 0x03, q5[48 + 96] = 0x50;
+    dequantize_row(GGML_TYPE_Q5_K, q5, out, 256);
+    CHECK_ELEMENTS("q5_K", out, {0, 37.0f}, {1, -1.0f}, {224, 309.0f}, {225, -48.0f}, {32, 0.0f});
+
+    /* Q6_K {ql[128], qh[64], int8 scales[16], f16 d}: d = 0.5; scales[0] = 2, [2] = -1, [4] = 3, [6] = 1,
+     * [8] = -128, [15] = 127 (scale of element e: scales[e / 16]). Element e: h = e / 128, t = (e % 128) / 32,
+     * l = e % 32; low 4 bits in ql[h * 64 + (t % 2) * 32 + l] (low nibble for t < 2), top 2 in qh[h * 32 + l]
+     * at bit 2t; value (q - 32) * scale * d.
+     * ql[0] = 0xf5, ql[32] = 0xa0, qh[0] = 2 | 0 << 2 | 3 << 4 | 1 << 6 = 0x72:
+     *   e0 = 5 | 2 << 4 = 37 -> 5 * 2 * 0.5 = 5; e32 = 0 -> -32 * -1 * 0.5 = 16;
+     *   e64 = 15 | 3 << 4 = 63 -> 31 * 3 * 0.5 = 46.5; e96 = 10 | 1 << 4 = 26 -> -6 * 1 * 0.5 = -3.
+     * ql[64] = 0x01, qh[32] = 0x02: e128 = 33 -> 1 * -128 * 0.5 = -64.
+     * ql[127] = 0x30, qh[63] = 0x80: e255 = 3 | 2 << 4 = 35 -> 3 * 127 * 0.5 = 190.5.  e1 = -32 * 2 * 0.5. */
+    uint8_t q6[210] = {0};
+    q6[0] = 0xf5, q6[32] = 0xa0, q6[64] = 0x01, q6[127] = 0x30;
+    q6[128 + 0] = 0x72, q6[128 + 32] = 0x02, q6[128 + 63] = 0x80;
+    q6[192 + 0] = 2, q6[192 + 2] = 0xff, q6[192 + 4] = 3, q6[192 + 6] = 1, q6[192 + 8] = 0x80, q6[192 + 15] = 127;
+    q6[208] = 0x00, q6[209] = 0x38;
+    dequantize_row(GGML_TYPE_Q6_K, q6, out, 256);
+    CHECK_ELEMENTS("q6_K", out, {0, 5.0f}, {1, -32.0f}, {32, 16.0f}, {64, 46.5f}, {96, -3.0f}, {128, -64.0f},
+                   {255, 190.5f});
+
+    /* IQ4_XS {f16 d, uint16 scales_h, scales_l[4], qs[128]}: d = 0.25. Scale of sub-block s (32 elements):
+     * low 4 bits = nibble s % 2 of scales_l[s / 2], top 2 = bits 2s of scales_h, minus 32.
+     * Sub-block 0 = 33 - 32 = 1 (scales_l[0] = 0x01, scales_h bits 0-1 = 2), sub-block 1 = -32, sub-block 7 =
+     * 63 - 32 = 31 (scales_l[3] = 0xf0, scales_h bits 14-15 = 3): scales_h = 0xc002. Sub-block s's 16 bytes at
+     * qs[16 s], IQ4_NL nibble order. qs[0] = 0x8f: e0 = level 15 = 113 -> 28.25; e16 = level 8 = 1 -> 0.25;
+     * e32 = level 0 = -127, scale -32 -> 1016; e224 = -127 * 31 * 0.25 = -984.25;
+     * qs[127] = 0x70: e255 = level 7 = -10 -> -77.5. */
+    uint8_t xs[136] = {0};
+    xs[0] = 0x00, xs[1] = 0x34, xs[2] = 0x02, xs[3] = 0xc0;
+    xs[4 + 0] = 0x01, xs[4 + 3] = 0xf0;
+    xs[8 + 0] = 0x8f, xs[8 + 127] = 0x70;
+    dequantize_row(GGML_TYPE_IQ4_XS, xs, out, 256);
+    CHECK_ELEMENTS("iq4_xs", out, {0, 28.25f}, {16, 0.25f}, {32, 1016.0f}, {224, -984.25f}, {255, -77.5f});
+}
+
 /* quantize -> dequantize on random data. With the exact scale d (amax/127 for Q8_0, max/-8 for Q4_0) and
  * the scale actually stored, d16 = f16(d), the error of element x is
  *     |x - q*d16| <= |x - q*d| + |q|*|d - d16| <= |d|/2 + |q|*|d - d16|
@@ -333,6 +563,79 @@ static void test_quantize_error_bounds(test_rng *r)
             worst4);
 }
 
+/* quantize -> dequantize for every type on seeded random data (normal, uniform, with outliers, tiny and
+ * large magnitudes): the relative RMS error of the whole row, sqrt(sum (x - y)^2 / sum x^2), stays within a
+ * bound stated per type, and every element within a stated fraction of its block's largest magnitude. The
+ * bounds are about 1.5x the errors these simple round-to-nearest quantizers reach (printed), and far below
+ * what a wrong element order gives (an error of the order of the values themselves: RMS ~1.4). */
+static void test_round_trip_all_types(test_rng *r)
+{
+    /* Element bounds: Q4_0/Q5_0 elements of the sign opposite to the block's maximum clamp at +7/+15 (error up
+     * to d = 1/8, 1/16 of the max); the K-quants' sub-block scales are themselves rounded (4/6/8 bits); bf16
+     * keeps 8 significant bits (2^-8 relative), f16 11. Tiny blocks (1e-3) have subnormal f16 scales. */
+    static const struct { uint32_t type; double rms, elem; } bound[] = {
+        {GGML_TYPE_F32, 0, 0},            {GGML_TYPE_F16, 5e-4, 6e-4},      {GGML_TYPE_BF16, 4e-3, 4e-3},
+        {GGML_TYPE_Q8_0, 0.014, 0.012},   {GGML_TYPE_Q4_0, 0.2, 0.16},      {GGML_TYPE_Q4_1, 0.15, 0.1},
+        {GGML_TYPE_Q5_0, 0.1, 0.08},      {GGML_TYPE_Q5_1, 0.07, 0.05},     {GGML_TYPE_Q2_K, 0.55, 0.5},
+        {GGML_TYPE_Q3_K, 0.33, 0.4},      {GGML_TYPE_Q4_K, 0.15, 0.1},      {GGML_TYPE_Q5_K, 0.075, 0.085},
+        {GGML_TYPE_Q6_K, 0.04, 0.08},     {GGML_TYPE_IQ4_NL, 0.17, 0.17},   {GGML_TYPE_IQ4_XS, 0.17, 0.23},
+    };
+    enum { N = QK_K * 32 };
+    static float x[N], y[N];
+    static uint8_t buf[N * 4];
+    CHECK(sizeof bound / sizeof bound[0] == ggml_type_count(), "every type has a bound");
+    for (size_t ti = 0; ti < sizeof bound / sizeof bound[0]; ti++) {
+        const uint32_t type = bound[ti].type;
+        const char *name = ggml_type_name(type);
+        const uint32_t bs = ggml_block_size(type) > 1 ? ggml_block_size(type) : 32;
+        double worst_rms = 0, worst_elem = 0;
+        for (int trial = 0; trial < 8; trial++) {
+            const float scale = trial % 4 == 0 ? 1e-3f : trial % 4 == 1 ? 1.0f : trial % 4 == 2 ? 40.0f : 0.05f;
+            for (int i = 0; i < N; i++)
+                x[i] = (trial & 1) ? scale * rng_normal(r) : rng_uniform(r, -scale, scale);
+            if (trial >= 4) /* outliers, as real weights have */
+                for (int i = 0; i < N; i += 97)
+                    x[i] *= 8.0f;
+            if (trial == 6) /* one sign only (the types with a minimum must handle an all-positive block) */
+                for (int i = 0; i < N; i++)
+                    x[i] = fabsf(x[i]);
+            memset(y, 0xff, sizeof y);   /* NaN: an element the dequantizer skips fails */
+            quantize_row(type, x, buf, N);
+            dequantize_row(type, buf, y, N);
+            double se = 0, sx = 0;
+            for (int b = 0; b < N / (int)bs; b++) {
+                float amax = 0;
+                for (uint32_t i = 0; i < bs; i++)
+                    amax = fmaxf(amax, fabsf(x[b * bs + i]));
+                for (uint32_t i = 0; i < bs; i++) {
+                    double d = (double)x[b * bs + i] - y[b * bs + i];
+                    se += d * d;
+                    sx += (double)x[b * bs + i] * x[b * bs + i];
+                    double rel = fabs(d) / amax;
+                    if (!(rel <= worst_elem))
+                        worst_elem = isnan(rel) ? INFINITY : rel;
+                }
+            }
+            worst_rms = fmax(worst_rms, sqrt(se / sx));
+        }
+        CHECK(worst_rms <= bound[ti].rms, "%s: relative RMS error %.4g > %.4g", name, worst_rms, bound[ti].rms);
+        CHECK(worst_elem <= bound[ti].elem, "%s: element error %.4g of the block max > %.4g", name, worst_elem,
+              bound[ti].elem);
+        fprintf(stderr, "%-7s round trip: relative RMS %.4f (bound %.3g), element / block max %.4f (bound %.3g)\n",
+                name, worst_rms, bound[ti].rms, worst_elem, bound[ti].elem);
+
+        /* Zeros stay zeros; non-finite input neither crashes nor trips the sanitizers. */
+        memset(x, 0, sizeof x);
+        quantize_row(type, x, buf, QK_K);
+        dequantize_row(type, buf, y, QK_K);
+        for (int i = 0; i < QK_K; i++)
+            CHECK(y[i] == 0.0f, "%s of zeros [%d] = %g", name, i, y[i]);
+        x[3] = NAN, x[100] = INFINITY, x[200] = -INFINITY;
+        quantize_row(type, x, buf, QK_K);
+        dequantize_row(type, buf, y, QK_K);
+    }
+}
+
 int main(void)
 {
     test_rng r;
@@ -345,6 +648,9 @@ int main(void)
 #endif
     test_type_table();
     test_hand_built_blocks();
+    test_hand_built_legacy();
+    test_hand_built_super_blocks();
     test_quantize_error_bounds(&r);
+    test_round_trip_all_types(&r);
     return test_finish("quant");
 }

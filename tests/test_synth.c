@@ -110,17 +110,48 @@ static void check_forward(const gguf_file *f, const char *what)
     ref_llama_free(m);
 }
 
-static void test_tiny(uint32_t type)
+/* The file types and row fallbacks llama.cpp uses, written out here (not read from the type table). */
+static uint32_t want_file_type(uint32_t type)
 {
-    char path[4096];
-    make_path(path, sizeof path, ggml_type_name(type));
+    static const uint32_t ft[][2] = {
+        {GGML_TYPE_F32, 0},   {GGML_TYPE_F16, 1},   {GGML_TYPE_Q4_0, 2},    {GGML_TYPE_Q4_1, 3},   {GGML_TYPE_Q8_0, 7},
+        {GGML_TYPE_Q5_0, 8},  {GGML_TYPE_Q5_1, 9},  {GGML_TYPE_Q2_K, 10},   {GGML_TYPE_Q3_K, 11},  {GGML_TYPE_Q4_K, 14},
+        {GGML_TYPE_Q5_K, 16}, {GGML_TYPE_Q6_K, 18}, {GGML_TYPE_IQ4_NL, 25}, {GGML_TYPE_IQ4_XS, 30}, {GGML_TYPE_BF16, 32},
+    };
+    for (size_t i = 0; i < sizeof ft / sizeof ft[0]; i++)
+        if (ft[i][0] == type)
+            return ft[i][1];
+    CHECK(false, "no file type written down for type %u", type);
+    return 0;
+}
+
+/* The type of a weight of rows of ne0 elements in a file of `type`. */
+static uint32_t want_type(uint32_t type, uint32_t ne0)
+{
+    if (ne0 % 256 == 0)
+        return type;
+    switch (type) {
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_XS: return GGML_TYPE_IQ4_NL;
+    case GGML_TYPE_Q4_K: return GGML_TYPE_Q5_0;
+    case GGML_TYPE_Q5_K: return GGML_TYPE_Q5_1;
+    case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_0;
+    default: return type;
+    }
+}
+
+/* Preset tiny (E = 128, F = 384: K-quants fall back) or tiny256 (E = 256, F = 768) in one weight type. */
+static void test_tiny(const char *preset, uint32_t type)
+{
+    char path[4096], label[64];
+    snprintf(label, sizeof label, "%s-%s", preset, ggml_type_name(type));
+    make_path(path, sizeof path, label);
     synth_options o = {0};
-    o.preset = "tiny";
+    o.preset = preset;
     o.type = type;
     o.path = path;
     o.seed = 1234;
     vkllm_status st = synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth tiny %s: %s", ggml_type_name(type), vkr_last_error());
+    CHECK(st == VKLLM_OK, "synth %s: %s", label, vkr_last_error());
     if (st != VKLLM_OK)
         return;
     gguf_file *f;
@@ -130,8 +161,9 @@ static void test_tiny(uint32_t type)
         remove(path);
         return;
     }
-    const uint32_t E = 128, L = 2, H = 4, HKV = 2, F = 384, V = 512;
-    uint32_t file_type = type == GGML_TYPE_F32 ? 0 : type == GGML_TYPE_F16 ? 1 : type == GGML_TYPE_Q4_0 ? 2 : 7;
+    const bool wide = !strcmp(preset, "tiny256");
+    const uint32_t E = wide ? 256 : 128, L = 2, H = 4, HKV = 2, F = wide ? 768 : 384, V = 512;
+    const uint32_t file_type = want_file_type(type), tE = want_type(type, E), tF = want_type(type, F);
     CHECK(gguf_version(f) == 3, "version");
     key_str(f, "general.architecture", "llama");
     CHECK(gguf_find_key(f, "general.name") >= 0, "general.name");
@@ -201,9 +233,9 @@ static void test_tiny(uint32_t type)
 
     /* tensors */
     CHECK(gguf_n_tensors(f) == 3 + 9 * L, "tensor count %llu", (unsigned long long)gguf_n_tensors(f));
-    check_tensor(f, "token_embd.weight", type, 2, E, V);
+    check_tensor(f, "token_embd.weight", tE, 2, E, V);
     check_tensor(f, "output_norm.weight", GGML_TYPE_F32, 1, E, 1);
-    check_tensor(f, "output.weight", type, 2, E, V);
+    check_tensor(f, "output.weight", tE, 2, E, V);
     CHECK(gguf_find_tensor(f, "rope_freqs.weight") == NULL, "tiny has no rope_freqs");
     for (uint32_t l = 0; l < L; l++) {
         char name[64];
@@ -211,17 +243,17 @@ static void test_tiny(uint32_t type)
     snprintf(name, sizeof name, "blk.%u." suffix ".weight", l);       \
     check_tensor(f, name, ty, nd, a, b)
         T("attn_norm", GGML_TYPE_F32, 1, E, 1);
-        T("attn_q", type, 2, E, E);
-        T("attn_k", type, 2, E, E / H * HKV);
-        T("attn_v", type, 2, E, E / H * HKV);
-        T("attn_output", type, 2, E, E);
+        T("attn_q", tE, 2, E, E);
+        T("attn_k", tE, 2, E, E / H * HKV);
+        T("attn_v", tE, 2, E, E / H * HKV);
+        T("attn_output", tE, 2, E, E);
         T("ffn_norm", GGML_TYPE_F32, 1, E, 1);
-        T("ffn_gate", type, 2, E, F);
-        T("ffn_up", type, 2, E, F);
-        T("ffn_down", type, 2, F, E);
+        T("ffn_gate", tE, 2, E, F);
+        T("ffn_up", tE, 2, E, F);
+        T("ffn_down", tF, 2, F, E);
 #undef T
     }
-    check_forward(f, ggml_type_name(type));
+    check_forward(f, label);
     gguf_close(f);
     remove(path);
 }
@@ -345,7 +377,7 @@ static void test_presets_and_errors(void)
     CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT && strstr(vkr_last_error(), "gpt-5"), "unknown preset: %s",
           vkr_last_error());
     o.preset = "tiny";
-    o.type = 12;
+    o.type = GGML_TYPE_IQ2_XXS;   /* a GGUF type vkllm does not read */
     CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type");
     o.type = GGML_TYPE_F32;
     o.path = "/nonexistent-dir/x.gguf";
@@ -369,9 +401,12 @@ static void test_presets_and_errors(void)
 int main(void)
 {
     test_seed();
-    const uint32_t types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        test_tiny(types[i]);
+    for (size_t i = 0; i < ggml_type_count(); i++) {
+        const ggml_type_info *t = ggml_type_at(i);
+        test_tiny("tiny", t->id);
+        if (t->block == 256)
+            test_tiny("tiny256", t->id);
+    }
     test_determinism();
     test_tied_rope_freqs();
     test_presets_and_errors();

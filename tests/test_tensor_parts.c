@@ -173,6 +173,78 @@ done:
     free(wf), free(wd), free(x), free(yref), free(y), free(rows_ref), free(rows), free(wq);
 }
 
+/* The device layout of every type (host/tensor.h): blocks of random bytes, two sources stacked, uploaded and
+ * read back. Each block's quants range must sit in the quants region and the rest of the block, in order and
+ * zero-padded, in the meta region, block r * blocks_per_row + b at the same index in both; decoding the
+ * regions (ref_decode_device) must give what dequantizing the GGUF rows gives. Q4_0/Q8_0's layout is checked
+ * byte by byte against its old definition too (32/16 quant bytes, then one f16 per block). */
+static void test_layout(vkr_device *dev, test_rng *rng)
+{
+    enum { ROWS = 3 };
+    for (size_t ti = 0; ti < ggml_type_count(); ti++) {
+        const ggml_type_info *ty = ggml_type_at(ti);
+        const uint32_t K = ty->block > 1 ? 2 * ty->block : 64;   /* two blocks per row */
+        const uint64_t bpr = K / ty->block, row_bytes = ggml_row_bytes(ty->id, K);
+        const uint64_t n_blocks = bpr * ROWS;
+        uint8_t *src = malloc((size_t)(row_bytes * ROWS));
+        uint8_t *got = NULL;
+        float *want = malloc((size_t)K * ROWS * 4), *dec = malloc((size_t)K * ROWS * 4);
+        vk_tensor t;
+        memset(&t, 0, sizeof t);
+        if (!src || !want || !dec) {
+            CHECK(false, "out of host memory");
+            goto next;
+        }
+        for (uint64_t i = 0; i < row_bytes * ROWS; i++)
+            src[i] = (uint8_t)rng_u32(rng);
+        if (ty->id == GGML_TYPE_F32) /* keep the floats finite so that decoded values compare with == */
+            for (uint64_t i = 3; i < row_bytes * ROWS; i += 4)
+                src[i] &= 0x3f;
+        const uint64_t ne1[2] = {1, ROWS - 1};
+        const void *data[2] = {src, src + row_bytes};
+        vkllm_status st = vk_tensor_upload_stacked(dev, ty->id, K, 2, ne1, data, &t);
+        CHECK(st == VKLLM_OK, "layout %s: upload: %s", ty->name, vkr_last_error());
+        if (st != VKLLM_OK)
+            goto next;
+        CHECK(t.row_qs_bytes == bpr * ty->qs_bytes && t.row_d_bytes == bpr * ty->meta_bytes,
+              "layout %s: row bytes %llu %llu", ty->name, (unsigned long long)t.row_qs_bytes,
+              (unsigned long long)t.row_d_bytes);
+        const uint64_t qs_total = n_blocks * ty->qs_bytes, meta_total = n_blocks * ty->meta_bytes;
+        const uint64_t size = (ty->meta_bytes ? t.d_offset + meta_total : qs_total);
+        got = malloc((size_t)size);
+        if (!got || vkr_buffer_download(dev, t.buffer, 0, got, (size_t)size) != VKLLM_OK) {
+            CHECK(false, "layout %s: read back: %s", ty->name, vkr_last_error());
+            goto next;
+        }
+        const uint8_t *qs = got + t.qs_offset, *meta = got + t.d_offset;
+        int bad = 0;
+        for (uint64_t b = 0; b < n_blocks && bad < 3; b++) {
+            const uint8_t *blk = src + b * ty->block_bytes;   /* rows are whole blocks: block b of the stack */
+            const uint8_t *m = meta + b * ty->meta_bytes;
+            const uint32_t tail = ty->block_bytes - ty->qs_start - ty->qs_bytes;
+            bool ok = memcmp(qs + b * ty->qs_bytes, blk + ty->qs_start, ty->qs_bytes) == 0;
+            if (ty->meta_bytes) {
+                ok = ok && memcmp(m, blk, ty->qs_start) == 0 &&
+                     memcmp(m + ty->qs_start, blk + ty->qs_start + ty->qs_bytes, tail) == 0;
+                for (uint32_t i = ty->qs_start + tail; i < ty->meta_bytes; i++)
+                    ok = ok && m[i] == 0;
+            }
+            if (ty->id == GGML_TYPE_Q4_0 || ty->id == GGML_TYPE_Q8_0) /* the layout the existing kernels read */
+                ok = ok && m[0] == blk[0] && m[1] == blk[1] && ty->meta_bytes == 2 &&
+                     memcmp(qs + b * (ty->block_bytes - 2), blk + 2, ty->block_bytes - 2) == 0;
+            if (!ok && bad++ < 3)
+                CHECK(false, "layout %s: block %llu is not where it belongs", ty->name, (unsigned long long)b);
+        }
+        ref_decode(ty->id, src, K, ROWS, want);
+        ref_decode_device(ty->id, qs, meta, ty->meta_bytes ? n_blocks : (uint64_t)K * ROWS, dec);
+        CHECK(memcmp(want, dec, (size_t)K * ROWS * 4) == 0, "layout %s: ref_decode_device differs from the GGUF rows",
+              ty->name);
+    next:
+        vk_tensor_free(dev, &t);
+        free(src), free(got), free(want), free(dec);
+    }
+}
+
 int main(void)
 {
     test_device td;
@@ -183,6 +255,7 @@ int main(void)
     vkr_device *dev = td.dev;
     const vkr_features saved = dev->info.features;
     const VkPhysicalDeviceType real_type = dev->info.type;
+    test_layout(dev, &rng);
 
     static const struct { const char *name; VkPhysicalDeviceType type; } families[] = {
         {"cpu-kernels", VK_PHYSICAL_DEVICE_TYPE_CPU},

@@ -66,13 +66,11 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
     table_num(&t, "gbs", bw.gbps, 2);
     table_num(&t, "bw_pct", 100.0, 1);
 
-    static const uint32_t all_types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
     static const uint32_t llama_shapes[4][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
     static const uint32_t quick_shapes[4][2] = {{1024, 1024}, {3584, 1024}, {1024, 3584}, {32064, 1024}};
     const uint32_t(*shapes)[2] = ko->n_shapes ? ko->shapes : quick ? quick_shapes : llama_shapes;
     const uint32_t n_shapes = ko->n_shapes ? ko->n_shapes : 4;
-    const uint32_t *types = ko->n_types ? ko->types : all_types;
-    const uint32_t n_types = ko->n_types ? ko->n_types : 4;
+    const uint32_t *types = ko->types, n_types = ko->n_types;   /* cmd_bench fills in the default */
     char notes[64][256];
     int n_notes = 0;
     int rc = 0;

@@ -8,6 +8,7 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/cmd_bench.h"
+#include "host/ops.h"
 #include "host/quant.h"
 #include "host/synth.h"
 
@@ -40,17 +41,19 @@ static void usage(FILE *out)
             "  --memory-limit MIB    refuse device allocations beyond this many MiB\n"
             "  --validation          enable the Vulkan validation layer\n"
             "  --synth PRESET        synthetic model preset when no -m is given (%s)\n"
-            "  --synth-type T        its weight type: f32, f16, q8_0, q4_0 (default q4_0)\n"
+            "  --synth-type T        its weight type, any that vkllm synth takes (default q4_0)\n"
             "  --profile             after each tg test, print its GPU time per op (stderr)\n\n"
             "Kernel benchmark (--kernels): the read bandwidth (best run; buffer of min(1 GiB, maxStorageBufferRange,\n"
             "maxMemoryAllocationSize, a quarter of the device-local heap)), then y = W x (op_matmul, one column) for\n"
-            "f32, f16, q8_0, q4_0 weights of M x K = 4096x4096, 14336x4096, 4096x14336, 128256x4096: GPU time per\n"
-            "call (median of R; caches flushed before each call), GB/s of the weight's GGUF bytes, %% of the read\n"
-            "bandwidth. Shapes the device cannot hold are reported as skipped.\n"
+            "weights of each type the kernels run (f32, f16, q8_0, q4_0, ...) of M x K = 4096x4096, 14336x4096,\n"
+            "4096x14336, 128256x4096: GPU time per call (median of R; caches flushed before each call), GB/s of the\n"
+            "weight's GGUF bytes, %% of the read bandwidth. Shapes the device cannot hold, and types without\n"
+            "kernels, are reported as skipped.\n"
             "  --quick               shapes a quarter as wide (1024x1024, 3584x1024, 1024x3584, 32064x1024),\n"
             "                        a 32 MiB read buffer and 3 runs (unless -r is given)\n"
-            "  --shapes LIST         other shapes, M x K each: e.g. 3072x2048,16384x2048 (K a multiple of 32)\n"
-            "  --types LIST          some of the types: e.g. q4_0,f16\n",
+            "  --shapes LIST         other shapes, M x K each: e.g. 3072x2048,16384x2048 (K a multiple of the\n"
+            "                        block size: 32, 256 for K-quants and iq4_xs)\n"
+            "  --types LIST          some of the types (those of vkllm synth --help): e.g. q4_0,f16,q4_K\n",
             TG_WARMUP_MAX, synth_preset_names());
 }
 
@@ -162,14 +165,16 @@ static bool parse_types(const char *s, kernel_opts *ko)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char name[16];
         uint32_t type;
-        if (len == 0 || len >= sizeof name || ko->n_types == 4) {
-            bench_error("--types expects a list of f32, f16, q8_0, q4_0, got '%s'", s);
+        char types[256];
+        ggml_type_list_names(types, sizeof types);
+        if (len == 0 || len >= sizeof name || ko->n_types == MAX_TESTS) {
+            bench_error("--types expects a list of %s, got '%s'", types, s);
             return false;
         }
         memcpy(name, p, len);
         name[len] = '\0';
         if (!ggml_type_from_name(name, &type)) {
-            bench_error("unknown type '%s' (types: f32, f16, q8_0, q4_0)", name);
+            bench_error("unknown type '%s' (types: %s)", name, types);
             return false;
         }
         ko->types[ko->n_types++] = type;
@@ -251,7 +256,9 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--synth-type")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) != NULL;
             if (ok && !ggml_type_from_name(s, &o.synth_type)) {
-                bench_error("unknown type '%s' (types: f32, f16, q8_0, q4_0)", s);
+                char types[256];
+                ggml_type_list_names(types, sizeof types);
+                bench_error("unknown type '%s' (types: %s)", s, types);
                 ok = false;
             }
             model_only = a;
@@ -273,17 +280,15 @@ int cmd_bench(int argc, char **argv)
         bench_error("%s applies to --kernels only", kernels_only);
         return 1;
     }
+    if (ko.n_types == 0) /* the default: every type the kernels run */
+        for (size_t i = 0; i < ggml_type_count() && ko.n_types < MAX_TESTS; i++)
+            if (op_weight_type_supported(ggml_type_at(i)->id))
+                ko.types[ko.n_types++] = ggml_type_at(i)->id;
     for (uint32_t i = 0; i < ko.n_shapes; i++)
         for (uint32_t j = 0; j < ko.n_types; j++)
             if (ko.shapes[i][1] % ggml_block_size(ko.types[j])) {
                 bench_error("K = %u is not a multiple of the %s block size %u", ko.shapes[i][1],
                             ggml_type_name(ko.types[j]), ggml_block_size(ko.types[j]));
-                return 1;
-            }
-    if (ko.n_types == 0)
-        for (uint32_t i = 0; i < ko.n_shapes; i++)
-            if (ko.shapes[i][1] % 32) {
-                bench_error("K = %u is not a multiple of 32 (the q8_0/q4_0 block size)", ko.shapes[i][1]);
                 return 1;
             }
     if (o.mo.model && (o.synth_preset || o.synth_type != GGML_TYPE_Q4_0)) {

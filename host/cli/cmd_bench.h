@@ -20,7 +20,7 @@
 
 typedef struct kernel_opts {
     uint32_t shapes[MAX_TESTS][2], n_shapes;   /* M x K; 0: the defaults */
-    uint32_t types[4], n_types;                 /* 0: all four */
+    uint32_t types[MAX_TESTS], n_types;         /* 0: every type the kernels run (host/quant.c's table) */
     bool quick;
 } kernel_opts;
 

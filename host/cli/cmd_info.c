@@ -154,27 +154,6 @@ static void print_bytes(uint64_t n)
         printf("%" PRIu64 " B", n);
 }
 
-/* general.file_type: the predominant weight format. */
-static const char *file_type_name(uint32_t ft)
-{
-    switch (ft) {
-    case 0: return "all f32";
-    case 1: return "mostly f16";
-    case 2: return "mostly q4_0";
-    case 3: return "mostly q4_1";
-    case 7: return "mostly q8_0";
-    case 8: return "mostly q5_0";
-    case 9: return "mostly q5_1";
-    case 10: return "mostly q2_K";
-    case 11: case 12: case 13: return "mostly q3_K";
-    case 14: case 15: return "mostly q4_K";
-    case 16: case 17: return "mostly q5_K";
-    case 18: return "mostly q6_K";
-    case 32: return "mostly bf16";
-    default: return NULL;
-    }
-}
-
 static void print_count(uint64_t n)
 {
     if (n >= 1000000000ull)
@@ -248,8 +227,8 @@ int cmd_info(int argc, char **argv)
         printf("name:          %.*s\n", (int)(len < 200 ? len : 200), s);
     uint32_t ft;
     if (gguf_get_u32(f, "general.file_type", &ft))
-        printf("file type:     %u%s%s%s\n", ft, file_type_name(ft) ? " (" : "", file_type_name(ft) ? file_type_name(ft) : "",
-               file_type_name(ft) ? ")" : "");
+        printf("file type:     %u%s%s%s\n", ft, ggml_file_type_name(ft) ? " (" : "",
+               ggml_file_type_name(ft) ? ggml_file_type_name(ft) : "", ggml_file_type_name(ft) ? ")" : "");
 
     /* hyper-parameters: every "<arch>." key */
     size_t alen = strlen(arch);
@@ -335,12 +314,13 @@ int cmd_info(int argc, char **argv)
     printf("), ");
     print_bytes(total_bytes);
     printf("\n");
-    for (uint32_t ty = 0; ty < 64; ty++) {
-        if (!per_type_count[ty] || !ggml_type_name(ty))
+    for (size_t i = 0; i < ggml_type_count(); i++) {   /* the mix of types, in the type table's order */
+        const ggml_type_info *ty = ggml_type_at(i);
+        if (ty->id >= 64 || !per_type_count[ty->id])
             continue;
-        printf("  %-6s %6" PRIu64 " tensors, ", ggml_type_name(ty), per_type_count[ty]);
-        print_bytes(per_type_bytes[ty]);
-        printf("\n");
+        printf("  %-6s %6" PRIu64 " tensors, ", ty->name, per_type_count[ty->id]);
+        print_bytes(per_type_bytes[ty->id]);
+        printf("%s\n", ty->kernels ? "" : " (no kernels for this type yet)");
     }
     if (unknown)
         printf("  %" PRIu64 " tensor(s) of a type vkllm cannot run\n", unknown);

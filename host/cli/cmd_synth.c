@@ -18,16 +18,21 @@
 
 static void usage(FILE *out)
 {
+    char types[256];
+    ggml_type_list_names(types, sizeof types);
     fprintf(out, "usage: vkllm synth [--arch A] [--preset P] --type T -o FILE [--seed S]\n\n"
                  "Writes a GGUF of a supported family with random weights and a synthetic SentencePiece\n"
                  "vocabulary, for tests and benchmarks. The same seed gives the same file.\n\n"
                  "  --arch A         family: %s (alone: its tiny test preset)\n"
                  "  --preset P       %s\n"
-                 "  --type T         type of the 2-D weights: f32, f16, q8_0, q4_0 (norms stay f32)\n"
+                 "  --type T         type of the 2-D weights (norms stay f32): %s.\n"
+                 "                   Weights whose rows are not a multiple of 256 get, as llama.cpp's quantizer\n"
+                 "                   does, q5_0 for q4_K, q5_1 for q5_K, q8_0 for q6_K and iq4_nl for q2_K, q3_K\n"
+                 "                   and iq4_xs (use preset tiny256 to keep every weight in a K-quant)\n"
                  "  -o, --output F   output file\n"
                  "  --seed S         random seed (default 1)\n"
                  "  -h, --help\n",
-            arch_supported_names(), synth_preset_names());
+            arch_supported_names(), synth_preset_names(), types);
 }
 
 static double now_s(void)
@@ -112,7 +117,9 @@ int cmd_synth(int argc, char **argv)
     }
     uint32_t type;
     if (!ggml_type_from_name(type_name, &type)) {
-        fprintf(stderr, "vkllm: synth: unknown type '%s' (types: f32, f16, q8_0, q4_0)\n", type_name);
+        char types[256];
+        ggml_type_list_names(types, sizeof types);
+        fprintf(stderr, "vkllm: synth: unknown type '%s' (types: %s)\n", type_name, types);
         return 1;
     }
 

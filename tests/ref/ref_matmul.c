@@ -36,6 +36,26 @@ void ref_decode(uint32_t type, const void *src, uint64_t ne0, uint64_t ne1, floa
         dequantize_row(type, (const uint8_t *)src + r * rb, dst + r * ne0, ne0);
 }
 
+void ref_decode_device(uint32_t type, const void *qs, const void *meta, uint64_t n_blocks, float *dst)
+{
+    const ggml_type_info *t = ggml_type_get(type);
+    if (!t)
+        return;
+    if (t->meta_bytes == 0) {
+        dequantize_row(type, qs, dst, n_blocks);
+        return;
+    }
+    uint8_t block[256];   /* larger than any block in the table */
+    const uint32_t tail = t->block_bytes - t->qs_start - t->qs_bytes;
+    for (uint64_t b = 0; b < n_blocks; b++) {
+        const uint8_t *m = (const uint8_t *)meta + b * t->meta_bytes;
+        memcpy(block, m, t->qs_start);
+        memcpy(block + t->qs_start, (const uint8_t *)qs + b * t->qs_bytes, t->qs_bytes);
+        memcpy(block + t->qs_start + t->qs_bytes, m + t->qs_start, tail);
+        dequantize_row(type, block, dst + b * t->block, t->block);
+    }
+}
+
 void ref_matmul_f32(const float *w, const float *x, float *y, uint64_t K, uint64_t M, uint64_t N)
 {
     for (uint64_t n = 0; n < N; n++) {

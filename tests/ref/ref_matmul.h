@@ -10,12 +10,17 @@
 /* Bytes of ne1 rows of ne0 elements of `type` in GGUF layout (0 if unsupported/not representable). */
 size_t ref_tensor_bytes(uint32_t type, uint64_t ne0, uint64_t ne1);
 
-/* Encodes ne1 rows of ne0 floats into GGUF layout (F32 copy, F16 round-to-nearest-even, Q8_0/Q4_0 with
- * the reference quantizers). dst must hold ref_tensor_bytes(type, ne0, ne1). */
+/* Encodes ne1 rows of ne0 floats into GGUF layout (F32 copy, F16 round-to-nearest-even, quantized types with
+ * the reference quantizers, host/quant.h quantize_row). dst must hold ref_tensor_bytes(type, ne0, ne1). */
 void ref_encode(uint32_t type, const float *src, uint64_t ne0, uint64_t ne1, void *dst);
 
 /* Decodes ne1 GGUF rows of ne0 elements into floats. */
 void ref_decode(uint32_t type, const void *src, uint64_t ne0, uint64_t ne1, float *dst);
+
+/* The inverse of the upload's repacking (host/tensor.h): rebuilds n_blocks GGUF blocks of `type` from the
+ * device layout's quants region qs and meta region meta (n_blocks * meta_bytes bytes; unused for F32/F16/BF16,
+ * whose n_blocks "blocks" are single elements) and dequantizes them into dst. */
+void ref_decode_device(uint32_t type, const void *qs, const void *meta, uint64_t n_blocks, float *dst);
 
 /* y[n][m] = sum_k w[m][k] * x[n][k] (w: M rows of K floats, x: N rows of K floats), in double. */
 void ref_matmul_f32(const float *w, const float *x, float *y, uint64_t K, uint64_t M, uint64_t N);

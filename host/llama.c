@@ -409,7 +409,18 @@ struct llama_context {
     bool profile;                      /* VKLLM_PROFILE=1: per-op GPU times on stderr after each batch */
     double last_gpu_ns;
     const struct llama_rope *rope_global;   /* LongRoPE: the long factors when n_ctx exceeds the original context */
+    /* Sliding-window layers keep a ring of ring_rows = window + n_batch - 1 rows when that is less than n_ctx
+     * (0: they keep n_ctx rows): position p in row p % ring_rows. A ring holds positions [end - ring_rows, end),
+     * so an evaluation may only start at 0 or within n_batch positions of `end`. */
+    uint32_t ring_rows;
+    uint32_t end;                      /* one past the last position evaluated */
 };
+
+/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_ctx. */
+static uint32_t layer_cache_rows(const llama_context *c, uint32_t l)
+{
+    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_ctx;
+}
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
 const float *llama_context_logits(const llama_context *c) { return c->logits->mapped; }
@@ -447,6 +458,8 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     const char *profile = getenv("VKLLM_PROFILE");
     c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
     c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
+    if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
+        c->ring_rows = hp->swa_window + c->n_batch - 1;
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     uint64_t range = dev->info.features.max_storage_buffer_range;
@@ -470,9 +483,10 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     if (!c->k_cache || !c->v_cache)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
-        st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->k_cache[l]);
+        const uint64_t bytes = (uint64_t)layer_cache_rows(c, l) * kv_dim * 2;
+        st = make_buffer(dev, bytes, VKR_MEMORY_DEVICE, &c->k_cache[l]);
         if (st == VKLLM_OK)
-            st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->v_cache[l]);
+            st = make_buffer(dev, bytes, VKR_MEMORY_DEVICE, &c->v_cache[l]);
     }
     struct {
         vkr_buffer **b;
@@ -675,6 +689,8 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         const llama_layer *L = &m->layers[l];
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
         ap.window = arch_layer_is_local(hp, l) ? hp->swa_window : 0;
+        ap.n_ctx = layer_cache_rows(c, l);
+        ap.ring = ap.n_ctx < c->n_ctx;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
@@ -816,6 +832,10 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
+    if (c->ring_rows && pos0 != 0 && pos0 + c->n_batch < c->end)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "the sliding-window layers keep only the last %u positions: continue at 0 or at %u or later, "
+                         "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
     /* All ids first: a bad one late in a long prompt must not cost the batches before it. */
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)
@@ -842,6 +862,7 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
         if (st != VKLLM_OK)
             return st;
         done += b;
+        c->end = pos0 + done;
     }
     return VKLLM_OK;
 }

@@ -109,6 +109,9 @@ typedef struct vk_attention_params {
     vk_view scratch;
     uint32_t window;          /* > 0: row r sees only cache rows > positions[r] - window (sliding window) */
     float softcap;            /* > 0: scores s -> softcap * tanh(s / softcap) */
+    /* The cache is a ring of n_ctx rows, position p in row p % n_ctx (a sliding-window layer's cache sized to
+     * window + the rows of a batch - 1); needs 0 < window <= n_ctx; stored by op_rope_kv_store_heads only. */
+    bool ring;
 } vk_attention_params;
 
 /* Writes k/v rows (f32, n_rows x n_kv_heads*head_dim) into cache row positions[r], converted to f16. */

@@ -29,6 +29,9 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: head_dim %u is over %u", op, p->head_dim, ATTN_MAX_HEAD_DIM);
     if (p->n_ctx == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: n_ctx is 0", op);
+    if (p->ring && (p->window == 0 || p->window > p->n_ctx))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache of %u rows needs a window of 1..%u, not %u", op,
+                         p->n_ctx, p->n_ctx, p->window);
     const uint64_t kv_dim = (uint64_t)p->n_kv_heads * p->head_dim;
     if ((uint64_t)p->n_ctx * kv_dim / 2 > UINT32_MAX ||
         (uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
@@ -45,6 +48,8 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
     vkllm_status st = check_params(g, p, name);
     if (st != VKLLM_OK)
         return st;
+    if (p->ring)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: ring caches are stored by op_rope_kv_store_heads", name);
     if (rope && (rope->mode != VK_ROPE_INTERLEAVED || rope->head_dim != p->head_dim ||
                  rope->n_heads != p->n_kv_heads || rope->n_rot > p->head_dim || rope->n_rot % 2 ||
                  !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base)))
@@ -190,7 +195,7 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
     opsm_push_f32(&d, 6, rope->n_rot ? (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot) : 0.0f);
     opsm_push_f32(&d, 7, rope->mscale > 0.0f ? rope->mscale : 1.0f);
     d.push[8] = (rope->mode == VK_ROPE_NEOX ? 1u : 0u) | (rope->freq_factors ? 2u : 0u) | (prep->bias ? 4u : 0u) |
-                (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u);
+                (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u) | (p->ring ? 32u : 0u);
     opsm_push_f32(&d, 9, prep->eps);
     d.push[10] = qo;
     d.push[11] = ko;
@@ -252,7 +257,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     memset(&desc, 0, sizeof desc);
     desc.shader = "attention_tiled";
     desc.n_buffers = 5;
-    desc.push_size = 14 * 4;
+    desc.push_size = 15 * 4;
     desc.local_size_x = wg;
     desc.n_spec = 3;
     desc.spec[0] = bq;
@@ -287,6 +292,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[11] = (uint32_t)n_blocks;
     d.push[12] = p->window;
     opsm_push_f32(&d, 13, p->softcap);
+    d.push[14] = p->ring;
     return vkr_graph_add(g, &d);
 }
 
@@ -348,7 +354,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
     vk_view dst = split ? p->scratch : out;
-    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 15 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 16 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
@@ -373,6 +379,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     d.push[12] = split ? p->n_split : 1;
     d.push[13] = p->window;
     opsm_push_f32(&d, 14, p->softcap);
+    d.push[15] = p->ring;
     if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
         return st;
     return attention_combine(g, dev, p->scratch, out, p);

@@ -6,7 +6,9 @@
  *   updates the running max m, the running sum and output are rescaled by exp(m_old - m_new), and each
  *   invocation accumulates its output pairs d2 = lid, lid + WG, ... over the tile's V rows.
  * Query row r sees cache rows 0..min(positions[r], n_ctx - 1), or with window > 0 only the last `window` of
- * them (sliding-window layers: the reads are bounded by the window). With softcap > 0 a score s becomes
+ * them (sliding-window layers: the reads are bounded by the window). With ring != 0 the cache is a ring of
+ * n_ctx rows holding position j in row j % n_ctx (a sliding-window layer's cache sized to its window), and
+ * row r sees positions up to positions[r] itself. With softcap > 0 a score s becomes
  * softcap * tanh(s / softcap) (Gemma 2). Head h reads kv head h / group.
  * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2.
  * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
@@ -38,6 +40,7 @@ layout(push_constant) uniform PC {
     uint n_split;     /* SPLIT only */
     uint window;      /* 0: all rows up to the position */
     float softcap;    /* 0: none */
+    uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -67,7 +70,8 @@ void main()
 
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
-    const uint kv_len = min(positions[pc.p_off + row], pc.n_ctx - 1) + 1;
+    const uint pos = positions[pc.p_off + row];
+    const uint kv_len = (pc.ring != 0 ? pos : min(pos, pc.n_ctx - 1)) + 1;
     const uint kv_lo = pc.window != 0 && kv_len > pc.window ? kv_len - pc.window : 0;
 #ifdef SPLIT
     const uint chunk = (kv_len - kv_lo + pc.n_split - 1) / pc.n_split;
@@ -88,7 +92,7 @@ void main()
         const uint j = j0 + lid;
         float s = NEG_INF;
         if (j < j_end) {
-            const uint kr = kb + j * pc.kv_stride;
+            const uint kr = kb + (pc.ring != 0 ? j % pc.n_ctx : j) * pc.kv_stride;
             float d0 = 0.0, d1 = 0.0;
             uint i = 0;
             for (; i + 1 < hd2; i += 2) {
@@ -113,9 +117,11 @@ void main()
             const uint d2 = lid + k * WG;
             if (d2 < hd2) {
                 vec2 a = acc[k] * alpha;
-                uint vr = vb + j0 * pc.kv_stride + d2;
-                for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
-                    a += ps[t] * unpackHalf2x16(vc[vr]);
+                uint jr = pc.ring != 0 ? j0 % pc.n_ctx : j0;   /* cache row of position j0 + t */
+                for (uint t = 0; t < nt; t++) {
+                    a += ps[t] * unpackHalf2x16(vc[vb + jr * pc.kv_stride + d2]);
+                    jr = jr + 1 == pc.n_ctx ? 0 : jr + 1;
+                }
                 acc[k] = a;
             }
         }

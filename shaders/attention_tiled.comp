@@ -11,7 +11,8 @@
  *      only (rows past a query's length or before its window are never multiplied, whatever they hold).
  * Query vector i of kv head g is row i / group, head g * group + i % group; it sees cache rows
  * 0 .. min(positions[row], n_ctx - 1), or only the last `window` of them when window > 0 (tiles before the
- * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap).
+ * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap). ring != 0: the
+ * cache is a ring of n_ctx rows, position j in row j % n_ctx, and queries see positions up to their own.
  * Spec constants: 0 = WG (common_ops.glsl), 1 = BQ, 2 = BC, 3 = HD2 (head_dim / 2): they size the shared
  * arrays, so the host picks them to fit the device's shared memory. */
 #include "common_ops.glsl"
@@ -41,6 +42,7 @@ layout(push_constant) uniform PC {
     uint n_blocks;    /* workgroups per kv head */
     uint window;      /* 0: all rows up to the position */
     float softcap;    /* 0: none */
+    uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
 } pc;
 
 const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
@@ -64,7 +66,8 @@ void main()
 
     for (uint r = lid; r < BQ; r += WG) {
         const uint i = first + r;
-        const uint len = i < n_q ? min(positions[pc.p_off + i / pc.group], pc.n_ctx - 1u) + 1u : 0u;
+        const uint pos = i < n_q ? positions[pc.p_off + i / pc.group] : 0u;
+        const uint len = i < n_q ? (pc.ring != 0u ? pos : min(pos, pc.n_ctx - 1u)) + 1u : 0u;
         row_len[r] = len;
         row_lo[r] = i >= n_q ? 0xffffffffu : pc.window != 0u && len > pc.window ? len - pc.window : 0u;
         row_m[r] = NEG_INF;
@@ -96,8 +99,9 @@ void main()
         const uint nc = min(BC, j_end - j0);
         for (uint e = lid; e < nc * HD2; e += WG) {
             const uint c = e / HD2, d = e % HD2;
-            ks[e] = kc[pc.k_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
-            vs[e] = vc[pc.v_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
+            const uint row = pc.ring != 0u ? (j0 + c) % pc.n_ctx : j0 + c;
+            ks[e] = kc[pc.k_off + row * pc.kv_stride + kvh * HD2 + d];
+            vs[e] = vc[pc.v_off + row * pc.kv_stride + kvh * HD2 + d];
         }
         barrier();
         for (uint e = lid; e < BQ * BC; e += WG) {

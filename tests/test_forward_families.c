@@ -4,13 +4,64 @@
  * positions under a 27-token test, local/global rope bases, linear/YaRN/LongRoPE scaling, partial rotary,
  * fused tensors), then one- or two-layer slices of the real shapes (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-3-1B,
  * Phi-3.5-mini: their head dimensions, GQA ratios and widths) with a small vocabulary. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forward_check.h"
 #include "host/ggml_types.h"
 #include "host/synth.h"
 #include "util.h"
+#include "vkllm.h"
+
+/* A context whose sliding-window layers keep a ring of window + n_batch - 1 rows (gemma2-tiny: 8 + 8 - 1 of
+ * 64 positions): continuing within n_batch positions of the end after a truncation gives the logits the first
+ * pass gave there; going back further is refused with a message; truncating to 0 starts afresh. */
+static void ring_truncation(uint64_t seed)
+{
+    char path[512];
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/families-ring-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    synth_options o = {.preset = "gemma2-tiny", .type = GGML_TYPE_F32, .path = path, .seed = seed};
+    vkllm_model *m = NULL;
+    vkllm_context *c = NULL;
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_ctx = 64;
+    cp.n_batch = 8;
+    bool ok = synth_write(&o) == VKLLM_OK && vkllm_model_load(path, NULL, &m) == VKLLM_OK &&
+              vkllm_context_create(m, &cp, &c) == VKLLM_OK;
+    CHECK(ok, "ring: setup: %s", vkllm_last_error());
+    if (ok) {
+        enum { N = 40 };
+        const uint32_t nv = vkllm_model_n_vocab(m);
+        int32_t tokens[N];
+        test_rng rng;
+        rng_init(&rng, seed);
+        for (int i = 0; i < N; i++)
+            tokens[i] = (int32_t)(rng_u32(&rng) % nv);
+        float *all = malloc((size_t)N * nv * sizeof *all);
+        const float *logits = NULL;
+        CHECK(vkllm_decode_all(c, tokens, N, all) == VKLLM_OK, "ring: prompt: %s", vkllm_last_error());
+        CHECK(vkllm_context_truncate(c, 35) == VKLLM_OK && vkllm_decode(c, &tokens[35], 1, &logits) == VKLLM_OK,
+              "ring: continuing at 35 of 40: %s", vkllm_last_error());
+        double e = logits ? rel_l2(logits, all + (size_t)35 * nv, nv) : 1.0;
+        CHECK(e < 1e-3, "ring: position 35 again differs from the first pass: rel L2 %.3g", e);
+        vkllm_status st = vkllm_context_truncate(c, 10);
+        st = st == VKLLM_OK ? vkllm_decode(c, &tokens[10], 1, &logits) : st;
+        CHECK(st == VKLLM_ERR_UNSUPPORTED && strstr(vkllm_last_error(), "keep only the last 15 positions"),
+              "ring: continuing at 10 after 36 must be refused: %d %s", st, vkllm_last_error());
+        CHECK(vkllm_context_truncate(c, 0) == VKLLM_OK && vkllm_decode(c, tokens, 1, &logits) == VKLLM_OK,
+              "ring: starting again at 0: %s", vkllm_last_error());
+        e = logits ? rel_l2(logits, all, nv) : 1.0;
+        CHECK(e < 1e-3, "ring: position 0 again differs from the first pass: rel L2 %.3g", e);
+        free(all);
+    }
+    vkllm_context_free(c);
+    vkllm_model_free(m);
+    remove(path);
+}
 
 int main(void)
 {
@@ -57,5 +108,6 @@ int main(void)
     forward_check_synth("gemma2-split", synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
     unsetenv("VKLLM_DEBUG_AS_GPU");
+    ring_truncation(seed + 300);
     return test_finish("forward_families");
 }

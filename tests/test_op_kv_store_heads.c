@@ -15,6 +15,7 @@ typedef struct heads_case {
     uint32_t n_heads, n_kv_heads, head_dim, n_rot, n_ctx, n_rows;
     bool neox, bias, norm, freq_factors, with_q;
     float mscale;
+    bool ring;              /* the cache is a ring of n_ctx rows: positions 1000.. go to rows p % n_ctx */
 } heads_case;
 
 /* x[r][h][:] = rmsnorm(x[r][h][:] + bias[h][:]) * w (each step when given). */
@@ -50,8 +51,11 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
     float *ff = malloc(hd * 4);
     uint16_t *kref = malloc(cache * 2), *vref = malloc(cache * 2), *kgot = malloc(cache * 2), *vgot = malloc(cache * 2);
     uint32_t *pos = malloc((size_t)c->n_rows * 4);
-    for (uint32_t r = 0; r < c->n_rows; r++)
-        pos[r] = (uint32_t)(((uint64_t)r * 7919u + 13u) % c->n_ctx);   /* distinct, out of order */
+    uint32_t *rows = malloc((size_t)c->n_rows * 4);   /* the cache row of each position */
+    for (uint32_t r = 0; r < c->n_rows; r++) {
+        pos[r] = c->ring ? 1000 + r : (uint32_t)(((uint64_t)r * 7919u + 13u) % c->n_ctx);   /* distinct rows */
+        rows[r] = pos[r] % c->n_ctx;
+    }
     for (size_t i = 0; i < nq + guard; i++)
         q[i] = rng_normal(rng);
     for (size_t i = 0; i < nkv; i++) {
@@ -82,7 +86,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
     const uint16_t poison[2] = {OPT_POISON & 0xffffu, OPT_POISON >> 16};
     for (size_t i = 0; i < cache; i++)
         kref[i] = vref[i] = poison[i % 2];
-    ref_kv_store(k_ref, v_ref, kref, vref, pos, c->n_rows, kv_dim, c->n_ctx);
+    ref_kv_store(k_ref, v_ref, kref, vref, rows, c->n_rows, kv_dim, c->n_ctx);
 
     vkr_buffer *qb = opt_buffer(dev, (nq + guard) * 4), *kb = opt_buffer(dev, nkv * 4), *vb = opt_buffer(dev, nkv * 4);
     vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
@@ -95,7 +99,8 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
                                .freq_factors = c->freq_factors ? &ff_t : NULL, .mscale = c->mscale};
     const vk_head_prep prep = {.aux = &aux_t, .bias = c->bias, .norm = c->norm, .eps = eps};
     const vk_attention_params ap = {.n_rows = c->n_rows, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads,
-                                    .head_dim = hd, .n_ctx = c->n_ctx, .scale = 1.0f};
+                                    .head_dim = hd, .n_ctx = c->n_ctx, .scale = 1.0f, .window = c->ring ? 1 : 0,
+                                    .ring = c->ring};
     bool ok = qb && kb && vb && kcb && vcb && pb && ab && fb && opt_upload(dev, qb, 0, q, (nq + guard) * 4) &&
               opt_upload(dev, kb, 0, k, nkv * 4) && opt_upload(dev, vb, 0, v, nkv * 4) &&
               opt_upload(dev, pb, 0, pos, (size_t)c->n_rows * 4) && opt_upload(dev, ab, 0, aux, n_aux * 4) &&
@@ -105,9 +110,9 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
                                                   vk_view_of(pb, 0), &rp, &prep, &ap)
                          : VKLLM_ERR_INVALID_ARGUMENT;
     char what[160];
-    snprintf(what, sizeof what, "heads %u/%u x %u rot %u rows %u neox %d bias %d norm %d ff %d q %d mscale %g",
+    snprintf(what, sizeof what, "heads %u/%u x %u rot %u rows %u neox %d bias %d norm %d ff %d q %d mscale %g ring %d",
              c->n_heads, c->n_kv_heads, hd, c->n_rot, c->n_rows, c->neox, c->bias, c->norm, c->freq_factors, c->with_q,
-             (double)c->mscale);
+             (double)c->mscale, c->ring);
     if (test_op_run(g, st, what) && opt_download(dev, kcb, 0, kgot, cache * 2) &&
         opt_download(dev, vcb, 0, vgot, cache * 2) && opt_download(dev, qb, 0, q_got, (nq + guard) * 4)) {
         uint32_t max_pos = 0;
@@ -140,7 +145,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
     free(q), free(k), free(v), free(aux), free(q_ref), free(k_ref), free(v_ref), free(q_got), free(ff);
-    free(kref), free(vref), free(kgot), free(vgot), free(pos);
+    free(kref), free(vref), free(kgot), free(vgot), free(pos), free(rows);
 }
 
 int main(void)
@@ -151,15 +156,16 @@ int main(void)
     if (!test_device_open(&td))
         return 1;
     static const heads_case cases[] = {
-        /* heads, kv heads, head_dim, n_rot, n_ctx, rows, neox, bias, norm, ff, with Q, mscale */
-        {14, 2, 64, 64, 300, 37, true, true, false, false, true, 1.0f},    /* Qwen2.5 prompt: biases */
-        {14, 2, 64, 64, 300, 1, true, true, false, true, true, 1.139f},    /* Qwen2.5 decode, YaRN-like */
-        {16, 8, 128, 128, 500, 9, true, false, true, false, true, 1.0f},   /* Qwen3: Q/K norms */
-        {4, 1, 256, 256, 100, 5, true, false, true, false, true, 1.0f},    /* Gemma 3: head_dim 256 */
-        {8, 4, 32, 24, 64, 7, true, false, false, true, true, 1.2f},       /* Phi-4-mini: partial, LongRoPE */
-        {8, 4, 32, 24, 64, 7, false, true, true, true, true, 1.0f},        /* interleaved with all of it */
-        {6, 3, 48, 48, 64, 3, true, true, true, false, false, 1.0f},       /* K and V only */
-        {2, 2, 2, 2, 16, 16, true, false, true, false, true, 1.0f},        /* head_dim 2 */
+        /* heads, kv heads, head_dim, n_rot, n_ctx, rows, neox, bias, norm, ff, with Q, mscale, ring */
+        {14, 2, 64, 64, 300, 37, true, true, false, false, true, 1.0f, false},    /* Qwen2.5 prompt: biases */
+        {14, 2, 64, 64, 300, 1, true, true, false, true, true, 1.139f, false},    /* Qwen2.5 decode, YaRN-like */
+        {16, 8, 128, 128, 500, 9, true, false, true, false, true, 1.0f, false},   /* Qwen3: Q/K norms */
+        {4, 1, 256, 256, 100, 5, true, false, true, false, true, 1.0f, false},    /* Gemma 3: head_dim 256 */
+        {8, 4, 32, 24, 64, 7, true, false, false, true, true, 1.2f, false},       /* Phi-4-mini: partial, LongRoPE */
+        {8, 4, 32, 24, 64, 7, false, true, true, true, true, 1.0f, false},        /* interleaved with all of it */
+        {6, 3, 48, 48, 64, 3, true, true, true, false, false, 1.0f, false},       /* K and V only */
+        {2, 2, 2, 2, 16, 16, true, false, true, false, true, 1.0f, false},        /* head_dim 2 */
+        {4, 1, 64, 64, 24, 9, true, false, true, false, true, 1.0f, true},     /* Gemma 3 local layer, ring */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(td.dev, &rng, &cases[i]);

@@ -2,8 +2,9 @@
  * paths (the CPU-device kernels, and the kernels a GPU runs via VKLLM_DEBUG_AS_GPU=1): a tiny synthetic model
  * per family with all its features on (biases, Q/K norms, post-norms, GeGLU, soft-caps, a sliding window of 8
  * positions under a 27-token test, local/global rope bases, linear/YaRN/LongRoPE scaling, partial rotary,
- * fused tensors), then one- or two-layer slices of the real shapes (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-3-1B,
- * Phi-3.5-mini: their head dimensions, GQA ratios and widths) with a small vocabulary. */
+ * fused tensors), then one- or two-layer slices of the real shapes (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-2-2B,
+ * Gemma-3-1B, Phi-3.5-mini: their head dimensions, GQA ratios and widths) with a small vocabulary; and
+ * truncation on the ring caches of sliding-window layers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ int main(void)
     }
     /* Real shapes, one layer (two for Gemma 3: both local, as its first five are) and a 512-token vocabulary
      * so the reference stays fast; both kernel paths, Q8_0 weights. */
-    const char *real[] = {"qwen2.5-0.5b", "qwen3-0.6b", "gemma3-1b", "phi3.5-mini"};
+    const char *real[] = {"qwen2.5-0.5b", "qwen3-0.6b", "gemma2-2b", "gemma3-1b", "phi3.5-mini"};
     for (int gpu = 0; gpu < 2; gpu++) {
         if (gpu)
             setenv("VKLLM_DEBUG_AS_GPU", "1", 1);

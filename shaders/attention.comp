@@ -117,10 +117,16 @@ void main()
             const uint d2 = lid + k * WG;
             if (d2 < hd2) {
                 vec2 a = acc[k] * alpha;
-                uint jr = pc.ring != 0 ? j0 % pc.n_ctx : j0;   /* cache row of position j0 + t */
-                for (uint t = 0; t < nt; t++) {
-                    a += ps[t] * unpackHalf2x16(vc[vb + jr * pc.kv_stride + d2]);
-                    jr = jr + 1 == pc.n_ctx ? 0 : jr + 1;
+                if (pc.ring == 0) {
+                    uint vr = vb + j0 * pc.kv_stride + d2;
+                    for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
+                        a += ps[t] * unpackHalf2x16(vc[vr]);
+                } else {
+                    uint jr = j0 % pc.n_ctx;   /* cache row of position j0 + t */
+                    for (uint t = 0; t < nt; t++) {
+                        a += ps[t] * unpackHalf2x16(vc[vb + jr * pc.kv_stride + d2]);
+                        jr = jr + 1 == pc.n_ctx ? 0 : jr + 1;
+                    }
                 }
                 acc[k] = a;
             }

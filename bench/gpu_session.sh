@@ -40,10 +40,14 @@ step synth 60 '$B/vkllm synth --preset llama3.2-1b --type q4_0 -o /tmp/1b.gguf &
               $B/vkllm synth --preset llama3-8b --type q4_0 -o /tmp/8b.gguf'
 
 # The issue's targets: tg128 and pp512 for both shapes, tiled and cooperative-matrix prompt matmul.
-step bench 150 '$B/vkllm bench -m /tmp/1b.gguf -p 512 -n 128 -r 5 -o md;
+step bench 110 '$B/vkllm bench -m /tmp/1b.gguf -p 512 -n 128 -r 5 -o md;
                $B/vkllm bench -m /tmp/8b.gguf -p 512 -n 128 -r 5 -o md;
                VKLLM_COOPMAT=1 $B/vkllm bench -m /tmp/1b.gguf -p 512 -n 0 -r 5 -o md;
                VKLLM_COOPMAT=1 $B/vkllm bench -m /tmp/8b.gguf -p 512 -n 0 -r 5 -o md'
+# The other families' shapes (host/arch.h): Qwen3 (Q/K norms, NeoX) and Gemma 3 (sliding window, GeGLU,
+# post-norms, 262k-token tied output).
+step bench_families 60 '$B/vkllm bench --synth qwen3-0.6b -p 512 -n 128 -r 3 -o md;
+                        $B/vkllm bench --synth gemma3-1b -p 512 -n 128 -r 3 -o md'
 step kernels 60 '$B/vkllm bench --kernels'
 
 # Matvec workgroup shapes (rows per workgroup x workgroup size) on the 8B model's decode.
@@ -54,7 +58,7 @@ sweep() {
     done
 }
 export -f sweep
-step matvec_sweep 100 sweep
+step matvec_sweep 80 sweep
 
 # Where a token's GPU time goes, per op.
 step profile 30 'VKLLM_PROFILE=1 $B/vkllm run -m /tmp/8b.gguf -n 4 -p a'

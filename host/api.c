@@ -184,8 +184,8 @@ static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_mo
         return st;
     }
     const llama_hparams *h = &m->llama->hp;
-    snprintf(m->description, sizeof m->description, "llama %u layers, %u embd, %u heads (%u kv), %s, %.2f GiB",
-             h->n_layer, h->n_embd, h->n_head, h->n_head_kv,
+    snprintf(m->description, sizeof m->description, "%s %u layers, %u embd, %u heads (%u kv), %s, %.2f GiB",
+             h->fam->name, h->n_layer, h->n_embd, h->n_head, h->n_head_kv,
              ggml_type_name(m->llama->weight_type) ? ggml_type_name(m->llama->weight_type) : "?",
              m->llama->weight_bytes / 1073741824.0);
     *out = m;

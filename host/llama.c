@@ -1,4 +1,6 @@
-/* The Llama forward pass as a graph of device ops, read top to bottom in build_graph(). */
+/* The forward pass of every family host/arch.h describes, as a graph of device ops, read top to bottom in
+ * build_graph(): the Llama block, with the family's extra pieces (biases, Q/K norms, post-norms, GeGLU,
+ * sliding windows, soft-caps) switched on by its description. */
 #include "host/llama.h"
 
 #include <math.h>
@@ -11,68 +13,7 @@
 
 /* ---- Hyper-parameters ---- */
 
-static vkllm_status require_u32(const gguf_file *f, const char *key, uint32_t *v)
-{
-    if (!gguf_get_u32(f, key, v))
-        return vkr_error(VKLLM_ERR_FORMAT, "missing or invalid key %s", key);
-    if (*v == 0)
-        return vkr_error(VKLLM_ERR_FORMAT, "key %s is 0", key);
-    return VKLLM_OK;
-}
-
-vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp)
-{
-    memset(hp, 0, sizeof *hp);
-    const char *arch;
-    uint64_t arch_len;
-    if (!gguf_get_str(f, "general.architecture", &arch, &arch_len))
-        return vkr_error(VKLLM_ERR_FORMAT, "missing key general.architecture");
-    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "architecture '%.*s' is not supported (vkllm runs 'llama')",
-                         (int)(arch_len > 64 ? 64 : arch_len), arch);
-    vkllm_status st;
-    if ((st = require_u32(f, "llama.embedding_length", &hp->n_embd)) ||
-        (st = require_u32(f, "llama.block_count", &hp->n_layer)) ||
-        (st = require_u32(f, "llama.attention.head_count", &hp->n_head)) ||
-        (st = require_u32(f, "llama.feed_forward_length", &hp->n_ff)))
-        return st;
-    hp->n_head_kv = hp->n_head;
-    if (gguf_find_key(f, "llama.attention.head_count_kv") >= 0 &&
-        (st = require_u32(f, "llama.attention.head_count_kv", &hp->n_head_kv)))
-        return st;
-    if (hp->n_head % hp->n_head_kv)
-        return vkr_error(VKLLM_ERR_FORMAT, "head_count %u is not a multiple of head_count_kv %u", hp->n_head,
-                         hp->n_head_kv);
-    if (hp->n_embd % hp->n_head)
-        return vkr_error(VKLLM_ERR_FORMAT, "embedding_length %u is not a multiple of head_count %u", hp->n_embd,
-                         hp->n_head);
-    hp->head_dim = hp->n_embd / hp->n_head;
-    if (hp->head_dim % 2 || hp->head_dim > 256)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "head dimension %u is not supported (even, at most 256)", hp->head_dim);
-    hp->n_rot = hp->head_dim;
-    if (gguf_find_key(f, "llama.rope.dimension_count") >= 0 &&
-        (st = require_u32(f, "llama.rope.dimension_count", &hp->n_rot)))
-        return st;
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return vkr_error(VKLLM_ERR_FORMAT, "rope.dimension_count %u does not fit head dimension %u", hp->n_rot,
-                         hp->head_dim);
-    hp->n_ctx_train = 2048;
-    gguf_get_u32(f, "llama.context_length", &hp->n_ctx_train);
-    hp->rope_theta = 10000.0f;
-    gguf_get_f32(f, "llama.rope.freq_base", &hp->rope_theta);
-    hp->rms_eps = 1e-5f;
-    gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &hp->rms_eps);
-    if (!(hp->rope_theta > 0) || !(hp->rms_eps > 0))
-        return vkr_error(VKLLM_ERR_FORMAT, "rope.freq_base and layer_norm_rms_epsilon must be positive");
-    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
-    if (!emb)
-        return vkr_error(VKLLM_ERR_FORMAT, "missing tensor token_embd.weight");
-    if (emb->ne[1] == 0 || emb->ne[1] > (1u << 24))
-        return vkr_error(VKLLM_ERR_FORMAT, "token_embd.weight: implausible vocabulary size %llu",
-                         (unsigned long long)emb->ne[1]);
-    hp->n_vocab = (uint32_t)emb->ne[1];
-    return VKLLM_OK;
-}
+vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp) { return arch_read_hparams(f, hp); }
 
 /* ---- Weights ---- */
 
@@ -82,6 +23,7 @@ typedef struct loader {
     llama_progress_fn progress;
     void *user;
     uint64_t done, total;
+    uint32_t n_rot_half;      /* rope frequency tables' length */
 } loader;
 
 /* Finds a tensor and checks its type and shape: [ne0, ne1] (ne1 == 0: a vector of ne0). */
@@ -129,49 +71,277 @@ static vkllm_status load_tensor(loader *ld, const char *name, uint64_t ne0, uint
     return advance(ld, t->nbytes);
 }
 
-/* Loads n weights that multiply the same input as one stacked tensor with views when their types match
- * and the views line up; otherwise as separate tensors. *fused says which. */
-static vkllm_status load_group(loader *ld, uint32_t n, const char *const *names, uint64_t ne0, const uint64_t *ne1,
-                               vk_tensor *stacked, vk_tensor *const *parts, bool *fused)
+/* Rows [row0, row0 + rows) of a file tensor: a whole tensor, or one of the weights a fused tensor
+ * (attn_qkv, Phi-3's gate+up ffn_up) holds. */
+typedef struct weight_part {
+    const gguf_tensor *t;
+    const char *name;
+    uint64_t row0, rows;
+} weight_part;
+
+/* Reads the group's rows from the file (read, not mapped: a file truncated meanwhile is an error, not a SIGBUS):
+ * one buffer per distinct tensor (a fused tensor's parts share one) in bufs[], which the caller frees (NULL
+ * entries included) also on failure; data[i] = part i's first row. */
+static vkllm_status read_parts(loader *ld, uint32_t n, const weight_part *parts, void **bufs, const void **data)
 {
-    const gguf_tensor *t[4];
-    void *data[4] = {NULL};
-    uint64_t bytes = 0;
-    *fused = false;
-    for (uint32_t i = 0; i < n; i++) {
-        vkllm_status st = find_tensor(ld, names[i], ne0, ne1[i], &t[i]);
-        if (st != VKLLM_OK)
-            return st;
-        bytes += t[i]->nbytes;
-        if (t[i]->type != t[0]->type)
-            goto separate;
-    }
-    vkllm_status st = VKLLM_OK;
-    for (uint32_t i = 0; i < n && st == VKLLM_OK; i++)
-        st = gguf_tensor_load(ld->f, t[i], &data[i]);   /* read, not mapped, as in load_tensor */
-    if (st == VKLLM_OK &&
-        (st = vk_tensor_upload_stacked(ld->dev, t[0]->type, ne0, n, ne1, (const void *const *)data, stacked)) != VKLLM_OK)
-        vkr_error(st, "tensor %s: %s", names[0], vkr_last_error());
     for (uint32_t i = 0; i < n; i++)
-        free(data[i]);
-    if (st != VKLLM_OK)
-        return st;
-    uint64_t row = 0;
-    bool ok = true;
-    for (uint32_t i = 0; i < n && ok; row += ne1[i], i++)
-        ok = vk_tensor_rows(stacked, row, ne1[i], parts[i]);
-    if (ok) {
-        *fused = true;
-        return advance(ld, bytes);
-    }
-    vk_tensor_free(ld->dev, stacked);
-separate:
+        bufs[i] = NULL;
     for (uint32_t i = 0; i < n; i++) {
-        vkllm_status st = load_tensor(ld, names[i], ne0, ne1[i], parts[i]);
-        if (st != VKLLM_OK)
-            return st;
+        const uint8_t *base = NULL;
+        for (uint32_t j = 0; j < i && !base; j++)
+            if (parts[j].t == parts[i].t)
+                base = (const uint8_t *)data[j] - parts[j].row0 * ggml_row_bytes(parts[j].t->type, parts[j].t->ne[0]);
+        if (!base) {
+            vkllm_status st = gguf_tensor_load(ld->f, parts[i].t, &bufs[i]);
+            if (st != VKLLM_OK)
+                return st;
+            base = bufs[i];
+        }
+        data[i] = base + parts[i].row0 * ggml_row_bytes(parts[i].t->type, parts[i].t->ne[0]);
     }
     return VKLLM_OK;
+}
+
+static uint64_t part_bytes(const weight_part *p) { return p->rows * ggml_row_bytes(p->t->type, p->t->ne[0]); }
+
+/* Finds the weights of a group: n tensors `names` of ne1[i] rows, or (fused_name set) one tensor of their
+ * rows together, split into n parts. */
+static vkllm_status find_parts(loader *ld, uint32_t n, const char *fused_name, const char *const *names,
+                               uint64_t ne0, const uint64_t *ne1, weight_part *parts)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += ne1[i];
+    const gguf_tensor *fused = NULL;
+    vkllm_status st;
+    if (fused_name && (st = find_tensor(ld, fused_name, ne0, total, &fused)) != VKLLM_OK)
+        return st;
+    uint64_t row = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        parts[i] = (weight_part){fused, fused_name ? fused_name : names[i], fused ? row : 0, ne1[i]};
+        if (!fused && (st = find_tensor(ld, names[i], ne0, ne1[i], &parts[i].t)) != VKLLM_OK)
+            return st;
+        row += ne1[i];
+    }
+    return VKLLM_OK;
+}
+
+/* Loads n weights that multiply the same input as one stacked tensor with views when their types match
+ * and the views line up; otherwise as separate tensors. *fused says which. */
+static vkllm_status load_group(loader *ld, uint32_t n, const weight_part *parts, uint64_t ne0, vk_tensor *stacked,
+                               vk_tensor *const *outs, bool *fused)
+{
+    void *bufs[4];
+    const void *data[4];
+    uint64_t rows[4], bytes = 0;
+    bool same_type = true;
+    *fused = false;
+    vkllm_status st = read_parts(ld, n, parts, bufs, data);
+    for (uint32_t i = 0; i < n; i++) {
+        rows[i] = parts[i].rows;
+        bytes += part_bytes(&parts[i]);
+        same_type = same_type && parts[i].t->type == parts[0].t->type;
+    }
+    if (st == VKLLM_OK && same_type) {
+        st = vk_tensor_upload_stacked(ld->dev, parts[0].t->type, ne0, n, rows, data, stacked);
+        if (st != VKLLM_OK)
+            vkr_error(st, "tensor %s: %s", parts[0].name, vkr_last_error());
+        uint64_t row = 0;
+        bool ok = st == VKLLM_OK;
+        for (uint32_t i = 0; i < n && ok; row += rows[i], i++)
+            ok = vk_tensor_rows(stacked, row, rows[i], outs[i]);
+        if (ok) {
+            *fused = true;
+            st = advance(ld, bytes);
+            goto out;
+        }
+        if (st == VKLLM_OK)
+            vk_tensor_free(ld->dev, stacked);
+    }
+    for (uint32_t i = 0; i < n && st == VKLLM_OK; i++) {
+        st = vk_tensor_upload(ld->dev, parts[i].t->type, ne0, rows[i], data[i], outs[i]);
+        if (st != VKLLM_OK)
+            vkr_error(st, "tensor %s: %s", parts[i].name, vkr_last_error());
+        else
+            st = advance(ld, part_bytes(&parts[i]));
+    }
+out:
+    for (uint32_t i = 0; i < n; i++)
+        free(bufs[i]);
+    return st;
+}
+
+/* A file vector (ne0 floats of any float type) appended to a host array: the pieces of a layer's head_aux. */
+static vkllm_status read_vector(loader *ld, const arch_tensor_desc *d, float *dst)
+{
+    const gguf_tensor *t = NULL;
+    vkllm_status st = find_tensor(ld, d->name, d->ne0, 0, &t);
+    if (st == VKLLM_OK && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16)
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s must be f32 or f16", d->name);
+    if (st != VKLLM_OK)
+        return st;
+    void *data = NULL;   /* read, not mapped, as in load_tensor */
+    if ((st = gguf_tensor_load(ld->f, t, &data)) != VKLLM_OK)
+        return st;
+    dequantize_row(t->type, data, dst, d->ne0);
+    free(data);
+    return advance(ld, t->nbytes);
+}
+
+/* Q/K/V biases and Q/K norm weights of a layer into one device vector (vk_head_prep's layout). */
+static vkllm_status load_head_aux(loader *ld, const arch_tensor_desc *td, vk_tensor *out)
+{
+    const arch_tensor_role roles[] = {ARCH_T_Q_BIAS, ARCH_T_K_BIAS, ARCH_T_V_BIAS, ARCH_T_Q_NORM, ARCH_T_K_NORM};
+    uint64_t n = 0;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        n += td[roles[i]].present ? td[roles[i]].ne0 : 0;
+    if (n == 0)
+        return VKLLM_OK;
+    float *aux = malloc(n * sizeof *aux);
+    if (!aux)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    vkllm_status st = VKLLM_OK;
+    uint64_t at = 0;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0] && st == VKLLM_OK; i++) {
+        if (!td[roles[i]].present)
+            continue;
+        st = read_vector(ld, &td[roles[i]], aux + at);
+        at += td[roles[i]].ne0;
+    }
+    if (st == VKLLM_OK)
+        st = vk_tensor_upload(ld->dev, GGML_TYPE_F32, n, 1, aux, out);
+    free(aux);
+    return st;
+}
+
+/* YaRN's blend for rope pair i (ggml's rope_yarn convention): 1 keeps the original frequency (pairs that turn
+ * more than beta_fast times over the original context), 0 interpolates it by 1/factor (fewer than
+ * beta_slow turns), linear in between. */
+static double yarn_keep(const llama_hparams *hp, uint32_t i)
+{
+    const double n = hp->n_rot, base = hp->rope_theta, ctx = hp->rope_orig_ctx;
+    const double two_pi = 6.283185307179586;
+    double lo = floor(n * log(ctx / (hp->yarn_beta_fast * two_pi)) / (2.0 * log(base)));
+    double hi = ceil(n * log(ctx / (hp->yarn_beta_slow * two_pi)) / (2.0 * log(base)));
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > n - 1 ? n - 1 : hi;
+    double y = ((double)i - lo) / (hi - lo > 0.001 ? hi - lo : 0.001);
+    y = y < 0 ? 0 : y > 1 ? 1 : y;
+    return 1.0 - y;
+}
+
+/* One rope configuration: the base, the cos/sin scale and, when not all 1, the per-pair divisors of the
+ * frequencies: a file table (rope_freqs, a LongRoPE table; NULL for none) times the scaling's own. Local
+ * layers with their own base (Gemma 3) are not scaled. */
+static vkllm_status make_rope(loader *ld, const llama_hparams *hp, bool local, const gguf_tensor *table,
+                              struct llama_rope *r)
+{
+    const uint32_t n = hp->n_rot / 2;
+    float div[128];
+    if (table && table->type != GGML_TYPE_F32)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s must be f32", table->name);
+    r->theta_base = local ? hp->fam->swa_rope_base : hp->rope_theta;
+    r->mscale = local ? 1.0f : hp->rope_attn_factor;
+    if (!local && hp->rope_scaling == ARCH_ROPE_YARN)
+        r->mscale *= 1.0f + 0.1f * logf(hp->rope_factor);
+    void *tab = NULL;   /* read, not mapped, as in load_tensor */
+    vkllm_status st = table ? gguf_tensor_load(ld->f, table, &tab) : VKLLM_OK;
+    if (st != VKLLM_OK)
+        return st;
+    bool any = false;
+    for (uint32_t i = 0; i < n; i++) {
+        double d = tab ? ((const float *)tab)[i] : 1.0;
+        if (!local && hp->rope_scaling == ARCH_ROPE_LINEAR)
+            d *= hp->rope_factor;
+        if (!local && hp->rope_scaling == ARCH_ROPE_YARN) {
+            const double keep = yarn_keep(hp, i);
+            d /= keep + (1.0 - keep) / hp->rope_factor;
+        }
+        div[i] = (float)d;
+        any = any || div[i] != 1.0f;
+    }
+    free(tab);
+    r->has_div = any;
+    if (!any || n == 0)
+        return VKLLM_OK;
+    st = vk_tensor_upload(ld->dev, GGML_TYPE_F32, n, 1, div, &r->div);
+    if (st == VKLLM_OK && table)
+        st = advance(ld, table->nbytes);
+    return st;
+}
+
+/* The file's frequency table named `name` (n_rot/2 floats), if it has one. */
+static vkllm_status find_rope_table(loader *ld, const char *name, const gguf_tensor **out)
+{
+    *out = NULL;
+    if (!gguf_find_tensor(ld->f, name))
+        return VKLLM_OK;
+    return find_tensor(ld, name, ld->n_rot_half, 0, out);
+}
+
+static vkllm_status load_ropes(loader *ld, llama_model *m)
+{
+    const llama_hparams *hp = &m->hp;
+    const gguf_tensor *freqs, *longrope_short, *longrope_long;
+    vkllm_status st;
+    if ((st = find_rope_table(ld, "rope_freqs.weight", &freqs)) != VKLLM_OK ||
+        (st = find_rope_table(ld, "rope_factors_short.weight", &longrope_short)) != VKLLM_OK ||
+        (st = find_rope_table(ld, "rope_factors_long.weight", &longrope_long)) != VKLLM_OK)
+        return st;
+    if (freqs && longrope_short)
+        return vkr_error(VKLLM_ERR_FORMAT, "rope_freqs.weight and LongRoPE factors in one file");
+    st = make_rope(ld, hp, false, longrope_short ? longrope_short : freqs, &m->rope_global);
+    if (st == VKLLM_OK && longrope_long)
+        st = make_rope(ld, hp, false, longrope_long, &m->rope_long);
+    if (st == VKLLM_OK && hp->fam->swa_rope_base > 0)
+        st = make_rope(ld, hp, true, NULL, &m->rope_local);
+    return st;
+}
+
+/* A norm weight: f32, one per element of the row it scales. */
+static vkllm_status load_norm(loader *ld, const arch_tensor_desc *d, vk_tensor *out)
+{
+    vkllm_status st = load_tensor(ld, d->name, d->ne0, 0, out);
+    if (st == VKLLM_OK && out->type != GGML_TYPE_F32)
+        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s: norm weights must be f32", d->name);
+    return st;
+}
+
+static vkllm_status load_layer(loader *ld, const llama_hparams *hp, uint32_t l, llama_layer *L)
+{
+    arch_tensor_desc td[ARCH_T_COUNT];
+    arch_layer_tensors(hp, l, td);
+    const uint64_t E = hp->n_embd, F = hp->n_ff;
+    weight_part parts[3];
+    const uint64_t qkv_rows[3] = {arch_q_dim(hp), arch_kv_dim(hp), arch_kv_dim(hp)};
+    const char *qkv_names[3] = {td[ARCH_T_Q].name, td[ARCH_T_K].name, td[ARCH_T_V].name};
+    vk_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    vkllm_status st = find_parts(ld, 3, td[ARCH_T_QKV].present ? td[ARCH_T_QKV].name : NULL, qkv_names, E, qkv_rows,
+                                 parts);
+    if (st == VKLLM_OK)
+        st = load_group(ld, 3, parts, E, &L->wqkv, qkv, &L->fused_qkv);
+    const uint64_t ffn_rows[2] = {F, F};
+    const char *ffn_names[2] = {td[ARCH_T_GATE].name, td[ARCH_T_UP].name};
+    vk_tensor *gate_up[2] = {&L->w_gate, &L->w_up};
+    if (st == VKLLM_OK)
+        st = find_parts(ld, 2, hp->fam->fused_gate_up ? td[ARCH_T_UP].name : NULL, ffn_names, E, ffn_rows, parts);
+    if (st == VKLLM_OK)
+        st = load_group(ld, 2, parts, E, &L->w_gate_up, gate_up, &L->fused_gate_up);
+    if (st == VKLLM_OK)
+        st = load_norm(ld, &td[ARCH_T_ATTN_NORM], &L->attn_norm);
+    if (st == VKLLM_OK)
+        st = load_tensor(ld, td[ARCH_T_WO].name, td[ARCH_T_WO].ne0, E, &L->wo);
+    if (st == VKLLM_OK)
+        st = load_norm(ld, &td[ARCH_T_FFN_NORM], &L->ffn_norm);
+    if (st == VKLLM_OK)
+        st = load_tensor(ld, td[ARCH_T_DOWN].name, F, E, &L->w_down);
+    if (st == VKLLM_OK && hp->fam->post_norms)
+        st = load_norm(ld, &td[ARCH_T_POST_ATTN_NORM], &L->post_attn_norm);
+    if (st == VKLLM_OK && hp->fam->post_norms)
+        st = load_norm(ld, &td[ARCH_T_POST_FFN_NORM], &L->post_ffn_norm);
+    if (st == VKLLM_OK)
+        st = load_head_aux(ld, td, &L->head_aux);
+    return st;
 }
 
 vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progress_fn progress, void *user,
@@ -190,55 +360,28 @@ vkllm_status llama_model_load(vkr_device *dev, const gguf_file *f, llama_progres
         free(m);
         return st;
     }
-    loader ld = {dev, f, progress, user, 0, 0};
+    loader ld = {dev, f, progress, user, 0, 0, hp->n_rot / 2};
     for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
         ld.total += gguf_tensor_at(f, i)->nbytes;
     m->weight_bytes = ld.total;
 
-    uint32_t q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     st = load_tensor(&ld, "token_embd.weight", hp->n_embd, hp->n_vocab, &m->tok_embd);
-    if (st == VKLLM_OK)
-        st = load_tensor(&ld, "output_norm.weight", hp->n_embd, 0, &m->output_norm);
+    if (st == VKLLM_OK) {
+        const arch_tensor_desc norm = {.present = true, .name = "output_norm.weight", .ne0 = hp->n_embd};
+        st = load_norm(&ld, &norm, &m->output_norm);
+    }
     if (st == VKLLM_OK) {
         m->output_tied = gguf_find_tensor(f, "output.weight") == NULL;
         if (!m->output_tied)
             st = load_tensor(&ld, "output.weight", hp->n_embd, hp->n_vocab, &m->output);
     }
-    if (st == VKLLM_OK && gguf_find_tensor(f, "rope_freqs.weight")) {
-        m->has_rope_freqs = true;
-        st = load_tensor(&ld, "rope_freqs.weight", hp->n_rot / 2, 0, &m->rope_freqs);
-        if (st == VKLLM_OK && m->rope_freqs.type != GGML_TYPE_F32)
-            st = vkr_error(VKLLM_ERR_UNSUPPORTED, "rope_freqs.weight must be f32");
-    }
-    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
-        llama_layer *L = &m->layers[l];
-        char name[4][96];
-        const char *names[4] = {name[0], name[1], name[2], name[3]};
-#define NAME(i, s) snprintf(name[i], sizeof name[i], "blk.%u." s ".weight", l)
-        NAME(0, "attn_q"), NAME(1, "attn_k"), NAME(2, "attn_v");
-        const uint64_t qkv_rows[3] = {q_dim, kv_dim, kv_dim};
-        vk_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
-        st = load_group(&ld, 3, names, hp->n_embd, qkv_rows, &L->wqkv, qkv, &L->fused_qkv);
-        NAME(0, "ffn_gate"), NAME(1, "ffn_up");
-        const uint64_t ffn_rows[2] = {hp->n_ff, hp->n_ff};
-        vk_tensor *gate_up[2] = {&L->w_gate, &L->w_up};
-        if (st == VKLLM_OK)
-            st = load_group(&ld, 2, names, hp->n_embd, ffn_rows, &L->w_gate_up, gate_up, &L->fused_gate_up);
-        NAME(0, "attn_norm"), NAME(1, "attn_output"), NAME(2, "ffn_norm"), NAME(3, "ffn_down");
-#undef NAME
-        if (st == VKLLM_OK)
-            st = load_tensor(&ld, names[0], hp->n_embd, 0, &L->attn_norm);
-        if (st == VKLLM_OK)
-            st = load_tensor(&ld, names[1], q_dim, hp->n_embd, &L->wo);
-        if (st == VKLLM_OK)
-            st = load_tensor(&ld, names[2], hp->n_embd, 0, &L->ffn_norm);
-        if (st == VKLLM_OK)
-            st = load_tensor(&ld, names[3], hp->n_ff, hp->n_embd, &L->w_down);
-        if (st == VKLLM_OK && (L->attn_norm.type != GGML_TYPE_F32 || L->ffn_norm.type != GGML_TYPE_F32))
-            st = vkr_error(VKLLM_ERR_UNSUPPORTED, "blk.%u: norm weights must be f32", l);
-    }
-    if (st == VKLLM_OK && m->output_norm.type != GGML_TYPE_F32)
-        st = vkr_error(VKLLM_ERR_UNSUPPORTED, "output_norm.weight must be f32");
+    if (st == VKLLM_OK)
+        st = load_ropes(&ld, m);
+    const arch_family *fam = hp->fam;
+    m->heads_kernel = fam->rope_neox || fam->qkv_bias || fam->qk_norm || m->rope_global.mscale != 1.0f ||
+                      (hp->rope_longrope && m->rope_long.mscale != 1.0f);
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++)
+        st = load_layer(&ld, hp, l, &m->layers[l]);
     if (st != VKLLM_OK) {
         llama_model_free(m);
         return st;
@@ -256,12 +399,15 @@ void llama_model_free(llama_model *m)
     vk_tensor_free(dev, &m->tok_embd);
     vk_tensor_free(dev, &m->output_norm);
     vk_tensor_free(dev, &m->output);
-    vk_tensor_free(dev, &m->rope_freqs);
+    vk_tensor_free(dev, &m->rope_global.div);
+    vk_tensor_free(dev, &m->rope_long.div);
+    vk_tensor_free(dev, &m->rope_local.div);
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             llama_layer *L = &m->layers[l];
-            vk_tensor *ts[] = {&L->attn_norm, &L->wq,     &L->wk,     &L->wv,        &L->wo,  &L->ffn_norm,
-                               &L->w_gate,    &L->w_up,   &L->w_down, &L->w_gate_up, &L->wqkv};
+            vk_tensor *ts[] = {&L->attn_norm, &L->wq,     &L->wk,     &L->wv,        &L->wo,   &L->ffn_norm,
+                               &L->w_gate,    &L->w_up,   &L->w_down, &L->w_gate_up, &L->wqkv, &L->post_attn_norm,
+                               &L->post_ffn_norm, &L->head_aux};
             for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
                 vk_tensor_free(dev, ts[i]);
         }
@@ -301,7 +447,19 @@ struct llama_context {
     double last_submit_gpu_ns;         /* the last completed submission's GPU time (timing on) */
     vkr_graph *in_flight;              /* submitted, not yet completed by llama_eval_poll */
     uint32_t in_flight_n;
+    const struct llama_rope *rope_global;   /* LongRoPE: the long factors when n_ctx exceeds the original context */
+    /* Sliding-window layers keep a ring of ring_rows = window + n_batch - 1 rows when that is less than n_ctx
+     * (0: they keep n_ctx rows): position p in row p % ring_rows. A ring holds positions [end - ring_rows, end),
+     * so an evaluation may only start at 0 or within n_batch positions of `end`. */
+    uint32_t ring_rows;
+    uint32_t end;                      /* one past the last position evaluated */
 };
+
+/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_ctx. */
+static uint32_t layer_cache_rows(const llama_context *c, uint32_t l)
+{
+    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_ctx;
+}
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
 const float *llama_context_logits(const llama_context *c) { return c->logits->mapped; }
@@ -337,9 +495,12 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkr_device *dev = m->dev;
     c->m = m;
     c->n_ctx = n_ctx;
+    c->rope_global = hp->rope_longrope && n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_global;
     const char *profile = getenv("VKLLM_PROFILE");
     c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
     c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
+    if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
+        c->ring_rows = hp->swa_window + c->n_batch - 1;
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     uint64_t range = dev->info.features.max_storage_buffer_range;
@@ -363,9 +524,10 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     if (!c->k_cache || !c->v_cache)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
-        st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->k_cache[l]);
+        const uint64_t bytes = (uint64_t)layer_cache_rows(c, l) * kv_dim * 2;
+        st = make_buffer(dev, bytes, VKR_MEMORY_DEVICE, &c->k_cache[l]);
         if (st == VKLLM_OK)
-            st = make_buffer(dev, (uint64_t)n_ctx * kv_dim * 2, VKR_MEMORY_DEVICE, &c->v_cache[l]);
+            st = make_buffer(dev, bytes, VKR_MEMORY_DEVICE, &c->v_cache[l]);
     }
     struct {
         vkr_buffer **b;
@@ -477,15 +639,16 @@ static vkllm_status matmul_add(vkr_graph *g, const llama_context *c, const vk_te
     return st != VKLLM_OK ? st : op_add(g, x, proj, x, n * c->m->hp.n_embd);
 }
 
-/* out = silu(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm: one fused matvec over the
- * stacked W_gate;W_up where the kernel can, else norm_matmuls and silu_mul. out holds n * n_ff
- * floats, followed by room for as many more (the up half). */
+/* out = act(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm and act SiLU or GELU: one
+ * fused matvec over the stacked W_gate;W_up where the kernel can (SiLU only), else norm_matmuls and
+ * silu_mul/gelu_mul. out holds n * n_ff floats, followed by room for as many more (the up half). */
 static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llama_layer *L, vk_view x, vk_view out,
                                 uint32_t n)
 {
     const llama_hparams *hp = &c->m->hp;
+    const bool gelu = hp->fam->act == ARCH_ACT_GELU_TANH;
     vkllm_status st = VKLLM_OK;
-    if (L->fused_gate_up) {
+    if (L->fused_gate_up && !gelu) {
         const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true};
         bool fused = false;
         st = op_matmul_fused(g, &L->w_gate_up, x, out, n, &f, &fused);
@@ -501,8 +664,44 @@ static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llam
         const vk_view outs[2] = {out, up};
         st = norm_matmuls(g, c, x, &L->ffn_norm, 2, w, outs, n);
     }
-    if (!st) st = op_silu_mul(g, out, up, out, n * hp->n_ff);
+    if (!st) st = gelu ? op_gelu_mul(g, out, up, out, n * hp->n_ff) : op_silu_mul(g, out, up, out, n * hp->n_ff);
     return st;
+}
+
+/* x += W · a, or with a post-norm (Gemma) x += rmsnorm(W · a) * post_norm. */
+static vkllm_status block_output(vkr_graph *g, const llama_context *c, const vk_tensor *w, const vk_tensor *post_norm,
+                                 vk_view a, vk_view x, uint32_t n)
+{
+    if (!post_norm->buffer && !post_norm->n_parts)
+        return matmul_add(g, c, w, a, x, n);
+    const llama_hparams *hp = &c->m->hp;
+    const vk_view proj = vk_view_of(c->proj, 0);
+    vkllm_status st = op_matmul(g, w, a, proj, n);
+    return st != VKLLM_OK ? st : op_rmsnorm_add(g, proj, post_norm, x, n, hp->n_embd, hp->rms_eps);
+}
+
+/* Q, K, V in c->qkv to the cache: rope of Q and K (with the family's biases and Q/K norms first), K and V
+ * stored, in one dispatch. */
+static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const llama_layer *L, uint32_t l,
+                                 vk_view q, vk_view k, vk_view v, const vk_attention_params *ap)
+{
+    const llama_model *m = c->m;
+    const llama_hparams *hp = &m->hp;
+    const bool local_base = arch_layer_is_local(hp, l) && hp->fam->swa_rope_base > 0;
+    const struct llama_rope *r = local_base ? &m->rope_local : c->rope_global;
+    const vk_rope_params rk = {
+        .n_rows = ap->n_rows, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
+        .theta_base = r->theta_base, .mode = hp->fam->rope_neox ? VK_ROPE_NEOX : VK_ROPE_INTERLEAVED,
+        .freq_factors = r->has_div ? &r->div : NULL, .mscale = r->mscale,
+    };
+    vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
+    vk_view pos = vk_view_of(c->pos, 0);
+    if (!m->heads_kernel)
+        return op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, ap);
+    const vk_head_prep prep = {
+        .aux = &L->head_aux, .bias = hp->fam->qkv_bias, .norm = hp->fam->qk_norm, .eps = hp->rms_eps,
+    };
+    return op_rope_kv_store_heads(g, q, k, v, kc, vc, pos, &rk, &prep, ap);
 }
 
 /* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
@@ -514,26 +713,25 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     const uint64_t row = (uint64_t)hp->n_embd * 4;
     vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
     vk_view x = vk_view_of(c->x, 0);
-    const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t q_dim = arch_q_dim(hp), kv_dim = arch_kv_dim(hp);
     vk_view q = vk_view_of(c->qkv, 0), k = vk_view_of(c->qkv, n * q_dim * 4);
     vk_view v = vk_view_of(c->qkv, n * (q_dim + kv_dim) * 4);
     vk_view ffn = vk_view_of(c->ffn, 0);
     vk_view attn = vk_view_of(c->attn, 0);
-    /* rope of K (over the kv heads); Q is turned with the same parameters by the same dispatch */
-    const vk_rope_params rk = {
-        .n_rows = n, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
-        .theta_base = hp->rope_theta, .mode = VK_ROPE_INTERLEAVED,
-        .freq_factors = m->has_rope_freqs ? &m->rope_freqs : NULL,
-    };
     vk_attention_params ap = {
         .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
-        .n_ctx = c->n_ctx, .scale = 1.0f / sqrtf((float)hp->head_dim),
+        .n_ctx = c->n_ctx, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
         .n_split = split, .scratch = vk_view_of(c->attn_scratch, 0),
     };
     vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
+    if (!st && hp->fam->embd_scale)
+        st = op_scale(g, x, n * hp->n_embd, sqrtf((float)hp->n_embd));
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
         const llama_layer *L = &m->layers[l];
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
+        ap.window = arch_layer_is_local(hp, l) ? hp->swa_window : 0;
+        ap.n_ctx = layer_cache_rows(c, l);
+        ap.ring = ap.n_ctx < c->n_ctx;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
@@ -544,21 +742,25 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
             if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 3, w, out, n);
         }
         /* q is turned in place, k on its way into the cache: one dispatch */
-        if (!st) st = op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, &ap);
+        if (!st) st = qkv_to_cache(g, c, L, l, q, k, v, &ap);
         if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
-        if (!st) st = matmul_add(g, c, &L->wo, attn, x, n);
-        /* feed-forward block: x += W_down · (silu(W_gate·n(x)) * (W_up·n(x))) */
+        if (!st) st = block_output(g, c, &L->wo, &L->post_attn_norm, attn, x, n);
+        /* feed-forward block: x += W_down · (act(W_gate·n(x)) * (W_up·n(x))) */
         if (!st) st = ffn_gate_up(g, c, L, x, ffn, n);
-        if (!st) st = matmul_add(g, c, &L->w_down, ffn, x, n);
+        if (!st) st = block_output(g, c, &L->w_down, &L->post_ffn_norm, ffn, x, n);
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
     if (st == VKLLM_OK && all_logits) {
         const vk_view logits = vk_view_of(c->logits_all, 0);
         st = norm_matmuls(g, c, x, &m->output_norm, 1, &out_w, &logits, n);
+        if (!st && hp->final_softcap > 0)
+            st = op_softcap(g, logits, n * hp->n_vocab, hp->final_softcap);
     } else if (st == VKLLM_OK) {
         /* Only the last token's logits are needed to continue the text. */
         const vk_view last = vk_view_of(c->x, (uint64_t)(n - 1) * row), logits = vk_view_of(c->logits, 0);
         st = norm_matmuls(g, c, last, &m->output_norm, 1, &out_w, &logits, 1);
+        if (!st && hp->final_softcap > 0)
+            st = op_softcap(g, logits, hp->n_vocab, hp->final_softcap);
     }
     if (st == VKLLM_OK)
         st = vkr_graph_record(g, c->timing);
@@ -617,6 +819,20 @@ static double graph_gpu_ns(const vkr_graph *g)
 
 /* Writes the ids and positions of n <= n_batch tokens, records their graph if needed and submits it
  * without waiting (llama_eval_poll completes it). */
+/* Whether an evaluation may start at pos0: with a ring (sliding-window layers), only at 0 or within n_batch
+ * positions of the end of what was evaluated (c->end, advanced by every submission). */
+static bool ring_allows(const llama_context *c, uint32_t pos0)
+{
+    return !c->ring_rows || pos0 == 0 || pos0 + c->n_batch >= c->end;
+}
+
+static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
+{
+    return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                     "the sliding-window layers keep only the last %u positions: continue at 0 or at %u or later, "
+                     "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
+}
+
 static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
 {
     const llama_hparams *hp = &c->m->hp;
@@ -651,6 +867,7 @@ static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32
     if (st == VKLLM_OK) {
         c->in_flight = g;
         c->in_flight_n = n;
+        c->end = pos0 + n;
     }
     return st;
 }
@@ -683,6 +900,8 @@ vkllm_status llama_eval_submit(llama_context *c, const int32_t *tokens, uint32_t
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
+    if (!ring_allows(c, pos0))
+        return ring_error(c, pos0);
     return submit_batch(c, tokens, n, pos0, false);
 }
 
@@ -713,6 +932,8 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
+    if (!ring_allows(c, pos0))
+        return ring_error(c, pos0);
     /* All ids first: a bad one late in a long prompt must not cost the batches before it. */
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)

@@ -1,34 +1,26 @@
-/* The Llama architecture on the device: hyper-parameters from the GGUF llama.* keys, weights uploaded
- * once, and a context (KV cache, activations, recorded graphs) that evaluates batches of tokens. */
+/* The model on the device, for every family host/arch.h describes (Llama, Qwen2/3, Gemma 2/3, Phi-3):
+ * hyper-parameters from the GGUF keys, weights uploaded once, and a context (KV cache, activations, recorded
+ * graphs) that evaluates batches of tokens. */
 #ifndef VKLLM_LLAMA_H
 #define VKLLM_LLAMA_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "host/arch.h"
 #include "host/gguf.h"
 #include "host/ops.h"
 
-typedef struct llama_hparams {
-    uint32_t n_vocab;
-    uint32_t n_embd;
-    uint32_t n_layer;
-    uint32_t n_head;
-    uint32_t n_head_kv;
-    uint32_t n_ff;
-    uint32_t head_dim;
-    uint32_t n_rot;
-    uint32_t n_ctx_train;
-    float rope_theta;
-    float rms_eps;
-} llama_hparams;
+typedef arch_hparams llama_hparams;
 
-/* Reads and checks the hyper-parameters (architecture "llama"; tensor shapes are checked at load). */
+/* Reads and checks the hyper-parameters (any supported family; tensor shapes are checked at load). */
 vkllm_status llama_read_hparams(const gguf_file *f, llama_hparams *hp);
 
 typedef struct llama_layer {
     vk_tensor attn_norm, wq, wk, wv, wo;
     vk_tensor ffn_norm, w_gate, w_up, w_down;
+    vk_tensor post_attn_norm, post_ffn_norm;   /* families with post_norms */
+    vk_tensor head_aux;        /* Q/K/V biases and Q/K norm weights, one f32 vector (see vk_head_prep) */
     /* Where the types allow, Wq;Wk;Wv and W_gate;W_up are uploaded stacked, so that decode computes
      * each group with one matvec; wq/wk/wv and w_gate/w_up are then views into them. */
     vk_tensor wqkv, w_gate_up;
@@ -40,8 +32,15 @@ typedef struct llama_model {
     llama_hparams hp;
     vk_tensor tok_embd, output_norm, output;
     bool output_tied;              /* no output.weight: the embedding table doubles as the output matrix */
-    bool has_rope_freqs;
-    vk_tensor rope_freqs;
+    /* Rope of the global and the local layers: per-pair frequency divisors (rope_freqs, LongRoPE, linear and
+     * YaRN scaling folded into one table) and the cos/sin scale. rope_long: LongRoPE's long factors, taken by
+     * contexts longer than rope.scaling.original_context_length. */
+    struct llama_rope {
+        float theta_base, mscale;
+        bool has_div;
+        vk_tensor div;
+    } rope_global, rope_long, rope_local;
+    bool heads_kernel;             /* Q/K/V need more than interleaved rope: op_rope_kv_store_heads */
     llama_layer *layers;
     uint32_t weight_type;          /* type of most 2-D weights, for descriptions */
     uint64_t weight_bytes;         /* bytes of all weights in the file */

@@ -64,6 +64,7 @@ typedef struct vk_rope_params {
     float theta_base;         /* e.g. 10000 or 500000 */
     vk_rope_mode mode;
     const vk_tensor *freq_factors;  /* optional f32[n_rot/2] (Llama 3.1 rope_freqs): theta_i /= factor_i */
+    float mscale;             /* op_rope_kv_store_heads: cos and sin times this (YaRN, LongRoPE); 0 is taken as 1 */
 } vk_rope_params;
 
 /* In place on x: n_rows x n_heads x head_dim floats; row r is at position positions[r] (uint32 buffer). */
@@ -73,8 +74,22 @@ vkllm_status op_rope(vkr_graph *g, vk_view x, vk_view positions, const vk_rope_p
 vkllm_status op_softmax(vkr_graph *g, vk_view x, vk_view out, uint32_t n_rows, uint32_t n_cols, float scale,
                         bool causal, uint32_t causal_offset);
 
+/* out[r][:] += x[r][:] / sqrt(mean(x[r]^2) + eps) * weight[:] (out must not overlap x): a block's output,
+ * normed, added to the residual stream (Gemma's post-attention and post-FFN norms). */
+vkllm_status op_rmsnorm_add(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
+                            uint32_t dim, float eps);
+
 /* out[i] = silu(gate[i]) * up[i] for i < n. */
 vkllm_status op_silu_mul(vkr_graph *g, vk_view gate, vk_view up, vk_view out, uint32_t n);
+
+/* out[i] = gelu(gate[i]) * up[i] for i < n, GELU in its tanh approximation. */
+vkllm_status op_gelu_mul(vkr_graph *g, vk_view gate, vk_view up, vk_view out, uint32_t n);
+
+/* In place on x[0..n): x * a. */
+vkllm_status op_scale(vkr_graph *g, vk_view x, uint32_t n, float a);
+
+/* In place on x[0..n): cap * tanh(x / cap) (logit soft-capping; cap > 0). */
+vkllm_status op_softcap(vkr_graph *g, vk_view x, uint32_t n, float cap);
 
 /* out[i] = a[i] + b[i] for i < n (out may alias a). */
 vkllm_status op_add(vkr_graph *g, vk_view a, vk_view b, vk_view out, uint32_t n);
@@ -92,6 +107,11 @@ typedef struct vk_attention_params {
      * n_rows * n_heads * n_split * (head_dim + 2) floats. Worth it for few rows over long contexts. */
     uint32_t n_split;
     vk_view scratch;
+    uint32_t window;          /* > 0: row r sees only cache rows > positions[r] - window (sliding window) */
+    float softcap;            /* > 0: scores s -> softcap * tanh(s / softcap) */
+    /* The cache is a ring of n_ctx rows, position p in row p % n_ctx (a sliding-window layer's cache sized to
+     * window + the rows of a batch - 1); needs 0 < window <= n_ctx; stored by op_rope_kv_store_heads only. */
+    bool ring;
 } vk_attention_params;
 
 /* Writes k/v rows (f32, n_rows x n_kv_heads*head_dim) into cache row positions[r], converted to f16. */
@@ -104,6 +124,22 @@ vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk
  * p->n_heads query heads would: the whole of a decode step's rope in one dispatch. */
 vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                               vk_view positions, const vk_rope_params *rope, const vk_attention_params *p);
+
+/* What op_rope_kv_store_heads does to each head before its rope, from one f32 vector `aux`:
+ * with bias, aux starts with the biases of Q (n_heads*head_dim), K and V (n_kv_heads*head_dim each); with
+ * norm, it then holds the per-head RMSNorm weights of Q and of K (head_dim each). */
+typedef struct vk_head_prep {
+    const vk_tensor *aux;
+    bool bias, norm;
+    float eps;
+} vk_head_prep;
+
+/* op_rope_kv_store for any rope (interleaved or NeoX, mscale, partial) and Q/K/V biases and Q/K norms, in one
+ * dispatch of a workgroup per (row, head): x = rope(norm(x + bias)) for Q in place (if q.buf is set) and K
+ * into the cache, v + bias into the cache. rope->n_heads is ignored (the heads of p are used). */
+vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                                    vk_view positions, const vk_rope_params *rope, const vk_head_prep *prep,
+                                    const vk_attention_params *p);
 
 /* out[r][h][:] = sum_j softmax_j(scale * q[r][h]·K[j][kvh]) V[j][kvh] over cache rows j <= positions[r]
  * (causal by position). q, out: f32 n_rows x n_heads*head_dim. */

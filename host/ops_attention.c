@@ -29,6 +29,9 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: head_dim %u is over %u", op, p->head_dim, ATTN_MAX_HEAD_DIM);
     if (p->n_ctx == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: n_ctx is 0", op);
+    if (p->ring && (p->window == 0 || p->window > p->n_ctx))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache of %u rows needs a window of 1..%u, not %u", op,
+                         p->n_ctx, p->n_ctx, p->window);
     const uint64_t kv_dim = (uint64_t)p->n_kv_heads * p->head_dim;
     if ((uint64_t)p->n_ctx * kv_dim / 2 > UINT32_MAX ||
         (uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
@@ -45,6 +48,8 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
     vkllm_status st = check_params(g, p, name);
     if (st != VKLLM_OK)
         return st;
+    if (p->ring)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: ring caches are stored by op_rope_kv_store_heads", name);
     if (rope && (rope->mode != VK_ROPE_INTERLEAVED || rope->head_dim != p->head_dim ||
                  rope->n_heads != p->n_kv_heads || rope->n_rot > p->head_dim || rope->n_rot % 2 ||
                  !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base)))
@@ -121,6 +126,88 @@ vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_
     return kv_store(g, q, k, v, k_cache, v_cache, positions, rope, p);
 }
 
+#define HEADS_WG 64
+
+vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
+                                    vk_view positions, const vk_rope_params *rope, const vk_head_prep *prep,
+                                    const vk_attention_params *p)
+{
+    const char *name = "kv_store_heads";
+    vkllm_status st = check_params(g, p, name);
+    if (st != VKLLM_OK)
+        return st;
+    if (!rope || !prep)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: rope or head parameters are NULL", name);
+    if ((rope->mode != VK_ROPE_INTERLEAVED && rope->mode != VK_ROPE_NEOX) || rope->n_rot > p->head_dim ||
+        rope->n_rot % 2 || !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base) || !(rope->mscale >= 0.0f) ||
+        !isfinite(rope->mscale))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad rope (mode %d, n_rot %u of %u, base %g, mscale %g)", name,
+                         (int)rope->mode, rope->n_rot, p->head_dim, (double)rope->theta_base, (double)rope->mscale);
+    if (!(prep->eps >= 0.0f) || !isfinite(prep->eps))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad eps %g", name, (double)prep->eps);
+    const uint32_t q_dim = p->n_heads * p->head_dim, kv_dim = p->n_kv_heads * p->head_dim;
+    const uint64_t aux_n = (prep->bias ? (uint64_t)q_dim + 2 * kv_dim : 0) + (prep->norm ? 2 * p->head_dim : 0);
+    if (aux_n && (st = opsm_check_f32_vector(prep->aux, aux_n, name, "aux")) != VKLLM_OK)
+        return st;
+    if (rope->freq_factors &&
+        (st = opsm_check_f32_vector(rope->freq_factors, rope->n_rot / 2, name, "freq_factors")) != VKLLM_OK)
+        return st;
+    if (p->n_rows == 0)
+        return VKLLM_OK;
+
+    vkr_device *dev = vkr_graph_device(g);
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    const uint32_t wg = opsm_wg_size(dev, HEADS_WG);
+    const bool has_q = q.buf != NULL;
+    const VkDeviceSize rows_bytes = (VkDeviceSize)p->n_rows * 4;
+    const VkDeviceSize kv_bytes = rows_bytes * kv_dim, cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    uint32_t qo = 0, ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0, ao = 0;
+    /* Unused slots (no Q, no factors, no aux) bind a range the shader never reads. */
+    if ((st = opsm_pipeline(dev, &d, name, true, 8, 18 * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, has_q ? q.buf : k.buf, has_q ? q.offset : k.offset,
+                        has_q ? rows_bytes * q_dim : kv_bytes, has_q, 4, &qo, "q")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 1, k.buf, k.offset, kv_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 2, v.buf, v.offset, kv_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 3, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 4, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, rows_bytes, false, 4, &po, "positions")) != VKLLM_OK)
+        return st;
+    if (rope->freq_factors)
+        st = opsm_bind(dev, &d, 6, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
+                       (VkDeviceSize)(rope->n_rot / 2) * 4, false, 4, &fo, "freq_factors");
+    else
+        st = opsm_bind(dev, &d, 6, positions.buf, positions.offset, rows_bytes, false, 4, &fo, "positions");
+    if (st == VKLLM_OK && aux_n)
+        st = opsm_bind(dev, &d, 7, prep->aux->buffer, prep->aux->qs_offset, aux_n * 4, false, 4, &ao, "aux");
+    else if (st == VKLLM_OK)
+        st = opsm_bind(dev, &d, 7, positions.buf, positions.offset, rows_bytes, false, 4, &ao, "positions");
+    const uint64_t slots = (has_q ? p->n_heads : 0) + p->n_kv_heads;
+    if (st != VKLLM_OK || (st = opsm_groups(dev, &d, (uint64_t)p->n_rows * slots)) != VKLLM_OK)
+        return st;
+    d.push[0] = p->n_rows;
+    d.push[1] = p->n_heads;
+    d.push[2] = p->n_kv_heads;
+    d.push[3] = p->head_dim;
+    d.push[4] = rope->n_rot;
+    d.push[5] = p->n_ctx;
+    opsm_push_f32(&d, 6, rope->n_rot ? (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot) : 0.0f);
+    opsm_push_f32(&d, 7, rope->mscale > 0.0f ? rope->mscale : 1.0f);
+    d.push[8] = (rope->mode == VK_ROPE_NEOX ? 1u : 0u) | (rope->freq_factors ? 2u : 0u) | (prep->bias ? 4u : 0u) |
+                (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u) | (p->ring ? 32u : 0u);
+    opsm_push_f32(&d, 9, prep->eps);
+    d.push[10] = qo;
+    d.push[11] = ko;
+    d.push[12] = vo;
+    d.push[13] = kco;
+    d.push[14] = vco;
+    d.push[15] = po;
+    d.push[16] = fo;
+    d.push[17] = ao;
+    return vkr_graph_add(g, &d);
+}
+
 #define ATTN_MAX_SPLIT 64
 #define ATTN_TILED_MIN_ROWS 4   /* GPUs: prompts of at least this many rows take the tiled kernel */
 
@@ -170,7 +257,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     memset(&desc, 0, sizeof desc);
     desc.shader = "attention_tiled";
     desc.n_buffers = 5;
-    desc.push_size = 12 * 4;
+    desc.push_size = 15 * 4;
     desc.local_size_x = wg;
     desc.n_spec = 3;
     desc.spec[0] = bq;
@@ -203,6 +290,9 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[9] = po;
     d.push[10] = oo;
     d.push[11] = (uint32_t)n_blocks;
+    d.push[12] = p->window;
+    opsm_push_f32(&d, 13, p->softcap);
+    d.push[14] = p->ring;
     return vkr_graph_add(g, &d);
 }
 
@@ -239,6 +329,8 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
         return st;
     if (!isfinite(p->scale))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: bad scale %g", (double)p->scale);
+    if (!(p->softcap >= 0.0f) || !isfinite(p->softcap))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: bad softcap %g", (double)p->softcap);
     const bool split = p->n_split > 1;
     if (split && (p->n_split > ATTN_MAX_SPLIT || !p->scratch.buf))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "attention: a split of %u parts needs a scratch buffer and at most %u",
@@ -262,7 +354,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
     vk_view dst = split ? p->scratch : out;
-    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 13 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 16 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
@@ -285,6 +377,9 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     d.push[10] = po;
     d.push[11] = oo;
     d.push[12] = split ? p->n_split : 1;
+    d.push[13] = p->window;
+    opsm_push_f32(&d, 14, p->softcap);
+    d.push[15] = p->ring;
     if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
         return st;
     return attention_combine(g, dev, p->scratch, out, p);

@@ -1,5 +1,5 @@
-/* op_rmsnorm, op_rope, op_softmax, op_silu_mul, op_add (host/ops.h): argument checks and one dispatch
- * each. Shaders: shaders/{rmsnorm,rope,softmax,silu_mul,add}.comp. */
+/* op_rmsnorm(_add), op_rope, op_softmax, op_silu_mul, op_gelu_mul, op_add, op_scale, op_softcap (host/ops.h):
+ * argument checks and one dispatch each. Shaders: shaders/{rmsnorm,rope,softmax,silu_mul,add,scale}.comp. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,31 +16,31 @@ static vkllm_status check_graph(vkr_graph *g, const char *op)
     return VKLLM_OK;
 }
 
-vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
-                        uint32_t dim, float eps)
+static vkllm_status rmsnorm(vkr_graph *g, const char *name, vk_view x, const vk_tensor *weight, vk_view out,
+                            uint32_t n_rows, uint32_t dim, float eps)
 {
-    vkllm_status st = check_graph(g, "rmsnorm");
+    vkllm_status st = check_graph(g, name);
     if (st != VKLLM_OK)
         return st;
     if (dim == 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: dim is 0");
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: dim is 0", name);
     if (!(eps >= 0.0f) || !isfinite(eps))
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: bad eps %g", (double)eps);
-    if ((st = opsm_check_f32_vector(weight, dim, "rmsnorm", "weight")) != VKLLM_OK)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad eps %g", name, (double)eps);
+    if ((st = opsm_check_f32_vector(weight, dim, name, "weight")) != VKLLM_OK)
         return st;
     if ((uint64_t)n_rows * dim > UINT32_MAX)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "rmsnorm: %u x %u elements is too many", n_rows, dim);
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: %u x %u elements is too many", name, n_rows, dim);
     if (n_rows == 0)
         return VKLLM_OK;
 
     vkr_device *dev = vkr_graph_device(g);
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = "rmsnorm";
+    d.name = name;
     const uint32_t wg = opsm_reduce_wg(dev);
     const VkDeviceSize bytes = (VkDeviceSize)n_rows * dim * 4;
     uint32_t xo = 0, wo = 0, oo = 0;
-    if ((st = opsm_pipeline(dev, &d, "rmsnorm", true, 3, 6 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, name, true, 3, 6 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, x.buf, x.offset, bytes, false, 4, &xo, "x")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, weight->buffer, weight->qs_offset, (VkDeviceSize)dim * 4, false, 4, &wo,
                         "weight")) != VKLLM_OK ||
@@ -54,6 +54,18 @@ vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_vie
     d.push[4] = wo;
     d.push[5] = oo;
     return vkr_graph_add(g, &d);
+}
+
+vkllm_status op_rmsnorm(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
+                        uint32_t dim, float eps)
+{
+    return rmsnorm(g, "rmsnorm", x, weight, out, n_rows, dim, eps);
+}
+
+vkllm_status op_rmsnorm_add(vkr_graph *g, vk_view x, const vk_tensor *weight, vk_view out, uint32_t n_rows,
+                            uint32_t dim, float eps)
+{
+    return rmsnorm(g, "rmsnorm_add", x, weight, out, n_rows, dim, eps);
 }
 
 vkllm_status op_rope(vkr_graph *g, vk_view x, vk_view positions, const vk_rope_params *p)
@@ -185,7 +197,50 @@ vkllm_status op_silu_mul(vkr_graph *g, vk_view gate, vk_view up, vk_view out, ui
     return elementwise(g, "silu_mul", "silu_mul", gate, up, out, n);
 }
 
+vkllm_status op_gelu_mul(vkr_graph *g, vk_view gate, vk_view up, vk_view out, uint32_t n)
+{
+    return elementwise(g, "gelu_mul", "gelu_mul", gate, up, out, n);
+}
+
 vkllm_status op_add(vkr_graph *g, vk_view a, vk_view b, vk_view out, uint32_t n)
 {
     return elementwise(g, "add", "add", a, b, out, n);
+}
+
+/* x = f(x) in place over n floats with one parameter: shaders scale and softcap. */
+static vkllm_status in_place(vkr_graph *g, const char *shader, vk_view x, uint32_t n, float a)
+{
+    vkllm_status st = check_graph(g, shader);
+    if (st != VKLLM_OK)
+        return st;
+    if (!isfinite(a))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad parameter %g", shader, (double)a);
+    if (n == 0)
+        return VKLLM_OK;
+    vkr_device *dev = vkr_graph_device(g);
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = shader;
+    const uint32_t wg = opsm_wg_size(dev, ELEMWISE_WG);
+    uint32_t xo = 0;
+    if ((st = opsm_pipeline(dev, &d, shader, false, 1, 3 * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, &d, 0, x.buf, x.offset, (VkDeviceSize)n * 4, true, 4, &xo, "x")) != VKLLM_OK ||
+        (st = opsm_groups_for(dev, &d, n, wg)) != VKLLM_OK)
+        return st;
+    d.push[0] = n;
+    opsm_push_f32(&d, 1, a);
+    d.push[2] = xo;
+    return vkr_graph_add(g, &d);
+}
+
+vkllm_status op_scale(vkr_graph *g, vk_view x, uint32_t n, float a)
+{
+    return in_place(g, "scale", x, n, a);
+}
+
+vkllm_status op_softcap(vkr_graph *g, vk_view x, uint32_t n, float cap)
+{
+    if (!(cap > 0.0f))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "softcap: cap %g must be positive", (double)cap);
+    return in_place(g, "softcap", x, n, cap);
 }

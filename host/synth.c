@@ -1,9 +1,11 @@
-/* Synthetic Llama GGUF writer (see synth.h).
+/* Synthetic GGUF writer for every family (see synth.h): the tensors are those host/arch.c lists for the
+ * family, so the file has exactly what the loader of that family expects.
  *
  * Weights: a 2-D weight with input dimension n_in (ne[0]) gets values of standard deviation 1/sqrt(n_in),
  * so each matrix-vector product keeps activations around unit scale. Float types draw uniform values of
  * that deviation; quantized types draw each block directly (a scale jittered around the target and
- * uniform symmetric quants), which is much faster than quantizing floats. Norm weights are 1 +- 0.05.
+ * uniform symmetric quants), which is much faster than quantizing floats. Norm weights are 1 +- 0.05, biases
+ * uniform in +-0.5, LongRoPE factors smooth ramps from 1.
  * Every tensor has its own random stream derived from the seed and its index, so the output does not
  * depend on the chunk size. */
 #include "host/synth.h"
@@ -13,30 +15,117 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/arch.h"
 #include "host/ggml_types.h"
 #include "host/gguf.h"
 #include "host/quant.h"
 
+#define TINY(name, arch_name) .preset = name, .model_name = "vkllm synthetic " name, .arch = arch_name, \
+    .n_embd = 128, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 384, .n_vocab = 512, .n_ctx = 256
+
+/* Tiny presets switch every feature of their family on, with values that make each one matter in a short
+ * test (a window shorter than the test prompt, soft-caps near the scores' scale, rope scaling whose original
+ * context the test passes); the others have the shapes of a small real member. */
 static const synth_hparams presets[] = {
-    {"tiny", "vkllm synthetic tiny", 128, 2, 4, 2, 384, 512, 256, 10000.0f, 1e-5f, false, false},
+    {TINY("tiny", NULL), .rope_theta = 10000.0f, .rms_eps = 1e-5f},
     /* tiny with widths that are multiples of 256, so that every weight can be a K-quant */
-    {"tiny256", "vkllm synthetic tiny256", 256, 2, 4, 2, 768, 512, 256, 10000.0f, 1e-5f, false, false},
-    {"llama3.2-1b", "vkllm synthetic Llama 3.2 1B", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, true,
-     true},
-    {"llama3-8b", "vkllm synthetic Llama 3 8B", 4096, 32, 32, 8, 14336, 128256, 8192, 500000.0f, 1e-5f, false, false},
+    {.preset = "tiny256", .model_name = "vkllm synthetic tiny256", .n_embd = 256, .n_layer = 2, .n_head = 4,
+     .n_head_kv = 2, .n_ff = 768, .n_vocab = 512, .n_ctx = 256, .rope_theta = 10000.0f, .rms_eps = 1e-5f},
+    {.preset = "llama3.2-1b", .model_name = "vkllm synthetic Llama 3.2 1B", .n_embd = 2048, .n_layer = 16,
+     .n_head = 32, .n_head_kv = 8, .n_ff = 8192, .n_vocab = 128256, .n_ctx = 131072, .rope_theta = 500000.0f,
+     .rms_eps = 1e-5f, .tied_embeddings = true, .rope_freqs = true},
+    {.preset = "llama3-8b", .model_name = "vkllm synthetic Llama 3 8B", .n_embd = 4096, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 8, .n_ff = 14336, .n_vocab = 128256, .n_ctx = 8192, .rope_theta = 500000.0f, .rms_eps = 1e-5f},
+    /* Mistral Nemo style: head dimension from key_length, not n_embd / n_head; linear rope scaling. */
+    {TINY("llama-variant-tiny", "llama"), .head_dim = 48, .rope_theta = 1000000.0f, .rms_eps = 1e-5f,
+     .rope_scaling = "linear", .rope_factor = 2.0f, .rope_orig_ctx = 128},
+    {TINY("qwen2-tiny", "qwen2"), .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .tied_embeddings = true,
+     .rope_scaling = "yarn", .rope_factor = 4.0f, .rope_orig_ctx = 16},
+    {.preset = "qwen2.5-0.5b", .model_name = "vkllm synthetic Qwen2.5 0.5B", .arch = "qwen2", .n_embd = 896,
+     .n_layer = 24, .n_head = 14, .n_head_kv = 2, .n_ff = 4864, .n_vocab = 151936, .n_ctx = 32768,
+     .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .tied_embeddings = true},
+    {TINY("qwen3-tiny", "qwen3"), .head_dim = 64, .rope_theta = 1000000.0f, .rms_eps = 1e-6f,
+     .tied_embeddings = true},
+    {.preset = "qwen3-0.6b", .model_name = "vkllm synthetic Qwen3 0.6B", .arch = "qwen3", .n_embd = 1024,
+     .n_layer = 28, .n_head = 16, .n_head_kv = 8, .n_ff = 3072, .n_vocab = 151936, .n_ctx = 40960,
+     .head_dim = 128, .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .tied_embeddings = true},
+    {TINY("gemma2-tiny", "gemma2"), .head_dim = 32, .rope_theta = 10000.0f, .rms_eps = 1e-6f,
+     .tied_embeddings = true, .sliding_window = 8, .attn_softcap = 1.5f, .final_softcap = 2.0f},
+    {.preset = "gemma2-2b", .model_name = "vkllm synthetic Gemma 2 2B", .arch = "gemma2", .n_embd = 2304,
+     .n_layer = 26, .n_head = 8, .n_head_kv = 4, .n_ff = 9216, .n_vocab = 256000, .n_ctx = 8192, .head_dim = 256,
+     .rope_theta = 10000.0f, .rms_eps = 1e-6f, .tied_embeddings = true, .sliding_window = 4096,
+     .attn_softcap = 50.0f, .final_softcap = 30.0f},
+    /* Six layers: five local (window 8, base 10000), one global (base 1e6, linear scaling 8). */
+    {.preset = "gemma3-tiny", .model_name = "vkllm synthetic gemma3-tiny", .arch = "gemma3", .n_embd = 128,
+     .n_layer = 6, .n_head = 4, .n_head_kv = 1, .n_ff = 384, .n_vocab = 512, .n_ctx = 256, .head_dim = 64, .rope_theta = 1000000.0f,
+     .rms_eps = 1e-6f, .tied_embeddings = true, .sliding_window = 8, .rope_scaling = "linear", .rope_factor = 8.0f,
+     .rope_orig_ctx = 128},
+    {.preset = "gemma3-1b", .model_name = "vkllm synthetic Gemma 3 1B", .arch = "gemma3", .n_embd = 1152,
+     .n_layer = 26, .n_head = 4, .n_head_kv = 1, .n_ff = 6912, .n_vocab = 262144, .n_ctx = 32768, .head_dim = 256,
+     .rope_theta = 1000000.0f, .rms_eps = 1e-6f, .tied_embeddings = true, .sliding_window = 512},
+    /* Phi-4-mini style partial rotary (24 of 32 dims); LongRoPE's long factors past 16 positions. */
+    {TINY("phi3-tiny", "phi3"), .n_rot = 24, .rope_theta = 10000.0f, .rms_eps = 1e-5f, .rope_orig_ctx = 16,
+     .rope_attn_factor = 1.2f, .longrope = true, .qkv_fused = true},
+    {.preset = "phi3.5-mini", .model_name = "vkllm synthetic Phi-3.5 mini", .arch = "phi3", .n_embd = 3072,
+     .n_layer = 32, .n_head = 32, .n_head_kv = 32, .n_ff = 8192, .n_vocab = 32064, .n_ctx = 131072,
+     .rope_theta = 10000.0f, .rms_eps = 1e-5f, .rope_orig_ctx = 4096, .rope_attn_factor = 1.1902f,
+     .longrope = true, .qkv_fused = true},
 };
+#undef TINY
+
+#define N_PRESETS (sizeof presets / sizeof presets[0])
 
 const synth_hparams *synth_preset(const char *name)
 {
     if (!name)
         return NULL;
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+    for (size_t i = 0; i < N_PRESETS; i++)
         if (!strcmp(presets[i].preset, name))
             return &presets[i];
     return NULL;
 }
 
-const char *synth_preset_names(void) { return "tiny, tiny256, llama3.2-1b, llama3-8b"; }
+const char *synth_preset_names(void)
+{
+    return "tiny, tiny256, llama3.2-1b, llama3-8b, llama-variant-tiny, qwen2-tiny, qwen2.5-0.5b, qwen3-tiny, qwen3-0.6b, "
+           "gemma2-tiny, gemma2-2b, gemma3-tiny, gemma3-1b, phi3-tiny, phi3.5-mini";
+}
+
+const synth_hparams *synth_family_preset(const char *arch)
+{
+    if (!arch)
+        return NULL;
+    if (!strcmp(arch, "llama"))
+        return synth_preset("tiny");
+    char name[64];
+    snprintf(name, sizeof name, "%s-tiny", arch);
+    return synth_preset(name);
+}
+
+static const char *arch_name(const synth_hparams *hp) { return hp->arch ? hp->arch : "llama"; }
+
+static uint32_t head_dim_of(const synth_hparams *hp)
+{
+    return hp->head_dim ? hp->head_dim : hp->n_head ? hp->n_embd / hp->n_head : 0;
+}
+
+static uint32_t n_rot_of(const synth_hparams *hp) { return hp->n_rot ? hp->n_rot : head_dim_of(hp); }
+
+/* The arch_hparams a loader would read from the file, for arch_layer_tensors. */
+static void arch_of(const synth_hparams *hp, arch_hparams *a)
+{
+    memset(a, 0, sizeof *a);
+    const char *name = arch_name(hp);
+    a->fam = arch_family_find(name, strlen(name));
+    a->n_embd = hp->n_embd;
+    a->n_layer = hp->n_layer;
+    a->n_head = hp->n_head;
+    a->n_head_kv = hp->n_head_kv;
+    a->n_ff = hp->n_ff;
+    a->head_dim = head_dim_of(hp);
+    a->n_rot = n_rot_of(hp);
+    a->qkv_fused = hp->qkv_fused;
+}
 
 /* ---- random numbers: splitmix64 ---- */
 
@@ -63,19 +152,14 @@ static float srng_uniform(srng *r, float lo, float hi) { return lo + (hi - lo) *
 
 /* ---- tensors ---- */
 
-enum { KIND_WEIGHT, KIND_NORM, KIND_ROPE_FREQS };
+enum { KIND_WEIGHT, KIND_NORM, KIND_BIAS, KIND_ROPE_FREQS, KIND_LONGROPE_SHORT, KIND_LONGROPE_LONG };
 
 typedef struct tdesc {
-    char name[48];
+    char name[64];
     uint32_t type, n_dims;
     uint64_t ne[2];
     int kind;
 } tdesc;
-
-static uint32_t n_tensors_of(const synth_hparams *hp)
-{
-    return 2 + 9 * hp->n_layer + (hp->tied_embeddings ? 0 : 1) + (hp->rope_freqs ? 1 : 0);
-}
 
 /* The type a weight of rows of ne0 elements gets in a file of `type`: rows that are not whole blocks (of 256)
  * take the type's 32-element fallback. */
@@ -87,57 +171,61 @@ static uint32_t row_type(uint32_t type, uint64_t ne0)
 static void add_t(tdesc *t, uint32_t *n, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
                   int kind)
 {
-    tdesc *d = &t[(*n)++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->type = row_type(type, ne0);
-    d->n_dims = n_dims;
-    d->ne[0] = ne0;
-    d->ne[1] = ne1;
-    d->kind = kind;
+    if (t) {
+        tdesc *d = &t[*n];
+        snprintf(d->name, sizeof d->name, "%s", name);
+        d->type = row_type(type, ne0);
+        d->n_dims = n_dims;
+        d->ne[0] = ne0;
+        d->ne[1] = ne1;
+        d->kind = kind;
+    }
+    (*n)++;
 }
 
-/* Fills t (n_tensors_of entries) in file order. */
-static void list_tensors(const synth_hparams *hp, uint32_t wtype, tdesc *t)
+/* Lists the tensors in file order into t (NULL: only counts them); returns the count and adds their
+ * elements to *n_params. */
+static uint32_t list_tensors(const synth_hparams *hp, uint32_t wtype, tdesc *t, uint64_t *n_params)
 {
+    arch_hparams a;
+    arch_of(hp, &a);
     uint32_t n = 0;
-    uint64_t E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
-    uint64_t kv = (uint64_t)hp->n_embd / hp->n_head * hp->n_head_kv;
+    uint64_t E = hp->n_embd, V = hp->n_vocab, R = n_rot_of(hp) / 2;
+    uint64_t params = 0;
     if (hp->rope_freqs)
-        add_t(t, &n, "rope_freqs.weight", GGML_TYPE_F32, 1, hp->n_embd / hp->n_head / 2, 1, KIND_ROPE_FREQS);
+        add_t(t, &n, "rope_freqs.weight", GGML_TYPE_F32, 1, R, 1, KIND_ROPE_FREQS), params += R;
+    if (hp->longrope) {
+        add_t(t, &n, "rope_factors_long.weight", GGML_TYPE_F32, 1, R, 1, KIND_LONGROPE_LONG);
+        add_t(t, &n, "rope_factors_short.weight", GGML_TYPE_F32, 1, R, 1, KIND_LONGROPE_SHORT);
+        params += 2 * R;
+    }
     add_t(t, &n, "token_embd.weight", wtype, 2, E, V, KIND_WEIGHT);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        char name[48];
-#define BLK(suffix, type, nd, a, b, kind)                                  \
-    do {                                                                   \
-        snprintf(name, sizeof name, "blk.%u." suffix ".weight", l);        \
-        add_t(t, &n, name, type, nd, a, b, kind);                          \
-    } while (0)
-        BLK("attn_norm", GGML_TYPE_F32, 1, E, 1, KIND_NORM);
-        BLK("attn_q", wtype, 2, E, E, KIND_WEIGHT);
-        BLK("attn_k", wtype, 2, E, kv, KIND_WEIGHT);
-        BLK("attn_v", wtype, 2, E, kv, KIND_WEIGHT);
-        BLK("attn_output", wtype, 2, E, E, KIND_WEIGHT);
-        BLK("ffn_norm", GGML_TYPE_F32, 1, E, 1, KIND_NORM);
-        BLK("ffn_gate", wtype, 2, E, F, KIND_WEIGHT);
-        BLK("ffn_up", wtype, 2, E, F, KIND_WEIGHT);
-        BLK("ffn_down", wtype, 2, F, E, KIND_WEIGHT);
-#undef BLK
+    params += E * V;
+    for (uint32_t l = 0; l < hp->n_layer && a.fam; l++) {
+        arch_tensor_desc td[ARCH_T_COUNT];
+        arch_layer_tensors(&a, l, td);
+        for (int r = 0; r < ARCH_T_COUNT; r++) {
+            if (!td[r].present)
+                continue;
+            bool vec = td[r].ne1 == 0;
+            add_t(t, &n, td[r].name, vec ? GGML_TYPE_F32 : wtype, vec ? 1 : 2, td[r].ne0, vec ? 1 : td[r].ne1,
+                  vec ? (td[r].is_norm ? KIND_NORM : KIND_BIAS) : KIND_WEIGHT);
+            params += td[r].ne0 * (vec ? 1 : td[r].ne1);
+        }
     }
     add_t(t, &n, "output_norm.weight", GGML_TYPE_F32, 1, E, 1, KIND_NORM);
+    params += E;
     if (!hp->tied_embeddings)
-        add_t(t, &n, "output.weight", wtype, 2, E, V, KIND_WEIGHT);
+        add_t(t, &n, "output.weight", wtype, 2, E, V, KIND_WEIGHT), params += E * V;
+    if (n_params)
+        *n_params = params;
+    return n;
 }
 
 uint64_t synth_n_params(const synth_hparams *hp)
 {
-    uint64_t E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
-    uint64_t kv = hp->n_head ? E / hp->n_head * hp->n_head_kv : 0;
-    uint64_t per_layer = 2 * E + 2 * E * E + 2 * E * kv + 3 * E * F;
-    uint64_t n = E * V + E + per_layer * hp->n_layer;
-    if (!hp->tied_embeddings)
-        n += E * V;
-    if (hp->rope_freqs && hp->n_head)
-        n += E / hp->n_head / 2;
+    uint64_t n = 0;
+    list_tensors(hp, GGML_TYPE_F32, NULL, &n);
     return n;
 }
 
@@ -166,9 +254,9 @@ static void rope_factors(float *out, uint32_t n, uint32_t head_dim, float theta)
 /* Generates `bytes` bytes (a whole number of blocks/elements) of tensor data into buf. */
 static void gen_chunk(const tdesc *t, srng *r, uint8_t *buf, size_t bytes)
 {
-    if (t->kind == KIND_NORM) {
+    if (t->kind == KIND_NORM || t->kind == KIND_BIAS) {
         for (size_t i = 0; i < bytes / 4; i++) {
-            float v = srng_uniform(r, 0.95f, 1.05f);
+            float v = t->kind == KIND_NORM ? srng_uniform(r, 0.95f, 1.05f) : srng_uniform(r, -0.5f, 0.5f);
             memcpy(buf + 4 * i, &v, 4);
         }
         return;
@@ -385,18 +473,26 @@ static vkllm_status vocab_build(vocab *v, uint32_t n_vocab, uint64_t seed)
 
 static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
 {
+    const char *arch = arch_name(hp);
+    if (!arch_family_find(arch, strlen(arch)))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: unknown architecture '%s' (%s)", arch,
+                         arch_supported_names());
     if (!hp->n_embd || !hp->n_layer || !hp->n_head || !hp->n_head_kv || !hp->n_ff || !hp->n_ctx)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: hyper-parameters must be non-zero");
-    if (hp->n_embd % hp->n_head || (hp->n_embd / hp->n_head) % 2)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u is not n_head %u times an even head size",
-                         hp->n_embd, hp->n_head);
+    if (!hp->head_dim && hp->n_embd % hp->n_head)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u is not a multiple of n_head %u", hp->n_embd,
+                         hp->n_head);
+    const uint32_t hd = head_dim_of(hp), rot = n_rot_of(hp);
+    if (hd % 2 || hd > 256 || rot % 2 || rot > hd)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: head dimension %u (rotated %u) must be even, at most 256",
+                         hd, rot);
     if (hp->n_head % hp->n_head_kv)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_head %u is not a multiple of n_head_kv %u", hp->n_head,
                          hp->n_head_kv);
     uint32_t bs = ggml_block_size(ggml_type_get(type)->fallback);   /* rows of other lengths take the fallback */
-    if (hp->n_embd % bs || hp->n_ff % bs)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u and n_ff %u must be multiples of %u for %s",
-                         hp->n_embd, hp->n_ff, bs, ggml_type_name(type));
+    if (hp->n_embd % bs || hp->n_ff % bs || (hp->n_head * hd) % bs)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: n_embd %u, n_ff %u and n_head * head_dim %u must be "
+                         "multiples of %u for %s", hp->n_embd, hp->n_ff, hp->n_head * hd, bs, ggml_type_name(type));
     if (hp->n_vocab < 512 || hp->n_vocab > (1u << 22))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "synth: vocabulary size %u is not in 512..%u", hp->n_vocab,
                          1u << 22);
@@ -410,25 +506,48 @@ static vkllm_status check_hparams(const synth_hparams *hp, uint32_t type)
 static vkllm_status write_kvs(gguf_writer *w, const synth_hparams *hp, uint32_t type, const vocab *v)
 {
     vkllm_status st;
+    const char *arch = arch_name(hp);
+    const arch_family *fam = arch_family_find(arch, strlen(arch));
+    char key[96];
 #define TRY(call)                        \
     do {                                 \
         if ((st = (call)) != VKLLM_OK)   \
             return st;                   \
     } while (0)
-    TRY(gguf_writer_kv_str(w, "general.architecture", "llama"));
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    TRY(gguf_writer_kv_str(w, "general.architecture", arch));
     TRY(gguf_writer_kv_str(w, "general.name", hp->model_name ? hp->model_name : "vkllm synthetic"));
     TRY(gguf_writer_kv_u32(w, "general.file_type", ggml_type_get(type)->file_type));
     TRY(gguf_writer_kv_u32(w, "general.quantization_version", 2));
-    TRY(gguf_writer_kv_u32(w, "llama.context_length", hp->n_ctx));
-    TRY(gguf_writer_kv_u32(w, "llama.embedding_length", hp->n_embd));
-    TRY(gguf_writer_kv_u32(w, "llama.block_count", hp->n_layer));
-    TRY(gguf_writer_kv_u32(w, "llama.feed_forward_length", hp->n_ff));
-    TRY(gguf_writer_kv_u32(w, "llama.rope.dimension_count", hp->n_embd / hp->n_head));
-    TRY(gguf_writer_kv_u32(w, "llama.attention.head_count", hp->n_head));
-    TRY(gguf_writer_kv_u32(w, "llama.attention.head_count_kv", hp->n_head_kv));
-    TRY(gguf_writer_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->rms_eps));
-    TRY(gguf_writer_kv_f32(w, "llama.rope.freq_base", hp->rope_theta));
-    TRY(gguf_writer_kv_u32(w, "llama.vocab_size", hp->n_vocab));
+    TRY(gguf_writer_kv_u32(w, KEY("context_length"), hp->n_ctx));
+    TRY(gguf_writer_kv_u32(w, KEY("embedding_length"), hp->n_embd));
+    TRY(gguf_writer_kv_u32(w, KEY("block_count"), hp->n_layer));
+    TRY(gguf_writer_kv_u32(w, KEY("feed_forward_length"), hp->n_ff));
+    TRY(gguf_writer_kv_u32(w, KEY("rope.dimension_count"), n_rot_of(hp)));
+    TRY(gguf_writer_kv_u32(w, KEY("attention.head_count"), hp->n_head));
+    TRY(gguf_writer_kv_u32(w, KEY("attention.head_count_kv"), hp->n_head_kv));
+    if (hp->head_dim) {
+        TRY(gguf_writer_kv_u32(w, KEY("attention.key_length"), hp->head_dim));
+        TRY(gguf_writer_kv_u32(w, KEY("attention.value_length"), hp->head_dim));
+    }
+    TRY(gguf_writer_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps));
+    TRY(gguf_writer_kv_f32(w, KEY("rope.freq_base"), hp->rope_theta));
+    if (hp->rope_scaling) {
+        TRY(gguf_writer_kv_str(w, KEY("rope.scaling.type"), hp->rope_scaling));
+        TRY(gguf_writer_kv_f32(w, KEY("rope.scaling.factor"), hp->rope_factor));
+    }
+    if (hp->rope_orig_ctx)
+        TRY(gguf_writer_kv_u32(w, KEY("rope.scaling.original_context_length"), hp->rope_orig_ctx));
+    if (hp->rope_attn_factor > 0)
+        TRY(gguf_writer_kv_f32(w, KEY("rope.scaling.attn_factor"), hp->rope_attn_factor));
+    if (fam->swa_pattern && hp->sliding_window)
+        TRY(gguf_writer_kv_u32(w, KEY("attention.sliding_window"), hp->sliding_window));
+    if (hp->attn_softcap > 0)
+        TRY(gguf_writer_kv_f32(w, KEY("attn_logit_softcapping"), hp->attn_softcap));
+    if (hp->final_softcap > 0)
+        TRY(gguf_writer_kv_f32(w, KEY("final_logit_softcapping"), hp->final_softcap));
+    TRY(gguf_writer_kv_u32(w, KEY("vocab_size"), hp->n_vocab));
+#undef KEY
     TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
     TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tok, v->n));
     TRY(gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", v->score, v->n));
@@ -464,7 +583,7 @@ vkllm_status synth_write(const synth_options *o)
     if (st != VKLLM_OK)
         return st;
 
-    uint32_t n_t = n_tensors_of(hp);
+    uint32_t n_t = list_tensors(hp, type, NULL, NULL);
     tdesc *t = calloc(n_t, sizeof *t);
     uint8_t *buf = malloc(SYNTH_CHUNK);
     vocab v;
@@ -474,7 +593,7 @@ vkllm_status synth_write(const synth_options *o)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "synth: out of host memory");
         goto done;
     }
-    list_tensors(hp, type, t);
+    list_tensors(hp, type, t, NULL);
     for (uint32_t i = 0; i < n_t; i++)
         for (uint32_t k = 0; k < o->n_overrides; k++)
             if (t[i].kind == KIND_WEIGHT && strstr(t[i].name, o->overrides[k].name_part))
@@ -499,10 +618,15 @@ vkllm_status synth_write(const synth_options *o)
         srng r;
         srng_init(&r, o->seed, (uint64_t)i + 1);
         uint64_t nbytes = ggml_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1];
-        if (t[i].kind == KIND_ROPE_FREQS) {
+        if (t[i].kind == KIND_ROPE_FREQS || t[i].kind == KIND_LONGROPE_SHORT || t[i].kind == KIND_LONGROPE_LONG) {
             uint32_t n = (uint32_t)t[i].ne[0];
             float *f = (float *)buf;   /* n <= 2^19 floats fit the chunk buffer */
-            rope_factors(f, n, hp->n_embd / hp->n_head, hp->rope_theta);
+            if (t[i].kind == KIND_ROPE_FREQS)
+                rope_factors(f, n, n_rot_of(hp), hp->rope_theta);
+            for (uint32_t j = 0; j < n && t[i].kind != KIND_ROPE_FREQS; j++) {
+                const float x = (float)j / (float)n;   /* LongRoPE-like ramps: short near 1, long up to 8 */
+                f[j] = t[i].kind == KIND_LONGROPE_SHORT ? 1.0f + 0.5f * x : 1.0f + 7.0f * x * x;
+            }
             if ((st = gguf_writer_tensor_data(w, f, (size_t)n * sizeof *f)) != VKLLM_OK)
                 goto done;
             done_bytes += nbytes;

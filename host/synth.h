@@ -1,6 +1,7 @@
-/* Synthetic Llama models: a GGUF file with the keys and tensor names of a real llama GGUF, random weights
- * scaled so a forward pass gives finite, varied logits, and a synthetic SentencePiece ("llama") vocabulary.
- * Deterministic for a given seed. Written by streaming: memory use stays small even for the 8B preset. */
+/* Synthetic models of every supported family (host/arch.h): a GGUF file with the keys and tensor names of a
+ * real GGUF of that family, random weights scaled so a forward pass gives finite, varied logits, and a
+ * synthetic SentencePiece ("llama") vocabulary. Deterministic for a given seed. Written by streaming: memory
+ * use stays small even for the 8B preset. */
 #ifndef VKLLM_SYNTH_H
 #define VKLLM_SYNTH_H
 
@@ -13,16 +14,30 @@ typedef struct synth_hparams {
     const char *preset;        /* preset name ("tiny", ...) */
     const char *model_name;    /* general.name */
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
-    float rope_theta;          /* llama.rope.freq_base */
-    float rms_eps;             /* llama.attention.layer_norm_rms_epsilon */
+    float rope_theta;          /* <arch>.rope.freq_base */
+    float rms_eps;             /* <arch>.attention.layer_norm_rms_epsilon */
     bool tied_embeddings;      /* true: no output.weight (the output projection is token_embd.weight) */
-    bool rope_freqs;           /* write rope_freqs.weight: n_embd/n_head/2 Llama-3.1-style frequency factors */
+    bool rope_freqs;           /* write rope_freqs.weight: n_rot/2 Llama-3.1-style frequency factors */
+    /* Other families and their features (zero: llama, and the key not written). */
+    const char *arch;          /* general.architecture; NULL: "llama" */
+    uint32_t head_dim;         /* attention.key_length/value_length; 0: n_embd / n_head, keys not written */
+    uint32_t n_rot;            /* rope.dimension_count; 0: head_dim */
+    const char *rope_scaling;  /* rope.scaling.type ("linear", "yarn") with factor and original context */
+    float rope_factor;
+    uint32_t rope_orig_ctx;
+    float rope_attn_factor;    /* rope.scaling.attn_factor; 0: not written */
+    bool longrope;             /* rope_factors_short/long.weight (Phi-3) */
+    bool qkv_fused;            /* one attn_qkv.weight instead of attn_q/k/v */
+    uint32_t sliding_window;   /* attention.sliding_window (families with local layers) */
+    float attn_softcap, final_softcap;   /* attn_logit_softcapping, final_logit_softcapping; 0: not written */
 } synth_hparams;
 
-/* The presets: "tiny", "tiny256", "llama3.2-1b", "llama3-8b". NULL if the name is unknown. */
+/* The presets (synth_preset_names()); NULL if the name is unknown. */
 const synth_hparams *synth_preset(const char *name);
-/* "tiny, tiny256, llama3.2-1b, llama3-8b" (for usage messages). */
+/* "tiny, tiny256, llama3.2-1b, ..." (for usage messages). */
 const char *synth_preset_names(void);
+/* The small test preset of a family ("qwen3" -> "qwen3-tiny", "llama" -> "tiny"); NULL if none. */
+const synth_hparams *synth_family_preset(const char *arch);
 /* Number of weights (elements of all tensors) a model with these hyper-parameters has. */
 uint64_t synth_n_params(const synth_hparams *hp);
 

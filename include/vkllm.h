@@ -265,7 +265,10 @@ VKLLM_API void vkllm_context_free(vkllm_context *c);
 VKLLM_API uint32_t vkllm_context_n_ctx(const vkllm_context *c);
 /* Tokens in the KV cache so far. */
 VKLLM_API uint32_t vkllm_context_position(const vkllm_context *c);
-/* Forgets everything from position `pos` on (0: a fresh conversation). */
+/* Forgets everything from position `pos` on (0: a fresh conversation). Models with sliding-window layers
+ * (Gemma 2/3) keep only window + n_batch - 1 positions in those layers when that is less than n_ctx: the next
+ * decode after a truncation must then start at 0 or within n_batch positions of the old end, else it fails
+ * with VKLLM_ERR_UNSUPPORTED. */
 VKLLM_API vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos);
 
 /* Appends tokens at the current position and returns the last token's logits (n_vocab floats, valid

@@ -5,7 +5,11 @@
  *   for each tile: every invocation scores one cache row j (q . K[j], q pre-scaled), the tile max
  *   updates the running max m, the running sum and output are rescaled by exp(m_old - m_new), and each
  *   invocation accumulates its output pairs d2 = lid, lid + WG, ... over the tile's V rows.
- * Query row r sees cache rows 0..min(positions[r], n_ctx - 1). Head h reads kv head h / group.
+ * Query row r sees cache rows 0..min(positions[r], n_ctx - 1), or with window > 0 only the last `window` of
+ * them (sliding-window layers: the reads are bounded by the window). With ring != 0 the cache is a ring of
+ * n_ctx rows holding position j in row j % n_ctx (a sliding-window layer's cache sized to its window), and
+ * row r sees positions up to positions[r] itself. With softcap > 0 a score s becomes
+ * softcap * tanh(s / softcap) (Gemma 2). Head h reads kv head h / group.
  * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2.
  * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
  * cache rows, and write their unnormalised output with their running max and sum to a scratch buffer
@@ -34,6 +38,9 @@ layout(push_constant) uniform PC {
     uint p_off;
     uint o_off;       /* floats */
     uint n_split;     /* SPLIT only */
+    uint window;      /* 0: all rows up to the position */
+    float softcap;    /* 0: none */
+    uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -63,13 +70,15 @@ void main()
 
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
-    const uint kv_len = min(positions[pc.p_off + row], pc.n_ctx - 1) + 1;
+    const uint pos = positions[pc.p_off + row];
+    const uint kv_len = (pc.ring != 0 ? pos : min(pos, pc.n_ctx - 1)) + 1;
+    const uint kv_lo = pc.window != 0 && kv_len > pc.window ? kv_len - pc.window : 0;
 #ifdef SPLIT
-    const uint chunk = (kv_len + pc.n_split - 1) / pc.n_split;
-    const uint j_begin = min(split * chunk, kv_len);
+    const uint chunk = (kv_len - kv_lo + pc.n_split - 1) / pc.n_split;
+    const uint j_begin = min(kv_lo + split * chunk, kv_len);
     const uint j_end = min(j_begin + chunk, kv_len);
 #else
-    const uint j_begin = 0, j_end = kv_len;
+    const uint j_begin = kv_lo, j_end = kv_len;
 #endif
     barrier();
 
@@ -83,7 +92,7 @@ void main()
         const uint j = j0 + lid;
         float s = NEG_INF;
         if (j < j_end) {
-            const uint kr = kb + j * pc.kv_stride;
+            const uint kr = kb + (pc.ring != 0 ? j % pc.n_ctx : j) * pc.kv_stride;
             float d0 = 0.0, d1 = 0.0;
             uint i = 0;
             for (; i + 1 < hd2; i += 2) {
@@ -93,8 +102,10 @@ void main()
             if (i < hd2)
                 d0 += dot(unpackHalf2x16(kc[kr + i]), qs[i]);
             s = d0 + d1;
+            if (pc.softcap > 0.0)
+                s = pc.softcap * tanh(clamp(s / pc.softcap, -15.0, 15.0));
         }
-        const float m_new = max(m, wg_max(s));   /* finite: row j0 is always valid */
+        const float m_new = max(m, wg_max(s));   /* finite: row j0 is always visible */
         const float alpha = exp(m - m_new);
         const float p = j < j_end ? exp(s - m_new) : 0.0;
         l_part = l_part * alpha + p;
@@ -106,9 +117,17 @@ void main()
             const uint d2 = lid + k * WG;
             if (d2 < hd2) {
                 vec2 a = acc[k] * alpha;
-                uint vr = vb + j0 * pc.kv_stride + d2;
-                for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
-                    a += ps[t] * unpackHalf2x16(vc[vr]);
+                if (pc.ring == 0) {
+                    uint vr = vb + j0 * pc.kv_stride + d2;
+                    for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
+                        a += ps[t] * unpackHalf2x16(vc[vr]);
+                } else {
+                    uint jr = j0 % pc.n_ctx;   /* cache row of position j0 + t */
+                    for (uint t = 0; t < nt; t++) {
+                        a += ps[t] * unpackHalf2x16(vc[vb + jr * pc.kv_stride + d2]);
+                        jr = jr + 1 == pc.n_ctx ? 0 : jr + 1;
+                    }
+                }
                 acc[k] = a;
             }
         }

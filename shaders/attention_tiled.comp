@@ -8,9 +8,11 @@
  *   2. the BQ x BC scores q.K (q pre-scaled), -inf past each query's visible length;
  *   3. per query: running max m, rescale factor alpha = exp(m_old - m_new), p = exp(s - m_new), running sum;
  *   4. each invocation updates its output pairs: acc = acc * alpha + sum_c p_c V_c, over the visible rows
- *      only (rows past a query's length are never multiplied, whatever they hold).
+ *      only (rows past a query's length or before its window are never multiplied, whatever they hold).
  * Query vector i of kv head g is row i / group, head g * group + i % group; it sees cache rows
- * 0 .. min(positions[row], n_ctx - 1).
+ * 0 .. min(positions[row], n_ctx - 1), or only the last `window` of them when window > 0 (tiles before the
+ * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap). ring != 0: the
+ * cache is a ring of n_ctx rows, position j in row j % n_ctx, and queries see positions up to their own.
  * Spec constants: 0 = WG (common_ops.glsl), 1 = BQ, 2 = BC, 3 = HD2 (head_dim / 2): they size the shared
  * arrays, so the host picks them to fit the device's shared memory. */
 #include "common_ops.glsl"
@@ -38,6 +40,9 @@ layout(push_constant) uniform PC {
     uint p_off;
     uint o_off;       /* floats */
     uint n_blocks;    /* workgroups per kv head */
+    uint window;      /* 0: all rows up to the position */
+    float softcap;    /* 0: none */
+    uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
 } pc;
 
 const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
@@ -47,7 +52,8 @@ shared uint vs[BC * HD2];
 shared vec2 qs[BQ * HD2];
 shared float sp[BQ * BC];      /* scores, then probabilities */
 shared float row_m[BQ], row_l[BQ], row_alpha[BQ];
-shared uint row_len[BQ];       /* visible cache rows per query; 0 past the last query */
+shared uint row_len[BQ];       /* visible cache rows per query: row_lo .. row_len - 1; 0 past the last query */
+shared uint row_lo[BQ];
 
 void main()
 {
@@ -60,7 +66,10 @@ void main()
 
     for (uint r = lid; r < BQ; r += WG) {
         const uint i = first + r;
-        row_len[r] = i < n_q ? min(positions[pc.p_off + i / pc.group], pc.n_ctx - 1u) + 1u : 0u;
+        const uint pos = i < n_q ? positions[pc.p_off + i / pc.group] : 0u;
+        const uint len = i < n_q ? (pc.ring != 0u ? pos : min(pos, pc.n_ctx - 1u)) + 1u : 0u;
+        row_len[r] = len;
+        row_lo[r] = i >= n_q ? 0xffffffffu : pc.window != 0u && len > pc.window ? len - pc.window : 0u;
         row_m[r] = NEG_INF;
         row_l[r] = 0.0;
     }
@@ -75,26 +84,30 @@ void main()
         qs[e] = v;
     }
     barrier();
-    uint j_end = 0u;   /* the longest visible length in the block (uniform) */
-    for (uint r = 0u; r < BQ; r++)
+    uint j_end = 0u;              /* the longest visible length in the block (uniform) */
+    uint j_start = 0xffffffffu;   /* the earliest visible row */
+    for (uint r = 0u; r < BQ; r++) {
         j_end = max(j_end, row_len[r]);
+        j_start = min(j_start, row_lo[r]);
+    }
 
     vec2 acc[OPI];
     for (uint k = 0u; k < OPI; k++)
         acc[k] = vec2(0.0);
 
-    for (uint j0 = 0u; j0 < j_end; j0 += BC) {
+    for (uint j0 = j_start; j0 < j_end; j0 += BC) {
         const uint nc = min(BC, j_end - j0);
         for (uint e = lid; e < nc * HD2; e += WG) {
             const uint c = e / HD2, d = e % HD2;
-            ks[e] = kc[pc.k_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
-            vs[e] = vc[pc.v_off + (j0 + c) * pc.kv_stride + kvh * HD2 + d];
+            const uint row = pc.ring != 0u ? (j0 + c) % pc.n_ctx : j0 + c;
+            ks[e] = kc[pc.k_off + row * pc.kv_stride + kvh * HD2 + d];
+            vs[e] = vc[pc.v_off + row * pc.kv_stride + kvh * HD2 + d];
         }
         barrier();
         for (uint e = lid; e < BQ * BC; e += WG) {
             const uint r = e / BC, c = e % BC;
             float s = NEG_INF;
-            if (j0 + c < row_len[r] && c < nc) {
+            if (j0 + c < row_len[r] && j0 + c >= row_lo[r] && c < nc) {
                 float d0 = 0.0, d1 = 0.0;
                 uint d = 0u;
                 for (; d + 1u < HD2; d += 2u) {
@@ -104,6 +117,8 @@ void main()
                 if (d < HD2)
                     d0 += dot(unpackHalf2x16(ks[c * HD2 + d]), qs[r * HD2 + d]);
                 s = d0 + d1;
+                if (pc.softcap > 0.0)
+                    s = pc.softcap * tanh(clamp(s / pc.softcap, -15.0, 15.0));
             }
             sp[e] = s;
         }
@@ -132,8 +147,9 @@ void main()
             if (e < BQ * HD2) {
                 const uint r = e / HD2, d = e % HD2;
                 const uint nv = min(nc, row_len[r] > j0 ? row_len[r] - j0 : 0u);
+                const uint c0 = row_lo[r] > j0 ? row_lo[r] - j0 : 0u;   /* rows before the window */
                 vec2 a = acc[k] * row_alpha[r];
-                for (uint c = 0u; c < nv; c++)
+                for (uint c = c0; c < nv; c++)
                     a += sp[r * BC + c] * unpackHalf2x16(vs[c * HD2 + d]);
                 acc[k] = a;
             }

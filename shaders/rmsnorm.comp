@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* RMS norm: one workgroup per row. out[r][i] = x[r][i] / sqrt(mean(x[r]^2) + eps) * w[i].
- * out may alias x (each invocation reads its elements before writing them). */
+ * out may alias x (each invocation reads its elements before writing them). With ADD defined the result is
+ * added to out instead (Gemma's norm of a block's output before the residual add; out must not alias x). */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -36,5 +37,9 @@ void main()
     const float r = inversesqrt(ss / float(pc.dim) + pc.eps);
 
     for (uint i = lid; i < pc.dim; i += WG)
+#ifdef ADD
+        o[ob + i] += x[xb + i] * r * w[pc.w_off + i];
+#else
         o[ob + i] = x[xb + i] * r * w[pc.w_off + i];
+#endif
 }

@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-/* out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i]. One invocation per element;
- * out may alias gate or up. */
+/* out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i], or with GELU defined
+ * gelu(gate[i]) * up[i] in the tanh approximation 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (Gemma).
+ * One invocation per element; out may alias gate or up. */
 #include "common_ops.glsl"
 
 layout(set = 0, binding = 0) readonly buffer G { float gate[]; };
@@ -21,5 +22,10 @@ void main()
     if (i >= pc.n)
         return;
     const float g = gate[pc.g_off + i];
+#ifdef GELU
+    const float t = tanh(clamp(0.7978845608 * (g + 0.044715 * g * g * g), -15.0, 15.0));
+    o[pc.o_off + i] = 0.5 * g * (1.0 + t) * up[pc.u_off + i];
+#else
     o[pc.o_off + i] = g / (1.0 + exp(-g)) * up[pc.u_off + i];
+#endif
 }

@@ -17,6 +17,22 @@ expect_error "required" "$BIN" synth --preset tiny --type f32
 expect_error "seed" "$BIN" synth --preset tiny --type f32 -o "$TMP/x.gguf" --seed x1
 expect_error "cannot create" "$BIN" synth --preset tiny --type f32 -o "$TMP/no/such/dir.gguf"
 [ ! -e "$TMP/x.gguf" ] || fail "a failed synth left a file behind"
+# --arch: a family's tiny preset, its keys and tensors named as llama.cpp's converter names them
+expect_quiet "$BIN" synth --arch qwen2 --type f16 -o "$TMP/qwen2.gguf" --seed 7
+expect_quiet "$BIN" info "$TMP/qwen2.gguf"
+for want in "architecture: *qwen2" "qwen2.rope.scaling.type *\"yarn\"" "blk.1.attn_k.bias *f32 *\[64\]"; do
+    grep -qE -- "$want" "$TMP/out" || fail "info qwen2-tiny: output lacks '$want'"
+done
+expect_quiet "$BIN" synth --arch phi3 --preset phi3-tiny --type q8_0 -o "$TMP/phi3.gguf" --seed 7
+expect_quiet "$BIN" info "$TMP/phi3.gguf"
+for want in "blk.0.attn_qkv.weight *q8_0 *\[128, 256\]" "blk.0.ffn_up.weight *q8_0 *\[128, 768\]" \
+    "rope_factors_long.weight *f32 *\[12\]" "phi3.rope.scaling.attn_factor"; do
+    grep -qE -- "$want" "$TMP/out" || fail "info phi3-tiny: output lacks '$want'"
+done
+expect_error "unknown architecture 'mamba' (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)" \
+    "$BIN" synth --arch mamba --type f32 -o "$TMP/x.gguf"
+expect_error "preset 'gemma3-1b' is a gemma3 model, not qwen3" \
+    "$BIN" synth --arch qwen3 --preset gemma3-1b --type f32 -o "$TMP/x.gguf"
 
 # --- info on good files ---
 expect_quiet "$BIN" info "$TMP/tiny.gguf"

@@ -4,7 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "host/gguf.h"
+#include "host/quant.h"
+#include "host/synth.h"
 #include "ref/ref_llama.h"
 #include "util.h"
 #include "vkllm.h"
@@ -40,6 +45,7 @@ bool forward_check(const char *path, uint64_t seed, uint32_t n_prompt, uint32_t 
     }
     if (st != VKLLM_OK)
         goto out;
+    ref_llama_set_n_ctx(ref, cp.n_ctx);
 
     uint32_t n_vocab = vkllm_model_n_vocab(model);
     gpu = malloc((size_t)n * n_vocab * sizeof *gpu);
@@ -88,4 +94,19 @@ out:
     ref_llama_free(ref);
     gguf_close(f);
     return test_failures == failures_before;
+}
+
+bool forward_check_synth(const char *label, const synth_hparams *hp, uint32_t type, uint64_t seed, uint32_t n_prompt,
+                         double tol)
+{
+    char path[512];
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
+             (int)getpid());
+    synth_options o = {.hp = hp, .type = type, .path = path, .seed = seed};
+    vkllm_status st = synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
+    bool ok = st == VKLLM_OK && forward_check(path, seed, n_prompt, 6, 8, tol);
+    remove(path);
+    return ok;
 }

@@ -20,6 +20,7 @@
 
 static char tmp_dir[400];
 static char tiny_path[512];
+static const char *variant_source = tiny_path;   /* the file make_variant patches */
 
 /* ---- files ---- */
 
@@ -65,17 +66,19 @@ typedef enum patch_kind {
     PATCH_U32_VALUE,      /* the u32 value of key `what` */
     PATCH_TENSOR_NAME,    /* rename tensor `what` to `str` (same length) */
     PATCH_TENSOR_TYPE,    /* set the type of 2-D tensor `what` */
+    PATCH_TENSOR_NE0,     /* set ne[0] of tensor `what` */
     PATCH_TENSOR_NE1,     /* set ne[1] of 2-D tensor `what` */
     PATCH_TRUNCATE,       /* keep the first `value` bytes */
 } patch_kind;
 
-/* Writes <tmp>/bad-<label>.gguf: the tiny model with one patch. Returns the path (static) or NULL. */
+/* Writes <tmp>/bad-<label>.gguf: variant_source (the tiny model) with one patch. Returns the path (static)
+ * or NULL. */
 static const char *make_variant(const char *label, patch_kind kind, const char *what, const char *str, uint64_t value)
 {
     static char path[600];
     size_t len;
-    uint8_t *buf = (uint8_t *)test_read_file(tiny_path, &len);
-    CHECK(buf != NULL, "cannot read %s", tiny_path);
+    uint8_t *buf = (uint8_t *)test_read_file(variant_source, &len);
+    CHECK(buf != NULL, "cannot read %s", variant_source);
     if (!buf)
         return NULL;
     long at = kind == PATCH_TRUNCATE ? 0 : find(buf, len, what);
@@ -88,6 +91,7 @@ static const char *make_variant(const char *label, patch_kind kind, const char *
         case PATCH_U32_VALUE: put_u32(p + 4, (uint32_t)value); break;           /* type u32 */
         case PATCH_TENSOR_NAME: memcpy(buf + at, str, strlen(str)); break;
         case PATCH_TENSOR_TYPE: put_u32(p + 4 + 16, (uint32_t)value); break;    /* n_dims u32, ne[2] */
+        case PATCH_TENSOR_NE0: put_u64(p + 4, value); break;
         case PATCH_TENSOR_NE1: put_u64(p + 4 + 8, value); break;
         case PATCH_TRUNCATE: len = (size_t)value; break;
         }
@@ -172,6 +176,42 @@ static void test_bad_files(void)
         expect_load_error("not a GGUF file", text, VKLLM_ERR_FORMAT, "GGUF");
     expect_load_error("missing file", "/nonexistent/model.gguf", VKLLM_ERR_IO, "cannot open");
     expect_load_error("directory", "/", VKLLM_ERR_IO, "not a regular file");
+}
+
+/* Files of a known family whose tensors do not match it: a Qwen2 file without a K bias, a Qwen3 file
+ * without a K norm or with a Q norm of the wrong length; and an unknown architecture, whose message lists
+ * the supported ones. */
+static void test_family_files(void)
+{
+    char path[512];
+    const char *presets[] = {"qwen2-tiny", "qwen3-tiny"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/bad-inputs-%s-%d.gguf", tmp_dir, presets[i], (int)getpid());
+        synth_options o = {.preset = presets[i], .type = GGML_TYPE_F16, .path = path, .seed = 3};
+        vkllm_status st = synth_write(&o);
+        CHECK(st == VKLLM_OK, "synth %s: %s", presets[i], vkr_last_error());
+        if (st != VKLLM_OK)
+            continue;
+        variant_source = path;
+        if (i == 0) {
+            expect_load_error("missing bias",
+                              make_variant("bias", PATCH_TENSOR_NAME, "blk.1.attn_k.bias", "blk.1.attn_k.biaX", 0),
+                              VKLLM_ERR_FORMAT, "missing tensor blk.1.attn_k.bias");
+            expect_load_error("unknown architecture",
+                              make_variant("mamba", PATCH_STRING_VALUE, "general.architecture", "mamba", 0),
+                              VKLLM_ERR_UNSUPPORTED, "vkllm runs llama, qwen2, qwen3, gemma2, gemma3, phi3");
+        } else {
+            expect_load_error("missing k norm",
+                              make_variant("knorm", PATCH_TENSOR_NAME, "blk.0.attn_k_norm.weight",
+                                           "blk.0.attn_k_norX.weight", 0),
+                              VKLLM_ERR_FORMAT, "missing tensor blk.0.attn_k_norm.weight");
+            expect_load_error("q norm of the wrong length",
+                              make_variant("qnorm", PATCH_TENSOR_NE0, "blk.1.attn_q_norm.weight", NULL, 32),
+                              VKLLM_ERR_FORMAT, "blk.1.attn_q_norm.weight has shape [32, 1, 1, 1]; expected [64, 1]");
+        }
+        remove(path);
+    }
+    variant_source = tiny_path;
 }
 
 /* ---- a good model, bad requests ---- */
@@ -395,6 +435,7 @@ int main(int argc, char **argv)
         return test_finish("bad_inputs");
 
     test_bad_files();
+    test_family_files();
     test_devices();
     vkllm_model *m = NULL;
     st = vkllm_model_load(tiny_path, NULL, &m);

@@ -133,6 +133,9 @@ typedef struct attn_case {
     float scale;            /* 0: 1/sqrt(head_dim) */
     uint32_t pos0;          /* positions pos0 + r, unless `pos` is given */
     const uint32_t *pos;
+    uint32_t window;        /* sliding window (0: none) */
+    float softcap;          /* score soft-cap (0: none) */
+    bool ring;              /* the device cache is a ring of n_ctx rows (position p in row p % n_ctx) */
 } attn_case;
 
 /* n_split > 1: flash decoding (parts merged by attention_combine) through a scratch buffer. */
@@ -140,24 +143,49 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
                            uint32_t n_split)
 {
     const uint32_t kv_dim = c->n_kv_heads * c->head_dim;
-    const size_t nq = (size_t)c->n_rows * c->n_heads * c->head_dim, cache = (size_t)c->n_ctx * kv_dim;
-    const float scale = c->scale > 0 ? c->scale : 1.0f / sqrtf((float)c->head_dim);
-    float *q = malloc(nq * 4), *ref = malloc(nq * 4), *got = malloc(nq * 4);
-    uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2);
     uint32_t *pos = malloc((size_t)c->n_rows * 4);
     uint32_t max_pos = 0;
     for (uint32_t r = 0; r < c->n_rows; r++) {
         pos[r] = c->pos ? c->pos[r] : c->pos0 + r;
         max_pos = pos[r] > max_pos ? pos[r] : max_pos;
     }
+    /* The reference reads a linear cache of every position; a ring device cache gets its visible rows. */
+    const uint32_t lin_ctx = c->ring ? max_pos + 1 : c->n_ctx;
+    const size_t nq = (size_t)c->n_rows * c->n_heads * c->head_dim, lin = (size_t)lin_ctx * kv_dim;
+    const size_t cache = (size_t)c->n_ctx * kv_dim;
+    const float scale = c->scale > 0 ? c->scale : 1.0f / sqrtf((float)c->head_dim);
+    float *q = malloc(nq * 4), *ref = malloc(nq * 4), *got = malloc(nq * 4);
+    uint16_t *kc = malloc(lin * 2), *vc = malloc(lin * 2);
     for (size_t i = 0; i < nq; i++)
         q[i] = rng_normal(rng);
-    fill_f16(rng, kc, cache, 1.0f);
-    fill_f16(rng, vc, cache, 1.0f);
-    /* Rows no query may see are NaN: reading one poisons the output. */
-    for (size_t i = ((size_t)max_pos + 1) * kv_dim; i < cache; i++)
+    fill_f16(rng, kc, lin, 1.0f);
+    fill_f16(rng, vc, lin, 1.0f);
+    /* Rows no query may see are NaN: reading one poisons the output. With a window, that includes the rows
+     * before every query's window. */
+    uint32_t lo = UINT32_MAX;
+    for (uint32_t r = 0; r < c->n_rows; r++) {
+        uint32_t len = (pos[r] < lin_ctx ? pos[r] : lin_ctx - 1) + 1;
+        uint32_t first = c->window && len > c->window ? len - c->window : 0;
+        lo = first < lo ? first : lo;
+    }
+    for (size_t i = 0; i < (size_t)lo * kv_dim; i++)
         kc[i] = vc[i] = F16_NAN;
-    ref_attention(q, kc, vc, pos, ref, c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx, scale);
+    for (size_t i = ((size_t)max_pos + 1) * kv_dim; i < lin; i++)
+        kc[i] = vc[i] = F16_NAN;
+    ref_attention(q, kc, vc, pos, ref, c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim, lin_ctx, scale, c->window,
+                  c->softcap);
+    if (c->ring) {   /* positions lo..max_pos into rows p % n_ctx, the other rows NaN */
+        uint16_t *rk = malloc(cache * 2), *rv = malloc(cache * 2);
+        for (size_t i = 0; i < cache; i++)
+            rk[i] = rv[i] = F16_NAN;
+        for (uint32_t p = lo; p <= max_pos; p++) {
+            memcpy(rk + (size_t)(p % c->n_ctx) * kv_dim, kc + (size_t)p * kv_dim, kv_dim * 2);
+            memcpy(rv + (size_t)(p % c->n_ctx) * kv_dim, vc + (size_t)p * kv_dim, kv_dim * 2);
+        }
+        free(kc);
+        free(vc);
+        kc = rk, vc = rv;
+    }
 
     vkr_buffer *qb = opt_buffer(dev, off_a + nq * 4), *ob = opt_buffer(dev, off_b + nq * 4 + 64);
     vkr_buffer *kcb = opt_buffer(dev, off_b + cache * 2), *vcb = opt_buffer(dev, off_a + cache * 2 + 16);
@@ -167,7 +195,8 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
     vkr_graph *g = NULL;
     vk_attention_params p = {.n_rows = c->n_rows, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = c->n_ctx, .scale = scale,
-                             .n_split = n_split, .scratch = vk_view_of(sb, off_b)};
+                             .n_split = n_split, .scratch = vk_view_of(sb, off_b), .window = c->window,
+                             .softcap = c->softcap, .ring = c->ring};
     if (qb && ob && kcb && vcb && pb && (sb || n_split <= 1) && opt_upload(dev, qb, off_a, q, nq * 4) &&
         opt_upload(dev, kcb, off_b, kc, cache * 2) && opt_upload(dev, vcb, off_a, vc, cache * 2) &&
         opt_upload(dev, pb, off_a, pos, (size_t)c->n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
@@ -178,9 +207,10 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
             if (verbose())
                 fprintf(stderr, "attention %u rows, %u/%u heads x %u, max pos %u: rel L2 %.3g\n", c->n_rows,
                         c->n_heads, c->n_kv_heads, c->head_dim, max_pos, e);
-            CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, offs %zu/%zu, "
-                  "split %u: rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads, c->n_kv_heads, c->head_dim,
-                  c->n_ctx, max_pos, (double)scale, off_a, off_b, n_split, e, first_nonfinite(got, nq));
+            CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, window %u, "
+                  "softcap %g, offs %zu/%zu, split %u: rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads,
+                  c->n_kv_heads, c->head_dim, c->n_ctx, max_pos, (double)scale, c->window, (double)c->softcap, off_a,
+                  off_b, n_split, e, first_nonfinite(got, nq));
             if (!(e < 1e-4))
                 opt_report_mismatches("out", got, ref, nq, 1e-5, 1e-3);
             size_t outside = opt_count_outside(dev, ob, off_b, nq * 4);
@@ -256,7 +286,7 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
         rng_fill(rng, k, (size_t)rows * kv_dim, -1.5f, 1.5f);
         rng_fill(rng, v, (size_t)rows * kv_dim, -1.5f, 1.5f);
         ref_kv_store(k, v, kc, vc, pos, rows, kv_dim, n_ctx);
-        ref_attention(q, kc, vc, pos, ref, rows, n_heads, n_kv_heads, head_dim, n_ctx, scale);
+        ref_attention(q, kc, vc, pos, ref, rows, n_heads, n_kv_heads, head_dim, n_ctx, scale, 0, 0.0f);
         if (!opt_upload(dev, qb, 0, q, (size_t)rows * q_dim * 4) ||
             !opt_upload(dev, kb, 0, k, (size_t)rows * kv_dim * 4) ||
             !opt_upload(dev, vb, 0, v, (size_t)rows * kv_dim * 4) || !opt_upload(dev, pb, 0, pos, (size_t)rows * 4) ||
@@ -320,16 +350,26 @@ static void attention_cases(vkr_device *dev, test_rng *rng)
     static const uint32_t pos_e[] = {0, 1, 5000};      /* past n_ctx: sees the whole cache */
     static const uint32_t pos_g[] = {499, 250, 10, 130};
     static const attn_case cases[] = {
-        {1, 8, 2, 128, 2100, 0, 2050, NULL},     /* decode, long context, group 4 */
-        {37, 4, 1, 64, 200, 0.125f, 100, NULL},  /* prompt continuing at 100, group 4 */
-        {5, 3, 3, 256, 131, 0, 0, pos_c},        /* MHA, head_dim 256 */
-        {9, 6, 2, 80, 16, 0, 0, NULL},           /* prompt from 0, group 3, head_dim 80 */
-        {3, 2, 1, 2, 1001, 0, 0, pos_e},         /* head_dim 2 */
-        {1, 32, 4, 64, 4096, 0.125f, 3999, NULL},/* decode at 4000 rows, group 8 */
-        {4, 4, 2, 32, 500, 2.0f, 0, pos_g},      /* sharp scores, unordered positions */
-        {64, 2, 2, 128, 64, 0, 0, NULL},         /* prompt filling the context */
-        {1, 1, 1, 16, 1, 0, 0, NULL},            /* a single cache row */
-        {2, 4, 2, 96, 300, 0, 257, NULL},        /* head_dim 96, kv length 258..259 */
+        {1, 8, 2, 128, 2100, 0, 2050, NULL, 0, 0, false},     /* decode, long context, group 4 */
+        {37, 4, 1, 64, 200, 0.125f, 100, NULL, 0, 0, false},  /* prompt continuing at 100, group 4 */
+        {5, 3, 3, 256, 131, 0, 0, pos_c, 0, 0, false},        /* MHA, head_dim 256 */
+        {9, 6, 2, 80, 16, 0, 0, NULL, 0, 0, false},           /* prompt from 0, group 3, head_dim 80 */
+        {3, 2, 1, 2, 1001, 0, 0, pos_e, 0, 0, false},         /* head_dim 2 */
+        {1, 32, 4, 64, 4096, 0.125f, 3999, NULL, 0, 0, false},/* decode at 4000 rows, group 8 */
+        {4, 4, 2, 32, 500, 2.0f, 0, pos_g, 0, 0, false},      /* sharp scores, unordered positions */
+        {64, 2, 2, 128, 64, 0, 0, NULL, 0, 0, false},         /* prompt filling the context */
+        {1, 1, 1, 16, 1, 0, 0, NULL, 0, 0, false},            /* a single cache row */
+        {2, 4, 2, 96, 300, 0, 257, NULL, 0, 0, false},        /* head_dim 96, kv length 258..259 */
+        /* Sliding windows (Gemma, rows before the window are NaN) and soft-capped scores (Gemma 2). */
+        {37, 4, 1, 64, 200, 0.125f, 100, NULL, 16, 0, false},
+        {1, 8, 2, 128, 2100, 0, 2050, NULL, 512, 0, false},
+        {9, 6, 2, 80, 64, 0, 20, NULL, 4, 1.5f, false},
+        {5, 3, 3, 256, 131, 0, 0, pos_c, 64, 30.0f, false},
+        {4, 4, 2, 32, 500, 2.0f, 0, pos_g, 0, 5.0f, false},
+        /* Ring caches of a sliding-window layer (window + batch - 1 rows), positions far past them. */
+        {37, 4, 1, 64, 52, 0.125f, 1000, NULL, 16, 0, true},
+        {1, 8, 2, 128, 512, 0, 5000, NULL, 512, 0, true},
+        {9, 6, 2, 80, 12, 0, 20, NULL, 4, 1.5f, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         test_attention(dev, rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1);

@@ -1,9 +1,11 @@
-/* op_silu_mul and op_add against ref_silu_mul / ref_add on seeded random data: lengths 1, around the
+/* op_silu_mul, op_gelu_mul and op_add against ref_silu_mul / ref_gelu_mul / ref_add, and op_scale and
+ * op_softcap against x * a and a * tanh(x / a), on seeded random data: lengths 1, around the
  * workgroup size and large, inputs spanning large |x| (exp overflow in silu), views at aligned and
  * unaligned offsets, and out aliasing an input. Outputs are poisoned (NaN) first; words outside the
  * output keep their poison.
  * Tolerances: add is one correctly rounded f32 operation, so it must match the reference exactly;
- * silu_mul: relative L2 < 1e-5 (f32 exp and division), and no non-finite value. */
+ * silu_mul, gelu_mul, softcap: relative L2 < 1e-5 (f32 exp/tanh and division), and no non-finite value;
+ * scale is one f32 multiplication: exact. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +13,13 @@
 #include "ref/ref_ops.h"
 #include "util.h"
 
-enum { OP_SILU_MUL, OP_ADD };
+enum { OP_SILU_MUL, OP_GELU_MUL, OP_ADD };
 
 /* alias: 0 = separate output, 1 = out is a, 2 = out is b. */
 static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t a_off, size_t b_off, size_t o_off,
                      int alias)
 {
-    const char *name = op == OP_ADD ? "add" : "silu_mul";
+    const char *name = op == OP_ADD ? "add" : op == OP_GELU_MUL ? "gelu_mul" : "silu_mul";
     float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *ref = malloc((size_t)n * 4),
           *got = malloc((size_t)n * 4);
     for (uint32_t i = 0; i < n; i++) {
@@ -26,6 +28,8 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     }
     if (op == OP_ADD)
         ref_add(a, b, ref, n);
+    else if (op == OP_GELU_MUL)
+        ref_gelu_mul(a, b, ref, n);
     else
         ref_silu_mul(a, b, ref, n);
 
@@ -38,8 +42,10 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     if (ab && bb && ob && opt_upload(dev, ab, a_off, a, (size_t)n * 4) &&
         opt_upload(dev, bb, b_off, b, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_view av = vk_view_of(ab, a_off), bv = vk_view_of(bb, b_off), ov = vk_view_of(ob, o_off);
-        vkllm_status st = op == OP_ADD ? op_add(g, av, bv, ov, n) : op_silu_mul(g, av, bv, ov, n);
-        if (test_op_run(g, st, op == OP_ADD ? "op_add" : "op_silu_mul") &&
+        vkllm_status st = op == OP_ADD        ? op_add(g, av, bv, ov, n)
+                          : op == OP_GELU_MUL ? op_gelu_mul(g, av, bv, ov, n)
+                                              : op_silu_mul(g, av, bv, ov, n);
+        if (test_op_run(g, st, name) &&
             opt_download(dev, ob, o_off, got, (size_t)n * 4)) {
             double e = rel_l2(got, ref, n);
             long nf = first_nonfinite(got, n);
@@ -48,9 +54,8 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
                 CHECK(bad == 0, "add n=%u offs %zu/%zu/%zu alias %d: %zu elements differ", n, a_off, b_off, o_off,
                       alias, bad);
             } else {
-                CHECK(e < 1e-5 && nf < 0,
-                      "silu_mul n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld", n, a_off,
-                      b_off, o_off, alias, e, nf);
+                CHECK(e < 1e-5 && nf < 0, "%s n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld",
+                      name, n, a_off, b_off, o_off, alias, e, nf);
                 if (!(e < 1e-5))
                     opt_report_mismatches("out", got, ref, n, 1e-6, 1e-4);
             }
@@ -73,6 +78,39 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     free(got);
 }
 
+/* op_scale (softcap false) or op_softcap in place on n floats at offset off, against x * a / a tanh(x / a). */
+static void run_in_place(vkr_device *dev, test_rng *rng, bool softcap, uint32_t n, size_t off, float a)
+{
+    const char *name = softcap ? "softcap" : "scale";
+    float *x = malloc((size_t)n * 4), *ref = malloc((size_t)n * 4), *got = malloc((size_t)n * 4);
+    for (uint32_t i = 0; i < n; i++) {
+        x[i] = rng_normal(rng) * (i % 7 == 0 ? 1000.0f : 10.0f);   /* some far past the cap */
+        ref[i] = softcap ? (float)(a * tanh((double)x[i] / a)) : x[i] * a;
+    }
+    vkr_buffer *b = opt_buffer(dev, off + (size_t)n * 4 + 64);
+    vkr_graph *g = NULL;
+    if (b && opt_upload(dev, b, off, x, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vk_view v = vk_view_of(b, off);
+        vkllm_status st = softcap ? op_softcap(g, v, n, a) : op_scale(g, v, n, a);
+        if (test_op_run(g, st, name) && opt_download(dev, b, off, got, (size_t)n * 4)) {
+            double e = rel_l2(got, ref, n);
+            size_t bad = softcap ? 0 : opt_report_mismatches("out", got, ref, n, 0.0, 0.0);
+            CHECK(softcap ? e < 1e-5 && first_nonfinite(got, n) < 0 : bad == 0, "%s n=%u off %zu a %g: rel L2 %.3g, "
+                  "%zu differ", name, n, off, (double)a, e, bad);
+            size_t outside = opt_count_outside(dev, b, off, (size_t)n * 4);
+            CHECK(outside == 0, "%s: %zu words written outside x", name, outside);
+        }
+    } else {
+        CHECK(false, "%s: setup failed: %s", name, vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    if (b)
+        vkr_buffer_destroy(dev, b);
+    free(x);
+    free(ref);
+    free(got);
+}
+
 /* Bad arguments are refused and add no dispatch (a graph and a buffer of 1024 bytes). */
 static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
@@ -81,6 +119,9 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
     CHECK(op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
     CHECK(op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
     CHECK(op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
+    CHECK(op_softcap(g, v, 4, 0.0f) == VKLLM_ERR_INVALID_ARGUMENT, "softcap 0");
+    CHECK(op_scale(g, v, 4, NAN) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
+    CHECK(op_scale(g, v, 257, 2.0f) == VKLLM_ERR_INVALID_ARGUMENT, "scale past the end of the buffer");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }
 
@@ -101,6 +142,11 @@ int main(void)
         run_case(dev, &rng, op, 777, 4, 8, 12, 0);   /* unaligned (4-byte) offsets */
         run_case(dev, &rng, op, 5000, a1, 0, 0, 1);  /* out = a */
         run_case(dev, &rng, op, 333, 0, a2, 0, 2);   /* out = b */
+    }
+    for (int softcap = 0; softcap < 2; softcap++) {
+        run_in_place(dev, &rng, softcap, 1, 0, 30.0f);
+        run_in_place(dev, &rng, softcap, 100003, a1, softcap ? 30.0f : 48.0f);   /* Gemma's final cap; sqrt(2304) */
+        run_in_place(dev, &rng, softcap, 777, 4, softcap ? 1.5f : 0.25f);
     }
     test_op_errors(dev, 1024, argument_errors);
     test_device_close(&td);

@@ -1,6 +1,6 @@
 /* op_rmsnorm against ref_rmsnorm (double sums) on seeded random rows: sizes below, at and past the
  * workgroup size, rows whose mean square is comparable to eps, views at aligned and unaligned (4-byte)
- * offsets, in place (out == x). Outputs are poisoned (NaN) first and words outside the output range must
+ * offsets, in place (out == x); and op_rmsnorm_add (out += the same), out holding random values first. Outputs are poisoned (NaN) first and words outside the output range must
  * keep the poison. Tolerance: relative L2 < 1e-5 per case (f32 arithmetic, one reduction). */
 #include <math.h>
 #include <stdlib.h>
@@ -10,10 +10,12 @@
 #include "util.h"
 
 static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t dim, float eps, size_t x_off,
-                     size_t o_off, size_t w_off, bool in_place)
+                     size_t o_off, size_t w_off, bool in_place, bool add)
 {
     const size_t n = (size_t)n_rows * dim;
     float *x = malloc(n * 4), *w = malloc((size_t)dim * 4), *ref = malloc(n * 4), *got = malloc(n * 4);
+    float *out0 = malloc(n * 4);
+    rng_fill(rng, out0, n, -3.0f, 3.0f);
     for (uint32_t r = 0; r < n_rows; r++) {
         float s = r % 3 == 2 ? 1e-3f : rng_uniform(rng, 0.1f, 10.0f);   /* some rows near eps */
         for (uint32_t i = 0; i < dim; i++)
@@ -21,6 +23,8 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
     }
     rng_fill(rng, w, dim, -2.0f, 2.0f);
     ref_rmsnorm(x, w, ref, n_rows, dim, eps);
+    for (size_t i = 0; add && i < n; i++)
+        ref[i] = (float)((double)ref[i] + out0[i]);
 
     vkr_buffer *xb = opt_buffer(dev, x_off + n * 4 + 64);
     vkr_buffer *wb = opt_buffer(dev, w_off + (size_t)dim * 4 + 16);
@@ -29,13 +33,16 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
         o_off = x_off;
     vkr_graph *g = NULL;
     if (xb && wb && ob && opt_upload(dev, xb, x_off, x, n * 4) && opt_upload(dev, wb, w_off, w, (size_t)dim * 4) &&
-        vkr_graph_create(dev, &g) == VKLLM_OK) {
+        (!add || opt_upload(dev, ob, o_off, out0, n * 4)) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_tensor wt = opt_f32_tensor(wb, w_off, dim);
-        vkllm_status st = op_rmsnorm(g, vk_view_of(xb, x_off), &wt, vk_view_of(ob, o_off), n_rows, dim, eps);
-        if (test_op_run(g, st, "op_rmsnorm") && opt_download(dev, ob, o_off, got, n * 4)) {
+        vk_view xv = vk_view_of(xb, x_off), ov = vk_view_of(ob, o_off);
+        vkllm_status st = add ? op_rmsnorm_add(g, xv, &wt, ov, n_rows, dim, eps)
+                              : op_rmsnorm(g, xv, &wt, ov, n_rows, dim, eps);
+        if (test_op_run(g, st, add ? "op_rmsnorm_add" : "op_rmsnorm") && opt_download(dev, ob, o_off, got, n * 4)) {
             double e = rel_l2(got, ref, n);
-            CHECK(e < 1e-5, "rmsnorm %ux%u eps %g offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)", n_rows, dim,
-                  (double)eps, x_off, o_off, in_place ? " in place" : "", e, first_nonfinite(got, n));
+            CHECK(e < 1e-5, "rmsnorm%s %ux%u eps %g offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)",
+                  add ? "_add" : "", n_rows, dim, (double)eps, x_off, o_off, in_place ? " in place" : "", e,
+                  first_nonfinite(got, n));
             if (e >= 1e-5)
                 opt_report_mismatches("out", got, ref, n, 1e-6, 1e-4);
             size_t outside = opt_count_outside(dev, ob, o_off, n * 4);
@@ -53,6 +60,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
     free(w);
     free(ref);
     free(got);
+    free(out0);
 }
 
 /* Bad arguments are refused and add no dispatch (a graph and a buffer of 4096 bytes). */
@@ -81,13 +89,15 @@ static void run_all(vkr_device *dev, test_rng *rng)
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         float eps = s % 2 ? 1e-5f : 1e-6f;
-        run_case(dev, rng, shapes[s].rows, shapes[s].dim, eps, 0, 0, 0, false);
-        run_case(dev, rng, shapes[s].rows, shapes[s].dim, eps, a1, a2, a1, false);
+        run_case(dev, rng, shapes[s].rows, shapes[s].dim, eps, 0, 0, 0, false, false);
+        run_case(dev, rng, shapes[s].rows, shapes[s].dim, eps, a1, a2, a1, false, false);
+        run_case(dev, rng, shapes[s].rows, shapes[s].dim, eps, a2, a1, 0, false, true);
     }
     /* Unaligned (4-byte) offsets, and in place. */
-    run_case(dev, rng, 3, 100, 1e-5f, 12, 20, 4, false);
-    run_case(dev, rng, 6, 513, 1e-5f, a1, 0, 0, true);
-    run_case(dev, rng, 2, 77, 1e-5f, 8, 0, 0, true);
+    run_case(dev, rng, 3, 100, 1e-5f, 12, 20, 4, false, false);
+    run_case(dev, rng, 6, 513, 1e-5f, a1, 0, 0, true, false);
+    run_case(dev, rng, 2, 77, 1e-5f, 8, 0, 0, true, false);
+    run_case(dev, rng, 3, 100, 1e-5f, 12, 20, 4, false, true);   /* rmsnorm_add at unaligned offsets */
 }
 
 int main(void)

@@ -37,7 +37,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const rope_case *c, size_t 
     vkr_buffer *fb = opt_buffer(dev, f_off + (size_t)(c->n_rot / 2 + 1) * 4 + 16);
     vkr_graph *g = NULL;
     vk_tensor ft = opt_f32_tensor(fb, f_off, c->n_rot / 2);
-    vk_rope_params p = {c->n_rows, c->n_heads, c->head_dim, c->n_rot, c->base, c->mode, c->ff ? &ft : NULL};
+    vk_rope_params p = {c->n_rows, c->n_heads, c->head_dim, c->n_rot, c->base, c->mode, c->ff ? &ft : NULL, 1.0f};
     bool ok = xb && pb && fb && opt_upload(dev, fb, f_off, ff, (size_t)(c->n_rot / 2) * 4) &&
               vkr_graph_create(dev, &g) == VKLLM_OK;
     if (ok) {
@@ -99,7 +99,7 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
     vk_view v = vk_view_of(b, 0);
     vk_tensor ff = opt_f32_tensor(b, 0, 4);
-    vk_rope_params p = {1, 2, 16, 16, 10000.0f, VK_ROPE_INTERLEAVED, NULL};
+    vk_rope_params p = {1, 2, 16, 16, 10000.0f, VK_ROPE_INTERLEAVED, NULL, 1.0f};
     p.n_rot = 18;
     CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_rot > head_dim");
     p.n_rot = 7;

@@ -232,9 +232,15 @@ int main(void)
     const char *tmp = getenv("VKLLM_TEST_TMP");
     const char *dir = tmp && *tmp ? tmp : "/tmp";
     const synth_hparams hp[3] = {
-        {"custom", "untied", 256, 16, 4, 2, 512, 512, 256, 10000.0f, 1e-5f, false, false},
-        {"custom", "tied", 256, 16, 8, 2, 384, 512, 256, 10000.0f, 1e-5f, true, false},
-        {"custom", "small", 256, 2, 4, 2, 384, 512, 256, 10000.0f, 1e-5f, false, false},
+        {.preset = "custom", .model_name = "untied",
+         .n_embd = 256, .n_layer = 16, .n_head = 4, .n_head_kv = 2, .n_ff = 512, .n_vocab = 512, .n_ctx = 256,
+         .rope_theta = 10000.0f, .rms_eps = 1e-5f, .tied_embeddings = false, .rope_freqs = false},
+        {.preset = "custom", .model_name = "tied",
+         .n_embd = 256, .n_layer = 16, .n_head = 8, .n_head_kv = 2, .n_ff = 384, .n_vocab = 512, .n_ctx = 256,
+         .rope_theta = 10000.0f, .rms_eps = 1e-5f, .tied_embeddings = true, .rope_freqs = false},
+        {.preset = "custom", .model_name = "small",
+         .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 384, .n_vocab = 512, .n_ctx = 256,
+         .rope_theta = 10000.0f, .rms_eps = 1e-5f, .tied_embeddings = false, .rope_freqs = false},
     };
     gguf_file *files[3] = {NULL, NULL, NULL};
     for (int m = 0; m < 3; m++) {

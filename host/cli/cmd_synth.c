@@ -1,4 +1,5 @@
-/* `vkllm synth --preset P --type T -o FILE [--seed S]`: writes a Llama GGUF with random weights. */
+/* `vkllm synth [--arch A] [--preset P] --type T -o FILE [--seed S]`: writes a GGUF of a supported family with
+ * random weights. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/arch.h"
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
 #include "host/gguf.h"
@@ -20,9 +22,10 @@ static void usage(FILE *out)
 {
     char types[256];
     ggml_type_list_names(types, sizeof types);
-    fprintf(out, "usage: vkllm synth --preset P --type T -o FILE [--seed S]\n\n"
-                 "Writes a Llama-architecture GGUF with random weights and a synthetic SentencePiece\n"
+    fprintf(out, "usage: vkllm synth [--arch A] [--preset P] --type T -o FILE [--seed S]\n\n"
+                 "Writes a GGUF of a supported family with random weights and a synthetic SentencePiece\n"
                  "vocabulary, for tests and benchmarks. The same seed gives the same file.\n\n"
+                 "  --arch A         family: %s (alone: its tiny test preset)\n"
                  "  --preset P       %s\n"
                  "  --type T         type of the 2-D weights (norms stay f32): %s.\n"
                  "                   Weights whose rows are not a multiple of 256 get, as llama.cpp's quantizer\n"
@@ -32,7 +35,7 @@ static void usage(FILE *out)
                  "                   it when complete (a failed or interrupted run leaves an existing F as it was)\n"
                  "  --seed S         random seed (default 1)\n"
                  "  -h, --help\n",
-            synth_preset_names(), types);
+            arch_supported_names(), synth_preset_names(), types);
 }
 
 static double now_s(void)
@@ -59,7 +62,7 @@ static void progress(void *user, uint64_t done, uint64_t total)
 
 int cmd_synth(int argc, char **argv)
 {
-    const char *preset = NULL, *type_name = NULL, *out = NULL;
+    const char *preset = NULL, *arch = NULL, *type_name = NULL, *out = NULL;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -67,7 +70,7 @@ int cmd_synth(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        bool takes_value = !strcmp(a, "--preset") || !strcmp(a, "--type") || !strcmp(a, "-o") ||
+        bool takes_value = !strcmp(a, "--preset") || !strcmp(a, "--arch") || !strcmp(a, "--type") || !strcmp(a, "-o") ||
                            !strcmp(a, "--output") || !strcmp(a, "--seed");
         if (!takes_value) {
             fprintf(stderr, "vkllm: synth: unknown argument '%s' (try 'vkllm synth --help')\n", a);
@@ -80,6 +83,8 @@ int cmd_synth(int argc, char **argv)
         const char *v = argv[++i];
         if (!strcmp(a, "--preset")) {
             preset = v;
+        } else if (!strcmp(a, "--arch")) {
+            arch = v;
         } else if (!strcmp(a, "--type")) {
             type_name = v;
         } else if (!strcmp(a, "--seed")) {
@@ -95,8 +100,8 @@ int cmd_synth(int argc, char **argv)
             out = v;
         }
     }
-    if (!preset || !type_name || !out) {
-        fprintf(stderr, "vkllm: synth: --preset, --type and -o are required (try 'vkllm synth --help')\n");
+    if ((!preset && !arch) || !type_name || !out) {
+        fprintf(stderr, "vkllm: synth: --preset or --arch, --type and -o are required (try 'vkllm synth --help')\n");
         return 1;
     }
     struct stat out_st, stdout_st;
@@ -106,9 +111,18 @@ int cmd_synth(int argc, char **argv)
                         "file name\n", out);
         return 1;
     }
-    const synth_hparams *hp = synth_preset(preset);
+    if (arch && !arch_family_find(arch, strlen(arch))) {
+        fprintf(stderr, "vkllm: synth: unknown architecture '%s' (supported: %s)\n", arch, arch_supported_names());
+        return 1;
+    }
+    const synth_hparams *hp = preset ? synth_preset(preset) : synth_family_preset(arch);
     if (!hp) {
         fprintf(stderr, "vkllm: synth: unknown preset '%s' (presets: %s)\n", preset, synth_preset_names());
+        return 1;
+    }
+    const char *hp_arch = hp->arch ? hp->arch : "llama";
+    if (arch && strcmp(arch, hp_arch) != 0) {
+        fprintf(stderr, "vkllm: synth: preset '%s' is a %s model, not %s\n", hp->preset, hp_arch, arch);
         return 1;
     }
     uint32_t type;

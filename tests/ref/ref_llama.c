@@ -1,22 +1,31 @@
-/* CPU reference forward pass for Llama-architecture GGUF models. See ref_llama.h.
+/* CPU reference forward pass for every supported family. See ref_llama.h.
  *
- * The model, per token x (a row of n_embd floats):
+ * The model, per token x (a row of n_embd floats); [brackets] are the pieces a family's description
+ * (host/arch.h) switches on:
  *
- *   x = token_embd[token]
+ *   x = token_embd[token]                            [* sqrt(n_embd): Gemma]
  *   for each layer:
  *       h = rmsnorm(x) * attn_norm
- *       q = Wq h, k = Wk h, v = Wv h                 (q: n_head heads, k/v: n_head_kv heads of head_dim)
- *       rope(q), rope(k) at the token's position      (interleaved pairs (2i, 2i+1))
+ *       q = Wq h, k = Wk h, v = Wv h                  [+ biases: Qwen2] (q: n_head heads, k/v: n_head_kv heads)
+ *       [each head of q and k: rmsnorm(head) * q_norm / k_norm: Qwen3, Gemma 3]
+ *       rope(q), rope(k) at the token's position      (pairs (2i, 2i+1), or (i, i + n_rot/2) for NeoX families;
+ *                                                      frequencies divided by rope_freqs / LongRoPE factors /
+ *                                                      linear or YaRN scaling, cos and sin times mscale)
  *       cache[pos] = f16(k), f16(v)
- *       a = per head: softmax(q . K[0..pos] / sqrt(head_dim)) V[0..pos]   (query head h reads kv head
- *                                                                          h / (n_head / n_head_kv))
- *       x = x + Wo a
+ *       a = per head: softmax(cap(q . K[j] * scale)) V[j] over the positions j the layer sees: 0..pos, or the
+ *           last sliding_window of them on local layers; cap(s) = c tanh(s / c) with Gemma 2's soft-cap c
+ *       o = Wo a                                      [rmsnorm(o) * post_attention_norm: Gemma]
+ *       x = x + o
  *       h = rmsnorm(x) * ffn_norm
- *       x = x + Wdown (silu(Wgate h) * Wup h)
+ *       f = Wdown (act(Wgate h) * Wup h)              (act: SiLU, or GELU-tanh for Gemma)
+ *                                                     [rmsnorm(f) * post_ffw_norm: Gemma]
+ *       x = x + f
  *   logits = Wout (rmsnorm(x) * output_norm)          (Wout = output.weight, or token_embd.weight)
+ *                                                     [c tanh(logits / c): Gemma 2's final soft-cap]
  *
  * Weights are stored as GGUF lays them out: a tensor with ne = {K, M} is M rows of K floats, and a
- * projection computes y[m] = sum_k W[m][k] x[k]. */
+ * projection computes y[m] = sum_k W[m][k] x[k]. Fused tensors (attn_qkv; Phi-3's ffn_up holding gate and
+ * up) are loaded whole and their parts point into them. */
 #include "ref/ref_llama.h"
 
 #include <math.h>
@@ -28,6 +37,10 @@
 #include "host/quant.h"
 
 typedef struct ref_layer {
+    float *tensors[ARCH_T_COUNT];   /* every tensor of the layer as loaded (fused ones whole), for freeing */
+    float *bq, *bk, *bv;      /* biases or NULL */
+    float *q_norm, *k_norm;   /* [head_dim] or NULL */
+    float *post_attn_norm, *post_ffn_norm;   /* [n_embd] or NULL */
     float *attn_norm;         /* [n_embd] */
     float *wq;                /* [n_head * head_dim][n_embd] */
     float *wk;                /* [n_head_kv * head_dim][n_embd] */
@@ -46,7 +59,9 @@ struct ref_llama {
     float *tok_embd;          /* [n_vocab][n_embd] */
     float *output_norm;       /* [n_embd] */
     float *output;            /* [n_vocab][n_embd]; points at tok_embd when tied */
-    float *rope_freqs;        /* [n_rot / 2] or NULL */
+    float *rope_freqs;        /* [n_rot / 2] or NULL: rope_freqs.weight, or LongRoPE's short factors */
+    float *rope_long;         /* LongRoPE's long factors or NULL */
+    uint32_t n_ctx;           /* ref_llama_set_n_ctx */
     ref_layer *layers;
     uint32_t cache_rows;      /* allocated rows of each cache */
     uint32_t n_cached;        /* positions 0..n_cached-1 hold valid K/V */
@@ -103,139 +118,53 @@ static vkllm_status load_tensor(const gguf_file *f, const char *name, uint64_t n
     return VKLLM_OK;
 }
 
-/* An optional key: absent gives `def`; present but not a fitting number is an error (a per-layer array
- * of head counts, say, must not silently become the default). */
-static vkllm_status opt_u32(const gguf_file *f, const char *key, uint32_t def, uint32_t *out)
-{
-    *out = def;
-    if (gguf_find_key(f, key) < 0 || gguf_get_u32(f, key, out))
-        return VKLLM_OK;
-    return vkr_error(VKLLM_ERR_UNSUPPORTED, "key %s is not an unsigned 32-bit value", key);
-}
-
-static vkllm_status opt_f32(const gguf_file *f, const char *key, float def, float *out)
-{
-    *out = def;
-    if (gguf_find_key(f, key) < 0 || gguf_get_f32(f, key, out))
-        return VKLLM_OK;
-    return vkr_error(VKLLM_ERR_UNSUPPORTED, "key %s is not a float value", key);
-}
-
 static vkllm_status read_hparams(const gguf_file *f, ref_llama_hparams *hp)
 {
-    const char *arch;
-    uint64_t arch_len;
-    if (!gguf_get_str(f, "general.architecture", &arch, &arch_len)) {
-        return vkr_error(VKLLM_ERR_FORMAT, "key general.architecture is missing");
-    }
-    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0) {
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "architecture \"%.*s\" is not llama", (int)(arch_len > 64 ? 64 : arch_len),
-                         arch);
-    }
-
     memset(hp, 0, sizeof *hp);
-    static const struct { const char *key; size_t offset; } required[] = {
-        {"llama.embedding_length", offsetof(ref_llama_hparams, n_embd)},
-        {"llama.block_count", offsetof(ref_llama_hparams, n_layer)},
-        {"llama.attention.head_count", offsetof(ref_llama_hparams, n_head)},
-        {"llama.feed_forward_length", offsetof(ref_llama_hparams, n_ff)},
-    };
-    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        uint32_t *dst = (uint32_t *)((char *)hp + required[i].offset);
-        if (!gguf_get_u32(f, required[i].key, dst)) {
-            return vkr_error(VKLLM_ERR_FORMAT, "key %s is missing or not an unsigned 32-bit value", required[i].key);
-        }
-        if (*dst == 0) {
-            return vkr_error(VKLLM_ERR_FORMAT, "key %s is 0", required[i].key);
-        }
-    }
-
-    vkllm_status st = opt_u32(f, "llama.attention.head_count_kv", hp->n_head, &hp->n_head_kv);
+    vkllm_status st = arch_read_hparams(f, &hp->arch);
     if (st != VKLLM_OK)
         return st;
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv != 0) {
-        return vkr_error(VKLLM_ERR_FORMAT, "head_count %u is not a multiple of head_count_kv %u", hp->n_head,
-                         hp->n_head_kv);
-    }
-
-    if (gguf_find_key(f, "llama.attention.key_length") >= 0) {
-        st = opt_u32(f, "llama.attention.key_length", 0, &hp->head_dim);
-        if (st != VKLLM_OK)
-            return st;
-    } else {
-        if (hp->n_embd % hp->n_head != 0) {
-            return vkr_error(VKLLM_ERR_FORMAT, "embedding_length %u is not a multiple of head_count %u",
-                             hp->n_embd, hp->n_head);
-        }
-        hp->head_dim = hp->n_embd / hp->n_head;
-    }
-    uint32_t value_length;
-    st = opt_u32(f, "llama.attention.value_length", hp->head_dim, &value_length);
-    if (st != VKLLM_OK)
-        return st;
-    if (value_length != hp->head_dim) {
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "value_length %u differs from key_length %u", value_length,
-                         hp->head_dim);
-    }
-    if (hp->head_dim == 0 || (uint64_t)hp->n_head * hp->head_dim > INT32_MAX) {
-        return vkr_error(VKLLM_ERR_FORMAT, "head dimension %u is out of range", hp->head_dim);
-    }
-
-    st = opt_u32(f, "llama.rope.dimension_count", hp->head_dim, &hp->n_rot);
-    if (st != VKLLM_OK)
-        return st;
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0) {
-        return vkr_error(VKLLM_ERR_FORMAT, "rope.dimension_count %u must be even and at most the head dimension %u",
-                         hp->n_rot, hp->head_dim);
-    }
-
-    st = opt_f32(f, "llama.rope.freq_base", 10000.0f, &hp->rope_base);
-    if (st == VKLLM_OK)
-        st = opt_f32(f, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps);
-    if (st != VKLLM_OK)
-        return st;
-    if (!(hp->rope_base > 0.0f) || !isfinite(hp->rope_base) || !(hp->rms_eps >= 0.0f) || !isfinite(hp->rms_eps)) {
-        return vkr_error(VKLLM_ERR_FORMAT, "rope.freq_base %g or layer_norm_rms_epsilon %g is out of range",
-                         hp->rope_base, hp->rms_eps);
-    }
-    st = opt_u32(f, "llama.context_length", 0, &hp->n_ctx_train);
-    if (st != VKLLM_OK)
-        return st;
-
-    const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
-    if (embd == NULL) {
-        return vkr_error(VKLLM_ERR_FORMAT, "tensor token_embd.weight is missing");
-    }
-    if (embd->ne[1] == 0 || embd->ne[1] > INT32_MAX) {
-        return vkr_error(VKLLM_ERR_FORMAT, "token_embd.weight has %llu rows", (unsigned long long)embd->ne[1]);
-    }
-    hp->n_vocab = (uint32_t)embd->ne[1];
+    const arch_hparams *a = &hp->arch;
+    hp->n_vocab = a->n_vocab;
+    hp->n_embd = a->n_embd;
+    hp->n_layer = a->n_layer;
+    hp->n_head = a->n_head;
+    hp->n_head_kv = a->n_head_kv;
+    hp->head_dim = a->head_dim;
+    hp->n_ff = a->n_ff;
+    hp->n_rot = a->n_rot;
+    hp->n_ctx_train = a->n_ctx_train;
+    hp->rope_base = a->rope_theta;
+    hp->rms_eps = a->rms_eps;
     return VKLLM_OK;
 }
 
 static vkllm_status load_layer(const gguf_file *f, const ref_llama_hparams *hp, uint32_t il, ref_layer *l)
 {
-    const uint64_t n_embd = hp->n_embd;
-    const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
-    const uint64_t kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
-    const struct { const char *suffix; uint64_t ne0, ne1; float **dst; } tensors[] = {
-        {"attn_norm.weight", n_embd, 1, &l->attn_norm},
-        {"attn_q.weight", n_embd, q_dim, &l->wq},
-        {"attn_k.weight", n_embd, kv_dim, &l->wk},
-        {"attn_v.weight", n_embd, kv_dim, &l->wv},
-        {"attn_output.weight", q_dim, n_embd, &l->wo},
-        {"ffn_norm.weight", n_embd, 1, &l->ffn_norm},
-        {"ffn_gate.weight", n_embd, hp->n_ff, &l->w_gate},
-        {"ffn_up.weight", n_embd, hp->n_ff, &l->w_up},
-        {"ffn_down.weight", hp->n_ff, n_embd, &l->w_down},
-    };
-    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
-        char name[96];
-        snprintf(name, sizeof name, "blk.%u.%s", il, tensors[i].suffix);
-        vkllm_status st = load_tensor(f, name, tensors[i].ne0, tensors[i].ne1, false, tensors[i].dst);
+    arch_tensor_desc td[ARCH_T_COUNT];
+    arch_layer_tensors(&hp->arch, il, td);
+    for (int r = 0; r < ARCH_T_COUNT; r++) {
+        if (!td[r].present)
+            continue;
+        vkllm_status st = load_tensor(f, td[r].name, td[r].ne0, td[r].ne1 ? td[r].ne1 : 1, false, &l->tensors[r]);
         if (st != VKLLM_OK)
             return st;
     }
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    float **t = l->tensors;
+    l->attn_norm = t[ARCH_T_ATTN_NORM];
+    l->wq = t[ARCH_T_QKV] ? t[ARCH_T_QKV] : t[ARCH_T_Q];
+    l->wk = t[ARCH_T_QKV] ? t[ARCH_T_QKV] + Q * E : t[ARCH_T_K];
+    l->wv = t[ARCH_T_QKV] ? t[ARCH_T_QKV] + (Q + KV) * E : t[ARCH_T_V];
+    l->bq = t[ARCH_T_Q_BIAS], l->bk = t[ARCH_T_K_BIAS], l->bv = t[ARCH_T_V_BIAS];
+    l->q_norm = t[ARCH_T_Q_NORM], l->k_norm = t[ARCH_T_K_NORM];
+    l->wo = t[ARCH_T_WO];
+    l->post_attn_norm = t[ARCH_T_POST_ATTN_NORM];
+    l->ffn_norm = t[ARCH_T_FFN_NORM];
+    l->w_gate = t[ARCH_T_GATE] ? t[ARCH_T_GATE] : t[ARCH_T_UP];   /* fused: gate rows, then up rows */
+    l->w_up = t[ARCH_T_GATE] ? t[ARCH_T_UP] : t[ARCH_T_UP] + (size_t)hp->n_ff * E;
+    l->w_down = t[ARCH_T_DOWN];
+    l->post_ffn_norm = t[ARCH_T_POST_FFN_NORM];
     return VKLLM_OK;
 }
 
@@ -264,7 +193,10 @@ vkllm_status ref_llama_load(const gguf_file *f, ref_llama **out)
     if (st != VKLLM_OK)
         goto fail;
     hp->tied_output = m->output == NULL;
-    st = load_tensor(f, "rope_freqs.weight", hp->n_rot / 2, 1, true, &m->rope_freqs);
+    st = load_tensor(f, hp->arch.rope_longrope ? "rope_factors_short.weight" : "rope_freqs.weight", hp->n_rot / 2, 1,
+                     true, &m->rope_freqs);
+    if (st == VKLLM_OK)
+        st = load_tensor(f, "rope_factors_long.weight", hp->n_rot / 2, 1, true, &m->rope_long);
     if (st != VKLLM_OK)
         goto fail;
     hp->has_rope_freqs = m->rope_freqs != NULL;
@@ -294,8 +226,8 @@ void ref_llama_free(ref_llama *m)
     if (m->layers != NULL) {
         for (uint32_t il = 0; il < m->hp.n_layer; il++) {
             ref_layer *l = &m->layers[il];
-            free(l->attn_norm), free(l->wq), free(l->wk), free(l->wv), free(l->wo);
-            free(l->ffn_norm), free(l->w_gate), free(l->w_up), free(l->w_down);
+            for (int r = 0; r < ARCH_T_COUNT; r++)
+                free(l->tensors[r]);
             free(l->k_cache), free(l->v_cache);
         }
         free(m->layers);
@@ -304,12 +236,15 @@ void ref_llama_free(ref_llama *m)
     free(m->output_norm);
     free(m->output);          /* NULL when tied */
     free(m->rope_freqs);
+    free(m->rope_long);
     free(m);
 }
 
 const ref_llama_hparams *ref_llama_get_hparams(const ref_llama *m) { return &m->hp; }
 
 uint32_t ref_llama_n_vocab(const ref_llama *m) { return m->hp.n_vocab; }
+
+void ref_llama_set_n_ctx(ref_llama *m, uint32_t n_ctx) { m->n_ctx = n_ctx; }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The building blocks                                                                              */
@@ -338,22 +273,85 @@ static void rmsnorm(const float *x, const float *weight, float *out, uint32_t n,
         out[i] = (float)((double)x[i] * inv_rms * (double)weight[i]);
 }
 
-/* Rotates the pairs (v[2i], v[2i+1]) for 2i < n_rot of each of n_heads heads by the angle
- * pos * base^(-2i/n_rot) (divided by freq_factors[i] when given). Dimensions from n_rot on are kept. */
-static void rope(float *v, uint32_t n_heads, const ref_llama_hparams *hp, const float *freq_factors, uint32_t pos)
+#define REF_PI 3.14159265358979323846
+
+/* The rope of one layer. */
+typedef struct ref_rope {
+    double base;
+    const float *factors;     /* divide pair i's frequency by factors[i]; NULL: none */
+    arch_rope_scaling scaling;
+    double factor;            /* linear: positions / factor; YaRN: the interpolation factor */
+    double mscale;            /* cos and sin are multiplied by it */
+    bool neox;
+} ref_rope;
+
+/* YaRN (ggml's convention): pair i keeps its frequency when it turns more than beta_fast times over the
+ * original context, is divided by the factor when it turns fewer than beta_slow times, a linear blend of the
+ * two between those pair indices (rounded outwards). Returns the weight of the original frequency. */
+static double yarn_original_weight(const arch_hparams *a, uint32_t i)
 {
+    /* pair index at which the rotation count over the original context equals `turns` */
+    double first_fast = floor(a->n_rot * log(a->rope_orig_ctx / (2.0 * REF_PI * a->yarn_beta_fast)) /
+                              (2.0 * log(a->rope_theta)));
+    double last_slow = ceil(a->n_rot * log(a->rope_orig_ctx / (2.0 * REF_PI * a->yarn_beta_slow)) /
+                            (2.0 * log(a->rope_theta)));
+    first_fast = fmax(first_fast, 0.0);
+    last_slow = fmin(last_slow, a->n_rot - 1.0);
+    double t = (i - first_fast) / fmax(last_slow - first_fast, 0.001);
+    return 1.0 - fmin(fmax(t, 0.0), 1.0);
+}
+
+/* Rotates pair i < n_rot/2 of each of n_heads heads by pos * base^(-2i/n_rot), adjusted by the scaling.
+ * Dimensions from n_rot on are kept. */
+static void rope(float *v, uint32_t n_heads, const ref_llama_hparams *hp, const ref_rope *r, uint32_t pos)
+{
+    const uint32_t half = hp->n_rot / 2;
     for (uint32_t h = 0; h < n_heads; h++) {
         float *head = v + (size_t)h * hp->head_dim;
-        for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
-            double theta = (double)pos * pow((double)hp->rope_base, -2.0 * i / hp->n_rot);
-            if (freq_factors != NULL)
-                theta /= (double)freq_factors[i];
-            double c = cos(theta), s = sin(theta);
-            double x0 = head[2 * i], x1 = head[2 * i + 1];
-            head[2 * i] = (float)(x0 * c - x1 * s);
-            head[2 * i + 1] = (float)(x0 * s + x1 * c);
+        for (uint32_t i = 0; i < half; i++) {
+            double theta = (double)pos * pow(r->base, -2.0 * i / hp->n_rot);
+            if (r->factors != NULL)
+                theta /= (double)r->factors[i];
+            if (r->scaling == ARCH_ROPE_LINEAR)
+                theta /= r->factor;
+            if (r->scaling == ARCH_ROPE_YARN) {
+                double w = yarn_original_weight(&hp->arch, i);
+                theta = w * theta + (1.0 - w) * theta / r->factor;
+            }
+            double c = cos(theta) * r->mscale, s = sin(theta) * r->mscale;
+            float *x0 = r->neox ? &head[i] : &head[2 * i];
+            float *x1 = r->neox ? &head[i + half] : &head[2 * i + 1];
+            double a = *x0, b = *x1;
+            *x0 = (float)(a * c - b * s);
+            *x1 = (float)(a * s + b * c);
         }
     }
+}
+
+/* The rope of layer il: local layers of families with their own local base are not scaled. */
+static ref_rope layer_rope(const ref_llama *m, uint32_t il)
+{
+    const arch_hparams *a = &m->hp.arch;
+    ref_rope r = {.base = a->rope_theta, .factors = m->rope_freqs, .scaling = a->rope_scaling,
+                  .factor = a->rope_factor, .mscale = a->rope_attn_factor, .neox = a->fam->rope_neox};
+    if (m->rope_long && m->n_ctx > a->rope_orig_ctx)
+        r.factors = m->rope_long;
+    if (r.scaling == ARCH_ROPE_YARN)
+        r.mscale *= 1.0 + 0.1 * log(r.factor);
+    if (arch_layer_is_local(a, il) && a->fam->swa_rope_base > 0) {
+        r.base = a->fam->swa_rope_base;
+        r.factors = NULL;
+        r.scaling = ARCH_ROPE_NONE;
+        r.mscale = 1.0;
+    }
+    return r;
+}
+
+/* x += bias when there is one. */
+static void add_bias(float *x, const float *bias, uint32_t n)
+{
+    for (uint32_t i = 0; bias && i < n; i++)
+        x[i] += bias[i];
 }
 
 /* The value the GPU's f16 KV cache would hold. */
@@ -361,32 +359,37 @@ static float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 static double silu(double x) { return x / (1.0 + exp(-x)); }
 
-/* out (n_head * head_dim) = attention of the query q at position pos over cache rows 0..pos. */
-static void attention(const ref_llama_hparams *hp, const ref_layer *l, const float *q, uint32_t pos, float *out,
-                      double *scores)
+static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(sqrt(2.0 / REF_PI) * (x + 0.044715 * x * x * x))); }
+
+/* c * tanh(x / c), or x when c is 0. */
+static double softcap(double x, double c) { return c > 0 ? c * tanh(x / c) : x; }
+
+/* out (n_head * head_dim) = attention of the query q at position pos over cache rows first..pos. */
+static void attention(const ref_llama_hparams *hp, const ref_layer *l, const float *q, uint32_t first, uint32_t pos,
+                      float *out, double *scores)
 {
     const uint32_t kv_dim = hp->n_head_kv * hp->head_dim;
     const uint32_t group = hp->n_head / hp->n_head_kv;   /* query heads per kv head */
-    const double scale = 1.0 / sqrt((double)hp->head_dim);
+    const double scale = hp->arch.attn_scale;
 
     for (uint32_t h = 0; h < hp->n_head; h++) {
         const float *qh = q + (size_t)h * hp->head_dim;
         const uint32_t kvh = h / group;
 
-        /* scores over the positions this token may see (the causal mask: j <= pos) */
+        /* scores over the positions this token may see (the causal mask: j <= pos; the window: j >= first) */
         double max_score = -INFINITY;
-        for (uint32_t j = 0; j <= pos; j++) {
+        for (uint32_t j = first; j <= pos; j++) {
             const float *kj = l->k_cache + (size_t)j * kv_dim + (size_t)kvh * hp->head_dim;
             double dot = 0.0;
             for (uint32_t d = 0; d < hp->head_dim; d++)
                 dot += (double)qh[d] * (double)kj[d];
-            scores[j] = dot * scale;
+            scores[j] = softcap(dot * scale, hp->arch.attn_softcap);
             if (scores[j] > max_score)
                 max_score = scores[j];
         }
         /* softmax */
         double sum = 0.0;
-        for (uint32_t j = 0; j <= pos; j++) {
+        for (uint32_t j = first; j <= pos; j++) {
             scores[j] = exp(scores[j] - max_score);
             sum += scores[j];
         }
@@ -394,7 +397,7 @@ static void attention(const ref_llama_hparams *hp, const ref_layer *l, const flo
         float *oh = out + (size_t)h * hp->head_dim;
         for (uint32_t d = 0; d < hp->head_dim; d++) {
             double acc = 0.0;
-            for (uint32_t j = 0; j <= pos; j++)
+            for (uint32_t j = first; j <= pos; j++)
                 acc += scores[j] * (double)l->v_cache[(size_t)j * kv_dim + (size_t)kvh * hp->head_dim + d];
             oh[d] = (float)(acc / sum);
         }
@@ -475,12 +478,19 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
         goto done;
     }
 
-    /* 1. Embedding: each token's row of token_embd. */
-    for (uint32_t t = 0; t < n_tokens; t++)
-        memcpy(x + (size_t)t * n_embd, m->tok_embd + (size_t)tokens[t] * n_embd, n_embd * sizeof(float));
+    /* 1. Embedding: each token's row of token_embd (Gemma scales it by sqrt(n_embd)). */
+    const arch_family *fam = hp->arch.fam;
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        float *xt = x + (size_t)t * n_embd;
+        memcpy(xt, m->tok_embd + (size_t)tokens[t] * n_embd, n_embd * sizeof(float));
+        for (uint32_t i = 0; i < n_embd && fam->embd_scale; i++)
+            xt[i] = (float)((double)xt[i] * sqrt((double)n_embd));
+    }
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const ref_layer *l = &m->layers[il];
+        const ref_rope rp = layer_rope(m, il);
+        const uint32_t window = arch_layer_is_local(&hp->arch, il) ? hp->arch.swa_window : 0;
 
         /* 2. Attention inputs for every token of the batch: Q kept aside, K and V into the cache. Doing
          *    all tokens before any attention lets token t see tokens t' < t of the same batch. */
@@ -494,8 +504,19 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
             matvec(l->wq, h, qt, q_dim, n_embd);
             matvec(l->wk, h, kt, kv_dim, n_embd);
             matvec(l->wv, h, vt, kv_dim, n_embd);
-            rope(qt, hp->n_head, hp, m->rope_freqs, pos);
-            rope(kt, hp->n_head_kv, hp, m->rope_freqs, pos);
+            add_bias(qt, l->bq, q_dim);
+            add_bias(kt, l->bk, kv_dim);
+            add_bias(vt, l->bv, kv_dim);
+            for (uint32_t hh = 0; hh < hp->n_head && l->q_norm; hh++) {
+                float *head = qt + (size_t)hh * hp->head_dim;
+                rmsnorm(head, l->q_norm, head, hp->head_dim, hp->rms_eps);
+            }
+            for (uint32_t hh = 0; hh < hp->n_head_kv && l->k_norm; hh++) {
+                float *head = kt + (size_t)hh * hp->head_dim;
+                rmsnorm(head, l->k_norm, head, hp->head_dim, hp->rms_eps);
+            }
+            rope(qt, hp->n_head, hp, &rp, pos);
+            rope(kt, hp->n_head_kv, hp, &rp, pos);
             for (uint32_t i = 0; i < kv_dim; i++) {
                 kt[i] = round_f16(kt[i]);
                 vt[i] = round_f16(vt[i]);
@@ -504,30 +525,41 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
 
         for (uint32_t t = 0; t < n_tokens; t++) {
             float *xt = x + (size_t)t * n_embd;
+            const uint32_t pos = start_pos + t;
 
-            /* 3. Causal grouped-query attention, output projection, residual. */
-            attention(hp, l, q + (size_t)t * q_dim, start_pos + t, att, scores);
+            /* 3. Causal grouped-query attention (over the window on local layers), output projection,
+             *    [post-norm,] residual. */
+            attention(hp, l, q + (size_t)t * q_dim, window && pos >= window ? pos - window + 1 : 0, pos, att, scores);
             matvec(l->wo, att, proj, n_embd, q_dim);
+            if (l->post_attn_norm)
+                rmsnorm(proj, l->post_attn_norm, proj, n_embd, hp->rms_eps);
             for (uint32_t i = 0; i < n_embd; i++)
                 xt[i] += proj[i];
 
-            /* 4. SwiGLU feed-forward, residual. */
+            /* 4. Gated feed-forward (SiLU or GELU), [post-norm,] residual. */
             rmsnorm(xt, l->ffn_norm, h, n_embd, hp->rms_eps);
             matvec(l->w_gate, h, gate, hp->n_ff, n_embd);
             matvec(l->w_up, h, up, hp->n_ff, n_embd);
-            for (uint32_t i = 0; i < hp->n_ff; i++)
-                gate[i] = (float)(silu(gate[i]) * (double)up[i]);
+            for (uint32_t i = 0; i < hp->n_ff; i++) {
+                double g = gate[i];
+                gate[i] = (float)((fam->act == ARCH_ACT_GELU_TANH ? gelu_tanh(g) : silu(g)) * (double)up[i]);
+            }
             matvec(l->w_down, gate, proj, n_embd, hp->n_ff);
+            if (l->post_ffn_norm)
+                rmsnorm(proj, l->post_ffn_norm, proj, n_embd, hp->rms_eps);
             for (uint32_t i = 0; i < n_embd; i++)
                 xt[i] += proj[i];
         }
     }
 
-    /* 5. Final norm and the output projection, for every token. */
+    /* 5. Final norm and the output projection, for every token [, soft-capped]. */
     const float *w_out = hp->tied_output ? m->tok_embd : m->output;
     for (uint32_t t = 0; t < n_tokens; t++) {
+        float *lt = logits + (size_t)t * hp->n_vocab;
         rmsnorm(x + (size_t)t * n_embd, m->output_norm, h, n_embd, hp->rms_eps);
-        matvec(w_out, h, logits + (size_t)t * hp->n_vocab, hp->n_vocab, n_embd);
+        matvec(w_out, h, lt, hp->n_vocab, n_embd);
+        for (uint32_t i = 0; i < hp->n_vocab && hp->arch.final_softcap > 0; i++)
+            lt[i] = (float)softcap(lt[i], hp->arch.final_softcap);
     }
     m->n_cached = start_pos + n_tokens;
     st = VKLLM_OK;

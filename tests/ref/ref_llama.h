@@ -1,4 +1,6 @@
-/* A CPU reference forward pass for Llama-architecture GGUF models, written to be read top to bottom.
+/* A CPU reference forward pass for GGUF models of every family host/arch.h describes (Llama, Qwen2/3,
+ * Gemma 2/3, Phi-3), written to be read top to bottom. The family description says which pieces a layer has;
+ * the arithmetic of each piece is written here independently of the device code.
  * Every weight is dequantized to f32 at load time; sums are accumulated in double. The KV cache holds
  * values rounded through f16, as the GPU's KV cache does, so GPU results can be compared to it closely.
  * Slow and simple on purpose: for tiny models (stories260K, synthetic test models), not for 1B shapes. */
@@ -7,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "host/arch.h"
 #include "host/gguf.h"
 
 typedef struct ref_llama_hparams {
@@ -23,17 +26,22 @@ typedef struct ref_llama_hparams {
     float rms_eps;            /* llama.attention.layer_norm_rms_epsilon (default 1e-5) */
     int has_rope_freqs;       /* rope_freqs.weight present: theta_i is divided by it */
     int tied_output;          /* no output.weight: logits use token_embd.weight */
+    arch_hparams arch;        /* the whole description: family, rope scaling, window, soft-caps, ... */
 } ref_llama_hparams;
 
 typedef struct ref_llama ref_llama;
 
 /* Reads the hyper-parameters and dequantizes all weights. `f` is only used during the call.
- * Fails with VKLLM_ERR_UNSUPPORTED (architecture other than llama, tensor type we cannot dequantize)
+ * Fails with VKLLM_ERR_UNSUPPORTED (an unsupported architecture, tensor type we cannot dequantize)
  * or VKLLM_ERR_FORMAT (missing key or tensor, wrong shape), message stored via vkr_error. */
 vkllm_status ref_llama_load(const gguf_file *f, ref_llama **out);
 void ref_llama_free(ref_llama *m);
 
 const ref_llama_hparams *ref_llama_get_hparams(const ref_llama *m);
+
+/* The context length the model is run with: LongRoPE files take their long factors past the original context
+ * (the default, 0, takes the short ones). */
+void ref_llama_set_n_ctx(ref_llama *m, uint32_t n_ctx);
 uint32_t ref_llama_n_vocab(const ref_llama *m);
 
 /* Runs tokens[0..n_tokens) at positions start_pos, start_pos+1, ... and writes n_tokens rows of n_vocab

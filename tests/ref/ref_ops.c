@@ -70,6 +70,14 @@ void ref_silu_mul(const float *gate, const float *up, float *out, size_t n)
     }
 }
 
+void ref_gelu_mul(const float *gate, const float *up, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double g = gate[i];
+        out[i] = (float)(0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * up[i]);
+    }
+}
+
 void ref_add(const float *a, const float *b, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -94,7 +102,7 @@ void ref_kv_store(const float *k, const float *v, uint16_t *k_cache, uint16_t *v
 
 void ref_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, const uint32_t *positions,
                    float *out, uint32_t n_rows, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                   uint32_t n_ctx, float scale)
+                   uint32_t n_ctx, float scale, uint32_t window, float softcap)
 {
     const uint32_t group = n_heads / n_kv_heads, kv_dim = n_kv_heads * head_dim;
     double *s = malloc(sizeof(double) * n_ctx);
@@ -109,21 +117,22 @@ void ref_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_ca
     }
     for (uint32_t r = 0; r < n_rows; r++) {
         uint32_t len = (positions[r] < n_ctx ? positions[r] : n_ctx - 1) + 1;
+        uint32_t first = window && len > window ? len - window : 0;
         for (uint32_t h = 0; h < n_heads; h++) {
             const float *qh = q + ((size_t)r * n_heads + h) * head_dim;
             const size_t kvo = (size_t)(h / group) * head_dim;
             double m = -INFINITY;
-            for (uint32_t j = 0; j < len; j++) {
+            for (uint32_t j = first; j < len; j++) {
                 const uint16_t *kr = k_cache + (size_t)j * kv_dim + kvo;
                 double d = 0;
                 for (uint32_t i = 0; i < head_dim; i++)
                     d += (double)qh[i] * fp16_to_fp32(kr[i]);
-                s[j] = d * scale;
+                s[j] = softcap > 0 ? softcap * tanh(d * scale / softcap) : d * scale;
                 m = fmax(m, s[j]);
             }
             double sum = 0;
             memset(acc, 0, sizeof(double) * head_dim);
-            for (uint32_t j = 0; j < len; j++) {
+            for (uint32_t j = first; j < len; j++) {
                 double p = exp(s[j] - m);
                 sum += p;
                 const uint16_t *vr = v_cache + (size_t)j * kv_dim + kvo;

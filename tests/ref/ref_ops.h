@@ -24,6 +24,8 @@ void ref_softmax(const float *x, float *out, uint32_t n_rows, uint32_t n_cols, f
                  uint32_t causal_offset);
 
 void ref_silu_mul(const float *gate, const float *up, float *out, size_t n);
+/* out = gelu(gate) * up, GELU in its tanh approximation. */
+void ref_gelu_mul(const float *gate, const float *up, float *out, size_t n);
 void ref_add(const float *a, const float *b, float *out, size_t n);
 
 /* f16 round to nearest even (host/quant.h's conversion). */
@@ -34,11 +36,12 @@ float ref_f16_value(uint16_t h);
 void ref_kv_store(const float *k, const float *v, uint16_t *k_cache, uint16_t *v_cache, const uint32_t *positions,
                   uint32_t n_rows, uint32_t kv_dim, uint32_t n_ctx);
 
-/* out[r][h][:] = sum_{j <= min(positions[r], n_ctx-1)} softmax_j(scale * q[r][h] . K[j][h/group]) V[j][h/group],
- * with K, V the f16 caches above. */
+/* out[r][h][:] = sum_{j <= min(positions[r], n_ctx-1)} softmax_j(cap(scale * q[r][h] . K[j][h/group])) V[j][h/group],
+ * with K, V the f16 caches above; window > 0: only the last `window` of those j; cap(s) = softcap * tanh(s /
+ * softcap), or s when softcap is 0. */
 void ref_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, const uint32_t *positions,
                    float *out, uint32_t n_rows, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                   uint32_t n_ctx, float scale);
+                   uint32_t n_ctx, float scale, uint32_t window, float softcap);
 
 /* ---- Device helpers for the op tests (failures are counted with CHECK and reported) ---- */
 

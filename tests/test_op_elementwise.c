@@ -4,7 +4,8 @@
  * unaligned offsets, and out aliasing an input. Outputs are poisoned (NaN) first; words outside the
  * output keep their poison.
  * Tolerances: add is one correctly rounded f32 operation, so it must match the reference exactly;
- * silu_mul, gelu_mul, softcap: relative L2 < 1e-5 (f32 exp/tanh and division), and no non-finite value;
+ * silu_mul, gelu_mul, softcap: relative L2 < 1e-5 (f32 exp/tanh and division) or, for outputs all near 0,
+ * no element off by more than 1e-6; and no non-finite value;
  * scale is one f32 multiplication: exact. */
 #include <math.h>
 #include <stdlib.h>
@@ -54,9 +55,15 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
                 CHECK(bad == 0, "add n=%u offs %zu/%zu/%zu alias %d: %zu elements differ", n, a_off, b_off, o_off,
                       alias, bad);
             } else {
-                CHECK(e < 1e-5 && nf < 0, "%s n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, first non-finite %ld",
-                      name, n, a_off, b_off, o_off, alias, e, nf);
-                if (!(e < 1e-5))
+                /* Outputs near 0 (GELU's 1 + tanh is exactly 0 in f32 below about -9, where the double reference
+                 * keeps ~1e-30) make a short output's relative error meaningless: an absolute 1e-6 also passes. */
+                double worst_abs = 0;
+                for (uint32_t i = 0; i < n; i++)
+                    worst_abs = fmax(worst_abs, fabs((double)got[i] - ref[i]));
+                bool close = e < 1e-5 || worst_abs <= 1e-6;
+                CHECK(close && nf < 0, "%s n=%u offs %zu/%zu/%zu alias %d: rel L2 %.3g, max abs %.3g, first non-finite "
+                      "%ld", name, n, a_off, b_off, o_off, alias, e, worst_abs, nf);
+                if (!close)
                     opt_report_mismatches("out", got, ref, n, 1e-6, 1e-4);
             }
             if (getenv("VKLLM_TEST_VERBOSE"))

@@ -239,19 +239,14 @@ static uint32_t mix_type(mix_state *s, const gguf_tensor *t, uint32_t type, uint
     return type;
 }
 
-/* A type whose block divides a row of n elements. */
+/* A type whose block divides a row of n elements: the type, else its fallback (the type table's, the rule
+ * synth follows too), else F16. */
 static uint32_t fallback_type(uint32_t type, uint64_t n)
 {
     if (n % block_of(type) == 0)
         return type;
-    switch (type) {
-    case GGML_TYPE_IQ4_XS: type = GGML_TYPE_IQ4_NL; break;
-    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: type = GGML_TYPE_Q4_0; break;
-    case GGML_TYPE_Q4_K: type = GGML_TYPE_Q5_0; break;
-    case GGML_TYPE_Q5_K: type = GGML_TYPE_Q5_1; break;
-    case GGML_TYPE_Q6_K: type = GGML_TYPE_Q8_0; break;
-    default: break;
-    }
+    const ggml_type_info *info = ggml_type_get(type);
+    type = info ? info->fallback : GGML_TYPE_F16;
     return n % block_of(type) == 0 ? type : GGML_TYPE_F16;
 }
 

@@ -239,8 +239,7 @@ static void dequant_q5_1(const uint8_t *b, float *y)
     }
 }
 
-/* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too. */
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* IQ4_NL (18 bytes): f16 d, qs[16] (Q4_0's nibble order); x = d * level[nibble] */
 static void dequant_iq4_nl(const uint8_t *b, float *y)

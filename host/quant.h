@@ -34,6 +34,9 @@ typedef struct ggml_type_info {
                                * K-quants) */
 } ggml_type_info;
 
+/* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too (a property of the format). */
+extern const int8_t iq4_levels[16];
+
 /* The table entry of a type, or NULL for a type vkllm does not read. */
 const ggml_type_info *ggml_type_get(uint32_t type);
 /* The table in order, for listing or iterating: entries 0 .. ggml_type_count() - 1. */

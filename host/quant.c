@@ -239,8 +239,7 @@ static void dequant_q5_1(const uint8_t *b, float *y)
     }
 }
 
-/* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too. */
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* IQ4_NL (18 bytes): f16 d, qs[16] (Q4_0's nibble order); x = d * level[nibble] */
 static void dequant_iq4_nl(const uint8_t *b, float *y)
@@ -657,8 +656,8 @@ static const type_entry TYPES[] = {
     {{GGML_TYPE_Q5_0,   "q5_0",   32,   22,  true,  6,  16,  8,  GGML_TYPE_Q5_0,   8},  dequant_q5_0,   quant_q5_0},
     {{GGML_TYPE_Q5_1,   "q5_1",   32,   24,  true,  8,  16,  8,  GGML_TYPE_Q5_1,   9},  dequant_q5_1,   quant_q5_1},
     {{GGML_TYPE_Q8_0,   "q8_0",   32,   34,  true,  2,  32,  2,  GGML_TYPE_Q8_0,   7},  dequant_q8_0,   quant_q8_0},
-    {{GGML_TYPE_Q2_K,   "q2_K",   QK_K, 84,  true,  16, 64,  20, GGML_TYPE_IQ4_NL, 10}, dequant_q2_K,   quant_q2_K},
-    {{GGML_TYPE_Q3_K,   "q3_K",   QK_K, 110, true,  0,  96,  16, GGML_TYPE_IQ4_NL, 11}, dequant_q3_K,   quant_q3_K},
+    {{GGML_TYPE_Q2_K,   "q2_K",   QK_K, 84,  true,  16, 64,  20, GGML_TYPE_Q4_0,   10}, dequant_q2_K,   quant_q2_K},
+    {{GGML_TYPE_Q3_K,   "q3_K",   QK_K, 110, true,  0,  96,  16, GGML_TYPE_Q4_0,   11}, dequant_q3_K,   quant_q3_K},
     {{GGML_TYPE_Q4_K,   "q4_K",   QK_K, 144, true,  16, 128, 16, GGML_TYPE_Q5_0,   14}, dequant_q4_K,   quant_q4_K},
     {{GGML_TYPE_Q5_K,   "q5_K",   QK_K, 176, true,  16, 160, 16, GGML_TYPE_Q5_1,   16}, dequant_q5_K,   quant_q5_K},
     {{GGML_TYPE_Q6_K,   "q6_K",   QK_K, 210, true,  0,  192, 20, GGML_TYPE_Q8_0,   18}, dequant_q6_K,   quant_q6_K},

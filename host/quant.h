@@ -26,12 +26,16 @@ typedef struct ggml_type_info {
     uint32_t block_bytes;     /* GGUF bytes per block */
     bool kernels;             /* vkllm's device kernels (matmul, get_rows) run it */
     uint32_t qs_start, qs_bytes, meta_bytes;
-    /* For rows that are not a multiple of `block` (256-element types), the 32-element type llama.cpp's quantizer
-     * uses instead (q2_K, q3_K, iq4_xs -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1; q6_K -> q8_0); else the type. */
+    /* For rows that are not a multiple of `block` (256-element types), the 32-element type current llama-quantize
+     * uses instead (q2_K, q3_K -> q4_0; iq4_xs -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1; q6_K -> q8_0); else the
+     * type. The one rule for synth and quantize. */
     uint32_t fallback;
     uint32_t file_type;       /* general.file_type of a file of mostly this type (LLAMA_FTYPE_*, the _S mix for
                                * K-quants) */
 } ggml_type_info;
+
+/* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too (a property of the format). */
+extern const int8_t iq4_levels[16];
 
 /* The table entry of a type, or NULL for a type vkllm does not read. */
 const ggml_type_info *ggml_type_get(uint32_t type);

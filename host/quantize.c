@@ -25,9 +25,6 @@
 #include "host/ggml_types.h"
 #include "host/quant.h"
 
-/* IQ4_NL's and IQ4_XS's 16 levels (a property of the format). */
-static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 /* The midpoints between consecutive IQ4 levels: the decision thresholds of the nearest level. */
 static const float iq4_mids[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
                                    7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};

@@ -61,17 +61,15 @@ enum {
     FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25, FT_IQ4_XS = 30, FT_BF16 = 32,
 };
 
+/* The file types offered (names from ggml_file_type_name) and the tensor type most weights get. */
 static const quantize_ftype ftypes[] = {
-    {"Q4_0", FT_Q4_0, GGML_TYPE_Q4_0},       {"Q4_1", FT_Q4_1, GGML_TYPE_Q4_1},
-    {"Q5_0", FT_Q5_0, GGML_TYPE_Q5_0},       {"Q5_1", FT_Q5_1, GGML_TYPE_Q5_1},
-    {"Q8_0", FT_Q8_0, GGML_TYPE_Q8_0},       {"Q2_K", FT_Q2_K, GGML_TYPE_Q2_K},
-    {"Q3_K_S", FT_Q3_K_S, GGML_TYPE_Q3_K},   {"Q3_K_M", FT_Q3_K_M, GGML_TYPE_Q3_K},
-    {"Q3_K_L", FT_Q3_K_L, GGML_TYPE_Q3_K},   {"Q4_K_S", FT_Q4_K_S, GGML_TYPE_Q4_K},
-    {"Q4_K_M", FT_Q4_K_M, GGML_TYPE_Q4_K},   {"Q5_K_S", FT_Q5_K_S, GGML_TYPE_Q5_K},
-    {"Q5_K_M", FT_Q5_K_M, GGML_TYPE_Q5_K},   {"Q6_K", FT_Q6_K, GGML_TYPE_Q6_K},
-    {"IQ4_NL", FT_IQ4_NL, GGML_TYPE_IQ4_NL}, {"IQ4_XS", FT_IQ4_XS, GGML_TYPE_IQ4_XS},
-    {"F16", FT_F16, GGML_TYPE_F16},          {"BF16", FT_BF16, GGML_TYPE_BF16},
-    {"F32", FT_F32, GGML_TYPE_F32},
+    {FT_Q4_0, GGML_TYPE_Q4_0},     {FT_Q4_1, GGML_TYPE_Q4_1},     {FT_Q5_0, GGML_TYPE_Q5_0},
+    {FT_Q5_1, GGML_TYPE_Q5_1},     {FT_Q8_0, GGML_TYPE_Q8_0},     {FT_Q2_K, GGML_TYPE_Q2_K},
+    {FT_Q3_K_S, GGML_TYPE_Q3_K},   {FT_Q3_K_M, GGML_TYPE_Q3_K},   {FT_Q3_K_L, GGML_TYPE_Q3_K},
+    {FT_Q4_K_S, GGML_TYPE_Q4_K},   {FT_Q4_K_M, GGML_TYPE_Q4_K},   {FT_Q5_K_S, GGML_TYPE_Q5_K},
+    {FT_Q5_K_M, GGML_TYPE_Q5_K},   {FT_Q6_K, GGML_TYPE_Q6_K},     {FT_IQ4_NL, GGML_TYPE_IQ4_NL},
+    {FT_IQ4_XS, GGML_TYPE_IQ4_XS}, {FT_F16, GGML_TYPE_F16},       {FT_BF16, GGML_TYPE_BF16},
+    {FT_F32, GGML_TYPE_F32},
 };
 enum { N_FTYPES = sizeof ftypes / sizeof ftypes[0] };
 
@@ -91,7 +89,7 @@ const quantize_ftype *quantize_ftype_find(const char *name)
     unsigned long number = strtoul(name, &end, 10);
     bool numeric = isdigit((unsigned char)name[0]) && *end == '\0';
     for (uint32_t i = 0; i < N_FTYPES; i++)
-        if (numeric ? ftypes[i].ftype == number : !strcasecmp(name, ftypes[i].name))
+        if (numeric ? ftypes[i].ftype == number : !strcasecmp(name, ggml_file_type_name(ftypes[i].ftype)))
             return &ftypes[i];
     return NULL;
 }
@@ -239,19 +237,14 @@ static uint32_t mix_type(mix_state *s, const gguf_tensor *t, uint32_t type, uint
     return type;
 }
 
-/* A type whose block divides a row of n elements. */
+/* A type whose block divides a row of n elements: the type, else its fallback (the type table's, the rule
+ * synth follows too), else F16. */
 static uint32_t fallback_type(uint32_t type, uint64_t n)
 {
     if (n % block_of(type) == 0)
         return type;
-    switch (type) {
-    case GGML_TYPE_IQ4_XS: type = GGML_TYPE_IQ4_NL; break;
-    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: type = GGML_TYPE_Q4_0; break;
-    case GGML_TYPE_Q4_K: type = GGML_TYPE_Q5_0; break;
-    case GGML_TYPE_Q5_K: type = GGML_TYPE_Q5_1; break;
-    case GGML_TYPE_Q6_K: type = GGML_TYPE_Q8_0; break;
-    default: break;
-    }
+    const ggml_type_info *info = ggml_type_get(type);
+    type = info ? info->fallback : GGML_TYPE_F16;
     return n % block_of(type) == 0 ? type : GGML_TYPE_F16;
 }
 

@@ -9,10 +9,9 @@
 #include "host/gguf.h"
 #include "runtime/error.h"
 
-/* A file type: its name as llama-quantize spells it ("Q4_K_M"), its general.file_type number
- * (llama.cpp's LLAMA_FTYPE_*), and the tensor type most weights get. */
+/* A file type: its general.file_type number (llama.cpp's LLAMA_FTYPE_*; ggml_file_type_name in host/quant.h
+ * gives its name as llama-quantize spells it, "Q4_K_M") and the tensor type most weights get. */
 typedef struct quantize_ftype {
-    const char *name;
     uint32_t ftype;
     uint32_t type;
 } quantize_ftype;

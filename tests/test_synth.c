@@ -131,7 +131,8 @@ static uint32_t want_type(uint32_t type, uint32_t ne0)
     if (ne0 % 256 == 0)
         return type;
     switch (type) {
-    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_IQ4_XS: return GGML_TYPE_IQ4_NL;
+    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: return GGML_TYPE_Q4_0;
+    case GGML_TYPE_IQ4_XS: return GGML_TYPE_IQ4_NL;
     case GGML_TYPE_Q4_K: return GGML_TYPE_Q5_0;
     case GGML_TYPE_Q5_K: return GGML_TYPE_Q5_1;
     case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_0;

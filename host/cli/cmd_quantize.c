@@ -23,7 +23,7 @@ static void usage(FILE *out)
             "a temporary file beside OUT and renamed over OUT when complete.\n\n"
             "TYPE (case-insensitive; or its general.file_type number):\n ");
     for (uint32_t i = 0; i < quantize_ftype_count(); i++)
-        fprintf(out, " %s", quantize_ftype_at(i)->name);
+        fprintf(out, " %s", ggml_file_type_name(quantize_ftype_at(i)->ftype));
     fprintf(out, "\n\n"
                  "  --allow-requantize         accept quantized input tensors (quality drops further)\n"
                  "  --pure                     no mix: every weight gets TYPE's tensor type\n"
@@ -125,7 +125,7 @@ int cmd_quantize(int argc, char **argv)
         cli_error("quantize");
         return 1;
     }
-    printf("wrote %s: %s (file type %u), %.2f MiB -> %.2f MiB in %.2f s\n", pos[1], p.ftype->name, p.ftype->ftype,
+    printf("wrote %s: %s (file type %u), %.2f MiB -> %.2f MiB in %.2f s\n", pos[1], ggml_file_type_name(p.ftype->ftype), p.ftype->ftype,
            file_mib(pos[0]), file_mib(pos[1]), (cli_now_ms() - t0) / 1000.0);
     return 0;
 }

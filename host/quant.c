@@ -139,6 +139,19 @@ static float store_f16(uint8_t *p, float x)
     return fp16_to_fp32(h);
 }
 
+/* As store_f16, but never smaller in magnitude than x (the next f16 code away from zero when rounding went
+ * towards it): a super-block scale that rounded down would push the largest sub-block scale out of its
+ * integer range, and then whole sub-blocks clamp. Matters where d is an f16 subnormal (small weights), whose
+ * codes are up to tens of per cent apart. */
+static float store_f16_up(uint8_t *p, float x)
+{
+    uint16_t h = fp32_to_fp16(x);
+    if (fabsf(fp16_to_fp32(h)) < fabsf(x) && (h & 0x7fffu) < 0x7bffu)
+        h++;   /* f16 codes grow with magnitude within a sign */
+    store_u16le(p, h);
+    return fp16_to_fp32(h);
+}
+
 /* round(v) clamped to [lo, hi]; NaN gives the value nearest 0. Defined for any v (no UB cast). */
 static int round_clamp(float v, int lo, int hi)
 {
@@ -548,7 +561,7 @@ static float kquant_sym(const float *x, int n_sub, int sub, float qneg, int smin
     for (int s = 0; s < n_sub; s++) {
         scale[s] = signed_absmax(x + s * sub, sub) / qneg;
     }
-    float d = store_f16(dp, signed_absmax(scale, n_sub) / (float)smin);
+    float d = store_f16_up(dp, signed_absmax(scale, n_sub) / (float)smin);
     for (int s = 0; s < n_sub; s++) {
         ls[s] = round_clamp(scale[s] * safe_inv(d), smin, smax);
     }

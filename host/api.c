@@ -397,6 +397,12 @@ static vkllm_status check_idle(const vkllm_context *c)
     return VKLLM_OK;
 }
 
+/* For host/state.c: the context's model and runtime context, the idle check, and the position after a load. */
+llama_context *api_context_llama(vkllm_context *c) { return c->llama; }
+const llama_model *api_context_model(const vkllm_context *c) { return c->model->llama; }
+vkllm_status api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
+void api_context_set_position(vkllm_context *c, uint32_t pos) { c->pos = pos; }
+
 vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 {
     if (check_idle(c) != VKLLM_OK)

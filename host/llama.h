@@ -87,4 +87,12 @@ double llama_context_last_submit_gpu_ns(const llama_context *c);
  * evaluation with timing on; empty until the first single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);
 
+/* State save/restore (host/state.c). Sliding-window layers keep a ring buffer (then has_ring). */
+bool llama_context_has_ring(const llama_context *c);
+/* Layer l's K and V cache rows [0, rows), f16 [rows][n_head_kv * head_dim] each: downloaded into k and v,
+ * or uploaded from them. */
+vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t rows, void *k, void *v, bool upload);
+/* After the cache rows are uploaded: the evaluated end and the last token's logits (n_vocab floats). */
+void llama_context_restore(llama_context *c, uint32_t end, const void *logits);
+
 #endif

@@ -271,6 +271,21 @@ VKLLM_API uint32_t vkllm_context_position(const vkllm_context *c);
  * with VKLLM_ERR_UNSUPPORTED. */
 VKLLM_API vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos);
 
+/* Saving a sequence (savegames, cached system prompts): the context's position, its KV cache rows and its
+ * last logits, with the model's identity, so that after vkllm_state_load (into a context of the same model
+ * with at least as many positions) the next decode continues exactly as if never saved. vkllm_state_size
+ * gives the bytes vkllm_state_save writes (VKLLM_ERR_INVALID_ARGUMENT when cap is smaller). A state of
+ * another model, of more positions than the context, or truncated or corrupted, is refused with
+ * VKLLM_ERR_INVALID_ARGUMENT and the context left as it was (a failed upload leaves it empty). Contexts
+ * whose sliding-window layers keep a ring buffer (Gemma 2/3 with n_ctx > window + n_batch - 1) return
+ * VKLLM_ERR_UNSUPPORTED. The _file variants write atomically (a temporary file renamed). All return
+ * VKLLM_ERR_BUSY while a decode is in flight. */
+VKLLM_API vkllm_status vkllm_state_size(vkllm_context *c, size_t *bytes);
+VKLLM_API vkllm_status vkllm_state_save(vkllm_context *c, void *buf, size_t cap, size_t *written);
+VKLLM_API vkllm_status vkllm_state_load(vkllm_context *c, const void *buf, size_t size);
+VKLLM_API vkllm_status vkllm_state_save_file(vkllm_context *c, const char *path);
+VKLLM_API vkllm_status vkllm_state_load_file(vkllm_context *c, const char *path);
+
 /* Appends tokens at the current position and returns the last token's logits (n_vocab floats, valid
  * until the next call). VKLLM_ERR_CONTEXT_FULL if they do not fit, leaving the context unchanged. */
 VKLLM_API vkllm_status vkllm_decode(vkllm_context *c, const int32_t *tokens, size_t n, const float **logits);
@@ -285,7 +300,7 @@ VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens,
  * remains, and VKLLM_OK with the last token's logits (as vkllm_decode gives them) when all tokens are in
  * the context; an error or an abort ends the decode, the completed batches staying in the context.
  * vkllm_decode_wait waits at most timeout_ns (UINT64_MAX: until done). While a decode is in flight,
- * vkllm_decode_submit, vkllm_decode, vkllm_decode_all and vkllm_context_truncate return VKLLM_ERR_BUSY
+ * vkllm_decode_submit, vkllm_decode, vkllm_decode_all, vkllm_context_truncate and vkllm_state_* return VKLLM_ERR_BUSY
  * (vkllm_context_free waits for it); poll or wait with nothing in flight is VKLLM_ERR_INVALID_ARGUMENT. */
 VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t n);
 VKLLM_API vkllm_status vkllm_decode_poll(vkllm_context *c, const float **logits);

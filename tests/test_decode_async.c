@@ -25,15 +25,6 @@
 #define N_GEN 12
 #define N_BATCH 16
 
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = (int32_t)i;
-    return best;
-}
-
 static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us)
 {
     vkllm_context_params cp;
@@ -97,7 +88,7 @@ static void run(vkllm_model *m, enum mode mode, uint32_t budget_us, const int32_
         if (st != VKLLM_OK || !logits)
             break;
         memcpy(out + (size_t)step * n_vocab, logits, n_vocab * sizeof *logits);
-        ids[step] = argmax(logits, n_vocab);
+        ids[step] = test_argmax(logits, n_vocab);
     }
     if (budget_us)   /* the single-token steps included: not bound by the budget */
         printf("longest submission %.0f us\n", vkllm_context_max_submit_gpu_us(c));

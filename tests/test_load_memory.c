@@ -113,15 +113,6 @@ static bool abort_second(void *user)
     return ++*asked >= 2;
 }
 
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = (int32_t)i;
-    return best;
-}
-
 static void test_abort(const char *path)
 {
     vkllm_model *m = NULL;
@@ -154,7 +145,7 @@ static void test_abort(const char *path)
         CHECK(st == VKLLM_OK, "the rest of the prompt: %s", vkllm_last_error());
         memcpy(ids, prompt, n * sizeof *ids);
         while (st == VKLLM_OK && n < N_TOKENS) {
-            ids[n] = argmax(logits, vkllm_model_n_vocab(m));
+            ids[n] = test_argmax(logits, vkllm_model_n_vocab(m));
             st = vkllm_decode(c, &ids[n++], 1, &logits);
         }
         char *text = NULL;

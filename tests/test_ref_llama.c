@@ -47,15 +47,6 @@ static void append_piece(const gguf_file *f, int32_t id, char *text, size_t *len
     text[*len] = '\0';
 }
 
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = (int32_t)i;
-    return best;
-}
-
 /* Largest |a - b| over the row, relative to the row's largest |b|. */
 static double row_rel_diff(const float *a, const float *b, uint32_t n)
 {
@@ -84,7 +75,7 @@ static void test_greedy_story(const gguf_file *f, ref_llama *m, int32_t bos, int
         if (st != VKLLM_OK)
             break;
         CHECK(first_nonfinite(logits, n_vocab) < 0, "non-finite logit at position %u", n - 1);
-        int32_t next = argmax(logits, n_vocab);
+        int32_t next = test_argmax(logits, n_vocab);
         ids[n++] = next;
         if (next == eos)
             break;

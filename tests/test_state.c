@@ -21,15 +21,6 @@
 #define N_GEN 8
 #define N_CTX 64
 
-static int32_t argmax(const float *x, uint32_t n)
-{
-    int32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = (int32_t)i;
-    return best;
-}
-
 static vkllm_context *new_context(vkllm_model *m, uint32_t n_ctx)
 {
     vkllm_context_params cp;
@@ -52,7 +43,7 @@ static void generate(vkllm_context *c, int32_t first, uint32_t n_vocab, int32_t 
         if (st != VKLLM_OK || !logits)
             return;
         memcpy(out + (size_t)i * n_vocab, logits, n_vocab * sizeof *logits);
-        ids[i] = t = argmax(logits, n_vocab);
+        ids[i] = t = test_argmax(logits, n_vocab);
     }
 }
 
@@ -145,7 +136,7 @@ static unsigned char *test_model(const char *path, const char *name, size_t *sta
         CHECK(false, "%s: prompt: %s", name, vkllm_last_error());
         goto done;
     }
-    int32_t first = argmax(logits, n_vocab);
+    int32_t first = test_argmax(logits, n_vocab);
     CHECK(vkllm_state_size(c, &size) == VKLLM_OK && size > 88, "size: %s", vkllm_last_error());
     state = malloc(size);
     CHECK(state && vkllm_state_save(c, state, size, &written) == VKLLM_OK && written == size, "%s: save: %s", name,

@@ -261,3 +261,12 @@ int test_finish(const char *name)
     fprintf(stderr, "%s: all checks passed\n", name);
     return 0;
 }
+
+int32_t test_argmax(const float *x, uint32_t n)
+{
+    int32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = (int32_t)i;
+    return best;
+}

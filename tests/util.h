@@ -86,4 +86,7 @@ extern int test_failures;
  * messages seen anywhere in the process (also through the public API) count as a failure. */
 int test_finish(const char *name);
 
+/* Index of the largest of n values (the first on ties): the greedy token. */
+int32_t test_argmax(const float *x, uint32_t n);
+
 #endif

@@ -477,22 +477,25 @@ double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns
 void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
 double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
 const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
-bool llama_context_has_ring(const llama_context *c) { return c->ring_rows != 0; }
+uint32_t llama_context_cache_rows(const llama_context *c, uint32_t l) { return layer_cache_rows(c, l); }
+uint32_t llama_context_end(const llama_context *c) { return c->end; }
 
-vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t rows, void *k, void *v, bool upload)
+vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t row0, uint32_t rows, void *k, void *v,
+                                   bool upload)
 {
     const arch_hparams *hp = &c->m->hp;
-    size_t bytes = (size_t)rows * hp->n_head_kv * hp->head_dim * 2;
-    if (l >= hp->n_layer || rows > layer_cache_rows(c, l))
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "layer %u rows [0, %u): out of the cache", l, rows);
+    size_t row_bytes = (size_t)hp->n_head_kv * hp->head_dim * 2, bytes = rows * row_bytes;
+    if (l >= hp->n_layer || row0 > layer_cache_rows(c, l) || rows > layer_cache_rows(c, l) - row0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "layer %u rows [%u, +%u): out of the cache", l, row0, rows);
     if (bytes == 0)
         return VKLLM_OK;
     vkr_device *dev = c->m->dev;
-    vkllm_status st = upload ? vkr_buffer_upload(dev, c->k_cache[l], 0, k, bytes)
-                             : vkr_buffer_download(dev, c->k_cache[l], 0, k, bytes);
+    uint64_t at = row0 * row_bytes;
+    vkllm_status st = upload ? vkr_buffer_upload(dev, c->k_cache[l], at, k, bytes)
+                             : vkr_buffer_download(dev, c->k_cache[l], at, k, bytes);
     if (st == VKLLM_OK)
-        st = upload ? vkr_buffer_upload(dev, c->v_cache[l], 0, v, bytes)
-                    : vkr_buffer_download(dev, c->v_cache[l], 0, v, bytes);
+        st = upload ? vkr_buffer_upload(dev, c->v_cache[l], at, v, bytes)
+                    : vkr_buffer_download(dev, c->v_cache[l], at, v, bytes);
     return st;
 }
 

@@ -87,11 +87,15 @@ double llama_context_last_submit_gpu_ns(const llama_context *c);
  * evaluation with timing on; empty until the first single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);
 
-/* State save/restore (host/state.c). Sliding-window layers keep a ring buffer (then has_ring). */
-bool llama_context_has_ring(const llama_context *c);
-/* Layer l's K and V cache rows [0, rows), f16 [rows][n_head_kv * head_dim] each: downloaded into k and v,
- * or uploaded from them. */
-vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t rows, void *k, void *v, bool upload);
+/* State save/restore (host/state.c). Rows of layer l's K/V cache: position p is in row p % rows (n_ctx, or
+ * a ring for sliding-window layers holding the last `rows` positions evaluated). */
+uint32_t llama_context_cache_rows(const llama_context *c, uint32_t l);
+/* Layer l's K and V cache rows [row0, row0 + rows), f16 [rows][n_head_kv * head_dim] each: downloaded into k
+ * and v, or uploaded from them. */
+vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t row0, uint32_t rows, void *k, void *v,
+                                   bool upload);
+/* One past the last position evaluated (with a ring: where the ring's last write ended). */
+uint32_t llama_context_end(const llama_context *c);
 /* After the cache rows are uploaded: the evaluated end and the last token's logits (n_vocab floats). */
 void llama_context_restore(llama_context *c, uint32_t end, const void *logits);
 

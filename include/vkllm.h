@@ -276,9 +276,11 @@ VKLLM_API vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos);
  * with at least as many positions) the next decode continues exactly as if never saved. vkllm_state_size
  * gives the bytes vkllm_state_save writes (VKLLM_ERR_INVALID_ARGUMENT when cap is smaller). A state of
  * another model, of more positions than the context, or truncated or corrupted, is refused with
- * VKLLM_ERR_INVALID_ARGUMENT and the context left as it was (a failed upload leaves it empty). Contexts
- * whose sliding-window layers keep a ring buffer (Gemma 2/3 with n_ctx > window + n_batch - 1) return
- * VKLLM_ERR_UNSUPPORTED. The _file variants write atomically (a temporary file renamed). All return
+ * VKLLM_ERR_INVALID_ARGUMENT and the context left as it was (a failed upload leaves it empty). Sliding-window
+ * layers that keep a ring buffer (Gemma 2/3 with n_ctx > window + n_batch - 1) save only the positions their
+ * ring holds: such a state loads into a context with a ring too (any n_batch), else it is refused; a ring
+ * context truncated further back than its ring keeps (see vkllm_context_truncate) cannot be saved
+ * (VKLLM_ERR_UNSUPPORTED). The _file variants write atomically (a temporary file renamed). All return
  * VKLLM_ERR_BUSY while a decode is in flight. */
 VKLLM_API vkllm_status vkllm_state_size(vkllm_context *c, size_t *bytes);
 VKLLM_API vkllm_status vkllm_state_save(vkllm_context *c, void *buf, size_t cap, size_t *written);

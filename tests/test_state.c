@@ -1,12 +1,15 @@
-/* Sequence state save/restore (include/vkllm.h: vkllm_state_*), on a synthetic "tiny" model (Q8_0, seeded) and
- * on stories260K when present:
+/* Sequence state save/restore (include/vkllm.h: vkllm_state_*), on synthetic models (Q8_0, seeded: tiny, and
+ * gemma2-tiny and gemma3-tiny with a window of 8, whose sliding-window layers keep a ring of 8 + 16 - 1 = 23
+ * rows, with a prompt of 40 so that the ring has wrapped) and on stories260K when present:
  * - decode a prompt, save (to memory and to a file), decode N greedy tokens; a new context (holding other
  *   tokens first) that loads the state decodes the same N tokens with bit-identical logits, from memory
  *   and from the file;
  * - refused with VKLLM_ERR_INVALID_ARGUMENT and the context unchanged: truncated buffers, seeded byte flips
  *   anywhere, a state of more positions than the context, a state of another model (qwen2-tiny);
- * - VKLLM_ERR_BUSY while a decode is in flight; VKLLM_ERR_UNSUPPORTED for a ring-buffer context (gemma2-tiny
- *   with a window of 8). */
+ * - VKLLM_ERR_BUSY while a decode is in flight;
+ * - rings: contexts with a smaller or larger ring (n_batch 8, 32) continue bit-identically; one without a
+ *   ring refuses the state (it holds only the ring's positions); after a truncation within n_batch the state
+ *   continues as the truncated context does, after one further back saving is VKLLM_ERR_UNSUPPORTED. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,20 +20,23 @@
 #include "util.h"
 #include "vkllm.h"
 
-#define N_PROMPT 20
+#define N_PROMPT 20   /* 40 on the ring models */
+#define N_PROMPT_RING 40
 #define N_GEN 8
 #define N_CTX 64
 
-static vkllm_context *new_context(vkllm_model *m, uint32_t n_ctx)
+static vkllm_context *new_context_batch(vkllm_model *m, uint32_t n_ctx, uint32_t n_batch)
 {
     vkllm_context_params cp;
     vkllm_context_default_params(&cp);
     cp.n_ctx = n_ctx;
-    cp.n_batch = 16;
+    cp.n_batch = n_batch;
     vkllm_context *c = NULL;
     CHECK(vkllm_context_create(m, &cp, &c) == VKLLM_OK, "context: %s", vkllm_last_error());
     return c;
 }
+
+static vkllm_context *new_context(vkllm_model *m, uint32_t n_ctx) { return new_context_batch(m, n_ctx, 16); }
 
 /* N_GEN greedy steps from `first`: the ids and every step's logits (N_GEN x n_vocab) into out. */
 static void generate(vkllm_context *c, int32_t first, uint32_t n_vocab, int32_t *ids, float *out)
@@ -48,11 +54,11 @@ static void generate(vkllm_context *c, int32_t first, uint32_t n_vocab, int32_t 
 }
 
 /* A context holding other tokens loads the state (from buf, or from path when buf is NULL) and continues. */
-static void check_continues(vkllm_model *m, const void *buf, size_t size, const char *path, int32_t first,
-                            const int32_t *ref_ids, const float *ref, const char *name)
+static void check_continues(vkllm_model *m, uint32_t n_batch, const void *buf, size_t size, const char *path,
+                            uint32_t pos, int32_t first, const int32_t *ref_ids, const float *ref, const char *name)
 {
     uint32_t n_vocab = vkllm_model_n_vocab(m);
-    vkllm_context *c = new_context(m, N_CTX);
+    vkllm_context *c = new_context_batch(m, N_CTX, n_batch);
     float *got = calloc((size_t)N_GEN * n_vocab, sizeof *got);
     int32_t ids[N_GEN] = {0};
     const float *logits;
@@ -61,7 +67,7 @@ static void check_continues(vkllm_model *m, const void *buf, size_t size, const 
         CHECK(vkllm_decode(c, other, 5, &logits) == VKLLM_OK, "other tokens: %s", vkllm_last_error());
         vkllm_status st = buf ? vkllm_state_load(c, buf, size) : vkllm_state_load_file(c, path);
         CHECK(st == VKLLM_OK, "%s: load %s: %s", name, buf ? "buffer" : "file", vkllm_last_error());
-        CHECK(vkllm_context_position(c) == N_PROMPT, "position %u after load", vkllm_context_position(c));
+        CHECK(vkllm_context_position(c) == pos, "position %u after load", vkllm_context_position(c));
         generate(c, first, n_vocab, ids, got);
         CHECK(memcmp(ids, ref_ids, sizeof ids) == 0, "%s: the tokens after a load differ", name);
         CHECK(memcmp(got, ref, (size_t)N_GEN * n_vocab * sizeof *got) == 0, "%s: logits after a load differ", name);
@@ -72,9 +78,9 @@ static void check_continues(vkllm_model *m, const void *buf, size_t size, const 
 
 /* Bad states: each refused with VKLLM_ERR_INVALID_ARGUMENT, the context's position and cache unchanged. */
 static void check_refusals(vkllm_model *m, const unsigned char *state, size_t size, const int32_t *prompt,
-                           uint64_t seed)
+                           uint32_t n_prompt, uint64_t seed)
 {
-    vkllm_context *c = new_context(m, N_CTX), *small = new_context(m, N_PROMPT - 1);
+    vkllm_context *c = new_context(m, N_CTX), *small = new_context(m, n_prompt - 1);
     unsigned char *bad = malloc(size);
     if (!c || !small || !bad)
         goto done;
@@ -111,9 +117,48 @@ done:
     vkllm_context_free(c);
 }
 
-/* Saves after the prompt and checks everything above; the state (malloc'ed) is returned for the
- * other-model check. */
-static unsigned char *test_model(const char *path, const char *name, size_t *state_size)
+/* Ring contexts (sliding-window layers keeping window + n_batch - 1 rows), after the prompt of n tokens in c
+ * (saved as `state`): smaller and larger rings, no ring, and saves after truncations. */
+static void check_rings(vkllm_model *m, vkllm_context *c, const unsigned char *state, size_t size, uint32_t n,
+                        int32_t first, const int32_t *ref_ids, const float *ref, const char *name)
+{
+    check_continues(m, 8, state, size, NULL, n, first, ref_ids, ref, name);    /* a ring of 15 */
+    check_continues(m, 32, state, size, NULL, n, first, ref_ids, ref, name);   /* 39, holding 23 */
+    vkllm_context *flat = new_context_batch(m, n + 8, n + 8);
+    CHECK(flat && vkllm_state_load(flat, state, size) == VKLLM_ERR_INVALID_ARGUMENT, "%s: into no ring", name);
+    CHECK(strstr(vkllm_last_error(), "last 23 of 40") != NULL, "message: %s", vkllm_last_error());
+    vkllm_context_free(flat);
+
+    /* c holds the prompt and N_GEN tokens: truncated by 10 (< n_batch) it still holds the window. */
+    uint32_t n_vocab = vkllm_model_n_vocab(m), end = n + N_GEN, back = end - 10;
+    float *want = calloc((size_t)N_GEN * n_vocab, sizeof *want);
+    int32_t want_ids[N_GEN], t = 3;
+    size_t bytes = 0;
+    unsigned char *saved = NULL;
+    if (!want || vkllm_context_truncate(c, back) != VKLLM_OK) {
+        CHECK(false, "%s: truncate: %s", name, vkllm_last_error());
+        goto done;
+    }
+    CHECK(vkllm_state_size(c, &bytes) == VKLLM_OK && (saved = malloc(bytes)), "%s: size: %s", name,
+          vkllm_last_error());
+    if (!saved)
+        goto done;
+    CHECK(vkllm_state_save(c, saved, bytes, NULL) == VKLLM_OK, "%s: save truncated: %s", name, vkllm_last_error());
+    /* held: 23 - 10 = 13 positions; the continuation's logits as the truncated context gives them */
+    generate(c, t, n_vocab, want_ids, want);
+    check_continues(m, 16, saved, bytes, NULL, back, t, want_ids, want, name);
+    /* c wrote up to back + N_GEN: at back - 12 its ring holds 23 - 20 = 3 positions, fewer than window - 1 */
+    CHECK(vkllm_context_truncate(c, back - 12) == VKLLM_OK, "truncate: %s", vkllm_last_error());
+    CHECK(vkllm_state_size(c, &bytes) == VKLLM_ERR_UNSUPPORTED, "%s: saved after truncating too far", name);
+    printf("%s: %s\n", name, vkllm_last_error());
+done:
+    free(saved);
+    free(want);
+}
+
+/* Saves after a prompt of n_prompt tokens and checks everything above; the state (malloc'ed) is returned
+ * for the other-model check. */
+static unsigned char *test_model(const char *path, const char *name, uint32_t n_prompt, size_t *state_size)
 {
     unsigned char *state = NULL;
     vkllm_model *m = NULL;
@@ -122,8 +167,8 @@ static unsigned char *test_model(const char *path, const char *name, size_t *sta
         return NULL;
     }
     uint32_t n_vocab = vkllm_model_n_vocab(m);
-    int32_t prompt[N_PROMPT], ref_ids[N_GEN];
-    for (int i = 0; i < N_PROMPT; i++)   /* seeded ids past the first few (control tokens) */
+    int32_t prompt[N_PROMPT_RING], ref_ids[N_GEN];
+    for (uint32_t i = 0; i < n_prompt; i++)   /* seeded ids past the first few (control tokens) */
         prompt[i] = (int32_t)(3 + (uint32_t)(i * 2654435761u) % (n_vocab - 3));
     float *ref = calloc((size_t)N_GEN * n_vocab, sizeof *ref);
     vkllm_context *c = new_context(m, N_CTX);
@@ -132,7 +177,7 @@ static unsigned char *test_model(const char *path, const char *name, size_t *sta
     const char *tmp = getenv("VKLLM_TEST_TMP");
     snprintf(file, sizeof file, "%s/state-%s-%d.bin", tmp && *tmp ? tmp : "/tmp", name, (int)getpid());
     size_t size = 0, written = 0;
-    if (!ref || !c || vkllm_decode(c, prompt, N_PROMPT, &logits) != VKLLM_OK) {
+    if (!ref || !c || vkllm_decode(c, prompt, n_prompt, &logits) != VKLLM_OK) {
         CHECK(false, "%s: prompt: %s", name, vkllm_last_error());
         goto done;
     }
@@ -144,9 +189,11 @@ static unsigned char *test_model(const char *path, const char *name, size_t *sta
     CHECK(vkllm_state_save_file(c, file) == VKLLM_OK, "%s: save file: %s", name, vkllm_last_error());
     generate(c, first, n_vocab, ref_ids, ref);
     printf("%s: state of %zu bytes\n", name, size);
-    check_continues(m, state, size, NULL, first, ref_ids, ref, name);
-    check_continues(m, NULL, 0, file, first, ref_ids, ref, name);
-    check_refusals(m, state, size, prompt, 0x5eed0000u + n_vocab);
+    check_continues(m, 16, state, size, NULL, n_prompt, first, ref_ids, ref, name);
+    check_continues(m, 16, NULL, 0, file, n_prompt, first, ref_ids, ref, name);
+    check_refusals(m, state, size, prompt, n_prompt, 0x5eed0000u + n_vocab);
+    if (n_prompt == N_PROMPT_RING)
+        check_rings(m, c, state, size, n_prompt, first, ref_ids, ref, name);
     *state_size = size;
 done:
     remove(file);
@@ -165,8 +212,8 @@ static void write_synth(const char *preset, char *path, size_t len)
     CHECK(st == VKLLM_OK, "synth %s: %s", preset, vkr_last_error());
 }
 
-/* A state of another model, and a context with a ring buffer. */
-static void test_other_models(const char *qwen_path, const char *gemma_path, const unsigned char *state, size_t size)
+/* A state of another model. */
+static void test_other_model(const char *qwen_path, const unsigned char *state, size_t size)
 {
     vkllm_model *m = NULL;
     if (vkllm_model_load(qwen_path, NULL, &m) == VKLLM_OK) {
@@ -177,36 +224,28 @@ static void test_other_models(const char *qwen_path, const char *gemma_path, con
         vkllm_model_free(m);
     } else
         CHECK(false, "load %s: %s", qwen_path, vkllm_last_error());
-    if (vkllm_model_load(gemma_path, NULL, &m) == VKLLM_OK) {
-        vkllm_context *c = new_context(m, N_CTX);   /* window 8 + 16 - 1 < 64: a ring */
-        size_t n = 0;
-        CHECK(c && vkllm_state_size(c, &n) == VKLLM_ERR_UNSUPPORTED, "ring context");
-        CHECK(c && vkllm_state_load(c, state, size) == VKLLM_ERR_UNSUPPORTED, "ring context");
-        vkllm_context_free(c);
-        vkllm_model_free(m);
-    } else
-        CHECK(false, "load %s: %s", gemma_path, vkllm_last_error());
 }
 
 int main(void)
 {
-    char tiny[512], qwen[512], gemma[512];
-    write_synth("tiny", tiny, sizeof tiny);
-    write_synth("qwen2-tiny", qwen, sizeof qwen);
-    write_synth("gemma2-tiny", gemma, sizeof gemma);
+    const char *presets[] = {"tiny", "qwen2-tiny", "gemma2-tiny", "gemma3-tiny"};
+    char paths[4][512];
+    for (int i = 0; i < 4; i++)
+        write_synth(presets[i], paths[i], sizeof paths[i]);
     size_t size = 0;
-    unsigned char *state = test_model(tiny, "tiny", &size);
+    unsigned char *state = test_model(paths[0], "tiny", N_PROMPT, &size);
     if (state)
-        test_other_models(qwen, gemma, state, size);
+        test_other_model(paths[1], state, size);
     free(state);
-    remove(tiny);
-    remove(qwen);
-    remove(gemma);
+    for (int i = 2; i < 4; i++)
+        free(test_model(paths[i], presets[i], N_PROMPT_RING, &size));
+    for (int i = 0; i < 4; i++)
+        remove(paths[i]);
     const char *stories = test_shared_path("models/stories260K.gguf");
     if (stories) {
         char path[1024];
         snprintf(path, sizeof path, "%s", stories);
-        free(test_model(path, "stories260K", &size));
+        free(test_model(path, "stories260K", N_PROMPT, &size));
     } else
         printf("stories260K not found: only the synthetic models\n");
     return test_finish("state");

@@ -6,7 +6,10 @@
  * kept under max_gpu_us_per_submit. At the end it prints the frame-time percentiles, tok/s, vkllm's
  * longest submission and the text.
  *
- *     frame_loop MODEL.gguf [BUDGET_US [SECONDS [N_TOKENS]]]    (defaults: 30000, 3, 32)
+ *     frame_loop MODEL.gguf [BUDGET_US|PERCENT% [SECONDS [N_TOKENS]]]    (defaults: 30000, 3, 32)
+ *
+ * PERCENT%: the budget is that share of one token's GPU time, measured first (the fastest of a few
+ * tokens): below 100, vkllm must split each token into groups of layers.
  *
  * Exit status: 0 if text was produced and no vkllm submission took longer than the budget (GPU
  * timestamps), 1 otherwise, 77 if the model file is absent. */
@@ -148,6 +151,25 @@ static vkllm_status warm_up(vkllm_context *ctx, const int32_t *prompt, size_t n_
     return st;
 }
 
+/* One token's GPU time in microseconds: the fastest of a few after the prompt, in a context without a
+ * budget (0 on failure). */
+static double token_gpu_us(vkllm_model *model, const int32_t *prompt, size_t n_prompt)
+{
+    vkllm_context *ctx = NULL;
+    const float *logits;
+    double best = 0;
+    if (vkllm_context_create(model, NULL, &ctx) != VKLLM_OK)
+        return 0;
+    vkllm_context_set_timing(ctx, true);
+    if (vkllm_decode(ctx, prompt, n_prompt, &logits) == VKLLM_OK)
+        for (int i = 0; i < 8 && vkllm_decode(ctx, &prompt[i % n_prompt], 1, &logits) == VKLLM_OK; i++) {
+            double us = vkllm_context_last_gpu_ns(ctx) / 1e3;
+            best = i == 0 || us < best ? us : best;
+        }
+    vkllm_context_free(ctx);
+    return best;
+}
+
 static int by_value(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
@@ -167,6 +189,7 @@ int main(int argc, char **argv)
     }
     fclose(f);
     uint32_t budget_us = argc > 2 ? (uint32_t)atol(argv[2]) : 30000;
+    double budget_share = argc > 2 && strchr(argv[2], '%') ? atof(argv[2]) / 100 : 0;
     double seconds = argc > 3 ? atof(argv[3]) : 3.0;
     int n_predict = argc > 4 ? atoi(argv[4]) : 32;
 
@@ -200,16 +223,25 @@ int main(int argc, char **argv)
     vkllm_context_params cp;
     vkllm_context_default_params(&cp);
     cp.n_ctx = 256;
-    cp.max_gpu_us_per_submit = budget_us;
     vkllm_sampler_params sp;
     vkllm_sampler_default_params(&sp);
     sp.temperature = 0;
     const char *p = "Once upon a time";
-    if (vkllm_model_load(argv[1], &mp, &model) != VKLLM_OK || vkllm_context_create(model, &cp, &ctx) != VKLLM_OK ||
-        vkllm_sampler_create(model, &sp, &sampler) != VKLLM_OK || vkllm_detokenizer_create(model, &detok) != VKLLM_OK ||
-        vkllm_tokenize(model, p, strlen(p), true, false, &prompt, &n_prompt) != VKLLM_OK ||
-        warm_up(ctx, prompt, n_prompt) != VKLLM_OK || vkllm_decode_submit(ctx, prompt, n_prompt) != VKLLM_OK) {
+    if (vkllm_model_load(argv[1], &mp, &model) != VKLLM_OK ||
+        vkllm_tokenize(model, p, strlen(p), true, false, &prompt, &n_prompt) != VKLLM_OK) {
         printf("FAIL: %s\n", vkllm_last_error());
+        goto done;
+    }
+    if (budget_share > 0) {
+        double token_us = token_gpu_us(model, prompt, n_prompt);
+        budget_us = (uint32_t)(budget_share * token_us);
+        printf("one token: %.0f us of GPU time; budget %u us\n", token_us, budget_us);
+    }
+    cp.max_gpu_us_per_submit = budget_us;
+    if (budget_us == 0 || vkllm_context_create(model, &cp, &ctx) != VKLLM_OK ||
+        vkllm_sampler_create(model, &sp, &sampler) != VKLLM_OK || vkllm_detokenizer_create(model, &detok) != VKLLM_OK ||
+        warm_up(ctx, prompt, n_prompt) != VKLLM_OK || vkllm_decode_submit(ctx, prompt, n_prompt) != VKLLM_OK) {
+        printf("FAIL: %s\n", budget_us ? vkllm_last_error() : "no budget");
         goto done;
     }
     const char *piece;
@@ -221,7 +253,7 @@ int main(int argc, char **argv)
         }
 
     bool generating = true;
-    double longest = 0;   /* vkllm's longest submission in the loop: a poll completes at most one */
+    double longest = 0;   /* vkllm's longest submission in the loop, read after each step (prompt chunk or token) */
     uint32_t pos = vkllm_context_position(ctx);
     double start = now_ns(), first_token = 0;
     while (n_frames < MAX_FRAMES && now_ns() - start < seconds * 1e9 && generating) {

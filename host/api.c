@@ -368,6 +368,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     else if (p->max_gpu_us_per_submit) {
         c->budget_us = p->max_gpu_us_per_submit;
         llama_context_set_timing(c->llama, true);
+        llama_context_set_split(c->llama, 0.75e3 * c->budget_us);   /* a token over the budget: layer groups */
     }
     uint32_t trained = m->llama->hp.n_ctx_train;
     if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
@@ -452,15 +453,16 @@ static uint32_t next_chunk(const vkllm_context *c, size_t left)
     return left < k ? (uint32_t)left : k;
 }
 
-/* After a submission of k tokens: its GPU time, and what the chunk sizes learn from it. */
-static void note_submission(vkllm_context *c, uint32_t k)
+/* After an evaluation of k tokens that took total_ns of GPU time: its longest submission (one unless a
+ * token was split into layer groups), and what the chunk sizes learn from it. */
+static void note_submission(vkllm_context *c, uint32_t k, double total_ns)
 {
     c->last_submit_us = llama_context_last_submit_gpu_ns(c->llama) / 1e3;
     if (c->last_submit_us > c->max_submit_us)
         c->max_submit_us = c->last_submit_us;
     if (!c->budget_us || c->last_submit_us <= 0)
         return;
-    c->us_per_token = c->last_submit_us / k;
+    c->us_per_token = total_ns / 1e3 / k;
     if (c->last_submit_us <= c->budget_us)
         c->chunk_ok = k > c->chunk_ok ? k : c->chunk_ok;
     else
@@ -487,7 +489,7 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
         st = llama_eval(c->llama, tokens + done, k, c->pos, all_logits != NULL,
                         all_logits ? all_logits + done * n_vocab : NULL);
         if (st == VKLLM_OK) {
-            note_submission(c, k);
+            note_submission(c, k, llama_context_last_gpu_ns(c->llama));   /* llama_eval counts from 0 */
             c->pos += k;
             done += k;
         }
@@ -535,12 +537,13 @@ vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t
 static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed, bool *finished)
 {
     *finished = false;
+    double before = llama_context_last_gpu_ns(c->llama);
     vkllm_status st = llama_eval_poll(c->llama, timeout_ns, progressed);
     if (st != VKLLM_OK || !*progressed) {
         c->in_flight = st == VKLLM_OK;
         return st;
     }
-    note_submission(c, c->chunk_n);
+    note_submission(c, c->chunk_n, llama_context_last_gpu_ns(c->llama) - before);
     c->pos += c->chunk_n;
     c->queue_done += c->chunk_n;
     c->in_flight = false;
@@ -581,7 +584,8 @@ vkllm_status vkllm_decode_wait(vkllm_context *c, uint64_t timeout_ns, const floa
                 *logits = llama_context_logits(c->llama);
             return VKLLM_OK;
         }
-        if (!progressed || left == 0)
+        /* not progressed: the time ran out, or a split token's layer group finished and the next is submitted */
+        if (left == 0)
             return VKLLM_NOT_READY;
     }
 }

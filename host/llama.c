@@ -477,6 +477,11 @@ double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns
 void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
 double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
 const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
+void llama_context_set_split(llama_context *c, double target_ns)
+{
+    vkr_graph_set_split(c->decode, target_ns);
+    vkr_graph_set_split(c->decode_long, target_ns);
+}
 uint32_t llama_context_cache_rows(const llama_context *c, uint32_t l) { return layer_cache_rows(c, l); }
 uint32_t llama_context_end(const llama_context *c) { return c->end; }
 
@@ -775,6 +780,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         /* feed-forward block: x += W_down · (act(W_gate·n(x)) * (W_up·n(x))) */
         if (!st) st = ffn_gate_up(g, c, L, x, ffn, n);
         if (!st) st = block_output(g, c, &L->w_down, &L->post_ffn_norm, ffn, x, n);
+        if (!st) st = vkr_graph_mark_segment(g);   /* a split decode submits groups of layers */
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
     if (st == VKLLM_OK && all_logits) {
@@ -911,8 +917,8 @@ vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
     c->in_flight = NULL;
     if (st != VKLLM_OK)
         return st;
-    c->last_submit_gpu_ns = c->timing ? graph_gpu_ns(g) : 0.0;
-    c->last_gpu_ns += c->last_submit_gpu_ns;
+    c->last_submit_gpu_ns = c->timing ? vkr_graph_longest_submit_ns(g) : 0.0;
+    c->last_gpu_ns += c->timing ? graph_gpu_ns(g) : 0.0;
     if (c->profile)
         print_profile(g, c->in_flight_n);
     return VKLLM_OK;

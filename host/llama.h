@@ -81,8 +81,12 @@ const float *llama_context_logits(const llama_context *c);
 void llama_context_set_timing(llama_context *c, bool on);
 double llama_context_last_gpu_ns(const llama_context *c);
 void llama_context_reset_gpu_ns(llama_context *c);
-/* The GPU time of the last completed submission (timing on), in nanoseconds. */
+/* The GPU time of the last completed evaluation's longest submission (timing on), in nanoseconds. */
 double llama_context_last_submit_gpu_ns(const llama_context *c);
+/* Single-token evaluations split into submissions of whole layers, each as many as fit target_ns by their
+ * measured GPU time (timing on; vkr_graph_set_split); 0: one submission. llama_eval_poll completes one
+ * submission at a time (then submits the next), llama_eval all in turn. */
+void llama_context_set_split(llama_context *c, double target_ns);
 /* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
  * evaluation with timing on; empty until the first single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);

@@ -34,6 +34,10 @@ static const synth_hparams presets[] = {
     {.preset = "llama3.2-1b", .model_name = "vkllm synthetic Llama 3.2 1B", .n_embd = 2048, .n_layer = 16,
      .n_head = 32, .n_head_kv = 8, .n_ff = 8192, .n_vocab = 128256, .n_ctx = 131072, .rope_theta = 500000.0f,
      .rms_eps = 1e-5f, .tied_embeddings = true, .rope_freqs = true},
+    /* SmolLM-135M: many thin layers and a small vocabulary (tests of decode split into layer groups) */
+    {.preset = "smollm-135m", .model_name = "vkllm synthetic SmolLM 135M", .n_embd = 576, .n_layer = 30, .n_head = 9,
+     .n_head_kv = 3, .n_ff = 1536, .n_vocab = 49152, .n_ctx = 2048, .rope_theta = 10000.0f, .rms_eps = 1e-5f,
+     .tied_embeddings = true},
     {.preset = "llama3-8b", .model_name = "vkllm synthetic Llama 3 8B", .n_embd = 4096, .n_layer = 32, .n_head = 32,
      .n_head_kv = 8, .n_ff = 14336, .n_vocab = 128256, .n_ctx = 8192, .rope_theta = 500000.0f, .rms_eps = 1e-5f},
     /* Mistral Nemo style: head dimension from key_length, not n_embd / n_head; linear rope scaling. */
@@ -87,7 +91,7 @@ const synth_hparams *synth_preset(const char *name)
 
 const char *synth_preset_names(void)
 {
-    return "tiny, tiny256, llama3.2-1b, llama3-8b, llama-variant-tiny, qwen2-tiny, qwen2.5-0.5b, qwen3-tiny, qwen3-0.6b, "
+    return "tiny, tiny256, llama3.2-1b, smollm-135m, llama3-8b, llama-variant-tiny, qwen2-tiny, qwen2.5-0.5b, qwen3-tiny, qwen3-0.6b, "
            "gemma2-tiny, gemma2-2b, gemma3-tiny, gemma3-1b, phi3-tiny, phi3.5-mini";
 }
 

@@ -252,9 +252,12 @@ typedef struct vkllm_context_params {
     /* Frame budget (0: none): the most GPU time, in microseconds, that one of vkllm's queue submissions
      * may take, so that a renderer sharing the GPU keeps its frame rate. Prompts are then submitted in
      * chunks sized from the GPU time per token measured with timestamp queries as the context runs
-     * (starting with one token, at most doubling per submission, aiming at 3/4 of the budget).
-     * Exception: one token's whole forward pass is one submission, which a model too large for the GPU
-     * and budget exceeds. Needs timestamp support (else ignored, with a warning). */
+     * (starting with one token, at most doubling per submission, aiming at 3/4 of the budget). A token
+     * longer than that is split into several submissions of consecutive layers, grouped by each layer's
+     * GPU time measured in the previous token (every layer alone at first, aiming at 3/4 of the budget);
+     * vkllm_decode_poll completes one of them and submits the next, so the application's own submissions
+     * run in between. One layer (or the output projection) longer than the budget is still one
+     * submission. Needs timestamp support (else ignored, with a warning). */
     uint32_t max_gpu_us_per_submit;
 } vkllm_context_params;
 
@@ -297,8 +300,8 @@ VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens,
 /* The same as vkllm_decode without blocking (game loops): vkllm_decode_submit checks the tokens (the
  * errors of vkllm_decode), copies them and submits the first batch, then returns. Each later
  * vkllm_decode_poll or vkllm_decode_wait completes what the GPU finished and submits the next batch
- * (n_batch tokens, or budget-sized chunks), asking the abort callback in between, so no call blocks
- * for more than recording one submission (or its timeout). They return VKLLM_NOT_READY while work
+ * (n_batch tokens, or budget-sized chunks, or a token's next group of layers), asking the abort callback
+ * between batches, so no call blocks for more than recording one submission (or its timeout). They return VKLLM_NOT_READY while work
  * remains, and VKLLM_OK with the last token's logits (as vkllm_decode gives them) when all tokens are in
  * the context; an error or an abort ends the decode, the completed batches staying in the context.
  * vkllm_decode_wait waits at most timeout_ns (UINT64_MAX: until done). While a decode is in flight,
@@ -307,8 +310,9 @@ VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens,
 VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t n);
 VKLLM_API vkllm_status vkllm_decode_poll(vkllm_context *c, const float **logits);
 VKLLM_API vkllm_status vkllm_decode_wait(vkllm_context *c, uint64_t timeout_ns, const float **logits);
-/* With a frame budget (or timing on): the GPU time in microseconds of the last completed submission, and
- * the longest one since the context was created (0 without timestamps). */
+/* With a frame budget (or timing on): the GPU time in microseconds of the longest submission of the last
+ * completed step (a prompt chunk or a token, one submission unless the budget split it into layer groups),
+ * and the longest one since the context was created (0 without timestamps). */
 VKLLM_API double vkllm_context_last_submit_gpu_us(const vkllm_context *c);
 VKLLM_API double vkllm_context_max_submit_gpu_us(const vkllm_context *c);
 /* GPU time of the last decode call in nanoseconds, when enabled with vkllm_context_set_timing (a frame

@@ -1,7 +1,13 @@
 /* The graph executor. Dispatches are recorded in order; a barrier is inserted before a dispatch only when
  * it touches a buffer range that an earlier dispatch since the last barrier wrote (read-after-write,
  * write-after-write) or, for a write, read (write-after-read). Independent dispatches run back to back.
- * The recording is kept and replayed by later submits. */
+ * The recording is kept and replayed by later submits.
+ *
+ * Split graphs (vkr_graph_set_split): each segment between marks is recorded into its own command buffer,
+ * which begins with a barrier on everything submitted before and ends making its writes visible, so that
+ * any run of consecutive segments can be one submission. Timestamp queries are laid out per segment: its
+ * start, then one per dispatch (segment s's dispatch i is query i + s + 1), so a submission's queries are
+ * one contiguous range. */
 #include "runtime/graph.h"
 
 #include <stdlib.h>
@@ -19,11 +25,23 @@ struct vkr_graph {
     uint32_t n, cap;
 
     VkCommandPool pool;
-    VkCommandBuffer cmd;
+    VkCommandBuffer *cmds;     /* one per segment when split, else one */
+    uint32_t n_cmds;
     VkFence fence;
     bool recorded, pending;
     bool timed;
     uint32_t barriers;
+
+    uint32_t *marks;           /* dispatch counts at vkr_graph_mark_segment */
+    uint32_t n_marks, marks_cap;
+    double target_ns;          /* vkr_graph_set_split; 0: one submission */
+    uint32_t n_seg;            /* segments as recorded (1 unless split) */
+    uint32_t *seg_first;       /* n_seg + 1 dispatch indices */
+    double *seg_ns;            /* each segment's last measured GPU time; < 0: not measured yet */
+    uint32_t run_next;         /* the first segment of the next submission of the run in progress */
+    uint32_t sub_first, sub_end;   /* the segments of the submission pending */
+    double run_longest_ns;     /* the longest submission of the last run */
+    uint32_t run_submits;
 
     VkDescriptorPool dpool;
     uint32_t dpool_sets;       /* capacity of dpool in sets */
@@ -35,6 +53,46 @@ struct vkr_graph {
     access_range *pending_access;   /* accesses since the last barrier */
     uint32_t n_pending, pending_cap;
 };
+
+static vkllm_status finish_pending(vkr_graph *g);
+
+/* An array *p of *cap elements grown (doubling, from 32) to hold at least `need`. */
+static vkllm_status grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap)
+        return VKLLM_OK;
+    uint32_t n = *cap ? *cap : 32;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    *p = q;
+    *cap = n;
+    return VKLLM_OK;
+}
+
+/* At least n command buffers (kept across recordings). */
+static vkllm_status ensure_cmds(vkr_graph *g, uint32_t n)
+{
+    if (g->n_cmds >= n)
+        return VKLLM_OK;
+    VkCommandBuffer *cmds = realloc(g->cmds, n * sizeof *cmds);
+    if (!cmds)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    g->cmds = cmds;
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = g->pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = n - g->n_cmds,
+    };
+    vkllm_status st = vkr_check(vkAllocateCommandBuffers(g->dev->device, &ai, cmds + g->n_cmds),
+                                "vkAllocateCommandBuffers");
+    if (st == VKLLM_OK)
+        g->n_cmds = n;
+    return st;
+}
 
 vkllm_status vkr_graph_create(vkr_device *dev, vkr_graph **out)
 {
@@ -49,15 +107,8 @@ vkllm_status vkr_graph_create(vkr_device *dev, vkr_graph **out)
         .queueFamilyIndex = dev->queue_family,
     };
     vkllm_status st = vkr_check(vkCreateCommandPool(dev->device, &pci, NULL, &g->pool), "vkCreateCommandPool");
-    if (st == VKLLM_OK) {
-        VkCommandBufferAllocateInfo ai = {
-            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-            .commandPool = g->pool,
-            .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-            .commandBufferCount = 1,
-        };
-        st = vkr_check(vkAllocateCommandBuffers(dev->device, &ai, &g->cmd), "vkAllocateCommandBuffers");
-    }
+    if (st == VKLLM_OK)
+        st = ensure_cmds(g, 1);
     if (st == VKLLM_OK) {
         VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
         st = vkr_check(vkCreateFence(dev->device, &fci, NULL, &g->fence), "vkCreateFence");
@@ -75,8 +126,7 @@ void vkr_graph_destroy(vkr_graph *g)
     if (!g)
         return;
     VkDevice d = g->dev->device;
-    if (g->pending)
-        vkr_graph_wait(g);
+    finish_pending(g);
     if (g->fence)
         vkDestroyFence(d, g->fence, NULL);
     if (g->pool)
@@ -89,16 +139,45 @@ void vkr_graph_destroy(vkr_graph *g)
     free(g->raw_ts);
     free(g->ops);
     free(g->pending_access);
+    free(g->cmds);
+    free(g->marks);
+    free(g->seg_first);
+    free(g->seg_ns);
     free(g);
 }
 
 void vkr_graph_clear(vkr_graph *g)
 {
-    if (g->pending)
-        vkr_graph_wait(g);
+    finish_pending(g);
     g->n = 0;
+    g->n_marks = 0;
     g->recorded = false;
 }
+
+vkllm_status vkr_graph_mark_segment(vkr_graph *g)
+{
+    if (g->n == 0 || (g->n_marks && g->marks[g->n_marks - 1] == g->n))
+        return VKLLM_OK;
+    vkllm_status st = grow((void **)&g->marks, &g->marks_cap, g->n_marks + 1, sizeof *g->marks);
+    if (st != VKLLM_OK)
+        return st;
+    g->marks[g->n_marks++] = g->n;
+    g->recorded = g->recorded && g->target_ns <= 0;   /* a split recording has a command buffer per segment */
+    return VKLLM_OK;
+}
+
+void vkr_graph_set_split(vkr_graph *g, double target_ns)
+{
+    if ((g->target_ns > 0) != (target_ns > 0)) {
+        finish_pending(g);
+        g->recorded = false;
+    }
+    g->target_ns = target_ns > 0 ? target_ns : 0;
+}
+
+uint32_t vkr_graph_segments(const vkr_graph *g) { return g->n_seg; }
+double vkr_graph_longest_submit_ns(const vkr_graph *g) { return g->run_longest_ns; }
+uint32_t vkr_graph_run_submits(const vkr_graph *g) { return g->run_submits; }
 
 uint32_t vkr_graph_size(const vkr_graph *g) { return g->n; }
 
@@ -136,16 +215,10 @@ vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d)
         if (d->groups[i] == 0 || d->groups[i] > ft->max_workgroup_count[i])
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "dispatch '%s': %u workgroups in dimension %d (limit %u)",
                              d->name ? d->name : "?", d->groups[i], i, ft->max_workgroup_count[i]);
-    if (g->pending)
-        vkr_graph_wait(g);
-    if (g->n == g->cap) {
-        uint32_t cap = g->cap ? g->cap * 2 : 64;
-        vkr_dispatch *ops = realloc(g->ops, cap * sizeof *ops);
-        if (!ops)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        g->ops = ops;
-        g->cap = cap;
-    }
+    finish_pending(g);
+    vkllm_status st = grow((void **)&g->ops, &g->cap, g->n + 1, sizeof *g->ops);
+    if (st != VKLLM_OK)
+        return st;
     g->ops[g->n++] = *d;
     g->recorded = false;
     return VKLLM_OK;
@@ -251,57 +324,47 @@ static vkllm_status prepare_descriptors(vkr_graph *g, VkDescriptorSet *sets)
     return VKLLM_OK;
 }
 
-vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps)
+/* The segments of the recording: one, or split at the marks inside the graph; measurements start over. */
+static vkllm_status plan_segments(vkr_graph *g)
 {
-    if (g->pending) {
-        vkllm_status st = vkr_graph_wait(g);
-        if (st != VKLLM_OK)
-            return st;
-    }
-    VkDevice d = g->dev->device;
-    timestamps = timestamps && g->dev->info.features.timestamps;
-    VkDescriptorSet *sets = calloc(g->n ? g->n : 1, sizeof *sets);
-    if (!sets)
+    uint32_t n_seg = 1;
+    for (uint32_t i = 0; g->target_ns > 0 && i < g->n_marks; i++)
+        n_seg += g->marks[i] < g->n;
+    uint32_t *first = realloc(g->seg_first, (n_seg + 1) * sizeof *first);
+    if (first)
+        g->seg_first = first;
+    double *ns = first ? realloc(g->seg_ns, n_seg * sizeof *ns) : NULL;
+    if (!ns)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    vkllm_status st = prepare_descriptors(g, sets);
-    if (st == VKLLM_OK && timestamps && g->query_cap < g->n + 1) {
-        if (g->queries)
-            vkDestroyQueryPool(d, g->queries, NULL);
-        g->queries = VK_NULL_HANDLE;
-        free(g->times_ns);
-        free(g->raw_ts);
-        g->times_ns = calloc(g->n + 1, sizeof *g->times_ns);
-        g->raw_ts = calloc(g->n + 1, sizeof *g->raw_ts);
-        VkQueryPoolCreateInfo qci = {
-            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
-            .queryType = VK_QUERY_TYPE_TIMESTAMP,
-            .queryCount = g->n + 1,
-        };
-        st = g->times_ns && g->raw_ts ? vkr_check(vkCreateQueryPool(d, &qci, NULL, &g->queries), "vkCreateQueryPool")
-                         : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        g->query_cap = st == VKLLM_OK ? g->n + 1 : 0;
-    }
-    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    if (st == VKLLM_OK)
-        st = vkr_check(vkResetCommandBuffer(g->cmd, 0), "vkResetCommandBuffer");
-    if (st == VKLLM_OK)
-        st = vkr_check(vkBeginCommandBuffer(g->cmd, &bi), "vkBeginCommandBuffer");
-    if (st != VKLLM_OK) {
-        free(sets);
-        return st;
-    }
-    VkCommandBuffer cmd = g->cmd;
-    /* Earlier submissions (uploads, other graphs, the host's writes) complete before we read. */
+    g->seg_ns = ns;
+    first[0] = 0;
+    for (uint32_t i = 0, k = 1; k < n_seg; i++)
+        if (g->marks[i] < g->n)
+            first[k++] = g->marks[i];
+    first[n_seg] = g->n;
+    for (uint32_t s = 0; s < n_seg; s++)
+        ns[s] = -1.0;
+    g->n_seg = n_seg;
+    g->run_next = n_seg;
+    return ensure_cmds(g, n_seg);
+}
+
+/* Segment s into cmd (begun): barriers, its dispatches and, with timestamps, its queries. */
+static vkllm_status record_segment(vkr_graph *g, VkCommandBuffer cmd, uint32_t s, const VkDescriptorSet *sets,
+                                   bool timestamps)
+{
+    const uint32_t first = g->seg_first[s], end = g->seg_first[s + 1];
+    /* Earlier submissions (uploads, other graphs, earlier segments, the host's writes) complete before we read. */
     memory_barrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_ACCESS_MEMORY_WRITE_BIT,
                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     if (timestamps) {
-        vkCmdResetQueryPool(cmd, g->queries, 0, g->n + 1);
-        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, g->queries, 0);
+        vkCmdResetQueryPool(cmd, g->queries, first + s, end - first + 1);
+        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, g->queries, first + s);
     }
-    g->barriers = 0;
     g->n_pending = 0;
     VkPipeline bound = VK_NULL_HANDLE;
-    for (uint32_t i = 0; i < g->n && st == VKLLM_OK; i++) {
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = first; i < end && st == VKLLM_OK; i++) {
         const vkr_dispatch *op = &g->ops[i];
         if (needs_barrier(g, op)) {
             memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
@@ -320,18 +383,139 @@ vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps)
                                op->push);
         vkCmdDispatch(cmd, op->groups[0], op->groups[1], op->groups[2]);
         if (timestamps)
-            vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, i + 1);
+            vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, i + s + 1);
     }
     /* Results become visible to the host and to later submissions. */
     memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                    VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
                    VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT);
-    free(sets);
-    vkllm_status end = vkr_check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+    return st;
+}
+
+vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps)
+{
+    vkllm_status st = finish_pending(g);
+    if (st != VKLLM_OK)
+        return st;
+    VkDevice d = g->dev->device;
+    timestamps = timestamps && g->dev->info.features.timestamps;
+    g->recorded = false;
+    st = plan_segments(g);
+    VkDescriptorSet *sets = calloc(g->n ? g->n : 1, sizeof *sets);
+    if (st == VKLLM_OK && !sets)
+        st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st == VKLLM_OK)
-        st = end;
+        st = prepare_descriptors(g, sets);
+    uint32_t n_queries = g->n + g->n_seg;
+    if (st == VKLLM_OK && timestamps && g->query_cap < n_queries) {
+        if (g->queries)
+            vkDestroyQueryPool(d, g->queries, NULL);
+        g->queries = VK_NULL_HANDLE;
+        free(g->times_ns);
+        free(g->raw_ts);
+        g->times_ns = calloc(n_queries, sizeof *g->times_ns);   /* n_queries > n: any later recording fits */
+        g->raw_ts = calloc(n_queries, sizeof *g->raw_ts);
+        VkQueryPoolCreateInfo qci = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+            .queryType = VK_QUERY_TYPE_TIMESTAMP,
+            .queryCount = n_queries,
+        };
+        st = g->times_ns && g->raw_ts ? vkr_check(vkCreateQueryPool(d, &qci, NULL, &g->queries), "vkCreateQueryPool")
+                         : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        g->query_cap = st == VKLLM_OK ? n_queries : 0;
+    }
+    g->barriers = 0;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    for (uint32_t s = 0; s < g->n_seg && st == VKLLM_OK; s++) {
+        VkCommandBuffer cmd = g->cmds[s];
+        st = vkr_check(vkResetCommandBuffer(cmd, 0), "vkResetCommandBuffer");
+        if (st == VKLLM_OK)
+            st = vkr_check(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer");
+        if (st != VKLLM_OK)
+            break;
+        st = record_segment(g, cmd, s, sets, timestamps);
+        vkllm_status end = vkr_check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+        if (st == VKLLM_OK)
+            st = end;
+    }
+    free(sets);
     g->recorded = st == VKLLM_OK;
     g->timed = timestamps;
+    return st;
+}
+
+/* Where the submission starting at segment s ends: as many segments as the split target holds by their
+ * last measured times; one not measured yet goes alone, as does one longer than the target. */
+static uint32_t submission_end(const vkr_graph *g, uint32_t s)
+{
+    if (g->target_ns <= 0 || !g->timed)
+        return g->n_seg;
+    uint32_t e = s;
+    for (double sum = 0; e < g->n_seg && g->seg_ns[e] >= 0; e++) {
+        sum += g->seg_ns[e];
+        if (e > s && sum > g->target_ns)
+            break;
+    }
+    return e > s ? e : s + 1;
+}
+
+/* Submits segments [s, submission_end) as one vkQueueSubmit. */
+static vkllm_status submit_from(vkr_graph *g, uint32_t s)
+{
+    uint32_t e = submission_end(g, s);
+    vkllm_status st = vkr_check(vkResetFences(g->dev->device, 1, &g->fence), "vkResetFences");
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = e - s, .pCommandBuffers = &g->cmds[s]};
+    if (st == VKLLM_OK)
+        st = vkr_queue_submit(g->dev, &si, g->fence, "vkQueueSubmit");
+    g->pending = st == VKLLM_OK;
+    g->sub_first = s;
+    g->sub_end = e;
+    g->run_next = st == VKLLM_OK ? e : g->n_seg;
+    g->run_submits += st == VKLLM_OK;
+    return st;
+}
+
+/* Waits for the pending submission and reads its timestamps: the dispatches', its segments' and its own
+ * GPU time. */
+static vkllm_status complete(vkr_graph *g)
+{
+    g->pending = false;
+    vkllm_status st = vkr_wait_fence(g->dev, g->fence, "vkWaitForFences");
+    if (st != VKLLM_OK || !g->timed || !g->n) {
+        if (st != VKLLM_OK)
+            g->run_next = g->n_seg;
+        return st;
+    }
+    uint32_t q0 = g->seg_first[g->sub_first] + g->sub_first, q1 = g->seg_first[g->sub_end] + g->sub_end;
+    uint64_t *ts = g->raw_ts;
+    VkResult r = vkGetQueryPoolResults(g->dev->device, g->queries, q0, q1 - q0, (q1 - q0) * sizeof *ts, ts + q0,
+                                       sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    if (r != VK_SUCCESS) {
+        g->run_next = g->n_seg;
+        return vkr_check(r, "vkGetQueryPoolResults");
+    }
+    double period = g->dev->info.features.timestamp_period_ns, submit_ns = 0;
+    for (uint32_t s = g->sub_first; s < g->sub_end; s++) {
+        double seg = 0;
+        for (uint32_t i = g->seg_first[s]; i < g->seg_first[s + 1]; i++) {
+            uint64_t a = ts[i + s], b = ts[i + s + 1];
+            g->times_ns[i] = b > a ? (double)(b - a) * period : 0.0;
+            seg += g->times_ns[i];
+        }
+        g->seg_ns[s] = seg;
+        submit_ns += seg;
+    }
+    if (submit_ns > g->run_longest_ns)
+        g->run_longest_ns = submit_ns;
+    return VKLLM_OK;
+}
+
+/* Completes the submission pending, if any, and gives up the rest of its run (a graph being changed or
+ * destroyed). */
+static vkllm_status finish_pending(vkr_graph *g)
+{
+    vkllm_status st = g->pending ? complete(g) : VKLLM_OK;
+    g->run_next = g->n_seg;
     return st;
 }
 
@@ -339,39 +523,22 @@ vkllm_status vkr_graph_submit(vkr_graph *g)
 {
     if (!g->recorded)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "graph submitted before it was recorded");
-    if (g->pending) {
-        vkllm_status st = vkr_graph_wait(g);
-        if (st != VKLLM_OK)
-            return st;
-    }
-    vkllm_status st = vkr_check(vkResetFences(g->dev->device, 1, &g->fence), "vkResetFences");
+    vkllm_status st = vkr_graph_wait(g);
     if (st != VKLLM_OK)
         return st;
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &g->cmd};
-    st = vkr_queue_submit(g->dev, &si, g->fence, "vkQueueSubmit");
-    g->pending = st == VKLLM_OK;
-    return st;
+    g->run_longest_ns = 0;
+    g->run_submits = 0;
+    return submit_from(g, 0);
 }
 
 vkllm_status vkr_graph_wait(vkr_graph *g)
 {
-    if (!g->pending)
-        return VKLLM_OK;
-    g->pending = false;
-    vkllm_status st = vkr_wait_fence(g->dev, g->fence, "vkWaitForFences");
-    if (st != VKLLM_OK)
-        return st;
-    if (g->timed && g->n) {
-        uint64_t *ts = g->raw_ts;
-        VkResult r = vkGetQueryPoolResults(g->dev->device, g->queries, 0, g->n + 1, (g->n + 1) * sizeof *ts, ts,
-                                           sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
-        if (r == VK_SUCCESS) {
-            double period = g->dev->info.features.timestamp_period_ns;
-            for (uint32_t i = 0; i < g->n; i++)
-                g->times_ns[i] = ts[i + 1] > ts[i] ? (double)(ts[i + 1] - ts[i]) * period : 0.0;
-        }
-        if (r != VK_SUCCESS)
-            return vkr_check(r, "vkGetQueryPoolResults");
+    while (g->pending) {
+        vkllm_status st = complete(g);
+        if (st == VKLLM_OK && g->run_next < g->n_seg)
+            st = submit_from(g, g->run_next);
+        if (st != VKLLM_OK)
+            return st;
     }
     return VKLLM_OK;
 }
@@ -379,14 +546,19 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
 vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done)
 {
     *done = true;
-    if (!g->pending || g->dev->lost)
-        return vkr_graph_wait(g);
-    VkResult r = vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, timeout_ns);
-    if (r == VK_TIMEOUT) {
+    if (!g->pending)
+        return VKLLM_OK;
+    if (!g->dev->lost && vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, timeout_ns) == VK_TIMEOUT) {
         *done = false;
         return VKLLM_OK;
     }
-    return vkr_graph_wait(g);   /* signalled: returns at once; an error: reported (and a loss noted) there */
+    /* signalled: returns at once; an error (a loss noted) is reported there */
+    vkllm_status st = complete(g);
+    if (st == VKLLM_OK && g->run_next < g->n_seg) {
+        st = submit_from(g, g->run_next);
+        *done = st != VKLLM_OK;
+    }
+    return st;
 }
 
 vkllm_status vkr_graph_run(vkr_graph *g)

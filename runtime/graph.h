@@ -38,14 +38,31 @@ void vkr_graph_clear(vkr_graph *g);
 vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d);
 uint32_t vkr_graph_size(const vkr_graph *g);
 
-/* Records the command buffer (descriptor sets, barriers, optional timestamps). Call after the last add. */
+/* Ends a segment after the dispatches added so far (e.g. after each layer). Segments matter only to a
+ * split graph; marks are cleared with the dispatches. */
+vkllm_status vkr_graph_mark_segment(vkr_graph *g);
+/* Splits a run into several submissions of consecutive segments, each as many segments as fit target_ns
+ * by their GPU time measured in the previous runs (timestamps; a segment not measured yet, or longer than
+ * the target alone, is a submission of its own); 0: one submission (the default). Each segment is then
+ * recorded into its own command buffer. Without timestamps a split graph runs as one submission. */
+void vkr_graph_set_split(vkr_graph *g, double target_ns);
+
+/* Records the command buffer(s) (descriptor sets, barriers, optional timestamps). Call after the last add. */
 vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps);
-/* Submits the recorded command buffer (one vkQueueSubmit) without waiting / waits for it. */
+/* Starts a run: submits the recorded work (one vkQueueSubmit; a split graph's first submission) without
+ * waiting. vkr_graph_wait completes the run: a split graph's submissions one after the other, each waited
+ * for before the next is submitted. */
 vkllm_status vkr_graph_submit(vkr_graph *g);
 vkllm_status vkr_graph_wait(vkr_graph *g);
-/* Waits at most timeout_ns (0: just looks) for the submission; *done tells whether it finished, and then
- * it is completed as by vkr_graph_wait (timestamps read). Nothing pending: done. */
+/* Waits at most timeout_ns (0: just looks) for the pending submission; when it finished, its timestamps are
+ * read and a split run's next submission is submitted. *done tells whether the whole run finished. Nothing
+ * pending: done. */
 vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done);
+/* As recorded: the number of segments (1 unless split). After a timed run: its number of submissions and
+ * the GPU time of the longest (the sum of its dispatches' times). */
+uint32_t vkr_graph_segments(const vkr_graph *g);
+uint32_t vkr_graph_run_submits(const vkr_graph *g);
+double vkr_graph_longest_submit_ns(const vkr_graph *g);
 /* Records if needed, submits and waits. */
 vkllm_status vkr_graph_run(vkr_graph *g);
 

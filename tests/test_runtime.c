@@ -1,5 +1,6 @@
 /* The Vulkan layer on its own: transfers of every size, fills, the graph executor's barriers and replay,
- * bindings over maxStorageBufferRange, the memory limit, and the on-disk pipeline cache. */
+ * split graphs (segments submitted in groups sized by their measured times), bindings over
+ * maxStorageBufferRange, the memory limit, and the on-disk pipeline cache. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,82 @@ static void test_graph(vkr_device *dev, test_rng *rng)
     free(out);
 }
 
+/* Runs g (a chain adding 1 to x SPLIT_STEPS times) from x = i and checks the result and the number of
+ * submissions (0: not checked); poll: completed by vkr_graph_poll, which must take one call per submission. */
+#define SPLIT_STEPS 7
+static void check_split_run(vkr_device *dev, vkr_graph *g, vkr_buffer *bx, vkr_buffer *bres, uint32_t n,
+                            uint32_t submits, bool poll, const char *what)
+{
+    float *x = malloc(n * 4);
+    for (uint32_t i = 0; i < n; i++)
+        x[i] = (float)i;
+    vkr_buffer_upload(dev, bx, 0, x, n * 4);
+    vkllm_status st = vkr_graph_submit(g);
+    uint32_t polls = 0;
+    for (bool done = false; st == VKLLM_OK && poll && !done; polls++)
+        st = vkr_graph_poll(g, 60000000000ull, &done);
+    if (st == VKLLM_OK && !poll)
+        st = vkr_graph_wait(g);
+    CHECK(st == VKLLM_OK, "%s: %s", what, vkr_last_error());
+    CHECK(!submits || vkr_graph_run_submits(g) == submits, "%s: %u submissions, not %u", what,
+          vkr_graph_run_submits(g), submits);
+    CHECK(!poll || polls == vkr_graph_run_submits(g), "%s: %u polls for %u submissions", what, polls,
+          vkr_graph_run_submits(g));
+    vkr_buffer_download(dev, bres, 0, x, n * 4);
+    int bad = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bad += x[i] != (float)i + SPLIT_STEPS;
+    CHECK(bad == 0, "%s: wrong in %d elements", what, bad);
+    free(x);
+}
+
+/* A chain of dependent dispatches with a segment mark after each (and marks that must be ignored: before
+ * the first, twice, after the last), split into submissions. */
+static void test_graph_split(vkr_device *dev)
+{
+    if (!dev->info.features.timestamps) {
+        printf("note: no timestamps: the split graph runs as one submission, not tested\n");
+        return;
+    }
+    vkr_pipeline *pl;
+    vkr_pipeline_desc desc = {.shader = "scale_add", .n_buffers = 2, .push_size = sizeof(scale_push), .local_size_x = 64};
+    if (vkr_pipeline_get(dev, &desc, &pl) != VKLLM_OK)
+        return;
+    const uint32_t n = 4096;
+    vkr_buffer *b[2];
+    vkr_buffer_create(dev, n * 4, VKR_MEMORY_DEVICE, &b[0]);
+    vkr_buffer_create(dev, n * 4, VKR_MEMORY_DEVICE, &b[1]);
+    vkr_graph *g;
+    vkr_graph_create(dev, &g);
+    vkr_graph_mark_segment(g);
+    for (int i = 0; i < SPLIT_STEPS; i++) {
+        add_scale(g, pl, b[i % 2], 0, b[(i + 1) % 2], 0, n, 1.0f, 1.0f);
+        vkr_graph_mark_segment(g);
+        if (i == 2)
+            vkr_graph_mark_segment(g);
+    }
+    vkr_buffer *res = b[SPLIT_STEPS % 2];
+    CHECK(vkr_graph_record(g, true) == VKLLM_OK && vkr_graph_segments(g) == 1, "not split: one segment");
+    check_split_run(dev, g, b[0], res, n, 1, false, "not split");
+    /* A target no segment fits: each alone; the first run measures them (each alone too). */
+    vkr_graph_set_split(g, 1.0);
+    CHECK(vkr_graph_record(g, true) == VKLLM_OK, "record: %s", vkr_last_error());
+    CHECK(vkr_graph_segments(g) == SPLIT_STEPS, "%u segments, not %d", vkr_graph_segments(g), SPLIT_STEPS);
+    check_split_run(dev, g, b[0], res, n, SPLIT_STEPS, false, "first split run");
+    check_split_run(dev, g, b[0], res, n, SPLIT_STEPS, true, "split, polled");
+    CHECK(vkr_graph_longest_submit_ns(g) > 0, "the longest submission was measured");
+    /* A target they all fit, once measured: one submission again, without recording anew. */
+    vkr_graph_set_split(g, 1e12);
+    check_split_run(dev, g, b[0], res, n, 1, true, "split, all fit");
+    /* Without timestamps a split graph is one submission. */
+    vkr_graph_set_split(g, 1.0);
+    CHECK(vkr_graph_record(g, false) == VKLLM_OK, "record: %s", vkr_last_error());
+    check_split_run(dev, g, b[0], res, n, 1, false, "split without timestamps");
+    vkr_graph_destroy(g);
+    vkr_buffer_destroy(dev, b[0]);
+    vkr_buffer_destroy(dev, b[1]);
+}
+
 /* A buffer larger than maxStorageBufferRange, processed through two bindings of sub-ranges. */
 static void test_large_buffer(vkr_device *dev)
 {
@@ -255,6 +332,7 @@ int main(void)
     CHECK(ft->subgroup_size >= 1 && ft->max_workgroup_invocations >= 128, "limits look sane");
     test_transfers(t.dev, &rng);
     test_graph(t.dev, &rng);
+    test_graph_split(t.dev);
     test_large_buffer(t.dev);
     test_memory_limit(&t);
     test_validation_is_live(t.dev);

@@ -603,6 +603,19 @@ vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens, size_t n,
     return eval_all(c, tokens, n, logits);
 }
 
+vkllm_status vkllm_context_timeline(const vkllm_context *c, void *semaphore, uint64_t *value)
+{
+    if (!c || !semaphore || !value)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_context_timeline: context, semaphore or value is NULL");
+    const vkr_device *dev = c->model->dev;
+    if (!dev->timeline)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "no timeline semaphore: the device lacks Vulkan 1.2's timelineSemaphore%s",
+                         dev->owns_device ? "" : ", or vk_enabled_features does not say the application enabled it");
+    memcpy(semaphore, &dev->timeline, sizeof dev->timeline);
+    *value = llama_context_timeline_value(c->llama);
+    return VKLLM_OK;
+}
+
 double vkllm_context_last_submit_gpu_us(const vkllm_context *c) { return c->last_submit_us; }
 double vkllm_context_max_submit_gpu_us(const vkllm_context *c) { return c->max_submit_us; }
 

@@ -477,6 +477,12 @@ double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns
 void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
 double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
 const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
+uint64_t llama_context_timeline_value(const llama_context *c)
+{
+    uint64_t a = vkr_graph_last_signal(c->decode), b = vkr_graph_last_signal(c->decode_long);
+    uint64_t v = vkr_graph_last_signal(c->batch), ab = a > b ? a : b;
+    return ab > v ? ab : v;
+}
 void llama_context_set_split(llama_context *c, double target_ns)
 {
     vkr_graph_set_split(c->decode, target_ns);

@@ -87,6 +87,8 @@ double llama_context_last_submit_gpu_ns(const llama_context *c);
  * measured GPU time (timing on; vkr_graph_set_split); 0: one submission. llama_eval_poll completes one
  * submission at a time (then submits the next), llama_eval all in turn. */
 void llama_context_set_split(llama_context *c, double target_ns);
+/* The value of the device's timeline semaphore that the context's last submission signals (0: none). */
+uint64_t llama_context_timeline_value(const llama_context *c);
 /* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
  * evaluation with timing on; empty until the first single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);

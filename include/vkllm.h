@@ -310,6 +310,18 @@ VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens,
 VKLLM_API vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t n);
 VKLLM_API vkllm_status vkllm_decode_poll(vkllm_context *c, const float **logits);
 VKLLM_API vkllm_status vkllm_decode_wait(vkllm_context *c, uint64_t timeout_ns, const float **logits);
+/* Ordering the application's own GPU work after vkllm's, without waiting on the host: where the device has
+ * Vulkan 1.2's timelineSemaphore (on the application's device: where vk_enabled_features says it enabled
+ * it), every vkllm submission signals one timeline semaphore of the model with increasing values.
+ * vkllm_context_timeline writes that VkSemaphore into *(VkSemaphore *)semaphore and into *value the value
+ * it reaches when all that this context has submitted so far is complete (0 before its first submission):
+ * the application waits for it in its own submissions (VkTimelineSemaphoreSubmitInfo) or with
+ * vkWaitSemaphores. After vkllm_decode returns, or vkllm_decode_poll/_wait return VKLLM_OK, that is the whole
+ * step; while a step in several submissions (prompt chunks, layer groups) is in flight, those submitted so
+ * far (the next poll submits more: waiting for a value not yet submitted on the same queue would deadlock).
+ * The semaphore belongs to the model: never signal or destroy it, and let the waits on it complete before
+ * vkllm_model_free. VKLLM_ERR_UNSUPPORTED without the feature; the poll and wait calls always work. */
+VKLLM_API vkllm_status vkllm_context_timeline(const vkllm_context *c, void *semaphore, uint64_t *value);
 /* With a frame budget (or timing on): the GPU time in microseconds of the longest submission of the last
  * completed step (a prompt chunk or a token, one submission unless the budget split it into layer groups),
  * and the longest one since the context was created (0 without timestamps). */

@@ -79,22 +79,45 @@ static vkllm_status already_lost(const char *what)
                                             "it again", what);
 }
 
-vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what)
+vkllm_status vkr_queue_submit_signal(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what,
+                                     uint64_t *value)
 {
+    if (value)
+        *value = 0;
     if (dev->lost)
         return already_lost(what);
+    VkSubmitInfo signalling = *si;
+    VkTimelineSemaphoreSubmitInfo tsi = {.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO, .pNext = si->pNext,
+                                         .signalSemaphoreValueCount = 1};
+    bool signal = value && dev->timeline;
+    if (signal) {
+        signalling.pNext = &tsi;
+        signalling.signalSemaphoreCount = 1;
+        signalling.pSignalSemaphores = &dev->timeline;
+    }
     pthread_mutex_lock(&dev->queue_mutex);
+    /* Values are taken in submission order on the one queue, so they are signalled in increasing order. */
+    uint64_t next = dev->timeline_value + 1;
+    tsi.pSignalSemaphoreValues = &next;
     if (dev->queue_lock)
         dev->queue_lock(dev->queue_lock_user);
     dev->submits++;
-    VkResult r = dev->lose_at_submit && dev->submits >= dev->lose_at_submit ? VK_ERROR_DEVICE_LOST
-                                                                            : vkQueueSubmit(dev->queue, 1, si, fence);
+    VkResult r = dev->lose_at_submit && dev->submits >= dev->lose_at_submit
+                     ? VK_ERROR_DEVICE_LOST
+                     : vkQueueSubmit(dev->queue, 1, signal ? &signalling : si, fence);
     if (dev->queue_unlock)
         dev->queue_unlock(dev->queue_lock_user);
+    if (signal && r == VK_SUCCESS)
+        *value = dev->timeline_value = next;
     pthread_mutex_unlock(&dev->queue_mutex);
     if (r == VK_ERROR_DEVICE_LOST)
         dev->lost = true;
     return vkr_check(r, what);
+}
+
+vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what)
+{
+    return vkr_queue_submit_signal(dev, si, fence, what, NULL);
 }
 
 static double monotonic_s(void)
@@ -567,6 +590,7 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
     ft->min_subgroup_size = ft->subgroup_size_control ? sizectl.minSubgroupSize : subgroup.subgroupSize;
     ft->max_subgroup_size = ft->subgroup_size_control ? sizectl.maxSubgroupSize : subgroup.subgroupSize;
     ft->vulkan_memory_model = f12.vulkanMemoryModel;
+    ft->timeline_semaphore = f12.timelineSemaphore;
     query_coopmat(pd, ext.coopmat_khr && khr_known, ext.coopmat_nv, ft);
     ft->memory_budget = ext.memory_budget;
     bool queue_timestamps = false;
@@ -717,6 +741,12 @@ static vkllm_status device_finish(vkr_device *dev)
         .queueFamilyIndex = dev->queue_family,
     };
     vkllm_status st = vkr_check(vkCreateCommandPool(dev->device, &pci, NULL, &dev->command_pool), "vkCreateCommandPool");
+    if (st == VKLLM_OK && dev->info.features.timeline_semaphore) {
+        VkSemaphoreTypeCreateInfo type = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO,
+                                          .semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE};
+        VkSemaphoreCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, .pNext = &type};
+        st = vkr_check(vkCreateSemaphore(dev->device, &sci, NULL, &dev->timeline), "vkCreateSemaphore");
+    }
     if (st == VKLLM_OK)
         st = vkr_memory_init(dev);
     if (st == VKLLM_OK)
@@ -781,6 +811,7 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
         .shaderFloat16 = ft->fp16,
         .shaderInt8 = ft->int8,
         .storageBuffer8BitAccess = ft->storage8,
+        .timelineSemaphore = ft->timeline_semaphore,
     };
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
@@ -900,7 +931,7 @@ static bool listed(const vkr_external_device *ext, const char *name)
 static void restrict_to_enabled(const vkr_external_device *ext, uint32_t api_version, vkr_features *ft)
 {
     bool fp16 = false, int8 = false, storage16 = false, storage8 = false, memory_model = false;
-    bool size_control = false, full_subgroups = false, dot = false, int16 = false, int64 = false;
+    bool size_control = false, full_subgroups = false, dot = false, int16 = false, int64 = false, timeline = false;
     const VkPhysicalDeviceFeatures2 *f = ext->enabled_features;
     if (f && f->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2) {
         int16 = f->features.shaderInt16;
@@ -916,6 +947,7 @@ static void restrict_to_enabled(const vkr_external_device *ext, uint32_t api_ver
                 int8 |= v->shaderInt8;
                 storage8 |= v->storageBuffer8BitAccess;
                 memory_model |= v->vulkanMemoryModel;
+                timeline |= v->timelineSemaphore;
                 break;
             }
             case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES: {
@@ -938,6 +970,9 @@ static void restrict_to_enabled(const vkr_external_device *ext, uint32_t api_ver
             case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES:
                 size_control |= ((const VkPhysicalDeviceSubgroupSizeControlFeatures *)s)->subgroupSizeControl;
                 full_subgroups |= ((const VkPhysicalDeviceSubgroupSizeControlFeatures *)s)->computeFullSubgroups;
+                break;
+            case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES:
+                timeline |= ((const VkPhysicalDeviceTimelineSemaphoreFeatures *)s)->timelineSemaphore;
                 break;
             case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES:
                 dot |= ((const VkPhysicalDeviceShaderIntegerDotProductFeatures *)s)->shaderIntegerDotProduct;
@@ -962,6 +997,7 @@ static void restrict_to_enabled(const vkr_external_device *ext, uint32_t api_ver
     ft->integer_dot_product &= dot;
     ft->memory_budget &= listed(ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     ft->vulkan_memory_model &= memory_model;
+    ft->timeline_semaphore &= timeline;
     /* Cooperative matrices stay off on an application's device (experimental, opt-in on our own). */
     ft->coopmat_khr = ft->coopmat_nv = ft->coopmat_khr_f16 = ft->coopmat_nv_f16 = ft->coopmat_emulated = false;
 }
@@ -1053,6 +1089,8 @@ void vkr_device_destroy(vkr_device *dev)
     vkr_memory_shutdown(dev);
     if (dev->command_pool)
         vkDestroyCommandPool(dev->device, dev->command_pool, NULL);
+    if (dev->timeline)
+        vkDestroySemaphore(dev->device, dev->timeline, NULL);
     if (dev->owns_device && dev->device)
         vkDestroyDevice(dev->device, NULL);
     device_discard(dev);

@@ -36,6 +36,7 @@ typedef struct vkr_features {
                                  * operations emulated in plain GLSL (needs shaderFloat16, vulkanMemoryModel) */
     bool memory_budget;         /* VK_EXT_memory_budget */
     bool timestamps;            /* timestampComputeAndGraphics / queue timestampValidBits */
+    bool timeline_semaphore;    /* timelineSemaphore (Vulkan 1.2) */
     uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation_size;
@@ -128,6 +129,10 @@ typedef struct vkr_device {
      * device, also under the application's own lock (queue_lock/queue_unlock, when given); the
      * allocator with the staging ring, and the pipeline table, each under their own mutex. */
     pthread_mutex_t queue_mutex, memory_mutex, pipeline_mutex;
+    /* With timelineSemaphore: a timeline semaphore that vkr_queue_submit_signal's submissions signal with
+     * increasing values (the last one given: timeline_value, under queue_mutex); else VK_NULL_HANDLE. */
+    VkSemaphore timeline;
+    uint64_t timeline_value;
     void (*queue_lock)(void *user);
     void (*queue_unlock)(void *user);
     void *queue_lock_user;
@@ -172,6 +177,10 @@ vkllm_status vkr_check(VkResult r, const char *what);
  * Fault injection for tests: VKLLM_DEBUG_LOSE_DEVICE=N (read at device creation) or
  * vkr_device_inject_loss makes the N-th submission report VK_ERROR_DEVICE_LOST without submitting. */
 vkllm_status vkr_queue_submit(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what);
+/* The same, also signalling dev->timeline (when there is one; si must signal no other semaphore) with the
+ * next value, which goes into *value (0 without a timeline or when the submission failed). */
+vkllm_status vkr_queue_submit_signal(vkr_device *dev, const VkSubmitInfo *si, VkFence fence, const char *what,
+                                     uint64_t *value);
 vkllm_status vkr_wait_fence(vkr_device *dev, VkFence fence, const char *what);
 /* Tests: the n-th queue submission from now (n >= 1) reports device loss. */
 void vkr_device_inject_loss(vkr_device *dev, uint64_t n);

@@ -42,6 +42,7 @@ struct vkr_graph {
     uint32_t sub_first, sub_end;   /* the segments of the submission pending */
     double run_longest_ns;     /* the longest submission of the last run */
     uint32_t run_submits;
+    uint64_t last_signal;      /* the device timeline's value of the last submission (0: none) */
 
     VkDescriptorPool dpool;
     uint32_t dpool_sets;       /* capacity of dpool in sets */
@@ -178,6 +179,7 @@ void vkr_graph_set_split(vkr_graph *g, double target_ns)
 uint32_t vkr_graph_segments(const vkr_graph *g) { return g->n_seg; }
 double vkr_graph_longest_submit_ns(const vkr_graph *g) { return g->run_longest_ns; }
 uint32_t vkr_graph_run_submits(const vkr_graph *g) { return g->run_submits; }
+uint64_t vkr_graph_last_signal(const vkr_graph *g) { return g->last_signal; }
 
 uint32_t vkr_graph_size(const vkr_graph *g) { return g->n; }
 
@@ -465,8 +467,11 @@ static vkllm_status submit_from(vkr_graph *g, uint32_t s)
     uint32_t e = submission_end(g, s);
     vkllm_status st = vkr_check(vkResetFences(g->dev->device, 1, &g->fence), "vkResetFences");
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = e - s, .pCommandBuffers = &g->cmds[s]};
+    uint64_t value = 0;
     if (st == VKLLM_OK)
-        st = vkr_queue_submit(g->dev, &si, g->fence, "vkQueueSubmit");
+        st = vkr_queue_submit_signal(g->dev, &si, g->fence, "vkQueueSubmit", &value);
+    if (value)
+        g->last_signal = value;
     g->pending = st == VKLLM_OK;
     g->sub_first = s;
     g->sub_end = e;

@@ -63,6 +63,9 @@ vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done);
 uint32_t vkr_graph_segments(const vkr_graph *g);
 uint32_t vkr_graph_run_submits(const vkr_graph *g);
 double vkr_graph_longest_submit_ns(const vkr_graph *g);
+/* The value of the device's timeline semaphore (dev->timeline) that the graph's last submission signals;
+ * 0: none yet, or no timeline. */
+uint64_t vkr_graph_last_signal(const vkr_graph *g);
 /* Records if needed, submits and waits. */
 vkllm_status vkr_graph_run(vkr_graph *g);
 

@@ -52,9 +52,14 @@ static bool create(app_device *a, uint32_t api_version, bool all_features)
         .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT,
         .pfnUserCallback = on_message,
     };
+    /* VKLLM_VALIDATION=sync: also synchronization validation, as vkllm's own instance does */
+    VkValidationFeatureEnableEXT sync_feature = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT sync = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT, .pNext = &dbg,
+                                    .enabledValidationFeatureCount = 1, .pEnabledValidationFeatures = &sync_feature};
+    bool with_sync = validation && !strcmp(env, "sync");
     VkInstanceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-        .pNext = validation ? &dbg : NULL,
+        .pNext = with_sync ? (const void *)&sync : validation ? (const void *)&dbg : NULL,
         .pApplicationInfo = &app,
         .enabledLayerCount = validation,
         .ppEnabledLayerNames = &layer,

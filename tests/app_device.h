@@ -1,6 +1,6 @@
 /* An application's own Vulkan device, made as an embedding engine makes it (tests of the vk_* model
- * parameters): its own instance (chosen API version, the validation layer when VKLLM_VALIDATION is set,
- * a messenger counting messages), the first device, its first compute queue family, and the features and
+ * parameters): its own instance (chosen API version, the validation layer when VKLLM_VALIDATION is set, with
+ * synchronization validation when it is "sync", a messenger counting messages), the first device, its first compute queue family, and the features and
  * extensions it chose to enable. */
 #ifndef VKLLM_TEST_APP_DEVICE_H
 #define VKLLM_TEST_APP_DEVICE_H

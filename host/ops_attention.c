@@ -366,7 +366,7 @@ static vkllm_status attention_combine(vkr_graph *g, vkr_device *dev, vk_view scr
     const uint32_t wg = opsm_wg_size(dev, 64);
     uint32_t so = 0, oo = 0;
     vkllm_status st;
-    if ((st = opsm_pipeline(dev, &d, "attention_combine", false, 2, 5 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, "attention_combine", true, 2, 5 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, scratch.buf, scratch.offset, n_groups * p->n_split * (p->head_dim + 2) * 4, false,
                         4, &so, "scratch")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, out.buf, out.offset, n_groups * p->head_dim * 4, true, 4, &oo, "out")) != VKLLM_OK ||

@@ -155,15 +155,17 @@ void main()
             sp[e] = s;
         }
         barrier();
+        /* Over all BC columns (those past nc scored -inf): a constant count the compiler unrolls, so the shared
+         * loads of a row go out together instead of one per loop trip. */
         for (uint r = lid; r < BQ; r += WG) {
             float mx = NEG_INF;
-            for (uint c = 0u; c < nc; c++)
+            for (uint c = 0u; c < BC; c++)
                 mx = max(mx, sp[r * BC + c]);
             const float m_old = row_m[r], m_new = max(m_old, mx);
             /* A query with nothing visible in this tile (m_new may still be -inf): nothing changes. */
             const float alpha = m_new == NEG_INF ? 1.0 : exp(m_old - m_new);
             float sum = 0.0;
-            for (uint c = 0u; c < nc; c++) {
+            for (uint c = 0u; c < BC; c++) {
                 const float s = sp[r * BC + c];
                 const float p = s == NEG_INF ? 0.0 : exp(s - m_new);
                 sp[r * BC + c] = p;

@@ -434,6 +434,7 @@ struct llama_context {
     uint32_t attn_split;               /* parts per (row, head) in decode_long; 1: never split */
     uint32_t attn_split_min;           /* the fewest cache rows a part takes */
     uint32_t attn_split_from;          /* first position decoded with decode_long */
+    const vkr_graph *decode_last;      /* decode or decode_long: the one the last decode step ran */
     vkr_buffer *attn_scratch;
     vkr_graph *batch;                  /* the last batch shape, kept for reuse */
     uint32_t batch_n;
@@ -473,7 +474,10 @@ void llama_context_set_timing(llama_context *c, bool on)
 double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
 void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
 double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
-const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
+const vkr_graph *llama_context_decode_graph(const llama_context *c)
+{
+    return c->decode_last ? c->decode_last : c->decode;
+}
 bool llama_context_has_ring(const llama_context *c) { return c->ring_rows != 0; }
 
 vkllm_status llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t rows, void *k, void *v, bool upload)
@@ -864,6 +868,7 @@ static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32
     if (n == 1 && !all_logits) {
         bool split = c->attn_split > 1 && pos0 >= c->attn_split_from;
         g = split ? c->decode_long : c->decode;
+        c->decode_last = g;
         if (vkr_graph_size(g) == 0)
             st = build_graph(c, g, 1, false, split ? c->attn_split : 1);
     } else {

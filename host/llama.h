@@ -83,8 +83,9 @@ double llama_context_last_gpu_ns(const llama_context *c);
 void llama_context_reset_gpu_ns(llama_context *c);
 /* The GPU time of the last completed submission (timing on), in nanoseconds. */
 double llama_context_last_submit_gpu_ns(const llama_context *c);
-/* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
- * evaluation with timing on; empty until the first single-token evaluation. */
+/* The single-token (decode) graph the last single-token evaluation ran (with or without split attention), for
+ * per-dispatch timings (vkr_graph_dispatch_ns/name) after an evaluation with timing on; empty until the first
+ * single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);
 
 /* State save/restore (host/state.c). Sliding-window layers keep a ring buffer (then has_ring). */

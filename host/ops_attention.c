@@ -11,6 +11,7 @@
 
 #include "host/ops.h"
 #include "host/ops_misc_internal.h"
+#include "runtime/log.h"
 
 #define KV_STORE_WG 256
 #define ATTN_MAX_HEAD_DIM 256
@@ -267,7 +268,12 @@ uint32_t op_attention_split_plan(const vkr_device *dev, vk_attention_params *p)
     p->n_split = 1;
     p->split_min_rows = ATTN_SPLIT_MIN_ROWS;
     const char *env = getenv("VKLLM_ATTN_SPLIT");
-    const int forced = env && *env ? atoi(env) : -1;
+    char *end = NULL;
+    long forced = env && *env ? strtol(env, &end, 10) : -1;
+    if (env && *env && (*end || forced < 0)) {
+        vkr_log(VKLLM_LOG_WARNING, "VKLLM_ATTN_SPLIT='%s' is not 0, 1 or a number of parts; ignored", env);
+        forced = -1;
+    }
     if (forced >= 2) {
         p->n_split = (uint32_t)(forced > ATTN_MAX_SPLIT ? ATTN_MAX_SPLIT : forced);
         p->split_min_rows = 1;

@@ -457,6 +457,10 @@ static void split_plan(vkr_device *dev)
     setenv("VKLLM_ATTN_SPLIT", "5", 1);
     CHECK(op_attention_split_plan(dev, &p) == 0 && p.n_split == 5 && p.split_min_rows == 1,
           "VKLLM_ATTN_SPLIT=5: split %u (min %u)", p.n_split, p.split_min_rows);
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    setenv("VKLLM_ATTN_SPLIT", "2x", 1);   /* not a number: ignored with a warning, as if unset */
+    CHECK(op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS,
+          "VKLLM_ATTN_SPLIT=2x: split %u", p.n_split);
     unsetenv("VKLLM_ATTN_SPLIT");
     dev->info.type = type;
 }

@@ -418,10 +418,6 @@ void llama_model_free(llama_model *m)
 
 /* ---- Context: KV cache, activations, graphs ---- */
 
-/* Decode positions from which attention is split over the cache (flash decoding); below it one
- * workgroup per head is enough and the merge would cost more than it saves. */
-#define ATTN_SPLIT_FROM 512
-
 struct llama_context {
     llama_model *m;
     uint32_t n_ctx, n_batch;
@@ -434,9 +430,11 @@ struct llama_context {
     vkr_buffer *logits_all;            /* device, rows_all_logits rows (perplexity) */
     uint32_t rows_all_logits;
     vkr_graph *decode;                 /* n = 1, recorded once, replayed per token */
-    vkr_graph *decode_long;            /* the same with split attention, for positions >= ATTN_SPLIT_FROM */
+    vkr_graph *decode_long;            /* the same with split attention, for positions >= attn_split_from */
     uint32_t attn_split;               /* parts per (row, head) in decode_long; 1: never split */
+    uint32_t attn_split_min;           /* the fewest cache rows a part takes */
     uint32_t attn_split_from;          /* first position decoded with decode_long */
+    const vkr_graph *decode_last;      /* decode or decode_long: the one the last decode step ran */
     vkr_buffer *attn_scratch;
     vkr_graph *batch;                  /* the last batch shape, kept for reuse */
     uint32_t batch_n;
@@ -476,7 +474,10 @@ void llama_context_set_timing(llama_context *c, bool on)
 double llama_context_last_gpu_ns(const llama_context *c) { return c->last_gpu_ns; }
 void llama_context_reset_gpu_ns(llama_context *c) { c->last_gpu_ns = 0; }
 double llama_context_last_submit_gpu_ns(const llama_context *c) { return c->last_submit_gpu_ns; }
-const vkr_graph *llama_context_decode_graph(const llama_context *c) { return c->decode; }
+const vkr_graph *llama_context_decode_graph(const llama_context *c)
+{
+    return c->decode_last ? c->decode_last : c->decode;
+}
 uint64_t llama_context_timeline_value(const llama_context *c)
 {
     uint64_t a = vkr_graph_last_signal(c->decode), b = vkr_graph_last_signal(c->decode_long);
@@ -588,19 +589,13 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
         st = vkr_graph_create(dev, &c->decode);
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->decode_long);
-    /* Flash decoding: one token has only n_head (row, head) pairs of attention work, too few to fill a
-     * GPU once the context is long; split each over enough parts for ~256 workgroups. A CPU device has
-     * few cores and no use for it. */
-    c->attn_split = 1;
-    c->attn_split_from = ATTN_SPLIT_FROM;
-    const char *force = getenv("VKLLM_ATTN_SPLIT"); /* tests: split from position 0 into this many parts */
-    if (force && atoi(force) > 1) {
-        c->attn_split = (uint32_t)(atoi(force) > 64 ? 64 : atoi(force));
-        c->attn_split_from = 0;
-    } else if (dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU && n_ctx > ATTN_SPLIT_FROM) {
-        c->attn_split = (256 + hp->n_head - 1) / hp->n_head;
-        c->attn_split = c->attn_split < 2 ? 2 : c->attn_split > 32 ? 32 : c->attn_split;
-    }
+    /* Flash decoding: one token has too little attention work per head to fill a GPU; host/ops_attention.c
+     * plans the split. */
+    vk_attention_params plan = {.n_rows = 1, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv,
+                                .head_dim = hp->head_dim, .n_ctx = n_ctx};
+    c->attn_split_from = op_attention_split_plan(dev, &plan);
+    c->attn_split = plan.n_split;
+    c->attn_split_min = plan.split_min_rows;
     if (c->attn_split > 1) {
         if (st == VKLLM_OK)
             st = make_buffer(dev, (uint64_t)hp->n_head * c->attn_split * (hp->head_dim + 2) * 4, VKR_MEMORY_DEVICE,
@@ -759,7 +754,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     vk_attention_params ap = {
         .n_rows = n, .n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
         .n_ctx = c->n_ctx, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
-        .n_split = split, .scratch = vk_view_of(c->attn_scratch, 0),
+        .n_split = split, .split_min_rows = c->attn_split_min, .scratch = vk_view_of(c->attn_scratch, 0),
     };
     vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
     if (!st && hp->fam->embd_scale)
@@ -888,6 +883,7 @@ static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32
     if (n == 1 && !all_logits) {
         bool split = c->attn_split > 1 && pos0 >= c->attn_split_from;
         g = split ? c->decode_long : c->decode;
+        c->decode_last = g;
         if (vkr_graph_size(g) == 0)
             st = build_graph(c, g, 1, false, split ? c->attn_split : 1);
     } else {

@@ -89,8 +89,9 @@ double llama_context_last_submit_gpu_ns(const llama_context *c);
 void llama_context_set_split(llama_context *c, double target_ns);
 /* The value of the device's timeline semaphore that the context's last submission signals (0: none). */
 uint64_t llama_context_timeline_value(const llama_context *c);
-/* The single-token (decode) graph, for per-dispatch timings (vkr_graph_dispatch_ns/name) after an
- * evaluation with timing on; empty until the first single-token evaluation. */
+/* The single-token (decode) graph the last single-token evaluation ran (with or without split attention), for
+ * per-dispatch timings (vkr_graph_dispatch_ns/name) after an evaluation with timing on; empty until the first
+ * single-token evaluation. */
 const vkr_graph *llama_context_decode_graph(const llama_context *c);
 
 /* State save/restore (host/state.c). Rows of layer l's K/V cache: position p is in row p % rows (n_ctx, or

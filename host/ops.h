@@ -104,8 +104,11 @@ typedef struct vk_attention_params {
     float scale;              /* usually 1/sqrt(head_dim) */
     /* Flash decoding (op_attention only): with n_split > 1, each (row, head) is spread over n_split
      * workgroups that each take a part of the cache rows, then merged; scratch must hold
-     * n_rows * n_heads * n_split * (head_dim + 2) floats. Worth it for few rows over long contexts. */
+     * n_rows * n_heads * n_split * (head_dim + 2) floats. Worth it for few rows over long contexts.
+     * A part takes at least split_min_rows cache rows (0: ATTN_SPLIT_MIN_ROWS), so a short cache uses
+     * fewer parts: one graph recorded with n_split parts serves every decode position. */
     uint32_t n_split;
+    uint32_t split_min_rows;
     vk_view scratch;
     uint32_t window;          /* > 0: row r sees only cache rows > positions[r] - window (sliding window) */
     float softcap;            /* > 0: scores s -> softcap * tanh(s / softcap) */
@@ -145,5 +148,14 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
  * (causal by position). q, out: f32 n_rows x n_heads*head_dim. */
 vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_cache, vk_view positions,
                           vk_view out, const vk_attention_params *p);
+
+/* The fewest cache rows a part of split attention takes by default (below that the merge costs more). */
+#define ATTN_SPLIT_MIN_ROWS 64
+
+/* Flash decoding for decode steps of p->n_rows query rows over p's heads and p->n_ctx cache rows on dev: sets
+ * p->n_split (1: none; parts sized to give the device's estimated compute units a few workgroups each) and
+ * p->split_min_rows, and returns the first position worth recording a split graph for. VKLLM_ATTN_SPLIT=0/1
+ * forces it off/on (measurements); =N >= 2 forces N parts of any size from position 0 (tests). */
+uint32_t op_attention_split_plan(const vkr_device *dev, vk_attention_params *p);
 
 #endif

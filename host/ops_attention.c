@@ -1,8 +1,9 @@
 /* op_kv_store and op_attention (host/ops.h). The KV cache of a layer is f16, [n_ctx][n_kv_heads*head_dim],
  * bound as uint words of packed half pairs (no 16-bit storage feature needed). Shaders:
- * shaders/kv_store.comp; for attention, shaders/attention.comp (a workgroup per query row and head; its
- * SPLIT form plus attention_combine.comp for flash decoding) or, for prompts on GPUs,
- * shaders/attention_tiled.comp (K/V tiles in shared memory shared by a block of queries). */
+ * shaders/kv_store.comp; for attention, GPUs take shaders/attention_tiled.comp (K/V tiles in shared memory
+ * shared by a block of queries: a prompt's rows, or a decode row's heads of one kv head), CPU devices
+ * shaders/attention.comp (a workgroup per query row and head); each has a SPLIT form for flash decoding,
+ * merged by attention_combine.comp. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "host/ops.h"
 #include "host/ops_misc_internal.h"
+#include "runtime/log.h"
 
 #define KV_STORE_WG 256
 #define ATTN_MAX_HEAD_DIM 256
@@ -209,18 +211,22 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
 }
 
 #define ATTN_MAX_SPLIT 64
-#define ATTN_TILED_MIN_ROWS 4   /* GPUs: prompts of at least this many rows take the tiled kernel */
+#define ATTN_TILED_MAX_BQ 16
 
-/* The tiled prompt kernel (shaders/attention_tiled.comp): query vectors per workgroup (bq) and cache rows per
- * tile (bc) whose shared arrays fit the device; false if none do. */
-static bool tiled_shape(const vkr_device *dev, uint32_t head_dim, uint32_t *bq, uint32_t *bc)
+/* The tiled kernel (shaders/attention_tiled.comp): query vectors per workgroup (bq: at most the n_q query
+ * vectors of a kv head, rounded up to a power of two) and cache rows per tile (bc) whose shared arrays fit
+ * the device; false if none do. */
+static bool tiled_shape(const vkr_device *dev, uint32_t head_dim, uint64_t n_q, uint32_t *bq, uint32_t *bc)
 {
     const uint64_t limit = dev->info.features.max_compute_shared_memory;
     const uint64_t hd2 = head_dim / 2;
-    for (uint32_t q = 16; q >= 4; q /= 2) {
+    uint32_t q_max = 1;
+    while (q_max < ATTN_TILED_MAX_BQ && q_max < n_q)
+        q_max *= 2;
+    for (uint32_t q = q_max; q >= 1; q /= 2) {
         for (uint32_t c = 32; c >= 8; c /= 2) {
-            /* ks, vs (words), qs (vec2), sp, three row floats and a row uint */
-            uint64_t bytes = 4 * (2 * c * hd2 + 2 * q * hd2 + (uint64_t)q * c + 4 * q);
+            /* ks (rows padded by a word), vs (words), qs (vec2), sp, three row floats and two row uints */
+            uint64_t bytes = 4 * (c * (hd2 + 1) + c * hd2 + 2 * q * hd2 + (uint64_t)q * c + 5 * q);
             if (bytes <= limit) {
                 *bq = q;
                 *bc = c;
@@ -232,32 +238,86 @@ static bool tiled_shape(const vkr_device *dev, uint32_t head_dim, uint32_t *bq, 
 }
 
 /* Whether op_attention takes the tiled kernel: VKLLM_ATTN_TILED=1/0 (tests) forces it on or off; otherwise
- * GPUs (CPU devices gain nothing from shared memory) for prompts of ATTN_TILED_MIN_ROWS rows or more. */
+ * GPUs do, for prompts and decode alike (CPU devices gain nothing from shared memory). */
 static bool use_tiled(const vkr_device *dev, const vk_attention_params *p, uint32_t *bq, uint32_t *bc)
 {
-    if (p->n_split > 1 || !tiled_shape(dev, p->head_dim, bq, bc))
+    if (!tiled_shape(dev, p->head_dim, (uint64_t)p->n_rows * (p->n_heads / p->n_kv_heads), bq, bc))
         return false;
     const char *env = getenv("VKLLM_ATTN_TILED");
     if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
         return env[0] == '1';
-    return dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU && p->n_rows >= ATTN_TILED_MIN_ROWS;
+    return dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU;
 }
 
-/* attention_tiled.comp: one workgroup per (kv head, block of bq query vectors). */
+/* Compute units (SMs, CUs) the device probably has: Vulkan does not say without vendor extensions, and the
+ * split only needs the order of magnitude. */
+static uint32_t estimated_compute_units(const vkr_device *dev)
+{
+    switch (dev->info.type) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+        return 128;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
+        return 24;
+    default:
+        return 8;
+    }
+}
+
+uint32_t op_attention_split_plan(const vkr_device *dev, vk_attention_params *p)
+{
+    p->n_split = 1;
+    p->split_min_rows = ATTN_SPLIT_MIN_ROWS;
+    const char *env = getenv("VKLLM_ATTN_SPLIT");
+    char *end = NULL;
+    long forced = env && *env ? strtol(env, &end, 10) : -1;
+    if (env && *env && (*end || forced < 0)) {
+        vkr_log(VKLLM_LOG_WARNING, "VKLLM_ATTN_SPLIT='%s' is not 0, 1 or a number of parts; ignored", env);
+        forced = -1;
+    }
+    if (forced >= 2) {
+        p->n_split = (uint32_t)(forced > ATTN_MAX_SPLIT ? ATTN_MAX_SPLIT : forced);
+        p->split_min_rows = 1;
+        return 0;
+    }
+    if (forced == 0 || (forced != 1 && dev->info.type == VK_PHYSICAL_DEVICE_TYPE_CPU) || p->n_kv_heads == 0)
+        return UINT32_MAX;
+    /* About two workgroups per compute unit at the longest context, never parts under the minimum. The
+     * tiled kernel's workgroup serves a kv head's query heads, the per-row one a single head. */
+    uint32_t bq, bc;
+    const bool tiled = use_tiled(dev, p, &bq, &bc);
+    const uint64_t units = (uint64_t)p->n_rows * (tiled ? p->n_kv_heads : p->n_heads);
+    uint64_t parts = (2ull * estimated_compute_units(dev) + units - 1) / (units ? units : 1);
+    const uint64_t by_len = ((uint64_t)p->n_ctx + ATTN_SPLIT_MIN_ROWS - 1) / ATTN_SPLIT_MIN_ROWS;
+    parts = parts < by_len ? parts : by_len;
+    parts = parts > 32 ? 32 : forced == 1 && parts < 2 ? 2 : parts;
+    if (parts < 2 || by_len < 2)
+        return UINT32_MAX;
+    p->n_split = (uint32_t)parts;
+    return ATTN_SPLIT_MIN_ROWS;   /* below it there is only one part: the merge would be wasted */
+}
+
+/* The fewest cache rows per split part the kernels are told. */
+static uint32_t part_min(const vk_attention_params *p)
+{
+    return p->split_min_rows ? p->split_min_rows : ATTN_SPLIT_MIN_ROWS;
+}
+
+/* attention_tiled.comp: one workgroup per (kv head, block of bq query vectors[, split part]). */
 static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk_view k_cache, vk_view v_cache,
                                     vk_view positions, vk_view out, const vk_attention_params *p, uint32_t bq,
                                     uint32_t bc)
 {
+    const bool split = p->n_split > 1;
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
-    d.name = "attention_tiled";
+    d.name = split ? "attention_tiled_split" : "attention_tiled";
     uint32_t sg = dev->info.features.subgroup_size;
     const uint32_t wg = opsm_wg_size(dev, sg > 64 ? sg : 64);
     vkr_pipeline_desc desc;
     memset(&desc, 0, sizeof desc);
-    desc.shader = "attention_tiled";
+    desc.shader = d.name;
     desc.n_buffers = 5;
-    desc.push_size = 15 * 4;
+    desc.push_size = 17 * 4;
     desc.local_size_x = wg;
     desc.n_spec = 3;
     desc.spec[0] = bq;
@@ -267,6 +327,8 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     const uint64_t n_blocks = ((uint64_t)p->n_rows * group + bq - 1) / bq;
     const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->head_dim * 4;
     const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
+    const vk_view dst = split ? p->scratch : out;
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     vkllm_status st;
     if ((st = vkr_pipeline_get(dev, &desc, &d.pipeline)) != VKLLM_OK ||
@@ -275,8 +337,9 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
                         "positions")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 4, out.buf, out.offset, act_bytes, true, 4, &oo, "out")) != VKLLM_OK ||
-        (st = opsm_groups(dev, &d, n_blocks * p->n_kv_heads)) != VKLLM_OK)
+        (st = opsm_bind(dev, &d, 4, dst.buf, dst.offset, split ? scratch_bytes : act_bytes, true, 4, &oo,
+                        split ? "scratch" : "out")) != VKLLM_OK ||
+        (st = opsm_groups(dev, &d, n_blocks * p->n_kv_heads * (split ? p->n_split : 1))) != VKLLM_OK)
         return st;
     d.push[0] = p->n_rows;
     d.push[1] = p->n_heads;
@@ -293,6 +356,8 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[12] = p->window;
     opsm_push_f32(&d, 13, p->softcap);
     d.push[14] = p->ring;
+    d.push[15] = split ? p->n_split : 1;
+    d.push[16] = part_min(p);
     return vkr_graph_add(g, &d);
 }
 
@@ -307,7 +372,7 @@ static vkllm_status attention_combine(vkr_graph *g, vkr_device *dev, vk_view scr
     const uint32_t wg = opsm_wg_size(dev, 64);
     uint32_t so = 0, oo = 0;
     vkllm_status st;
-    if ((st = opsm_pipeline(dev, &d, "attention_combine", false, 2, 5 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, "attention_combine", true, 2, 5 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, scratch.buf, scratch.offset, n_groups * p->n_split * (p->head_dim + 2) * 4, false,
                         4, &so, "scratch")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, out.buf, out.offset, n_groups * p->head_dim * 4, true, 4, &oo, "out")) != VKLLM_OK ||
@@ -340,8 +405,11 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
 
     vkr_device *dev = vkr_graph_device(g);
     uint32_t bq, bc;
-    if (use_tiled(dev, p, &bq, &bc))
-        return attention_tiled(g, dev, q, k_cache, v_cache, positions, out, p, bq, bc);
+    if (use_tiled(dev, p, &bq, &bc)) {
+        if ((st = attention_tiled(g, dev, q, k_cache, v_cache, positions, out, p, bq, bc)) != VKLLM_OK || !split)
+            return st;
+        return attention_combine(g, dev, p->scratch, out, p);
+    }
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = split ? "attention_split" : "attention";
@@ -354,7 +422,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
     vk_view dst = split ? p->scratch : out;
-    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 16 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 17 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
@@ -380,6 +448,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     d.push[13] = p->window;
     opsm_push_f32(&d, 14, p->softcap);
     d.push[15] = p->ring;
+    d.push[16] = part_min(p);
     if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
         return st;
     return attention_combine(g, dev, p->scratch, out, p);

@@ -12,7 +12,7 @@
  * softcap * tanh(s / softcap) (Gemma 2). Head h reads kv head h / group.
  * Caches are uint arrays of packed half pairs: row j, kv head g starts at word j*kv_stride + g*hd2.
  * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
- * cache rows, and write their unnormalised output with their running max and sum to a scratch buffer
+ * cache rows (at least part_min of them, so short caches leave the last parts empty), and write their unnormalised output with their running max and sum to a scratch buffer
  * (binding 4: per (row, head, split) head_dim floats, then m, then l); attention_combine.comp merges
  * them. Long contexts then keep many workgroups busy even for one query row. */
 #define NEED_REDUCE
@@ -41,6 +41,7 @@ layout(push_constant) uniform PC {
     uint window;      /* 0: all rows up to the position */
     float softcap;    /* 0: none */
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
+    uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -74,7 +75,7 @@ void main()
     const uint kv_len = (pc.ring != 0 ? pos : min(pos, pc.n_ctx - 1)) + 1;
     const uint kv_lo = pc.window != 0 && kv_len > pc.window ? kv_len - pc.window : 0;
 #ifdef SPLIT
-    const uint chunk = (kv_len - kv_lo + pc.n_split - 1) / pc.n_split;
+    const uint chunk = max((kv_len - kv_lo + pc.n_split - 1) / pc.n_split, pc.part_min);
     const uint j_begin = min(kv_lo + split * chunk, kv_len);
     const uint j_end = min(j_begin + chunk, kv_len);
 #else

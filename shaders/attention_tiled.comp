@@ -14,7 +14,15 @@
  * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap). ring != 0: the
  * cache is a ring of n_ctx rows, position j in row j % n_ctx, and queries see positions up to their own.
  * Spec constants: 0 = WG (common_ops.glsl), 1 = BQ, 2 = BC, 3 = HD2 (head_dim / 2): they size the shared
- * arrays, so the host picks them to fit the device's shared memory. */
+ * arrays, so the host picks them to fit the device's shared memory. K rows in shared memory are HD2 + 1 words
+ * apart: step 2 reads ks[c][d] with consecutive invocations on consecutive rows c, which a stride of HD2 (a
+ * multiple of 32 for the usual head sizes) would put all on one shared-memory bank.
+ * Decode (one query row per sequence) uses the same kernel with BQ = the group's heads, so a workgroup reads
+ * each K/V row once for all query heads of its kv head, coalesced (invocations over the row's words).
+ * SPLIT (flash decoding): n_split workgroups share a block, each taking a contiguous part of the block's
+ * visible cache rows (at least part_min rows, so short caches use fewer parts and later ones do nothing), and
+ * write each query's unnormalised output, running max and sum to a scratch buffer laid out as
+ * attention.comp's SPLIT form (per (row, head, part): head_dim floats, m, l), merged by attention_combine. */
 #include "common_ops.glsl"
 
 layout(constant_id = 1) const uint BQ = 16;
@@ -43,11 +51,16 @@ layout(push_constant) uniform PC {
     uint window;      /* 0: all rows up to the position */
     float softcap;    /* 0: none */
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
+    uint n_split;     /* SPLIT only */
+    uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
 } pc;
 
 const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
+const uint KS = HD2 + 1;                     /* K row stride in shared memory (words) */
+const uint LPI = (BC * HD2 + WG - 1) / WG;   /* K (and V) words each invocation loads per tile */
+const uint SPI = (BQ * BC + WG - 1) / WG;    /* scores per invocation per tile */
 
-shared uint ks[BC * HD2];
+shared uint ks[BC * KS];
 shared uint vs[BC * HD2];
 shared vec2 qs[BQ * HD2];
 shared float sp[BQ * BC];      /* scores, then probabilities */
@@ -57,8 +70,14 @@ shared uint row_lo[BQ];
 
 void main()
 {
-    const uint kvh = flat_group() / pc.n_blocks;
-    const uint first = (flat_group() % pc.n_blocks) * BQ;   /* first query vector of the block */
+#ifdef SPLIT
+    const uint split = flat_group() % pc.n_split;
+    const uint block = flat_group() / pc.n_split;
+#else
+    const uint block = flat_group();
+#endif
+    const uint kvh = block / pc.n_blocks;
+    const uint first = (block % pc.n_blocks) * BQ;   /* first query vector of the block */
     const uint n_q = pc.n_rows * pc.group;                 /* query vectors of this kv head */
     if (kvh * pc.group >= pc.n_heads)
         return;
@@ -90,6 +109,14 @@ void main()
         j_end = max(j_end, row_len[r]);
         j_start = min(j_start, row_lo[r]);
     }
+#ifdef SPLIT
+    {
+        const uint span = j_end > j_start ? j_end - j_start : 0u;
+        const uint chunk = max((span + pc.n_split - 1u) / pc.n_split, pc.part_min);
+        j_start = j_start + min(split * chunk, span);
+        j_end = min(j_start + chunk, j_end);
+    }
+#endif
 
     vec2 acc[OPI];
     for (uint k = 0u; k < OPI; k++)
@@ -97,25 +124,30 @@ void main()
 
     for (uint j0 = j_start; j0 < j_end; j0 += BC) {
         const uint nc = min(BC, j_end - j0);
-        for (uint e = lid; e < nc * HD2; e += WG) {
-            const uint c = e / HD2, d = e % HD2;
-            const uint row = pc.ring != 0u ? (j0 + c) % pc.n_ctx : j0 + c;
-            ks[e] = kc[pc.k_off + row * pc.kv_stride + kvh * HD2 + d];
-            vs[e] = vc[pc.v_off + row * pc.kv_stride + kvh * HD2 + d];
+        /* A fixed count per invocation (from spec constants) lets the compiler issue all the loads at once. */
+        for (uint k = 0u; k < LPI; k++) {
+            const uint e = lid + k * WG, c = e / HD2, d = e % HD2;
+            if (c < nc) {
+                const uint row = pc.ring != 0u ? (j0 + c) % pc.n_ctx : j0 + c;
+                ks[c * KS + d] = kc[pc.k_off + row * pc.kv_stride + kvh * HD2 + d];
+                vs[e] = vc[pc.v_off + row * pc.kv_stride + kvh * HD2 + d];
+            }
         }
         barrier();
-        for (uint e = lid; e < BQ * BC; e += WG) {
-            const uint r = e / BC, c = e % BC;
+        for (uint k = 0u; k < SPI; k++) {
+            const uint e = lid + k * WG, r = e / BC, c = e % BC;
+            if (e >= BQ * BC)
+                break;
             float s = NEG_INF;
             if (j0 + c < row_len[r] && j0 + c >= row_lo[r] && c < nc) {
                 float d0 = 0.0, d1 = 0.0;
                 uint d = 0u;
                 for (; d + 1u < HD2; d += 2u) {
-                    d0 += dot(unpackHalf2x16(ks[c * HD2 + d]), qs[r * HD2 + d]);
-                    d1 += dot(unpackHalf2x16(ks[c * HD2 + d + 1u]), qs[r * HD2 + d + 1u]);
+                    d0 += dot(unpackHalf2x16(ks[c * KS + d]), qs[r * HD2 + d]);
+                    d1 += dot(unpackHalf2x16(ks[c * KS + d + 1u]), qs[r * HD2 + d + 1u]);
                 }
                 if (d < HD2)
-                    d0 += dot(unpackHalf2x16(ks[c * HD2 + d]), qs[r * HD2 + d]);
+                    d0 += dot(unpackHalf2x16(ks[c * KS + d]), qs[r * HD2 + d]);
                 s = d0 + d1;
                 if (pc.softcap > 0.0)
                     s = pc.softcap * tanh(clamp(s / pc.softcap, -15.0, 15.0));
@@ -123,15 +155,17 @@ void main()
             sp[e] = s;
         }
         barrier();
+        /* Over all BC columns (those past nc scored -inf): a constant count the compiler unrolls, so the shared
+         * loads of a row go out together instead of one per loop trip. */
         for (uint r = lid; r < BQ; r += WG) {
             float mx = NEG_INF;
-            for (uint c = 0u; c < nc; c++)
+            for (uint c = 0u; c < BC; c++)
                 mx = max(mx, sp[r * BC + c]);
             const float m_old = row_m[r], m_new = max(m_old, mx);
             /* A query with nothing visible in this tile (m_new may still be -inf): nothing changes. */
             const float alpha = m_new == NEG_INF ? 1.0 : exp(m_old - m_new);
             float sum = 0.0;
-            for (uint c = 0u; c < nc; c++) {
+            for (uint c = 0u; c < BC; c++) {
                 const float s = sp[r * BC + c];
                 const float p = s == NEG_INF ? 0.0 : exp(s - m_new);
                 sp[r * BC + c] = p;
@@ -161,11 +195,21 @@ void main()
         const uint e = lid + k * WG;
         const uint r = e / HD2, d = e % HD2, i = first + r;
         if (e < BQ * HD2 && i < n_q) {
-            const uint head = kvh * pc.group + i % pc.group;
-            const uint ob = pc.o_off + ((i / pc.group) * pc.n_heads + head) * 2u * HD2;
+            const uint g = (i / pc.group) * pc.n_heads + kvh * pc.group + i % pc.group;   /* row, head */
+#ifdef SPLIT
+            /* A query that sees nothing in this part leaves m = -inf, l = 0, acc = 0: it weighs nothing. */
+            const uint sb = pc.o_off + (g * pc.n_split + split) * (2u * HD2 + 2u);
+            o[sb + 2u * d] = acc[k].x;
+            o[sb + 2u * d + 1u] = acc[k].y;
+            if (d == 0u) {
+                o[sb + 2u * HD2] = row_m[r];
+                o[sb + 2u * HD2 + 1u] = row_l[r];
+            }
+#else
             const vec2 v = acc[k] / row_l[r];
-            o[ob + 2u * d] = v.x;
-            o[ob + 2u * d + 1u] = v.y;
+            o[pc.o_off + g * 2u * HD2 + 2u * d] = v.x;
+            o[pc.o_off + g * 2u * HD2 + 2u * d + 1u] = v.y;
+#endif
         }
     }
 }

@@ -64,7 +64,7 @@ int main(void)
     setenv("VKLLM_ATTN_SPLIT", "3", 1);
     run_case("split-attention", tiny, GGML_TYPE_Q8_0, seed + 20, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
-    /* The kernels a GPU runs (matvec with its fusions, tiled matmul, split attention from 512 on), on this
+    /* The kernels a GPU runs (matvec with its fusions, tiled matmul, split attention from 64 positions on), on this
      * device whatever its type. */
     setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)

@@ -9,10 +9,14 @@
  *     lengths from 1 to ~4000 (not multiples of the tile), positions not starting at 0 and unordered,
  *     sharp score distributions (large scale) that move the running max. Every kernel: the per-row one
  *     (subgroup and shared-memory reductions), its split form (flash decoding), and the tiled prompt kernel
- *     (forced for every case with VKLLM_ATTN_TILED=1). Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32 accumulation and exp
- *     differ from the double reference).
- *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows:
- *     relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
+ *     (forced for every case with VKLLM_ATTN_TILED=1, and its split form). Split decode as planned (parts of
+ *     at least ATTN_SPLIT_MIN_ROWS rows) at KV lengths 1, 63, 64, 65, 129, 200, 1000, n_ctx 512 and 1024,
+ *     group 1/4/8, window, soft-cap, ring, on both kernels (the device's choice and a GPU's); nothing written
+ *     outside the output or the scratch. Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32
+ *     accumulation and exp differ from the double reference).
+ *   op_attention_split_plan: CPU off, GPU parts bounded by the context, VKLLM_ATTN_SPLIT=0/1/N.
+ *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows (also
+ *     split, across the length where a second part starts): relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,15 @@
 #define F16_NAN 0x7e00u
 
 static bool verbose(void) { return getenv("VKLLM_TEST_VERBOSE") != NULL; }
+
+/* Which attention kernel op_attention takes here (for messages). */
+static const char *kernel_name(const vkr_device *dev)
+{
+    const char *tiled = getenv("VKLLM_ATTN_TILED");
+    if (tiled && (!strcmp(tiled, "0") || !strcmp(tiled, "1")))
+        return tiled[0] == '1' ? "tiled kernel" : "per-row kernel";
+    return dev->info.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? "per-row kernel" : "tiled kernel";
+}
 
 static void fill_f16(test_rng *rng, uint16_t *h, size_t n, float sigma)
 {
@@ -138,9 +151,10 @@ typedef struct attn_case {
     bool ring;              /* the device cache is a ring of n_ctx rows (position p in row p % n_ctx) */
 } attn_case;
 
-/* n_split > 1: flash decoding (parts merged by attention_combine) through a scratch buffer. */
+/* n_split > 1: flash decoding (parts merged by attention_combine) through a scratch buffer, parts of at least
+ * split_min cache rows (0: the default, ATTN_SPLIT_MIN_ROWS). */
 static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, size_t off_a, size_t off_b,
-                           uint32_t n_split)
+                           uint32_t n_split, uint32_t split_min)
 {
     const uint32_t kv_dim = c->n_kv_heads * c->head_dim;
     uint32_t *pos = malloc((size_t)c->n_rows * 4);
@@ -195,7 +209,8 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
     vkr_graph *g = NULL;
     vk_attention_params p = {.n_rows = c->n_rows, .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads,
                              .head_dim = c->head_dim, .n_ctx = c->n_ctx, .scale = scale,
-                             .n_split = n_split, .scratch = vk_view_of(sb, off_b), .window = c->window,
+                             .n_split = n_split, .split_min_rows = split_min, .scratch = vk_view_of(sb, off_b),
+                             .window = c->window,
                              .softcap = c->softcap, .ring = c->ring};
     if (qb && ob && kcb && vcb && pb && (sb || n_split <= 1) && opt_upload(dev, qb, off_a, q, nq * 4) &&
         opt_upload(dev, kcb, off_b, kc, cache * 2) && opt_upload(dev, vcb, off_a, vc, cache * 2) &&
@@ -208,13 +223,18 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
                 fprintf(stderr, "attention %u rows, %u/%u heads x %u, max pos %u: rel L2 %.3g\n", c->n_rows,
                         c->n_heads, c->n_kv_heads, c->head_dim, max_pos, e);
             CHECK(e < 1e-4, "attention %u rows, %u/%u heads x %u, n_ctx %u, max pos %u, scale %g, window %u, "
-                  "softcap %g, offs %zu/%zu, split %u: rel L2 %.3g (first non-finite %ld)", c->n_rows, c->n_heads,
-                  c->n_kv_heads, c->head_dim, c->n_ctx, max_pos, (double)scale, c->window, (double)c->softcap, off_a,
-                  off_b, n_split, e, first_nonfinite(got, nq));
+                  "softcap %g, offs %zu/%zu, split %u (min %u), %s: rel L2 %.3g (first non-finite %ld)", c->n_rows,
+                  c->n_heads, c->n_kv_heads, c->head_dim, c->n_ctx, max_pos, (double)scale, c->window,
+                  (double)c->softcap, off_a, off_b, n_split, split_min, kernel_name(dev), e,
+                  first_nonfinite(got, nq));
             if (!(e < 1e-4))
                 opt_report_mismatches("out", got, ref, nq, 1e-5, 1e-3);
             size_t outside = opt_count_outside(dev, ob, off_b, nq * 4);
             CHECK(outside == 0, "attention: %zu words written outside the output", outside);
+            if (sb) {
+                outside = opt_count_outside(dev, sb, off_b, scratch_bytes);
+                CHECK(outside == 0, "attention: %zu words written outside the scratch", outside);
+            }
         }
     } else {
         CHECK(false, "attention: setup failed: %s", vkr_last_error());
@@ -237,7 +257,7 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
 /* A prompt of n_prompt rows at positions start.., then n_steps decode steps replaying one recorded graph
  * (kv_store of the new row, then attention) with new rows and positions each time. */
 static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                        uint32_t n_ctx, uint32_t start, uint32_t n_prompt, uint32_t n_steps)
+                        uint32_t n_ctx, uint32_t start, uint32_t n_prompt, uint32_t n_steps, uint32_t n_split)
 {
     const uint32_t kv_dim = n_kv_heads * head_dim, q_dim = n_heads * head_dim;
     const size_t cache = (size_t)n_ctx * kv_dim;
@@ -257,15 +277,17 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
     vkr_buffer *vb = opt_buffer(dev, (size_t)n_prompt * kv_dim * 4);
     vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
     vkr_buffer *pb = opt_buffer(dev, (size_t)n_prompt * 4);
+    vkr_buffer *sb = n_split > 1 ? opt_buffer(dev, (size_t)n_heads * n_split * (head_dim + 2) * 4) : NULL;
     vkr_graph *gp = NULL, *gd = NULL;
-    bool ok = qb && ob && kb && vb && kcb && vcb && pb && opt_upload(dev, kcb, 0, kc, cache * 2) &&
+    bool ok = qb && ob && kb && vb && kcb && vcb && pb && (sb || n_split <= 1) && opt_upload(dev, kcb, 0, kc, cache * 2) &&
               opt_upload(dev, vcb, 0, vc, cache * 2) && vkr_graph_create(dev, &gp) == VKLLM_OK &&
               vkr_graph_create(dev, &gd) == VKLLM_OK;
     CHECK(ok, "replay: setup failed: %s", vkr_last_error());
     vk_attention_params pp = {.n_rows = n_prompt, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
                               .head_dim = head_dim, .n_ctx = n_ctx, .scale = scale};
-    vk_attention_params pd = {.n_rows = 1, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
-                              .head_dim = head_dim, .n_ctx = n_ctx, .scale = scale};
+    /* Decode: split into parts of the default minimum length, so the same recording runs one part, then more. */
+    vk_attention_params pd = {.n_rows = 1, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
+                              .n_ctx = n_ctx, .scale = scale, .n_split = n_split, .scratch = vk_view_of(sb, 0)};
     if (ok) {
         vk_view qv = vk_view_of(qb, 0), kv = vk_view_of(kb, 0), vv = vk_view_of(vb, 0), ov = vk_view_of(ob, 0);
         vk_view kcv = vk_view_of(kcb, 0), vcv = vk_view_of(vcb, 0), pv = vk_view_of(pb, 0);
@@ -299,13 +321,13 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
         double e = rel_l2(got, ref, (size_t)rows * q_dim);
         if (verbose())
             fprintf(stderr, "replay step %u (%u rows at %u): rel L2 %.3g\n", step, rows, pos[0], e);
-        CHECK(e < 1e-3, "kv_store+attention %u/%u heads x %u, step %u (%u rows at position %u): rel L2 %.3g", n_heads,
-              n_kv_heads, head_dim, step, rows, pos[0], e);
+        CHECK(e < 1e-3, "kv_store+attention %u/%u heads x %u, split %u, step %u (%u rows at position %u): rel L2 %.3g",
+              n_heads, n_kv_heads, head_dim, n_split, step, rows, pos[0], e);
     }
     vkr_graph_destroy(gp);
     vkr_graph_destroy(gd);
-    vkr_buffer *bufs[] = {qb, ob, kb, vb, kcb, vcb, pb};
-    for (int i = 0; i < 7; i++)
+    vkr_buffer *bufs[] = {qb, ob, kb, vb, kcb, vcb, pb, sb};
+    for (int i = 0; i < 8; i++)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
     free(q);
@@ -372,11 +394,75 @@ static void attention_cases(vkr_device *dev, test_rng *rng)
         {9, 6, 2, 80, 12, 0, 20, NULL, 4, 1.5f, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        test_attention(dev, rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1);
-        /* Split parts: fewer than, about as many as, and more than the cache rows some rows see. */
-        test_attention(dev, rng, &cases[i], i % 3 ? a1 : 0, i % 2 ? a2 : 0, i % 3 ? 7 : 64);
+        test_attention(dev, rng, &cases[i], i % 2 ? a1 : 0, i % 3 ? a2 : 0, 1, 0);
+        /* Split parts of any size: fewer than, about as many as, and more than the cache rows some rows see. */
+        test_attention(dev, rng, &cases[i], i % 3 ? a1 : 0, i % 2 ? a2 : 0, i % 3 ? 7 : 64, 1);
     }
-    test_replay(dev, rng, 8, 2, 64, 200, 30, 17, 4);
+    test_replay(dev, rng, 8, 2, 64, 200, 30, 17, 4, 1);
+    /* Decode steps at positions 62..67 through one split recording: one part, then two. */
+    test_replay(dev, rng, 8, 2, 64, 200, 60, 2, 6, 5);
+}
+
+/* Decode (one query row) split as op_attention_split_plan plans it (parts of at least ATTN_SPLIT_MIN_ROWS
+ * rows), at KV lengths around the part size and long ones, grouped-query ratios 1, 4 and 8, a window, soft-caps
+ * and a ring cache; a context of at most 512 rows split too. */
+static void split_decode_cases(vkr_device *dev, test_rng *rng)
+{
+    static const uint32_t lengths[] = {1, 63, 64, 65, 129, 200, 1000};
+    static const uint32_t groups[][2] = {{8, 8}, {16, 4}, {32, 4}};   /* heads, kv heads: ratio 1, 4, 8 */
+    const size_t a1 = opt_aligned(dev, 1);
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        const uint32_t *hg = groups[i % 3];
+        const attn_case c = {1, hg[0], hg[1], 64, 1024, 0, lengths[i] - 1, NULL, 0, 0, false};
+        test_attention(dev, rng, &c, 0, i % 2 ? a1 : 0, 16, 0);
+        const attn_case c2 = {1, hg[0], hg[1], 128, 512, 0, lengths[i] - 1, NULL, 0, 0, false};   /* n_ctx 512 */
+        test_attention(dev, rng, &c2, a1, 0, 8, 0);
+    }
+    static const attn_case special[] = {
+        {1, 8, 1, 128, 1024, 0, 999, NULL, 0, 0, false},        /* group 8, one kv head */
+        {1, 8, 2, 64, 2048, 0, 1500, NULL, 300, 0, false},      /* window: parts over the window only */
+        {1, 8, 2, 64, 1024, 0.5f, 700, NULL, 0, 20.0f, false},  /* soft-capped, sharp scores */
+        {1, 8, 2, 64, 300, 0, 4000, NULL, 300, 0, true},        /* ring cache of a sliding-window layer */
+        {3, 8, 2, 64, 600, 0, 400, NULL, 0, 0, false},          /* three rows (lengths 401..403) */
+    };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        test_attention(dev, rng, &special[i], i % 2 ? a1 : 0, 0, 12, 0);
+}
+
+/* op_attention_split_plan: off on CPU devices, parts for GPUs bounded by the context, VKLLM_ATTN_SPLIT. */
+static void split_plan(vkr_device *dev)
+{
+    const VkPhysicalDeviceType type = dev->info.type;
+    vk_attention_params p = {.n_rows = 1, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ctx = 1024};
+    unsetenv("VKLLM_ATTN_SPLIT");
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "CPU: split %u", p.n_split);
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    uint32_t from = op_attention_split_plan(dev, &p);
+    CHECK(from == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS &&
+          p.split_min_rows == ATTN_SPLIT_MIN_ROWS, "GPU, n_ctx 1024: split %u from %u", p.n_split, from);
+    p.n_ctx = 100;
+    from = op_attention_split_plan(dev, &p);
+    CHECK(from == ATTN_SPLIT_MIN_ROWS && p.n_split == 2, "GPU, n_ctx 100: split %u from %u", p.n_split, from);
+    p.n_ctx = 64;
+    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "GPU, n_ctx 64: split %u", p.n_split);
+    p.n_ctx = 1024;
+    setenv("VKLLM_ATTN_SPLIT", "0", 1);
+    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "VKLLM_ATTN_SPLIT=0: split %u",
+          p.n_split);
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+    setenv("VKLLM_ATTN_SPLIT", "1", 1);
+    CHECK(op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split > 1, "VKLLM_ATTN_SPLIT=1: split %u",
+          p.n_split);
+    setenv("VKLLM_ATTN_SPLIT", "5", 1);
+    CHECK(op_attention_split_plan(dev, &p) == 0 && p.n_split == 5 && p.split_min_rows == 1,
+          "VKLLM_ATTN_SPLIT=5: split %u (min %u)", p.n_split, p.split_min_rows);
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    setenv("VKLLM_ATTN_SPLIT", "2x", 1);   /* not a number: ignored with a warning, as if unset */
+    CHECK(op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS,
+          "VKLLM_ATTN_SPLIT=2x: split %u", p.n_split);
+    unsetenv("VKLLM_ATTN_SPLIT");
+    dev->info.type = type;
 }
 
 int main(void)
@@ -397,7 +483,15 @@ int main(void)
     setenv("VKLLM_ATTN_TILED", "1", 1);
     attention_cases(dev, &rng);
     unsetenv("VKLLM_ATTN_TILED");
-    test_replay(dev, &rng, 4, 4, 128, 100, 0, 5, 3);
+    test_replay(dev, &rng, 4, 4, 128, 100, 0, 5, 3, 1);
+    /* Split decode on both kernels: this device's own choice, then a GPU's (the tiled kernel). */
+    const VkPhysicalDeviceType type = dev->info.type;
+    split_decode_cases(dev, &rng);
+    dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    split_decode_cases(dev, &rng);
+    test_replay(dev, &rng, 8, 2, 64, 200, 60, 2, 6, 5);
+    dev->info.type = type;
+    split_plan(dev);
     test_op_errors(dev, 1 << 16, argument_errors);
     test_device_close(&td);
     return test_finish("op_attention");

@@ -424,9 +424,13 @@ void llama_model_free(llama_model *m)
 
 struct llama_context {
     llama_model *m;
-    uint32_t n_ctx, n_batch;
-    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_ctx][kv_dim] */
-    vkr_buffer *ids, *pos;             /* host-visible, n_batch uint32: rewritten before each submit */
+    uint32_t n_ctx, n_batch;           /* n_ctx: positions of each sequence */
+    /* Sequences: sequence s owns cache rows [s * n_ctx, (s + 1) * n_ctx) of every layer. With n_seq > 1 the
+     * graphs read each token's first row from c->pos (op_attention's row_base). */
+    uint32_t n_seq;
+    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * n_ctx][kv_dim] */
+    vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
+    vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows */
     vkr_buffer *x, *xb, *attn, *proj;
     vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
     vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
@@ -455,13 +459,15 @@ struct llama_context {
     uint32_t end;                      /* one past the last position evaluated */
 };
 
-/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_ctx. */
+/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_seq * n_ctx. */
 static uint32_t layer_cache_rows(const llama_context *c, uint32_t l)
 {
-    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_ctx;
+    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_seq * c->n_ctx;
 }
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
+uint32_t llama_context_n_seq(const llama_context *c) { return c->n_seq; }
+uint32_t llama_context_n_batch(const llama_context *c) { return c->n_batch; }
 const float *llama_context_logits(const llama_context *c) { return c->logits->mapped; }
 void llama_context_set_timing(llama_context *c, bool on)
 {
@@ -509,9 +515,17 @@ static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind
 
 vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out)
 {
+    return llama_context_create_seq(m, n_ctx, n_batch, 1, out);
+}
+
+vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n_batch, uint32_t n_seq,
+                                      llama_context **out)
+{
     *out = NULL;
-    if (n_ctx == 0 || n_batch == 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "context and batch sizes must be at least 1");
+    if (n_ctx == 0 || n_batch == 0 || n_seq == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "context, batch and sequence counts must be at least 1");
+    if (n_seq > LLAMA_MAX_SEQ)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u sequences: a context holds at most %u", n_seq, LLAMA_MAX_SEQ);
     llama_context *c = calloc(1, sizeof *c);
     if (!c)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -519,12 +533,20 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkr_device *dev = m->dev;
     c->m = m;
     c->n_ctx = n_ctx;
+    c->n_seq = n_seq;
     c->rope_global = hp->rope_longrope && n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_global;
     const char *profile = getenv("VKLLM_PROFILE");
     c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
     c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
     if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
         c->ring_rows = hp->swa_window + c->n_batch - 1;
+    if (c->ring_rows && n_seq > 1) {
+        const uint32_t most = c->ring_rows;
+        free(c);
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "several sequences in one context need full caches in the sliding-window layers: use at "
+                         "most %u positions (window + n_batch - 1) per sequence, or one sequence", most);
+    }
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     uint64_t range = dev->info.features.max_storage_buffer_range;
@@ -535,13 +557,14 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkllm_status st = VKLLM_OK;
     /* Each layer's K and V caches are bound whole by the kernels: refuse a context the device cannot bind,
      * here with a clear message rather than at the first decode. */
-    uint64_t kv_bytes = (uint64_t)n_ctx * kv_dim * 2;
+    uint64_t kv_bytes = (uint64_t)n_seq * n_ctx * kv_dim * 2;
     if (kv_bytes > range) {
         free(c);
         return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "a context of %u positions needs a %.1f MiB K/V cache per layer, more than this device "
-                         "can bind (maxStorageBufferRange %.1f MiB): use at most %llu positions",
-                         n_ctx, kv_bytes / 1048576.0, range / 1048576.0, (unsigned long long)(range / (kv_dim * 2)));
+                         "a context of %u x %u positions needs a %.1f MiB K/V cache per layer, more than this device "
+                         "can bind (maxStorageBufferRange %.1f MiB): use at most %llu positions in all",
+                         n_seq, n_ctx, kv_bytes / 1048576.0, range / 1048576.0,
+                         (unsigned long long)(range / (kv_dim * 2)));
     }
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
@@ -559,7 +582,7 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
         vkr_memory_kind kind;
     } bufs[] = {
         {&c->ids, nb * 4, VKR_MEMORY_HOST},
-        {&c->pos, nb * 4, VKR_MEMORY_HOST},
+        {&c->pos, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_HOST},
         {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->qkv, nb * (q_dim + 2 * kv_dim) * 4, VKR_MEMORY_DEVICE},
@@ -756,6 +779,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         ap.window = arch_layer_is_local(hp, l) ? hp->swa_window : 0;
         ap.n_ctx = layer_cache_rows(c, l);
         ap.ring = ap.n_ctx < c->n_ctx;
+        ap.row_base = c->n_seq > 1;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
@@ -857,17 +881,30 @@ static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
                      "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
 }
 
-static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
+/* Writes the graph inputs of n tokens: ids, positions (pos NULL: pos0, pos0 + 1, ...) and with several
+ * sequences each token's first cache row (seq NULL: sequence 0). The caller checked positions and sequences. */
+static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                                 const uint32_t *pos, const uint32_t *seq)
 {
     const llama_hparams *hp = &c->m->hp;
-    uint32_t *ids = c->ids->mapped, *pos = c->pos->mapped;
+    uint32_t *ids = c->ids->mapped, *at = c->pos->mapped;
     for (uint32_t i = 0; i < n; i++) {
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token id %d is out of range (vocabulary of %u)", tokens[i],
                              hp->n_vocab);
         ids[i] = (uint32_t)tokens[i];
-        pos[i] = pos0 + i;
+        at[i] = pos ? pos[i] : pos0 + i;
+        if (c->n_seq > 1)
+            at[n + i] = (seq ? seq[i] : 0) * c->n_ctx;
     }
+    return VKLLM_OK;
+}
+
+/* Records the graph for n tokens (the inputs written) if needed and submits it without waiting
+ * (llama_eval_poll completes it). pos0: the first token's position, which picks split attention for one
+ * token; end: the position after the batch (the ring's end). */
+static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, uint32_t end, bool all_logits)
+{
     vkr_graph *g;
     vkllm_status st = VKLLM_OK;
     if (n == 1 && !all_logits) {
@@ -891,9 +928,15 @@ static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32
     if (st == VKLLM_OK) {
         c->in_flight = g;
         c->in_flight_n = n;
-        c->end = pos0 + n;
+        c->end = end;
     }
     return st;
+}
+
+static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
+{
+    vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL);
+    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits);
 }
 
 vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
@@ -927,6 +970,17 @@ vkllm_status llama_eval_submit(llama_context *c, const int32_t *tokens, uint32_t
     if (!ring_allows(c, pos0))
         return ring_error(c, pos0);
     return submit_batch(c, tokens, n, pos0, false);
+}
+
+/* The device buffer for every row's logits, made at first use. */
+static vkllm_status need_logits_all(llama_context *c)
+{
+    if (c->rows_all_logits == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "one row of logits exceeds the device's maxStorageBufferRange");
+    if (c->logits_all)
+        return VKLLM_OK;
+    return vkr_buffer_create(c->m->dev, (uint64_t)c->rows_all_logits * c->m->hp.n_vocab * 4, VKR_MEMORY_DEVICE,
+                             &c->logits_all);
 }
 
 /* One batch of n <= n_batch tokens, waited for. */
@@ -965,14 +1019,9 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
                              tokens[i], c->m->hp.n_vocab);
     uint32_t step = c->n_batch;
     if (all_logits) {
-        if (c->rows_all_logits == 0)
-            return vkr_error(VKLLM_ERR_UNSUPPORTED, "one row of logits exceeds the device's maxStorageBufferRange");
-        if (!c->logits_all) {
-            vkllm_status st = vkr_buffer_create(c->m->dev, (uint64_t)c->rows_all_logits * c->m->hp.n_vocab * 4,
-                                                VKR_MEMORY_DEVICE, &c->logits_all);
-            if (st != VKLLM_OK)
-                return st;
-        }
+        vkllm_status st = need_logits_all(c);
+        if (st != VKLLM_OK)
+            return st;
         step = c->rows_all_logits;
     }
     if (c->in_flight)
@@ -988,4 +1037,85 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
         done += b;
     }
     return VKLLM_OK;
+}
+
+/* Downloads the logit rows of the tokens with want[i] set (in c->logits_all) into out, one after another:
+ * each run of consecutive wanted rows in one transfer. */
+static vkllm_status download_wanted(llama_context *c, const int8_t *want, uint32_t n, float *out)
+{
+    const uint64_t row = (uint64_t)c->m->hp.n_vocab * 4;
+    for (uint32_t i = 0; i < n;) {
+        if (!want[i]) {
+            i++;
+            continue;
+        }
+        uint32_t j = i;
+        while (j < n && want[j])
+            j++;
+        vkllm_status st = vkr_buffer_download(c->m->dev, c->logits_all, i * row, out, (size_t)((j - i) * row));
+        if (st != VKLLM_OK)
+            return st;
+        out += (size_t)(j - i) * c->m->hp.n_vocab;
+        i = j;
+    }
+    return VKLLM_OK;
+}
+
+uint32_t llama_context_seq_batch_max(const llama_context *c)
+{
+    return c->rows_all_logits && c->rows_all_logits < c->n_batch ? c->rows_all_logits : c->n_batch;
+}
+
+vkllm_status llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
+                             const int8_t *want, uint32_t n, float *logits)
+{
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
+    if (c->ring_rows)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring takes one sequence "
+                         "evaluated in order (llama_eval)");
+    if (n == 0 || n > llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n, llama_context_seq_batch_max(c));
+    uint32_t n_want = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u is outside %u x %u", i,
+                             seq[i], pos[i], c->n_seq, c->n_ctx);
+        n_want += want[i] != 0;
+    }
+    /* One wanted row, the last: the decode graph's single logits row; otherwise every row's. */
+    const bool all = n_want > 1 || (n_want == 1 && !want[n - 1]);
+    vkllm_status st = all ? need_logits_all(c) : VKLLM_OK;
+    if (st == VKLLM_OK)
+        st = write_inputs(c, tokens, n, 0, pos, seq);
+    if (st == VKLLM_OK)
+        st = submit_graph(c, n, pos[0], c->end, all);
+    bool done;
+    if (st == VKLLM_OK)
+        st = llama_eval_poll(c, UINT64_MAX, &done);
+    if (st != VKLLM_OK || !logits || n_want == 0)
+        return st;
+    if (!all) {
+        memcpy(logits, c->logits->mapped, (size_t)c->m->hp.n_vocab * 4);
+        return VKLLM_OK;
+    }
+    return download_wanted(c, want, n, logits);
+}
+
+vkllm_status llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows)
+{
+    const llama_hparams *hp = &c->m->hp;
+    if (src >= c->n_seq || dst >= c->n_seq || rows > c->n_ctx)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from sequence %u to %u: outside %u x %u", rows, src,
+                         dst, c->n_seq, c->n_ctx);
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
+    const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, seq_bytes = row * c->n_ctx;
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK && rows && src != dst; l++) {
+        st = vkr_buffer_copy(c->m->dev, c->k_cache[l], src * seq_bytes, c->k_cache[l], dst * seq_bytes, rows * row);
+        if (st == VKLLM_OK)
+            st = vkr_buffer_copy(c->m->dev, c->v_cache[l], src * seq_bytes, c->v_cache[l], dst * seq_bytes, rows * row);
+    }
+    return st;
 }

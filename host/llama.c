@@ -431,6 +431,7 @@ struct llama_context {
     vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * n_ctx][kv_dim] */
     vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
     vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows */
+    vkr_buffer *out_rows;              /* host-visible, n_batch uint32: the tokens whose logits llama_eval_seqs wants */
     vkr_buffer *x, *xb, *attn, *proj;
     vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
     vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
@@ -443,7 +444,7 @@ struct llama_context {
     uint32_t attn_split_from;          /* first position decoded with decode_long */
     vkr_buffer *attn_scratch;
     vkr_graph *batch;                  /* the last batch shape, kept for reuse */
-    uint32_t batch_n;
+    uint32_t batch_n, batch_n_gather;
     bool batch_all_logits;
     bool timing;
     bool profile;                      /* VKLLM_PROFILE=1: per-op GPU times on stderr after each batch */
@@ -583,6 +584,7 @@ vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n
     } bufs[] = {
         {&c->ids, nb * 4, VKR_MEMORY_HOST},
         {&c->pos, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_HOST},
+        {&c->out_rows, nb * 4, VKR_MEMORY_HOST},
         {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->qkv, nb * (q_dim + 2 * kv_dim) * 4, VKR_MEMORY_DEVICE},
@@ -641,7 +643,7 @@ void llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
-    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
                           c->attn_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
@@ -751,9 +753,11 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
     return op_rope_kv_store_heads(g, q, k, v, kc, vc, pos, &rk, &prep, ap);
 }
 
-/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
-/* split: parts of split attention (flash decoding), 1 for none. */
-static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t split)
+/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. Logits: of the
+ * n_gather tokens c->out_rows names (n_gather > 0) into c->logits_all, or of every token (all_logits) there,
+ * else of the last token into c->logits. split: parts of split attention (flash decoding), 1 for none. */
+static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t n_gather,
+                                uint32_t split)
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
@@ -798,7 +802,16 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         if (!st) st = block_output(g, c, &L->w_down, &L->post_ffn_norm, ffn, x, n);
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
-    if (st == VKLLM_OK && all_logits) {
+    if (st == VKLLM_OK && n_gather) {
+        /* The wanted rows of x gathered into proj (free by now), then only their logits. */
+        const vk_tensor rows = {.type = GGML_TYPE_F32, .ne = {hp->n_embd, n}, .buffer = c->x, .row_qs_bytes = row,
+                                .is_view = true};
+        const vk_view gathered = vk_view_of(c->proj, 0), logits = vk_view_of(c->logits_all, 0);
+        st = op_get_rows(g, &rows, vk_view_of(c->out_rows, 0), gathered, n_gather);
+        if (!st) st = norm_matmuls(g, c, gathered, &m->output_norm, 1, &out_w, &logits, n_gather);
+        if (!st && hp->final_softcap > 0)
+            st = op_softcap(g, logits, n_gather * hp->n_vocab, hp->final_softcap);
+    } else if (st == VKLLM_OK && all_logits) {
         const vk_view logits = vk_view_of(c->logits_all, 0);
         st = norm_matmuls(g, c, x, &m->output_norm, 1, &out_w, &logits, n);
         if (!st && hp->final_softcap > 0)
@@ -903,22 +916,25 @@ static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32
 /* Records the graph for n tokens (the inputs written) if needed and submits it without waiting
  * (llama_eval_poll completes it). pos0: the first token's position, which picks split attention for one
  * token; end: the position after the batch (the ring's end). */
-static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, uint32_t end, bool all_logits)
+static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, uint32_t end, bool all_logits,
+                                 uint32_t n_gather)
 {
     vkr_graph *g;
     vkllm_status st = VKLLM_OK;
-    if (n == 1 && !all_logits) {
+    if (n == 1 && !all_logits && !n_gather) {
         bool split = c->attn_split > 1 && pos0 >= c->attn_split_from;
         g = split ? c->decode_long : c->decode;
         if (vkr_graph_size(g) == 0)
-            st = build_graph(c, g, 1, false, split ? c->attn_split : 1);
+            st = build_graph(c, g, 1, false, 0, split ? c->attn_split : 1);
     } else {
         g = c->batch;
-        if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits) {
+        if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits ||
+            c->batch_n_gather != n_gather) {
             vkr_graph_clear(g);
             c->batch_n = n;
             c->batch_all_logits = all_logits;
-            st = build_graph(c, g, n, all_logits, 1);
+            c->batch_n_gather = n_gather;
+            st = build_graph(c, g, n, all_logits, n_gather, 1);
             if (st != VKLLM_OK)
                 vkr_graph_clear(g);
         }
@@ -936,7 +952,7 @@ static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, ui
 static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
 {
     vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL);
-    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits);
+    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits, 0);
 }
 
 vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
@@ -1039,28 +1055,6 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
     return VKLLM_OK;
 }
 
-/* Downloads the logit rows of the tokens with want[i] set (in c->logits_all) into out, one after another:
- * each run of consecutive wanted rows in one transfer. */
-static vkllm_status download_wanted(llama_context *c, const int8_t *want, uint32_t n, float *out)
-{
-    const uint64_t row = (uint64_t)c->m->hp.n_vocab * 4;
-    for (uint32_t i = 0; i < n;) {
-        if (!want[i]) {
-            i++;
-            continue;
-        }
-        uint32_t j = i;
-        while (j < n && want[j])
-            j++;
-        vkllm_status st = vkr_buffer_download(c->m->dev, c->logits_all, i * row, out, (size_t)((j - i) * row));
-        if (st != VKLLM_OK)
-            return st;
-        out += (size_t)(j - i) * c->m->hp.n_vocab;
-        i = j;
-    }
-    return VKLLM_OK;
-}
-
 uint32_t llama_context_seq_batch_max(const llama_context *c)
 {
     return c->rows_all_logits && c->rows_all_logits < c->n_batch ? c->rows_all_logits : c->n_batch;
@@ -1076,30 +1070,32 @@ vkllm_status llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint
                          "evaluated in order (llama_eval)");
     if (n == 0 || n > llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n, llama_context_seq_batch_max(c));
-    uint32_t n_want = 0;
+    uint32_t n_want = 0, *rows = c->out_rows->mapped;
     for (uint32_t i = 0; i < n; i++) {
         if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u is outside %u x %u", i,
                              seq[i], pos[i], c->n_seq, c->n_ctx);
-        n_want += want[i] != 0;
+        if (want[i])
+            rows[n_want++] = i;
     }
-    /* One wanted row, the last: the decode graph's single logits row; otherwise every row's. */
-    const bool all = n_want > 1 || (n_want == 1 && !want[n - 1]);
-    vkllm_status st = all ? need_logits_all(c) : VKLLM_OK;
+    /* One wanted row, the last: the single logits row of the decode graph (or of a prompt); otherwise the
+     * wanted rows gathered, and only their logits computed. */
+    const bool gather = n_want > 1 || (n_want == 1 && !want[n - 1]);
+    vkllm_status st = gather ? need_logits_all(c) : VKLLM_OK;
     if (st == VKLLM_OK)
         st = write_inputs(c, tokens, n, 0, pos, seq);
     if (st == VKLLM_OK)
-        st = submit_graph(c, n, pos[0], c->end, all);
+        st = submit_graph(c, n, pos[0], c->end, false, gather ? n_want : 0);
     bool done;
     if (st == VKLLM_OK)
         st = llama_eval_poll(c, UINT64_MAX, &done);
     if (st != VKLLM_OK || !logits || n_want == 0)
         return st;
-    if (!all) {
+    if (!gather) {
         memcpy(logits, c->logits->mapped, (size_t)c->m->hp.n_vocab * 4);
         return VKLLM_OK;
     }
-    return download_wanted(c, want, n, logits);
+    return vkr_buffer_download(c->m->dev, c->logits_all, 0, logits, (size_t)n_want * c->m->hp.n_vocab * 4);
 }
 
 vkllm_status llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows)

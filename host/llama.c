@@ -538,7 +538,8 @@ vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n
     c->rope_global = hp->rope_longrope && n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_global;
     const char *profile = getenv("VKLLM_PROFILE");
     c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
-    c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
+    /* A batch holds at most every position of every sequence. */
+    c->n_batch = (uint64_t)n_batch < (uint64_t)n_ctx * n_seq ? n_batch : n_ctx * n_seq;
     if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
         c->ring_rows = hp->swa_window + c->n_batch - 1;
     if (c->ring_rows && n_seq > 1) {

@@ -79,7 +79,8 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
     for (uint32_t i = 0; i < b->n_tokens; i++) {
         const int32_t s = b->seq_id[i], p = b->pos[i];
         if (s < 0 || (uint32_t)s >= n_seq)
-            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "batch token %u: sequence %d is outside 0..%u", i, s, n_seq - 1);
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "batch token %u: sequence %d is outside 0..%u", i, s,
+                             n_seq - 1);
         if (b->token[i] < 0 || (uint32_t)b->token[i] >= n_vocab)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "batch token %u: id %d is out of range (vocabulary of %u)", i,
                              b->token[i], n_vocab);
@@ -94,8 +95,8 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
                              "the next at %u (positions of a sequence go up by one in batch order)", i, p, s, next[s]);
         }
         if ((uint32_t)p >= n_ctx)
-            return vkr_error(VKLLM_ERR_CONTEXT_FULL, "batch token %u: position %d of sequence %d is past the context of %u",
-                             i, p, s, n_ctx);
+            return vkr_error(VKLLM_ERR_CONTEXT_FULL,
+                             "batch token %u: position %d of sequence %d is past the context of %u", i, p, s, n_ctx);
         next[s] = (uint32_t)p + 1;
         *n_want += b->logits ? b->logits[i] != 0 : i + 1 == b->n_tokens;
     }
@@ -219,8 +220,8 @@ vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0
     if (p0 > 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: copies only prefixes: p0 must be 0, not %d", p0);
     if (p1 >= 0 && (uint32_t)p1 > seq_pos[src])
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: positions [0, %d) of sequence %d, which holds %u", p1,
-                         src, seq_pos[src]);
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: positions [0, %d) of sequence %d, which holds %u",
+                         p1, src, seq_pos[src]);
     const uint32_t rows = p1 < 0 ? seq_pos[src] : (uint32_t)p1;
     if (src == dst)
         return VKLLM_OK;

@@ -644,8 +644,8 @@ void llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
-    vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
-                          c->attn_scratch};
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits,
+                          c->logits_all, c->attn_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
@@ -1070,7 +1070,8 @@ vkllm_status llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring takes one sequence "
                          "evaluated in order (llama_eval)");
     if (n == 0 || n > llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n, llama_context_seq_batch_max(c));
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n,
+                         llama_context_seq_batch_max(c));
     uint32_t n_want = 0, *rows = c->out_rows->mapped;
     for (uint32_t i = 0; i < n; i++) {
         if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx)
@@ -1103,8 +1104,8 @@ vkllm_status llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst
 {
     const llama_hparams *hp = &c->m->hp;
     if (src >= c->n_seq || dst >= c->n_seq || rows > c->n_ctx)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from sequence %u to %u: outside %u x %u", rows, src,
-                         dst, c->n_seq, c->n_ctx);
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from sequence %u to %u: outside %u x %u", rows,
+                         src, dst, c->n_seq, c->n_ctx);
     if (c->in_flight)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
     const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, seq_bytes = row * c->n_ctx;

@@ -181,7 +181,8 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
         (st = opsm_bind(dev, &d, 2, v.buf, v.offset, kv_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 4, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, positions_bytes(p), false, 4, &po, "positions")) != VKLLM_OK)
+        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
+                        "positions")) != VKLLM_OK)
         return st;
     if (rope->freq_factors)
         st = opsm_bind(dev, &d, 6, rope->freq_factors->buffer, rope->freq_factors->qs_offset,

@@ -193,8 +193,9 @@ static void check_errors(model_case *mc)
         tok[i] = mc->ids[0][i % SEQ_LEN], pos[i] = i;
     vkllm_batch b = {3, tok, pos, seq, NULL};
     CHECK(vkllm_decode_batch(c, &b) == VKLLM_OK, "3 tokens: %s", vkllm_last_error());
-    CHECK(vkllm_get_logits_ith(c, 2) != NULL && vkllm_get_logits_ith(c, 1) == NULL && vkllm_get_logits_ith(c, 3) == NULL &&
-          vkllm_get_logits_ith(c, -1) == NULL, "logits NULL: only the last token's");
+    CHECK(vkllm_get_logits_ith(c, 2) != NULL && vkllm_get_logits_ith(c, 1) == NULL &&
+          vkllm_get_logits_ith(c, 3) == NULL && vkllm_get_logits_ith(c, -1) == NULL,
+          "logits NULL: only the last token's");
     struct {
         const char *what;
         int32_t s0, p0, s1, p1;   /* a two-token batch */

@@ -30,7 +30,9 @@ struct vkllm_model {
 struct vkllm_context {
     vkllm_model *model;
     llama_context *llama;
-    uint32_t pos;
+    uint32_t n_seq;
+    uint32_t *seq_pos;          /* per sequence, the tokens in its cache; vkllm_decode appends to sequence 0 */
+    struct api_batch *batch;    /* vkllm_decode_batch's logits (host/api_batch.c) */
     uint32_t n_batch;
     vkllm_abort_fn abort;
     void *abort_user;
@@ -346,7 +348,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (st != VKLLM_OK)
         return st;
     p = &params;
-    uint32_t n_ctx = p->n_ctx, n_batch = p->n_batch;
+    uint32_t n_ctx = p->n_ctx, n_batch = p->n_batch, n_seq = p->n_seq ? p->n_seq : 1;
     if (n_ctx == 0)
         n_ctx = m->llama->hp.n_ctx_train < 4096 ? m->llama->hp.n_ctx_train : 4096;
     if (n_batch == 0)
@@ -356,9 +358,13 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     c->model = m;
     c->n_batch = n_batch;
+    c->n_seq = n_seq;
     c->abort = p->abort;
     c->abort_user = p->abort_user;
-    st = llama_context_create(m->llama, n_ctx, n_batch, &c->llama);
+    if (!(c->seq_pos = calloc(n_seq, sizeof *c->seq_pos)))
+        st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    else
+        st = llama_context_create_seq(m->llama, n_ctx, n_batch, n_seq, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
         return st;
@@ -383,12 +389,14 @@ void vkllm_context_free(vkllm_context *c)
     if (!c)
         return;
     llama_context_free(c->llama);   /* waits for a submission in flight */
+    api_batch_free(c->batch);
+    free(c->seq_pos);
     free(c->queue);
     free(c);
 }
 
 uint32_t vkllm_context_n_ctx(const vkllm_context *c) { return llama_context_n_ctx(c->llama); }
-uint32_t vkllm_context_position(const vkllm_context *c) { return c->pos; }
+uint32_t vkllm_context_position(const vkllm_context *c) { return c->seq_pos[0]; }
 
 static vkllm_status check_idle(const vkllm_context *c)
 {
@@ -402,15 +410,22 @@ static vkllm_status check_idle(const vkllm_context *c)
 llama_context *api_context_llama(vkllm_context *c) { return c->llama; }
 const llama_model *api_context_model(const vkllm_context *c) { return c->model->llama; }
 vkllm_status api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
-void api_context_set_position(vkllm_context *c, uint32_t pos) { c->pos = pos; }
+void api_context_set_position(vkllm_context *c, uint32_t pos) { c->seq_pos[0] = pos; }
+
+/* For host/api_batch.c. */
+uint32_t api_context_n_seq(const vkllm_context *c) { return c->n_seq; }
+uint32_t *api_context_seq_pos(vkllm_context *c) { return c->seq_pos; }
+struct api_batch **api_context_batch(vkllm_context *c) { return &c->batch; }
+bool api_context_aborted(const vkllm_context *c) { return c->abort && c->abort(c->abort_user); }
 
 vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 {
     if (check_idle(c) != VKLLM_OK)
         return VKLLM_ERR_BUSY;
-    if (pos > c->pos)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "cannot truncate to %u: only %u tokens in the context", pos, c->pos);
-    c->pos = pos;   /* later positions are overwritten before they are read */
+    if (pos > c->seq_pos[0])
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "cannot truncate to %u: only %u tokens in the context", pos,
+                         c->seq_pos[0]);
+    c->seq_pos[0] = pos;   /* later positions are overwritten before they are read */
     return VKLLM_OK;
 }
 
@@ -419,9 +434,9 @@ static vkllm_status check_fits(const vkllm_context *c, size_t n)
     uint32_t n_ctx = llama_context_n_ctx(c->llama);
     if (n == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
-    if (n > n_ctx - c->pos)
+    if (n > n_ctx - c->seq_pos[0])
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%zu tokens do not fit: %u of the context's %u positions are used", n,
-                         c->pos, n_ctx);
+                         c->seq_pos[0], n_ctx);
     return VKLLM_OK;
 }
 
@@ -486,11 +501,11 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
         if (done && c->abort && c->abort(c->abort_user))
             return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", done, n);
         uint32_t k = next_chunk(c, n - done);
-        st = llama_eval(c->llama, tokens + done, k, c->pos, all_logits != NULL,
+        st = llama_eval(c->llama, tokens + done, k, c->seq_pos[0], all_logits != NULL,
                         all_logits ? all_logits + done * n_vocab : NULL);
         if (st == VKLLM_OK) {
             note_submission(c, k, llama_context_last_gpu_ns(c->llama));   /* llama_eval counts from 0 */
-            c->pos += k;
+            c->seq_pos[0] += k;
             done += k;
         }
     }
@@ -501,7 +516,7 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
 static vkllm_status submit_next(vkllm_context *c)
 {
     uint32_t k = next_chunk(c, c->queue_n - c->queue_done);
-    vkllm_status st = llama_eval_submit(c->llama, c->queue + c->queue_done, k, c->pos);
+    vkllm_status st = llama_eval_submit(c->llama, c->queue + c->queue_done, k, c->seq_pos[0]);
     c->in_flight = st == VKLLM_OK;
     c->chunk_n = k;
     return st;
@@ -544,7 +559,7 @@ static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed
         return st;
     }
     note_submission(c, c->chunk_n, llama_context_last_gpu_ns(c->llama) - before);
-    c->pos += c->chunk_n;
+    c->seq_pos[0] += c->chunk_n;
     c->queue_done += c->chunk_n;
     c->in_flight = false;
     if (c->queue_done == c->queue_n) {

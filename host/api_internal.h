@@ -15,4 +15,13 @@ const llama_model *api_context_model(const vkllm_context *c);
 vkllm_status api_context_check_idle(const vkllm_context *c);   /* VKLLM_ERR_BUSY with a decode in flight */
 void api_context_set_position(vkllm_context *c, uint32_t pos);
 
+/* What host/api_batch.c needs: the sequences' positions (n_seq entries), its per-context state (freed with
+ * the context by api_batch_free) and the abort callback's answer. */
+struct api_batch;
+uint32_t api_context_n_seq(const vkllm_context *c);
+uint32_t *api_context_seq_pos(vkllm_context *c);
+struct api_batch **api_context_batch(vkllm_context *c);
+bool api_context_aborted(const vkllm_context *c);
+void api_batch_free(struct api_batch *b);
+
 #endif

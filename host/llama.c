@@ -420,9 +420,14 @@ void llama_model_free(llama_model *m)
 
 struct llama_context {
     llama_model *m;
-    uint32_t n_ctx, n_batch;
-    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_ctx][kv_dim] */
-    vkr_buffer *ids, *pos;             /* host-visible, n_batch uint32: rewritten before each submit */
+    uint32_t n_ctx, n_batch;           /* n_ctx: positions of each sequence */
+    /* Sequences: sequence s owns cache rows [s * n_ctx, (s + 1) * n_ctx) of every layer. With n_seq > 1 the
+     * graphs read each token's first row from c->pos (op_attention's row_base). */
+    uint32_t n_seq;
+    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * n_ctx][kv_dim] */
+    vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
+    vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows */
+    vkr_buffer *out_rows;              /* host-visible, n_batch uint32: the tokens whose logits llama_eval_seqs wants */
     vkr_buffer *x, *xb, *attn, *proj;
     vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
     vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
@@ -437,7 +442,7 @@ struct llama_context {
     const vkr_graph *decode_last;      /* decode or decode_long: the one the last decode step ran */
     vkr_buffer *attn_scratch;
     vkr_graph *batch;                  /* the last batch shape, kept for reuse */
-    uint32_t batch_n;
+    uint32_t batch_n, batch_n_gather;
     bool batch_all_logits;
     bool timing;
     bool profile;                      /* VKLLM_PROFILE=1: per-op GPU times on stderr after each batch */
@@ -453,13 +458,15 @@ struct llama_context {
     uint32_t end;                      /* one past the last position evaluated */
 };
 
-/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_ctx. */
+/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_seq * n_ctx. */
 static uint32_t layer_cache_rows(const llama_context *c, uint32_t l)
 {
-    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_ctx;
+    return c->ring_rows && arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_seq * c->n_ctx;
 }
 
 uint32_t llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
+uint32_t llama_context_n_seq(const llama_context *c) { return c->n_seq; }
+uint32_t llama_context_n_batch(const llama_context *c) { return c->n_batch; }
 const float *llama_context_logits(const llama_context *c) { return c->logits->mapped; }
 void llama_context_set_timing(llama_context *c, bool on)
 {
@@ -524,9 +531,17 @@ static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind
 
 vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out)
 {
+    return llama_context_create_seq(m, n_ctx, n_batch, 1, out);
+}
+
+vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n_batch, uint32_t n_seq,
+                                      llama_context **out)
+{
     *out = NULL;
-    if (n_ctx == 0 || n_batch == 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "context and batch sizes must be at least 1");
+    if (n_ctx == 0 || n_batch == 0 || n_seq == 0)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "context, batch and sequence counts must be at least 1");
+    if (n_seq > LLAMA_MAX_SEQ)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u sequences: a context holds at most %u", n_seq, LLAMA_MAX_SEQ);
     llama_context *c = calloc(1, sizeof *c);
     if (!c)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -534,12 +549,21 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkr_device *dev = m->dev;
     c->m = m;
     c->n_ctx = n_ctx;
+    c->n_seq = n_seq;
     c->rope_global = hp->rope_longrope && n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_global;
     const char *profile = getenv("VKLLM_PROFILE");
     c->profile = c->timing = profile && *profile && strcmp(profile, "0") != 0;
-    c->n_batch = n_batch < n_ctx ? n_batch : n_ctx;
+    /* A batch holds at most every position of every sequence. */
+    c->n_batch = (uint64_t)n_batch < (uint64_t)n_ctx * n_seq ? n_batch : n_ctx * n_seq;
     if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
         c->ring_rows = hp->swa_window + c->n_batch - 1;
+    if (c->ring_rows && n_seq > 1) {
+        const uint32_t most = c->ring_rows;
+        free(c);
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "several sequences in one context need full caches in the sliding-window layers: use at "
+                         "most %u positions (window + n_batch - 1) per sequence, or one sequence", most);
+    }
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     uint64_t range = dev->info.features.max_storage_buffer_range;
@@ -550,13 +574,14 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     vkllm_status st = VKLLM_OK;
     /* Each layer's K and V caches are bound whole by the kernels: refuse a context the device cannot bind,
      * here with a clear message rather than at the first decode. */
-    uint64_t kv_bytes = (uint64_t)n_ctx * kv_dim * 2;
+    uint64_t kv_bytes = (uint64_t)n_seq * n_ctx * kv_dim * 2;
     if (kv_bytes > range) {
         free(c);
         return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "a context of %u positions needs a %.1f MiB K/V cache per layer, more than this device "
-                         "can bind (maxStorageBufferRange %.1f MiB): use at most %llu positions",
-                         n_ctx, kv_bytes / 1048576.0, range / 1048576.0, (unsigned long long)(range / (kv_dim * 2)));
+                         "a context of %u x %u positions needs a %.1f MiB K/V cache per layer, more than this device "
+                         "can bind (maxStorageBufferRange %.1f MiB): use at most %llu positions in all",
+                         n_seq, n_ctx, kv_bytes / 1048576.0, range / 1048576.0,
+                         (unsigned long long)(range / (kv_dim * 2)));
     }
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
@@ -574,7 +599,8 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
         vkr_memory_kind kind;
     } bufs[] = {
         {&c->ids, nb * 4, VKR_MEMORY_HOST},
-        {&c->pos, nb * 4, VKR_MEMORY_HOST},
+        {&c->pos, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_HOST},
+        {&c->out_rows, nb * 4, VKR_MEMORY_HOST},
         {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->qkv, nb * (q_dim + 2 * kv_dim) * 4, VKR_MEMORY_DEVICE},
@@ -627,8 +653,8 @@ void llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
-    vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
-                          c->attn_scratch};
+    vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits,
+                          c->logits_all, c->attn_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
@@ -737,9 +763,11 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
     return op_rope_kv_store_heads(g, q, k, v, kc, vc, pos, &rk, &prep, ap);
 }
 
-/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
-/* split: parts of split attention (flash decoding), 1 for none. */
-static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t split)
+/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. Logits: of the
+ * n_gather tokens c->out_rows names (n_gather > 0) into c->logits_all, or of every token (all_logits) there,
+ * else of the last token into c->logits. split: parts of split attention (flash decoding), 1 for none. */
+static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t n_gather,
+                                uint32_t split)
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
@@ -765,6 +793,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         ap.window = arch_layer_is_local(hp, l) ? hp->swa_window : 0;
         ap.n_ctx = layer_cache_rows(c, l);
         ap.ring = ap.n_ctx < c->n_ctx;
+        ap.row_base = c->n_seq > 1;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
@@ -784,7 +813,16 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         if (!st) st = vkr_graph_mark_segment(g);   /* a split decode submits groups of layers */
     }
     const vk_tensor *out_w = m->output_tied ? &m->tok_embd : &m->output;
-    if (st == VKLLM_OK && all_logits) {
+    if (st == VKLLM_OK && n_gather) {
+        /* The wanted rows of x gathered into proj (free by now), then only their logits. */
+        const vk_tensor rows = {.type = GGML_TYPE_F32, .ne = {hp->n_embd, n}, .buffer = c->x, .row_qs_bytes = row,
+                                .is_view = true};
+        const vk_view gathered = vk_view_of(c->proj, 0), logits = vk_view_of(c->logits_all, 0);
+        st = op_get_rows(g, &rows, vk_view_of(c->out_rows, 0), gathered, n_gather);
+        if (!st) st = norm_matmuls(g, c, gathered, &m->output_norm, 1, &out_w, &logits, n_gather);
+        if (!st && hp->final_softcap > 0)
+            st = op_softcap(g, logits, n_gather * hp->n_vocab, hp->final_softcap);
+    } else if (st == VKLLM_OK && all_logits) {
         const vk_view logits = vk_view_of(c->logits_all, 0);
         st = norm_matmuls(g, c, x, &m->output_norm, 1, &out_w, &logits, n);
         if (!st && hp->final_softcap > 0)
@@ -867,32 +905,48 @@ static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
                      "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
 }
 
-static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
+/* Writes the graph inputs of n tokens: ids, positions (pos NULL: pos0, pos0 + 1, ...) and with several
+ * sequences each token's first cache row (seq NULL: sequence 0). The caller checked positions and sequences. */
+static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                                 const uint32_t *pos, const uint32_t *seq)
 {
     const llama_hparams *hp = &c->m->hp;
-    uint32_t *ids = c->ids->mapped, *pos = c->pos->mapped;
+    uint32_t *ids = c->ids->mapped, *at = c->pos->mapped;
     for (uint32_t i = 0; i < n; i++) {
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token id %d is out of range (vocabulary of %u)", tokens[i],
                              hp->n_vocab);
         ids[i] = (uint32_t)tokens[i];
-        pos[i] = pos0 + i;
+        at[i] = pos ? pos[i] : pos0 + i;
+        if (c->n_seq > 1)
+            at[n + i] = (seq ? seq[i] : 0) * c->n_ctx;
     }
+    return VKLLM_OK;
+}
+
+/* Records the graph for n tokens (the inputs written) if needed and submits it without waiting
+ * (llama_eval_poll completes it). pos0: the first token's position, which picks split attention for one
+ * token; end: the position after the batch (the ring's end). */
+static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, uint32_t end, bool all_logits,
+                                 uint32_t n_gather)
+{
     vkr_graph *g;
     vkllm_status st = VKLLM_OK;
-    if (n == 1 && !all_logits) {
+    if (n == 1 && !all_logits && !n_gather) {
         bool split = c->attn_split > 1 && pos0 >= c->attn_split_from;
         g = split ? c->decode_long : c->decode;
         c->decode_last = g;
         if (vkr_graph_size(g) == 0)
-            st = build_graph(c, g, 1, false, split ? c->attn_split : 1);
+            st = build_graph(c, g, 1, false, 0, split ? c->attn_split : 1);
     } else {
         g = c->batch;
-        if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits) {
+        if (vkr_graph_size(g) == 0 || c->batch_n != n || c->batch_all_logits != all_logits ||
+            c->batch_n_gather != n_gather) {
             vkr_graph_clear(g);
             c->batch_n = n;
             c->batch_all_logits = all_logits;
-            st = build_graph(c, g, n, all_logits, 1);
+            c->batch_n_gather = n_gather;
+            st = build_graph(c, g, n, all_logits, n_gather, 1);
             if (st != VKLLM_OK)
                 vkr_graph_clear(g);
         }
@@ -902,9 +956,15 @@ static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32
     if (st == VKLLM_OK) {
         c->in_flight = g;
         c->in_flight_n = n;
-        c->end = pos0 + n;
+        c->end = end;
     }
     return st;
+}
+
+static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
+{
+    vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL);
+    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits, 0);
 }
 
 vkllm_status llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
@@ -938,6 +998,17 @@ vkllm_status llama_eval_submit(llama_context *c, const int32_t *tokens, uint32_t
     if (!ring_allows(c, pos0))
         return ring_error(c, pos0);
     return submit_batch(c, tokens, n, pos0, false);
+}
+
+/* The device buffer for every row's logits, made at first use. */
+static vkllm_status need_logits_all(llama_context *c)
+{
+    if (c->rows_all_logits == 0)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "one row of logits exceeds the device's maxStorageBufferRange");
+    if (c->logits_all)
+        return VKLLM_OK;
+    return vkr_buffer_create(c->m->dev, (uint64_t)c->rows_all_logits * c->m->hp.n_vocab * 4, VKR_MEMORY_DEVICE,
+                             &c->logits_all);
 }
 
 /* One batch of n <= n_batch tokens, waited for. */
@@ -976,14 +1047,9 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
                              tokens[i], c->m->hp.n_vocab);
     uint32_t step = c->n_batch;
     if (all_logits) {
-        if (c->rows_all_logits == 0)
-            return vkr_error(VKLLM_ERR_UNSUPPORTED, "one row of logits exceeds the device's maxStorageBufferRange");
-        if (!c->logits_all) {
-            vkllm_status st = vkr_buffer_create(c->m->dev, (uint64_t)c->rows_all_logits * c->m->hp.n_vocab * 4,
-                                                VKR_MEMORY_DEVICE, &c->logits_all);
-            if (st != VKLLM_OK)
-                return st;
-        }
+        vkllm_status st = need_logits_all(c);
+        if (st != VKLLM_OK)
+            return st;
         step = c->rows_all_logits;
     }
     if (c->in_flight)
@@ -999,4 +1065,66 @@ vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uin
         done += b;
     }
     return VKLLM_OK;
+}
+
+uint32_t llama_context_seq_batch_max(const llama_context *c)
+{
+    return c->rows_all_logits && c->rows_all_logits < c->n_batch ? c->rows_all_logits : c->n_batch;
+}
+
+vkllm_status llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
+                             const int8_t *want, uint32_t n, float *logits)
+{
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
+    if (c->ring_rows)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring takes one sequence "
+                         "evaluated in order (llama_eval)");
+    if (n == 0 || n > llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n,
+                         llama_context_seq_batch_max(c));
+    uint32_t n_want = 0, *rows = c->out_rows->mapped;
+    for (uint32_t i = 0; i < n; i++) {
+        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u is outside %u x %u", i,
+                             seq[i], pos[i], c->n_seq, c->n_ctx);
+        if (want[i])
+            rows[n_want++] = i;
+    }
+    /* One wanted row, the last: the single logits row of the decode graph (or of a prompt); otherwise the
+     * wanted rows gathered, and only their logits computed. */
+    const bool gather = n_want > 1 || (n_want == 1 && !want[n - 1]);
+    vkllm_status st = gather ? need_logits_all(c) : VKLLM_OK;
+    if (st == VKLLM_OK)
+        st = write_inputs(c, tokens, n, 0, pos, seq);
+    if (st == VKLLM_OK)
+        st = submit_graph(c, n, pos[0], c->end, false, gather ? n_want : 0);
+    bool done;
+    if (st == VKLLM_OK)
+        st = llama_eval_poll(c, UINT64_MAX, &done);
+    if (st != VKLLM_OK || !logits || n_want == 0)
+        return st;
+    if (!gather) {
+        memcpy(logits, c->logits->mapped, (size_t)c->m->hp.n_vocab * 4);
+        return VKLLM_OK;
+    }
+    return vkr_buffer_download(c->m->dev, c->logits_all, 0, logits, (size_t)n_want * c->m->hp.n_vocab * 4);
+}
+
+vkllm_status llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows)
+{
+    const llama_hparams *hp = &c->m->hp;
+    if (src >= c->n_seq || dst >= c->n_seq || rows > c->n_ctx)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from sequence %u to %u: outside %u x %u", rows,
+                         src, dst, c->n_seq, c->n_ctx);
+    if (c->in_flight)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
+    const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, seq_bytes = row * c->n_ctx;
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK && rows && src != dst; l++) {
+        st = vkr_buffer_copy(c->m->dev, c->k_cache[l], src * seq_bytes, c->k_cache[l], dst * seq_bytes, rows * row);
+        if (st == VKLLM_OK)
+            st = vkr_buffer_copy(c->m->dev, c->v_cache[l], src * seq_bytes, c->v_cache[l], dst * seq_bytes, rows * row);
+    }
+    return st;
 }

@@ -58,14 +58,33 @@ typedef struct llama_context llama_context;
 
 /* n_ctx: KV-cache rows (positions); n_batch: most tokens evaluated in one graph. */
 vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out);
+/* The same holding n_seq (1..LLAMA_MAX_SEQ) sequences of n_ctx positions each: sequence s owns cache rows
+ * [s * n_ctx, (s + 1) * n_ctx) of every layer. Sliding-window models need full caches then (no ring). */
+#define LLAMA_MAX_SEQ 256
+vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n_batch, uint32_t n_seq,
+                                      llama_context **out);
 void llama_context_free(llama_context *c);
-uint32_t llama_context_n_ctx(const llama_context *c);
+uint32_t llama_context_n_ctx(const llama_context *c);   /* positions per sequence */
+uint32_t llama_context_n_seq(const llama_context *c);
+uint32_t llama_context_n_batch(const llama_context *c);
 
 /* Evaluates tokens at positions pos0.. (any count: split into batches of n_batch), filling the KV cache.
  * Logits: if all_logits, n x n_vocab floats into `logits` (may be NULL to skip); else the last token's
  * n_vocab floats. A single token replays the prerecorded decode graph: one submit, no allocation. */
 vkllm_status llama_eval(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
                         float *logits);
+
+/* One step of several sequences, waited for: token i at position pos[i] of sequence seq[i], all n
+ * (1..llama_context_seq_batch_max) in one submission, weights read once. The caller keeps each sequence's
+ * positions in order (a token sees its sequence's cache rows up to its own position, which earlier steps
+ * or earlier tokens of this batch filled). logits (may be NULL) receives the n_vocab floats of each token
+ * with want[i] set, in batch order. Not for contexts with a ring. Single-sequence calls (llama_eval) work on
+ * sequence 0. */
+vkllm_status llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
+                             const int8_t *want, uint32_t n, float *logits);
+uint32_t llama_context_seq_batch_max(const llama_context *c);
+/* Copies cache rows [0, rows) of sequence src to sequence dst (device-side; waits). */
+vkllm_status llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows);
 
 /* The same in steps, without waiting: llama_eval_submit submits n (1..n_batch) tokens at pos0, the last
  * token's logits wanted; llama_eval_poll waits at most timeout_ns (0: looks, UINT64_MAX: until done) and

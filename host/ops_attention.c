@@ -31,6 +31,8 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: head_dim %u is over %u", op, p->head_dim, ATTN_MAX_HEAD_DIM);
     if (p->n_ctx == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: n_ctx is 0", op);
+    if (p->ring && p->row_base)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache cannot hold several sequences", op);
     if (p->ring && (p->window == 0 || p->window > p->n_ctx))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache of %u rows needs a window of 1..%u, not %u", op,
                          p->n_ctx, p->n_ctx, p->window);
@@ -39,6 +41,12 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
         (uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: cache or activations too large for 32-bit indexing", op);
     return VKLLM_OK;
+}
+
+/* The bytes of `positions`: with row_base, the base rows follow the positions. */
+static VkDeviceSize positions_bytes(const vk_attention_params *p)
+{
+    return (VkDeviceSize)p->n_rows * 4 * (p->row_base ? 2 : 1);
 }
 
 /* kv_store, optionally rotating K first (interleaved rope only: its pairs are the packed f16 pairs), and Q in
@@ -70,12 +78,12 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
     const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
     const uint32_t q_half = rope && q.buf ? p->n_heads * p->head_dim / 2 : 0;
     uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0, qo = 0;
-    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 7 : 5, (rope ? 15 : 8) * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 7 : 5, (rope ? 16 : 9) * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, k.buf, k.offset, act_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, v.buf, v.offset, act_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 4, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+        (st = opsm_bind(dev, &d, 4, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
                         "positions")) != VKLLM_OK ||
         (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2 + q_half), wg)) != VKLLM_OK)
         return st;
@@ -111,6 +119,7 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
         d.push[13] = q_half;
         d.push[14] = qo;
     }
+    d.push[rope ? 15 : 8] = p->row_base;
     return vkr_graph_add(g, &d);
 }
 
@@ -174,7 +183,8 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
         (st = opsm_bind(dev, &d, 2, v.buf, v.offset, kv_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 3, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 4, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, rows_bytes, false, 4, &po, "positions")) != VKLLM_OK)
+        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
+                        "positions")) != VKLLM_OK)
         return st;
     if (rope->freq_factors)
         st = opsm_bind(dev, &d, 6, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
@@ -197,7 +207,8 @@ vkllm_status op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_view 
     opsm_push_f32(&d, 6, rope->n_rot ? (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot) : 0.0f);
     opsm_push_f32(&d, 7, rope->mscale > 0.0f ? rope->mscale : 1.0f);
     d.push[8] = (rope->mode == VK_ROPE_NEOX ? 1u : 0u) | (rope->freq_factors ? 2u : 0u) | (prep->bias ? 4u : 0u) |
-                (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u) | (p->ring ? 32u : 0u);
+                (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u) | (p->ring ? 32u : 0u) |
+                (p->row_base ? 64u : 0u);
     opsm_push_f32(&d, 9, prep->eps);
     d.push[10] = qo;
     d.push[11] = ko;
@@ -317,7 +328,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     memset(&desc, 0, sizeof desc);
     desc.shader = d.name;
     desc.n_buffers = 5;
-    desc.push_size = 17 * 4;
+    desc.push_size = 18 * 4;
     desc.local_size_x = wg;
     desc.n_spec = 3;
     desc.spec[0] = bq;
@@ -335,7 +346,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
                         "positions")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 4, dst.buf, dst.offset, split ? scratch_bytes : act_bytes, true, 4, &oo,
                         split ? "scratch" : "out")) != VKLLM_OK ||
@@ -358,6 +369,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[14] = p->ring;
     d.push[15] = split ? p->n_split : 1;
     d.push[16] = part_min(p);
+    d.push[17] = p->row_base;
     return vkr_graph_add(g, &d);
 }
 
@@ -422,11 +434,11 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
     vk_view dst = split ? p->scratch : out;
-    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 17 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 18 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &po,
+        (st = opsm_bind(dev, &d, 3, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
                         "positions")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 4, dst.buf, dst.offset, split ? scratch_bytes : act_bytes, true, 4, &oo,
                         split ? "scratch" : "out")) != VKLLM_OK ||
@@ -449,6 +461,7 @@ vkllm_status op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view v_ca
     opsm_push_f32(&d, 14, p->softcap);
     d.push[15] = p->ring;
     d.push[16] = part_min(p);
+    d.push[17] = p->row_base;
     if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
         return st;
     return attention_combine(g, dev, p->scratch, out, p);

@@ -259,6 +259,9 @@ typedef struct vkllm_context_params {
      * run in between. One layer (or the output projection) longer than the budget is still one
      * submission. Needs timestamp support (else ignored, with a warning). */
     uint32_t max_gpu_us_per_submit;
+    /* Sequences the context holds (0: 1), each with n_ctx positions of its own KV cache (memory grows with
+     * n_seq * n_ctx): see "Several sequences" below. */
+    uint32_t n_seq;
 } vkllm_context_params;
 
 VKLLM_API void vkllm_context_default_params_sized(vkllm_context_params *p, size_t size);
@@ -331,6 +334,58 @@ VKLLM_API double vkllm_context_max_submit_gpu_us(const vkllm_context *c);
  * budget keeps it on; ignored while a decode is in flight). */
 VKLLM_API void vkllm_context_set_timing(vkllm_context *c, bool on);
 VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
+
+/* ---- Several sequences in one context (servers, parallel generations) ----
+ *
+ * A context made with n_seq > 1 holds sequences 0 .. n_seq - 1, each with its own n_ctx positions of KV
+ * cache. vkllm_decode_batch evaluates tokens of any of them together, prompt chunks next to single
+ * generated tokens, as one pass over the weights (per step, the weights are read once for all the tokens):
+ *
+ *     int32_t tok[2] = {a, b}, pos[2] = {vkllm_seq_pos(c, 0), vkllm_seq_pos(c, 1)}, seq[2] = {0, 1};
+ *     int8_t want[2] = {1, 1};
+ *     vkllm_batch b = {2, tok, pos, seq, want};
+ *     vkllm_decode_batch(c, &b);   // then vkllm_get_logits_ith(c, 0) and (c, 1)
+ *
+ * Rules, checked before anything runs (VKLLM_ERR_INVALID_ARGUMENT, or VKLLM_ERR_CONTEXT_FULL past n_ctx,
+ * with a message naming the token): 1 <= n_tokens; token, pos and seq_id not NULL; every seq_id in
+ * [0, n_seq) and token id in the vocabulary; a sequence's first token in the batch at a position p with
+ * 0 <= p <= vkllm_seq_pos(seq) (continuing it, or overwriting its tail from p on: the tokens after p are
+ * dropped), its following tokens at p + 1, p + 2, ... in batch order (so no duplicates), all below n_ctx.
+ * Tokens of different sequences may interleave in any order. logits NULL: only the last token's logits;
+ * else logits[i] != 0 asks for token i's. A batch of more than n_batch tokens runs as several submissions
+ * in order (the abort callback asked between them; the finished ones stay in the context, as
+ * vkllm_seq_pos tells). Sliding-window models (Gemma 2/3) with n_ctx > window + n_batch - 1 keep a ring
+ * buffer and refuse n_seq > 1 and vkllm_decode_batch (VKLLM_ERR_UNSUPPORTED).
+ *
+ * vkllm_decode, vkllm_decode_all, vkllm_decode_submit, vkllm_context_position, vkllm_context_truncate and
+ * the vkllm_state_* calls work on sequence 0. While a decode is in flight, these calls return
+ * VKLLM_ERR_BUSY. */
+
+typedef struct vkllm_batch {
+    uint32_t n_tokens;
+    const int32_t *token;
+    const int32_t *pos;       /* position of token i in its sequence */
+    const int32_t *seq_id;    /* its sequence, 0 .. n_seq - 1 */
+    const int8_t *logits;     /* NULL: the last token's only; else nonzero where token i's logits are wanted */
+} vkllm_batch;
+
+VKLLM_API uint32_t vkllm_context_n_seq(const vkllm_context *c);
+VKLLM_API vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *batch);
+/* Token i's logits from the last successful vkllm_decode_batch (n_vocab floats, valid until the next
+ * decode call), or NULL (with vkllm_last_error set) if i is outside the batch or its logits were not asked for. */
+VKLLM_API const float *vkllm_get_logits_ith(vkllm_context *c, int32_t i);
+/* Tokens in sequence seq's cache (the next position to decode at); 0 for a seq_id outside [0, n_seq). */
+VKLLM_API uint32_t vkllm_seq_pos(const vkllm_context *c, int32_t seq_id);
+/* Removes positions [p0, p1) of sequence seq_id (-1: every sequence); p0 < 0 means 0, p1 < 0 the end. Only
+ * a tail can go (p1 < 0 or p1 >= vkllm_seq_pos): a range in the middle is VKLLM_ERR_INVALID_ARGUMENT. A
+ * prefix kept this way is reused as it is (multi-turn chat: remove the tail that differs, decode the rest). */
+VKLLM_API vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t p1);
+/* Copies positions [p0, p1) of sequence src to sequence dst (a shared system prompt computed once), on the
+ * device. Only prefixes: p0 must be 0 (or < 0), p1 < 0 means src's end, p1 <= vkllm_seq_pos(src); dst then
+ * holds exactly those p1 positions (what it held is dropped). src == dst: nothing happens. */
+VKLLM_API vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1);
+/* Empties sequence seq_id (-1: every sequence). */
+VKLLM_API vkllm_status vkllm_seq_clear(vkllm_context *c, int32_t seq_id);
 
 /* ---- Sampling ---- */
 

@@ -340,11 +340,12 @@ static void host_read_barrier(VkCommandBuffer cmd)
                          NULL);
 }
 
-typedef enum { XFER_UPLOAD, XFER_DOWNLOAD, XFER_FILL } xfer_kind;
+typedef enum { XFER_UPLOAD, XFER_DOWNLOAD, XFER_FILL, XFER_COPY } xfer_kind;
 
-/* Records and submits one transfer on the next staging slot. */
+/* Records and submits one transfer on the next staging slot. XFER_COPY copies from src at staging_offset. */
 static vkllm_status submit_transfer(vkr_device *dev, xfer_kind kind, vkr_buffer *buf, VkDeviceSize offset,
-                                    VkDeviceSize size, VkDeviceSize staging_offset, uint32_t pattern, staging_slot **used)
+                                    VkDeviceSize size, VkDeviceSize staging_offset, uint32_t pattern,
+                                    const vkr_buffer *src, staging_slot **used)
 {
     vkr_memory *m = dev->memory;
     staging_slot *s = &m->slots[m->next_slot];
@@ -371,6 +372,11 @@ static vkllm_status submit_transfer(vkr_device *dev, xfer_kind kind, vkr_buffer 
         break;
     case XFER_FILL:
         vkCmdFillBuffer(s->cmd, buf->buffer, offset, size, pattern);
+        break;
+    case XFER_COPY:
+        region.srcOffset = staging_offset;
+        region.dstOffset = offset;
+        vkCmdCopyBuffer(s->cmd, src->buffer, buf->buffer, 1, &region);
         break;
     }
     full_barrier(s->cmd);
@@ -410,7 +416,7 @@ static vkllm_status buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize
             return st;
         VkDeviceSize soff = slot * STAGING_SLOT_SIZE;
         memcpy((char *)m->staging->mapped + soff, p, chunk);
-        if ((st = submit_transfer(dev, XFER_UPLOAD, dst, dst_offset, chunk, soff, 0, NULL)) != VKLLM_OK) {
+        if ((st = submit_transfer(dev, XFER_UPLOAD, dst, dst_offset, chunk, soff, 0, NULL, NULL)) != VKLLM_OK) {
             wait_all(dev);
             return st;
         }
@@ -432,7 +438,7 @@ static vkllm_status buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSi
         VkDeviceSize chunk = size < STAGING_SLOT_SIZE ? size : STAGING_SLOT_SIZE;
         VkDeviceSize soff = m->next_slot * STAGING_SLOT_SIZE;
         staging_slot *s;
-        if ((st = submit_transfer(dev, XFER_DOWNLOAD, src, src_offset, chunk, soff, 0, &s)) != VKLLM_OK ||
+        if ((st = submit_transfer(dev, XFER_DOWNLOAD, src, src_offset, chunk, soff, 0, NULL, &s)) != VKLLM_OK ||
             (st = slot_wait(dev, s)) != VKLLM_OK) {
             wait_all(dev);
             return st;
@@ -453,9 +459,34 @@ static vkllm_status buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize o
     if ((offset | size) & 3)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "fill offset and size must be multiples of 4");
     staging_slot *s;
-    if ((st = submit_transfer(dev, XFER_FILL, buf, offset, size, 0, pattern, &s)) != VKLLM_OK)
+    if ((st = submit_transfer(dev, XFER_FILL, buf, offset, size, 0, pattern, NULL, &s)) != VKLLM_OK)
         return st;
     return slot_wait(dev, s);
+}
+
+static vkllm_status buffer_copy(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
+                                VkDeviceSize dst_offset, VkDeviceSize size)
+{
+    vkllm_status st = check_range(src, src_offset, size);
+    if (st == VKLLM_OK)
+        st = check_range(dst, dst_offset, size);
+    if (st != VKLLM_OK || size == 0)
+        return st;
+    if (src == dst && src_offset < dst_offset + size && dst_offset < src_offset + size)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy within one buffer between overlapping ranges");
+    staging_slot *s;
+    if ((st = submit_transfer(dev, XFER_COPY, dst, dst_offset, size, src_offset, 0, src, &s)) != VKLLM_OK)
+        return st;
+    return slot_wait(dev, s);
+}
+
+vkllm_status vkr_buffer_copy(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
+                             VkDeviceSize dst_offset, VkDeviceSize size)
+{
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkllm_status st = buffer_copy(dev, src, src_offset, dst, dst_offset, size);
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
 }
 
 vkllm_status vkr_memory_init(vkr_device *dev)

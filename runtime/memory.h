@@ -30,6 +30,10 @@ vkllm_status vkr_buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize ds
                                size_t size);
 vkllm_status vkr_buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, void *dst,
                                  size_t size);
+/* Copies size bytes from src at src_offset to dst at dst_offset on the device (blocking; the ranges may be in
+ * one buffer if they do not overlap). */
+vkllm_status vkr_buffer_copy(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
+                             VkDeviceSize dst_offset, VkDeviceSize size);
 /* Fills [offset, offset+size) with a 32-bit pattern (size a multiple of 4): used to poison outputs. */
 vkllm_status vkr_buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
                              uint32_t pattern);

@@ -14,7 +14,9 @@
  * SPLIT (flash decoding): n_split workgroups share a (row, head), each taking one contiguous part of the
  * cache rows (at least part_min of them, so short caches leave the last parts empty), and write their unnormalised output with their running max and sum to a scratch buffer
  * (binding 4: per (row, head, split) head_dim floats, then m, then l); attention_combine.comp merges
- * them. Long contexts then keep many workgroups busy even for one query row. */
+ * them. Long contexts then keep many workgroups busy even for one query row.
+ * row_base != 0 (several sequences in one cache): positions[n_rows + r] is the first cache row of row r's
+ * sequence, and row r sees rows base .. base + positions[r] (windowed within them) instead of 0 .. positions[r]. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -42,6 +44,7 @@ layout(push_constant) uniform PC {
     float softcap;    /* 0: none */
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
     uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
+    uint row_base;    /* positions[n_rows + r]: row r's first cache row (never with ring) */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -72,8 +75,9 @@ void main()
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
     const uint pos = positions[pc.p_off + row];
-    const uint kv_len = (pc.ring != 0 ? pos : min(pos, pc.n_ctx - 1)) + 1;
-    const uint kv_lo = pc.window != 0 && kv_len > pc.window ? kv_len - pc.window : 0;
+    const uint base = pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + row] : 0;
+    const uint kv_len = (pc.ring != 0 ? pos : min(base + pos, pc.n_ctx - 1)) + 1;
+    const uint kv_lo = pc.window != 0 && kv_len > base + pc.window ? kv_len - pc.window : base;
 #ifdef SPLIT
     const uint chunk = max((kv_len - kv_lo + pc.n_split - 1) / pc.n_split, pc.part_min);
     const uint j_begin = min(kv_lo + split * chunk, kv_len);

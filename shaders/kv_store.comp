@@ -6,7 +6,9 @@
  * With ROPE defined, K is first rotated in the interleaved layout (pairs (2i, 2i+1), which are exactly
  * the packed pairs), with the same arithmetic as rope.comp, so decode needs no separate rope of K; and when
  * q_half > 0, Q (n_rows x 2*q_half floats) is rotated in place by the invocations after those of K/V, so it
- * needs no rope dispatch either. */
+ * needs no rope dispatch either. With row_base != 0 (several sequences in one cache), row r goes to cache row
+ * positions[n_rows + r] + positions[r]: its sequence's first row plus its position (rope still turns by the
+ * position). */
 #include "common_ops.glsl"
 
 layout(set = 0, binding = 0) readonly buffer K { float k[]; };
@@ -37,6 +39,7 @@ layout(push_constant) uniform PC {
     uint q_half;      /* query pairs per row (n_heads * head_dim / 2); 0: no Q */
     uint q_off;       /* floats */
 #endif
+    uint row_base;    /* positions[n_rows + r] holds row r's first cache row */
 } pc;
 
 #ifdef ROPE
@@ -73,10 +76,11 @@ void main()
     const uint r = idx / pc.kv_half;
     const uint c = idx % pc.kv_half;
     const uint pos = positions[pc.p_off + r];
-    if (pos >= pc.n_ctx)
+    const uint at = pos + (pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + r] : 0);
+    if (at >= pc.n_ctx)
         return;
     const uint src = 2 * idx;   /* = r * kv_dim + 2c */
-    const uint dst = pos * pc.kv_half + c;
+    const uint dst = at * pc.kv_half + c;
     vec2 kk = vec2(k[pc.k_off + src], k[pc.k_off + src + 1]);
 #ifdef ROPE
     kk = rotate(kk, c, pos);

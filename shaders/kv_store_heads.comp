@@ -9,7 +9,8 @@
  * Query heads are written back in place; key heads, and the value heads with their bias, go to the f16 caches
  * at row positions[r] (uint words of packed half pairs, as kv_store.comp); a position >= n_ctx is skipped,
  * unless the cache is a ring (flag RING: a sliding-window layer's cache of n_ctx rows, position p in row
- * p % n_ctx). */
+ * p % n_ctx). Flag ROW_BASE (several sequences in one cache, never with RING): row r goes to cache row
+ * positions[n_rows + r] + positions[r], its sequence's first row plus its position. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -31,7 +32,7 @@ layout(push_constant) uniform PC {
     uint n_ctx;
     float freq_exp;   /* -2 * log2(theta_base) / n_rot */
     float mscale;
-    uint flags;       /* 1 NEOX, 2 FF, 4 BIAS, 8 NORM, 16 no Q heads, 32 RING */
+    uint flags;       /* 1 NEOX, 2 FF, 4 BIAS, 8 NORM, 16 no Q heads, 32 RING, 64 ROW_BASE */
     float eps;
     uint q_off;       /* floats */
     uint k_off;
@@ -43,7 +44,7 @@ layout(push_constant) uniform PC {
     uint a_off;
 } pc;
 
-const uint NEOX = 1u, FF = 2u, BIAS = 4u, NORM = 8u, NO_Q = 16u, RING = 32u;
+const uint NEOX = 1u, FF = 2u, BIAS = 4u, NORM = 8u, NO_Q = 16u, RING = 32u, ROW_BASE = 64u;
 const uint MAX_HEAD_DIM = 256;
 
 shared float h[MAX_HEAD_DIM];
@@ -99,10 +100,11 @@ void main()
             q[src + i] = h[i];
         return;
     }
-    if (pos >= pc.n_ctx && (pc.flags & RING) == 0u)
+    const uint at = pos + ((pc.flags & ROW_BASE) != 0u ? positions[pc.p_off + pc.n_rows + row] : 0u);
+    if (at >= pc.n_ctx && (pc.flags & RING) == 0u)
         return;
     const uint hd2 = hd / 2u;
-    const uint dst = ((pc.flags & RING) != 0u ? pos % pc.n_ctx : pos) * (kv_dim / 2u) + head * hd2;
+    const uint dst = ((pc.flags & RING) != 0u ? pos % pc.n_ctx : at) * (kv_dim / 2u) + head * hd2;
     const uint vsrc = pc.v_off + row * kv_dim + head * hd;
     const uint vbias = pc.a_off + q_dim + kv_dim + head * hd;
     for (uint c = lid; c < hd2; c += WG) {

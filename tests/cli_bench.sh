@@ -138,6 +138,23 @@ EOF
   fi
 fi
 
+# ---- --parallel: tgN xP rows with aggregate and per-sequence rates ----
+if run par "$BIN" bench -m "$TMP/tiny_q8.gguf" -p 0 -n 3 -r 1 --parallel 1,3 -o csv; then
+  out="$TMP/par.out"
+  if [ $have_python -eq 1 ]; then
+    python3 - "$out" <<'EOF' && ok "--parallel rows" || { fail "--parallel:"; cat "$out"; }
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["test"] for r in rows] == ["tg3", "tg3 x1", "tg3 x3"], rows
+for r in rows[1:]:
+    p = int(r["n_parallel"])
+    assert float(r["avg_ts"]) > 0 and abs(float(r["per_seq_ts"]) * p - float(r["avg_ts"])) < 0.02 * float(r["avg_ts"]) + 0.01, r
+EOF
+  else
+    grep -q ',tg3 x3,' "$out" && ok "--parallel rows (grep)" || { fail "--parallel:"; cat "$out"; }
+  fi
+fi
+
 # ---- bad options: one line on stderr, exit status 1 ----
 expect_error "unknown option" "$BIN" bench --bogus
 expect_error "expects an integer" "$BIN" bench -p abc
@@ -154,6 +171,9 @@ expect_error -E "not a multiple of the q[48]_0 block size 32" "$BIN" bench --ker
 expect_error "K = 384 is not a multiple of the q4_K block size 256" "$BIN" bench --kernels --shapes 64x384 --types q4_k
 expect_error "unknown type" "$BIN" bench --kernels --types iq2_xxs
 expect_error "no tests" "$BIN" bench -p 0 -n 0
+expect_error "--parallel takes 1 to 256" "$BIN" bench --parallel 4,0
+expect_error "--parallel takes 1 to 256" "$BIN" bench --parallel 300
+expect_error "does not apply to --kernels" "$BIN" bench --kernels --parallel 4
 expect_error "raise -c" "$BIN" bench -p 64 -n 0 -c 32
 expect_error "unknown preset" "$BIN" bench --synth nope
 expect_error "for the synthetic model" "$BIN" bench -m "$TMP/tiny_q8.gguf" --synth tiny

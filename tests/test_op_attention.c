@@ -15,6 +15,8 @@
  *     outside the output or the scratch. Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32
  *     accumulation and exp differ from the double reference).
  *   op_attention_split_plan: CPU off, GPU parts bounded by the context, VKLLM_ATTN_SPLIT=0/1/N.
+ *   row_base (several sequences in one cache): query rows of three sequences, unordered, each seeing only its
+ *     sequence's rows (the others NaN), per-row, split and tiled kernels; kv_store to base + position.
  *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows (also
  *     split, across the length where a second part starts): relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
 #include <math.h>
@@ -44,6 +46,32 @@ static void fill_f16(test_rng *rng, uint16_t *h, size_t n, float sigma)
 }
 
 /* ---- kv_store ---- */
+
+/* Cache halves that differ from the reference's beyond rounding (printing the first few); *inexact counts
+ * those 1 ulp off. */
+static size_t wrong_halves(const uint16_t *kgot, const uint16_t *vgot, const uint16_t *kref, const uint16_t *vref,
+                           size_t cache, uint32_t kv_dim, size_t *inexact)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < cache; i++) {
+        for (int which = 0; which < 2; which++) {
+            uint16_t a = which ? vgot[i] : kgot[i], b = which ? vref[i] : kref[i];
+            int d = (int)a - (int)b;
+            if (a == b)
+                continue;
+            /* Both written (not poison) and neighbours of the same sign. */
+            if ((a >> 15) == (b >> 15) && (d == 1 || d == -1)) {
+                (*inexact)++;
+                continue;
+            }
+            if (bad < 5)
+                fprintf(stderr, "  %s cache row %zu col %zu: 0x%04x, want 0x%04x\n", which ? "v" : "k", i / kv_dim,
+                        i % kv_dim, a, b);
+            bad++;
+        }
+    }
+    return bad;
+}
 
 static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32_t head_dim, uint32_t n_ctx,
                           uint32_t n_rows, size_t cache_off, size_t act_off)
@@ -95,24 +123,7 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
                                       vk_view_of(vcb, 0), vk_view_of(pb, 0), &p);
         if (test_op_run(g, st, "op_kv_store") && opt_download(dev, kcb, cache_off, kgot, cache * 2) &&
             opt_download(dev, vcb, 0, vgot, cache * 2)) {
-            size_t bad = 0, inexact = 0;
-            for (size_t i = 0; i < cache; i++) {
-                for (int which = 0; which < 2; which++) {
-                    uint16_t a = which ? vgot[i] : kgot[i], b = which ? vref[i] : kref[i];
-                    int d = (int)a - (int)b;
-                    if (a == b)
-                        continue;
-                    /* Both written (not poison) and neighbours of the same sign. */
-                    if ((a >> 15) == (b >> 15) && (d == 1 || d == -1)) {
-                        inexact++;
-                        continue;
-                    }
-                    if (bad < 5)
-                        fprintf(stderr, "  %s cache row %zu col %zu: 0x%04x, want 0x%04x\n", which ? "v" : "k",
-                                i / kv_dim, i % kv_dim, a, b);
-                    bad++;
-                }
-            }
+            size_t inexact = 0, bad = wrong_halves(kgot, vgot, kref, vref, cache, kv_dim, &inexact);
             CHECK(bad == 0, "kv_store %u heads x %u, n_ctx %u, %u rows: %zu halves wrong (%zu off by 1 ulp)",
                   n_kv_heads, head_dim, n_ctx, n_rows, bad, inexact);
             if (verbose())
@@ -364,6 +375,102 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }
 
+/* ---- Several sequences in one cache (row_base) ---- */
+
+/* Three sequences of seq_rows rows each; query rows of any of them, unordered, each at a position of its
+ * sequence: positions followed by base rows in one buffer. The reference: each row alone over its
+ * sequence's rows. Every row past a sequence's last queried position is NaN, so a read into another sequence
+ * (or past the causal limit) shows. kv_store with row_base writes row base + position (the reference's
+ * positions made absolute); every other word keeps its poison. */
+static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
+{
+    enum { N_SEQ = 3, SEQ_ROWS = 70, N_ROWS = 9, N_HEADS = 4, N_KV = 2, HD = 64 };
+    static const uint32_t seq[N_ROWS] = {2, 0, 1, 2, 0, 1, 1, 0, 2};
+    static const uint32_t at[N_ROWS] = {69, 3, 40, 0, 64, 41, 5, 4, 17};
+    const uint32_t kv_dim = N_KV * HD, n_ctx = N_SEQ * SEQ_ROWS;
+    const size_t nq = (size_t)N_ROWS * N_HEADS * HD, cache = (size_t)n_ctx * kv_dim;
+    const float scale = 0.125f;
+    float *q = malloc(nq * 4), *ref = malloc(nq * 4), *got = malloc(nq * 4);
+    float *k = malloc((size_t)N_ROWS * kv_dim * 4), *v = malloc((size_t)N_ROWS * kv_dim * 4);
+    uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2), *kref = malloc(cache * 2), *vref = malloc(cache * 2);
+    uint16_t *kgot = malloc(cache * 2), *vgot = malloc(cache * 2);
+    uint32_t pos[2 * N_ROWS], abs_pos[N_ROWS], last[N_SEQ] = {0};
+    for (uint32_t r = 0; r < N_ROWS; r++) {
+        pos[r] = at[r];
+        pos[N_ROWS + r] = seq[r] * SEQ_ROWS;
+        abs_pos[r] = seq[r] * SEQ_ROWS + at[r];
+        last[seq[r]] = at[r] > last[seq[r]] ? at[r] : last[seq[r]];
+    }
+    for (size_t i = 0; i < nq; i++)
+        q[i] = rng_normal(rng);
+    rng_fill(rng, k, (size_t)N_ROWS * kv_dim, -2.0f, 2.0f);
+    rng_fill(rng, v, (size_t)N_ROWS * kv_dim, -2.0f, 2.0f);
+    fill_f16(rng, kc, cache, 1.0f);
+    fill_f16(rng, vc, cache, 1.0f);
+    for (uint32_t s = 0; s < N_SEQ; s++)
+        for (size_t i = ((size_t)s * SEQ_ROWS + last[s] + 1) * kv_dim; i < (size_t)(s + 1) * SEQ_ROWS * kv_dim; i++)
+            kc[i] = vc[i] = F16_NAN;
+    for (uint32_t r = 0; r < N_ROWS; r++) {
+        const size_t base = (size_t)seq[r] * SEQ_ROWS * kv_dim;
+        ref_attention(q + (size_t)r * N_HEADS * HD, kc + base, vc + base, &pos[r], ref + (size_t)r * N_HEADS * HD, 1,
+                      N_HEADS, N_KV, HD, SEQ_ROWS, scale, 0, 0.0f);
+    }
+    uint32_t poison[2] = {OPT_POISON, OPT_POISON};
+    for (size_t i = 0; i < cache; i++)
+        kref[i] = vref[i] = ((const uint16_t *)poison)[i % 2];
+    ref_kv_store(k, v, kref, vref, abs_pos, N_ROWS, kv_dim, n_ctx);
+
+    vkr_buffer *qb = opt_buffer(dev, nq * 4), *ob = opt_buffer(dev, nq * 4), *pb = opt_buffer(dev, sizeof pos);
+    vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
+    vkr_buffer *kb = opt_buffer(dev, (size_t)N_ROWS * kv_dim * 4), *vb = opt_buffer(dev, (size_t)N_ROWS * kv_dim * 4);
+    vkr_buffer *sb = opt_buffer(dev, (size_t)N_ROWS * N_HEADS * (n_split + 1) * (HD + 2) * 4);
+    vkr_graph *g = NULL;
+    vk_attention_params p = {.n_rows = N_ROWS, .n_heads = N_HEADS, .n_kv_heads = N_KV, .head_dim = HD,
+                             .n_ctx = n_ctx, .scale = scale, .n_split = n_split, .scratch = vk_view_of(sb, 0),
+                             .split_min_rows = 1, .row_base = true};
+    if (qb && ob && pb && kcb && vcb && kb && vb && sb && opt_upload(dev, qb, 0, q, nq * 4) &&
+        opt_upload(dev, kcb, 0, kc, cache * 2) && opt_upload(dev, vcb, 0, vc, cache * 2) &&
+        opt_upload(dev, pb, 0, pos, sizeof pos) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vkllm_status st = op_attention(g, vk_view_of(qb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0), vk_view_of(pb, 0),
+                                       vk_view_of(ob, 0), &p);
+        if (test_op_run(g, st, "op_attention (row_base)") && opt_download(dev, ob, 0, got, nq * 4)) {
+            double e = rel_l2(got, ref, nq);
+            CHECK(e < 1e-4, "attention with row_base, split %u: rel L2 %.3g (first non-finite %ld)", n_split, e,
+                  first_nonfinite(got, nq));
+        }
+        vkr_graph_clear(g);
+        vkr_buffer_fill(dev, kcb, 0, cache * 2, OPT_POISON);
+        vkr_buffer_fill(dev, vcb, 0, cache * 2, OPT_POISON);
+        st = opt_upload(dev, kb, 0, k, (size_t)N_ROWS * kv_dim * 4) && opt_upload(dev, vb, 0, v, (size_t)N_ROWS * kv_dim * 4)
+                 ? op_kv_store(g, vk_view_of(kb, 0), vk_view_of(vb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0),
+                               vk_view_of(pb, 0), &p)
+                 : VKLLM_ERR_DEVICE_LOST;
+        size_t inexact = 0;
+        if (test_op_run(g, st, "op_kv_store (row_base)") && opt_download(dev, kcb, 0, kgot, cache * 2) &&
+            opt_download(dev, vcb, 0, vgot, cache * 2))
+            CHECK(wrong_halves(kgot, vgot, kref, vref, cache, kv_dim, &inexact) == 0,
+                  "kv_store with row_base: halves differ from the reference");
+    } else {
+        CHECK(false, "row_base: setup failed: %s", vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    vkr_buffer *bufs[] = {qb, ob, pb, kcb, vcb, kb, vb, sb};
+    for (int i = 0; i < 8; i++)
+        if (bufs[i])
+            vkr_buffer_destroy(dev, bufs[i]);
+    free(q);
+    free(ref);
+    free(got);
+    free(k);
+    free(v);
+    free(kc);
+    free(vc);
+    free(kref);
+    free(vref);
+    free(kgot);
+    free(vgot);
+}
+
 /* The attention cases and a replay, for one kernel variant. */
 static void attention_cases(vkr_device *dev, test_rng *rng)
 {
@@ -401,6 +508,8 @@ static void attention_cases(vkr_device *dev, test_rng *rng)
     test_replay(dev, rng, 8, 2, 64, 200, 30, 17, 4, 1);
     /* Decode steps at positions 62..67 through one split recording: one part, then two. */
     test_replay(dev, rng, 8, 2, 64, 200, 60, 2, 6, 5);
+    test_row_base(dev, rng, 1);
+    test_row_base(dev, rng, 5);
 }
 
 /* Decode (one query row) split as op_attention_split_plan plans it (parts of at least ATTN_SPLIT_MIN_ROWS

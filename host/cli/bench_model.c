@@ -84,6 +84,8 @@ static const column model_cols[] = {
     {"cpu_ms_per_token", "CPU ms/tok", K_NUM, IN_BOTH, 1},
     {"host_ms_per_token", "host ms/tok", K_NUM, IN_BOTH, 1},
     {"gpu_ms_per_token", "GPU ms/tok", K_NUM, IN_BOTH, 1},
+    {"n_parallel", "n_parallel", K_NUM, IN_DATA, 1},
+    {"per_seq_ts", "t/s/seq", K_NUM, IN_BOTH, 1},
 };
 
 typedef struct model_info {
@@ -333,6 +335,70 @@ static bool test_tg(bench_run *b, uint32_t n)
     return ok;
 }
 
+/* tgN xP (--parallel, like llama-batched-bench): P sequences of one context generate N tokens each, one
+ * token per sequence per step, every step one batch (llama_eval_seqs) with each token's logits; t/s is the
+ * aggregate, t/s/seq each sequence's rate. */
+static bool test_tg_parallel(bench_run *b, uint32_t n, uint32_t n_par)
+{
+    llama_context *pc = NULL;
+    double *ts = calloc(b->reps, sizeof *ts);
+    int32_t *tok = malloc(n_par * sizeof *tok);
+    uint32_t *pos = malloc(n_par * sizeof *pos), *seq = malloc(n_par * sizeof *seq);
+    int8_t *want = malloc(n_par);
+    float *logits = malloc((size_t)n_par * b->mi.n_vocab * sizeof *logits);
+    bool ok = ts && tok && pos && seq && want && logits;
+    if (!ok)
+        bench_error("out of host memory");
+    if (ok && llama_context_create_seq(b->model, n, n_par, n_par, &pc) != VKLLM_OK)
+        ok = bench_fail();
+    if (ok && n_par > llama_context_seq_batch_max(pc)) {
+        bench_error("%u parallel sequences: at most %u logit rows per batch on this device", n_par,
+                    llama_context_seq_batch_max(pc));
+        ok = false;
+    }
+    for (uint32_t s = 0; ok && s < n_par; s++)
+        seq[s] = s, want[s] = 1;
+    double cpu_total = 0;
+    for (uint32_t r = 0; r <= b->reps && ok; r++) {   /* run 0 is the warm-up */
+        uint32_t count = r == 0 && n > TG_WARMUP_MAX ? TG_WARMUP_MAX : n;
+        double c0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), t0 = now_ns();
+        for (uint32_t i = 0; i < count && ok; i++) {
+            random_tokens(b, tok, n_par);
+            for (uint32_t s = 0; s < n_par; s++)
+                pos[s] = i;
+            if (llama_eval_seqs(pc, tok, pos, seq, want, n_par, logits) != VKLLM_OK)
+                ok = bench_fail();
+        }
+        double dt = now_ns() - t0, dc = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        if (r > 0) {
+            ts[r - 1] = (double)n * n_par / (fmax(dt, 1.0) * 1e-9);
+            cpu_total += dc;
+        }
+    }
+    if (ok) {
+        char name[48];
+        snprintf(name, sizeof name, "tg%u x%u", n, n_par);
+        row_common(b, name, 0, n, ts);
+        double mean, sd;
+        mean_stddev(ts, b->reps, &mean, &sd);
+        double gbs = b->mi.bytes_per_token * (mean / n_par) / 1e9;   /* the weights are read once per step */
+        table_set(&b->t, "bytes_per_token", "%" PRIu64, b->mi.bytes_per_token);
+        table_num(&b->t, "gbs", gbs, 2);
+        table_num(&b->t, "bw_pct", 100.0 * gbs / b->bw_gbs, 1);
+        table_num(&b->t, "cpu_ms_per_token", cpu_total / ((double)n * n_par * b->reps) / 1e6, 3);
+        table_set(&b->t, "n_parallel", "%u", n_par);
+        table_num(&b->t, "per_seq_ts", mean / n_par, 2);
+    }
+    free(ts);
+    free(tok);
+    free(pos);
+    free(seq);
+    free(want);
+    free(logits);
+    llama_context_free(pc);
+    return ok;
+}
+
 /* Reads what the rows say about the model from its GGUF; the file is then closed. */
 static void describe_model(const gguf_file *f, const llama_model *m, const char *path, model_info *mi)
 {
@@ -452,6 +518,11 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
         if (o->tg[i]) {
             progress("tg", o->tg[i]);
             ok = test_tg(&b, o->tg[i]);
+        }
+    for (uint32_t i = 0; i < o->n_tg && ok; i++)
+        for (uint32_t j = 0; j < o->n_par && ok && o->tg[i]; j++) {
+            progress("tg", o->tg[i]);
+            ok = test_tg_parallel(&b, o->tg[i], o->par[j]);
         }
     progress(NULL, 0);
     if (ok && b.t.oom) {

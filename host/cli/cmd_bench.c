@@ -8,6 +8,7 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/cmd_bench.h"
+#include "host/llama.h"
 #include "host/ops.h"
 #include "host/quant.h"
 #include "host/synth.h"
@@ -33,6 +34,9 @@ static void usage(FILE *out)
             "  -m, --model FILE      GGUF model file\n"
             "  -p, --n-prompt LIST   prompt lengths, comma-separated (default 512; 0: none)\n"
             "  -n, --n-gen LIST      generation lengths, comma-separated (default 128; 0: none)\n"
+            "  --parallel LIST       also tgN xP for each P (1..256): P sequences of one context generating\n"
+            "                        together, one batch per step (weights read once); t/s is the aggregate,\n"
+            "                        t/s/seq each sequence's rate (like llama-batched-bench)\n"
             "  -r, --repetitions R   timed runs per test (default 5; --kernels --quick: 3)\n"
             "  -o, --output FORMAT   md (default), json or csv\n"
             "  -c, --ctx-size N      context positions (default: the longest test)\n"
@@ -228,6 +232,14 @@ int cmd_bench(int argc, char **argv)
             model_only = a;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) && parse_list(a, s, o.tg, &o.n_tg);
+            model_only = a;
+        } else if (!strcmp(a, "--parallel")) {
+            ok = (s = cli_value(cmd, argc, argv, &i)) && parse_list(a, s, o.par, &o.n_par);
+            for (uint32_t k = 0; ok && k < o.n_par; k++)
+                if (o.par[k] < 1 || o.par[k] > LLAMA_MAX_SEQ) {
+                    bench_error("--parallel takes 1 to %u sequences, not %u", LLAMA_MAX_SEQ, o.par[k]);
+                    ok = false;
+                }
             model_only = a;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) && cli_parse_i64(cmd, a, s, 1, 1000, &v);

@@ -27,6 +27,7 @@ typedef struct kernel_opts {
 typedef struct model_opts {
     cli_model_opts mo;
     uint32_t pp[MAX_TESTS], n_pp, tg[MAX_TESTS], n_tg;
+    uint32_t par[MAX_TESTS], n_par;   /* --parallel: sequences decoding together (tgN xP rows) */
     uint32_t reps;
     const char *synth_preset;
     uint32_t synth_type;

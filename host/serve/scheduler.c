@@ -1,7 +1,8 @@
-/* The round-robin scheduler (see scheduler.h): n contexts, one generation thread. Per round each busy
- * slot either decodes up to n_batch more prompt tokens or samples one token (then decodes it), so a long
- * prompt does not stall the other slots' streams for long. A job's text is released to its reader only
- * when no stop string can still match across it. */
+/* The batched scheduler (see scheduler.h): one context of n sequences, one generation thread. Per round each
+ * busy slot (sequence) either takes up to n_batch more prompt tokens or samples one token from the last
+ * round's logits, and all of them are decoded together in one vkllm_decode_batch (the weights read once per
+ * round, not once per slot), so a long prompt does not stall the other slots' streams for long. A job's text
+ * is released to its reader only when no stop string can still match across it. */
 #include "host/serve/scheduler.h"
 
 #include <pthread.h>
@@ -33,13 +34,16 @@ struct sched_job {
 };
 
 typedef struct slot {
-    vkllm_context *ctx;
-    int32_t *cache;           /* the tokens in the KV cache (n_ctx) */
+    int32_t seq;              /* its sequence in the context */
+    int32_t *cache;           /* the tokens in its KV cache (n_ctx); past n_cache, those of the round's batch */
     size_t n_cache;
     uint64_t last_used;       /* round of its last job's end, for picking among equal prefixes */
     /* The job being generated, and its private state (generation thread only). */
     sched_job *job;
     size_t prompt_done;       /* prompt tokens in the cache */
+    int32_t row;              /* the last batch's token whose logits are its next token's (-1: none) */
+    uint32_t pending;         /* tokens in this round's batch */
+    int32_t pending_row;      /* the one of them whose logits it wants (-1: none) */
     const float *logits;      /* of the last decoded token */
     vkllm_sampler *sampler;
     vkllm_detokenizer *detok;
@@ -56,7 +60,12 @@ struct sched {
     vkllm_model *model;
     sched_params p;
     uint32_t n_vocab;
+    vkllm_context *ctx;       /* n_slots sequences */
     slot *slots;
+    /* The round's batch: up to n_batch tokens per slot. */
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+    uint32_t b_n;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;     /* the queue, the flags and the statistics */
@@ -209,12 +218,12 @@ static void slot_end_job(slot *sl)
     sl->finished = true;
 }
 
-static void slot_fail(slot *sl, const char *why)
+static void slot_fail(sched *s, slot *sl, const char *why)
 {
     job_finish(sl->job, SCHED_FINISH_ERROR, sl->n_generated, why);
     slot_end_job(sl);
     /* The cache may be half-written: start the next job from scratch. */
-    vkllm_context_truncate(sl->ctx, 0);
+    vkllm_seq_rm(s->ctx, sl->seq, 0, -1);
     sl->n_cache = 0;
 }
 
@@ -235,16 +244,17 @@ static void slot_start(sched *s, slot *sl, sched_job *j, size_t common)
     sl->job = j;
     sl->finished = false;
     sl->gen_len = sl->committed = sl->n_generated = 0;
-    if (vkllm_context_truncate(sl->ctx, (uint32_t)common) != VKLLM_OK) {
+    sl->row = -1;
+    if (vkllm_seq_rm(s->ctx, sl->seq, (int32_t)common, -1) != VKLLM_OK) {   /* the reused prefix stays */
         common = 0;
-        vkllm_context_truncate(sl->ctx, 0);
+        vkllm_seq_rm(s->ctx, sl->seq, 0, -1);
     }
     sl->n_cache = common;
     sl->prompt_done = common;
     s->stats.prompt_tokens_reused += common;
     if (vkllm_sampler_create(s->model, &j->sampling, &sl->sampler) != VKLLM_OK ||
         vkllm_detokenizer_create(s->model, &sl->detok) != VKLLM_OK) {
-        slot_fail(sl, vkllm_last_error());
+        slot_fail(s, sl, vkllm_last_error());
         return;
     }
     size_t history = j->sampling.repeat_last_n > 0 ? (size_t)j->sampling.repeat_last_n : 0;
@@ -332,10 +342,26 @@ static int32_t sample(slot *sl, uint32_t n_vocab)
     return vkllm_sampler_sample(sl->sampler, sl->penalized);
 }
 
-/* One step of a busy slot: a chunk of the prompt, or one generated token. */
+/* Adds a token of slot sl (its sequence, at its next position) to the round's batch. */
+static void batch_add(sched *s, slot *sl, int32_t id, bool want)
+{
+    const uint32_t i = s->b_n++;
+    s->b_tok[i] = id;
+    s->b_pos[i] = (int32_t)(sl->n_cache + sl->pending);
+    s->b_seq[i] = sl->seq;
+    s->b_want[i] = want;
+    sl->cache[sl->n_cache + sl->pending++] = id;
+    if (want)
+        sl->pending_row = (int32_t)i;
+}
+
+/* A busy slot's part of a round: a chunk of its prompt, or one token sampled from the last batch's logits,
+ * into the batch; or the end of its job. */
 static void slot_step(sched *s, slot *sl)
 {
     sched_job *j = sl->job;
+    sl->pending = 0;
+    sl->pending_row = -1;
     if (job_cancelled(j)) {
         slot_finish(sl, SCHED_FINISH_CANCELLED);
         return;
@@ -344,13 +370,13 @@ static void slot_step(sched *s, slot *sl)
         size_t n = j->n_prompt - sl->prompt_done;
         if (n > s->p.n_batch)
             n = s->p.n_batch;
-        if (vkllm_decode(sl->ctx, j->prompt + sl->prompt_done, n, &sl->logits) != VKLLM_OK) {
-            slot_fail(sl, vkllm_last_error());
-            return;
-        }
-        memcpy(sl->cache + sl->n_cache, j->prompt + sl->prompt_done, n * sizeof(int32_t));
-        sl->n_cache += n;
-        sl->prompt_done += n;
+        for (size_t i = 0; i < n; i++)   /* the logits of the prompt's last token only */
+            batch_add(s, sl, j->prompt[sl->prompt_done + i], sl->prompt_done + i + 1 == j->n_prompt);
+        return;
+    }
+    sl->logits = vkllm_get_logits_ith(s->ctx, sl->row);
+    if (!sl->logits) {
+        slot_fail(s, sl, vkllm_last_error());
         return;
     }
     int32_t id = sample(sl, s->n_vocab);
@@ -363,7 +389,7 @@ static void slot_step(sched *s, slot *sl)
     const char *t;
     size_t n;
     if (vkllm_detokenizer_push(sl->detok, id, &t, &n) != VKLLM_OK || !gen_append(sl, t, n)) {
-        slot_fail(sl, "out of host memory");
+        slot_fail(s, sl, "out of host memory");
         return;
     }
     if (release_text(sl, false)) {
@@ -374,11 +400,37 @@ static void slot_step(sched *s, slot *sl)
         slot_finish(sl, SCHED_FINISH_LENGTH);
         return;
     }
-    if (vkllm_decode(sl->ctx, &id, 1, &sl->logits) != VKLLM_OK) {
-        slot_fail(sl, vkllm_last_error());
+    batch_add(s, sl, id, true);
+}
+
+/* One round: every busy slot's step, then their tokens decoded as one batch; on failure each slot in the
+ * batch ends with the error. */
+static void run_round(sched *s)
+{
+    s->b_n = 0;
+    for (uint32_t i = 0; i < s->p.n_slots; i++)
+        if (s->slots[i].job && !s->slots[i].finished)
+            slot_step(s, &s->slots[i]);
+    if (s->b_n == 0)
         return;
+    const vkllm_batch b = {s->b_n, s->b_tok, s->b_pos, s->b_seq, s->b_want};
+    char why[256] = "";
+    if (vkllm_decode_batch(s->ctx, &b) != VKLLM_OK)
+        snprintf(why, sizeof why, "%s", vkllm_last_error());
+    for (uint32_t i = 0; i < s->p.n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (!sl->pending)
+            continue;
+        if (why[0]) {
+            slot_fail(s, sl, why);
+            continue;
+        }
+        sl->n_cache += sl->pending;
+        if (sl->prompt_done < sl->job->n_prompt)
+            sl->prompt_done += sl->pending;
+        sl->row = sl->pending_row;
+        sl->pending = 0;
     }
-    sl->cache[sl->n_cache++] = id;
 }
 
 /* ---- The generation thread ---- */
@@ -438,9 +490,7 @@ static void *generation_thread(void *arg)
         }
         pthread_mutex_unlock(&s->lock);
         double t0 = now_s();
-        for (uint32_t i = 0; i < s->p.n_slots; i++)
-            if (s->slots[i].job && !s->slots[i].finished)
-                slot_step(s, &s->slots[i]);
+        run_round(s);
         if (s->p.debug_step_delay_ms)
             nanosleep(&(struct timespec){s->p.debug_step_delay_ms / 1000,
                                          (long)(s->p.debug_step_delay_ms % 1000) * 1000000L},
@@ -486,15 +536,26 @@ vkllm_status sched_create(vkllm_model *model, const sched_params *p, sched **out
     vkllm_context_default_params(&cp);
     cp.n_ctx = p->n_ctx;
     cp.n_batch = p->n_batch;
+    cp.n_seq = p->n_slots;
+    if (st == VKLLM_OK)
+        st = vkllm_context_create(model, &cp, &s->ctx);
+    if (st == VKLLM_OK)   /* 0 means the default: from now on the real values */
+        s->p.n_ctx = vkllm_context_n_ctx(s->ctx);
+    if (s->p.n_batch == 0)
+        s->p.n_batch = 512;
+    const size_t cap = (size_t)p->n_slots * s->p.n_batch;
+    if (st == VKLLM_OK) {
+        s->b_tok = malloc(cap * sizeof *s->b_tok);
+        s->b_pos = malloc(cap * sizeof *s->b_pos);
+        s->b_seq = malloc(cap * sizeof *s->b_seq);
+        s->b_want = malloc(cap * sizeof *s->b_want);
+        if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want)
+            st = VKLLM_ERR_OUT_OF_HOST_MEMORY;
+    }
     for (uint32_t i = 0; st == VKLLM_OK && i < p->n_slots; i++) {
         slot *sl = &s->slots[i];
-        st = vkllm_context_create(model, &cp, &sl->ctx);
-        if (st != VKLLM_OK)
-            break;
-        if (i == 0) {   /* 0 means the default: from now on the real values */
-            s->p.n_ctx = vkllm_context_n_ctx(sl->ctx);
-            cp.n_ctx = s->p.n_ctx;
-        }
+        sl->seq = (int32_t)i;
+        sl->row = -1;
         sl->cache = malloc(s->p.n_ctx * sizeof *sl->cache);
         sl->generated = malloc(s->p.n_ctx * sizeof *sl->generated);
         sl->counts = calloc(s->n_vocab, sizeof *sl->counts);
@@ -502,8 +563,6 @@ vkllm_status sched_create(vkllm_model *model, const sched_params *p, sched **out
         if (!sl->cache || !sl->generated || !sl->counts || !sl->penalized)
             st = VKLLM_ERR_OUT_OF_HOST_MEMORY;
     }
-    if (s->p.n_batch == 0)
-        s->p.n_batch = 512;
     s->stats.n_slots = p->n_slots;
     s->stats.n_ctx = s->p.n_ctx;
     if (st == VKLLM_OK) {
@@ -556,7 +615,6 @@ void sched_free(sched *s)
                 slot_finish(sl, SCHED_FINISH_CANCELLED);
             job_unref(sl->job);
         }
-        vkllm_context_free(sl->ctx);
         free(sl->cache);
         free(sl->generated);
         free(sl->counts);
@@ -564,6 +622,11 @@ void sched_free(sched *s)
         free(sl->gen);
     }
     free(s->slots);
+    vkllm_context_free(s->ctx);
+    free(s->b_tok);
+    free(s->b_pos);
+    free(s->b_seq);
+    free(s->b_want);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
     free(s);

@@ -2,11 +2,11 @@
  * read its text as it is generated, cancel it. The HTTP side knows only this, so a batched scheduler
  * (many sequences in one context, one pass over the weights per step) can replace this implementation.
  *
- * This one runs up to n_slots jobs on n_slots contexts of one model, all from one generation thread that
- * gives each busy slot one step per round (the library's contexts share the model's device queue, which
- * must not be used from two threads at once). Jobs beyond the slots wait in a bounded FIFO queue. Each
- * slot keeps the tokens in its KV cache; a new job goes to the free slot whose cache shares the longest
- * prefix with its prompt and decodes only the rest. */
+ * This one runs up to n_slots jobs as the n_slots sequences of one context, from one generation thread that
+ * gives each busy slot one step per round and decodes the round's tokens of all slots as one batch (one pass
+ * over the weights). Jobs beyond the slots wait in a bounded FIFO queue. Each slot keeps the tokens in its
+ * sequence's KV cache; a new job goes to the free slot whose cache shares the longest prefix with its
+ * prompt, drops the rest of that cache (vkllm_seq_rm) and decodes only the rest of the prompt. */
 #ifndef VKLLM_SERVE_SCHEDULER_H
 #define VKLLM_SERVE_SCHEDULER_H
 
@@ -21,7 +21,7 @@ typedef struct sched sched;
 typedef struct sched_job sched_job;
 
 typedef struct sched_params {
-    uint32_t n_slots;       /* contexts (sequences generating at once) */
+    uint32_t n_slots;       /* sequences generating at once (of one context) */
     uint32_t n_ctx;         /* positions per slot */
     uint32_t n_batch;       /* prompt tokens per slot per round */
     uint32_t max_queue;     /* jobs waiting for a slot before submit says SCHED_QUEUE_FULL */

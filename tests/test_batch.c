@@ -1,0 +1,332 @@
+/* Several sequences in one context (include/vkllm.h: vkllm_decode_batch, vkllm_seq_*), on synthetic tiny models
+ * (Llama Q8_0, Qwen2 with its bias/NeoX kernel) and stories260K when present, each on both kernel paths (the
+ * CPU-device kernels, and the GPU kernels via VKLLM_DEBUG_AS_GPU=1: fused matvecs, tiled attention):
+ * - batches mixing sequences (prompt chunks next to single decode tokens, interleaved, one batch over n_batch)
+ *   give every token the logits of running its sequence alone in a one-sequence context (relative L2 <= TOL:
+ *   the same kernels, but other column counts take other matmul paths and summation orders);
+ * - vkllm_seq_cp of a prompt and continuing equals recomputing the whole sequence, the source left intact;
+ *   vkllm_seq_rm of a tail and decoding other tokens equals a fresh sequence of those tokens;
+ * - bad arguments are refused with an error code and the context's positions unchanged. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/ggml_types.h"
+#include "host/synth.h"
+#include "runtime/error.h"
+#include "util.h"
+#include "vkllm.h"
+
+#define TOL 2e-3
+#define N_SEQ 4
+#define N_CTX 48
+#define N_BATCH 16
+#define SEQ_LEN 24   /* tokens of each test sequence */
+
+typedef struct model_case {
+    vkllm_model *m;
+    uint32_t n_vocab;
+    int32_t ids[N_SEQ + 3][SEQ_LEN];   /* seeded token ids of the sequences (and three for cp/rm) */
+    float *ref[N_SEQ + 3];             /* each sequence alone: SEQ_LEN x n_vocab logits */
+    const char *name;
+} model_case;
+
+static vkllm_context *new_context(vkllm_model *m, uint32_t n_seq)
+{
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_ctx = N_CTX;
+    cp.n_batch = N_BATCH;
+    cp.n_seq = n_seq;
+    vkllm_context *c = NULL;
+    CHECK(vkllm_context_create(m, &cp, &c) == VKLLM_OK, "context of %u sequences: %s", n_seq, vkllm_last_error());
+    return c;
+}
+
+/* Every position's logits of ids[0..n) run alone. */
+static float *run_alone(model_case *mc, const int32_t *ids, uint32_t n)
+{
+    vkllm_context *c = new_context(mc->m, 1);
+    float *out = calloc((size_t)n * mc->n_vocab, sizeof *out);
+    if (!c || !out || vkllm_decode_all(c, ids, n, out) != VKLLM_OK) {
+        CHECK(false, "%s: reference: %s", mc->name, vkllm_last_error());
+        free(out);
+        out = NULL;
+    }
+    vkllm_context_free(c);
+    return out;
+}
+
+/* One batch: token i is sequence seq[i]'s token at position pos[i] (from mc->ids[seq[i]]), logits wanted for
+ * every token, or with sparse for every third; each compared with ref (the rows of sequence ref_seq[i], or
+ * seq[i] when ref_seq is NULL). */
+static void batch_step_sparse(model_case *mc, vkllm_context *c, uint32_t n, const int32_t *seq, const int32_t *pos,
+                              const int32_t *ref_seq, bool sparse, const char *what)
+{
+    int32_t tok[64];
+    int8_t want[64];
+    for (uint32_t i = 0; i < n; i++) {
+        const int32_t rs = ref_seq ? ref_seq[i] : seq[i];
+        tok[i] = mc->ids[rs][pos[i]];
+        want[i] = !sparse || i % 3 == 1;
+    }
+    vkllm_batch b = {n, tok, pos, seq, want};
+    vkllm_status st = vkllm_decode_batch(c, &b);
+    CHECK(st == VKLLM_OK, "%s: %s: %s", mc->name, what, vkllm_last_error());
+    if (st != VKLLM_OK)
+        return;
+    double worst = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const int32_t rs = ref_seq ? ref_seq[i] : seq[i];
+        const float *got = vkllm_get_logits_ith(c, (int32_t)i);
+        if (!want[i]) {
+            CHECK(got == NULL, "%s: %s: token %u has logits it did not ask for", mc->name, what, i);
+            continue;
+        }
+        CHECK(got != NULL, "%s: %s: token %u has no logits: %s", mc->name, what, i, vkllm_last_error());
+        if (!got || !mc->ref[rs])
+            continue;
+        double e = rel_l2(got, mc->ref[rs] + (size_t)pos[i] * mc->n_vocab, mc->n_vocab);
+        CHECK(e <= TOL, "%s: %s: token %u (sequence %d position %d): relative L2 %.3g > %g", mc->name, what, i, seq[i],
+              pos[i], e, TOL);
+        worst = e > worst ? e : worst;
+    }
+    printf("%s: %s: %u tokens, worst relative L2 %.2e\n", mc->name, what, n, worst);
+}
+
+static void batch_step(model_case *mc, vkllm_context *c, uint32_t n, const int32_t *seq, const int32_t *pos,
+                       const int32_t *ref_seq, const char *what)
+{
+    batch_step_sparse(mc, c, n, seq, pos, ref_seq, false, what);
+}
+
+/* Sequences 0..3: prompts of 13, 5, 9 and 1 tokens in chunks next to each other, then decode steps of one
+ * token per sequence in shuffled order, then a batch of 20 (over n_batch: two submissions). */
+static void check_mixed(model_case *mc)
+{
+    vkllm_context *c = new_context(mc->m, N_SEQ);
+    if (!c)
+        return;
+    int32_t seq[64], pos[64];
+    uint32_t n = 0;
+    /* step 1: sequence 0 tokens 0..7, sequence 1 all 5, sequence 2 tokens 0..2 */
+    for (int p = 0; p < 8; p++, n++)
+        seq[n] = 0, pos[n] = p;
+    for (int p = 0; p < 5; p++, n++)
+        seq[n] = 1, pos[n] = p;
+    for (int p = 0; p < 3; p++, n++)
+        seq[n] = 2, pos[n] = p;
+    batch_step(mc, c, n, seq, pos, NULL, "prompt chunks");
+    /* step 2: sequence 2 tokens 3..8 first, then sequence 0 tokens 8..12, sequence 3 token 0, sequence 1 token 5 */
+    n = 0;
+    for (int p = 3; p < 9; p++, n++)
+        seq[n] = 2, pos[n] = p;
+    for (int p = 8; p < 13; p++, n++)
+        seq[n] = 0, pos[n] = p;
+    seq[n] = 3, pos[n++] = 0;
+    seq[n] = 1, pos[n++] = 5;
+    batch_step_sparse(mc, c, n, seq, pos, NULL, true, "chunks next to a decode token, every third token's logits");
+    CHECK(vkllm_seq_pos(c, 0) == 13 && vkllm_seq_pos(c, 1) == 6 && vkllm_seq_pos(c, 2) == 9 &&
+          vkllm_seq_pos(c, 3) == 1, "positions %u %u %u %u", vkllm_seq_pos(c, 0), vkllm_seq_pos(c, 1),
+          vkllm_seq_pos(c, 2), vkllm_seq_pos(c, 3));
+    /* three decode steps, one token of each sequence, in shuffled order */
+    static const int32_t order[3][N_SEQ] = {{3, 1, 0, 2}, {0, 1, 2, 3}, {2, 3, 1, 0}};
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < N_SEQ; i++) {
+            seq[i] = order[s][i];
+            pos[i] = (int32_t)vkllm_seq_pos(c, order[s][i]);
+        }
+        batch_step(mc, c, N_SEQ, seq, pos, NULL, "decode step");
+    }
+    /* 20 tokens: sequence 3 up to 14 and sequence 1 up to 19 */
+    n = 0;
+    for (int32_t p = (int32_t)vkllm_seq_pos(c, 3); p < 14; p++, n++)
+        seq[n] = 3, pos[n] = p;
+    for (int32_t p = (int32_t)vkllm_seq_pos(c, 1); p < 19; p++, n++)
+        seq[n] = 1, pos[n] = p;
+    CHECK(n == 20, "batch of %u", n);
+    batch_step(mc, c, n, seq, pos, NULL, "a batch over n_batch");
+    vkllm_context_free(c);
+}
+
+/* Sequence 0 holds P, the first 10 tokens of ids[4] (ids[5] and ids[6] share them); copied to sequences 1 and 3,
+ * which continue as ids[4] and ids[5] while sequence 0 continues too; then sequence 3 loses its tail from 6 and
+ * continues as ids[6], which differs from there. */
+static void check_cp_rm(model_case *mc)
+{
+    vkllm_context *c = new_context(mc->m, N_SEQ);
+    if (!c)
+        return;
+    int32_t seq[16], pos[16], ref[16];
+    for (int p = 0; p < 10; p++)
+        seq[p] = 0, pos[p] = p, ref[p] = 4;
+    batch_step(mc, c, 10, seq, pos, ref, "shared prompt");
+    CHECK(vkllm_seq_cp(c, 0, 1, 0, -1) == VKLLM_OK && vkllm_seq_cp(c, 0, 3, -1, 10) == VKLLM_OK, "seq_cp: %s",
+          vkllm_last_error());
+    CHECK(vkllm_seq_pos(c, 1) == 10 && vkllm_seq_pos(c, 3) == 10, "positions after seq_cp");
+    uint32_t n = 0;
+    for (int p = 10; p < 14; p++, n++)
+        seq[n] = 1, pos[n] = p, ref[n] = 4;
+    for (int p = 10; p < 13; p++, n++)
+        seq[n] = 3, pos[n] = p, ref[n] = 5;
+    seq[n] = 0, pos[n] = 10, ref[n++] = 4;
+    batch_step(mc, c, n, seq, pos, ref, "continuing copies");
+    CHECK(vkllm_seq_rm(c, 3, 6, -1) == VKLLM_OK && vkllm_seq_pos(c, 3) == 6, "seq_rm: %s", vkllm_last_error());
+    n = 0;
+    for (int p = 6; p < 12; p++, n++)
+        seq[n] = 3, pos[n] = p, ref[n] = 6;
+    batch_step(mc, c, n, seq, pos, ref, "after seq_rm of a tail");
+    /* one token alone: the prerecorded one-token graph, reading its sequence's rows */
+    seq[0] = 1, pos[0] = 14, ref[0] = 4;
+    batch_step(mc, c, 1, seq, pos, ref, "one token of sequence 1");
+    vkllm_context_free(c);
+}
+
+/* Refusals, each leaving the positions as they were. */
+static void check_errors(model_case *mc)
+{
+    vkllm_context *c = new_context(mc->m, N_SEQ);
+    if (!c)
+        return;
+    int32_t tok[N_CTX + 8] = {0}, pos[N_CTX + 8] = {0}, seq[N_CTX + 8] = {0};
+    for (int i = 0; i < N_CTX + 8; i++)
+        tok[i] = mc->ids[0][i % SEQ_LEN], pos[i] = i;
+    vkllm_batch b = {3, tok, pos, seq, NULL};
+    CHECK(vkllm_decode_batch(c, &b) == VKLLM_OK, "3 tokens: %s", vkllm_last_error());
+    CHECK(vkllm_get_logits_ith(c, 2) != NULL && vkllm_get_logits_ith(c, 1) == NULL &&
+          vkllm_get_logits_ith(c, 3) == NULL && vkllm_get_logits_ith(c, -1) == NULL,
+          "logits NULL: only the last token's");
+    struct {
+        const char *what;
+        int32_t s0, p0, s1, p1;   /* a two-token batch */
+        int32_t t1;
+        vkllm_status want;
+    } bad[] = {
+        {"sequence -1", -1, 0, 1, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"sequence n_seq", 1, 0, N_SEQ, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"negative position", 1, -1, 1, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"a gap after the end", 0, 4, 0, 5, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"a gap in an empty sequence", 2, 1, 2, 2, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"a duplicate", 0, 3, 0, 3, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"positions out of order", 0, 2, 0, 1, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"not consecutive", 1, 0, 1, 2, 5, VKLLM_ERR_INVALID_ARGUMENT},
+        {"token id n_vocab", 1, 0, 1, 1, (int32_t)mc->n_vocab, VKLLM_ERR_INVALID_ARGUMENT},
+        {"token id -1", 1, 0, 1, 1, -1, VKLLM_ERR_INVALID_ARGUMENT},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int32_t t2[2] = {5, bad[i].t1}, p2[2] = {bad[i].p0, bad[i].p1}, s2[2] = {bad[i].s0, bad[i].s1};
+        vkllm_batch bb = {2, t2, p2, s2, NULL};
+        vkllm_status st = vkllm_decode_batch(c, &bb);
+        CHECK(st == bad[i].want, "%s: status %d, not %d", bad[i].what, (int)st, (int)bad[i].want);
+        if (i == 3)
+            printf("refusal: %s\n", vkllm_last_error());
+    }
+    vkllm_batch full = {N_CTX - 2, tok, pos + 3, seq, NULL};   /* sequence 0, positions 3 .. N_CTX */
+    CHECK(vkllm_decode_batch(c, &full) == VKLLM_ERR_CONTEXT_FULL, "past n_ctx");
+    vkllm_batch empty = {0, tok, pos, seq, NULL}, no_pos = {1, tok, NULL, seq, NULL};
+    CHECK(vkllm_decode_batch(c, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL batch");
+    CHECK(vkllm_decode_batch(c, &empty) == VKLLM_ERR_INVALID_ARGUMENT, "empty batch");
+    CHECK(vkllm_decode_batch(c, &no_pos) == VKLLM_ERR_INVALID_ARGUMENT, "pos NULL");
+    CHECK(vkllm_seq_pos(c, 0) == 3 && vkllm_seq_pos(c, 1) == 0 && vkllm_seq_pos(c, 2) == 0, "positions changed");
+    CHECK(vkllm_get_logits_ith(c, 2) != NULL, "a refused batch kept the last logits");
+    /* sequence operations */
+    CHECK(vkllm_seq_rm(c, 0, 1, 2) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of a middle range");
+    CHECK(vkllm_seq_rm(c, N_SEQ, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of sequence n_seq");
+    CHECK(vkllm_seq_rm(c, -2, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of sequence -2");
+    CHECK(vkllm_seq_cp(c, 0, 1, 1, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp not of a prefix");
+    CHECK(vkllm_seq_cp(c, 0, 1, 0, 4) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp past the source's end");
+    CHECK(vkllm_seq_cp(c, 0, -1, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp to sequence -1");
+    CHECK(vkllm_seq_cp(c, N_SEQ, 0, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp from sequence n_seq");
+    CHECK(vkllm_seq_pos(c, 0) == 3 && vkllm_seq_pos(c, 1) == 0, "positions changed by refused sequence operations");
+    /* in flight */
+    CHECK(vkllm_decode_submit(c, tok, 2) == VKLLM_OK, "submit: %s", vkllm_last_error());
+    CHECK(vkllm_decode_batch(c, &b) == VKLLM_ERR_BUSY, "batch in flight");
+    CHECK(vkllm_seq_rm(c, 0, 0, -1) == VKLLM_ERR_BUSY, "seq_rm in flight");
+    CHECK(vkllm_seq_cp(c, 0, 1, 0, -1) == VKLLM_ERR_BUSY, "seq_cp in flight");
+    const float *logits;
+    CHECK(vkllm_decode_wait(c, UINT64_MAX, &logits) == VKLLM_OK, "wait: %s", vkllm_last_error());
+    CHECK(vkllm_seq_pos(c, 0) == 5, "vkllm_decode appends to sequence 0: %u", vkllm_seq_pos(c, 0));
+    CHECK(vkllm_seq_clear(c, -1) == VKLLM_OK && vkllm_seq_pos(c, 0) == 0, "seq_clear");
+    vkllm_context_free(c);
+    vkllm_context_params cp;
+    vkllm_context_default_params(&cp);
+    cp.n_seq = 100000;
+    CHECK(vkllm_context_create(mc->m, &cp, &c) == VKLLM_ERR_INVALID_ARGUMENT, "100000 sequences");
+}
+
+static void write_synth(const char *preset, char *path, size_t len)
+{
+    const char *tmp = getenv("VKLLM_TEST_TMP");
+    snprintf(path, len, "%s/batch-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", preset, (int)getpid());
+    synth_options o = {.preset = preset, .type = GGML_TYPE_Q8_0, .path = path, .seed = 7};
+    vkllm_status st = synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s: %s", preset, vkr_last_error());
+}
+
+static void test_model(const char *path, const char *name, uint64_t seed, bool errors)
+{
+    model_case mc;
+    memset(&mc, 0, sizeof mc);
+    mc.name = name;
+    if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
+        CHECK(false, "load %s: %s", path, vkllm_last_error());
+        return;
+    }
+    mc.n_vocab = vkllm_model_n_vocab(mc.m);
+    test_rng rng;
+    rng_init(&rng, seed);
+    for (int s = 0; s < N_SEQ + 3; s++)
+        for (int p = 0; p < SEQ_LEN; p++)   /* past the first few ids (control tokens) */
+            mc.ids[s][p] = s > 4 && p < (s == 5 ? 10 : 6) ? mc.ids[4][p] : (int32_t)(3 + rng_u32(&rng) % (mc.n_vocab - 3));
+    for (int s = 0; s < N_SEQ + 3; s++)
+        mc.ref[s] = run_alone(&mc, mc.ids[s], SEQ_LEN);
+    check_mixed(&mc);
+    check_cp_rm(&mc);
+    if (errors)
+        check_errors(&mc);
+    for (int s = 0; s < N_SEQ + 3; s++)
+        free(mc.ref[s]);
+    vkllm_model_free(mc.m);
+}
+
+int main(void)
+{
+    uint64_t seed = test_seed();
+    char tiny[512], qwen[512], gemma[512];
+    write_synth("tiny", tiny, sizeof tiny);
+    write_synth("qwen2-tiny", qwen, sizeof qwen);
+    write_synth("gemma2-tiny", gemma, sizeof gemma);
+    const char *stories = test_shared_path("models/stories260K.gguf");
+    char stories_path[1024] = "";
+    if (stories)
+        snprintf(stories_path, sizeof stories_path, "%s", stories);
+    else
+        printf("stories260K not found: only the synthetic models\n");
+    for (int gpu = 0; gpu < 2; gpu++) {   /* the CPU-device kernels, then the GPU kernels */
+        if (gpu)
+            setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
+        printf("-- %s kernels\n", gpu ? "GPU" : "CPU-device");
+        test_model(tiny, gpu ? "tiny (GPU kernels)" : "tiny", seed, !gpu);
+        test_model(qwen, gpu ? "qwen2-tiny (GPU kernels)" : "qwen2-tiny", seed + 1, false);
+        if (*stories_path)
+            test_model(stories_path, gpu ? "stories260K (GPU kernels)" : "stories260K", seed + 2, false);
+    }
+    unsetenv("VKLLM_DEBUG_AS_GPU");
+    vkllm_model *m = NULL;
+    if (vkllm_model_load(gemma, NULL, &m) == VKLLM_OK) {   /* window 8 + 16 - 1 < 48: a ring */
+        vkllm_context *c = NULL;
+        vkllm_context_params cp;
+        vkllm_context_default_params(&cp);
+        cp.n_ctx = N_CTX;
+        cp.n_batch = N_BATCH;
+        cp.n_seq = 2;
+        CHECK(vkllm_context_create(m, &cp, &c) == VKLLM_ERR_UNSUPPORTED, "two sequences with a ring");
+        printf("ring: %s\n", vkllm_last_error());
+        vkllm_model_free(m);
+    } else
+        CHECK(false, "load %s: %s", gemma, vkllm_last_error());
+    remove(tiny);
+    remove(qwen);
+    remove(gemma);
+    return test_finish("batch");
+}

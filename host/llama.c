@@ -664,16 +664,15 @@ static vkllm_status matmul_add(vkr_graph *g, const llama_context *c, const vk_te
 }
 
 /* out = act(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm and act SiLU or GELU: one
- * fused matvec over the stacked W_gate;W_up where the kernel can (SiLU only), else norm_matmuls and
- * silu_mul/gelu_mul. out holds n * n_ff floats, followed by room for as many more (the up half). */
+ * fused matvec over the stacked W_gate;W_up where the kernel can, else norm_matmuls and silu_mul/gelu_mul. out holds n * n_ff floats, followed by room for as many more (the up half). */
 static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llama_layer *L, vk_view x, vk_view out,
                                 uint32_t n)
 {
     const llama_hparams *hp = &c->m->hp;
     const bool gelu = hp->fam->act == ARCH_ACT_GELU_TANH;
     vkllm_status st = VKLLM_OK;
-    if (L->fused_gate_up && !gelu) {
-        const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true};
+    if (L->fused_gate_up) {
+        const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true, .gelu = gelu};
         bool fused = false;
         st = op_matmul_fused(g, &L->w_gate_up, x, out, n, &f, &fused);
         if (st != VKLLM_OK || fused)

@@ -35,6 +35,7 @@ typedef struct vk_matmul_fusion {
     float eps;
     bool glu;                 /* W holds 2M rows, [gate; up]: y (M rows per column) = silu(W_gate x) * (W_up x),
                                * as op_silu_mul on the stacked output */
+    bool gelu;                /* with glu: GELU-tanh instead of SiLU, as op_gelu_mul */
     bool accumulate;          /* y += W x (the residual add; y must not overlap x) */
 } vk_matmul_fusion;
 

@@ -287,16 +287,17 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
 
     uint32_t rows, wg;
     matvec_shape(dev, &rows, &wg);
-    const uint32_t spec[5] = {rows, ncols, f && f->norm, glu, f && f->accumulate};
+    const bool gelu = glu && f->gelu;
+    const uint32_t spec[6] = {rows, ncols, f && f->norm, glu, f && f->accumulate, gelu};
 
     char name[32];
     snprintf(name, sizeof name, "matvec_%s%s%s", type_suffix(w->type), sg ? "_sg" : "", f ? "_fused" : "");
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = !f ? (ncols == 1 ? "matvec" : "matmul")
-             : f->norm && glu ? "matvec_norm_glu"
+             : f->norm && glu ? (gelu ? "matvec_norm_geglu" : "matvec_norm_glu")
              : f->norm        ? "matvec_norm"
-             : glu            ? "matvec_glu"
+             : glu            ? (gelu ? "matvec_geglu" : "matvec_glu")
              : f->accumulate  ? "matvec_add"
                               : "matvec";
     d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0);
@@ -335,7 +336,7 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
             d.bindings[gslot].range = K * 4;
         }
     }
-    if ((st = get_pipeline(dev, name, d.n_bindings, (f ? 9 : 7) * 4, wg, f ? 5 : 2, spec, &d.pipeline)) != VKLLM_OK)
+    if ((st = get_pipeline(dev, name, d.n_bindings, (f ? 9 : 7) * 4, wg, f ? 6 : 2, spec, &d.pipeline)) != VKLLM_OK)
         return st;
 
     for (uint64_t r0 = 0; r0 < out_rows; r0 += per) {

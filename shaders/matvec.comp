@@ -17,7 +17,8 @@
  *     the sum is reduced with the dot products (the workgroup covers all of K), and the row results are
  *     scaled by 1/sqrt(mean(x^2) + eps) at the end: sum(w * x * g * s) = s * sum(w * x * g).
  *   FUSE_GLU: the weight holds 2M rows, [gate; up]; the workgroup computes gate row r and up row M + r
- *     together and writes y[r] = silu(gate) * up (op_silu_mul on the stacked matvec's output).
+ *     together and writes y[r] = act(gate) * up: SiLU (op_silu_mul on the stacked matvec's output), or with
+ *     GLU_GELU GELU-tanh (op_gelu_mul: Gemma's GeGLU).
  *   FUSE_ACC: y[r] += result (the residual add).
  *
  * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED.
@@ -33,6 +34,7 @@
 #endif
 
 #include "dequant.glsl"
+#include "activation.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
@@ -57,9 +59,10 @@ layout(push_constant) uniform Push {
 layout(constant_id = 3) const uint FUSE_NORM = 0;
 layout(constant_id = 4) const uint FUSE_GLU = 0;
 layout(constant_id = 5) const uint FUSE_ACC = 0;
+layout(constant_id = 6) const uint GLU_GELU = 0;
 #define Y_ACCESS
 #else
-const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0;
+const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0, GLU_GELU = 0;
 #define Y_ACCESS writeonly
 #endif
 
@@ -291,7 +294,7 @@ void main()
 #endif
         v *= scale;
         if (FUSE_GLU != 0u)
-            v = v / (1.0 + exp(-v)) * (red[ROWS * NCOLS + o] * scale);
+            v = (GLU_GELU != 0u ? act_gelu_tanh(v) : act_silu(v)) * (red[ROWS * NCOLS + o] * scale);
         const uint yi = pc.y_off + c * pc.y_stride + row;
 #ifdef FUSED
         if (FUSE_ACC != 0u)

@@ -703,6 +703,36 @@ static vkllm_status block_output(vkr_graph *g, const llama_context *c, const vk_
     return st != VKLLM_OK ? st : op_rmsnorm_add(g, proj, post_norm, x, n, hp->n_embd, hp->rms_eps);
 }
 
+/* The rope of layer l's K heads for n_rows tokens. */
+static vk_rope_params layer_rope(const llama_context *c, uint32_t l, uint32_t n_rows)
+{
+    const llama_model *m = c->m;
+    const llama_hparams *hp = &m->hp;
+    const bool local_base = arch_layer_is_local(hp, l) && hp->fam->swa_rope_base > 0;
+    const struct llama_rope *r = local_base ? &m->rope_local : c->rope_global;
+    const vk_rope_params rk = {
+        .n_rows = n_rows, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
+        .theta_base = r->theta_base, .mode = hp->fam->rope_neox ? VK_ROPE_NEOX : VK_ROPE_INTERLEAVED,
+        .freq_factors = r->has_div ? &r->div : NULL, .mscale = r->mscale,
+    };
+    return rk;
+}
+
+/* One token's q, k, v = Wqkv · n(x), with rope and the K/V cache store in the matvec's epilogue (the plain
+ * Llama rope: no biases, Q/K norms or NeoX pairs) where the kernel can. *done false: nothing was recorded. */
+static vkllm_status qkv_matvec_to_cache(vkr_graph *g, const llama_context *c, const llama_layer *L, uint32_t l,
+                                        vk_view x, vk_view q, const vk_attention_params *ap, bool *done)
+{
+    *done = false;
+    if (c->m->heads_kernel)
+        return VKLLM_OK;
+    const vk_rope_params rk = layer_rope(c, l, 1);
+    const vk_qkv_store qs = {.rope = &rk, .attn = ap, .k_cache = vk_view_of(c->k_cache[l], 0),
+                             .v_cache = vk_view_of(c->v_cache[l], 0), .positions = vk_view_of(c->pos, 0)};
+    const vk_matmul_fusion f = {.norm = &L->attn_norm, .eps = c->m->hp.rms_eps, .qkv = &qs};
+    return op_matmul_fused(g, &L->wqkv, x, q, 1, &f, done);
+}
+
 /* Q, K, V in c->qkv to the cache: rope of Q and K (with the family's biases and Q/K norms first), K and V
  * stored, in one dispatch. */
 static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const llama_layer *L, uint32_t l,
@@ -710,13 +740,7 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
-    const bool local_base = arch_layer_is_local(hp, l) && hp->fam->swa_rope_base > 0;
-    const struct llama_rope *r = local_base ? &m->rope_local : c->rope_global;
-    const vk_rope_params rk = {
-        .n_rows = ap->n_rows, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
-        .theta_base = r->theta_base, .mode = hp->fam->rope_neox ? VK_ROPE_NEOX : VK_ROPE_INTERLEAVED,
-        .freq_factors = r->has_div ? &r->div : NULL, .mscale = r->mscale,
-    };
+    const vk_rope_params rk = layer_rope(c, l, ap->n_rows);
     vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
     vk_view pos = vk_view_of(c->pos, 0);
     if (!m->heads_kernel)
@@ -756,16 +780,18 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         ap.n_ctx = layer_cache_rows(c, l);
         ap.ring = ap.n_ctx < c->n_ctx;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
+        bool stored = false;   /* by the matvec's epilogue */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
-            if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 1, &w, &q, 1);
+            if (!st) st = qkv_matvec_to_cache(g, c, L, l, x, q, &ap, &stored);
+            if (!st && !stored) st = norm_matmuls(g, c, x, &L->attn_norm, 1, &w, &q, 1);
         } else {
             const vk_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
             const vk_view out[3] = {q, k, v};
             if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 3, w, out, n);
         }
         /* q is turned in place, k on its way into the cache: one dispatch */
-        if (!st) st = qkv_to_cache(g, c, L, l, q, k, v, &ap);
+        if (!st && !stored) st = qkv_to_cache(g, c, L, l, q, k, v, &ap);
         if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
         if (!st) st = block_output(g, c, &L->wo, &L->post_attn_norm, attn, x, n);
         /* feed-forward block: x += W_down · (act(W_gate·n(x)) * (W_up·n(x))) */

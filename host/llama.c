@@ -427,6 +427,8 @@ struct llama_context {
     uint32_t n_ctx, n_batch;
     vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_ctx][kv_dim] */
     vkr_buffer *ids, *pos;             /* host-visible, n_batch uint32: rewritten before each submit */
+    vkr_buffer *ids_dev, *pos_dev;     /* device-local copies made at the start of each submission (discrete
+                                        * GPUs; NULL elsewhere: the kernels read ids and pos) */
     vkr_buffer *x, *xb, *attn, *proj;
     vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
     vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
@@ -507,6 +509,27 @@ static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind
     return vkr_buffer_create(dev, bytes, kind, out);
 }
 
+/* Whether the host-visible buffers the host writes token ids and positions into are in system memory, far
+ * from the kernels (a discrete GPU reads them over PCIe, every layer): not so on integrated GPUs and CPU
+ * devices, whose memory is the host's. */
+static bool inputs_in_system_memory(const vkr_device *dev)
+{
+    return dev->info.type != VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU && dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
+/* The token ids and positions the kernels read: the device-local copies where there are (stage_inputs). */
+static vk_view ids_view(const llama_context *c) { return vk_view_of(c->ids_dev ? c->ids_dev : c->ids, 0); }
+static vk_view pos_view(const llama_context *c) { return vk_view_of(c->pos_dev ? c->pos_dev : c->pos, 0); }
+
+/* The first ops of a submission of n tokens: its ids and positions copied into device-local memory, once. */
+static vkllm_status stage_inputs(vkr_graph *g, const llama_context *c, uint32_t n)
+{
+    if (!c->ids_dev)
+        return VKLLM_OK;
+    vkllm_status st = vkr_graph_add_copy(g, c->ids, 0, c->ids_dev, 0, (uint64_t)n * 4);
+    return st != VKLLM_OK ? st : vkr_graph_add_copy(g, c->pos, 0, c->pos_dev, 0, (uint64_t)n * 4);
+}
+
 vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out)
 {
     *out = NULL;
@@ -570,6 +593,10 @@ vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_bat
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == VKLLM_OK; i++)
         st = make_buffer(dev, bufs[i].bytes, bufs[i].kind, bufs[i].b);
+    if (st == VKLLM_OK && inputs_in_system_memory(dev))
+        st = make_buffer(dev, nb * 4, VKR_MEMORY_DEVICE, &c->ids_dev);
+    if (st == VKLLM_OK && c->ids_dev)
+        st = make_buffer(dev, nb * 4, VKR_MEMORY_DEVICE, &c->pos_dev);
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->decode);
     if (st == VKLLM_OK)
@@ -619,7 +646,7 @@ void llama_context_free(llama_context *c)
     free(c->k_cache);
     free(c->v_cache);
     vkr_buffer *bufs[] = {c->ids, c->pos, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits, c->logits_all,
-                          c->attn_scratch};
+                          c->attn_scratch, c->ids_dev, c->pos_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
@@ -728,7 +755,7 @@ static vkllm_status qkv_matvec_to_cache(vkr_graph *g, const llama_context *c, co
         return VKLLM_OK;
     const vk_rope_params rk = layer_rope(c, l, 1);
     const vk_qkv_store qs = {.rope = &rk, .attn = ap, .k_cache = vk_view_of(c->k_cache[l], 0),
-                             .v_cache = vk_view_of(c->v_cache[l], 0), .positions = vk_view_of(c->pos, 0)};
+                             .v_cache = vk_view_of(c->v_cache[l], 0), .positions = pos_view(c)};
     const vk_matmul_fusion f = {.norm = &L->attn_norm, .eps = c->m->hp.rms_eps, .qkv = &qs};
     return op_matmul_fused(g, &L->wqkv, x, q, 1, &f, done);
 }
@@ -742,7 +769,7 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
     const llama_hparams *hp = &m->hp;
     const vk_rope_params rk = layer_rope(c, l, ap->n_rows);
     vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
-    vk_view pos = vk_view_of(c->pos, 0);
+    vk_view pos = pos_view(c);
     if (!m->heads_kernel)
         return op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, ap);
     const vk_head_prep prep = {
@@ -751,14 +778,14 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
     return op_rope_kv_store_heads(g, q, k, v, kc, vc, pos, &rk, &prep, ap);
 }
 
-/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. */
+/* Records the forward pass of n tokens (ids and positions written to c->ids / c->pos) into g. */
 /* split: parts of split attention (flash decoding), 1 for none. */
 static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t split)
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
     const uint64_t row = (uint64_t)hp->n_embd * 4;
-    vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
+    vk_view ids = ids_view(c), pos = pos_view(c);
     vk_view x = vk_view_of(c->x, 0);
     const uint64_t q_dim = arch_q_dim(hp), kv_dim = arch_kv_dim(hp);
     vk_view q = vk_view_of(c->qkv, 0), k = vk_view_of(c->qkv, n * q_dim * 4);
@@ -770,7 +797,8 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         .n_ctx = c->n_ctx, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
         .n_split = split, .scratch = vk_view_of(c->attn_scratch, 0),
     };
-    vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
+    vkllm_status st = stage_inputs(g, c, n);
+    if (!st) st = op_get_rows(g, &m->tok_embd, ids, x, n);
     if (!st && hp->fam->embd_scale)
         st = op_scale(g, x, n * hp->n_embd, sqrtf((float)hp->n_embd));
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
@@ -841,8 +869,15 @@ static void print_profile(const vkr_graph *g, uint32_t n_tokens)
         count[j]++;
         total += vkr_graph_dispatch_ns(g, i);
     }
-    vkr_log(VKLLM_LOG_INFO, "profile: %u token(s), %u dispatches, %u barriers, GPU %.3f ms", n_tokens,
-            vkr_graph_size(g), vkr_graph_barrier_count(g), total / 1e6);
+    const uint32_t copies = vkr_graph_copy_count(g), dispatches = vkr_graph_size(g) - copies;
+    const uint32_t barriers = vkr_graph_barrier_count(g);
+    vkr_log(VKLLM_LOG_INFO,
+            "profile: %u token(s) in one submission: %u dispatches, %u copies, %u barriers (per token: %.1f "
+            "dispatches, %.1f barriers), GPU %.3f ms",
+            n_tokens, dispatches, copies, barriers, (double)dispatches / n_tokens, (double)barriers / n_tokens,
+            total / 1e6);
+    vkr_log(VKLLM_LOG_INFO, "profile: the timestamp after every dispatch serializes them: each time is the op "
+                            "alone, and the sum is more than an untimed run takes");
     for (uint32_t k = 0; k < n_names; k++) {
         uint32_t best = k;
         for (uint32_t j = k + 1; j < n_names; j++)

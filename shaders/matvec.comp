@@ -26,7 +26,7 @@
  *     then op_rope_kv_store, in one dispatch). ROWS is even and so is the first row of every workgroup, so both
  *     rows of a pair are this workgroup's: the even row's invocation writes the cache word (a packed half pair).
  *
- * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED.
+ * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED, ROPE_KV (with FUSED).
  * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = x, 3 = y (FUSED: 4 = g);
  *           F32/F16/BF16: 0 = data, 1 = x, 2 = y (FUSED: 3 = g);
  *           ROPE_KV: then the K cache, the V cache, positions, the rope frequency divisors.
@@ -118,20 +118,9 @@ layout(set = 0, binding = ROPE_KV_BINDING + 1) writeonly buffer VC { uint vc[]; 
 layout(set = 0, binding = ROPE_KV_BINDING + 2) readonly buffer P { uint positions[]; };
 layout(set = 0, binding = ROPE_KV_BINDING + 3) readonly buffer F { float freq_factors[]; };   /* read if has_ff */
 
-/* Pair (x, y) = dims (2i, 2i+1) of a head turned for position pos (rope.comp's arithmetic). */
-vec2 rope_pair(vec2 xy, uint i, uint pos)
-{
-    if (i >= pc.half_rot)
-        return xy;
-    float freq = exp2(float(i) * pc.freq_exp);
-    if (pc.has_ff != 0u)
-        freq /= freq_factors[pc.f_off + i];
-    const float theta = float(pos) * freq;
-    const float cs = cos(theta), sn = sin(theta);
-    return vec2(xy.x * cs - xy.y * sn, xy.x * sn + xy.y * cs);
-}
+#include "rope_pair.glsl"
 
-/* Dispatch row `row` of column c has the final value v, the other row of its pair vp. A Q row: *v becomes
+/* Dispatch row `row` of column c has the final value v, the other row of its pair vp. A Q row: v becomes
  * its rotated value and true is returned (write it to y). K and V rows: the even row stores the pair into
  * its cache; false (nothing for y). */
 bool rope_kv_epilogue(uint row, uint c, inout float v, float vp)
@@ -148,10 +137,11 @@ bool rope_kv_epilogue(uint row, uint c, inout float v, float vp)
     if (odd || pos >= pc.n_ctx)
         return false;
     const uint kv = gr - pc.q_rows;   /* K row, or kv_rows + the V row */
+    const uint word = pos * (pc.kv_rows >> 1);   /* the cache row's first word */
     if (kv < pc.kv_rows)
-        kc[pc.kc_off + pos * (pc.kv_rows >> 1) + (kv >> 1)] = packHalf2x16(rope_pair(pair, (kv >> 1) % pc.half_head, pos));
+        kc[pc.kc_off + word + (kv >> 1)] = packHalf2x16(rope_pair(pair, (kv >> 1) % pc.half_head, pos));
     else
-        vc[pc.vc_off + pos * (pc.kv_rows >> 1) + ((kv - pc.kv_rows) >> 1)] = packHalf2x16(pair);
+        vc[pc.vc_off + word + ((kv - pc.kv_rows) >> 1)] = packHalf2x16(pair);
     return false;
 }
 #endif

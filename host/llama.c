@@ -428,6 +428,8 @@ struct llama_context {
     vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
     vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows */
     vkr_buffer *out_rows;              /* host-visible, n_batch uint32: the tokens whose logits llama_eval_seqs wants */
+    vkr_buffer *ids_dev, *pos_dev;     /* device-local copies made at the start of each submission (discrete
+                                        * GPUs; NULL elsewhere: the kernels read ids and pos) */
     vkr_buffer *x, *xb, *attn, *proj;
     vkr_buffer *qkv;                   /* n x [q] then n x [k] then n x [v]: for one token, Wqkv's output */
     vkr_buffer *ffn;                   /* n x [gate] then n x [up]: for one token, W_gate_up's output */
@@ -529,6 +531,28 @@ static vkllm_status make_buffer(vkr_device *dev, uint64_t bytes, vkr_memory_kind
     return vkr_buffer_create(dev, bytes, kind, out);
 }
 
+/* Whether the host-visible buffers the host writes token ids and positions into are in system memory, far
+ * from the kernels (a discrete GPU reads them over PCIe, every layer): not so on integrated GPUs and CPU
+ * devices, whose memory is the host's. */
+static bool inputs_in_system_memory(const vkr_device *dev)
+{
+    return dev->info.type != VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU && dev->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
+/* The token ids and positions the kernels read: the device-local copies where there are (stage_inputs). */
+static vk_view ids_view(const llama_context *c) { return vk_view_of(c->ids_dev ? c->ids_dev : c->ids, 0); }
+static vk_view pos_view(const llama_context *c) { return vk_view_of(c->pos_dev ? c->pos_dev : c->pos, 0); }
+
+/* The first ops of a submission of n tokens: its ids and positions copied into device-local memory, once. */
+static vkllm_status stage_inputs(vkr_graph *g, const llama_context *c, uint32_t n)
+{
+    if (!c->ids_dev)
+        return VKLLM_OK;
+    vkllm_status st = vkr_graph_add_copy(g, c->ids, 0, c->ids_dev, 0, (uint64_t)n * 4);
+    const uint64_t pos_bytes = (uint64_t)n * 4 * (c->n_seq > 1 ? 2 : 1);   /* positions, then base rows */
+    return st != VKLLM_OK ? st : vkr_graph_add_copy(g, c->pos, 0, c->pos_dev, 0, pos_bytes);
+}
+
 vkllm_status llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out)
 {
     return llama_context_create_seq(m, n_ctx, n_batch, 1, out);
@@ -611,6 +635,10 @@ vkllm_status llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == VKLLM_OK; i++)
         st = make_buffer(dev, bufs[i].bytes, bufs[i].kind, bufs[i].b);
+    if (st == VKLLM_OK && inputs_in_system_memory(dev))
+        st = make_buffer(dev, nb * 4, VKR_MEMORY_DEVICE, &c->ids_dev);
+    if (st == VKLLM_OK && c->ids_dev)
+        st = make_buffer(dev, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_DEVICE, &c->pos_dev);
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->decode);
     if (st == VKLLM_OK)
@@ -654,7 +682,7 @@ void llama_context_free(llama_context *c)
     free(c->k_cache);
     free(c->v_cache);
     vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits,
-                          c->logits_all, c->attn_scratch};
+                          c->logits_all, c->attn_scratch, c->ids_dev, c->pos_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         vkr_buffer_destroy(dev, bufs[i]);
     free(c);
@@ -699,16 +727,15 @@ static vkllm_status matmul_add(vkr_graph *g, const llama_context *c, const vk_te
 }
 
 /* out = act(W_gate · n(x)) * (W_up · n(x)) with n(x) = rmsnorm(x) * L->ffn_norm and act SiLU or GELU: one
- * fused matvec over the stacked W_gate;W_up where the kernel can (SiLU only), else norm_matmuls and
- * silu_mul/gelu_mul. out holds n * n_ff floats, followed by room for as many more (the up half). */
+ * fused matvec over the stacked W_gate;W_up where the kernel can, else norm_matmuls and silu_mul/gelu_mul. out holds n * n_ff floats, followed by room for as many more (the up half). */
 static vkllm_status ffn_gate_up(vkr_graph *g, const llama_context *c, const llama_layer *L, vk_view x, vk_view out,
                                 uint32_t n)
 {
     const llama_hparams *hp = &c->m->hp;
     const bool gelu = hp->fam->act == ARCH_ACT_GELU_TANH;
     vkllm_status st = VKLLM_OK;
-    if (L->fused_gate_up && !gelu) {
-        const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true};
+    if (L->fused_gate_up) {
+        const vk_matmul_fusion f = {.norm = &L->ffn_norm, .eps = hp->rms_eps, .glu = true, .gelu = gelu};
         bool fused = false;
         st = op_matmul_fused(g, &L->w_gate_up, x, out, n, &f, &fused);
         if (st != VKLLM_OK || fused)
@@ -739,6 +766,36 @@ static vkllm_status block_output(vkr_graph *g, const llama_context *c, const vk_
     return st != VKLLM_OK ? st : op_rmsnorm_add(g, proj, post_norm, x, n, hp->n_embd, hp->rms_eps);
 }
 
+/* The rope of layer l's K heads for n_rows tokens. */
+static vk_rope_params layer_rope(const llama_context *c, uint32_t l, uint32_t n_rows)
+{
+    const llama_model *m = c->m;
+    const llama_hparams *hp = &m->hp;
+    const bool local_base = arch_layer_is_local(hp, l) && hp->fam->swa_rope_base > 0;
+    const struct llama_rope *r = local_base ? &m->rope_local : c->rope_global;
+    const vk_rope_params rk = {
+        .n_rows = n_rows, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
+        .theta_base = r->theta_base, .mode = hp->fam->rope_neox ? VK_ROPE_NEOX : VK_ROPE_INTERLEAVED,
+        .freq_factors = r->has_div ? &r->div : NULL, .mscale = r->mscale,
+    };
+    return rk;
+}
+
+/* One token's q, k, v = Wqkv · n(x), with rope and the K/V cache store in the matvec's epilogue (the plain
+ * Llama rope: no biases, Q/K norms or NeoX pairs) where the kernel can. *done false: nothing was recorded. */
+static vkllm_status qkv_matvec_to_cache(vkr_graph *g, const llama_context *c, const llama_layer *L, uint32_t l,
+                                        vk_view x, vk_view q, const vk_attention_params *ap, bool *done)
+{
+    *done = false;
+    if (c->m->heads_kernel)
+        return VKLLM_OK;
+    const vk_rope_params rk = layer_rope(c, l, 1);
+    const vk_qkv_store qs = {.rope = &rk, .attn = ap, .k_cache = vk_view_of(c->k_cache[l], 0),
+                             .v_cache = vk_view_of(c->v_cache[l], 0), .positions = pos_view(c)};
+    const vk_matmul_fusion f = {.norm = &L->attn_norm, .eps = c->m->hp.rms_eps, .qkv = &qs};
+    return op_matmul_fused(g, &L->wqkv, x, q, 1, &f, done);
+}
+
 /* Q, K, V in c->qkv to the cache: rope of Q and K (with the family's biases and Q/K norms first), K and V
  * stored, in one dispatch. */
 static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const llama_layer *L, uint32_t l,
@@ -746,15 +803,9 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
 {
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
-    const bool local_base = arch_layer_is_local(hp, l) && hp->fam->swa_rope_base > 0;
-    const struct llama_rope *r = local_base ? &m->rope_local : c->rope_global;
-    const vk_rope_params rk = {
-        .n_rows = ap->n_rows, .n_heads = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
-        .theta_base = r->theta_base, .mode = hp->fam->rope_neox ? VK_ROPE_NEOX : VK_ROPE_INTERLEAVED,
-        .freq_factors = r->has_div ? &r->div : NULL, .mscale = r->mscale,
-    };
+    const vk_rope_params rk = layer_rope(c, l, ap->n_rows);
     vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
-    vk_view pos = vk_view_of(c->pos, 0);
+    vk_view pos = pos_view(c);
     if (!m->heads_kernel)
         return op_rope_kv_store(g, q, k, v, kc, vc, pos, &rk, ap);
     const vk_head_prep prep = {
@@ -763,7 +814,7 @@ static vkllm_status qkv_to_cache(vkr_graph *g, const llama_context *c, const lla
     return op_rope_kv_store_heads(g, q, k, v, kc, vc, pos, &rk, &prep, ap);
 }
 
-/* Records the forward pass of n tokens (ids and positions read from c->ids / c->pos) into g. Logits: of the
+/* Records the forward pass of n tokens (ids and positions written to c->ids / c->pos) into g. Logits: of the
  * n_gather tokens c->out_rows names (n_gather > 0) into c->logits_all, or of every token (all_logits) there,
  * else of the last token into c->logits. split: parts of split attention (flash decoding), 1 for none. */
 static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool all_logits, uint32_t n_gather,
@@ -772,7 +823,7 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
     const llama_model *m = c->m;
     const llama_hparams *hp = &m->hp;
     const uint64_t row = (uint64_t)hp->n_embd * 4;
-    vk_view ids = vk_view_of(c->ids, 0), pos = vk_view_of(c->pos, 0);
+    vk_view ids = ids_view(c), pos = pos_view(c);
     vk_view x = vk_view_of(c->x, 0);
     const uint64_t q_dim = arch_q_dim(hp), kv_dim = arch_kv_dim(hp);
     vk_view q = vk_view_of(c->qkv, 0), k = vk_view_of(c->qkv, n * q_dim * 4);
@@ -784,7 +835,8 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         .n_ctx = c->n_ctx, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
         .n_split = split, .split_min_rows = c->attn_split_min, .scratch = vk_view_of(c->attn_scratch, 0),
     };
-    vkllm_status st = op_get_rows(g, &m->tok_embd, ids, x, n);
+    vkllm_status st = stage_inputs(g, c, n);
+    if (!st) st = op_get_rows(g, &m->tok_embd, ids, x, n);
     if (!st && hp->fam->embd_scale)
         st = op_scale(g, x, n * hp->n_embd, sqrtf((float)hp->n_embd));
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
@@ -795,16 +847,18 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         ap.ring = ap.n_ctx < c->n_ctx;
         ap.row_base = c->n_seq > 1;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
+        bool stored = false;   /* by the matvec's epilogue */
         if (n == 1 && L->fused_qkv) { /* one token: q, k, v are consecutive, as Wqkv's rows are */
             const vk_tensor *w = &L->wqkv;
-            if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 1, &w, &q, 1);
+            if (!st) st = qkv_matvec_to_cache(g, c, L, l, x, q, &ap, &stored);
+            if (!st && !stored) st = norm_matmuls(g, c, x, &L->attn_norm, 1, &w, &q, 1);
         } else {
             const vk_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
             const vk_view out[3] = {q, k, v};
             if (!st) st = norm_matmuls(g, c, x, &L->attn_norm, 3, w, out, n);
         }
         /* q is turned in place, k on its way into the cache: one dispatch */
-        if (!st) st = qkv_to_cache(g, c, L, l, q, k, v, &ap);
+        if (!st && !stored) st = qkv_to_cache(g, c, L, l, q, k, v, &ap);
         if (!st) st = op_attention(g, q, kc, vc, pos, attn, &ap);
         if (!st) st = block_output(g, c, &L->wo, &L->post_attn_norm, attn, x, n);
         /* feed-forward block: x += W_down · (act(W_gate·n(x)) * (W_up·n(x))) */
@@ -864,8 +918,15 @@ static void print_profile(const vkr_graph *g, uint32_t n_tokens)
         count[j]++;
         total += vkr_graph_dispatch_ns(g, i);
     }
-    vkr_log(VKLLM_LOG_INFO, "profile: %u token(s), %u dispatches, %u barriers, GPU %.3f ms", n_tokens,
-            vkr_graph_size(g), vkr_graph_barrier_count(g), total / 1e6);
+    const uint32_t copies = vkr_graph_copy_count(g), dispatches = vkr_graph_size(g) - copies;
+    const uint32_t barriers = vkr_graph_barrier_count(g);
+    vkr_log(VKLLM_LOG_INFO,
+            "profile: %u token(s) in one submission: %u dispatches, %u copies, %u barriers (per token: %.1f "
+            "dispatches, %.1f barriers), GPU %.3f ms",
+            n_tokens, dispatches, copies, barriers, (double)dispatches / n_tokens, (double)barriers / n_tokens,
+            total / 1e6);
+    vkr_log(VKLLM_LOG_INFO, "profile: the timestamp after every dispatch serializes them: each time is the op "
+                            "alone, and the sum is more than an untimed run takes");
     for (uint32_t k = 0; k < n_names; k++) {
         uint32_t best = k;
         for (uint32_t j = k + 1; j < n_names; j++)

@@ -35,12 +35,15 @@ typedef struct vk_matmul_fusion {
     float eps;
     bool glu;                 /* W holds 2M rows, [gate; up]: y (M rows per column) = silu(W_gate x) * (W_up x),
                                * as op_silu_mul on the stacked output */
+    bool gelu;                /* with glu: GELU-tanh instead of SiLU, as op_gelu_mul */
     bool accumulate;          /* y += W x (the residual add; y must not overlap x) */
+    const struct vk_qkv_store *qkv;   /* the Q;K;V epilogue: rope and the KV-cache store (below; not with glu or
+                                       * accumulate) */
 } vk_matmul_fusion;
 
 /* op_matmul with fusions. Where this device's kernel for n_cols columns cannot fuse (CPU devices, more
- * columns than the matvec takes, a GLU weight larger than one binding), nothing is recorded and *fused is
- * false: the caller then runs the separate ops. */
+ * columns than the matvec takes, a GLU weight larger than one binding, a Q;K;V epilogue it cannot do), nothing
+ * is recorded and *fused is false: the caller then runs the separate ops. */
 vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols,
                              const vk_matmul_fusion *f, bool *fused);
 
@@ -131,6 +134,19 @@ vkllm_status op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk
  * p->n_heads query heads would: the whole of a decode step's rope in one dispatch. */
 vkllm_status op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                               vk_view positions, const vk_rope_params *rope, const vk_attention_params *p);
+
+/* The Q;K;V epilogue of op_matmul_fused: W's rows are rows [row0, row0 + M) of the stacked projection Q;K;V
+ * (attn->n_heads * head_dim rows of Q, then n_kv_heads * head_dim of K and of V), column c is the token at
+ * positions[c]. Q rows are rotated and written to y (y spans M rows per column as usual; the K and V rows of
+ * y are left unwritten), K rows rotated and V rows stored into the caches: op_matmul followed by
+ * op_rope_kv_store, in one dispatch. Fuses interleaved rope with mscale 1 into a cache that is not a ring;
+ * otherwise nothing is recorded (*fused false). row0 and M must be even. */
+typedef struct vk_qkv_store {
+    const vk_rope_params *rope;
+    const vk_attention_params *attn;
+    vk_view k_cache, v_cache, positions;
+    uint32_t row0;
+} vk_qkv_store;
 
 /* What op_rope_kv_store_heads does to each head before its rope, from one f32 vector `aux`:
  * with bias, aux starts with the biases of Q (n_heads*head_dim), K and V (n_kv_heads*head_dim each); with

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "host/ops.h"
+#include "host/ops_misc_internal.h"
 #include "host/quant.h"
 #include "runtime/log.h"
 
@@ -259,6 +260,37 @@ static void matvec_shape(const vkr_device *dev, uint32_t *rows, uint32_t *wg)
     *wg = wg_size(dev, want);
 }
 
+/* The Q;K;V epilogue's bindings from `slot` on (K cache, V cache, positions, rope frequency divisors) and its
+ * push constants 10.. (9, the first row, is set per dispatch). UNSUPPORTED without a message when a cache does
+ * not fit one binding. */
+static vkllm_status bind_qkv_store(const mm_ctx *c, vkr_dispatch *d, uint32_t slot, const vk_qkv_store *qs,
+                                   uint32_t ncols)
+{
+    const vk_attention_params *ap = qs->attn;
+    const vk_rope_params *rp = qs->rope;
+    const uint64_t kv_rows = (uint64_t)ap->n_kv_heads * ap->head_dim, cache_bytes = ap->n_ctx * kv_rows * 2;
+    if (cache_bytes > c->max_range)
+        return VKLLM_ERR_UNSUPPORTED;
+    uint32_t kc_res, vc_res, p_res, f_res = 0;
+    vkllm_status st;
+    if ((st = bind_range(c, d, slot, qs->k_cache.buf, qs->k_cache.offset, cache_bytes, true, &kc_res)) != VKLLM_OK ||
+        (st = bind_range(c, d, slot + 1, qs->v_cache.buf, qs->v_cache.offset, cache_bytes, true, &vc_res)) !=
+            VKLLM_OK ||
+        (st = bind_range(c, d, slot + 2, qs->positions.buf, qs->positions.offset, ncols * 4, false, &p_res)) !=
+            VKLLM_OK)
+        return st;
+    if (rp->freq_factors)
+        st = bind_range(c, d, slot + 3, rp->freq_factors->buffer, rp->freq_factors->qs_offset, rp->n_rot / 2 * 4,
+                        false, &f_res);
+    else
+        d->bindings[slot + 3] = d->bindings[slot + 2];   /* not read */
+    const uint32_t p[11] = {ap->n_heads * ap->head_dim, (uint32_t)kv_rows, ap->head_dim / 2, rp->n_rot / 2, 0,
+                            rp->freq_factors != NULL, f_res / 4, ap->n_ctx, kc_res / 4, vc_res / 4, p_res / 4};
+    memcpy(&d->push[10], p, sizeof p);
+    opsm_push_f32(d, 14, (float)(-2.0 * log2((double)rp->theta_base) / (double)rp->n_rot));
+    return st;
+}
+
 /* The GPU matvec for ncols columns (1 <= ncols <= MV_MAX_COLS), with the fusions of f (NULL: none). Returns
  * VKLLM_ERR_UNSUPPORTED without a message, before recording anything, when ncols > 1 or a fusion does not fit
  * its bindings (the caller then uses the tiled matmul or the separate ops). */
@@ -287,20 +319,28 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
 
     uint32_t rows, wg;
     matvec_shape(dev, &rows, &wg);
-    const uint32_t spec[5] = {rows, ncols, f && f->norm, glu, f && f->accumulate};
+    const vk_qkv_store *qs = f ? f->qkv : NULL;
+    if (qs)
+        rows += rows % 2;   /* both rows of a rope pair in one workgroup */
+    const bool gelu = glu && f->gelu;
+    const uint32_t spec[6] = {rows, ncols, f && f->norm, glu, f && f->accumulate, gelu};
 
     char name[32];
-    snprintf(name, sizeof name, "matvec_%s%s%s", type_suffix(w->type), sg ? "_sg" : "", f ? "_fused" : "");
+    snprintf(name, sizeof name, "matvec_%s%s%s", type_suffix(w->type), sg ? "_sg" : "",
+             qs ? "_rope" : f ? "_fused" : "");
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = !f ? (ncols == 1 ? "matvec" : "matmul")
-             : f->norm && glu ? "matvec_norm_glu"
+             : qs             ? (f->norm ? "matvec_norm_rope_kv" : "matvec_rope_kv")
+             : f->norm && glu ? (gelu ? "matvec_norm_geglu" : "matvec_norm_glu")
              : f->norm        ? "matvec_norm"
-             : glu            ? "matvec_glu"
+             : glu            ? (gelu ? "matvec_geglu" : "matvec_glu")
              : f->accumulate  ? "matvec_add"
                               : "matvec";
-    d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0);
+    d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0) + (qs ? 4 : 0);
     const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1, gslot = yslot + 1;
+    if (qs && d.n_bindings > dev->info.features.max_storage_buffers)
+        return VKLLM_ERR_UNSUPPORTED;
 
     /* Rows per dispatch: the y binding spans (ncols - 1) * ys + nr floats. A GLU weight is bound whole
      * (the gate and up rows of one output row are M / 2 rows apart). */
@@ -311,6 +351,8 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     if (glu && (M % 2 || M / 2 > limit / 2))
         return VKLLM_ERR_UNSUPPORTED;
     uint64_t per = glu ? out_rows : chunk_rows(M, limit, rows);
+    if (qs && per % 2)
+        return VKLLM_ERR_UNSUPPORTED;
     if (per == 0)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: a weight row of %llu bytes exceeds maxStorageBufferRange",
                          (unsigned long long)w->row_qs_bytes);
@@ -335,7 +377,10 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
             d.bindings[gslot].range = K * 4;
         }
     }
-    if ((st = get_pipeline(dev, name, d.n_bindings, (f ? 9 : 7) * 4, wg, f ? 5 : 2, spec, &d.pipeline)) != VKLLM_OK)
+    if (qs && (st = bind_qkv_store(c, &d, gslot + 1, qs, ncols)) != VKLLM_OK)
+        return st;
+    if ((st = get_pipeline(dev, name, d.n_bindings, (qs ? 21 : f ? 9 : 7) * 4, wg, f ? 6 : 2, spec, &d.pipeline)) !=
+        VKLLM_OK)
         return st;
 
     for (uint64_t r0 = 0; r0 < out_rows; r0 += per) {
@@ -362,6 +407,8 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
             d.push[7] = g_res / 4;
             memcpy(&d.push[8], &f->eps, 4);
         }
+        if (qs)
+            d.push[9] = qs->row0 + (uint32_t)r0;
         d.groups[0] = (uint32_t)((nr + rows - 1) / rows);
         d.groups[1] = 1;
         d.groups[2] = 1;
@@ -595,6 +642,37 @@ vkllm_status op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, u
     return matmul_any(g, &c, w, x, y, n_cols);
 }
 
+/* The Q;K;V epilogue's arguments for a weight of M rows: an error for bad ones; *can false where the kernel
+ * does not do this rope or cache (NeoX, mscale, a ring, several sequences: row_base). */
+static vkllm_status check_qkv_store(const vk_matmul_fusion *f, uint64_t M, uint32_t n_cols, bool *can)
+{
+    const char *op = "op_matmul_fused";
+    const vk_qkv_store *qs = f->qkv;
+    const vk_rope_params *rp = qs->rope;
+    const vk_attention_params *ap = qs->attn;
+    if (!rp || !ap || f->glu || f->accumulate)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: the Q;K;V epilogue needs rope and attention parameters and "
+                         "no glu or accumulate", op);
+    if (ap->n_heads == 0 || ap->n_kv_heads == 0 || ap->head_dim == 0 || ap->head_dim % 2 || ap->n_ctx == 0 ||
+        rp->n_rot > ap->head_dim || rp->n_rot % 2 || !(rp->theta_base > 0.0f) || !isfinite(rp->theta_base))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad heads (%u, %u kv, dim %u), rotation %u or base %g", op,
+                         ap->n_heads, ap->n_kv_heads, ap->head_dim, rp->n_rot, (double)rp->theta_base);
+    const uint64_t kv_rows = (uint64_t)ap->n_kv_heads * ap->head_dim;
+    const uint64_t rows = (uint64_t)ap->n_heads * ap->head_dim + 2 * kv_rows;
+    if (qs->row0 % 2 || M % 2 || qs->row0 + M > rows || rows > UINT32_MAX || ap->n_ctx * kv_rows / 2 > UINT32_MAX)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: rows [%u, %llu) are not even rows within Q;K;V's %llu", op,
+                         qs->row0, (unsigned long long)(qs->row0 + M), (unsigned long long)rows);
+    vkllm_status st;
+    const uint64_t cache_bytes = ap->n_ctx * kv_rows * 2;
+    if ((st = check_view(qs->k_cache, cache_bytes, op, "k_cache")) != VKLLM_OK ||
+        (st = check_view(qs->v_cache, cache_bytes, op, "v_cache")) != VKLLM_OK ||
+        (st = check_view(qs->positions, (uint64_t)n_cols * 4, op, "positions")) != VKLLM_OK ||
+        (rp->freq_factors && (st = opsm_check_f32_vector(rp->freq_factors, rp->n_rot / 2, op, "freq_factors"))))
+        return st;
+    *can = rp->mode == VK_ROPE_INTERLEAVED && (rp->mscale == 0.0f || rp->mscale == 1.0f) && !ap->ring && !ap->row_base;
+    return VKLLM_OK;
+}
+
 vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols,
                              const vk_matmul_fusion *f, bool *fused)
 {
@@ -616,6 +694,11 @@ vkllm_status op_matmul_fused(vkr_graph *g, const vk_tensor *w, vk_view x, vk_vie
     if (f->accumulate && x.buf == y.buf && x.offset < y.offset + out_rows * 4 * n_cols &&
         y.offset < x.offset + K * 4 * n_cols)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_matmul_fused: y += W x with y overlapping x");
+    bool can = true;
+    if (f->qkv && (st = check_qkv_store(f, w->ne[1], n_cols, &can)) != VKLLM_OK)
+        return st;
+    if (!can || (f->qkv && w->n_parts))
+        return VKLLM_OK;
     /* UNSUPPORTED comes before anything is recorded; the separate ops then run (or report the problem). A
      * tensor in parts: part by part (all parts have the same shape but for their rows, so the first decides),
      * except a GLU weight, which must be bound whole. */

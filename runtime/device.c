@@ -606,6 +606,9 @@ static void fill_info(VkPhysicalDevice pd, uint32_t index, vkr_device_info *info
         ft->max_workgroup_count[i] = p->limits.maxComputeWorkGroupCount[i];
     }
     ft->max_push_constants_size = p->limits.maxPushConstantsSize;
+    ft->max_storage_buffers = p->limits.maxPerStageDescriptorStorageBuffers < p->limits.maxDescriptorSetStorageBuffers
+                                  ? p->limits.maxPerStageDescriptorStorageBuffers
+                                  : p->limits.maxDescriptorSetStorageBuffers;
 
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
     VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};

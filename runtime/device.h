@@ -46,6 +46,7 @@ typedef struct vkr_features {
     uint32_t max_workgroup_size[3];
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants_size;
+    uint32_t max_storage_buffers;   /* per shader stage and per descriptor set, the smaller */
     float timestamp_period_ns;
 } vkr_features;
 

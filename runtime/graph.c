@@ -1,7 +1,9 @@
 /* The graph executor. Dispatches are recorded in order; a barrier is inserted before a dispatch only when
  * it touches a buffer range that an earlier dispatch since the last barrier wrote (read-after-write,
  * write-after-write) or, for a write, read (write-after-read). Independent dispatches run back to back.
- * The recording is kept and replayed by later submits.
+ * Copies are ops of the same list (no pipeline: binding 0 the source, 1 the destination) at the transfer
+ * stage; a barrier waits for the stages of the accesses since the last one. The recording is kept and
+ * replayed by later submits.
  *
  * Split graphs (vkr_graph_set_split): each segment between marks is recorded into its own command buffer,
  * which begins with a barrier on everything submitted before and ends making its writes visible, so that
@@ -18,6 +20,9 @@ typedef struct access_range {
     VkDeviceSize begin, end;
     bool write;
 } access_range;
+
+#define SHADER_RW (VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT)
+#define TRANSFER_RW (VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
 
 struct vkr_graph {
     vkr_device *dev;
@@ -53,6 +58,9 @@ struct vkr_graph {
 
     access_range *pending_access;   /* accesses since the last barrier */
     uint32_t n_pending, pending_cap;
+    VkPipelineStageFlags pending_stages;   /* their stages, and their kinds of writes */
+    VkAccessFlags pending_writes;
+    uint32_t copies;
 };
 
 static vkllm_status finish_pending(vkr_graph *g);
@@ -152,6 +160,7 @@ void vkr_graph_clear(vkr_graph *g)
     finish_pending(g);
     g->n = 0;
     g->n_marks = 0;
+    g->copies = 0;
     g->recorded = false;
 }
 
@@ -183,6 +192,8 @@ uint64_t vkr_graph_last_signal(const vkr_graph *g) { return g->last_signal; }
 
 uint32_t vkr_graph_size(const vkr_graph *g) { return g->n; }
 
+uint32_t vkr_graph_copy_count(const vkr_graph *g) { return g->copies; }
+
 vkr_device *vkr_graph_device(const vkr_graph *g) { return g->dev; }
 
 uint32_t vkr_graph_barrier_count(const vkr_graph *g) { return g->barriers; }
@@ -190,6 +201,18 @@ uint32_t vkr_graph_barrier_count(const vkr_graph *g) { return g->barriers; }
 static VkDeviceSize binding_range(const vkr_binding *b)
 {
     return b->range ? b->range : b->buffer->size - b->offset;
+}
+
+static vkllm_status append(vkr_graph *g, const vkr_dispatch *d)
+{
+    finish_pending(g);
+    vkllm_status st = grow((void **)&g->ops, &g->cap, g->n + 1, sizeof *g->ops);
+    if (st != VKLLM_OK)
+        return st;
+    g->ops[g->n++] = *d;
+    g->copies += d->pipeline == NULL;
+    g->recorded = false;
+    return VKLLM_OK;
 }
 
 vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d)
@@ -217,13 +240,25 @@ vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d)
         if (d->groups[i] == 0 || d->groups[i] > ft->max_workgroup_count[i])
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "dispatch '%s': %u workgroups in dimension %d (limit %u)",
                              d->name ? d->name : "?", d->groups[i], i, ft->max_workgroup_count[i]);
-    finish_pending(g);
-    vkllm_status st = grow((void **)&g->ops, &g->cap, g->n + 1, sizeof *g->ops);
-    if (st != VKLLM_OK)
-        return st;
-    g->ops[g->n++] = *d;
-    g->recorded = false;
-    return VKLLM_OK;
+    return append(g, d);
+}
+
+vkllm_status vkr_graph_add_copy(vkr_graph *g, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
+                                VkDeviceSize dst_offset, VkDeviceSize size)
+{
+    if (!src || !dst || size == 0 || src_offset > src->size || size > src->size - src_offset ||
+        dst_offset > dst->size || size > dst->size - dst_offset)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "graph copy of %llu bytes: outside its buffers",
+                         (unsigned long long)size);
+    if (src == dst && src_offset < dst_offset + size && dst_offset < src_offset + size)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "graph copy: source and destination overlap");
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "copy";
+    d.n_bindings = 2;
+    d.bindings[0] = (vkr_binding){src, src_offset, size, false};
+    d.bindings[1] = (vkr_binding){dst, dst_offset, size, true};
+    return append(g, &d);
 }
 
 static bool overlaps(const access_range *a, VkBuffer buf, VkDeviceSize begin, VkDeviceSize end)
@@ -261,6 +296,9 @@ static vkllm_status note_accesses(vkr_graph *g, const vkr_dispatch *d)
         g->pending_access[g->n_pending++] =
             (access_range){b->buffer->buffer, b->offset, b->offset + binding_range(b), b->write};
     }
+    const bool copy = d->pipeline == NULL;
+    g->pending_stages |= copy ? VK_PIPELINE_STAGE_TRANSFER_BIT : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+    g->pending_writes |= copy ? VK_ACCESS_TRANSFER_WRITE_BIT : VK_ACCESS_SHADER_WRITE_BIT;
     return VKLLM_OK;
 }
 
@@ -298,6 +336,8 @@ static vkllm_status prepare_descriptors(vkr_graph *g, VkDescriptorSet *sets)
     }
     for (uint32_t i = 0; i < g->n; i++) {
         const vkr_dispatch *op = &g->ops[i];
+        if (!op->pipeline)
+            continue;   /* a copy */
         VkDescriptorSetAllocateInfo ai = {
             .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
             .descriptorPool = g->dpool,
@@ -358,23 +398,37 @@ static vkllm_status record_segment(vkr_graph *g, VkCommandBuffer cmd, uint32_t s
     const uint32_t first = g->seg_first[s], end = g->seg_first[s + 1];
     /* Earlier submissions (uploads, other graphs, earlier segments, the host's writes) complete before we read. */
     memory_barrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_ACCESS_MEMORY_WRITE_BIT,
-                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, SHADER_RW | TRANSFER_RW);
     if (timestamps) {
         vkCmdResetQueryPool(cmd, g->queries, first + s, end - first + 1);
         vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, g->queries, first + s);
     }
     g->n_pending = 0;
+    g->pending_stages = 0;
+    g->pending_writes = 0;
     VkPipeline bound = VK_NULL_HANDLE;
     vkllm_status st = VKLLM_OK;
     for (uint32_t i = first; i < end && st == VKLLM_OK; i++) {
         const vkr_dispatch *op = &g->ops[i];
+        const bool copy = op->pipeline == NULL;
         if (needs_barrier(g, op)) {
-            memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+            memory_barrier(cmd, g->pending_stages, g->pending_writes,
+                           copy ? VK_PIPELINE_STAGE_TRANSFER_BIT : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                           copy ? TRANSFER_RW : SHADER_RW);
             g->barriers++;
             g->n_pending = 0;
+            g->pending_stages = 0;
+            g->pending_writes = 0;
         }
         st = note_accesses(g, op);
+        if (copy) {
+            const vkr_binding *src = &op->bindings[0], *dst = &op->bindings[1];
+            VkBufferCopy region = {src->offset, dst->offset, src->range};
+            vkCmdCopyBuffer(cmd, src->buffer->buffer, dst->buffer->buffer, 1, &region);
+            if (timestamps)
+                vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, i + s + 1);
+            continue;
+        }
         if (op->pipeline->pipeline != bound) {
             vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, op->pipeline->pipeline);
             bound = op->pipeline->pipeline;
@@ -388,7 +442,8 @@ static vkllm_status record_segment(vkr_graph *g, VkCommandBuffer cmd, uint32_t s
             vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, i + s + 1);
     }
     /* Results become visible to the host and to later submissions. */
-    memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+    memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                    VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
                    VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT);
     return st;

@@ -36,7 +36,15 @@ vkr_device *vkr_graph_device(const vkr_graph *g);
 void vkr_graph_clear(vkr_graph *g);
 /* Appends a dispatch (copied). Checks bindings against maxStorageBufferRange and the offset alignment. */
 vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d);
+/* Appends a copy of bytes [src_offset, src_offset + size) of src to dst_offset of dst (vkCmdCopyBuffer), ordered
+ * against the dispatches by the same rules (e.g. a submission's inputs, written by the host, copied into
+ * device-local memory once at its start). It counts in vkr_graph_size and has a time (name "copy"). */
+vkllm_status vkr_graph_add_copy(vkr_graph *g, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
+                                VkDeviceSize dst_offset, VkDeviceSize size);
+/* Dispatches and copies. */
 uint32_t vkr_graph_size(const vkr_graph *g);
+/* Copies among them. */
+uint32_t vkr_graph_copy_count(const vkr_graph *g);
 
 /* Ends a segment after the dispatches added so far (e.g. after each layer). Segments matter only to a
  * split graph; marks are cleared with the dispatches. */

@@ -43,18 +43,12 @@ layout(push_constant) uniform PC {
 } pc;
 
 #ifdef ROPE
+#include "rope_pair.glsl"
+
 /* Pair (x, y) = dims (2i, 2i+1) of a head (pair index c of the row) turned for position pos. */
 vec2 rotate(vec2 xy, uint c, uint pos)
 {
-    const uint i = c % pc.half_head;
-    if (i >= pc.half_rot)
-        return xy;
-    float freq = exp2(float(i) * pc.freq_exp);
-    if (pc.has_ff != 0)
-        freq /= freq_factors[pc.f_off + i];
-    const float theta = float(pos) * freq;
-    const float cs = cos(theta), sn = sin(theta);
-    return vec2(xy.x * cs - xy.y * sn, xy.x * sn + xy.y * cs);
+    return rope_pair(xy, c % pc.half_head, pos);
 }
 #endif
 

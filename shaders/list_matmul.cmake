@@ -1,5 +1,6 @@
 # Matrix kernels (host/ops_matmul.c), for each weight type: the GPU matvec (one or a few columns, with and
-# without subgroup reductions; FUSED: with the RMSNorm / SiLU-gate / residual-add fusions), the tiled GPU
+# without subgroup reductions; FUSED: with the RMSNorm / SiLU- or GELU-gate / residual-add fusions; _rope: and the
+# Q;K;V epilogue, rope and the KV-cache store), the tiled GPU
 # matmul, the CPU-device kernel for every column count (mm_cpu.comp: one subgroup per workgroup, no shared
 # memory), row gather (get_rows) and the cooperative-matrix prompt matmul (NV and KHR forms of one source,
 # VKLLM_COOPMAT=1, experimental; _emu: the same kernel with the cooperative operations in plain GLSL, tests only,
@@ -14,6 +15,8 @@ foreach(t IN LISTS VKLLM_WEIGHT_TYPES)
   vkllm_shader(matvec_${t}_sg matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1)
   vkllm_shader(matvec_${t}_fused matvec.comp DEFINES WTYPE_${T}=1 FUSED=1)
   vkllm_shader(matvec_${t}_sg_fused matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1 FUSED=1)
+  vkllm_shader(matvec_${t}_rope matvec.comp DEFINES WTYPE_${T}=1 FUSED=1 ROPE_KV=1)
+  vkllm_shader(matvec_${t}_sg_rope matvec.comp DEFINES WTYPE_${T}=1 USE_SUBGROUP=1 FUSED=1 ROPE_KV=1)
   vkllm_shader(matmul_${t} matmul.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(mm_cpu_${t} mm_cpu.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(get_rows_${t} get_rows.comp DEFINES WTYPE_${T}=1)

@@ -17,12 +17,19 @@
  *     the sum is reduced with the dot products (the workgroup covers all of K), and the row results are
  *     scaled by 1/sqrt(mean(x^2) + eps) at the end: sum(w * x * g * s) = s * sum(w * x * g).
  *   FUSE_GLU: the weight holds 2M rows, [gate; up]; the workgroup computes gate row r and up row M + r
- *     together and writes y[r] = silu(gate) * up (op_silu_mul on the stacked matvec's output).
+ *     together and writes y[r] = act(gate) * up: SiLU (op_silu_mul on the stacked matvec's output), or with
+ *     GLU_GELU GELU-tanh (op_gelu_mul: Gemma's GeGLU).
  *   FUSE_ACC: y[r] += result (the residual add).
+ *   ROPE_KV (variant _rope): the weight's rows are rows row_base.. of the stacked Q;K;V projection and column c
+ *     is the token at positions[c]: interleaved rope turns each pair of rows (2i, 2i+1) of a head, Q rows go to
+ *     y rotated, K rows (rotated) and V rows go into the f16 caches at row positions[c] and not to y (matvec,
+ *     then op_rope_kv_store, in one dispatch). ROWS is even and so is the first row of every workgroup, so both
+ *     rows of a pair are this workgroup's: the even row's invocation writes the cache word (a packed half pair).
  *
- * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED.
+ * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED, ROPE_KV (with FUSED).
  * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = x, 3 = y (FUSED: 4 = g);
- *           F32/F16/BF16: 0 = data, 1 = x, 2 = y (FUSED: 3 = g).
+ *           F32/F16/BF16: 0 = data, 1 = x, 2 = y (FUSED: 3 = g);
+ *           ROPE_KV: then the K cache, the V cache, positions, the rope frequency divisors.
  * The host may bind the weight (and y) at an offset aligned down from the first row of the dispatch;
  * w_off/d_off/y_off say where that row starts inside the bindings. */
 
@@ -33,6 +40,7 @@
 #endif
 
 #include "dequant.glsl"
+#include "activation.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
@@ -51,15 +59,30 @@ layout(push_constant) uniform Push {
     uint g_off;    /* floats from the start of the g binding to g[0] (a multiple of 4) */
     float eps;     /* FUSE_NORM */
 #endif
+#ifdef ROPE_KV
+    uint row_base;   /* Q;K;V row of the dispatch's first row (even) */
+    uint q_rows;     /* n_heads * head_dim */
+    uint kv_rows;    /* n_kv_heads * head_dim */
+    uint half_head;  /* head_dim / 2 */
+    uint half_rot;   /* n_rot / 2: rotated pairs per head */
+    float freq_exp;  /* pair i turns at pos * 2^(i * freq_exp) (as rope.comp) */
+    uint has_ff;     /* divide by freq_factors[f_off + i] */
+    uint f_off;
+    uint n_ctx;      /* cache rows; a position beyond is not stored (guards memory only) */
+    uint kc_off;     /* words */
+    uint vc_off;
+    uint p_off;      /* uints */
+#endif
 } pc;
 
 #ifdef FUSED
 layout(constant_id = 3) const uint FUSE_NORM = 0;
 layout(constant_id = 4) const uint FUSE_GLU = 0;
 layout(constant_id = 5) const uint FUSE_ACC = 0;
+layout(constant_id = 6) const uint GLU_GELU = 0;
 #define Y_ACCESS
 #else
-const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0;
+const uint FUSE_NORM = 0, FUSE_GLU = 0, FUSE_ACC = 0, GLU_GELU = 0;
 #define Y_ACCESS writeonly
 #endif
 
@@ -70,6 +93,7 @@ layout(set = 0, binding = 3) Y_ACCESS buffer Y { float y[]; };
 layout(set = 0, binding = 4) readonly buffer G4 { vec4 g4[]; };
 layout(set = 0, binding = 4) readonly buffer G1 { float g1[]; };
 #endif
+#define ROPE_KV_BINDING 5
 #else
 #ifdef WTYPE_F32
 layout(set = 0, binding = 0) readonly buffer W4 { vec4 w4[]; };
@@ -85,6 +109,41 @@ layout(set = 0, binding = 2) Y_ACCESS buffer Y { float y[]; };
 layout(set = 0, binding = 3) readonly buffer G4 { vec4 g4[]; };
 layout(set = 0, binding = 3) readonly buffer G1 { float g1[]; };
 #endif
+#define ROPE_KV_BINDING 4
+#endif
+
+#ifdef ROPE_KV
+layout(set = 0, binding = ROPE_KV_BINDING) writeonly buffer KC { uint kc[]; };
+layout(set = 0, binding = ROPE_KV_BINDING + 1) writeonly buffer VC { uint vc[]; };
+layout(set = 0, binding = ROPE_KV_BINDING + 2) readonly buffer P { uint positions[]; };
+layout(set = 0, binding = ROPE_KV_BINDING + 3) readonly buffer F { float freq_factors[]; };   /* read if has_ff */
+
+#include "rope_pair.glsl"
+
+/* Dispatch row `row` of column c has the final value v, the other row of its pair vp. A Q row: v becomes
+ * its rotated value and true is returned (write it to y). K and V rows: the even row stores the pair into
+ * its cache; false (nothing for y). */
+bool rope_kv_epilogue(uint row, uint c, inout float v, float vp)
+{
+    const uint gr = pc.row_base + row;
+    const bool odd = (gr & 1u) != 0u;
+    const vec2 pair = odd ? vec2(vp, v) : vec2(v, vp);
+    const uint pos = positions[pc.p_off + c];
+    if (gr < pc.q_rows) {
+        const vec2 r = rope_pair(pair, (gr >> 1) % pc.half_head, pos);
+        v = odd ? r.y : r.x;
+        return true;
+    }
+    if (odd || pos >= pc.n_ctx)
+        return false;
+    const uint kv = gr - pc.q_rows;   /* K row, or kv_rows + the V row */
+    const uint word = pos * (pc.kv_rows >> 1);   /* the cache row's first word */
+    if (kv < pc.kv_rows)
+        kc[pc.kc_off + word + (kv >> 1)] = packHalf2x16(rope_pair(pair, (kv >> 1) % pc.half_head, pos));
+    else
+        vc[pc.vc_off + word + ((kv - pc.kv_rows) >> 1)] = packHalf2x16(pair);
+    return false;
+}
 #endif
 
 /* Accumulator i * NCOLS + c: weight row i of the workgroup (for FUSE_GLU: rows ROWS.. are the up rows),
@@ -291,7 +350,11 @@ void main()
 #endif
         v *= scale;
         if (FUSE_GLU != 0u)
-            v = v / (1.0 + exp(-v)) * (red[ROWS * NCOLS + o] * scale);
+            v = (GLU_GELU != 0u ? act_gelu_tanh(v) : act_silu(v)) * (red[ROWS * NCOLS + o] * scale);
+#ifdef ROPE_KV
+        if (!rope_kv_epilogue(row, c, v, red[((o / NCOLS) ^ 1u) * NCOLS + c] * scale))
+            continue;
+#endif
         const uint yi = pc.y_off + c * pc.y_stride + row;
 #ifdef FUSED
         if (FUSE_ACC != 0u)

@@ -4,6 +4,7 @@
  * gelu(gate[i]) * up[i] in the tanh approximation 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (Gemma).
  * One invocation per element; out may alias gate or up. */
 #include "common_ops.glsl"
+#include "activation.glsl"
 
 layout(set = 0, binding = 0) readonly buffer G { float gate[]; };
 layout(set = 0, binding = 1) readonly buffer U { float up[]; };
@@ -23,9 +24,8 @@ void main()
         return;
     const float g = gate[pc.g_off + i];
 #ifdef GELU
-    const float t = tanh(clamp(0.7978845608 * (g + 0.044715 * g * g * g), -15.0, 15.0));
-    o[pc.o_off + i] = 0.5 * g * (1.0 + t) * up[pc.u_off + i];
+    o[pc.o_off + i] = act_gelu_tanh(g) * up[pc.u_off + i];
 #else
-    o[pc.o_off + i] = g / (1.0 + exp(-g)) * up[pc.u_off + i];
+    o[pc.o_off + i] = act_silu(g) * up[pc.u_off + i];
 #endif
 }

@@ -144,6 +144,34 @@ static void test_graph(vkr_device *dev, test_rng *rng)
     CHECK(vkr_graph_barrier_count(g) == 0, "disjoint writes need no barrier (got %u)", vkr_graph_barrier_count(g));
     CHECK(vkr_graph_run(g) == VKLLM_OK, "run: %s", vkr_last_error());
 
+    /* Copies order like dispatches: host-visible w copied into z, then y = 2z (one barrier, transfer to
+     * compute); x = y copied back (compute to transfer: one more). Replayed after the host rewrites w. */
+    for (int rep = 0; rep < 2; rep++) {
+        float *hw = bw->mapped;
+        for (uint32_t i = 0; i < n; i++)
+            hw[i] = (float)(i % 97) - (rep ? 7.0f : 0.0f);
+        if (rep == 0) {
+            vkr_graph_clear(g);
+            CHECK(vkr_graph_add_copy(g, bw, 0, bz, 0, n * 4) == VKLLM_OK, "copy: %s", vkr_last_error());
+            add_scale(g, pl, bz, 0, by, 0, n, 2.0f, 0.0f);
+            CHECK(vkr_graph_add_copy(g, by, 0, bx, 0, n * 4) == VKLLM_OK, "copy: %s", vkr_last_error());
+            CHECK(vkr_graph_record(g, true) == VKLLM_OK, "record: %s", vkr_last_error());
+            CHECK(vkr_graph_barrier_count(g) == 2 && vkr_graph_copy_count(g) == 2 && vkr_graph_size(g) == 3,
+                  "copies: %u barriers, %u copies, %u ops", vkr_graph_barrier_count(g), vkr_graph_copy_count(g),
+                  vkr_graph_size(g));
+            CHECK(!strcmp(vkr_graph_dispatch_name(g, 0), "copy"), "a copy's name");
+        }
+        CHECK(vkr_graph_submit(g) == VKLLM_OK && vkr_graph_wait(g) == VKLLM_OK, "copies run: %s", vkr_last_error());
+        vkr_buffer_download(dev, bx, 0, out, n * 4);
+        bad = 0;
+        for (uint32_t i = 0; i < n; i++)
+            bad += out[i] != 2.0f * hw[i];
+        CHECK(bad == 0, "copy, scale, copy (replay %d) wrong in %d elements", rep, bad);
+    }
+    CHECK(vkr_graph_add_copy(g, bx, 0, bx, 16, 64) == VKLLM_ERR_INVALID_ARGUMENT &&
+              vkr_graph_add_copy(g, bx, 0, by, 8, n * 4) == VKLLM_ERR_INVALID_ARGUMENT,
+          "overlapping or out-of-range copies are refused");
+
     vkr_graph_destroy(g);
     vkr_buffer_destroy(dev, bx);
     vkr_buffer_destroy(dev, by);

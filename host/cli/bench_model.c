@@ -268,6 +268,10 @@ static bool gpu_time_tg(bench_run *b, uint32_t n, double *gpu_ns_per_token)
         progress(NULL, 0);
         double per = total / n;
         fprintf(stderr, "tg%u GPU time per token: %.3f ms (%u tokens from an empty context)\n", n, per / 1e6, n);
+        const vkr_graph *g = llama_context_decode_graph(pc);
+        fprintf(stderr, "  per token: %u dispatches, %u copies, %u barriers; the timestamp after every dispatch "
+                "serializes them (times without overlap)\n", vkr_graph_size(g) - vkr_graph_copy_count(g),
+                vkr_graph_copy_count(g), vkr_graph_barrier_count(g));
         for (uint32_t k = 0; k < n_ops; k++) {
             uint32_t best = k;
             for (uint32_t j = k + 1; j < n_ops; j++)

@@ -41,10 +41,10 @@
 #define MV_ROWS 2u          /* matvec: rows per workgroup */
 #define MV_WG 64u           /* matvec: workgroup size (at least the subgroup size) */
 #define MV_MAX_COLS 8u      /* GPUs: up to this many columns use the multi-column matvec */
-#define MM_BM 64u           /* matmul: tile rows */
-#define MM_BN 32u           /* matmul: tile columns */
-#define MM_TM 4u            /* matmul: rows/columns per invocation (fixed in shaders/matmul.comp) */
-#define MM_TN 4u
+#define MM_TILE_MAX 128u    /* matmul: largest tile edge (see matmul_tile) */
+#define MM_MICRO 8u         /* matmul: rows and columns per invocation (fixed in shaders/matmul.comp) */
+#define MM_MIN_GROUPS 128u  /* matmul: smaller tiles until a dispatch has this many workgroups (about one per
+                             * multiprocessor of a large GPU) */
 #define GR_WG 64u           /* get_rows: workgroup size */
 #define CM_BM 64u           /* cooperative-matrix matmul: tile rows and columns (fixed in shaders/matmul_coopmat.comp) */
 #define CM_BN 64u
@@ -495,11 +495,60 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true);
 }
 
+/* Shared memory of shaders/matmul.comp's tiles for a bm x bn tile (its As and Bs arrays). */
+static uint32_t matmul_shared_bytes(uint32_t bm, uint32_t bn) { return 128u * (bm + bn); }
+
+static bool matmul_tile_fits(const vkr_device *dev, uint32_t bm, uint32_t bn)
+{
+    const vkr_features *ft = &dev->info.features;
+    const uint32_t wg = (bm / MM_MICRO) * (bn / MM_MICRO);
+    const uint32_t smem = ft->max_compute_shared_memory ? ft->max_compute_shared_memory : 16384;
+    return matmul_shared_bytes(bm, bn) <= smem && wg_size(dev, wg) == wg;
+}
+
+/* Tile of the tiled matmul: VKLLM_MATMUL_TILE=BMxBN (one of the tiles below; for tuning and tests) where it fits
+ * the device, else the first of them that fits its shared memory and workgroup size and still gives
+ * MM_MIN_GROUPS workgroups (128 columns only for more than 64 columns); 64 x 32 (12 KiB, 32 invocations) fits
+ * every Vulkan device. */
+static void matmul_tile(const vkr_device *dev, uint64_t M, uint32_t n_cols, uint32_t *bm, uint32_t *bn)
+{
+    static const uint32_t tiles[][2] = {{128, 128}, {128, 64}, {64, 64}, {64, 32}};
+    const size_t n = sizeof tiles / sizeof tiles[0];
+    const char *env = getenv("VKLLM_MATMUL_TILE");
+    if (env && *env) {
+        unsigned r, cl;
+        char extra;
+        if (sscanf(env, "%ux%u%c", &r, &cl, &extra) == 2)
+            for (size_t i = 0; i < n; i++)
+                if (r == tiles[i][0] && cl == tiles[i][1] && matmul_tile_fits(dev, r, cl)) {
+                    *bm = r;
+                    *bn = cl;
+                    return;
+                }
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&warned))
+            vkr_log(VKLLM_LOG_WARNING,
+                    "VKLLM_MATMUL_TILE='%s' is not 128x128, 128x64, 64x64 or 64x32 within this device's limits; "
+                    "choosing the tile",
+                    env);
+    }
+    for (size_t i = 0; i < n; i++) {
+        *bm = tiles[i][0];
+        *bn = tiles[i][1];
+        const uint64_t groups = (M + *bm - 1) / *bm * ((n_cols + *bn - 1) / *bn);
+        if (i + 1 == n ||
+            (matmul_tile_fits(dev, *bm, *bn) && (*bn < MM_TILE_MAX || n_cols > 64) && groups >= MM_MIN_GROUPS))
+            return;
+    }
+}
+
 static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
 {
     vkr_device *dev = c->dev;
-    const uint32_t spec[2] = {MM_BM, MM_BN};
-    const uint32_t wg = (MM_BM / MM_TM) * (MM_BN / MM_TN);
+    uint32_t bm, bn;
+    matmul_tile(dev, w->ne[1], n_cols, &bm, &bn);
+    const uint32_t spec[2] = {bm, bn};
+    const uint32_t wg = (bm / MM_MICRO) * (bn / MM_MICRO);
 
     char name[32];
     snprintf(name, sizeof name, "matmul_%s", type_suffix(w->type));
@@ -510,7 +559,7 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, MM_BM, MM_BN, false);
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false);
 }
 
 /* The cooperative-matrix matmul (shaders/matmul_coopmat.comp: f16 inputs, f32 accumulation; experimental, not

@@ -42,14 +42,11 @@
 #define MV_ROWS 2u          /* matvec: rows per workgroup */
 #define MV_WG 64u           /* matvec: workgroup size (at least the subgroup size) */
 #define MV_MAX_COLS 8u      /* GPUs: up to this many columns use the multi-column matvec */
-#define MM_BM 64u           /* matmul: tile rows */
-#define MM_BN 32u           /* matmul: tile columns */
-#define MM_TM 4u            /* matmul: rows/columns per invocation (fixed in shaders/matmul.comp) */
-#define MM_TN 4u
+#define MM_TILE_MAX 128u    /* matmul: largest tile edge (see matmul_tile) */
+#define MM_MICRO 8u         /* matmul: rows and columns per invocation (fixed in shaders/matmul.comp) */
+#define MM_MIN_GROUPS 128u  /* matmul: smaller tiles until a dispatch has this many workgroups (about one per
+                             * multiprocessor of a large GPU) */
 #define GR_WG 64u           /* get_rows: workgroup size */
-#define CM_BM 64u           /* cooperative-matrix matmul: tile rows and columns (fixed in shaders/matmul_coopmat.comp) */
-#define CM_BN 64u
-#define CM_NSG 4u           /* ... subgroups per workgroup (fixed there too) */
 #define CPU_RPL 32u         /* CPU kernel: rows per invocation for one column (fewer when that leaves too few
                              * workgroups) */
 #define CPU_RPL_TILE 16u    /* ... for tiles of several columns (register use and compile time grow with both) */
@@ -542,11 +539,60 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true);
 }
 
+/* Shared memory of shaders/matmul.comp's tiles for a bm x bn tile (its As and Bs arrays). */
+static uint32_t matmul_shared_bytes(uint32_t bm, uint32_t bn) { return 128u * (bm + bn); }
+
+static bool matmul_tile_fits(const vkr_device *dev, uint32_t bm, uint32_t bn)
+{
+    const vkr_features *ft = &dev->info.features;
+    const uint32_t wg = (bm / MM_MICRO) * (bn / MM_MICRO);
+    const uint32_t smem = ft->max_compute_shared_memory ? ft->max_compute_shared_memory : 16384;
+    return matmul_shared_bytes(bm, bn) <= smem && wg_size(dev, wg) == wg;
+}
+
+/* Tile of the tiled matmul: VKLLM_MATMUL_TILE=BMxBN (one of the tiles below; for tuning and tests) where it fits
+ * the device, else the first of them that fits its shared memory and workgroup size and still gives
+ * MM_MIN_GROUPS workgroups (128 columns only for more than 64 columns); 64 x 32 (12 KiB, 32 invocations) fits
+ * every Vulkan device. */
+static void matmul_tile(const vkr_device *dev, uint64_t M, uint32_t n_cols, uint32_t *bm, uint32_t *bn)
+{
+    static const uint32_t tiles[][2] = {{128, 128}, {128, 64}, {64, 64}, {64, 32}};
+    const size_t n = sizeof tiles / sizeof tiles[0];
+    const char *env = getenv("VKLLM_MATMUL_TILE");
+    if (env && *env) {
+        unsigned r, cl;
+        char extra;
+        if (sscanf(env, "%ux%u%c", &r, &cl, &extra) == 2)
+            for (size_t i = 0; i < n; i++)
+                if (r == tiles[i][0] && cl == tiles[i][1] && matmul_tile_fits(dev, r, cl)) {
+                    *bm = r;
+                    *bn = cl;
+                    return;
+                }
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&warned))
+            vkr_log(VKLLM_LOG_WARNING,
+                    "VKLLM_MATMUL_TILE='%s' is not 128x128, 128x64, 64x64 or 64x32 within this device's limits; "
+                    "choosing the tile",
+                    env);
+    }
+    for (size_t i = 0; i < n; i++) {
+        *bm = tiles[i][0];
+        *bn = tiles[i][1];
+        const uint64_t groups = (M + *bm - 1) / *bm * ((n_cols + *bn - 1) / *bn);
+        if (i + 1 == n ||
+            (matmul_tile_fits(dev, *bm, *bn) && (*bn < MM_TILE_MAX || n_cols > 64) && groups >= MM_MIN_GROUPS))
+            return;
+    }
+}
+
 static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols)
 {
     vkr_device *dev = c->dev;
-    const uint32_t spec[2] = {MM_BM, MM_BN};
-    const uint32_t wg = (MM_BM / MM_TM) * (MM_BN / MM_TN);
+    uint32_t bm, bn;
+    matmul_tile(dev, w->ne[1], n_cols, &bm, &bn);
+    const uint32_t spec[2] = {bm, bn};
+    const uint32_t wg = (bm / MM_MICRO) * (bn / MM_MICRO);
 
     char name[32];
     snprintf(name, sizeof name, "matmul_%s", type_suffix(w->type));
@@ -557,7 +603,7 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, MM_BM, MM_BN, false);
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false);
 }
 
 /* The cooperative-matrix matmul (shaders/matmul_coopmat.comp: f16 inputs, f32 accumulation; experimental, not
@@ -572,6 +618,61 @@ static bool coopmat_applies(const mm_ctx *c)
     return ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated;
 }
 
+/* A tile of shaders/matmul_coopmat.comp: sg_m x sg_n subgroups of tm x tn 16 x 16 accumulators. */
+typedef struct coopmat_tile {
+    uint32_t sg_m, sg_n, tm, tn;
+} coopmat_tile;
+
+static uint32_t coopmat_rows(coopmat_tile t) { return t.sg_m * t.tm * 16; }
+static uint32_t coopmat_cols(coopmat_tile t) { return t.sg_n * t.tn * 16; }
+
+/* Shared memory of the kernel with tile t: the f16 W and X slices (32 deep, rows padded to 40 halves) and the
+ * f32 staging of one accumulator per subgroup; emulated, also every accumulator (coopmat_emulate.glsl). */
+static uint32_t coopmat_shared_bytes(coopmat_tile t, bool emulated)
+{
+    const uint32_t nsg = t.sg_m * t.sg_n;
+    return (coopmat_rows(t) + coopmat_cols(t)) * 40 * 2 + nsg * 1024 + (emulated ? nsg * t.tm * t.tn * 1024 : 0);
+}
+
+/* The tile: VKLLM_COOPMAT_TILE=BMxBN (one of the tiles below; for tuning and tests) where it fits the device, else
+ * the first that fits its shared memory and workgroup size and gives MM_MIN_GROUPS workgroups (128 columns only
+ * for more than 64 columns); 64 x 64 (4 subgroups of 2 x 2 accumulators) fits every device with the extension. */
+static coopmat_tile coopmat_pick_tile(const vkr_device *dev, uint64_t M, uint32_t n_cols)
+{
+    static const coopmat_tile tiles[] = {{2, 4, 4, 2}, {2, 2, 4, 2}, {2, 2, 2, 2}, {2, 2, 2, 1}};
+    const size_t n = sizeof tiles / sizeof tiles[0];
+    const vkr_features *ft = &dev->info.features;
+    const bool emulated = !ft->coopmat_khr_f16 && !ft->coopmat_nv_f16;
+    const uint32_t smem = ft->max_compute_shared_memory;
+    const uint32_t lim = ft->max_workgroup_invocations;
+#define TILE_FITS(t) \
+    (coopmat_shared_bytes(t, emulated) <= smem && (t).sg_m * (t).sg_n * ft->subgroup_size <= lim)
+    const char *env = getenv("VKLLM_COOPMAT_TILE");
+    if (env && *env) {
+        unsigned r, cl;
+        char extra;
+        if (sscanf(env, "%ux%u%c", &r, &cl, &extra) == 2)
+            for (size_t i = 0; i < n; i++)
+                if (coopmat_rows(tiles[i]) == r && coopmat_cols(tiles[i]) == cl && TILE_FITS(tiles[i]))
+                    return tiles[i];
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&warned))
+            vkr_log(VKLLM_LOG_WARNING,
+                    "VKLLM_COOPMAT_TILE='%s' is not 128x128, 128x64, 64x64 or 64x32 within this device's limits; "
+                    "choosing the tile",
+                    env);
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        const coopmat_tile t = tiles[i];
+        const uint32_t bm = coopmat_rows(t), bn = coopmat_cols(t);
+        const uint64_t groups = (M + bm - 1) / bm * ((n_cols + bn - 1) / bn);
+        if (TILE_FITS(t) && (bn < MM_TILE_MAX || n_cols > 64) && (groups >= MM_MIN_GROUPS || bm == 64))
+            return t;
+    }
+#undef TILE_FITS
+    return tiles[n - 2];
+}
+
 static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
                                    uint32_t n_cols)
 {
@@ -581,6 +682,7 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
     const bool vary = ft->min_subgroup_size != ft->max_subgroup_size;
     if (sgs == 0 || (vary && !ft->subgroup_size_control))
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul_coopmat: the subgroup size cannot be fixed on this device");
+    const coopmat_tile t = coopmat_pick_tile(dev, w->ne[1], n_cols);
 
     char name[40];
     snprintf(name, sizeof name, "matmul_coopmat_%s_%s", type_suffix(w->type),
@@ -590,8 +692,13 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
     desc.shader = name;
     desc.n_buffers = type_quantized(w->type) ? 4 : 3;
     desc.push_size = 8 * 4;
-    desc.local_size_x = CM_NSG * sgs;
+    desc.local_size_x = t.sg_m * t.sg_n * sgs;
     desc.required_subgroup_size = vary ? sgs : 0;
+    desc.n_spec = 4;
+    desc.spec[0] = t.sg_m;
+    desc.spec[1] = t.sg_n;
+    desc.spec[2] = t.tm;
+    desc.spec[3] = t.tn;
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = "matmul_coopmat";
@@ -599,7 +706,7 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
     vkllm_status st = vkr_pipeline_get(dev, &desc, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, CM_BM, CM_BN, false);
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, coopmat_rows(t), coopmat_cols(t), false);
 }
 
 /* The kernel for this device and column count (see the top of the file). */

@@ -17,12 +17,17 @@
  * K = the shared dimension. A = W (row-major in shared memory: As[m][k]), B[k][n] = X[n][k] (column-major:
  * Bs[n][k]), C[m][n] = Y[n][m] (stored column-major).
  *
- * A workgroup computes a BM x BN tile of Y with NSG = 4 subgroups in a 2 x 2 grid; each subgroup owns a
- * 2 x 2 grid of 16 x 16 accumulators (a 32 x 32 block). K is walked in steps of BK = 32 (quantized: two runs of
- * 16 elements of dequant.glsl's units, in the units' order, see step_k): the workgroup dequantizes a BM x 32 slice
- * of W and converts the matching BN x 32 slice of X to f16 in shared memory (out-of-range rows/columns clamped,
- * K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then every subgroup does two
- * 16-deep cooperative steps from it. The accumulators go through a
+ * A workgroup computes a BM x BN tile of Y with NSG = SG_M x SG_N subgroups; each subgroup owns a TM x TN grid of
+ * 16 x 16 accumulators (spec constants: host/ops_matmul.c picks 128 x 128 = 2 x 4 subgroups of 4 x 2, 128 x 64,
+ * 64 x 64 = 2 x 2 of 2 x 2, or 64 x 32 from the device's shared memory; VKLLM_COOPMAT_TILE). K is walked in steps
+ * of BK = 32 (quantized: two runs of 16 elements of dequant.glsl's units, in the units' order, see step_k): the
+ * workgroup dequantizes a BM x 32 slice of W and converts the matching BN x 32 slice of X to f16 (out-of-range
+ * rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then
+ * every subgroup does two 16-deep cooperative steps from it. Loads are double-buffered through registers: the
+ * slices of the next step are read, dequantized and converted before the cooperative steps of the current one
+ * and stored to shared memory after them, so their memory latency overlaps the products. (X is still read as
+ * f32 by every row tile: an f16 copy of X for the whole matmul needs a scratch buffer op_matmul does not have.)
+ * The accumulators go through a
  * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
  * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
  * offsets are multiples of 16; the shared arrays' own alignment is the driver's choice (assumed 16 bytes;
@@ -41,7 +46,7 @@
  * the CM_* operations below in plain GLSL (shaders/coopmat_emulate.glsl), so the tiling, dequantization,
  * staging and bounds checks run on devices without cooperative matrices (lavapipe).
  * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
- * Spec constants: 0 = WG (NSG * subgroup size). */
+ * Spec constants: 0 = WG (NSG * subgroup size), 1 = SG_M, 2 = SG_N, 3 = TM, 4 = TN. */
 #extension GL_GOOGLE_include_directive : require
 #ifndef COOPMAT_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -54,16 +59,21 @@
 #include "dequant.glsl"
 
 #define CM 16u          /* cooperative matrix edge (M = N = K = 16) */
-#define NSG 4u          /* subgroups per workgroup: SG_M x SG_N */
-#define SG_M 2u
-#define SG_N 2u
-#define TM 2u           /* 16 x 16 tiles per subgroup along rows (W) ... */
-#define TN 2u           /* ... and along columns (X) */
-#define BM (SG_M * TM * CM)   /* 64: must match CM_BM in host/ops_matmul.c */
-#define BN (SG_N * TN * CM)   /* 64: must match CM_BN */
 #define BK 32u          /* K per shared-memory step (quantized: two runs of 16 of dequant.glsl, see step_k) */
 #define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 bytes, a multiple of 16 */
 #define SB (BK + 8u)
+
+/* The tile (host/ops_matmul.c's coopmat_tile picks it from the device's shared memory): SG_M x SG_N subgroups,
+ * each owning TM x TN accumulators of 16 x 16, so BM = SG_M * TM * 16 rows and BN = SG_N * TN * 16 columns. */
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 128;
+layout(constant_id = 1) const uint SG_M = 2;
+layout(constant_id = 2) const uint SG_N = 2;
+layout(constant_id = 3) const uint TM = 2;
+layout(constant_id = 4) const uint TN = 2;
+const uint NSG = SG_M * SG_N;
+const uint BM = SG_M * TM * CM;
+const uint BN = SG_N * TN * CM;
 
 /* The cooperative-matrix operations the kernel uses (the emulation defines the same names). */
 #ifdef COOPMAT_EMULATE
@@ -77,9 +87,6 @@
 #define CM_STORE(S, ARR, OFF, STRIDE, COLMAJOR) coopMatStoreNV(S, ARR, OFF, STRIDE, COLMAJOR)
 #define CM_MULADD(D, A, B, C) D = coopMatMulAddNV(A, B, C)
 #endif
-
-layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint WG = 128;
 
 layout(push_constant) uniform Push {
     uint K;         /* row length */
@@ -121,6 +128,19 @@ uint step_k(uint k0, uint kk)
 #endif
 }
 
+/* Load items of a K step, each WV (X: 1) f16vec4s of consecutive k of one row (column): W quantized, one run
+ * (16 values) per item, BM * 2 items; W F32/F16/BF16 and X, 4 values per item, 8 items per row (column). Every
+ * invocation holds the values of its items (WI and XI of them) in registers between the loads and the stores. */
+#ifdef WQUANT
+#define WV 4u
+#else
+#define WV 1u
+#endif
+const uint W_ITEMS = BM * (BK / (4u * WV));
+const uint X_ITEMS = BN * (BK / 4u);
+const uint WI = (W_ITEMS + WG - 1u) / WG;
+const uint XI = (X_ITEMS + WG - 1u) / WG;
+
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
@@ -155,63 +175,92 @@ void main()
     const uint base = pc.w_off >> 2;
 #endif
 
-    for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        /* ---- W slice: BM rows x 32 values, dequantized to f16 into As[m][k] ---- */
+    /* Double buffering: the values of step k0 + BK are loaded (and dequantized, converted to f16) into
+     * registers before the cooperative products of step k0 run from shared memory, and stored after them. */
+    f16vec4 wreg[WI * WV];
+    f16vec4 xreg[XI];
+    for (uint k0 = 0u; k0 < pc.K + BK; k0 += BK) {
+        if (k0 < pc.K) {
+            /* ---- load step k0: W rows (dequantized) and X columns, clamped, K zero-padded ---- */
+            [[unroll]] for (uint i = 0u; i < WI; i++) {
+                const uint e = tid + i * WG;
+                if (e >= W_ITEMS)
+                    break;
 #ifdef WQUANT
-        /* one run (16 values) per item: its unit is dequantized whole and the run picked (the shared tiles stay
-         * 32 deep for every type: 64 would not fit the emulation's 32 KiB on lavapipe) */
-        for (uint e = tid; e < BM * 2u; e += WG) {
-            const uint m = e >> 1, gr = k0 / 16u + (e & 1u), gu = gr / DQ_RUNS, r = gr % DQ_RUNS;
-            const uint blk = min(m0 + m, last_row) * nb + gu / DQ_UNITS;
-            vec4 q[DQ_RUNS * 4u];
-            vec2 ab[DQ_RUNS];
-            dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, gu % DQ_UNITS, q, ab);
-            for (uint j = 0u; j < 4u; j++) {
-                const f16vec4 v = f16vec4(q[4u * r + j] * ab[r].x + ab[r].y);
-                const uint a = m * SA + (e & 1u) * 16u + 4u * j;
-                As[a + 0u] = v.x;
-                As[a + 1u] = v.y;
-                As[a + 2u] = v.z;
-                As[a + 3u] = v.w;
-            }
-        }
+                /* one run: its unit is dequantized whole and the run picked */
+                const uint m = e >> 1, gr = k0 / 16u + (e & 1u), gu = gr / DQ_RUNS, r = gr % DQ_RUNS;
+                const uint blk = min(m0 + m, last_row) * nb + gu / DQ_UNITS;
+                vec4 q[DQ_RUNS * 4u];
+                vec2 ab[DQ_RUNS];
+                dq_unit(dq_meta(pc.d_off, blk), qbase + blk * DQ_QV, gu % DQ_UNITS, q, ab);
+                for (uint j = 0u; j < 4u; j++)
+                    wreg[i * WV + j] = f16vec4(q[4u * r + j] * ab[r].x + ab[r].y);
 #else
-        for (uint u = tid; u < BM * BK; u += WG) {
-            const uint m = u / BK, kk = u % BK;
-            const uint k = k0 + kk;
-            const uint r = min(m0 + m, last_row);
-            float v = 0.0;
-            if (k < pc.K) {
+                const uint m = e >> 3, k = k0 + 4u * (e & 7u);
+                const uint rb = base + min(m0 + m, last_row) * pc.K;
+                vec4 v;
+                for (uint c = 0u; c < 4u; c++) {
 #ifdef W16
-                v = W16_AT(w1, base + r * pc.K + k);
+                    v[c] = k + c < pc.K ? W16_AT(w1, rb + k + c) : 0.0;
 #else
-                v = w1[base + r * pc.K + k];
+                    v[c] = k + c < pc.K ? w1[rb + k + c] : 0.0;
+#endif
+                }
+                wreg[i] = f16vec4(v);
 #endif
             }
-            As[m * SA + kk] = float16_t(v);
+            [[unroll]] for (uint i = 0u; i < XI; i++) {
+                const uint e = tid + i * WG;
+                if (e >= X_ITEMS)
+                    break;
+                const uint n = e >> 3, k = step_k(k0, 4u * (e & 7u));   /* 4 contiguous k (runs are 16 long) */
+                const uint xb0 = pc.x_off + min(n0 + n, last_col) * pc.K;
+                vec4 v;
+                for (uint c = 0u; c < 4u; c++)
+                    v[c] = k + c < pc.K ? xb[xb0 + k + c] : 0.0;
+                xreg[i] = f16vec4(v);
+            }
         }
-#endif
-        /* ---- X slice: BN columns x 32 values, to f16 into Bs[n][k] ---- */
-        for (uint u = tid; u < BN * BK; u += WG) {
-            const uint n = u / BK, kk = u % BK;
-            const uint k = step_k(k0, kk);
-            const uint c = min(n0 + n, last_col);
-            Bs[n * SB + kk] = float16_t(k < pc.K ? xb[pc.x_off + c * pc.K + k] : 0.0);
-        }
-        barrier();
-
-        [[unroll]] for (uint kk = 0u; kk < BK; kk += CM) {
-            CM_TYPE_A a[TM];
-            [[unroll]] for (uint i = 0u; i < TM; i++)
-                CM_LOAD(a[i], As, (wm + i * CM) * SA + kk, SA, false);   /* row-major */
-            [[unroll]] for (uint j = 0u; j < TN; j++) {
-                CM_TYPE_B b;
-                CM_LOAD(b, Bs, (wn + j * CM) * SB + kk, SB, true);       /* column-major */
+        if (k0 > 0u) {
+            /* ---- cooperative products of step k0 - BK (in shared memory) ---- */
+            [[unroll]] for (uint kk = 0u; kk < BK; kk += CM) {
+                CM_TYPE_A a[TM];
                 [[unroll]] for (uint i = 0u; i < TM; i++)
-                    CM_MULADD(acc[i * TN + j], a[i], b, acc[i * TN + j]);
+                    CM_LOAD(a[i], As, (wm + i * CM) * SA + kk, SA, false);   /* row-major */
+                [[unroll]] for (uint j = 0u; j < TN; j++) {
+                    CM_TYPE_B b;
+                    CM_LOAD(b, Bs, (wn + j * CM) * SB + kk, SB, true);       /* column-major */
+                    [[unroll]] for (uint i = 0u; i < TM; i++)
+                        CM_MULADD(acc[i * TN + j], a[i], b, acc[i * TN + j]);
+                }
             }
+            barrier();
         }
-        barrier();
+        if (k0 < pc.K) {
+            /* ---- store step k0 to shared memory ---- */
+            [[unroll]] for (uint i = 0u; i < WI; i++) {
+                const uint e = tid + i * WG;
+                if (e >= W_ITEMS)
+                    break;
+#ifdef WQUANT
+                const uint a0 = (e >> 1) * SA + (e & 1u) * 16u;
+#else
+                const uint a0 = (e >> 3) * SA + 4u * (e & 7u);
+#endif
+                for (uint j = 0u; j < WV; j++)
+                    for (uint c = 0u; c < 4u; c++)
+                        As[a0 + 4u * j + c] = wreg[i * WV + j][c];
+            }
+            [[unroll]] for (uint i = 0u; i < XI; i++) {
+                const uint e = tid + i * WG;
+                if (e >= X_ITEMS)
+                    break;
+                const uint b0 = (e >> 3) * SB + 4u * (e & 7u);
+                for (uint c = 0u; c < 4u; c++)
+                    Bs[b0 + c] = xreg[i][c];
+            }
+            barrier();
+        }
     }
 
     /* ---- Store: each accumulator through this subgroup's staging area, bounds-checked ---- */

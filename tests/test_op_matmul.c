@@ -293,6 +293,28 @@ static void reduction_variants(vkr_device *dev, test_rng *rng)
     }
 }
 
+/* Every tile of the tiled GPU matmul (VKLLM_MATMUL_TILE; by default the small shapes of these tests all get the
+ * smallest one) for every weight type: rows and columns that are not multiples of any tile edge, more than 64
+ * columns (the 128-column tile), F32/F16 rows that are not whole K steps. A tile name that is not valid falls
+ * back to the default choice. (The caller sets the device type to a GPU.) */
+static void matmul_tiles(vkr_device *dev, test_rng *rng)
+{
+    static const char *tiles[] = {"128x128", "128x64", "64x64", "64x32", "96x64"};
+    char label[96];
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        setenv("VKLLM_MATMUL_TILE", tiles[i], 1);
+        for (size_t ti = 0; ti < ggml_type_count(); ti++) {
+            const ggml_type_info *ty = ggml_type_at(ti);
+            if (!ty->kernels)
+                continue;
+            const uint32_t K = ty->block == 1 ? (ty->id == GGML_TYPE_F16 ? 33 : 100) : 2 * ty->block;
+            snprintf(label, sizeof label, "tile %s %s K=%u M=130 N=70", tiles[i], ty->name, K);
+            run_case(dev, rng, ty->id, K, 130, 70, label);
+        }
+    }
+    unsetenv("VKLLM_MATMUL_TILE");
+}
+
 /* A real F32 weight over 128 MiB (and over maxStorageBufferRange where that is 128 MiB): matvec and a
  * small matmul. The reference uses the floats directly (F32 encoding is the identity). */
 static void big_weight(vkr_device *dev, test_rng *rng)
@@ -432,8 +454,10 @@ int main(void)
             other_types(td.dev, &rng, &FAMILIES[f]);
         if (FAMILIES[f].type == VK_PHYSICAL_DEVICE_TYPE_CPU)
             cpu_int64_edges(td.dev, &rng, &FAMILIES[f]);
-        else
+        else {
             reduction_variants(td.dev, &rng);
+            matmul_tiles(td.dev, &rng);
+        }
     }
     td.dev->info.type = real_type;
     td.dev->info.features.int64 = real_int64;

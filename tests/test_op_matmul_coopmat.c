@@ -8,7 +8,7 @@
  *
  * Every weight type (F32, F16, Q8_0 and Q4_0 on many shapes, the others of the type table on a few); shapes with
  * partial tiles in both directions (rows and columns not multiples of 16 or of
- * the 64 x 64 workgroup tile, fewer than 16), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
+ * the 64 x 64 workgroup tile, fewer than 16), every workgroup tile (VKLLM_COOPMAT_TILE), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
  * offsets, weights that are row-range views of a larger tensor, and lowered device limits (several row and
  * column chunks, few workgroups). Outputs are poisoned with NaN first and a guard region after y must stay
  * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails).
@@ -93,6 +93,22 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         snprintf(label, sizeof label, "%s %s view", form, tn);
         run_case(dev, rng, types[ti], 256, 50, 20, 3, label);
     }
+
+    /* Every tile (VKLLM_COOPMAT_TILE; the emulation's shared memory holds only the two smaller ones on lavapipe,
+     * the others fall back to the default choice there): partial tiles in both directions, more than 64
+     * columns, a K step of 64 elements (q6_K), K not a multiple of 16 (F16). */
+    static const char *tiles[] = {"128x128", "128x64", "64x64", "64x32"};
+    static const uint32_t tc[][4] = {{GGML_TYPE_Q4_0, 96, 257, 130}, {GGML_TYPE_F16, 33, 130, 70},
+                                     {GGML_TYPE_Q6_K, 256, 130, 70}, {GGML_TYPE_F32, 100, 40, 9}};
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        setenv("VKLLM_COOPMAT_TILE", tiles[i], 1);
+        for (size_t j = 0; j < sizeof tc / sizeof tc[0]; j++) {
+            snprintf(label, sizeof label, "%s tile %s %s K=%u M=%u N=%u", form, tiles[i], ggml_type_name(tc[j][0]),
+                     tc[j][1], tc[j][2], tc[j][3]);
+            run_case(dev, rng, tc[j][0], tc[j][1], tc[j][2], tc[j][3], 0, label);
+        }
+    }
+    unsetenv("VKLLM_COOPMAT_TILE");
 
     /* Lowered limits: row and column chunks with offsets that are not multiples of the alignment, few groups. */
     vkr_features saved = dev->info.features;

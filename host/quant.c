@@ -374,6 +374,45 @@ static void quant_iq4_nl(const float *x, uint8_t *b)
     }
 }
 
+/* MXFP4 (17 bytes): E8M0 exponent e, qs[16] (Q4_0's nibble order) holding E2M1 codes: bit 3 the sign, bits 1-2
+ * an exponent, bit 0 a mantissa bit; magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6. x = e2m1 * 2^(e - 127), where
+ * e = 0 gives 2^-127 (a subnormal float) and e = 255 2^128 (no NaN code: ggml reads it as a number). Held
+ * here as twice the E2M1 value (integers 0..12) times 2^(e - 128), both exact in a float. */
+static const int8_t mxfp4_twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+static void dequant_mxfp4(const uint8_t *b, float *y)
+{
+    float scale = ldexpf(1.0f, (int)b[0] - 128);
+    for (int e = 0; e < 32; e++) {
+        y[e] = (float)mxfp4_twice[nibble32(b + 1, e)] * scale;
+    }
+}
+
+/* The smallest exponent whose range (6 * 2^(e - 127)) holds the largest magnitude, then the nearest code. */
+static void quant_mxfp4(const float *x, uint8_t *b)
+{
+    float amax = fabsf(signed_absmax(x, 32));
+    int e = 0;
+    if (amax > 0.0f && isfinite(amax)) {
+        (void)frexpf(amax / 6.0f, &e);   /* amax / 6 = m * 2^e, m in [0.5, 1): 2^e >= amax / 6 */
+        e = e + 127 < 0 ? 0 : e + 127 > 254 ? 254 : e + 127;
+        if (e > 0 && ldexpf(6.0f, e - 128) >= amax)   /* 2^(e-1) suffices when amax / 6 is a power of two */
+            e--;
+    }
+    b[0] = (uint8_t)e;
+    memset(b + 1, 0, 16);
+    for (int i = 0; i < 32; i++) {
+        float v = ldexpf(x[i], 128 - e);   /* twice the E2M1 value */
+        int best = 0;
+        for (int c = 1; c < 16; c++) {
+            if (fabsf(v - (float)mxfp4_twice[c]) < fabsf(v - (float)mxfp4_twice[best])) {
+                best = c;
+            }
+        }
+        put_nibble32(b + 1, i, best);
+    }
+}
+
 /* ---- 256-element super-blocks (K-quants, IQ4_XS) ----
  * Q2_K/Q3_K's 2-bit quants: element e sits in byte (e / 128) * 32 + e % 32 of qs at bit 2 * ((e % 128) / 32),
  * i.e. each half of the block uses 32 bytes, and within a half the four 32-element groups take bit pairs
@@ -651,6 +690,157 @@ static void quant_iq4_xs(const float *x, uint8_t *b)
     }
 }
 
+/* ---- the IQ grid types (256-element super-blocks; no quantizer: vkllm reads them, does not write them) ----
+ * Groups of 8 (IQ2, IQ1) or 4 (IQ3) elements take their magnitudes from a grid entry (shaders/iq_grids.glsl, read
+ * through iq_grid8 / iq_grid4) and their signs from sign bits (a set bit negates), times a sub-block scale.
+ * Where a group has 7 sign bits, the eighth makes the number of set bits even. */
+
+#include "shaders/iq_grids.glsl"   /* macros only: the grids, shared with the shaders */
+
+static const uint32_t iq2xxs_grid[] = {IQ2XXS_GRID};
+static const uint32_t iq2xs_grid[] = {IQ2XS_GRID};
+static const uint32_t iq2s_grid[] = {IQ2S_GRID};
+static const uint32_t iq3xxs_grid[] = {IQ3XXS_GRID};
+static const uint32_t iq3s_grid[] = {IQ3S_GRID};
+static const uint32_t iq1s_grid[] = {IQ1S_GRID};
+
+/* Element j (0..7) of entry i of a grid of bytes (two little-endian words per entry). */
+static int iq_grid8(const uint32_t *grid, uint32_t i, int j) { return (int)((grid[2 * i + j / 4] >> (8 * (j % 4))) & 0xffu); }
+/* Element j (0..3) of entry i of a grid of 4 bytes per entry. */
+static int iq_grid4(const uint32_t *grid, uint32_t i, int j) { return (int)((grid[i] >> (8 * j)) & 0xffu); }
+/* Element j (0..7) of entry i of IQ1_S's grid (-1, 0, 1 stored plus one in 2 bits; two entries per word). */
+static int iq1_grid(uint32_t i, int j) { return (int)((iq1s_grid[i / 2] >> (16 * (i % 2) + 2 * j)) & 3u) - 1; }
+
+/* Seven sign bits and their parity as the eighth. */
+static uint32_t iq_signs7(uint32_t s)
+{
+    s &= 127u;
+    uint32_t p = s ^ (s >> 4);
+    p ^= p >> 2;
+    p ^= p >> 1;
+    return s | (p & 1u) << 7;
+}
+
+static float iq_sign(uint32_t signs, int j) { return (signs >> j) & 1u ? -1.0f : 1.0f; }
+
+/* IQ2_XXS (66 bytes): f16 d, then per 32-element sub-block s 8 bytes: 4 grid indices (byte l: group l of 8
+ * elements) and a little-endian uint32 w with 7 sign bits per group (bits 7l..7l+6) and the scale in bits 28-31;
+ * x = d * (0.5 + scale) / 4 * grid[index][j] * sign. Grid: 256 entries of 8 values in {8, 25, 43}. */
+static void dequant_iq2_xxs(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int s = 0; s < 8; s++) {
+        const uint8_t *q = b + 2 + 8 * s;
+        uint32_t w = load_u32le(q + 4);
+        float db = d * (0.5f + (float)(w >> 28)) * 0.25f;
+        for (int l = 0; l < 4; l++) {
+            uint32_t signs = iq_signs7(w >> (7 * l));
+            for (int j = 0; j < 8; j++)
+                y[32 * s + 8 * l + j] = db * (float)iq_grid8(iq2xxs_grid, q[l], j) * iq_sign(signs, j);
+        }
+    }
+}
+
+/* IQ2_XS (74 bytes): f16 d, uint16 qs[32] (group g of 8: 9-bit grid index, 7 sign bits above it), scales[8]
+ * (sub-block s of 32: low nibble for its first 16 elements, high nibble for the others);
+ * x = d * (0.5 + scale) / 4 * grid[index][j] * sign. Grid: 512 entries of 8 values in {8, 25, 43}. */
+static void dequant_iq2_xs(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int g = 0; g < 32; g++) {
+        uint32_t q = load_u16le(b + 2 + 2 * g);
+        int scale = (b[66 + g / 4] >> (4 * ((g / 2) % 2))) & 15;
+        float db = d * (0.5f + (float)scale) * 0.25f;
+        uint32_t signs = iq_signs7(q >> 9);
+        for (int j = 0; j < 8; j++)
+            y[8 * g + j] = db * (float)iq_grid8(iq2xs_grid, q & 511u, j) * iq_sign(signs, j);
+    }
+}
+
+/* IQ2_S (82 bytes): f16 d, qs[32] (low 8 bits of group g's grid index), signs[32] (8 sign bits of group g),
+ * qh[8] (bits 8-9 of the index of group g at bit 2 * (g % 4) of qh[g / 4]), scales[8] as IQ2_XS;
+ * x = d * (0.5 + scale) / 4 * grid[index][j] * sign. Grid: 1024 entries of 8 values in {8, 25, 43}. */
+static void dequant_iq2_s(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int g = 0; g < 32; g++) {
+        uint32_t index = b[2 + g] | ((uint32_t)(b[66 + g / 4] >> (2 * (g % 4))) & 3u) << 8;
+        int scale = (b[74 + g / 4] >> (4 * ((g / 2) % 2))) & 15;
+        float db = d * (0.5f + (float)scale) * 0.25f;
+        for (int j = 0; j < 8; j++)
+            y[8 * g + j] = db * (float)iq_grid8(iq2s_grid, index, j) * iq_sign(b[34 + g], j);
+    }
+}
+
+/* IQ3_XXS (98 bytes): f16 d, qs[64] (grid index of group g of 4 elements), then per 32-element sub-block s a
+ * little-endian uint32 w: 7 sign bits for each 8 elements l (bits 7l..7l+6), the scale in bits 28-31;
+ * x = d * (0.5 + scale) / 2 * grid[index][j] * sign. Grid: 256 entries of 4 values in 4..62. */
+static void dequant_iq3_xxs(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int s = 0; s < 8; s++) {
+        uint32_t w = load_u32le(b + 66 + 4 * s);
+        float db = d * (0.5f + (float)(w >> 28)) * 0.5f;
+        for (int e = 0; e < 32; e++) {
+            uint32_t signs = iq_signs7(w >> (7 * (e / 8)));
+            y[32 * s + e] = db * (float)iq_grid4(iq3xxs_grid, b[2 + 8 * s + e / 4], e % 4) * iq_sign(signs, e % 8);
+        }
+    }
+}
+
+/* IQ3_S (110 bytes): f16 d, qs[64] (low 8 bits of the grid index of group g of 4 elements), qh[8] (bit 8 of
+ * group g's index at bit g % 8 of qh[g / 8]), signs[32] (bit e % 8 of signs[e / 8]: element e), scales[4]
+ * (sub-block s of 32: nibble s % 2 of scales[s / 2]); x = d * (1 + 2 * scale) * grid[index][j] * sign.
+ * Grid: 512 entries of 4 values in 1..15. */
+static void dequant_iq3_s(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int e = 0; e < QK_K; e++) {
+        int g = e / 4, s = e / 32;
+        uint32_t index = b[2 + g] | ((uint32_t)(b[66 + g / 8] >> (g % 8)) & 1u) << 8;
+        float db = d * (float)(1 + 2 * ((b[106 + s / 2] >> (4 * (s % 2))) & 15));
+        y[e] = db * (float)iq_grid4(iq3s_grid, index, e % 4) * iq_sign(b[74 + e / 8], e % 8);
+    }
+}
+
+/* IQ1_S (50 bytes): f16 d, qs[32] (low 8 bits of the grid index of group g of 8), uint16 qh[8]: for sub-block
+ * s of 32, bits 3l..3l+2 of qh[s] are bits 8-10 of group 4s + l's index, bits 12-14 the scale, bit 15 the
+ * sign of delta; x = d * (2 * scale + 1) * (grid[index][j] + delta), delta = +-1/8. Grid: 2048 entries of
+ * 8 values in -1, 0, 1. */
+static void dequant_iq1_s(const uint8_t *b, float *y)
+{
+    float d = load_f16(b);
+    for (int g = 0; g < 32; g++) {
+        uint32_t qh = load_u16le(b + 34 + 2 * (g / 4));
+        uint32_t index = b[2 + g] | ((qh >> (3 * (g % 4))) & 7u) << 8;
+        float dl = d * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000u ? -0.125f : 0.125f;
+        for (int j = 0; j < 8; j++)
+            y[8 * g + j] = dl * ((float)iq1_grid(index, j) + delta);
+    }
+}
+
+/* IQ1_M (56 bytes): qs[32] (low 8 bits of group g's index), qh[16] (group g: nibble g % 2 of qh[g / 2], bits
+ * 0-2 = index bits 8-10, bit 3 = sign of delta), four little-endian uint16 scales: their top nibbles, first to
+ * last, are the 16 bits of the f16 d; the other 12 bits of scales[s / 2] hold 3-bit scales, bits
+ * 6 * (s % 2) + 3h for half h (16 elements) of sub-block s. x = d * (2 * scale + 1) * (grid[index][j] + delta),
+ * delta = +-1/8, IQ1_S's grid. */
+static void dequant_iq1_m(const uint8_t *b, float *y)
+{
+    uint16_t dbits = 0;
+    for (int k = 0; k < 4; k++)
+        dbits |= (uint16_t)((b[48 + 2 * k + 1] >> 4) << (4 * k));
+    float d = fp16_to_fp32(dbits);
+    for (int g = 0; g < 32; g++) {
+        int s = g / 4, h = (g / 2) % 2;
+        uint32_t nib = (b[32 + g / 2] >> (4 * (g % 2))) & 15u;
+        uint32_t index = b[g] | (nib & 7u) << 8;
+        uint32_t sc = load_u16le(b + 48 + 2 * (s / 2));
+        float dl = d * (float)(2 * ((sc >> (6 * (s % 2) + 3 * h)) & 7) + 1), delta = nib & 8u ? -0.125f : 0.125f;
+        for (int j = 0; j < 8; j++)
+            y[8 * g + j] = dl * ((float)iq1_grid(index, j) + delta);
+    }
+}
+
 /* ---- the type table ---- */
 
 typedef struct type_entry {
@@ -676,6 +866,14 @@ static const type_entry TYPES[] = {
     {{GGML_TYPE_Q6_K,   "q6_K",   QK_K, 210, true,  0,  192, 20, GGML_TYPE_Q8_0,   18}, dequant_q6_K,   quant_q6_K},
     {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  true,  2,  16,  2,  GGML_TYPE_IQ4_NL, 25}, dequant_iq4_nl, quant_iq4_nl},
     {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, true,  8,  128, 8,  GGML_TYPE_IQ4_NL, 30}, dequant_iq4_xs, quant_iq4_xs},
+    {{GGML_TYPE_MXFP4,  "mxfp4",  32,   17,  true,  1,  16,  4,  GGML_TYPE_MXFP4,  38}, dequant_mxfp4,  quant_mxfp4},
+    {{GGML_TYPE_IQ2_XXS,"iq2_xxs",QK_K, 66,  false, 2,  64,  2,  GGML_TYPE_IQ4_NL, 19}, dequant_iq2_xxs,NULL},
+    {{GGML_TYPE_IQ2_XS, "iq2_xs", QK_K, 74,  false, 2,  64,  12, GGML_TYPE_IQ4_NL, 20}, dequant_iq2_xs, NULL},
+    {{GGML_TYPE_IQ2_S,  "iq2_s",  QK_K, 82,  false, 2,  80,  2,  GGML_TYPE_IQ4_NL, 28}, dequant_iq2_s,  NULL},
+    {{GGML_TYPE_IQ3_XXS,"iq3_xxs",QK_K, 98,  false, 2,  96,  2,  GGML_TYPE_IQ4_NL, 23}, dequant_iq3_xxs,NULL},
+    {{GGML_TYPE_IQ3_S,  "iq3_s",  QK_K, 110, false, 2,  64,  48, GGML_TYPE_IQ4_NL, 26}, dequant_iq3_s,  NULL},
+    {{GGML_TYPE_IQ1_S,  "iq1_s",  QK_K, 50,  false, 2,  48,  2,  GGML_TYPE_IQ4_NL, 24}, dequant_iq1_s,  NULL},
+    {{GGML_TYPE_IQ1_M,  "iq1_m",  QK_K, 56,  false, 0,  48,  8,  GGML_TYPE_IQ4_NL, 31}, dequant_iq1_m,  NULL},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -831,12 +1029,52 @@ void dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
     }
 }
 
+bool ggml_type_can_quantize(uint32_t type)
+{
+    const type_entry *t = entry(type);
+    return t != NULL && (t->quant != NULL || t->info.block == 1);
+}
+
+void ggml_block_set_rms(uint32_t type, uint8_t *block, float rms)
+{
+    const type_entry *t = entry(type);
+    if (t == NULL || t->quant != NULL || t->info.block == 1) {
+        return;
+    }
+    float y[QK_K];
+    uint8_t dbits[2];
+    for (int pass = 0; pass < 2; pass++) {
+        float d = 1.0f;
+        if (pass == 1) {   /* d = 1 gave these values: scale them to the root mean square asked for */
+            double sq = 0.0;
+            t->dequant(block, y);
+            for (uint32_t i = 0; i < t->info.block; i++) {
+                sq += (double)y[i] * y[i];
+            }
+            d = sq > 0.0 ? (float)(rms / sqrt(sq / t->info.block)) : 0.0f;
+        }
+        store_f16(dbits, d);
+        if (type == GGML_TYPE_IQ1_M) {   /* the f16's nibbles are the top nibbles of the four uint16 scales */
+            uint16_t h = load_u16le(dbits);
+            for (int k = 0; k < 4; k++) {
+                block[48 + 2 * k + 1] = (uint8_t)((block[48 + 2 * k + 1] & 0x0fu) | ((h >> (4 * k)) & 15u) << 4);
+            }
+        } else {                         /* the others start with the f16 d */
+            memcpy(block, dbits, 2);
+        }
+    }
+}
+
 void quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
 {
     uint8_t *out = dst;
     const type_entry *t = entry(type);
     if (t == NULL) {
         return;                               /* unsupported: nothing is written */
+    }
+    if (!ggml_type_can_quantize(type)) {
+        memset(dst, 0, (size_t)ggml_row_bytes(type, n));   /* zero scales: zeros, a valid row */
+        return;
     }
     switch (type) {
     case GGML_TYPE_F32:

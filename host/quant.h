@@ -27,7 +27,8 @@ typedef struct ggml_type_info {
     bool kernels;             /* vkllm's device kernels (matmul, get_rows) run it */
     uint32_t qs_start, qs_bytes, meta_bytes;
     /* For rows that are not a multiple of `block` (256-element types), the 32-element type current llama-quantize
-     * uses instead (q2_K, q3_K -> q4_0; iq4_xs -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1; q6_K -> q8_0); else the
+     * uses instead (q2_K, q3_K -> q4_0; iq4_xs and the IQ grid types -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1;
+     * q6_K -> q8_0); else the
      * type. The one rule for synth and quantize. */
     uint32_t fallback;
     uint32_t file_type;       /* general.file_type of a file of mostly this type (LLAMA_FTYPE_*, the _S mix for
@@ -63,10 +64,17 @@ uint64_t ggml_row_bytes(uint32_t type, uint64_t n);
 
 /* Dequantizes n elements (multiple of the block size) from GGUF layout into f32. */
 void dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n);
+/* Whether quantize_row writes the type: all but the IQ grid types (IQ2_XXS .. IQ1_M), which vkllm reads only. */
+bool ggml_type_can_quantize(uint32_t type);
+/* For synth and tests, a block of a type without a quantizer made from random bytes: sets the block scale (the
+ * f16 d; IQ1_M's is spread over its sub-block scales) so that the values' root mean square is about rms (f16
+ * rounding), every other field as it is. Any bytes are a valid block once the scale is finite. */
+void ggml_block_set_rms(uint32_t type, uint8_t *block, float rms);
 /* Quantizes n floats into GGUF layout with round-to-nearest and one scale choice per (sub)block (not the
  * error-minimising search): the value of largest magnitude maps to the end of the signed range
  * (Q8_0: d = amax/127; Q4_0: d = max/-8, q = min(15, (int)(x/d + 8.5))), min/max for the types with
- * a minimum; K-quant sub-block scales are then quantized against the largest one. */
+ * a minimum; K-quant sub-block scales are then quantized against the largest one. A type without a quantizer
+ * (ggml_type_can_quantize) gets zeros. */
 void quantize_row(uint32_t type, const float *src, void *dst, uint64_t n);
 
 #endif

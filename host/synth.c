@@ -328,10 +328,18 @@ static void gen_chunk(const tdesc *t, srng *r, uint8_t *buf, size_t bytes)
         break;
     }
     default: {
-        /* the other types: uniform values of the same deviation, quantized block by block */
+        /* the other types: uniform values of the same deviation, quantized block by block; the types vkllm
+         * does not quantize (IQ grids): random bytes with the block scale set for that deviation */
         const ggml_type_info *ty = ggml_type_get(t->type);
         float x[QK_K];
-        for (size_t off = 0; off + ty->block_bytes <= bytes; off += ty->block_bytes) {
+        for (size_t off = 0; !ggml_type_can_quantize(t->type) && off + ty->block_bytes <= bytes; off += ty->block_bytes) {
+            for (uint32_t i = 0; i < ty->block_bytes; i += 8) {
+                uint64_t b = srng_next(r);
+                memcpy(buf + off + i, &b, ty->block_bytes - i < 8 ? ty->block_bytes - i : 8);
+            }
+            ggml_block_set_rms(t->type, buf + off, sd);
+        }
+        for (size_t off = 0; ggml_type_can_quantize(t->type) && off + ty->block_bytes <= bytes; off += ty->block_bytes) {
             for (uint32_t i = 0; i < ty->block; i += 2) {
                 uint64_t b = srng_next(r);
                 x[i] = a * (2.0f * u24((uint32_t)b) - 1.0f);

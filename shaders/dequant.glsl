@@ -369,6 +369,252 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
     ab[0] = vec2(m.d * (float(ls) - 32.0), 0.0);
     ab[1] = ab[0];
 }
+
+/* ---- MXFP4: 32 elements; quants qs[16] in Q4_0's nibble order holding E2M1 codes (bit 3 sign, bits 0-2 the
+ *      magnitude code m: 0, 0.5, 1, 1.5, 2, 3, 4, 6), meta (E8M0 exponent e, pad); value = e2m1 * 2^(e - 127).
+ *      For m >= 2 the float's bits are (m << 22) + bits of 0.5 (exponent and mantissa bit line up); m = 1 is
+ *      0.5 and m = 0 zero, which m * bits of 0.5 gives: no conversion per element. ---- */
+#elif defined(WTYPE_MXFP4)
+#define DQ_QK 32u
+#define DQ_QV 1u
+#define DQ_UNITS 1u
+#define DQ_RUNS 2u
+#define DQ_META_BYTES 4u
+struct DqMeta { float d; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    /* 2^(e - 127) as float bits; e = 0 (2^-127) is subnormal: 0x00400000 */
+    const uint e = wd[(d_off >> 2) + blk] & 0xFFu;
+    return DqMeta(uintBitsToFloat(e == 0u ? 0x00400000u : e << 23));
+}
+uint dq_run_pos(uint u, uint r) { return 16u * r; }
+vec4 mxfp4_values(uvec4 n)
+{
+    const uvec4 m = n & 7u;
+    const uvec4 mag = mix(m * 0x3F000000u, (m << 22) + 0x3F000000u, greaterThanEqual(m, uvec4(2u)));
+    return uintBitsToFloat(mag | ((n & 8u) << 28));
+}
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+{
+    const uvec4 v = wq[qb];
+    for (uint i = 0u; i < 4u; i++) {
+        const uvec4 b = uvec4(v[i], v[i] >> 8, v[i] >> 16, v[i] >> 24);
+        q[i] = mxfp4_values(b & 0xFu);
+        q[4u + i] = mxfp4_values((b >> 4) & 0xFu);
+    }
+    ab[0] = vec2(m.d, 0.0);
+    ab[1] = ab[0];
+}
+
+/* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry
+ *      (shaders/iq_grids.glsl, measured from llama.cpp) with sign bits (set: negative), times a sub-block scale;
+ *      the layouts are spelled out at their dequantizers in host/quant.c. Runs are 16 consecutive elements.
+ *      NOT BUILT YET (not in list_matmul.cmake; the table's `kernels` is false): these blocks compile, but a
+ *      dynamically indexed constant array of hundreds of words makes lavapipe's pipelines take minutes (the
+ *      tests time out), so the grids must first move to a buffer or shared memory; untested on any device. ---- */
+#elif defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S) || defined(WTYPE_IQ3_XXS) || \
+      defined(WTYPE_IQ3_S) || defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
+#include "iq_grids.glsl"
+#define DQ_QK 256u
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+uint dq_run_pos(uint u, uint r) { return 64u * u + 16u * r; }
+/* Seven sign bits with their parity as the eighth (IQ2_XXS, IQ2_XS, IQ3_XXS). */
+uint iq_signs7(uint s)
+{
+    s &= 127u;
+    return s | ((uint(bitCount(s)) & 1u) << 7);
+}
+/* The four bytes of grid word w as floats, negated where bits 0..3 of s are set. */
+vec4 iq_signed(uint w, uint s)
+{
+    return ubytes(w) * (vec4(1.0) - 2.0 * vec4(uvec4(s, s >> 1, s >> 2, s >> 3) & 1u));
+}
+/* Byte i of the block's meta (word w0 onwards). */
+uint iq_meta_byte(uint w0, uint i) { return bitfieldExtract(wd[w0 + (i >> 2)], int(8u * (i & 3u)), 8); }
+
+#if defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
+#define DQ_QV 3u
+const uint iq1s_grid[1024] = uint[](IQ1S_GRID);
+/* Elements 4h..4h+3 of IQ1_S grid entry i (2 bits each, value + 1). */
+vec4 iq1_half(uint i, uint h)
+{
+    const uint x = iq1s_grid[i >> 1] >> (16u * (i & 1u) + 8u * h);
+    return vec4(uvec4(x, x >> 2, x >> 4, x >> 6) & 3u) - vec4(1.0);
+}
+#endif
+
+#if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_S) || defined(WTYPE_IQ3_XXS) || defined(WTYPE_IQ1_S)
+/* meta: the f16 d alone */
+#define DQ_META_BYTES 2u
+struct DqMeta { float d; };
+DqMeta dq_meta(uint d_off, uint blk) { return DqMeta(HALF_AT(wd, (d_off >> 1) + blk)); }
+#endif
+
+#if defined(WTYPE_IQ2_XXS)
+/* Quants qs[64]: sub-block s = 4 index bytes + a uint32 (7 sign bits per group of 8, scale in bits 28-31).
+ * Unit u = quants uvec4 u = sub-blocks 2u, 2u + 1; run r = groups 2(r % 2), +1 of sub-block 2u + r / 2. */
+#define DQ_QV 4u
+const uint iq2xxs_grid[512] = uint[](IQ2XXS_GRID);
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u];
+    for (uint r = 0u; r < 4u; r++) {
+        const uint idx = v[2u * (r >> 1)], w = v[2u * (r >> 1) + 1u];
+        for (uint t = 0u; t < 2u; t++) {
+            const uint l = 2u * (r & 1u) + t, g = bitfieldExtract(idx, int(8u * l), 8), s = iq_signs7(w >> (7u * l));
+            q[4u * r + 2u * t] = iq_signed(iq2xxs_grid[2u * g], s);
+            q[4u * r + 2u * t + 1u] = iq_signed(iq2xxs_grid[2u * g + 1u], s >> 4);
+        }
+        ab[r] = vec2(m.d * (0.5 + float(w >> 28)) * 0.25, 0.0);
+    }
+}
+
+#elif defined(WTYPE_IQ2_XS)
+/* Quants qs[64]: group g of 8 = uint16 (9-bit index, 7 sign bits); meta (f16 d, scales[8], pad): sub-block s's
+ * byte holds the scale of its first 16 elements (low nibble) and of the others. Unit u = quants uvec4 u. */
+#define DQ_QV 4u
+#define DQ_META_BYTES 12u
+const uint iq2xs_grid[1024] = uint[](IQ2XS_GRID);
+struct DqMeta { float d; uint w; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 3u * blk;
+    return DqMeta(unpackHalf2x16(wd[w]).x, w);
+}
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u];
+    for (uint r = 0u; r < 4u; r++) {
+        for (uint t = 0u; t < 2u; t++) {
+            const uint x = v[r] >> (16u * t), g = x & 511u, s = iq_signs7(x >> 9);
+            q[4u * r + 2u * t] = iq_signed(iq2xs_grid[2u * g], s);
+            q[4u * r + 2u * t + 1u] = iq_signed(iq2xs_grid[2u * g + 1u], s >> 4);
+        }
+        const uint sc = (iq_meta_byte(m.w, 2u + 2u * u + (r >> 1)) >> (4u * (r & 1u))) & 0xFu;
+        ab[r] = vec2(m.d * (0.5 + float(sc)) * 0.25, 0.0);
+    }
+}
+
+#elif defined(WTYPE_IQ2_S)
+/* Quants (qs[32], signs[32], qh[8], scales[8]): group g = index byte g | 2 bits of qh[g / 4] << 8, sign byte g;
+ * scales as IQ2_XS. Unit u = groups 8u..8u+7: half u % 2 of qs and signs uvec4 u / 2, qh and scale bytes 2u, +1. */
+#define DQ_QV 5u
+const uint iq2s_grid[2048] = uint[](IQ2S_GRID);
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 qs = wq[qb + (u >> 1)], sg = wq[qb + 2u + (u >> 1)], hs = wq[qb + 4u];
+    for (uint r = 0u; r < 4u; r++) {
+        const uint qh = DQ_BYTE(hs, 2u * u + (r >> 1));
+        for (uint t = 0u; t < 2u; t++) {
+            const uint k = 2u * r + t, i = 8u * (u & 1u) + k;   /* group 8u + k, byte i of the halves */
+            const uint g = DQ_BYTE(qs, i) | (((qh >> (2u * (k & 3u))) & 3u) << 8), s = DQ_BYTE(sg, i);
+            q[4u * r + 2u * t] = iq_signed(iq2s_grid[2u * g], s);
+            q[4u * r + 2u * t + 1u] = iq_signed(iq2s_grid[2u * g + 1u], s >> 4);
+        }
+        const uint sc = (DQ_BYTE(hs, 8u + 2u * u + (r >> 1)) >> (4u * (r & 1u))) & 0xFu;
+        ab[r] = vec2(m.d * (0.5 + float(sc)) * 0.25, 0.0);
+    }
+}
+
+#elif defined(WTYPE_IQ3_XXS)
+/* Quants (qs[64]: an index byte per group of 4; 8 uint32: 7 sign bits per 8 elements, scale in bits 28-31).
+ * Unit u = index uvec4 u (sub-blocks 2u, 2u + 1) with their two sign words in uvec4 4 + u / 2. */
+#define DQ_QV 6u
+const uint iq3xxs_grid[256] = uint[](IQ3XXS_GRID);
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u], sw = wq[qb + 4u + (u >> 1)];
+    for (uint r = 0u; r < 4u; r++) {
+        const uint w = sw[2u * (u & 1u) + (r >> 1)], idx = v[r];
+        for (uint j = 0u; j < 4u; j++) {
+            const uint s = iq_signs7(w >> (7u * (2u * (r & 1u) + (j >> 1))));
+            q[4u * r + j] = iq_signed(iq3xxs_grid[bitfieldExtract(idx, int(8u * j), 8)], s >> (4u * (j & 1u)));
+        }
+        ab[r] = vec2(m.d * (0.5 + float(w >> 28)) * 0.5, 0.0);
+    }
+}
+
+#elif defined(WTYPE_IQ3_S)
+/* Quants qs[64] (low 8 bits of an index per group of 4); meta (f16 d, qh[8], signs[32], scales[4], pad):
+ * bit 8 of group g's index = bit g % 8 of qh[g / 8], element e's sign = bit e % 8 of signs[e / 8], sub-block s's
+ * scale = nibble s % 2 of scales[s / 2]. Unit u = quants uvec4 u (sub-blocks 2u, 2u + 1). */
+#define DQ_QV 4u
+#define DQ_META_BYTES 48u
+const uint iq3s_grid[512] = uint[](IQ3S_GRID);
+struct DqMeta { float d; uint w; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 12u * blk;
+    return DqMeta(unpackHalf2x16(wd[w]).x, w);
+}
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u];
+    const uint qh = iq_meta_byte(m.w, 2u + 2u * u) | (iq_meta_byte(m.w, 3u + 2u * u) << 8);   /* groups 16u.. */
+    for (uint r = 0u; r < 4u; r++) {
+        const uint s2 = iq_meta_byte(m.w, 10u + 8u * u + 2u * r) | (iq_meta_byte(m.w, 11u + 8u * u + 2u * r) << 8);
+        for (uint j = 0u; j < 4u; j++) {
+            const uint k = 4u * r + j, g = bitfieldExtract(v[r], int(8u * j), 8) | (((qh >> k) & 1u) << 8);
+            q[4u * r + j] = iq_signed(iq3s_grid[g], s2 >> (4u * j));
+        }
+        const uint s = 2u * u + (r >> 1);
+        const uint sc = (iq_meta_byte(m.w, 42u + (s >> 1)) >> (4u * (s & 1u))) & 0xFu;
+        ab[r] = vec2(m.d * float(1u + 2u * sc), 0.0);
+    }
+}
+
+#elif defined(WTYPE_IQ1_S)
+/* Quants (qs[32]: low 8 bits of an index per group of 8; uint16 qh[8]: per sub-block 3 index bits per group,
+ * scale in bits 12-14, the sign of delta = +-1/8 in bit 15). Unit u = groups 8u..8u+7 (sub-blocks 2u, 2u + 1):
+ * half u % 2 of qs uvec4 u / 2 and word u of the qh uvec4. value = dl * grid + dl * delta. */
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 qs = wq[qb + (u >> 1)];
+    const uint qhw = wq[qb + 2u][u];
+    for (uint r = 0u; r < 4u; r++) {
+        const uint qh = qhw >> (16u * (r >> 1)), idx = qs[2u * (u & 1u) + (r >> 1)];
+        for (uint t = 0u; t < 2u; t++) {
+            const uint l = 2u * (r & 1u) + t, g = bitfieldExtract(idx, int(8u * l), 8) | (((qh >> (3u * l)) & 7u) << 8);
+            q[4u * r + 2u * t] = iq1_half(g, 0u);
+            q[4u * r + 2u * t + 1u] = iq1_half(g, 1u);
+        }
+        const float dl = m.d * float(2u * ((qh >> 12) & 7u) + 1u);
+        ab[r] = vec2(dl, (qh & 0x8000u) != 0u ? -0.125 * dl : 0.125 * dl);
+    }
+}
+
+#elif defined(WTYPE_IQ1_M)
+/* Quants (qs[32], qh[16]: group g's nibble g % 2 of qh[g / 2] = index bits 8-10 and the sign of its delta = +-1/8
+ * in bit 3); meta = four uint16 scales: their top nibbles form the f16 d, 3-bit scale of half h of sub-block s
+ * at bit 6 * (s % 2) + 3h of scales[s / 2]. Unit u = groups 8u..8u+7: half u % 2 of qs uvec4 u / 2, word u of
+ * the qh uvec4. A run's two groups can differ in delta: it goes into q (value = dl * (grid + delta)). */
+#define DQ_META_BYTES 8u
+struct DqMeta { float d; uvec2 sc; };
+DqMeta dq_meta(uint d_off, uint blk)
+{
+    const uint w = (d_off >> 2) + 2u * blk;
+    const uvec2 sc = uvec2(wd[w], wd[w + 1u]);
+    const uint h = (sc.x >> 12 & 0xFu) | (sc.x >> 24 & 0xF0u) | (sc.y >> 4 & 0xF00u) | (sc.y >> 16 & 0xF000u);
+    return DqMeta(unpackHalf2x16(h).x, sc);
+}
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 qs = wq[qb + (u >> 1)];
+    const uint qh = wq[qb + 2u][u], sc = m.sc[u >> 1] >> (16u * (u & 1u));
+    for (uint r = 0u; r < 4u; r++) {
+        const uint idx = qs[2u * (u & 1u) + (r >> 1)];
+        for (uint t = 0u; t < 2u; t++) {
+            const uint k = 2u * r + t, nib = (qh >> (4u * k)) & 0xFu;
+            const uint g = bitfieldExtract(idx, int(8u * (k & 3u)), 8) | ((nib & 7u) << 8);
+            const float delta = (nib & 8u) != 0u ? -0.125 : 0.125;
+            q[4u * r + 2u * t] = iq1_half(g, 0u) + delta;
+            q[4u * r + 2u * t + 1u] = iq1_half(g, 1u) + delta;
+        }
+        ab[r] = vec2(m.d * float(2u * ((sc >> (6u * (r >> 1) + 3u * (r & 1u))) & 7u) + 1u), 0.0);
+    }
+}
+#endif
 #endif
 
 #endif

@@ -39,8 +39,8 @@ expect_error "missing tensor blk.1.ffn_down.weight" "$BIN" run -m "$TMP/missing.
 
 cp "$model" "$TMP/type.gguf"
 o=$(offset_after "$TMP/type.gguf" blk.0.attn_q.weight)     # then: n_dims u32, ne[2] u64, type u32
-patch "$TMP/type.gguf" $((o + 20)) '\x10\x00\x00\x00'       # 16 = iq2_xxs
-expect_error "tensor blk.0.attn_q.weight has type iq2_xxs" "$BIN" run -m "$TMP/type.gguf" -n 1
+patch "$TMP/type.gguf" $((o + 20)) '\x22\x00\x00\x00'       # 34 = tq1_0
+expect_error "tensor blk.0.attn_q.weight has type tq1_0" "$BIN" run -m "$TMP/type.gguf" -n 1
 patch "$TMP/type.gguf" $((o + 20)) '\x63\x00\x00\x00'       # 99: no GGUF type
 expect_error "tensor blk.0.attn_q.weight has type unknown (99)" "$BIN" run -m "$TMP/type.gguf" -n 1
 patch "$TMP/type.gguf" $((o + 20)) '\x0c\x00\x00\x00'       # 12 = q4_K, rows of 128

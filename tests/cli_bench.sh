@@ -50,7 +50,7 @@ assert rows[0]["test"] == "read" and rows[0]["gbs"] > 0, rows[0]
 mv = [r for r in rows if r["test"] == "matvec"]
 per_elem = {"f32": 4, "f16": 2, "bf16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32,
             "q5_1": 24 / 32, "iq4_nl": 18 / 32, "q2_K": 84 / 256, "q3_K": 110 / 256, "q4_K": 144 / 256,
-            "q5_K": 176 / 256, "q6_K": 210 / 256, "iq4_xs": 136 / 256}   # GGUF bytes per element
+            "q5_K": 176 / 256, "q6_K": 210 / 256, "iq4_xs": 136 / 256, "mxfp4": 17 / 32}   # GGUF bytes per element
 assert len(mv) == 4 * len({r["type"] for r in mv}) and len({r["type"] for r in mv}) >= 15, len(mv)
 for r in mv:
     assert r["skipped"] is not None or (r["us"] > 0 and r["gbs"] > 0 and r["bw_pct"] > 0), r
@@ -169,7 +169,7 @@ expect_error "--shapes applies to --kernels only" "$BIN" bench --shapes 64x64
 expect_error "--shapes expects a list" "$BIN" bench --kernels --shapes 4096
 expect_error -E "not a multiple of the q[48]_0 block size 32" "$BIN" bench --kernels --shapes 100x100
 expect_error "K = 384 is not a multiple of the q4_K block size 256" "$BIN" bench --kernels --shapes 64x384 --types q4_k
-expect_error "unknown type" "$BIN" bench --kernels --types iq2_xxs
+expect_error "unknown type" "$BIN" bench --kernels --types tq1_0
 expect_error "no tests" "$BIN" bench -p 0 -n 0
 expect_error "--parallel takes 1 to 256" "$BIN" bench --parallel 4,0
 expect_error "--parallel takes 1 to 256" "$BIN" bench --parallel 300

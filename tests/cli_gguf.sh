@@ -12,7 +12,7 @@ grep -q "tiny" "$TMP/out" || fail "synth did not say what it wrote: $(cat "$TMP/
 expect_quiet "$BIN" synth --help
 grep -q "usage" "$TMP/out" || fail "synth --help prints no usage"
 expect_error "unknown preset" "$BIN" synth --preset nope --type f32 -o "$TMP/x.gguf"
-expect_error "unknown type" "$BIN" synth --preset tiny --type iq2_xxs -o "$TMP/x.gguf"
+expect_error "unknown type" "$BIN" synth --preset tiny --type tq1_0 -o "$TMP/x.gguf"
 expect_error "required" "$BIN" synth --preset tiny --type f32
 expect_error "seed" "$BIN" synth --preset tiny --type f32 -o "$TMP/x.gguf" --seed x1
 expect_error "cannot create" "$BIN" synth --preset tiny --type f32 -o "$TMP/no/such/dir.gguf"

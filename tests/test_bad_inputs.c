@@ -131,10 +131,10 @@ static void test_bad_files(void)
     expect_load_error("missing tensor",
                       make_variant("missing", PATCH_TENSOR_NAME, "blk.1.ffn_down.weight", "blk.1.ffn_dowX.weight", 0),
                       VKLLM_ERR_FORMAT, "missing tensor blk.1.ffn_down.weight");
-    /* 16 is iq2_xxs: a real ggml type the reader keeps (it cannot size it) and the loader must refuse. */
+    /* 34 is tq1_0: a real ggml type the reader keeps (it cannot size it) and the loader must refuse. */
     expect_load_error("unsupported tensor type",
-                      make_variant("type", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 16),
-                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type iq2_xxs");
+                      make_variant("type", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 34),
+                      VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type tq1_0");
     expect_load_error("type id vkllm does not know",
                       make_variant("type99", PATCH_TENSOR_TYPE, "blk.0.attn_q.weight", NULL, 99),
                       VKLLM_ERR_UNSUPPORTED, "blk.0.attn_q.weight has type unknown (99)");

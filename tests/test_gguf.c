@@ -472,7 +472,7 @@ static void test_malformed(void)
     b.n = 0;
     b_header(&b, 3, 2, 0);
     uint64_t ne2[2] = {256, 4};
-    b_tensor(&b, "odd.weight", 2, ne2, 16 /* IQ2_XXS: a GGUF type vkllm does not read */, 0);
+    b_tensor(&b, "odd.weight", 2, ne2, 34 /* TQ1_0: a GGUF type vkllm does not read */, 0);
     b_tensor(&b, "f.weight", 1, ne1, GGML_TYPE_F32, 0);
     b_pad(&b, 32);
     b_zeros(&b, 32);
@@ -480,7 +480,7 @@ static void test_malformed(void)
     CHECK(gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "unknown type: %s", vkr_last_error());
     if (f) {
         const gguf_tensor *t = gguf_find_tensor(f, "odd.weight");
-        CHECK(t && t->nbytes == 0 && t->data == NULL && t->type == 16 && t->n_elements == 1024, "unknown type kept");
+        CHECK(t && t->nbytes == 0 && t->data == NULL && t->type == 34 && t->n_elements == 1024, "unknown type kept");
         gguf_close(f);
     }
 

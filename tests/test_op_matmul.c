@@ -388,7 +388,7 @@ static void bad_arguments(vkr_device *dev)
 {
     float wf[64 * 4] = {0};
     vk_tensor t;
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_IQ2_XXS /* not in the type table */, 256, 2, wf, &t);
+    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_TQ1_0 /* not in the type table */, 256, 2, wf, &t);
     CHECK(st == VKLLM_ERR_UNSUPPORTED, "upload of an unsupported type: status %d", st);
     CHECK(t.buffer == NULL, "failed upload left a buffer");
     st = vk_tensor_upload(dev, GGML_TYPE_Q8_0, 48, 2, wf, &t);

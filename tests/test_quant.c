@@ -130,6 +130,9 @@ static void test_type_table(void)
         {GGML_TYPE_Q5_1, "q5_1", 32, 24},    {GGML_TYPE_Q8_0, "q8_0", 32, 34},      {GGML_TYPE_Q2_K, "q2_K", 256, 84},
         {GGML_TYPE_Q3_K, "q3_K", 256, 110},  {GGML_TYPE_Q4_K, "q4_K", 256, 144},    {GGML_TYPE_Q5_K, "q5_K", 256, 176},
         {GGML_TYPE_Q6_K, "q6_K", 256, 210},  {GGML_TYPE_IQ4_NL, "iq4_nl", 32, 18},  {GGML_TYPE_IQ4_XS, "iq4_xs", 256, 136},
+        {GGML_TYPE_MXFP4, "mxfp4", 32, 17},  {GGML_TYPE_IQ2_XXS, "iq2_xxs", 256, 66}, {GGML_TYPE_IQ2_XS, "iq2_xs", 256, 74},
+        {GGML_TYPE_IQ2_S, "iq2_s", 256, 82}, {GGML_TYPE_IQ3_XXS, "iq3_xxs", 256, 98}, {GGML_TYPE_IQ3_S, "iq3_s", 256, 110},
+        {GGML_TYPE_IQ1_S, "iq1_s", 256, 50}, {GGML_TYPE_IQ1_M, "iq1_m", 256, 56},
     };
     const size_t n = sizeof t / sizeof t[0];
     CHECK(ggml_type_count() == n, "the table has %zu types, want %zu", ggml_type_count(), n);
@@ -159,10 +162,10 @@ static void test_type_table(void)
     CHECK(ggml_type_at(n) == NULL, "past the end of the list");
     uint32_t parsed;
     CHECK(ggml_type_from_name("Q4_K", &parsed) && parsed == GGML_TYPE_Q4_K, "upper case Q4_K");
-    CHECK(ggml_type_name(GGML_TYPE_Q8_1) == NULL && ggml_type_name(GGML_TYPE_IQ2_XXS) == NULL &&
+    CHECK(ggml_type_name(GGML_TYPE_Q8_1) == NULL && ggml_type_name(GGML_TYPE_TQ1_0) == NULL &&
           ggml_type_name(99) == NULL && ggml_type_name(12345) == NULL && ggml_type_get(99) == NULL,
           "types vkllm does not read have no name");
-    CHECK(ggml_type_label(GGML_TYPE_IQ2_XXS) && !strcmp(ggml_type_label(GGML_TYPE_IQ2_XXS), "iq2_xxs") &&
+    CHECK(ggml_type_label(GGML_TYPE_TQ1_0) && !strcmp(ggml_type_label(GGML_TYPE_TQ1_0), "tq1_0") &&
           ggml_type_label(99) == NULL, "labels of types GGUF knows");
     uint32_t dummy;
     CHECK(!ggml_type_from_name("q8_1", &dummy) && !ggml_type_from_name("q4", &dummy) &&
@@ -181,6 +184,9 @@ static void test_type_table(void)
         {GGML_TYPE_Q4_1, 4, 16, 4},      {GGML_TYPE_Q5_0, 6, 16, 8},      {GGML_TYPE_Q5_1, 8, 16, 8},
         {GGML_TYPE_Q2_K, 16, 64, 20},    {GGML_TYPE_Q3_K, 0, 96, 16},     {GGML_TYPE_Q4_K, 16, 128, 16},
         {GGML_TYPE_Q5_K, 16, 160, 16},   {GGML_TYPE_Q6_K, 0, 192, 20},    {GGML_TYPE_IQ4_XS, 8, 128, 8},
+        {GGML_TYPE_MXFP4, 1, 16, 4},     {GGML_TYPE_IQ2_XXS, 2, 64, 2},   {GGML_TYPE_IQ2_XS, 2, 64, 12},
+        {GGML_TYPE_IQ2_S, 2, 80, 2},     {GGML_TYPE_IQ3_XXS, 2, 96, 2},   {GGML_TYPE_IQ3_S, 2, 64, 48},
+        {GGML_TYPE_IQ1_S, 2, 48, 2},     {GGML_TYPE_IQ1_M, 0, 48, 8},
     };
     CHECK(sizeof lay / sizeof lay[0] == ggml_type_count(), "every type's layout is checked");
     for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++) {
@@ -470,6 +476,117 @@ static void test_hand_built_super_blocks(void)
     CHECK_ELEMENTS("iq4_xs", out, {0, 28.25f}, {16, 0.25f}, {32, 1016.0f}, {224, -984.25f}, {255, -77.5f});
 }
 
+/* MXFP4 and the IQ grid types: one block each, bytes set by hand. The grid entries used were read from llama.cpp's
+ * own dequantization (tools/derive_grids.sh) and are written out here as numbers: IQ2_XXS entry 1 = {43, 8 x7},
+ * 2 = {25, 25, 8 x6}, 255 = {8, 25, 8, 8, 25, 43, 43, 43}; IQ2_XS 300 = {8, 25, 25, 8, 8, 25, 8, 25}, 511 = {43 x8};
+ * IQ2_S 700 = {8, 8, 8, 43, 43, 8, 25, 25}, 1023 = {43 x8}; IQ3_XXS 1 = {20, 4, 4, 4}, 200 = {4, 62, 4, 44},
+ * 255 = {4, 28, 52, 62}; IQ3_S 300 = {3, 5, 3, 7}, 511 = {1, 1, 15, 15}; IQ1_S 1000 = {-1, 0, -1, -1, 0, 0, 0, 0},
+ * 2047 = {1 x8}, 1 = {1, -1 x7}; entry 0 is the smallest value everywhere (8, 4, 1, -1). */
+static void test_hand_built_grid_types(void)
+{
+    float out[256];
+
+    /* MXFP4 {E8M0 e, qs[16]}: e = 126 -> 2^-1; qs[j] = j | (15 - j) << 4; E2M1 codes 0..15 = 0, 0.5, 1, 1.5, 2, 3,
+     * 4, 6, then the same negated. e0 = 0, e1 = 0.25, e7 = 3, e9 = -0.25, e15 = e16 = -3, e24 = 3. Block 2: e = 0
+     * (2^-127, a subnormal scale), code 7: 6 * 2^-127 = 3 * 2^-126. Block 3: e = 254, code 1: 0.5 * 2^127. */
+    uint8_t mx[3 * 17] = {126};
+    for (int j = 0; j < 16; j++)
+        mx[1 + j] = (uint8_t)(j | (15 - j) << 4);
+    mx[17] = 0, mx[18] = 0x07, mx[34] = 254, mx[35] = 0x01;
+    dequantize_row(GGML_TYPE_MXFP4, mx, out, 96);
+    CHECK_ELEMENTS("mxfp4", out, {0, 0.0f}, {1, 0.25f}, {7, 3.0f}, {9, -0.25f}, {15, -3.0f}, {16, -3.0f}, {24, 3.0f},
+                   {31, 0.0f}, {32, ldexpf(3.0f, -126)}, {48, 0.0f}, {64, ldexpf(1.0f, 126)});
+
+    /* IQ2_XXS {f16 d, per sub-block: 4 index bytes, uint32 w = 7 sign bits per group | scale << 28}: d = 0.5.
+     * Sub-block 0: indices 1, 2, 0, 255; w = 0x38000001: scale 3 (db = 0.5 * 3.5 / 4 = 0.4375), group 0 signs
+     * 0000001 (e0 negative; odd, so the eighth, e7, too), group 3 signs 1000000 (j = 6, and j = 7 by parity).
+     * e0 = -43 db = -18.8125, e1 = 8 db = 3.5, e7 = -3.5, e8 = 25 db = 10.9375, e16 = 3.5, e25 = 10.9375,
+     * e29 = 18.8125, e30 = e31 = -18.8125. Sub-block 1: all zero: db = 0.0625, 8 db = 0.5. */
+    uint8_t iq2xxs[66] = {0x00, 0x38, 1, 2, 0, 255, 0x01, 0x00, 0x00, 0x38};
+    dequantize_row(GGML_TYPE_IQ2_XXS, iq2xxs, out, 256);
+    CHECK_ELEMENTS("iq2_xxs", out, {0, -18.8125f}, {1, 3.5f}, {7, -3.5f}, {8, 10.9375f}, {16, 3.5f}, {25, 10.9375f},
+                   {29, 18.8125f}, {30, -18.8125f}, {31, -18.8125f}, {32, 0.5f}, {255, 0.5f});
+
+    /* IQ2_XS {f16 d, uint16 qs[32] = index | 7 sign bits << 9, scales[8]}: d = 1, scales[0] = 0x21: groups 0-1
+     * scale 1 (db = 1.5 / 4 = 0.375), groups 2-3 scale 2 (0.625); others 0 (0.125). Group 0: index 300, signs 0000011
+     * (even: e7 positive) -> 0x072c; group 2: index 511, signs 0000100 (odd: e23 too) -> 0x09ff.
+     * e0 = -3, e1 = -9.375, e2 = 9.375, e7 = 9.375, e8 = 3, e16 = 26.875, e18 = e23 = -26.875, e255 = 1. */
+    uint8_t iq2xs[74] = {0x00, 0x3c, 0x2c, 0x07, 0x00, 0x00, 0xff, 0x09};
+    iq2xs[66] = 0x21;
+    dequantize_row(GGML_TYPE_IQ2_XS, iq2xs, out, 256);
+    CHECK_ELEMENTS("iq2_xs", out, {0, -3.0f}, {1, -9.375f}, {2, 9.375f}, {7, 9.375f}, {8, 3.0f}, {16, 26.875f},
+                   {17, 26.875f}, {18, -26.875f}, {23, -26.875f}, {255, 1.0f});
+
+    /* IQ2_S {f16 d, qs[32], signs[32], qh[8], scales[8]}: d = 1. Group 0: index 700 = 0x2bc (qs[0] = 0xbc, qh[0]
+     * bits 0-1 = 2), signs 0x81; group 3: index 1023 (qs[3] = 0xff, qh[0] bits 6-7 = 3), signs 0x02. scales[0] =
+     * 0x13: groups 0-1 db = 3.5 / 4 = 0.875, groups 2-3 db = 0.375. e0 = -7, e3 = 37.625, e6 = 21.875, e7 = -21.875,
+     * e8 = 7, e16 = 3, e24 = 16.125, e25 = -16.125, e255 = 8 / 8 = 1. */
+    uint8_t iq2s[82] = {0x00, 0x3c, 0xbc, 0, 0, 0xff};
+    iq2s[34] = 0x81, iq2s[37] = 0x02, iq2s[66] = 0xc2, iq2s[74] = 0x13;
+    dequantize_row(GGML_TYPE_IQ2_S, iq2s, out, 256);
+    CHECK_ELEMENTS("iq2_s", out, {0, -7.0f}, {3, 37.625f}, {6, 21.875f}, {7, -21.875f}, {8, 7.0f}, {16, 3.0f},
+                   {24, 16.125f}, {25, -16.125f}, {255, 1.0f});
+
+    /* IQ3_XXS {f16 d, qs[64] (index per 4), uint32 per sub-block = 7 sign bits per 8 | scale << 28}: d = 2.
+     * Sub-block 0: indices 1, 200, 255, 0, ...; w = 0x10000002: scale 1 (db = 2 * 1.5 / 2 = 1.5), signs of e0-7
+     * 0000010 (e1, and e7 by parity). e0 = 30, e1 = -6, e2 = 6, e5 = 93, e7 = -66, e8 = 6, e11 = 93, e12 = 6.
+     * Sub-block 1: db = 0.5, e32 = 2; e255 = 2. */
+    uint8_t iq3xxs[98] = {0x00, 0x40, 1, 200, 255};
+    iq3xxs[66] = 0x02, iq3xxs[69] = 0x10;
+    dequantize_row(GGML_TYPE_IQ3_XXS, iq3xxs, out, 256);
+    CHECK_ELEMENTS("iq3_xxs", out, {0, 30.0f}, {1, -6.0f}, {2, 6.0f}, {5, 93.0f}, {7, -66.0f}, {8, 6.0f}, {11, 93.0f},
+                   {12, 6.0f}, {32, 2.0f}, {255, 2.0f});
+
+    /* IQ3_S {f16 d, qs[64], qh[8], signs[32], scales[4]}: d = 0.5. Group 0: index 300 = 0x12c (qs[0] = 0x2c, qh[0]
+     * bit 0), group 1: 511 (qs[1] = 0xff, qh[0] bit 1); signs[0] = 0x90 (e4, e7); scales[0] = 0x02: sub-block 0
+     * db = 0.5 * (1 + 4) = 2.5, sub-block 1 db = 0.5. e0 = 7.5, e1 = 12.5, e3 = 17.5, e4 = -2.5, e6 = 37.5,
+     * e7 = -37.5, e8 = 2.5, e32 = 0.5, e255 = 0.5. */
+    uint8_t iq3s[110] = {0x00, 0x38, 0x2c, 0xff};
+    iq3s[66] = 0x03, iq3s[74] = 0x90, iq3s[106] = 0x02;
+    dequantize_row(GGML_TYPE_IQ3_S, iq3s, out, 256);
+    CHECK_ELEMENTS("iq3_s", out, {0, 7.5f}, {1, 12.5f}, {3, 17.5f}, {4, -2.5f}, {6, 37.5f}, {7, -37.5f}, {8, 2.5f},
+                   {32, 0.5f}, {255, 0.5f});
+
+    /* IQ1_S {f16 d, qs[32], uint16 qh[8]}: d = 0.25. Group 0: index 1000 = 0x3e8 (qs[0] = 0xe8, qh[0] bits 0-2 = 3),
+     * group 1: 2047 (qs[1] = 0xff, bits 3-5 = 7); qh[0] scale bits 12-14 = 2 (dl = 0.25 * 5 = 1.25), bit 15: delta
+     * -1/8 -> qh[0] = 0xa03b. e0 = 1.25 * -1.125 = -1.40625, e1 = -0.15625, e8 = 1.09375, e16 (index 0) = -1.40625.
+     * Sub-block 1: dl = 0.25, delta +1/8: e32 = -0.21875; e255 the same. */
+    uint8_t iq1s[50] = {0x00, 0x34, 0xe8, 0xff};
+    iq1s[34] = 0x3b, iq1s[35] = 0xa0;
+    dequantize_row(GGML_TYPE_IQ1_S, iq1s, out, 256);
+    CHECK_ELEMENTS("iq1_s", out, {0, -1.40625f}, {1, -0.15625f}, {8, 1.09375f}, {16, -1.40625f}, {32, -0.21875f},
+                   {255, -0.21875f});
+
+    /* IQ1_M {qs[32], qh[16], four uint16 scales}: d = 0.5 = f16 0x3800, its nibbles 0, 0, 8, 3 in the scales' top
+     * nibbles. scales[0] = 0x0019: sub-block 0 half 0 scale 1 (dl = 1.5), half 1 scale 3 (dl = 3.5). Group 0:
+     * index 1000 (qs[0] = 0xe8, nibble 3 | 8: delta -1/8), group 1: 2047 (qs[1] = 0xff, nibble 7: +1/8) -> qh[0] =
+     * 0x7b; group 2: index 1 (qs[2] = 1, delta +). e0 = 1.5 * -1.125 = -1.6875, e1 = -0.1875, e8 = 1.6875,
+     * e16 = 3.5 * 1.125 = 3.9375, e17 = -3.0625, e24 (index 0) = -3.0625; sub-block 1 dl = 0.5: e32 = -0.4375. */
+    uint8_t iq1m[56] = {0xe8, 0xff, 0x01};
+    iq1m[32] = 0x7b, iq1m[48] = 0x19, iq1m[53] = 0x80, iq1m[55] = 0x30;
+    dequantize_row(GGML_TYPE_IQ1_M, iq1m, out, 256);
+    CHECK_ELEMENTS("iq1_m", out, {0, -1.6875f}, {1, -0.1875f}, {8, 1.6875f}, {16, 3.9375f}, {17, -3.0625f},
+                   {24, -3.0625f}, {32, -0.4375f}, {255, -0.4375f});
+
+    /* ggml_block_set_rms: random bytes become a block whose values have the root mean square asked for, within
+     * the f16 rounding of d (2^-11 relative). */
+    static const struct { uint32_t type; float rms; } want[] = {{GGML_TYPE_IQ3_S, 3.0f}, {GGML_TYPE_IQ1_M, 0.05f},
+                                                               {GGML_TYPE_IQ2_XXS, 1e-3f}};
+    for (size_t t = 0; t < sizeof want / sizeof want[0]; t++) {
+        uint8_t blk[110];
+        for (int i = 0; i < 110; i++)
+            blk[i] = (uint8_t)(i * 37 + 11 * (int)t);
+        ggml_block_set_rms(want[t].type, blk, want[t].rms);
+        dequantize_row(want[t].type, blk, out, 256);
+        double sq = 0.0;
+        for (int i = 0; i < 256; i++)
+            sq += (double)out[i] * out[i];
+        const double rms = sqrt(sq / 256);
+        CHECK(fabs(rms - want[t].rms) <= 1e-3 * want[t].rms, "%s set to rms %g: %g", ggml_type_name(want[t].type),
+              want[t].rms, rms);
+    }
+}
+
 /* quantize -> dequantize on random data. With the exact scale d (amax/127 for Q8_0, max/-8 for Q4_0) and
  * the scale actually stored, d16 = f16(d), the error of element x is
  *     |x - q*d16| <= |x - q*d| + |q|*|d - d16| <= |d|/2 + |q|*|d - d16|
@@ -579,11 +696,22 @@ static void test_round_trip_all_types(test_rng *r)
         {GGML_TYPE_Q5_0, 0.1, 0.08},      {GGML_TYPE_Q5_1, 0.07, 0.05},     {GGML_TYPE_Q2_K, 0.55, 0.5},
         {GGML_TYPE_Q3_K, 0.33, 0.4},      {GGML_TYPE_Q4_K, 0.15, 0.1},      {GGML_TYPE_Q5_K, 0.075, 0.085},
         {GGML_TYPE_Q6_K, 0.04, 0.08},     {GGML_TYPE_IQ4_NL, 0.17, 0.17},   {GGML_TYPE_IQ4_XS, 0.17, 0.23},
+        {GGML_TYPE_MXFP4, 0.23, 0.21},
     };
     enum { N = QK_K * 32 };
     static float x[N], y[N];
     static uint8_t buf[N * 4];
-    CHECK(sizeof bound / sizeof bound[0] == ggml_type_count(), "every type has a bound");
+    size_t quantizable = 0;
+    for (size_t i = 0; i < ggml_type_count(); i++)
+        quantizable += ggml_type_can_quantize(ggml_type_at(i)->id);
+    CHECK(sizeof bound / sizeof bound[0] == quantizable, "every type with a quantizer has a bound");
+    CHECK(!ggml_type_can_quantize(GGML_TYPE_IQ2_XXS) && !ggml_type_can_quantize(GGML_TYPE_IQ1_M) &&
+          ggml_type_can_quantize(GGML_TYPE_MXFP4) && ggml_type_can_quantize(GGML_TYPE_F32), "which types quantize");
+    /* A type without a quantizer gets zero blocks (a valid row of zeros), never uninitialised bytes. */
+    memset(buf, 0xa5, 66 * 2);
+    quantize_row(GGML_TYPE_IQ2_XXS, x, buf, 512);
+    for (int i = 0; i < 66 * 2; i++)
+        CHECK(buf[i] == 0, "iq2_xxs quantize_row byte %d = 0x%02x", i, buf[i]);
     for (size_t ti = 0; ti < sizeof bound / sizeof bound[0]; ti++) {
         const uint32_t type = bound[ti].type;
         const char *name = ggml_type_name(type);
@@ -650,6 +778,7 @@ int main(void)
     test_hand_built_blocks();
     test_hand_built_legacy();
     test_hand_built_super_blocks();
+    test_hand_built_grid_types();
     test_quantize_error_bounds(&r);
     test_round_trip_all_types(&r);
     return test_finish("quant");

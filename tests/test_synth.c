@@ -117,6 +117,8 @@ static uint32_t want_file_type(uint32_t type)
         {GGML_TYPE_F32, 0},   {GGML_TYPE_F16, 1},   {GGML_TYPE_Q4_0, 2},    {GGML_TYPE_Q4_1, 3},   {GGML_TYPE_Q8_0, 7},
         {GGML_TYPE_Q5_0, 8},  {GGML_TYPE_Q5_1, 9},  {GGML_TYPE_Q2_K, 10},   {GGML_TYPE_Q3_K, 11},  {GGML_TYPE_Q4_K, 14},
         {GGML_TYPE_Q5_K, 16}, {GGML_TYPE_Q6_K, 18}, {GGML_TYPE_IQ4_NL, 25}, {GGML_TYPE_IQ4_XS, 30}, {GGML_TYPE_BF16, 32},
+        {GGML_TYPE_MXFP4, 38}, {GGML_TYPE_IQ2_XXS, 19}, {GGML_TYPE_IQ2_XS, 20}, {GGML_TYPE_IQ3_XXS, 23},
+        {GGML_TYPE_IQ1_S, 24}, {GGML_TYPE_IQ3_S, 26}, {GGML_TYPE_IQ2_S, 28}, {GGML_TYPE_IQ1_M, 31},
     };
     for (size_t i = 0; i < sizeof ft / sizeof ft[0]; i++)
         if (ft[i][0] == type)
@@ -132,7 +134,8 @@ static uint32_t want_type(uint32_t type, uint32_t ne0)
         return type;
     switch (type) {
     case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: return GGML_TYPE_Q4_0;
-    case GGML_TYPE_IQ4_XS: return GGML_TYPE_IQ4_NL;
+    case GGML_TYPE_IQ4_XS: case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS: case GGML_TYPE_IQ2_S:
+    case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M: return GGML_TYPE_IQ4_NL;
     case GGML_TYPE_Q4_K: return GGML_TYPE_Q5_0;
     case GGML_TYPE_Q5_K: return GGML_TYPE_Q5_1;
     case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_0;
@@ -378,7 +381,7 @@ static void test_presets_and_errors(void)
     CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT && strstr(vkr_last_error(), "gpt-5"), "unknown preset: %s",
           vkr_last_error());
     o.preset = "tiny";
-    o.type = GGML_TYPE_IQ2_XXS;   /* a GGUF type vkllm does not read */
+    o.type = GGML_TYPE_TQ1_0;   /* a GGUF type vkllm does not read */
     CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type");
     o.type = GGML_TYPE_F32;
     o.path = "/nonexistent-dir/x.gguf";

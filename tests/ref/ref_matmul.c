@@ -1,5 +1,6 @@
 #include "ref/ref_matmul.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "host/ggml_types.h"
@@ -8,6 +9,32 @@
 size_t ref_tensor_bytes(uint32_t type, uint64_t ne0, uint64_t ne1)
 {
     return (size_t)(ggml_row_bytes(type, ne0) * ne1);
+}
+
+/* Types vkllm reads but does not quantize (IQ grids): each block's bytes are a hash of the source block's values
+ * (so different sources give different blocks) with the block scale set for the source block's root mean
+ * square. The values are not the source's: tests compare kernels with ref_decode of the same bytes. */
+static void ref_encode_unquantizable(uint32_t type, const float *src, uint64_t n, uint8_t *dst)
+{
+    const uint32_t bs = ggml_block_size(type), bb = ggml_block_bytes(type);
+    for (uint64_t b = 0; b < n / bs; b++) {
+        uint64_t h = 0x9e3779b97f4a7c15u;
+        double sq = 0.0;
+        for (uint32_t i = 0; i < bs; i++) {
+            uint32_t u;
+            memcpy(&u, &src[b * bs + i], 4);
+            h = (h ^ u) * 0x100000001b3u;
+            sq += (double)src[b * bs + i] * src[b * bs + i];
+        }
+        uint8_t *blk = dst + b * bb;
+        for (uint32_t i = 0; i < bb; i++) {   /* splitmix64 steps from the hash */
+            h += 0x9e3779b97f4a7c15u;
+            uint64_t z = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+            blk[i] = (uint8_t)((z ^ (z >> 31)) >> 24);
+        }
+        ggml_block_set_rms(type, blk, (float)sqrt(sq / bs));
+    }
 }
 
 void ref_encode(uint32_t type, const float *src, uint64_t ne0, uint64_t ne1, void *dst)
@@ -23,8 +50,10 @@ void ref_encode(uint32_t type, const float *src, uint64_t ne0, uint64_t ne1, voi
                 uint16_t h = fp32_to_fp16(s[k]);
                 memcpy(d + 2 * k, &h, 2);
             }
-        } else {
+        } else if (ggml_type_can_quantize(type)) {
             quantize_row(type, s, d, ne0);
+        } else {
+            ref_encode_unquantizable(type, s, ne0, d);
         }
     }
 }

@@ -11,7 +11,9 @@
 size_t ref_tensor_bytes(uint32_t type, uint64_t ne0, uint64_t ne1);
 
 /* Encodes ne1 rows of ne0 floats into GGUF layout (F32 copy, F16 round-to-nearest-even, quantized types with
- * the reference quantizers, host/quant.h quantize_row). dst must hold ref_tensor_bytes(type, ne0, ne1). */
+ * the reference quantizers, host/quant.h quantize_row; the IQ grid types, which have none, with blocks that
+ * depend on the source but do not approximate it: only their block's largest magnitude follows the source's).
+ * dst must hold ref_tensor_bytes(type, ne0, ne1). */
 void ref_encode(uint32_t type, const float *src, uint64_t ne0, uint64_t ne1, void *dst);
 
 /* Decodes ne1 GGUF rows of ne0 elements into floats. */

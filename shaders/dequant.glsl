@@ -16,26 +16,36 @@
  *   DqMeta dq_meta(d_off, blk)    the meta of block blk (d_off: bytes from the start of wd to block 0), loaded
  *                                 once per block where a kernel walks a whole block
  *   uint dq_run_pos(u, r)         element offset of run r of unit u inside the block (a multiple of 16)
+ *   dq_init_shared(tid, wg)       fills the shared lookup tables of kernels that define DQ_SHARED_TABLES (IQ4);
+ *                                 a barrier must follow before dq_unit; a no-op for other types and kernels
  *   dq_unit(meta, qb, u, q, ab)   unit u of the block whose quants start at wq[qb]: q[4r + j] holds elements
  *                                 4j..4j+3 of run r as raw quant values (IQ4: the non-linear table values),
  *                                 and the run's value is ab[r].x * q + ab[r].y
  * so a dot product with x is sum_r ab[r].x * dot(q_r, x_r) + ab[r].y * sum(x_r): no multiply per element.
+ * Quant values become floats through small_uints_minus (bit operations, no int-to-float conversion).
  * Adding a type = one block below (and its table row in host/quant.c, its name in list_matmul.cmake). */
 #ifndef VKLLM_DEQUANT_GLSL
 #define VKLLM_DEQUANT_GLSL
 
-/* The four signed bytes of a word, as floats (byte 0 first). */
-vec4 q8_word(uint w)
+/* Integers below 2^23 as floats without an int-to-float conversion (a quarter-rate instruction on NVIDIA GPUs,
+ * which caps a 4-bit matvec below the memory bandwidth): OR them into the mantissa of 2^23 and subtract 2^23. Exact;
+ * `bias` (an integer) is subtracted in the same operation. */
+vec4 small_uints_minus(uvec4 v, float bias)
 {
-    ivec4 b = ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
-                    bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
-    return vec4(b);
+    return uintBitsToFloat(v | 0x4B000000u) - (8388608.0 + bias);
 }
 
 /* The four unsigned bytes of a word, as floats (byte 0 first). */
 vec4 ubytes(uint w)
 {
-    return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFFu);
+    return small_uints_minus(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFFu, 0.0);
+}
+
+/* The four signed bytes of a word, as floats (byte 0 first): flipping the sign bits maps b to b + 128. */
+vec4 q8_word(uint w)
+{
+    w ^= 0x80808080u;
+    return small_uints_minus(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xFFu, 128.0);
 }
 
 /* Half number h of an array of words holding packed f16 values (little-endian: even halves low). */
@@ -64,13 +74,30 @@ void dq_nibble_runs(uvec4 v, uvec4 hi0, uvec4 hi1, out vec4 q[8])
 /* The non-linear 4-bit values of IQ4_NL and IQ4_XS (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
  * 53, 69, 89, 113) for nibble indices n (0..15): the degree-4 least-squares polynomial through
  * them, rounded, gives each exactly (its error is at most 0.476; f32 evaluation adds < 1e-4). Five vector
- * operations instead of a lookup, which costs a load per lane on CPU drivers (or selects: twice as slow there). */
-vec4 iq4_values(uvec4 n)
+ * operations instead of a lookup, which costs a load per lane on CPU drivers (or selects: twice as slow there).
+ * GPU kernels that define DQ_SHARED_TABLES before including this file look the values up in shared memory
+ * instead (one load per value): they call dq_init_shared(tid, wg) first and pass a barrier before dq_unit. */
+vec4 iq4_poly(uvec4 n)
 {
-    const vec4 f = vec4(n);
+    const vec4 f = small_uints_minus(n, 0.0);
     return round(fma(fma(fma(fma(vec4(0.0013247202), f, vec4(0.041216824)), f, vec4(-1.5001836)), f,
                          vec4(24.743246)), f, vec4(-127.0436)));
 }
+#if defined(DQ_SHARED_TABLES) && (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS))
+shared float dq_iq4_table[16];
+void dq_init_shared(uint tid, uint wg)
+{
+    for (uint i = tid; i < 16u; i += wg)
+        dq_iq4_table[i] = iq4_poly(uvec4(i)).x;
+}
+vec4 iq4_values(uvec4 n)
+{
+    return vec4(dq_iq4_table[n.x], dq_iq4_table[n.y], dq_iq4_table[n.z], dq_iq4_table[n.w]);
+}
+#else
+void dq_init_shared(uint tid, uint wg) {}
+vec4 iq4_values(uvec4 n) { return iq4_poly(n); }
+#endif
 /* Runs 0 and 1 (low and high nibbles of v's 16 bytes) as IQ4 values. */
 void dq_iq4_runs(uvec4 v, out vec4 q[8])
 {
@@ -261,8 +288,9 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 
 /* ---- Q4_K / Q5_K: 256 elements in 8 sub-blocks of 32, meta (f16 d, dmin, scales[12]: 6-bit scale and min
  *      per sub-block, k4_scale_min); value = d * scale * q - dmin * min. Element 64j + l (l < 32): low nibble
- *      of qs[32j + l]; 64j + 32 + l: its high nibble. Q4_K quants = qs[128]; unit u = qs uvec4 u (j = u / 2),
- *      runs = its low and high nibbles. Q5_K quants = (qh[32], qs[128]), a fifth bit 2j (low) / 2j + 1 (high)
+ *      of qs[32j + l]; 64j + 32 + l: its high nibble. Q4_K quants = qs[128]; unit u = the two qs uvec4s of
+ *      j = u (two whole sub-blocks, so each scale and min is decoded once per 32 elements), runs = the low
+ *      nibbles of each, then the high ones. Q5_K quants = (qh[32], qs[128]), a fifth bit 2j (low) / 2j + 1 (high)
  *      of qh[l]; unit u = the two qs uvec4s of j = 2(u / 2) + t (t < 2) at half u % 2 with their qh uvec4. ---- */
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
 #define DQ_QK 256u
@@ -280,14 +308,23 @@ vec2 k4_ab(DqMeta m, uint sub)
 }
 #ifdef WTYPE_Q4_K
 #define DQ_QV 8u
-#define DQ_UNITS 8u
-#define DQ_RUNS 2u
-uint dq_run_pos(uint u, uint r) { return 64u * (u >> 1) + 32u * r + 16u * (u & 1u); }
-void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
+#define DQ_UNITS 4u
+#define DQ_RUNS 4u
+uint dq_run_pos(uint u, uint r) { return 64u * u + 16u * r; }
+void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
-    dq_nibble_runs(wq[qb + u], uvec4(0u), uvec4(0u), q);
-    ab[0] = k4_ab(m, 2u * (u >> 1));
-    ab[1] = k4_ab(m, 2u * (u >> 1) + 1u);
+    vec4 lo_hi[8];
+    for (uint t = 0u; t < 2u; t++) {
+        dq_nibble_runs(wq[qb + 2u * u + t], uvec4(0u), uvec4(0u), lo_hi);
+        for (uint i = 0u; i < 4u; i++) {
+            q[4u * t + i] = lo_hi[i];
+            q[8u + 4u * t + i] = lo_hi[4u + i];
+        }
+    }
+    ab[0] = k4_ab(m, 2u * u);
+    ab[1] = ab[0];
+    ab[2] = k4_ab(m, 2u * u + 1u);
+    ab[3] = ab[2];
 }
 #else
 #define DQ_QV 10u

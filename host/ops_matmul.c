@@ -612,10 +612,25 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
  * VK_KHR_cooperative_matrix was enabled, else the NV one (tests: VKLLM_COOPMAT=emulate, the same kernel with
  * the cooperative operations in plain GLSL, on any device with shaderFloat16 and the Vulkan memory model).
  * The workgroup is CM_NSG subgroups: the subgroup size is required where it may vary. */
+#define VENDOR_AMD 0x1002u
+
+/* The subgroup size the cooperative-matrix kernel runs with, 0 where none fits. AMD's matrix instructions
+ * (RDNA3 WMMA) work on wave32, while its drivers report 64 as the default size: there the kernel requires 32
+ * through subgroup size control and is not used without it. Elsewhere the device's default size, required
+ * where the size may vary (it must then be controllable). */
+static uint32_t coopmat_subgroup_size(const vkr_device *dev)
+{
+    const vkr_features *ft = &dev->info.features;
+    const bool vary = ft->min_subgroup_size != ft->max_subgroup_size;
+    if (dev->info.vendor_id == VENDOR_AMD && ft->subgroup_size != 32)
+        return ft->subgroup_size_control && ft->min_subgroup_size <= 32 && ft->max_subgroup_size >= 32 ? 32 : 0;
+    return ft->subgroup_size && (!vary || ft->subgroup_size_control) ? ft->subgroup_size : 0;
+}
+
 static bool coopmat_applies(const mm_ctx *c)
 {
     const vkr_features *ft = &c->dev->info.features;
-    return ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated;
+    return (ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated) && coopmat_subgroup_size(c->dev);
 }
 
 /* A tile of shaders/matmul_coopmat.comp: sg_m x sg_n subgroups of tm x tn 16 x 16 accumulators. */
@@ -678,9 +693,9 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
 {
     vkr_device *dev = c->dev;
     const vkr_features *ft = &dev->info.features;
-    const uint32_t sgs = ft->subgroup_size;
+    const uint32_t sgs = coopmat_subgroup_size(dev);
     const bool vary = ft->min_subgroup_size != ft->max_subgroup_size;
-    if (sgs == 0 || (vary && !ft->subgroup_size_control))
+    if (sgs == 0)
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "matmul_coopmat: the subgroup size cannot be fixed on this device");
     const coopmat_tile t = coopmat_pick_tile(dev, w->ne[1], n_cols);
 
@@ -693,7 +708,7 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
     desc.n_buffers = type_quantized(w->type) ? 4 : 3;
     desc.push_size = 8 * 4;
     desc.local_size_x = t.sg_m * t.sg_n * sgs;
-    desc.required_subgroup_size = vary ? sgs : 0;
+    desc.required_subgroup_size = vary || sgs != ft->subgroup_size ? sgs : 0;
     desc.n_spec = 4;
     desc.spec[0] = t.sg_m;
     desc.spec[1] = t.sg_n;

@@ -257,6 +257,34 @@ static void matvec_shape(const vkr_device *dev, uint32_t *rows, uint32_t *wg)
     *wg = wg_size(dev, want);
 }
 
+/* The matvec's reduction array red[WG * NRED] (matvec.comp: NRED = rows x (1 + GLU) x columns, plus one sum of
+ * squares per column with the norm fused) within maxComputeSharedMemorySize: a shape over it (VKLLM_MATVEC=16x256
+ * needs 48 KiB and more with columns) gives up workgroup size down to a subgroup, then rows (even ones for
+ * the Q;K;V epilogue), with one warning. */
+static vkllm_status matvec_fit_shared(const vkr_device *dev, const vk_matmul_fusion *f, uint32_t ncols, bool even,
+                                      uint32_t *rows, uint32_t *wg)
+{
+    const uint32_t smem = dev->info.features.max_compute_shared_memory ? dev->info.features.max_compute_shared_memory
+                                                                       : 16384;
+    const uint32_t sg = dev->info.features.subgroup_size ? dev->info.features.subgroup_size : 1;
+    const uint32_t rows0 = *rows, wg0 = *wg;
+#define RED_BYTES(r, w) ((uint64_t)(w) * ((r) * (1u + (f && f->glu)) * ncols + (f && f->norm) * ncols) * 4)
+    while (RED_BYTES(*rows, *wg) > smem && *wg / 2 >= sg)
+        *wg /= 2;
+    while (RED_BYTES(*rows, *wg) > smem && *rows > (even ? 2u : 1u))
+        *rows -= even ? 2 : 1;
+    if (RED_BYTES(*rows, *wg) > smem)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "matvec: no workgroup shape fits %u bytes of shared memory", smem);
+#undef RED_BYTES
+    if (*rows != rows0 || *wg != wg0) {
+        static atomic_flag warned = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&warned))
+            vkr_log(VKLLM_LOG_WARNING, "matvec shape %ux%u needs more than %u bytes of shared memory; using %ux%u",
+                    rows0, wg0, smem, *rows, *wg);
+    }
+    return VKLLM_OK;
+}
+
 /* The Q;K;V epilogue's bindings from `slot` on (K cache, V cache, positions, rope frequency divisors) and its
  * push constants 10.. (9, the first row, is set per dispatch). UNSUPPORTED without a message when a cache does
  * not fit one binding. */
@@ -319,6 +347,9 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const vk_qkv_store *qs = f ? f->qkv : NULL;
     if (qs)
         rows += rows % 2;   /* both rows of a rope pair in one workgroup */
+    vkllm_status fit = matvec_fit_shared(dev, f, ncols, qs != NULL, &rows, &wg);
+    if (fit != VKLLM_OK)
+        return fit;
     const bool gelu = glu && f->gelu;
     const uint32_t spec[6] = {rows, ncols, f && f->norm, glu, f && f->accumulate, gelu};
 

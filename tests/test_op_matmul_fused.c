@@ -8,7 +8,8 @@
  * and *fused must be false). y is poisoned with NaN around its view; with accumulate, y starts from random
  * values, which the result must include. The row-chunking path (a norm-fused matvec split over several
  * dispatches) runs with a lowered binding range, where a GLU weight, which must be bound whole, is refused
- * (not fused, nothing recorded). Workgroups of 1, 5 and 16 rows (VKLLM_MATVEC) run too.
+ * (not fused, nothing recorded). Workgroups of 1, 5 and 16 rows (VKLLM_MATVEC) run too, and a shape over shared
+ * memory (reduced to one that fits).
  *
  * Tolerance (relative L2 against the double reference; the reference dequantizes the same blocks, so only
  * f32 rounding differs): 1e-4 for F32, 1e-3 for every other type. F32 is looser than op_matmul's 1e-5
@@ -554,6 +555,14 @@ int main(void)
         snprintf(label, sizeof label, "matvec %s qkv", shapes_env[si]);   /* odd rows: rounded up to pairs */
         run_qkv_case(dev, &rng, GGML_TYPE_Q4_0, &QKV_SHAPES[2], false, label);
     }
+    /* A shape whose reduction array overflows shared memory (16 rows x 256 invocations x 3 columns, the GLU's
+     * doubled rows, against 16 KiB): a smaller shape is taken, and the results are still right. */
+    setenv("VKLLM_MATVEC", "16x256", 1);
+    dev->info.features.max_compute_shared_memory = 16384;
+    for (size_t fi = 0; fi < N_FUSIONS; fi++)
+        run_case(dev, &rng, &FUSIONS[fi], GGML_TYPE_Q8_0, 512, 70, 3, true, "matvec 16x256 over shared memory");
+    run_qkv_case(dev, &rng, GGML_TYPE_Q4_0, &QKV_SHAPES[2], false, "matvec 16x256 qkv over shared memory");
+    dev->info.features = saved;
     unsetenv("VKLLM_MATVEC");
     limits(dev, &rng);
 

@@ -1,4 +1,4 @@
-/* Stand-alone kernel benchmark for op_matmul: GPU time (timestamps) of y = W x for the weight shapes of a
+/* Stand-alone kernel benchmark for vkl_op_matmul: GPU time (timestamps) of y = W x for the weight shapes of a
  * Llama model, at a chosen number of columns (1 = the decode matvec, more = small batches / prompts).
  *
  *   bench_matvec [-t TYPE] [-n COLS] [-r RUNS] [-s SHAPES] [--device SEL]
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 
 typedef struct shape {
     uint32_t k, m, count;   /* uses per layer; 0: once per token (the output matrix) */
@@ -44,7 +44,7 @@ static uint32_t rnd(void)
 /* Random GGUF data for M rows of K. */
 static void *make_weight(uint32_t type, uint32_t K, uint32_t M, size_t *bytes)
 {
-    uint64_t rb = ggml_row_bytes(type, K);
+    uint64_t rb = vkl_ggml_row_bytes(type, K);
     *bytes = (size_t)(rb * M);
     uint8_t *p = malloc(*bytes);
     if (!p)
@@ -56,12 +56,12 @@ static void *make_weight(uint32_t type, uint32_t K, uint32_t M, size_t *bytes)
     } else if (type == GGML_TYPE_F16) {
         uint16_t *h = (uint16_t *)p;
         for (size_t i = 0; i < *bytes / 2; i++)
-            h[i] = fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f);
+            h[i] = vkl_fp32_to_fp16((float)(rnd() % 2001) / 1000.0f - 1.0f);
     } else {
-        uint32_t bb = ggml_block_bytes(type);
+        uint32_t bb = vkl_ggml_block_bytes(type);
         for (size_t b = 0; b < *bytes / bb; b++) {
             uint8_t *blk = p + b * bb;
-            uint16_t d = fp32_to_fp16(0.001f * (float)(1 + rnd() % 16));
+            uint16_t d = vkl_fp32_to_fp16(0.001f * (float)(1 + rnd() % 16));
             blk[0] = (uint8_t)d;
             blk[1] = (uint8_t)(d >> 8);
             for (uint32_t i = 2; i < bb; i++)
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-t") && v) {
-            if (!ggml_type_from_name(v, &type)) {
+            if (!vkl_ggml_type_from_name(v, &type)) {
                 fprintf(stderr, "unknown type %s\n", v);
                 return 1;
             }
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "device: %s\n", vkr_last_error());
         return 1;
     }
-    fprintf(stderr, "device: %s, type %s, %u columns, %u runs\n", dev->info.name, ggml_type_name(type), ncols, runs);
+    fprintf(stderr, "device: %s, type %s, %u columns, %u runs\n", dev->info.name, vkl_ggml_type_name(type), ncols, runs);
 
     double token_ns = 0;
     int status = 0;
@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; x && i < (size_t)sh->k * ncols; i++)
             x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
         if (st == VKLLM_OK)
-            st = vk_tensor_upload(dev, type, sh->k, sh->m, wdata, &t);
+            st = vkl_tensor_upload(dev, type, sh->k, sh->m, wdata, &t);
         free(wdata);
         if (st == VKLLM_OK)
             st = vkr_buffer_create(dev, (uint64_t)sh->k * ncols * 4, VKR_MEMORY_DEVICE, &xb);
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
         if (st == VKLLM_OK)
             st = vkr_graph_create(dev, &g);
         if (st == VKLLM_OK)
-            st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), ncols);
+            st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), ncols);
         if (st == VKLLM_OK)
             st = vkr_graph_record(g, true);
         double cpu0 = 0;
@@ -225,7 +225,7 @@ int main(int argc, char **argv)
             vkr_buffer_destroy(dev, xb);
         if (yb)
             vkr_buffer_destroy(dev, yb);
-        vk_tensor_free(dev, &t);
+        vkl_tensor_free(dev, &t);
         free(x);
         free(ns);
     }

@@ -5,7 +5,7 @@
  * Writes a synthetic tiny model (vkllm synth --preset tiny; or uses --model), loads it, decodes a prompt,
  * then N single-token steps (default 10,000): sample (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
  * repetition penalty 1.1), stream-detokenize, decode — what `vkllm run` does per token, through the same
- * host-level pieces the public API wraps (llama_eval, sampler, tokenizer stream), so the device's block
+ * host-level pieces the public API wraps (vkl_llama_eval, sampler, tokenizer stream), so the device's block
  * allocator can be read (vkr_memory_allocated). When the context is full it is wrapped back to the end of
  * the prompt, as vkllm_context_truncate does, so any C (default 512) works for any N.
  *
@@ -25,13 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/llama.h"
-#include "host/quant.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/model/llama.h"
+#include "host/format/quant.h"
 #include "host/sampler.h"
-#include "host/synth.h"
-#include "host/tokenizer.h"
+#include "host/tools/synth.h"
+#include "host/text/tokenizer.h"
 #include "runtime/memory.h"
 
 typedef struct sample {
@@ -107,14 +107,14 @@ int main(int argc, char **argv)
     char synth_path[512] = "";
     if (!model) {
         uint32_t type;
-        if (!ggml_type_from_name(type_name, &type)) {
+        if (!vkl_ggml_type_from_name(type_name, &type)) {
             fprintf(stderr, "bench_soak: unknown type '%s'\n", type_name);
             return 2;
         }
         const char *tmp = getenv("TMPDIR");
         snprintf(synth_path, sizeof synth_path, "%s/bench_soak-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
         synth_options o = {.preset = "tiny", .type = type, .path = synth_path, .seed = seed};
-        if (synth_write(&o) != VKLLM_OK) {
+        if (vkl_synth_write(&o) != VKLLM_OK) {
             fprintf(stderr, "bench_soak: synth: %s\n", vkr_last_error());
             return 2;
         }
@@ -134,28 +134,28 @@ int main(int argc, char **argv)
     int32_t *prompt = NULL;
     sample *samples = NULL;
     size_t n_prompt = 0;
-    vkllm_status st = gguf_open(model, &f);
+    vkllm_status st = vkl_gguf_open(model, &f);
     if (st == VKLLM_OK)
-        st = tokenizer_load(f, &tok);
+        st = vkl_tokenizer_load(f, &tok);
     vkr_instance_options io = {0};
     if (st == VKLLM_OK)
         st = vkr_instance_create(&io, &inst);
     if (st == VKLLM_OK)
         st = vkr_device_create(inst, NULL, &dev);
     if (st == VKLLM_OK)
-        st = llama_model_load(dev, f, NULL, NULL, &m);
+        st = vkl_llama_model_load(dev, f, NULL, NULL, &m);
     if (st == VKLLM_OK)
-        st = llama_context_create(m, (uint32_t)n_ctx, 64, &c);
-    sampler_params sp = sampler_default_params();
+        st = vkl_llama_context_create(m, (uint32_t)n_ctx, 64, &c);
+    sampler_params sp = vkl_sampler_default_params();
     sp.repeat_penalty = 1.1f;
     sp.seed = seed;
     if (st == VKLLM_OK)
-        st = sampler_create(&sp, (int32_t)m->hp.n_vocab, &smp);
+        st = vkl_sampler_create(&sp, (int32_t)m->hp.n_vocab, &smp);
     if (st == VKLLM_OK)
-        st = tokenizer_stream_create(tok, false, &stream);
+        st = vkl_tokenizer_stream_create(tok, false, &stream);
     static const char text[] = "Once upon a time, there was a little girl who loved to soak in the rain.";
     if (st == VKLLM_OK)
-        st = tokenizer_encode(tok, text, sizeof text - 1, true, false, &prompt, &n_prompt);
+        st = vkl_tokenizer_encode(tok, text, sizeof text - 1, true, false, &prompt, &n_prompt);
     if (st == VKLLM_OK && (n_prompt == 0 || n_prompt >= n_ctx))
         st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "prompt of %zu tokens for a context of %" PRIu64, n_prompt, n_ctx);
     size_t n_samples = (size_t)(steps / every) + 2;
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
                            !(samples = calloc(n_samples, sizeof *samples))))
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st == VKLLM_OK)
-        st = llama_eval(c, prompt, (uint32_t)n_prompt, 0, false, NULL);
+        st = vkl_llama_eval(c, prompt, (uint32_t)n_prompt, 0, false, NULL);
     if (st != VKLLM_OK) {
         fprintf(stderr, "bench_soak: %s\n", vkr_last_error());
         goto out;
@@ -192,19 +192,19 @@ int main(int argc, char **argv)
             if (step == steps)
                 break;
         }
-        memcpy(logits, llama_context_logits(c), m->hp.n_vocab * sizeof *logits);
-        int32_t id = sampler_sample(smp, logits);
-        sampler_accept(smp, id);
+        memcpy(logits, vkl_llama_context_logits(c), m->hp.n_vocab * sizeof *logits);
+        int32_t id = vkl_sampler_sample(smp, logits);
+        vkl_sampler_accept(smp, id);
         const char *piece;
         size_t len;
-        if ((st = tokenizer_stream_push(stream, id, &piece, &len)) != VKLLM_OK)
+        if ((st = vkl_tokenizer_stream_push(stream, id, &piece, &len)) != VKLLM_OK)
             break;
         bytes_out += len;
         if (pos >= n_ctx) { /* full: keep the prompt, forget the rest (vkllm_context_truncate) */
             pos = (uint32_t)n_prompt;
             wraps++;
         }
-        if ((st = llama_eval(c, &id, 1, pos, false, NULL)) != VKLLM_OK)
+        if ((st = vkl_llama_eval(c, &id, 1, pos, false, NULL)) != VKLLM_OK)
             break;
         pos++;
     }
@@ -242,14 +242,14 @@ out:
     free(samples);
     free(logits);
     free(prompt);
-    tokenizer_stream_free(stream);
-    sampler_free(smp);
-    tokenizer_free(tok);
-    llama_context_free(c);
-    llama_model_free(m);
+    vkl_tokenizer_stream_free(stream);
+    vkl_sampler_free(smp);
+    vkl_tokenizer_free(tok);
+    vkl_llama_context_free(c);
+    vkl_llama_model_free(m);
     vkr_device_destroy(dev);
     vkr_instance_destroy(inst);
-    gguf_close(f);
+    vkl_gguf_close(f);
     if (synth_path[0])
         remove(synth_path);
     return rc;

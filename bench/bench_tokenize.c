@@ -14,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 
 static double now_s(void)
 {
@@ -101,13 +101,13 @@ static void bench_file(const char *path, const char *text, size_t len, int reps)
     gguf_file *f = NULL;
     tokenizer *tok = NULL;
     double t0 = now_s();
-    if (gguf_open(path, &f) != VKLLM_OK || tokenizer_load(f, &tok) != VKLLM_OK) {
+    if (vkl_gguf_open(path, &f) != VKLLM_OK || vkl_tokenizer_load(f, &tok) != VKLLM_OK) {
         printf("%-40s  cannot load: %s\n", path, vkr_last_error());
-        gguf_close(f);
+        vkl_gguf_close(f);
         return;
     }
     double load_ms = (now_s() - t0) * 1e3;
-    gguf_close(f);
+    vkl_gguf_close(f);
 
     double best_enc = 1e30, best_dec = 1e30;
     size_t n_ids = 0;
@@ -115,18 +115,18 @@ static void bench_file(const char *path, const char *text, size_t len, int reps)
     for (int r = 0; r < reps; r++) {
         int32_t *ids = NULL;
         t0 = now_s();
-        vkllm_status st = tokenizer_encode(tok, text, len, false, false, &ids, &n_ids);
+        vkllm_status st = vkl_tokenizer_encode(tok, text, len, false, false, &ids, &n_ids);
         double t1 = now_s();
         if (st) {
             printf("%-40s  encode failed: %s\n", path, vkr_last_error());
-            tokenizer_free(tok);
+            vkl_tokenizer_free(tok);
             return;
         }
         best_enc = t1 - t0 < best_enc ? t1 - t0 : best_enc;
         char *back = NULL;
         size_t back_len = 0;
         t0 = now_s();
-        st = tokenizer_decode(tok, ids, n_ids, false, &back, &back_len);
+        st = vkl_tokenizer_decode(tok, ids, n_ids, false, &back, &back_len);
         t1 = now_s();
         if (st == VKLLM_OK) {
             best_dec = t1 - t0 < best_dec ? t1 - t0 : best_dec;
@@ -138,11 +138,11 @@ static void bench_file(const char *path, const char *text, size_t len, int reps)
         free(ids);
     }
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    const char *kind = tokenizer_get_kind(tok) == TOKENIZER_BPE ? "BPE" : "SPM";
-    printf("%-28s %-3s %7d  %8.2f  %8.2f  %9zu  %6.2f  %7.0f  %s\n", name, kind, tokenizer_n_vocab(tok),
+    const char *kind = vkl_tokenizer_get_kind(tok) == TOKENIZER_BPE ? "BPE" : "SPM";
+    printf("%-28s %-3s %7d  %8.2f  %8.2f  %9zu  %6.2f  %7.0f  %s\n", name, kind, vkl_tokenizer_n_vocab(tok),
            (double)len / best_enc / 1e6, (double)len / best_dec / 1e6, n_ids, (double)len / (double)n_ids, load_ms,
            round_trip ? "yes" : "NO");
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -71,7 +71,7 @@ step prompt 45 prompt
 step parallel 40 '$B/vkllm bench -m /tmp/1b.gguf -p 0 -n 32 -r 2 --parallel 1,4,8,16 -o md;
                   $B/vkllm bench -m /tmp/8b.gguf -p 0 -n 32 -r 2 --parallel 1,4,8,16 -o md'
 
-# The other families' shapes (host/arch.h): Qwen3 (Q/K norms, NeoX) and Gemma 3 (sliding window, GeGLU fused,
+# The other families' shapes (host/model/arch.h): Qwen3 (Q/K norms, NeoX) and Gemma 3 (sliding window, GeGLU fused,
 # post-norms, 262k-token tied output).
 step bench_families 30 '$B/vkllm bench --synth qwen3-0.6b -p 512 -n 128 -r 2 -o md;
                         $B/vkllm bench --synth gemma3-1b -p 512 -n 128 -r 2 -o md'

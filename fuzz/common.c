@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
+#include "host/format/gguf.h"
 
 /* ---------------------------------------------------------------- vocabularies */
 
@@ -184,35 +184,35 @@ static tokenizer *load_vocab(fuzz_vocab which)
     }
     close(fd);
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (which == FUZZ_VOCAB_SPM) {
-        TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
-        TRY(gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", v.scores, v.n));
-        TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", 1));
-        TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", 2));
-        TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0));
+        TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
+        TRY(vkl_gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", v.scores, v.n));
+        TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", 1));
+        TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", 2));
+        TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0));
     } else {
         bool llama3 = which == FUZZ_VOCAB_BPE_LLAMA3, qwen = which == FUZZ_VOCAB_BPE_QWEN35;
-        TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2"));
-        TRY(gguf_writer_kv_str(w, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : qwen ? "qwen35" : "gpt-2"));
-        TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges, v.n_merges));
+        TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2"));
+        TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : qwen ? "qwen35" : "gpt-2"));
+        TRY(vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges, v.n_merges));
         int32_t bos = vb_find(&v, llama3 ? "<|begin_of_text|>" : "<|endoftext|>");
         int32_t eos = vb_find(&v, llama3 ? "<|eot_id|>" : qwen ? "<|im_end|>" : "<|endoftext|>");
-        TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos));
-        TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos));
-        TRY(gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", llama3));
+        TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos));
+        TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos));
+        TRY(vkl_gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", llama3));
     }
-    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tokens, v.n));
-    TRY(gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", v.types, v.n));
-    vkllm_status closed = w ? gguf_writer_close(w) : st;
+    TRY(vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tokens, v.n));
+    TRY(vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", v.types, v.n));
+    vkllm_status closed = w ? vkl_gguf_writer_close(w) : st;
     if (st == VKLLM_OK)
         st = closed;
     vb_free(&v);
     tokenizer *t = NULL;
     gguf_file *f = NULL;
-    TRY(gguf_open(path, &f));
-    TRY(tokenizer_load(f, &t));
-    gguf_close(f);
+    TRY(vkl_gguf_open(path, &f));
+    TRY(vkl_tokenizer_load(f, &t));
+    vkl_gguf_close(f);
     remove(path);
     if (st != VKLLM_OK) {
         fprintf(stderr, "fuzz: cannot build vocabulary %d: %s\n", (int)which, vkr_last_error());
@@ -252,7 +252,7 @@ static bool contains(const uint8_t *s, size_t n, const char *needle)
 static char *stream_all(const tokenizer *t, const int32_t *ids, size_t n, bool special, size_t *out_len)
 {
     tokenizer_stream *s = NULL;
-    if (tokenizer_stream_create(t, special, &s) != VKLLM_OK)
+    if (vkl_tokenizer_stream_create(t, special, &s) != VKLLM_OK)
         return NULL;
     size_t cap = 64, len = 0;
     char *out = malloc(cap);
@@ -261,12 +261,12 @@ static char *stream_all(const tokenizer *t, const int32_t *ids, size_t n, bool s
         const char *piece;
         size_t plen;
         if (i < n) {
-            if (tokenizer_stream_push(s, ids[i], &piece, &plen) != VKLLM_OK) {
+            if (vkl_tokenizer_stream_push(s, ids[i], &piece, &plen) != VKLLM_OK) {
                 ok = false;
                 break;
             }
         } else {
-            tokenizer_stream_flush(s, &piece, &plen);
+            vkl_tokenizer_stream_flush(s, &piece, &plen);
         }
         if (len + plen + 1 > cap) {
             while (len + plen + 1 > cap)
@@ -281,7 +281,7 @@ static char *stream_all(const tokenizer *t, const int32_t *ids, size_t n, bool s
         memcpy(out + len, piece, plen);
         len += plen;
     }
-    tokenizer_stream_free(s);
+    vkl_tokenizer_stream_free(s);
     if (!ok) {
         free(out);
         return NULL;
@@ -296,7 +296,7 @@ static void check_decoders(const tokenizer *t, const int32_t *ids, size_t n, boo
 {
     char *text = NULL;
     size_t len = 0;
-    vkllm_status st = tokenizer_decode(t, ids, n, special, &text, &len);
+    vkllm_status st = vkl_tokenizer_decode(t, ids, n, special, &text, &len);
     FUZZ_ASSERT(st == VKLLM_OK || st == VKLLM_ERR_INVALID_ARGUMENT);
     FUZZ_ASSERT(!all_valid || st == VKLLM_OK);
     size_t slen = 0;
@@ -315,13 +315,13 @@ static void check_decoders(const tokenizer *t, const int32_t *ids, size_t n, boo
 void fuzz_exercise_tokenizer(const tokenizer *t, const uint8_t *text, size_t len, unsigned flags)
 {
     bool add_special = flags & 1, parse_special = (flags >> 1) & 1;
-    int32_t n_vocab = tokenizer_n_vocab(t);
+    int32_t n_vocab = vkl_tokenizer_n_vocab(t);
     FUZZ_ASSERT(n_vocab > 0);
 
     /* Encode, then decode what came out. */
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    vkllm_status st = tokenizer_encode(t, (const char *)text, len, add_special, parse_special, &ids, &n_ids);
+    vkllm_status st = vkl_tokenizer_encode(t, (const char *)text, len, add_special, parse_special, &ids, &n_ids);
     if (st == VKLLM_OK) {
         FUZZ_ASSERT(ids != NULL);
         for (size_t i = 0; i < n_ids; i++)
@@ -337,7 +337,7 @@ void fuzz_exercise_tokenizer(const tokenizer *t, const uint8_t *text, size_t len
         if (own && !parse_special && !contains(text, len, "\xE2\x96\x81")) {
             char *back = NULL;
             size_t blen = 0;
-            FUZZ_ASSERT(tokenizer_decode(t, ids, n_ids, false, &back, &blen) == VKLLM_OK);
+            FUZZ_ASSERT(vkl_tokenizer_decode(t, ids, n_ids, false, &back, &blen) == VKLLM_OK);
             FUZZ_ASSERT(blen == len && !memcmp(back, text, len));
             free(back);
         }
@@ -364,27 +364,27 @@ void fuzz_exercise_tokenizer(const tokenizer *t, const uint8_t *text, size_t len
         all_valid = all_valid && raw[i] >= 0 && raw[i] < n_vocab;
     }
     check_decoders(t, raw, n, (flags >> 2) & 1, all_valid);
-    size_t max_piece = tokenizer_max_piece_len(t);
+    size_t max_piece = vkl_tokenizer_max_piece_len(t);
     char small[4];
     char *big = malloc(max_piece + 1);
     for (size_t i = 0; i < n && i < 64 && big; i++) {
         int32_t id = raw[i];
         bool valid = id >= 0 && id < n_vocab;
-        int32_t r = tokenizer_token_to_piece(t, id, small, sizeof small);
+        int32_t r = vkl_tokenizer_token_to_piece(t, id, small, sizeof small);
         FUZZ_ASSERT(valid ? r != TOKENIZER_BAD_ID : r == TOKENIZER_BAD_ID);
         if (valid) {
             FUZZ_ASSERT(r >= -(int32_t)max_piece);
-            int32_t r2 = tokenizer_token_to_piece(t, id, big, max_piece);
+            int32_t r2 = vkl_tokenizer_token_to_piece(t, id, big, max_piece);
             FUZZ_ASSERT(r2 >= 0 && (size_t)r2 <= max_piece);
             FUZZ_ASSERT(r < 0 ? -r == r2 : r == r2);
         }
         size_t tl = 0;
-        const char *tt = tokenizer_token_text(t, id, &tl);
+        const char *tt = vkl_tokenizer_token_text(t, id, &tl);
         FUZZ_ASSERT(valid == (tt != NULL));
-        FUZZ_ASSERT(valid == (tokenizer_token_type(t, id) >= 0));
+        FUZZ_ASSERT(valid == (vkl_tokenizer_token_type(t, id) >= 0));
         if (valid)
-            FUZZ_ASSERT(tokenizer_find_token(t, tt, tl) >= 0);
-        (void)tokenizer_is_eog(t, id);
+            FUZZ_ASSERT(vkl_tokenizer_find_token(t, tt, tl) >= 0);
+        (void)vkl_tokenizer_is_eog(t, id);
     }
     free(big);
     free(raw);

@@ -1,15 +1,15 @@
-/* Fuzz target: chat templates (host/chat_template.h) on arbitrary conversations and template texts.
+/* Fuzz target: chat templates (host/text/chat_template.h) on arbitrary conversations and template texts.
  *
  * Input: byte 0 picks the format (a value past the last one tests the invalid-kind error), byte 1 the
  * flags (bit 0 add_assistant, bits 1-2 the tokenizer, bits 3-7 `from`); the rest is split at NUL bytes
  * into messages, each a role byte (0 system, 1 user, 2 assistant, 3 an invalid role, others user) and the
- * content. The whole input is also given to chat_template_detect as a Jinja template text.
+ * content. The whole input is also given to vkl_chat_template_detect as a Jinja template text.
  * Checked: no crash/leak; a valid request succeeds; formatting from message k gives a suffix of
  * formatting from 0; tokenizing succeeds exactly when formatting does, with every id in range. */
 #include <string.h>
 
 #include "fuzz.h"
-#include "host/chat_template.h"
+#include "host/text/chat_template.h"
 
 #define MAX_MESSAGES 32
 
@@ -25,7 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int detected = chat_template_detect((const char *)data, size);
+    int detected = vkl_chat_template_detect((const char *)data, size);
     FUZZ_ASSERT(detected >= -1 && detected < CHAT_TEMPLATE_COUNT);
     if (size < 2)
         return 0;
@@ -61,12 +61,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *text = NULL, *full = NULL;
     size_t len = 0, full_len = 0;
-    vkllm_status st = chat_format(kind, msgs, n, from, add_assistant, &text, &len);
+    vkllm_status st = vkl_chat_format(kind, msgs, n, from, add_assistant, &text, &len);
     FUZZ_ASSERT((st == VKLLM_OK) == valid);
     FUZZ_ASSERT(st == VKLLM_OK || st == VKLLM_ERR_INVALID_ARGUMENT);
     if (st == VKLLM_OK) {
         FUZZ_ASSERT(text != NULL && text[len] == '\0');
-        if (chat_format(kind, msgs, n, 0, add_assistant, &full, &full_len) == VKLLM_OK) {
+        if (vkl_chat_format(kind, msgs, n, 0, add_assistant, &full, &full_len) == VKLLM_OK) {
             FUZZ_ASSERT(full_len >= len && !memcmp(full + full_len - len, text, len));
             free(full);
         } else {
@@ -77,12 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    vkllm_status st2 = chat_tokenize(tok, kind, msgs, n, from, add_assistant, &ids, &n_ids);
+    vkllm_status st2 = vkl_chat_tokenize(tok, kind, msgs, n, from, add_assistant, &ids, &n_ids);
     FUZZ_ASSERT((st2 == VKLLM_OK) == (st == VKLLM_OK));
     if (st2 == VKLLM_OK) {
         FUZZ_ASSERT(ids != NULL);
         for (size_t i = 0; i < n_ids; i++)
-            FUZZ_ASSERT(ids[i] >= 0 && ids[i] < tokenizer_n_vocab(tok));
+            FUZZ_ASSERT(ids[i] >= 0 && ids[i] < vkl_tokenizer_n_vocab(tok));
     }
     free(ids);
     free(body);

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/tokenizer.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/text/tokenizer.h"
 
 #define TRY(x)                                                                                                 \
     do {                                                                                                       \
@@ -37,7 +37,7 @@ static float frand(void)
 static vkllm_status write_tensor(gguf_writer *w, uint32_t type, uint64_t n)
 {
     float *x = malloc(n * sizeof *x);
-    size_t bytes = (size_t)ggml_row_bytes(type, n);
+    size_t bytes = (size_t)vkl_ggml_row_bytes(type, n);
     void *q = malloc(bytes ? bytes : 1);
     vkllm_status st = VKLLM_OK;
     if (!x || !q)
@@ -45,8 +45,8 @@ static vkllm_status write_tensor(gguf_writer *w, uint32_t type, uint64_t n)
     if (st == VKLLM_OK) {
         for (uint64_t i = 0; i < n; i++)
             x[i] = frand() * 0.5f;
-        quantize_row(type, x, q, n);
-        st = gguf_writer_tensor_data(w, q, bytes);
+        vkl_quantize_row(type, x, q, n);
+        st = vkl_gguf_writer_tensor_data(w, q, bytes);
     }
     free(x);
     free(q);
@@ -56,16 +56,16 @@ static vkllm_status write_tensor(gguf_writer *w, uint32_t type, uint64_t n)
 static vkllm_status finish(gguf_writer *w, vkllm_status st)
 {
     if (st != VKLLM_OK) {
-        gguf_writer_abort(w);
+        vkl_gguf_writer_abort(w);
         return st;
     }
-    return gguf_writer_close(w);
+    return vkl_gguf_writer_close(w);
 }
 
 static vkllm_status kv_types(const char *path)
 {
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st)
         return st;
     uint8_t u8 = 200;
@@ -79,48 +79,48 @@ static vkllm_status kv_types(const char *path)
     uint64_t u64 = 1ull << 40;
     int64_t i64 = -(1ll << 40);
     double f64 = 1e-300;
-    TRY(gguf_writer_kv(w, "t.u8", GGUF_TYPE_UINT8, &u8));
-    TRY(gguf_writer_kv(w, "t.i8", GGUF_TYPE_INT8, &i8));
-    TRY(gguf_writer_kv(w, "t.u16", GGUF_TYPE_UINT16, &u16));
-    TRY(gguf_writer_kv(w, "t.i16", GGUF_TYPE_INT16, &i16));
-    TRY(gguf_writer_kv(w, "t.u32", GGUF_TYPE_UINT32, &u32));
-    TRY(gguf_writer_kv(w, "t.i32", GGUF_TYPE_INT32, &i32));
-    TRY(gguf_writer_kv(w, "t.f32", GGUF_TYPE_FLOAT32, &f32));
-    TRY(gguf_writer_kv(w, "t.bool", GGUF_TYPE_BOOL, &b));
-    TRY(gguf_writer_kv(w, "t.u64", GGUF_TYPE_UINT64, &u64));
-    TRY(gguf_writer_kv(w, "t.i64", GGUF_TYPE_INT64, &i64));
-    TRY(gguf_writer_kv(w, "t.f64", GGUF_TYPE_FLOAT64, &f64));
-    TRY(gguf_writer_kv_str(w, "general.architecture", "llama"));
-    TRY(gguf_writer_kv_str(w, "t.str", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC"));
-    TRY(gguf_writer_kv_str(w, "t.empty", ""));
+    TRY(vkl_gguf_writer_kv(w, "t.u8", GGUF_TYPE_UINT8, &u8));
+    TRY(vkl_gguf_writer_kv(w, "t.i8", GGUF_TYPE_INT8, &i8));
+    TRY(vkl_gguf_writer_kv(w, "t.u16", GGUF_TYPE_UINT16, &u16));
+    TRY(vkl_gguf_writer_kv(w, "t.i16", GGUF_TYPE_INT16, &i16));
+    TRY(vkl_gguf_writer_kv(w, "t.u32", GGUF_TYPE_UINT32, &u32));
+    TRY(vkl_gguf_writer_kv(w, "t.i32", GGUF_TYPE_INT32, &i32));
+    TRY(vkl_gguf_writer_kv(w, "t.f32", GGUF_TYPE_FLOAT32, &f32));
+    TRY(vkl_gguf_writer_kv(w, "t.bool", GGUF_TYPE_BOOL, &b));
+    TRY(vkl_gguf_writer_kv(w, "t.u64", GGUF_TYPE_UINT64, &u64));
+    TRY(vkl_gguf_writer_kv(w, "t.i64", GGUF_TYPE_INT64, &i64));
+    TRY(vkl_gguf_writer_kv(w, "t.f64", GGUF_TYPE_FLOAT64, &f64));
+    TRY(vkl_gguf_writer_kv_str(w, "general.architecture", "llama"));
+    TRY(vkl_gguf_writer_kv_str(w, "t.str", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC"));
+    TRY(vkl_gguf_writer_kv_str(w, "t.empty", ""));
     const uint16_t a16[] = {1, 2, 65535};
     const double af64[] = {0.5, -2.0};
     const bool ab[] = {true, false, true};
     const char *const astr[] = {"a", "", "<s>", "\xE2\x96\x81hello"};
     const float af32[] = {1.0f, -1.0f};
     const int32_t ai32[] = {-1, 0, 1};
-    TRY(gguf_writer_kv_arr(w, "t.arr.u16", GGUF_TYPE_UINT16, a16, 3));
-    TRY(gguf_writer_kv_arr(w, "t.arr.f64", GGUF_TYPE_FLOAT64, af64, 2));
-    TRY(gguf_writer_kv_arr(w, "t.arr.bool", GGUF_TYPE_BOOL, ab, 3));
-    TRY(gguf_writer_kv_arr(w, "t.arr.empty", GGUF_TYPE_UINT8, NULL, 0));
-    TRY(gguf_writer_kv_arr_str(w, "t.arr.str", astr, 4));
-    TRY(gguf_writer_kv_arr_f32(w, "t.arr.f32", af32, 2));
-    TRY(gguf_writer_kv_arr_i32(w, "t.arr.i32", ai32, 3));
+    TRY(vkl_gguf_writer_kv_arr(w, "t.arr.u16", GGUF_TYPE_UINT16, a16, 3));
+    TRY(vkl_gguf_writer_kv_arr(w, "t.arr.f64", GGUF_TYPE_FLOAT64, af64, 2));
+    TRY(vkl_gguf_writer_kv_arr(w, "t.arr.bool", GGUF_TYPE_BOOL, ab, 3));
+    TRY(vkl_gguf_writer_kv_arr(w, "t.arr.empty", GGUF_TYPE_UINT8, NULL, 0));
+    TRY(vkl_gguf_writer_kv_arr_str(w, "t.arr.str", astr, 4));
+    TRY(vkl_gguf_writer_kv_arr_f32(w, "t.arr.f32", af32, 2));
+    TRY(vkl_gguf_writer_kv_arr_i32(w, "t.arr.i32", ai32, 3));
     return finish(w, st);
 }
 
 static vkllm_status tensors(const char *path)
 {
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st)
         return st;
-    TRY(gguf_writer_kv_u32(w, "general.alignment", 64));
+    TRY(vkl_gguf_writer_kv_u32(w, "general.alignment", 64));
     const uint64_t ne_f32[] = {4, 2}, ne_f16[] = {8}, ne_q8[] = {32, 1, 1}, ne_q4[] = {32, 2, 1, 1};
-    TRY(gguf_writer_tensor_info(w, "a.f32", GGML_TYPE_F32, 2, ne_f32));
-    TRY(gguf_writer_tensor_info(w, "b.f16", GGML_TYPE_F16, 1, ne_f16));
-    TRY(gguf_writer_tensor_info(w, "c.q8_0", GGML_TYPE_Q8_0, 3, ne_q8));
-    TRY(gguf_writer_tensor_info(w, "d.q4_0", GGML_TYPE_Q4_0, 4, ne_q4));
+    TRY(vkl_gguf_writer_tensor_info(w, "a.f32", GGML_TYPE_F32, 2, ne_f32));
+    TRY(vkl_gguf_writer_tensor_info(w, "b.f16", GGML_TYPE_F16, 1, ne_f16));
+    TRY(vkl_gguf_writer_tensor_info(w, "c.q8_0", GGML_TYPE_Q8_0, 3, ne_q8));
+    TRY(vkl_gguf_writer_tensor_info(w, "d.q4_0", GGML_TYPE_Q4_0, 4, ne_q4));
     TRY(write_tensor(w, GGML_TYPE_F32, 8));
     TRY(write_tensor(w, GGML_TYPE_F16, 8));
     TRY(write_tensor(w, GGML_TYPE_Q8_0, 32));
@@ -131,18 +131,18 @@ static vkllm_status tensors(const char *path)
 static vkllm_status quant_types(const char *path)
 {
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st)
         return st;
     for (int pass = 0; pass < 2; pass++) {   /* the infos, then the data in the same order */
-        for (size_t i = 0; i < ggml_type_count(); i++) {
-            const ggml_type_info *t = ggml_type_at(i);
+        for (size_t i = 0; i < vkl_ggml_type_count(); i++) {
+            const ggml_type_info *t = vkl_ggml_type_at(i);
             if (t->id == GGML_TYPE_F32 || t->id == GGML_TYPE_F16 || t->id == GGML_TYPE_Q8_0 ||
                 t->id == GGML_TYPE_Q4_0)
                 continue;   /* in tensors.gguf */
             const uint64_t ne[2] = {t->block > 1 ? t->block : 8, 2};
             if (pass == 0)
-                TRY(gguf_writer_tensor_info(w, t->name, t->id, 2, ne));
+                TRY(vkl_gguf_writer_tensor_info(w, t->name, t->id, 2, ne));
             else
                 TRY(write_tensor(w, t->id, ne[0] * ne[1]));
         }
@@ -174,43 +174,43 @@ static vkllm_status micro_llama(const char *path)
                                                                                               : TOKEN_TYPE_NORMAL;
     }
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st)
         return st;
-    TRY(gguf_writer_kv_str(w, "general.architecture", "llama"));
-    TRY(gguf_writer_kv_str(w, "general.name", "micro"));
-    TRY(gguf_writer_kv_u32(w, "llama.context_length", 64));
-    TRY(gguf_writer_kv_u32(w, "llama.embedding_length", E));
-    TRY(gguf_writer_kv_u32(w, "llama.block_count", L));
-    TRY(gguf_writer_kv_u32(w, "llama.feed_forward_length", F));
-    TRY(gguf_writer_kv_u32(w, "llama.attention.head_count", H));
-    TRY(gguf_writer_kv_u32(w, "llama.attention.head_count_kv", 1));
-    TRY(gguf_writer_kv_u32(w, "llama.rope.dimension_count", E / H));
-    TRY(gguf_writer_kv_f32(w, "llama.rope.freq_base", 10000.0f));
-    TRY(gguf_writer_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f));
-    TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
-    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", words, V));
-    TRY(gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", scores, V));
-    TRY(gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, V));
-    TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", 1));
-    TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", 2));
-    TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0));
-    TRY(gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", true));
-    TRY(gguf_writer_kv_str(w, "tokenizer.chat_template",
+    TRY(vkl_gguf_writer_kv_str(w, "general.architecture", "llama"));
+    TRY(vkl_gguf_writer_kv_str(w, "general.name", "micro"));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.context_length", 64));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.embedding_length", E));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.block_count", L));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.feed_forward_length", F));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.attention.head_count", H));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.attention.head_count_kv", 1));
+    TRY(vkl_gguf_writer_kv_u32(w, "llama.rope.dimension_count", E / H));
+    TRY(vkl_gguf_writer_kv_f32(w, "llama.rope.freq_base", 10000.0f));
+    TRY(vkl_gguf_writer_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f));
+    TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama"));
+    TRY(vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", words, V));
+    TRY(vkl_gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", scores, V));
+    TRY(vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, V));
+    TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", 1));
+    TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", 2));
+    TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", 0));
+    TRY(vkl_gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", true));
+    TRY(vkl_gguf_writer_kv_str(w, "tokenizer.chat_template",
                            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
                            "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"));
     const uint64_t emb[] = {E, V}, norm[] = {E}, wq[] = {E, E}, wk[] = {E, E / H}, ff[] = {E, F}, fd[] = {F, E};
-    TRY(gguf_writer_tensor_info(w, "token_embd.weight", GGML_TYPE_F32, 2, emb));
-    TRY(gguf_writer_tensor_info(w, "output_norm.weight", GGML_TYPE_F32, 1, norm));
-    TRY(gguf_writer_tensor_info(w, "blk.0.attn_norm.weight", GGML_TYPE_F32, 1, norm));
-    TRY(gguf_writer_tensor_info(w, "blk.0.attn_q.weight", GGML_TYPE_F16, 2, wq));
-    TRY(gguf_writer_tensor_info(w, "blk.0.attn_k.weight", GGML_TYPE_F16, 2, wk));
-    TRY(gguf_writer_tensor_info(w, "blk.0.attn_v.weight", GGML_TYPE_F16, 2, wk));
-    TRY(gguf_writer_tensor_info(w, "blk.0.attn_output.weight", GGML_TYPE_F16, 2, wq));
-    TRY(gguf_writer_tensor_info(w, "blk.0.ffn_norm.weight", GGML_TYPE_F32, 1, norm));
-    TRY(gguf_writer_tensor_info(w, "blk.0.ffn_gate.weight", GGML_TYPE_F32, 2, ff));
-    TRY(gguf_writer_tensor_info(w, "blk.0.ffn_up.weight", GGML_TYPE_F32, 2, ff));
-    TRY(gguf_writer_tensor_info(w, "blk.0.ffn_down.weight", GGML_TYPE_F32, 2, fd));
+    TRY(vkl_gguf_writer_tensor_info(w, "token_embd.weight", GGML_TYPE_F32, 2, emb));
+    TRY(vkl_gguf_writer_tensor_info(w, "output_norm.weight", GGML_TYPE_F32, 1, norm));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.attn_norm.weight", GGML_TYPE_F32, 1, norm));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.attn_q.weight", GGML_TYPE_F16, 2, wq));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.attn_k.weight", GGML_TYPE_F16, 2, wk));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.attn_v.weight", GGML_TYPE_F16, 2, wk));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.attn_output.weight", GGML_TYPE_F16, 2, wq));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.ffn_norm.weight", GGML_TYPE_F32, 1, norm));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.ffn_gate.weight", GGML_TYPE_F32, 2, ff));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.ffn_up.weight", GGML_TYPE_F32, 2, ff));
+    TRY(vkl_gguf_writer_tensor_info(w, "blk.0.ffn_down.weight", GGML_TYPE_F32, 2, fd));
     TRY(write_tensor(w, GGML_TYPE_F32, (uint64_t)E * V));
     TRY(write_tensor(w, GGML_TYPE_F32, E));
     TRY(write_tensor(w, GGML_TYPE_F32, E));
@@ -272,17 +272,17 @@ static vkllm_status bpe_vocab(const char *path)
         tokens[n++] = specials[i];
     }
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st)
         return st;
-    TRY(gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2"));
-    TRY(gguf_writer_kv_str(w, "tokenizer.ggml.pre", "llama-bpe"));
-    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, n));
-    TRY(gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n));
-    TRY(gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof merges[0]));
-    TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", n - 5));
-    TRY(gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", n - 1));
-    TRY(gguf_writer_kv_str(w, "tokenizer.chat_template",
+    TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2"));
+    TRY(vkl_gguf_writer_kv_str(w, "tokenizer.ggml.pre", "llama-bpe"));
+    TRY(vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, n));
+    TRY(vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n));
+    TRY(vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof merges[0]));
+    TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", n - 5));
+    TRY(vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.eos_token_id", n - 1));
+    TRY(vkl_gguf_writer_kv_str(w, "tokenizer.chat_template",
                            "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}<|eot_id|>"));
     return finish(w, st);
 }

@@ -8,12 +8,12 @@
 #include <time.h>
 
 #include "host/api_internal.h"
-#include "host/chat_template.h"
-#include "host/gguf.h"
-#include "host/llama.h"
-#include "host/quant.h"
+#include "host/text/chat_template.h"
+#include "host/format/gguf.h"
+#include "host/model/llama.h"
+#include "host/format/quant.h"
 #include "host/sampler.h"
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 #include "runtime/log.h"
 
 struct vkllm_model {
@@ -136,7 +136,7 @@ static vkllm_status copy_chat_template(const gguf_file *f, char **out)
 {
     const char *s;
     uint64_t len;
-    if (!gguf_get_str(f, "tokenizer.chat_template", &s, &len))
+    if (!vkl_gguf_get_str(f, "tokenizer.chat_template", &s, &len))
         return VKLLM_OK; /* none (or not a string): the application picks a format */
     *out = malloc((size_t)len + 1);
     if (!*out)
@@ -160,7 +160,7 @@ static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_mo
     if (st == VKLLM_OK && !m)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st != VKLLM_OK) {
-        gguf_close(f);
+        vkl_gguf_close(f);
         free(m);
         return st;
     }
@@ -168,19 +168,19 @@ static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_mo
     m->progress_user = p->progress_user;
     llama_hparams hp;
     /* Check what we can on the CPU before touching the GPU. */
-    st = llama_read_hparams(f, &hp);
+    st = vkl_llama_read_hparams(f, &hp);
     if (st == VKLLM_OK)
-        st = tokenizer_load(f, &m->tok);
-    if (st == VKLLM_OK && tokenizer_n_vocab(m->tok) != (int32_t)hp.n_vocab)
+        st = vkl_tokenizer_load(f, &m->tok);
+    if (st == VKLLM_OK && vkl_tokenizer_n_vocab(m->tok) != (int32_t)hp.n_vocab)
         st = vkr_error(VKLLM_ERR_FORMAT, "the vocabulary has %d tokens but token_embd.weight has %u rows",
-                       tokenizer_n_vocab(m->tok), hp.n_vocab);
+                       vkl_tokenizer_n_vocab(m->tok), hp.n_vocab);
     if (st == VKLLM_OK)
         st = copy_chat_template(f, &m->chat_template);
     if (st == VKLLM_OK)
         st = open_device(m, p);
     if (st == VKLLM_OK)
-        st = llama_model_load(m->dev, f, load_progress, m, &m->llama);
-    gguf_close(f);
+        st = vkl_llama_model_load(m->dev, f, load_progress, m, &m->llama);
+    vkl_gguf_close(f);
     if (st != VKLLM_OK) {
         vkllm_model_free(m);
         return st;
@@ -188,7 +188,7 @@ static vkllm_status model_load(gguf_file *f, vkllm_status opened, const vkllm_mo
     const llama_hparams *h = &m->llama->hp;
     snprintf(m->description, sizeof m->description, "%s %u layers, %u embd, %u heads (%u kv), %s, %.2f GiB",
              h->fam->name, h->n_layer, h->n_embd, h->n_head, h->n_head_kv,
-             ggml_type_name(m->llama->weight_type) ? ggml_type_name(m->llama->weight_type) : "?",
+             vkl_ggml_type_name(m->llama->weight_type) ? vkl_ggml_type_name(m->llama->weight_type) : "?",
              m->llama->weight_bytes / 1073741824.0);
     *out = m;
     return VKLLM_OK;
@@ -200,7 +200,7 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     if (!path)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_model_load: NULL path");
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     return model_load(f, st, p, out);
 }
 
@@ -211,7 +211,7 @@ vkllm_status vkllm_model_load_from_memory(const void *data, size_t size, const v
     if (!data && size)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_model_load_from_memory: NULL data");
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open_memory(data, size, &f);
+    vkllm_status st = vkl_gguf_open_memory(data, size, &f);
     return model_load(f, st, p, out);
 }
 
@@ -219,15 +219,15 @@ void vkllm_model_free(vkllm_model *m)
 {
     if (!m)
         return;
-    llama_model_free(m->llama);
-    tokenizer_free(m->tok);
+    vkl_llama_model_free(m->llama);
+    vkl_tokenizer_free(m->tok);
     free(m->chat_template);
     vkr_device_destroy(m->dev);
     vkr_instance_destroy(m->instance);
     free(m);
 }
 
-vkr_device *api_model_device(const vkllm_model *m) { return m->dev; }
+vkr_device *vkl_api_model_device(const vkllm_model *m) { return m->dev; }
 
 const char *vkllm_model_description(const vkllm_model *m) { return m->description; }
 const char *vkllm_model_device_name(const vkllm_model *m) { return m->dev->info.name; }
@@ -235,32 +235,32 @@ uint32_t vkllm_model_n_vocab(const vkllm_model *m) { return m->llama->hp.n_vocab
 uint32_t vkllm_model_n_ctx_train(const vkllm_model *m) { return m->llama->hp.n_ctx_train; }
 uint64_t vkllm_model_weight_bytes(const vkllm_model *m) { return m->llama->weight_bytes; }
 
-int32_t vkllm_token_bos(const vkllm_model *m) { return tokenizer_bos(m->tok); }
-int32_t vkllm_token_eos(const vkllm_model *m) { return tokenizer_eos(m->tok); }
-bool vkllm_token_is_eog(const vkllm_model *m, int32_t id) { return tokenizer_is_eog(m->tok, id); }
+int32_t vkllm_token_bos(const vkllm_model *m) { return vkl_tokenizer_bos(m->tok); }
+int32_t vkllm_token_eos(const vkllm_model *m) { return vkl_tokenizer_eos(m->tok); }
+bool vkllm_token_is_eog(const vkllm_model *m, int32_t id) { return vkl_tokenizer_is_eog(m->tok, id); }
 
 vkllm_status vkllm_token_piece(const vkllm_model *m, int32_t id, char *buf, size_t cap, size_t *len)
 {
     if (!m || !len || (!buf && cap))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_token_piece: NULL argument");
-    int32_t n = tokenizer_token_to_piece(m->tok, id, NULL, 0);
+    int32_t n = vkl_tokenizer_token_to_piece(m->tok, id, NULL, 0);
     if (n == TOKENIZER_BAD_ID)
         return VKLLM_ERR_INVALID_ARGUMENT;   /* the message is stored */
     *len = (size_t)(n < 0 ? -n : n);
     if (*len && *len <= cap)
-        tokenizer_token_to_piece(m->tok, id, buf, cap);
+        vkl_tokenizer_token_to_piece(m->tok, id, buf, cap);
     return VKLLM_OK;
 }
 
 vkllm_status vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, bool add_special, bool parse_special,
                             int32_t **ids, size_t *n_ids)
 {
-    return tokenizer_encode(m->tok, text, len, add_special, parse_special, ids, n_ids);
+    return vkl_tokenizer_encode(m->tok, text, len, add_special, parse_special, ids, n_ids);
 }
 
 vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n_ids, char **text, size_t *len)
 {
-    return tokenizer_decode(m->tok, ids, n_ids, false, text, len);
+    return vkl_tokenizer_decode(m->tok, ids, n_ids, false, text, len);
 }
 
 vkllm_status vkllm_detokenizer_create(const vkllm_model *m, vkllm_detokenizer **out)
@@ -268,7 +268,7 @@ vkllm_status vkllm_detokenizer_create(const vkllm_model *m, vkllm_detokenizer **
     *out = calloc(1, sizeof **out);
     if (!*out)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    vkllm_status st = tokenizer_stream_create(m->tok, false, &(*out)->s);
+    vkllm_status st = vkl_tokenizer_stream_create(m->tok, false, &(*out)->s);
     if (st != VKLLM_OK) {
         free(*out);
         *out = NULL;
@@ -280,18 +280,18 @@ void vkllm_detokenizer_free(vkllm_detokenizer *d)
 {
     if (!d)
         return;
-    tokenizer_stream_free(d->s);
+    vkl_tokenizer_stream_free(d->s);
     free(d);
 }
 
 vkllm_status vkllm_detokenizer_push(vkllm_detokenizer *d, int32_t id, const char **text, size_t *len)
 {
-    return tokenizer_stream_push(d->s, id, text, len);
+    return vkl_tokenizer_stream_push(d->s, id, text, len);
 }
 
 void vkllm_detokenizer_flush(vkllm_detokenizer *d, const char **text, size_t *len)
 {
-    tokenizer_stream_flush(d->s, text, len);
+    vkl_tokenizer_stream_flush(d->s, text, len);
 }
 
 /* ---- Chat ---- */
@@ -300,17 +300,17 @@ const char *vkllm_model_chat_template(const vkllm_model *m) { return m->chat_tem
 
 const char *vkllm_chat_template_detect(const char *jinja)
 {
-    return jinja ? chat_template_name(chat_template_detect(jinja, strlen(jinja))) : NULL;
+    return jinja ? vkl_chat_template_name(vkl_chat_template_detect(jinja, strlen(jinja))) : NULL;
 }
 
-const char *vkllm_chat_template_names(void) { return chat_template_names(); }
+const char *vkllm_chat_template_names(void) { return vkl_chat_template_names(); }
 
 static vkllm_status chat_kind(const char *name, chat_template_kind *k)
 {
-    int v = chat_template_from_name(name);
+    int v = vkl_chat_template_from_name(name);
     if (v < 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "unknown chat template '%s' (known: %s)", name ? name : "(null)",
-                         chat_template_names());
+                         vkl_chat_template_names());
     *k = (chat_template_kind)v;
     return VKLLM_OK;
 }
@@ -320,7 +320,7 @@ vkllm_status vkllm_chat_format(const char *name, const vkllm_chat_message *msgs,
 {
     chat_template_kind k = CHAT_TEMPLATE_DEFAULT;
     vkllm_status st = chat_kind(name, &k);
-    return st == VKLLM_OK ? chat_format(k, msgs, n, from, add_assistant, text, len) : st;
+    return st == VKLLM_OK ? vkl_chat_format(k, msgs, n, from, add_assistant, text, len) : st;
 }
 
 vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const vkllm_chat_message *msgs, size_t n,
@@ -328,7 +328,7 @@ vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *name, const v
 {
     chat_template_kind k = CHAT_TEMPLATE_DEFAULT;
     vkllm_status st = chat_kind(name, &k);
-    return st == VKLLM_OK ? chat_tokenize(m->tok, k, msgs, n, from, add_assistant, ids, n_ids) : st;
+    return st == VKLLM_OK ? vkl_chat_tokenize(m->tok, k, msgs, n, from, add_assistant, ids, n_ids) : st;
 }
 
 /* ---- Contexts ---- */
@@ -364,7 +364,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (!(c->seq_pos = calloc(n_seq, sizeof *c->seq_pos)))
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     else
-        st = llama_context_create_seq(m->llama, n_ctx, n_batch, n_seq, &c->llama);
+        st = vkl_llama_context_create_seq(m->llama, n_ctx, n_batch, n_seq, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
         return st;
@@ -373,8 +373,8 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         vkr_log(VKLLM_LOG_WARNING, "max_gpu_us_per_submit is ignored: the device has no timestamp queries to measure it");
     else if (p->max_gpu_us_per_submit) {
         c->budget_us = p->max_gpu_us_per_submit;
-        llama_context_set_timing(c->llama, true);
-        llama_context_set_split(c->llama, 0.75e3 * c->budget_us);   /* a token over the budget: layer groups */
+        vkl_llama_context_set_timing(c->llama, true);
+        vkl_llama_context_set_split(c->llama, 0.75e3 * c->budget_us);   /* a token over the budget: layer groups */
     }
     uint32_t trained = m->llama->hp.n_ctx_train;
     if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
@@ -388,14 +388,14 @@ void vkllm_context_free(vkllm_context *c)
 {
     if (!c)
         return;
-    llama_context_free(c->llama);   /* waits for a submission in flight */
-    api_batch_free(c->batch);
+    vkl_llama_context_free(c->llama);   /* waits for a submission in flight */
+    vkl_api_batch_free(c->batch);
     free(c->seq_pos);
     free(c->queue);
     free(c);
 }
 
-uint32_t vkllm_context_n_ctx(const vkllm_context *c) { return llama_context_n_ctx(c->llama); }
+uint32_t vkllm_context_n_ctx(const vkllm_context *c) { return vkl_llama_context_n_ctx(c->llama); }
 uint32_t vkllm_context_position(const vkllm_context *c) { return c->seq_pos[0]; }
 
 static vkllm_status check_idle(const vkllm_context *c)
@@ -407,16 +407,16 @@ static vkllm_status check_idle(const vkllm_context *c)
 }
 
 /* For host/state.c: the context's model and runtime context, the idle check, and the position after a load. */
-llama_context *api_context_llama(vkllm_context *c) { return c->llama; }
-const llama_model *api_context_model(const vkllm_context *c) { return c->model->llama; }
-vkllm_status api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
-void api_context_set_position(vkllm_context *c, uint32_t pos) { c->seq_pos[0] = pos; }
+llama_context *vkl_api_context_llama(vkllm_context *c) { return c->llama; }
+const llama_model *vkl_api_context_model(const vkllm_context *c) { return c->model->llama; }
+vkllm_status vkl_api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
+void vkl_api_context_set_position(vkllm_context *c, uint32_t pos) { c->seq_pos[0] = pos; }
 
 /* For host/api_batch.c. */
-uint32_t api_context_n_seq(const vkllm_context *c) { return c->n_seq; }
-uint32_t *api_context_seq_pos(vkllm_context *c) { return c->seq_pos; }
-struct api_batch **api_context_batch(vkllm_context *c) { return &c->batch; }
-bool api_context_aborted(const vkllm_context *c) { return c->abort && c->abort(c->abort_user); }
+uint32_t vkl_api_context_n_seq(const vkllm_context *c) { return c->n_seq; }
+uint32_t *vkl_api_context_seq_pos(vkllm_context *c) { return c->seq_pos; }
+struct api_batch **vkl_api_context_batch(vkllm_context *c) { return &c->batch; }
+bool vkl_api_context_aborted(const vkllm_context *c) { return c->abort && c->abort(c->abort_user); }
 
 vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 {
@@ -431,7 +431,7 @@ vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 
 static vkllm_status check_fits(const vkllm_context *c, size_t n)
 {
-    uint32_t n_ctx = llama_context_n_ctx(c->llama);
+    uint32_t n_ctx = vkl_llama_context_n_ctx(c->llama);
     if (n == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
     if (n > n_ctx - c->seq_pos[0])
@@ -472,7 +472,7 @@ static uint32_t next_chunk(const vkllm_context *c, size_t left)
  * token was split into layer groups), and what the chunk sizes learn from it. */
 static void note_submission(vkllm_context *c, uint32_t k, double total_ns)
 {
-    c->last_submit_us = llama_context_last_submit_gpu_ns(c->llama) / 1e3;
+    c->last_submit_us = vkl_llama_context_last_submit_gpu_ns(c->llama) / 1e3;
     if (c->last_submit_us > c->max_submit_us)
         c->max_submit_us = c->last_submit_us;
     if (!c->budget_us || c->last_submit_us <= 0)
@@ -486,7 +486,7 @@ static void note_submission(vkllm_context *c, uint32_t k, double total_ns)
 
 /* Evaluates the tokens with every logit row into all_logits (NULL: none), in chunks (one submission each) as
  * vkllm_decode_submit sizes them, asking the abort callback between them; an abort leaves the chunks done
- * in the context. All ids are checked first (as llama_eval does) so that a bad one moves nothing. */
+ * in the context. All ids are checked first (as vkl_llama_eval does) so that a bad one moves nothing. */
 static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, float *all_logits)
 {
     vkllm_status st = check_idle(c);
@@ -501,10 +501,10 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
         if (done && c->abort && c->abort(c->abort_user))
             return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", done, n);
         uint32_t k = next_chunk(c, n - done);
-        st = llama_eval(c->llama, tokens + done, k, c->seq_pos[0], all_logits != NULL,
+        st = vkl_llama_eval(c->llama, tokens + done, k, c->seq_pos[0], all_logits != NULL,
                         all_logits ? all_logits + done * n_vocab : NULL);
         if (st == VKLLM_OK) {
-            note_submission(c, k, llama_context_last_gpu_ns(c->llama));   /* llama_eval counts from 0 */
+            note_submission(c, k, vkl_llama_context_last_gpu_ns(c->llama));   /* vkl_llama_eval counts from 0 */
             c->seq_pos[0] += k;
             done += k;
         }
@@ -516,7 +516,7 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
 static vkllm_status submit_next(vkllm_context *c)
 {
     uint32_t k = next_chunk(c, c->queue_n - c->queue_done);
-    vkllm_status st = llama_eval_submit(c->llama, c->queue + c->queue_done, k, c->seq_pos[0]);
+    vkllm_status st = vkl_llama_eval_submit(c->llama, c->queue + c->queue_done, k, c->seq_pos[0]);
     c->in_flight = st == VKLLM_OK;
     c->chunk_n = k;
     return st;
@@ -543,7 +543,7 @@ vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t
     memcpy(c->queue, tokens, n * sizeof *tokens);
     c->queue_n = n;
     c->queue_done = 0;
-    llama_context_reset_gpu_ns(c->llama);
+    vkl_llama_context_reset_gpu_ns(c->llama);
     return submit_next(c);
 }
 
@@ -552,13 +552,13 @@ vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t
 static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed, bool *finished)
 {
     *finished = false;
-    double before = llama_context_last_gpu_ns(c->llama);
-    vkllm_status st = llama_eval_poll(c->llama, timeout_ns, progressed);
+    double before = vkl_llama_context_last_gpu_ns(c->llama);
+    vkllm_status st = vkl_llama_eval_poll(c->llama, timeout_ns, progressed);
     if (st != VKLLM_OK || !*progressed) {
         c->in_flight = st == VKLLM_OK;
         return st;
     }
-    note_submission(c, c->chunk_n, llama_context_last_gpu_ns(c->llama) - before);
+    note_submission(c, c->chunk_n, vkl_llama_context_last_gpu_ns(c->llama) - before);
     c->seq_pos[0] += c->chunk_n;
     c->queue_done += c->chunk_n;
     c->in_flight = false;
@@ -596,7 +596,7 @@ vkllm_status vkllm_decode_wait(vkllm_context *c, uint64_t timeout_ns, const floa
             return st;
         if (finished) {
             if (logits) /* read straight from the memory the GPU wrote: no copy per token */
-                *logits = llama_context_logits(c->llama);
+                *logits = vkl_llama_context_logits(c->llama);
             return VKLLM_OK;
         }
         /* not progressed: the time ran out, or a split token's layer group finished and the next is submitted */
@@ -627,7 +627,7 @@ vkllm_status vkllm_context_timeline(const vkllm_context *c, void *semaphore, uin
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "no timeline semaphore: the device lacks Vulkan 1.2's timelineSemaphore%s",
                          dev->owns_device ? "" : ", or vk_enabled_features does not say the application enabled it");
     memcpy(semaphore, &dev->timeline, sizeof dev->timeline);
-    *value = llama_context_timeline_value(c->llama);
+    *value = vkl_llama_context_timeline_value(c->llama);
     return VKLLM_OK;
 }
 
@@ -637,9 +637,9 @@ double vkllm_context_max_submit_gpu_us(const vkllm_context *c) { return c->max_s
 void vkllm_context_set_timing(vkllm_context *c, bool on)
 {
     if (!c->in_flight)   /* re-recording would wait for the submission in flight */
-        llama_context_set_timing(c->llama, on || c->budget_us);
+        vkl_llama_context_set_timing(c->llama, on || c->budget_us);
 }
-double vkllm_context_last_gpu_ns(const vkllm_context *c) { return llama_context_last_gpu_ns(c->llama); }
+double vkllm_context_last_gpu_ns(const vkllm_context *c) { return vkl_llama_context_last_gpu_ns(c->llama); }
 
 /* ---- Sampling ---- */
 
@@ -681,7 +681,7 @@ vkllm_status vkllm_sampler_create(const vkllm_model *m, const vkllm_sampler_para
         .repeat_last_n = p->repeat_last_n,
         .seed = p->seed,
     };
-    st = s->scratch ? sampler_create(&sp, (int32_t)s->n_vocab, &s->s)
+    st = s->scratch ? vkl_sampler_create(&sp, (int32_t)s->n_vocab, &s->s)
                                  : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     if (st != VKLLM_OK) {
         vkllm_sampler_free(s);
@@ -695,7 +695,7 @@ void vkllm_sampler_free(vkllm_sampler *s)
 {
     if (!s)
         return;
-    sampler_free(s->s);
+    vkl_sampler_free(s->s);
     free(s->scratch);
     free(s);
 }
@@ -708,14 +708,14 @@ int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits)
         for (uint32_t i = 0; i < s->n_vocab; i++)
             if (logits[i] > best)
                 best = logits[i], id = (int32_t)i;
-        sampler_accept(s->s, id);
+        vkl_sampler_accept(s->s, id);
         return id;
     }
     memcpy(s->scratch, logits, (size_t)s->n_vocab * sizeof(float));
-    id = sampler_sample(s->s, s->scratch);
-    sampler_accept(s->s, id);
+    id = vkl_sampler_sample(s->s, s->scratch);
+    vkl_sampler_accept(s->s, id);
     return id;
 }
 
-void vkllm_sampler_accept(vkllm_sampler *s, int32_t id) { sampler_accept(s->s, id); }
-void vkllm_sampler_reset(vkllm_sampler *s) { sampler_reset(s->s); }
+void vkllm_sampler_accept(vkllm_sampler *s, int32_t id) { vkl_sampler_accept(s->s, id); }
+void vkllm_sampler_reset(vkllm_sampler *s) { vkl_sampler_reset(s->s); }

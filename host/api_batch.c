@@ -1,6 +1,6 @@
 /* Several sequences in one context (include/vkllm.h): vkllm_decode_batch's checks and chunks, its logits,
- * and the sequence operations. The sequences' positions live in the context (api_context_seq_pos); the
- * device work is llama_eval_seqs and llama_context_seq_copy (host/llama.c). */
+ * and the sequence operations. The sequences' positions live in the context (vkl_api_context_seq_pos); the
+ * device work is vkl_llama_eval_seqs and vkl_llama_context_seq_copy (host/model/llama.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +12,12 @@ struct api_batch {
     float *logits;
     size_t logits_cap;          /* floats */
     int32_t *row;
-    uint32_t *pos, *seq;        /* the batch as llama_eval_seqs takes it */
+    uint32_t *pos, *seq;        /* the batch as vkl_llama_eval_seqs takes it */
     int8_t *want;
     uint32_t n, cap;            /* tokens of the last batch; entries allocated */
 };
 
-void api_batch_free(struct api_batch *b)
+void vkl_api_batch_free(struct api_batch *b)
 {
     if (!b)
         return;
@@ -32,7 +32,7 @@ void api_batch_free(struct api_batch *b)
 /* Room for n tokens and n_rows logit rows. */
 static vkllm_status batch_reserve(vkllm_context *c, uint32_t n, size_t n_floats, struct api_batch **out)
 {
-    struct api_batch **slot = api_context_batch(c);
+    struct api_batch **slot = vkl_api_context_batch(c);
     if (!*slot && !(*slot = calloc(1, sizeof **slot)))
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     struct api_batch *b = *slot;
@@ -68,9 +68,9 @@ static vkllm_status batch_reserve(vkllm_context *c, uint32_t n, size_t n_floats,
  * goes (starts as its position; UINT32_MAX while the batch has not touched it). */
 static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t *next, uint32_t *n_want)
 {
-    const uint32_t n_seq = api_context_n_seq(c), n_ctx = llama_context_n_ctx(api_context_llama(c));
-    const uint32_t n_vocab = api_context_model(c)->hp.n_vocab;
-    const uint32_t *seq_pos = api_context_seq_pos(c);
+    const uint32_t n_seq = vkl_api_context_n_seq(c), n_ctx = vkl_llama_context_n_ctx(vkl_api_context_llama(c));
+    const uint32_t n_vocab = vkl_api_context_model(c)->hp.n_vocab;
+    const uint32_t *seq_pos = vkl_api_context_seq_pos(c);
     if (!b || b->n_tokens == 0 || !b->token || !b->pos || !b->seq_id)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_decode_batch: an empty batch, or token/pos/seq_id NULL");
     for (uint32_t s = 0; s < n_seq; s++)
@@ -103,20 +103,20 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
     return VKLLM_OK;
 }
 
-uint32_t vkllm_context_n_seq(const vkllm_context *c) { return api_context_n_seq(c); }
+uint32_t vkllm_context_n_seq(const vkllm_context *c) { return vkl_api_context_n_seq(c); }
 
 vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *batch)
 {
-    vkllm_status st = api_context_check_idle(c);
+    vkllm_status st = vkl_api_context_check_idle(c);
     if (st != VKLLM_OK)
         return st;
-    const uint32_t n_seq = api_context_n_seq(c);
+    const uint32_t n_seq = vkl_api_context_n_seq(c);
     uint32_t *next = malloc(n_seq * sizeof *next), n_want = 0;
     if (!next)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     st = check_batch(c, batch, next, &n_want);
     free(next);
-    const size_t n_vocab = api_context_model(c)->hp.n_vocab;
+    const size_t n_vocab = vkl_api_context_model(c)->hp.n_vocab;
     struct api_batch *b = NULL;
     if (st == VKLLM_OK)
         st = batch_reserve(c, batch->n_tokens, n_want * n_vocab, &b);
@@ -131,15 +131,15 @@ vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *batch)
         b->want[i] = batch->logits ? batch->logits[i] != 0 : i + 1 == n;
         b->row[i] = b->want[i] ? rows++ : -1;
     }
-    llama_context *lc = api_context_llama(c);
-    uint32_t *seq_pos = api_context_seq_pos(c);
-    const uint32_t step = llama_context_seq_batch_max(lc);
+    llama_context *lc = vkl_api_context_llama(c);
+    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
+    const uint32_t step = vkl_llama_context_seq_batch_max(lc);
     size_t rows_done = 0;   /* logit rows written by the chunks before */
     for (uint32_t done = 0; done < n;) {
-        if (done && api_context_aborted(c))
+        if (done && vkl_api_context_aborted(c))
             return vkr_error(VKLLM_ERR_CANCELLED, "batch aborted by the callback after %u of %u tokens", done, n);
         const uint32_t k = n - done < step ? n - done : step;
-        st = llama_eval_seqs(lc, batch->token + done, b->pos + done, b->seq + done, b->want + done, k,
+        st = vkl_llama_eval_seqs(lc, batch->token + done, b->pos + done, b->seq + done, b->want + done, k,
                              b->logits ? b->logits + rows_done * n_vocab : NULL);
         if (st != VKLLM_OK)
             return st;
@@ -155,7 +155,7 @@ vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *batch)
 
 const float *vkllm_get_logits_ith(vkllm_context *c, int32_t i)
 {
-    struct api_batch *b = *api_context_batch(c);
+    struct api_batch *b = *vkl_api_context_batch(c);
     if (!b || i < 0 || (uint32_t)i >= b->n) {
         vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_get_logits_ith: token %d is outside the last batch (%u tokens)", i,
                   b ? b->n : 0);
@@ -165,35 +165,35 @@ const float *vkllm_get_logits_ith(vkllm_context *c, int32_t i)
         vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_get_logits_ith: token %d's logits were not asked for", i);
         return NULL;
     }
-    return b->logits + (size_t)b->row[i] * api_context_model(c)->hp.n_vocab;
+    return b->logits + (size_t)b->row[i] * vkl_api_context_model(c)->hp.n_vocab;
 }
 
 uint32_t vkllm_seq_pos(const vkllm_context *c, int32_t seq_id)
 {
-    if (seq_id < 0 || (uint32_t)seq_id >= api_context_n_seq(c))
+    if (seq_id < 0 || (uint32_t)seq_id >= vkl_api_context_n_seq(c))
         return 0;
-    return api_context_seq_pos((vkllm_context *)c)[seq_id];
+    return vkl_api_context_seq_pos((vkllm_context *)c)[seq_id];
 }
 
 /* A sequence argument: seq_id in [0, n_seq), or -1 where all_ok. */
 static vkllm_status check_seq(const vkllm_context *c, int32_t seq_id, bool all_ok, const char *what)
 {
-    if ((seq_id == -1 && all_ok) || (seq_id >= 0 && (uint32_t)seq_id < api_context_n_seq(c)))
+    if ((seq_id == -1 && all_ok) || (seq_id >= 0 && (uint32_t)seq_id < vkl_api_context_n_seq(c)))
         return VKLLM_OK;
     return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: sequence %d is outside 0..%u%s", what, seq_id,
-                     api_context_n_seq(c) - 1, all_ok ? " (or -1: all)" : "");
+                     vkl_api_context_n_seq(c) - 1, all_ok ? " (or -1: all)" : "");
 }
 
 vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t p1)
 {
-    vkllm_status st = api_context_check_idle(c);
+    vkllm_status st = vkl_api_context_check_idle(c);
     if (st == VKLLM_OK)
         st = check_seq(c, seq_id, true, "vkllm_seq_rm");
     if (st != VKLLM_OK)
         return st;
-    uint32_t *seq_pos = api_context_seq_pos(c);
+    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
     const uint32_t from = p0 < 0 ? 0 : (uint32_t)p0;
-    const uint32_t s0 = seq_id < 0 ? 0 : (uint32_t)seq_id, s1 = seq_id < 0 ? api_context_n_seq(c) : s0 + 1;
+    const uint32_t s0 = seq_id < 0 ? 0 : (uint32_t)seq_id, s1 = seq_id < 0 ? vkl_api_context_n_seq(c) : s0 + 1;
     for (uint32_t s = s0; s < s1; s++)   /* check all before changing any */
         if (p1 >= 0 && (uint32_t)p1 < seq_pos[s] && from < (uint32_t)p1)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
@@ -209,14 +209,14 @@ vkllm_status vkllm_seq_clear(vkllm_context *c, int32_t seq_id) { return vkllm_se
 
 vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1)
 {
-    vkllm_status st = api_context_check_idle(c);
+    vkllm_status st = vkl_api_context_check_idle(c);
     if (st == VKLLM_OK)
         st = check_seq(c, src, false, "vkllm_seq_cp (source)");
     if (st == VKLLM_OK)
         st = check_seq(c, dst, false, "vkllm_seq_cp (destination)");
     if (st != VKLLM_OK)
         return st;
-    uint32_t *seq_pos = api_context_seq_pos(c);
+    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
     if (p0 > 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: copies only prefixes: p0 must be 0, not %d", p0);
     if (p1 >= 0 && (uint32_t)p1 > seq_pos[src])
@@ -226,7 +226,7 @@ vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0
     if (src == dst)
         return VKLLM_OK;
     seq_pos[dst] = 0;   /* a failed copy leaves dst empty, never half-copied */
-    st = llama_context_seq_copy(api_context_llama(c), (uint32_t)src, (uint32_t)dst, rows);
+    st = vkl_llama_context_seq_copy(vkl_api_context_llama(c), (uint32_t)src, (uint32_t)dst, rows);
     if (st == VKLLM_OK)
         seq_pos[dst] = rows;
     return st;

@@ -2,26 +2,26 @@
 #ifndef VKLLM_API_INTERNAL_H
 #define VKLLM_API_INTERNAL_H
 
-#include "host/llama.h"
+#include "host/model/llama.h"
 #include "runtime/device.h"
 #include "vkllm.h"
 
 /* The device the model runs on (features chosen, memory use). */
-vkr_device *api_model_device(const vkllm_model *m);
+vkr_device *vkl_api_model_device(const vkllm_model *m);
 
 /* What host/state.c needs of a context. */
-llama_context *api_context_llama(vkllm_context *c);
-const llama_model *api_context_model(const vkllm_context *c);
-vkllm_status api_context_check_idle(const vkllm_context *c);   /* VKLLM_ERR_BUSY with a decode in flight */
-void api_context_set_position(vkllm_context *c, uint32_t pos);
+llama_context *vkl_api_context_llama(vkllm_context *c);
+const llama_model *vkl_api_context_model(const vkllm_context *c);
+vkllm_status vkl_api_context_check_idle(const vkllm_context *c);   /* VKLLM_ERR_BUSY with a decode in flight */
+void vkl_api_context_set_position(vkllm_context *c, uint32_t pos);
 
 /* What host/api_batch.c needs: the sequences' positions (n_seq entries), its per-context state (freed with
- * the context by api_batch_free) and the abort callback's answer. */
+ * the context by vkl_api_batch_free) and the abort callback's answer. */
 struct api_batch;
-uint32_t api_context_n_seq(const vkllm_context *c);
-uint32_t *api_context_seq_pos(vkllm_context *c);
-struct api_batch **api_context_batch(vkllm_context *c);
-bool api_context_aborted(const vkllm_context *c);
-void api_batch_free(struct api_batch *b);
+uint32_t vkl_api_context_n_seq(const vkllm_context *c);
+uint32_t *vkl_api_context_seq_pos(vkllm_context *c);
+struct api_batch **vkl_api_context_batch(vkllm_context *c);
+bool vkl_api_context_aborted(const vkllm_context *c);
+void vkl_api_batch_free(struct api_batch *b);
 
 #endif

@@ -28,7 +28,7 @@ struct sampler {
     double mass[TOP_P_BUCKETS]; /* top-p histogram */
 };
 
-sampler_params sampler_default_params(void)
+sampler_params vkl_sampler_default_params(void)
 {
     sampler_params p = {0.8f, 40, 0.95f, 0.05f, 1.0f, 64, 0};
     return p;
@@ -72,12 +72,12 @@ static void rng_seed(sampler *s, uint64_t seed)
 
 /* ---------------------------------------------------------------- create / free */
 
-vkllm_status sampler_create(const sampler_params *params, int32_t n_vocab, sampler **out)
+vkllm_status vkl_sampler_create(const sampler_params *params, int32_t n_vocab, sampler **out)
 {
     if (!out)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "sampler_create: out is NULL");
     *out = NULL;
-    sampler_params p = params ? *params : sampler_default_params();
+    sampler_params p = params ? *params : vkl_sampler_default_params();
     if (n_vocab <= 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "sampler: vocabulary size %d is not positive", n_vocab);
     if (isnan(p.temperature) || isnan(p.top_p) || isnan(p.min_p))
@@ -98,15 +98,15 @@ vkllm_status sampler_create(const sampler_params *params, int32_t n_vocab, sampl
     s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
     s->hist = malloc((size_t)(p.repeat_last_n > 0 ? p.repeat_last_n : 1) * sizeof *s->hist);
     if (!s->c || !s->stamp || !s->hist) {
-        sampler_free(s);
+        vkl_sampler_free(s);
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "sampler: out of memory for a vocabulary of %d", n_vocab);
     }
-    sampler_reset(s);
+    vkl_sampler_reset(s);
     *out = s;
     return VKLLM_OK;
 }
 
-void sampler_free(sampler *s)
+void vkl_sampler_free(sampler *s)
 {
     if (!s)
         return;
@@ -116,7 +116,7 @@ void sampler_free(sampler *s)
     free(s);
 }
 
-void sampler_reset(sampler *s)
+void vkl_sampler_reset(sampler *s)
 {
     if (!s)
         return;
@@ -125,7 +125,7 @@ void sampler_reset(sampler *s)
     rng_seed(s, s->p.seed);
 }
 
-void sampler_accept(sampler *s, int32_t id)
+void vkl_sampler_accept(sampler *s, int32_t id)
 {
     if (!s || id < 0 || id >= s->n_vocab || s->p.repeat_last_n <= 0)
         return;
@@ -305,7 +305,7 @@ static void apply_penalty(sampler *s, float *logits)
     }
 }
 
-int32_t sampler_sample(sampler *s, float *logits)
+int32_t vkl_sampler_sample(sampler *s, float *logits)
 {
     if (!s || !logits) {
         vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "sampler_sample: NULL argument");

@@ -4,7 +4,7 @@
  *   repetition penalty -> (greedy if temperature <= 0) -> top-k -> top-p -> min-p -> temperature -> softmax
  *   -> draw with the sampler's own PRNG.
  * top-p and min-p look at the probabilities before temperature is applied. Everything is preallocated in
- * sampler_create: sampling allocates nothing. A sampler is not thread-safe (one per generation stream);
+ * vkl_sampler_create: sampling allocates nothing. A sampler is not thread-safe (one per generation stream);
  * for a given seed, params and sequence of logits/accepted tokens it is fully reproducible. */
 #ifndef VKLLM_SAMPLER_H
 #define VKLLM_SAMPLER_H
@@ -27,25 +27,25 @@ typedef struct sampler_params {
 } sampler_params;
 
 /* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.0 (off), repeat_last_n 64, seed 0. */
-sampler_params sampler_default_params(void);
+sampler_params vkl_sampler_default_params(void);
 
 typedef struct sampler sampler;
 
 /* params NULL: the defaults. VKLLM_ERR_INVALID_ARGUMENT for n_vocab <= 0, NaN parameters,
  * repeat_penalty <= 0 or not finite, repeat_last_n < 0 or > 1<<20. */
-vkllm_status sampler_create(const sampler_params *params, int32_t n_vocab, sampler **out);
-void sampler_free(sampler *s);
+vkllm_status vkl_sampler_create(const sampler_params *params, int32_t n_vocab, sampler **out);
+void vkl_sampler_free(sampler *s);
 
 /* Picks a token from logits[0..n_vocab). The array may be modified (the penalty is applied in place).
  * NaN logits count as -inf; if every logit is -inf/NaN, returns the lowest id. Among equal maxima greedy picks
  * the lowest id. Returns -1 only for NULL arguments (message stored). */
-int32_t sampler_sample(sampler *s, float *logits);
+int32_t vkl_sampler_sample(sampler *s, float *logits);
 
 /* Records a token in the history used by the repetition penalty (ids out of range are ignored). Call it for
  * the prompt's tokens too if they should be penalized. */
-void sampler_accept(sampler *s, int32_t id);
+void vkl_sampler_accept(sampler *s, int32_t id);
 
 /* Forgets the history and restarts the PRNG from params.seed (the next samples repeat a fresh sampler's). */
-void sampler_reset(sampler *s);
+void vkl_sampler_reset(sampler *s);
 
 #endif

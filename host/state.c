@@ -3,7 +3,7 @@
  * Layout, in the writer's byte order: the header below, then the last token's logits (n_vocab f32), then
  * for every layer its K rows and its V rows of positions [pos - n, pos) in order (f16, n_head_kv * head_dim
  * each): n = pos, except local_rows in the sliding-window layers, whose ring (the last window + n_batch - 1
- * positions, see host/llama.c) may hold fewer. The checksum is FNV-1a over the header (checksum field zero)
+ * positions, see host/model/llama.c) may hold fewer. The checksum is FNV-1a over the header (checksum field zero)
  * and everything after it, so that a flipped byte anywhere is refused before anything reaches the device. */
 #define _POSIX_C_SOURCE 200809L
 #include "vkllm.h"
@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "host/api_internal.h"
-#include "host/arch.h"
-#include "host/gguf.h"
-#include "host/llama.h"
+#include "host/model/arch.h"
+#include "host/format/gguf.h"
+#include "host/model/llama.h"
 #include "runtime/error.h"
 
 #define STATE_MAGIC 0x534c4b56u   /* "VKLS" */
@@ -56,23 +56,23 @@ static uint64_t hparams_hash(const llama_hparams *hp)
 static uint32_t ring_rows(const llama_context *lc, const llama_hparams *hp)
 {
     for (uint32_t l = 0; l < hp->n_layer; l++)
-        if (llama_context_cache_rows(lc, l) < llama_context_n_ctx(lc))
-            return llama_context_cache_rows(lc, l);
+        if (vkl_llama_context_cache_rows(lc, l) < vkl_llama_context_n_ctx(lc))
+            return vkl_llama_context_cache_rows(lc, l);
     return 0;
 }
 
 static bool has_local_layers(const llama_hparams *hp)
 {
     for (uint32_t l = 0; l < hp->n_layer; l++)
-        if (arch_layer_is_local(hp, l))
+        if (vkl_arch_layer_is_local(hp, l))
             return true;
     return false;
 }
 
 static state_header header_of(vkllm_context *c)
 {
-    const llama_hparams *hp = &api_context_model(c)->hp;
-    llama_context *lc = api_context_llama(c);
+    const llama_hparams *hp = &vkl_api_context_model(c)->hp;
+    llama_context *lc = vkl_api_context_llama(c);
     state_header h;
     memset(&h, 0, sizeof h);
     h.magic = STATE_MAGIC;
@@ -88,7 +88,7 @@ static state_header header_of(vkllm_context *c)
     h.local_rows = h.pos;
     /* A ring last written up to `end` holds [end - rows, end): after a truncation to pos < end, fewer
      * than rows positions before pos (negative: none). */
-    int64_t rows = ring_rows(lc, hp), held = rows + h.pos - (int64_t)llama_context_end(lc);
+    int64_t rows = ring_rows(lc, hp), held = rows + h.pos - (int64_t)vkl_llama_context_end(lc);
     if (rows && held < h.pos)
         h.local_rows = held > 0 ? (uint32_t)held : 0;
     h.hparams_hash = hparams_hash(hp);
@@ -98,7 +98,7 @@ static state_header header_of(vkllm_context *c)
 /* Positions layer l's rows hold in the state: the last n before pos. */
 static uint32_t layer_positions(const llama_hparams *hp, const state_header *h, uint32_t l)
 {
-    return arch_layer_is_local(hp, l) ? h->local_rows : h->pos;
+    return vkl_arch_layer_is_local(hp, l) ? h->local_rows : h->pos;
 }
 
 static size_t row_bytes(const state_header *h) { return (size_t)h->n_head_kv * h->head_dim * 2; }
@@ -123,11 +123,11 @@ static bool holds_window(const llama_hparams *hp, const state_header *h)
 static vkllm_status transfer(llama_context *lc, uint32_t l, uint32_t first, uint32_t n, size_t rb, unsigned char *k,
                              unsigned char *v, bool upload)
 {
-    uint32_t rows = llama_context_cache_rows(lc, l), row0 = first % rows;
+    uint32_t rows = vkl_llama_context_cache_rows(lc, l), row0 = first % rows;
     uint32_t n1 = n < rows - row0 ? n : rows - row0;
-    vkllm_status st = llama_context_kv_rows(lc, l, row0, n1, k, v, upload);
+    vkllm_status st = vkl_llama_context_kv_rows(lc, l, row0, n1, k, v, upload);
     if (st == VKLLM_OK && n1 < n)
-        st = llama_context_kv_rows(lc, l, 0, n - n1, k + n1 * rb, v + n1 * rb, upload);
+        st = vkl_llama_context_kv_rows(lc, l, 0, n - n1, k + n1 * rb, v + n1 * rb, upload);
     return st;
 }
 
@@ -137,7 +137,7 @@ static vkllm_status check_context(vkllm_context *c, const void *p, const char *w
     if (!c || !p)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: context or %s is NULL", what,
                          strstr(what, "file") ? "path" : "buffer");
-    if (api_context_check_idle(c) != VKLLM_OK)
+    if (vkl_api_context_check_idle(c) != VKLLM_OK)
         return VKLLM_ERR_BUSY;
     return VKLLM_OK;
 }
@@ -146,7 +146,7 @@ static vkllm_status check_context(vkllm_context *c, const void *p, const char *w
 static vkllm_status saveable_header(vkllm_context *c, const char *what, state_header *h)
 {
     *h = header_of(c);
-    if (!holds_window(&api_context_model(c)->hp, h))
+    if (!holds_window(&vkl_api_context_model(c)->hp, h))
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: the context was truncated to %u, further back than its "
                          "sliding-window layers keep: decode from 0 first", what, h->pos);
     return VKLLM_OK;
@@ -159,7 +159,7 @@ vkllm_status vkllm_state_size(vkllm_context *c, size_t *bytes)
     if (st == VKLLM_OK)
         st = saveable_header(c, "vkllm_state_size", &h);
     if (st == VKLLM_OK)
-        *bytes = state_bytes(&api_context_model(c)->hp, &h);
+        *bytes = state_bytes(&vkl_api_context_model(c)->hp, &h);
     return st;
 }
 
@@ -171,7 +171,7 @@ vkllm_status vkllm_state_save(vkllm_context *c, void *buf, size_t cap, size_t *w
         st = saveable_header(c, "vkllm_state_save", &h);
     if (st != VKLLM_OK)
         return st;
-    const llama_hparams *hp = &api_context_model(c)->hp;
+    const llama_hparams *hp = &vkl_api_context_model(c)->hp;
     size_t need = state_bytes(hp, &h), rb = row_bytes(&h);
     if (written)
         *written = 0;
@@ -179,9 +179,9 @@ vkllm_status vkllm_state_save(vkllm_context *c, void *buf, size_t cap, size_t *w
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_state_save: the state needs %zu bytes, the buffer has %zu",
                          need, cap);
     unsigned char *out = buf;
-    llama_context *lc = api_context_llama(c);
+    llama_context *lc = vkl_api_context_llama(c);
     size_t off = sizeof h;
-    memcpy(out + off, llama_context_logits(lc), (size_t)h.n_vocab * 4);
+    memcpy(out + off, vkl_llama_context_logits(lc), (size_t)h.n_vocab * 4);
     off += (size_t)h.n_vocab * 4;
     for (uint32_t l = 0; l < h.n_layer && st == VKLLM_OK; l++) {
         uint32_t n = layer_positions(hp, &h, l);
@@ -221,7 +221,7 @@ static vkllm_status check_state(vkllm_context *c, const unsigned char *buf, size
     uint32_t n_ctx = vkllm_context_n_ctx(c);
     if (h->pos > n_ctx)
         return REFUSE("the state holds %u positions, the context only %u", h->pos, n_ctx);
-    const llama_hparams *hp = &api_context_model(c)->hp;
+    const llama_hparams *hp = &vkl_api_context_model(c)->hp;
     if (h->local_rows > h->pos || (h->local_rows < h->pos && !has_local_layers(hp)) || !holds_window(hp, h))
         return REFUSE("%u positions of sliding-window layers in a state of %u (corrupted)", h->local_rows, h->pos);
     size_t need = state_bytes(hp, h);
@@ -232,7 +232,7 @@ static vkllm_status check_state(vkllm_context *c, const unsigned char *buf, size
     if (fnv1a(fnv1a(FNV_OFFSET, &zero, sizeof zero), buf + sizeof *h, size - sizeof *h) != h->checksum)
         return REFUSE("checksum mismatch: the state is corrupted");
     /* A context without a ring could later decode from a position the state lacks. */
-    if (h->local_rows < h->pos && !ring_rows(api_context_llama(c), hp))
+    if (h->local_rows < h->pos && !ring_rows(vkl_api_context_llama(c), hp))
         return REFUSE("the state holds only the last %u of %u positions of the sliding-window layers (saved with "
                       "a ring buffer): load it into a context with one too (n_ctx above window + n_batch - 1)",
                       h->local_rows, h->pos);
@@ -248,15 +248,15 @@ vkllm_status vkllm_state_load(vkllm_context *c, const void *buf, size_t size)
     if (st != VKLLM_OK)
         return st;
     unsigned char *in = (unsigned char *)buf;   /* only read: transfer() uploads from it */
-    llama_context *lc = api_context_llama(c);
-    const llama_hparams *hp = &api_context_model(c)->hp;
+    llama_context *lc = vkl_api_context_llama(c);
+    const llama_hparams *hp = &vkl_api_context_model(c)->hp;
     size_t off = sizeof h + (size_t)h.n_vocab * 4, rb = row_bytes(&h);
     /* The uploads overwrite the cache: until they all succeed the context holds nothing. */
-    api_context_set_position(c, 0);
+    vkl_api_context_set_position(c, 0);
     uint32_t ring = ring_rows(lc, hp), held = h.pos;
     for (uint32_t l = 0; l < h.n_layer && st == VKLLM_OK; l++) {
         /* A smaller ring than the saver's keeps the last of the state's positions. */
-        uint32_t n = layer_positions(hp, &h, l), rows = llama_context_cache_rows(lc, l), keep = n < rows ? n : rows;
+        uint32_t n = layer_positions(hp, &h, l), rows = vkl_llama_context_cache_rows(lc, l), keep = n < rows ? n : rows;
         if (keep < held)
             held = keep;
         st = transfer(lc, l, h.pos - keep, keep, rb, in + off + (n - keep) * rb, in + off + (2 * n - keep) * rb, true);
@@ -265,9 +265,9 @@ vkllm_status vkllm_state_load(vkllm_context *c, const void *buf, size_t size)
     if (st != VKLLM_OK)
         return st;
     /* The ring's end as if it had written exactly the positions it holds (`held` of pos), so that
-     * decoding may restart only where it holds the window (host/llama.c: ring_allows). */
-    llama_context_restore(lc, held < h.pos ? h.pos + ring - held : h.pos, in + sizeof h);
-    api_context_set_position(c, h.pos);
+     * decoding may restart only where it holds the window (host/model/llama.c: ring_allows). */
+    vkl_llama_context_restore(lc, held < h.pos ? h.pos + ring - held : h.pos, in + sizeof h);
+    vkl_api_context_set_position(c, h.pos);
     return VKLLM_OK;
 }
 
@@ -284,7 +284,7 @@ vkllm_status vkllm_state_save_file(vkllm_context *c, const char *path)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu bytes for the state)", size);
     st = vkllm_state_save(c, buf, size, &size);
     char tmp[4096];
-    if (st == VKLLM_OK && gguf_writer_temp_name(path, tmp, sizeof tmp) >= (int)sizeof tmp)
+    if (st == VKLLM_OK && vkl_gguf_writer_temp_name(path, tmp, sizeof tmp) >= (int)sizeof tmp)
         st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_state_save_file: path too long");
     if (st == VKLLM_OK) {
         /* Written next to the target and renamed over it: a reader never sees half a state. */

@@ -21,7 +21,7 @@ layout(push_constant) uniform PC {
     uint o_off;
 } pc;
 
-const uint MAX_SPLIT = 64;   /* ATTN_MAX_SPLIT in host/ops_attention.c */
+const uint MAX_SPLIT = 64;   /* ATTN_MAX_SPLIT in host/ops/ops_attention.c */
 
 shared float weight[MAX_SPLIT];
 

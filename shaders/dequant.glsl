@@ -3,7 +3,7 @@
  *
  * Unquantized types: F32 (floats), F16 and BF16 (W16: two 16-bit values per word, w16_pair / W16_AT).
  *
- * Quantized types (WQUANT) use the device layout of host/tensor.c: each GGUF block is split into its quants
+ * Quantized types (WQUANT) use the device layout of host/ops/tensor.c: each GGUF block is split into its quants
  * (one contiguous byte range of the block, a multiple of 16 bytes) in the quants region, bound as `wq`
  * (uvec4, binding 0), and its other bytes ("meta": scales, mins, high bits), zero-padded to DQ_META_BYTES, in
  * the meta region, bound as `wd` (uint, binding 1); block b of row r is block r * blocks_per_row + b in both.
@@ -23,7 +23,7 @@
  *                                 and the run's value is ab[r].x * q + ab[r].y
  * so a dot product with x is sum_r ab[r].x * dot(q_r, x_r) + ab[r].y * sum(x_r): no multiply per element.
  * Quant values become floats through small_uints_minus (bit operations, no int-to-float conversion).
- * Adding a type = one block below (and its table row in host/quant.c, its name in list_matmul.cmake). */
+ * Adding a type = one block below (and its table row in host/format/quant.c, its name in list_matmul.cmake). */
 #ifndef VKLLM_DEQUANT_GLSL
 #define VKLLM_DEQUANT_GLSL
 
@@ -445,7 +445,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
 
 /* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry
  *      (shaders/iq_grids.glsl, measured from llama.cpp) with sign bits (set: negative), times a sub-block scale;
- *      the layouts are spelled out at their dequantizers in host/quant.c. Runs are 16 consecutive elements.
+ *      the layouts are spelled out at their dequantizers in host/format/quant.c. Runs are 16 consecutive elements.
  *      NOT BUILT YET (not in list_matmul.cmake; the table's `kernels` is false): these blocks compile, but a
  *      dynamically indexed constant array of hundreds of words makes lavapipe's pipelines take minutes (the
  *      tests time out), so the grids must first move to a buffer or shared memory; untested on any device. ---- */

@@ -1,5 +1,5 @@
 #version 450
-/* out[i][:] = dequantized row ids[i] of a weight table (op_get_rows), i < n.
+/* out[i][:] = dequantized row ids[i] of a weight table (vkl_op_get_rows), i < n.
  *
  * Workgroup (x, i): x walks the row in units of dequant.glsl (quantized: 16, 32 or 64 values each) or one
  * value (F32/F16/BF16), i is the id index. A table larger than maxStorageBufferRange is handled by the

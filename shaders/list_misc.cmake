@@ -1,4 +1,4 @@
-# Norms, rope, softmax, elementwise, KV cache and attention kernels (host/ops_misc.c, host/ops_attention.c).
+# Norms, rope, softmax, elementwise, KV cache and attention kernels (host/ops/ops_misc.c, host/ops/ops_attention.c).
 # Kernels with a workgroup reduction come in two variants: NAME (shared-memory tree) and NAME_sg
 # (subgroup arithmetic), chosen by the host from dev->info.features.subgroup_arithmetic.
 vkllm_shader(rmsnorm rmsnorm.comp)

@@ -1,8 +1,8 @@
 #version 450
-/* Y[col][row] = sum_k W[row][k] * X[col][k]: the prefill matrix product (op_matmul with n_cols > 1).
+/* Y[col][row] = sum_k W[row][k] * X[col][k]: the prefill matrix product (vkl_op_matmul with n_cols > 1).
  *
  * A workgroup computes a BM x BN tile (rows x columns) of Y; BM and BN are specialization constants that
- * host/ops_matmul.c sizes from the device's shared memory (128 x 128, 128 x 64, 64 x 64 or 64 x 32;
+ * host/ops/ops_matmul.c sizes from the device's shared memory (128 x 128, 128 x 64, 64 x 64 or 64 x 32;
  * VKLLM_MATMUL_TILE).
  * K is walked in steps of BK = 32: the workgroup dequantizes a BM x 32 slice of W into As[k][m] and copies
  * the matching BN x 32 slice of X into Bs[k][n] (shared memory), then every invocation accumulates an

@@ -1,7 +1,7 @@
 #version 450
 /* Y[col][row] = sum_k W[row][k] * X[col][k] with cooperative matrices (f16 inputs, f32 accumulation): the
- * prefill matrix product of op_matmul on devices with VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix,
- * chosen by host/ops_matmul.c only with VKLLM_COOPMAT=1 (experimental). Same contract, bindings and push
+ * prefill matrix product of vkl_op_matmul on devices with VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix,
+ * chosen by host/ops/ops_matmul.c only with VKLLM_COOPMAT=1 (experimental). Same contract, bindings and push
  * constants as shaders/matmul.comp, so the host drives it with the same tiled_dispatches().
  *
  * One source, two SPIR-V forms. This GLSL uses GL_NV_cooperative_matrix (the only form Debian 12's glslang
@@ -18,7 +18,7 @@
  * Bs[n][k]), C[m][n] = Y[n][m] (stored column-major).
  *
  * A workgroup computes a BM x BN tile of Y with NSG = SG_M x SG_N subgroups; each subgroup owns a TM x TN grid of
- * 16 x 16 accumulators (spec constants: host/ops_matmul.c picks 128 x 128 = 2 x 4 subgroups of 4 x 2, 128 x 64,
+ * 16 x 16 accumulators (spec constants: host/ops/ops_matmul.c picks 128 x 128 = 2 x 4 subgroups of 4 x 2, 128 x 64,
  * 64 x 64 = 2 x 2 of 2 x 2, or 64 x 32 from the device's shared memory; VKLLM_COOPMAT_TILE). K is walked in steps
  * of BK = 32 (quantized: two runs of 16 elements of dequant.glsl's units, in the units' order, see step_k): the
  * workgroup dequantizes a BM x 32 slice of W and converts the matching BN x 32 slice of X to f16 (out-of-range
@@ -26,7 +26,7 @@
  * every subgroup does two 16-deep cooperative steps from it. Loads are double-buffered through registers: the
  * slices of the next step are read, dequantized and converted before the cooperative steps of the current one
  * and stored to shared memory after them, so their memory latency overlaps the products. (X is still read as
- * f32 by every row tile: an f16 copy of X for the whole matmul needs a scratch buffer op_matmul does not have.)
+ * f32 by every row tile: an f16 copy of X for the whole matmul needs a scratch buffer vkl_op_matmul does not have.)
  * The accumulators go through a
  * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
  * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
@@ -63,7 +63,7 @@
 #define SA (BK + 8u)    /* padded row strides of the shared tiles, in halves: 80 bytes, a multiple of 16 */
 #define SB (BK + 8u)
 
-/* The tile (host/ops_matmul.c's coopmat_tile picks it from the device's shared memory): SG_M x SG_N subgroups,
+/* The tile (host/ops/ops_matmul.c's coopmat_tile picks it from the device's shared memory): SG_M x SG_N subgroups,
  * each owning TM x TN accumulators of 16 x 16, so BM = SG_M * TM * 16 rows and BN = SG_N * TN * 16 columns. */
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;

@@ -1,5 +1,5 @@
 #version 450
-/* y[c][row] = sum_k W[row][k] * x[c][k] for c < NCOLS: the decode matrix-vector product (op_matmul with
+/* y[c][row] = sum_k W[row][k] * x[c][k] for c < NCOLS: the decode matrix-vector product (vkl_op_matmul with
  * n_cols == 1) and its multi-column form for small batches (a few sequences or a short prompt) on GPUs.
  *
  * A workgroup of WG invocations computes ROWS consecutive rows for NCOLS columns. Every invocation walks
@@ -13,17 +13,17 @@
  * FUSED variants also do, chosen by specialization constants, what a token would otherwise run as separate
  * dispatches around the matvec (each removes a dispatch and a barrier from the decode graph):
  *   FUSE_NORM: x is RMS-normalised first and scaled by the norm weight g (binding after y): the matvec of
- *     op_rmsnorm's output. Each invocation multiplies the x values it loads by g and sums their squares;
+ *     vkl_op_rmsnorm's output. Each invocation multiplies the x values it loads by g and sums their squares;
  *     the sum is reduced with the dot products (the workgroup covers all of K), and the row results are
  *     scaled by 1/sqrt(mean(x^2) + eps) at the end: sum(w * x * g * s) = s * sum(w * x * g).
  *   FUSE_GLU: the weight holds 2M rows, [gate; up]; the workgroup computes gate row r and up row M + r
- *     together and writes y[r] = act(gate) * up: SiLU (op_silu_mul on the stacked matvec's output), or with
- *     GLU_GELU GELU-tanh (op_gelu_mul: Gemma's GeGLU).
+ *     together and writes y[r] = act(gate) * up: SiLU (vkl_op_silu_mul on the stacked matvec's output), or with
+ *     GLU_GELU GELU-tanh (vkl_op_gelu_mul: Gemma's GeGLU).
  *   FUSE_ACC: y[r] += result (the residual add).
  *   ROPE_KV (variant _rope): the weight's rows are rows row_base.. of the stacked Q;K;V projection and column c
  *     is the token at positions[c]: interleaved rope turns each pair of rows (2i, 2i+1) of a head, Q rows go to
  *     y rotated, K rows (rotated) and V rows go into the f16 caches at row positions[c] and not to y (matvec,
- *     then op_rope_kv_store, in one dispatch). ROWS is even and so is the first row of every workgroup, so both
+ *     then vkl_op_rope_kv_store, in one dispatch). ROWS is even and so is the first row of every workgroup, so both
  *     rows of a pair are this workgroup's: the even row's invocation writes the cache word (a packed half pair).
  *
  * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED, ROPE_KV (with FUSED).

@@ -1,5 +1,5 @@
 #version 450
-/* Y[col][row] = sum_k W[row][k] * X[col][k] for CPU Vulkan devices (lavapipe/llvmpipe): op_matmul with any
+/* Y[col][row] = sum_k W[row][k] * X[col][k] for CPU Vulkan devices (lavapipe/llvmpipe): vkl_op_matmul with any
  * number of columns (decode matvec, small batches and prompts).
  *
  * Why a kernel of its own: a CPU driver runs one subgroup as SIMD lanes of one thread. Arithmetic is cheap

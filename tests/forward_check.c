@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 #include "ref/ref_llama.h"
 #include "util.h"
 #include "vkllm.h"
@@ -25,7 +25,7 @@ bool forward_check(const char *path, uint64_t seed, uint32_t n_prompt, uint32_t 
     int32_t *tokens = NULL;
     uint32_t n = n_prompt + n_decode;
 
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "%s: gguf_open: %s", path, vkr_last_error());
     if (st == VKLLM_OK) {
         st = ref_llama_load(f, &ref);
@@ -92,7 +92,7 @@ out:
     vkllm_context_free(ctx);
     vkllm_model_free(model);
     ref_llama_free(ref);
-    gguf_close(f);
+    vkl_gguf_close(f);
     return test_failures == failures_before;
 }
 
@@ -101,11 +101,11 @@ bool forward_check_synth(const char *label, const synth_hparams *hp, uint32_t ty
 {
     char path[512];
     const char *tmp = getenv("VKLLM_TEST_TMP");
-    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
+    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, vkl_ggml_type_name(type),
              (int)getpid());
     synth_options o = {.hp = hp, .type = type, .path = path, .seed = seed};
-    vkllm_status st = synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
+    vkllm_status st = vkl_synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, vkl_ggml_type_name(type), vkr_last_error());
     bool ok = st == VKLLM_OK && forward_check(path, seed, n_prompt, 6, 8, tol);
     remove(path);
     return ok;

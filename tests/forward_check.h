@@ -11,7 +11,7 @@
 bool forward_check(const char *path, uint64_t seed, uint32_t n_prompt, uint32_t n_decode, uint32_t n_batch, double tol);
 
 struct synth_hparams;
-/* Writes a synthetic model (host/synth.h) of `type` weights to $VKLLM_TEST_TMP (or /tmp), runs forward_check on
+/* Writes a synthetic model (host/tools/synth.h) of `type` weights to $VKLLM_TEST_TMP (or /tmp), runs forward_check on
  * it (n_prompt prompt tokens in batches of 8, then 6 decode steps) and removes it. */
 bool forward_check_synth(const char *label, const struct synth_hparams *hp, uint32_t type, uint64_t seed,
                          uint32_t n_prompt, double tol);

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 
@@ -39,11 +39,11 @@ double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c)
     ref_decode(c->type, wq, K, Mt, wd);
     ref_matmul_f32(wd + (size_t)c->view_r0 * K, x, yref, K, M, N);
 
-    vkllm_status st = vk_tensor_upload(dev, c->type, K, Mt, wq, &t);
+    vkllm_status st = vkl_tensor_upload(dev, c->type, K, Mt, wq, &t);
     CHECK(st == VKLLM_OK, "%s: vk_tensor_upload: %s", c->label, vkr_last_error());
     if (st != VKLLM_OK)
         goto done;
-    vk_tensor view = t;   /* rows [view_r0, view_r0 + M), as host/tensor.c makes for stacked weights */
+    vk_tensor view = t;   /* rows [view_r0, view_r0 + M), as host/ops/tensor.c makes for stacked weights */
     view.ne[1] = M;
     view.qs_offset += (VkDeviceSize)c->view_r0 * t.row_qs_bytes;
     if (t.row_d_bytes)
@@ -58,7 +58,7 @@ double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c)
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &g);
     if (st == VKLLM_OK)
-        st = op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
+        st = vkl_op_matmul(g, &view, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N);
     CHECK(st == VKLLM_OK, "%s: op_matmul: %s", c->label, vkr_last_error());
     if (st != VKLLM_OK)
         goto done;
@@ -92,7 +92,7 @@ done:
         vkr_buffer_destroy(dev, xb);
     if (yb)
         vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     free(wf);
     free(wq);
     free(wd);
@@ -105,8 +105,8 @@ done:
 uint32_t matmul_case_other_types(uint32_t *out, uint32_t max)
 {
     uint32_t n = 0;
-    for (size_t i = 0; i < ggml_type_count() && n < max; i++) {
-        const ggml_type_info *t = ggml_type_at(i);
+    for (size_t i = 0; i < vkl_ggml_type_count() && n < max; i++) {
+        const ggml_type_info *t = vkl_ggml_type_at(i);
         if (t->kernels && t->id != GGML_TYPE_F32 && t->id != GGML_TYPE_F16 && t->id != GGML_TYPE_Q8_0 &&
             t->id != GGML_TYPE_Q4_0)
             out[n++] = t->id;
@@ -119,7 +119,7 @@ void matmul_case_print_worst(const double worst[MATMUL_CASE_TYPE_IDS], double to
     fprintf(stderr, "worst relative L2 error:");
     for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
         if (worst[t] >= 0)
-            fprintf(stderr, " %s %.2g", ggml_type_name(t) ? ggml_type_name(t) : "?", worst[t]);
+            fprintf(stderr, " %s %.2g", vkl_ggml_type_name(t) ? vkl_ggml_type_name(t) : "?", worst[t]);
     if (tolerance > 0)
         fprintf(stderr, " (tolerance %.0e)", tolerance);
     fprintf(stderr, "\n");

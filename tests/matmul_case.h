@@ -1,4 +1,4 @@
-/* One op_matmul on random data, checked against the CPU reference over the very same GGUF blocks
+/* One vkl_op_matmul on random data, checked against the CPU reference over the very same GGUF blocks
  * (tests/ref/ref_matmul.c, in double). Shared by the matmul kernel tests. */
 #ifndef VKLLM_MATMUL_CASE_H
 #define VKLLM_MATMUL_CASE_H
@@ -23,7 +23,7 @@ double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c);
 /* Above every type id (for arrays indexed by type). */
 #define MATMUL_CASE_TYPE_IDS 64u
 
-/* The weight types the kernels run (host/quant.c's table) other than F32, F16, Q8_0 and Q4_0, which the kernel
+/* The weight types the kernels run (host/format/quant.c's table) other than F32, F16, Q8_0 and Q4_0, which the kernel
  * tests cover with their full sets of shapes: written to out (at most max), their count returned. */
 uint32_t matmul_case_other_types(uint32_t *out, uint32_t max);
 

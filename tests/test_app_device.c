@@ -82,7 +82,7 @@ static void test_features(void)
         vkllm_status st = load(&a, tell, 0, &m);
         CHECK(st == VKLLM_OK, "load: %s", vkllm_last_error());
         if (st == VKLLM_OK) {
-            const vkr_features *ft = &api_model_device(m)->info.features;
+            const vkr_features *ft = &vkl_api_model_device(m)->info.features;
             CHECK(ft->fp16 == (tell && a.f12.shaderFloat16), "fp16 %d (told %d)", ft->fp16, tell);
             CHECK(ft->int8 == (tell && a.f12.shaderInt8), "int8 %d (told %d)", ft->int8, tell);
             CHECK(ft->storage8 == (tell && a.f12.storageBuffer8BitAccess), "storage8 %d", ft->storage8);
@@ -123,7 +123,7 @@ static void test_memory_limit(void)
     if (st == VKLLM_OK) {
         char text[256];
         CHECK(greedy_story(m, 0, 20, text, sizeof text) == VKLLM_OK, "generate: %s", vkllm_last_error());
-        uint64_t used = vkr_memory_allocated(api_model_device(m));
+        uint64_t used = vkr_memory_allocated(vkl_api_model_device(m));
         CHECK(used <= limit, "%llu bytes allocated over the limit", (unsigned long long)used);
     }
     vkllm_model_free(m);

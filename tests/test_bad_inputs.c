@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/tools/synth.h"
 #include "util.h"
 #include "vkllm.h"
 
@@ -188,7 +188,7 @@ static void test_family_files(void)
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/bad-inputs-%s-%d.gguf", tmp_dir, presets[i], (int)getpid());
         synth_options o = {.preset = presets[i], .type = GGML_TYPE_F16, .path = path, .seed = 3};
-        vkllm_status st = synth_write(&o);
+        vkllm_status st = vkl_synth_write(&o);
         CHECK(st == VKLLM_OK, "synth %s: %s", presets[i], vkr_last_error());
         if (st != VKLLM_OK)
             continue;
@@ -429,7 +429,7 @@ int main(int argc, char **argv)
     }
     snprintf(tiny_path, sizeof tiny_path, "%s/bad-inputs-tiny-%d.gguf", tmp_dir, (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = tiny_path, .seed = 3};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return test_finish("bad_inputs");

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/tools/synth.h"
 #include "runtime/error.h"
 #include "util.h"
 #include "vkllm.h"
@@ -259,7 +259,7 @@ static void write_synth(const char *preset, char *path, size_t len)
     const char *tmp = getenv("VKLLM_TEST_TMP");
     snprintf(path, len, "%s/batch-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", preset, (int)getpid());
     synth_options o = {.preset = preset, .type = GGML_TYPE_Q8_0, .path = path, .seed = 7};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth %s: %s", preset, vkr_last_error());
 }
 

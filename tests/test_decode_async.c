@@ -22,8 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/tools/synth.h"
 #include "runtime/error.h"
 #include "util.h"
 #include "vkllm.h"
@@ -280,15 +280,15 @@ int main(void)
     const char *tmp = getenv("VKLLM_TEST_TMP");
     snprintf(synth_path, sizeof synth_path, "%s/decode-async-tiny-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = synth_path, .seed = 11};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     if (st == VKLLM_OK)
         test_model(synth_path, "tiny");
     /* 8 layers, so that half a token's time holds several */
-    synth_hparams deep = *synth_preset("tiny");
+    synth_hparams deep = *vkl_synth_preset("tiny");
     deep.n_layer = 8;
     o.hp = &deep;
-    st = synth_write(&o);
+    st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     vkllm_model *m = NULL;
     if (st == VKLLM_OK && vkllm_model_load(synth_path, NULL, &m) == VKLLM_OK) {

@@ -1,8 +1,8 @@
-/* A model file that changes under the reader: truncated by another process after gguf_open, or while
+/* A model file that changes under the reader: truncated by another process after vkl_gguf_open, or while
  * vkllm_model_load uploads its weights (the progress callback truncates it). Each must be the error "file
  * changed or truncated while loading", never a SIGBUS from touching a mapping past the new end of file.
  * Also the reader's growing read of the metadata (a vocabulary larger than its first 4 MiB read), and a
- * FIFO, which gguf_open refuses at once instead of waiting for a writer. */
+ * FIFO, which vkl_gguf_open refuses at once instead of waiting for a writer. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
@@ -11,15 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/tools/synth.h"
 #include "util.h"
 #include "vkllm.h"
 
 static char tmp_dir[400];
 
-/* After gguf_open the file is cut to its first 64 bytes: the metadata stays readable (it is a copy) and
+/* After vkl_gguf_open the file is cut to its first 64 bytes: the metadata stays readable (it is a copy) and
  * reading a tensor is an I/O error naming the cause. */
 static void test_truncated_after_open(const char *tiny)
 {
@@ -35,25 +35,25 @@ static void test_truncated_after_open(const char *tiny)
     if (!written)
         return;
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "gguf_open: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return;
     CHECK(truncate(path, 64) == 0, "truncate %s", path);
     const char *arch = NULL;
     uint64_t arch_len = 0;
-    CHECK(gguf_get_str(f, "general.architecture", &arch, &arch_len) && arch_len == 5 && !memcmp(arch, "llama", 5),
+    CHECK(vkl_gguf_get_str(f, "general.architecture", &arch, &arch_len) && arch_len == 5 && !memcmp(arch, "llama", 5),
           "metadata after truncation");
-    const gguf_tensor *t = gguf_find_tensor(f, "token_embd.weight");
+    const gguf_tensor *t = vkl_gguf_find_tensor(f, "token_embd.weight");
     CHECK(t != NULL, "token_embd.weight");
     if (t) {
         void *data = NULL;
-        st = gguf_tensor_load(f, t, &data);
+        st = vkl_gguf_tensor_load(f, t, &data);
         CHECK(st == VKLLM_ERR_IO && data == NULL && strstr(vkr_last_error(), "file changed or truncated while loading"),
               "tensor read after truncation: status %d, '%s'", (int)st, vkr_last_error());
         free(data);
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
     remove(path);
 }
 
@@ -77,7 +77,7 @@ static void test_truncated_while_loading(void)
     char path[512];
     snprintf(path, sizeof path, "%s/file-changed-load-%d.gguf", tmp_dir, (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q4_0, .path = path, .seed = 5};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return;
@@ -109,7 +109,7 @@ static void test_large_metadata(void)
     const char **strs = malloc(N * sizeof *strs);
     CHECK(pool && strs, "out of memory");
     gguf_writer *w = NULL;
-    vkllm_status st = pool && strs ? gguf_writer_open(path, &w) : VKLLM_ERR_OUT_OF_HOST_MEMORY;
+    vkllm_status st = pool && strs ? vkl_gguf_writer_open(path, &w) : VKLLM_ERR_OUT_OF_HOST_MEMORY;
     if (st == VKLLM_OK) {
         for (int i = 0; i < N; i++) {
             char *s = pool + (size_t)i * (LEN + 1);
@@ -120,29 +120,29 @@ static void test_large_metadata(void)
         float v[32];
         for (int i = 0; i < 32; i++)
             v[i] = (float)i;
-        st = gguf_writer_kv_arr_str(w, "big.strings", strs, N);
+        st = vkl_gguf_writer_kv_arr_str(w, "big.strings", strs, N);
         if (st == VKLLM_OK)
-            st = gguf_writer_tensor_info(w, "t", GGML_TYPE_F32, 1, ne);
+            st = vkl_gguf_writer_tensor_info(w, "t", GGML_TYPE_F32, 1, ne);
         if (st == VKLLM_OK)
-            st = gguf_writer_tensor_data(w, v, sizeof v);
+            st = vkl_gguf_writer_tensor_data(w, v, sizeof v);
         if (st == VKLLM_OK)
-            st = gguf_writer_close(w);
+            st = vkl_gguf_writer_close(w);
         else
-            gguf_writer_abort(w);
+            vkl_gguf_writer_abort(w);
     }
     CHECK(st == VKLLM_OK, "write %s: %s", path, vkr_last_error());
     gguf_file *f = NULL;
-    if (st == VKLLM_OK && (st = gguf_open(path, &f)) == VKLLM_OK) {
+    if (st == VKLLM_OK && (st = vkl_gguf_open(path, &f)) == VKLLM_OK) {
         const char *s;
         uint64_t n;
-        CHECK(gguf_get_arr_str(f, "big.strings", N - 1, &s, &n) && n == LEN && !memcmp(s, strs[N - 1], LEN),
+        CHECK(vkl_gguf_get_arr_str(f, "big.strings", N - 1, &s, &n) && n == LEN && !memcmp(s, strs[N - 1], LEN),
               "last string");
-        const gguf_tensor *t = gguf_find_tensor(f, "t");
+        const gguf_tensor *t = vkl_gguf_find_tensor(f, "t");
         float back[32] = {0};
-        CHECK(t && gguf_tensor_read(f, t, back) == VKLLM_OK && back[31] == 31.0f, "tensor after large metadata");
+        CHECK(t && vkl_gguf_tensor_read(f, t, back) == VKLLM_OK && back[31] == 31.0f, "tensor after large metadata");
     }
     CHECK(st == VKLLM_OK, "gguf_open of large metadata: %s", vkr_last_error());
-    gguf_close(f);
+    vkl_gguf_close(f);
     free(pool);
     free(strs);
     remove(path);
@@ -154,7 +154,7 @@ static void test_fifo(void)
     snprintf(path, sizeof path, "%s/file-changed-fifo-%d", tmp_dir, (int)getpid());
     CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);   /* before the fix: blocks until a writer opens the FIFO */
+    vkllm_status st = vkl_gguf_open(path, &f);   /* before the fix: blocks until a writer opens the FIFO */
     CHECK(st == VKLLM_ERR_IO && f == NULL && strstr(vkr_last_error(), "not a regular file"), "FIFO: status %d, '%s'",
           (int)st, vkr_last_error());
     remove(path);
@@ -168,7 +168,7 @@ int main(void)
     char tiny[512];
     snprintf(tiny, sizeof tiny, "%s/file-changed-tiny-%d.gguf", tmp_dir, (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = tiny, .seed = 3};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     if (st == VKLLM_OK)
         test_truncated_after_open(tiny);

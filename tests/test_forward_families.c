@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "forward_check.h"
-#include "host/ggml_types.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/tools/synth.h"
 #include "util.h"
 #include "vkllm.h"
 
@@ -31,7 +31,7 @@ static void ring_truncation(uint64_t seed)
     vkllm_context_default_params(&cp);
     cp.n_ctx = 64;
     cp.n_batch = 8;
-    bool ok = synth_write(&o) == VKLLM_OK && vkllm_model_load(path, NULL, &m) == VKLLM_OK &&
+    bool ok = vkl_synth_write(&o) == VKLLM_OK && vkllm_model_load(path, NULL, &m) == VKLLM_OK &&
               vkllm_context_create(m, &cp, &c) == VKLLM_OK;
     CHECK(ok, "ring: setup: %s", vkllm_last_error());
     if (ok) {
@@ -74,7 +74,7 @@ int main(void)
         if (gpu)
             setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
         for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
-            const synth_hparams *hp = synth_preset(tiny[i]);
+            const synth_hparams *hp = vkl_synth_preset(tiny[i]);
             CHECK(hp != NULL, "no preset %s", tiny[i]);
             if (!hp)
                 continue;
@@ -90,7 +90,7 @@ int main(void)
         if (gpu)
             setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
         for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
-            const synth_hparams *p = synth_preset(real[i]);
+            const synth_hparams *p = vkl_synth_preset(real[i]);
             CHECK(p != NULL, "no preset %s", real[i]);
             if (!p)
                 continue;
@@ -106,7 +106,7 @@ int main(void)
     /* Decode with split attention (flash decoding) over a window and soft-caps. */
     setenv("VKLLM_ATTN_SPLIT", "3", 1);
     setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
-    forward_check_synth("gemma2-split", synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
+    forward_check_synth("gemma2-split", vkl_synth_preset("gemma2-tiny"), GGML_TYPE_F16, seed + 100, 21, 1e-3);
     unsetenv("VKLLM_ATTN_SPLIT");
     unsetenv("VKLLM_DEBUG_AS_GPU");
     ring_truncation(seed + 300);

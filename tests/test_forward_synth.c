@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include "forward_check.h"
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 #include "util.h"
 
 static void run_case_mixed(const char *label, const synth_hparams *hp, uint32_t type, const synth_override *ov,
@@ -15,22 +15,22 @@ static void run_case_mixed(const char *label, const synth_hparams *hp, uint32_t 
 {
     char path[512];
     const char *tmp = getenv("VKLLM_TEST_TMP");
-    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, ggml_type_name(type),
+    snprintf(path, sizeof path, "%s/forward-%s-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", label, vkl_ggml_type_name(type),
              (int)getpid());
     synth_options o = {.hp = hp, .type = type, .overrides = ov, .n_overrides = n_ov, .path = path, .seed = seed};
-    vkllm_status st = synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, ggml_type_name(type), vkr_last_error());
+    vkllm_status st = vkl_synth_write(&o);
+    CHECK(st == VKLLM_OK, "synth %s %s: %s", label, vkl_ggml_type_name(type), vkr_last_error());
     gguf_file *f = NULL;
-    if (st == VKLLM_OK && n_ov && gguf_open(path, &f) == VKLLM_OK) {
+    if (st == VKLLM_OK && n_ov && vkl_gguf_open(path, &f) == VKLLM_OK) {
         for (uint32_t k = 0; k < n_ov; k++) {   /* each override took: layer 0's tensor, or token_embd */
             char name[64];
             snprintf(name, sizeof name, "blk.0.%s", ov[k].name_part);
-            const gguf_tensor *t = gguf_find_tensor(f, name);
+            const gguf_tensor *t = vkl_gguf_find_tensor(f, name);
             if (!t)
-                t = gguf_find_tensor(f, "token_embd.weight");
-            CHECK(t && t->type == ov[k].type, "%s: %s is not %s", label, ov[k].name_part, ggml_type_name(ov[k].type));
+                t = vkl_gguf_find_tensor(f, "token_embd.weight");
+            CHECK(t && t->type == ov[k].type, "%s: %s is not %s", label, ov[k].name_part, vkl_ggml_type_name(ov[k].type));
         }
-        gguf_close(f);
+        vkl_gguf_close(f);
     }
     if (st == VKLLM_OK)
         forward_check(path, seed, 21, 6, 8, tol);
@@ -45,7 +45,7 @@ static void run_case(const char *label, const synth_hparams *hp, uint32_t type, 
 int main(void)
 {
     uint64_t seed = test_seed();
-    const synth_hparams *tiny = synth_preset("tiny");
+    const synth_hparams *tiny = vkl_synth_preset("tiny");
     CHECK(tiny != NULL, "no tiny preset");
     if (!tiny)
         return test_finish("forward_synth");
@@ -84,10 +84,10 @@ int main(void)
     /* Every other type of the type table on the tiny256 preset (widths that are multiples of 256, so the K-quants
      * and IQ4_XS apply to every matrix), with this device's kernels and with a GPU's; and a Q4_K_M-like mix
      * (Q4_K with attn_v, ffn_down and the embedding table in Q6_K). */
-    const synth_hparams *tiny256 = synth_preset("tiny256");
+    const synth_hparams *tiny256 = vkl_synth_preset("tiny256");
     CHECK(tiny256 != NULL, "no tiny256 preset");
-    for (size_t i = 0; tiny256 && i < ggml_type_count(); i++) {
-        const ggml_type_info *t = ggml_type_at(i);
+    for (size_t i = 0; tiny256 && i < vkl_ggml_type_count(); i++) {
+        const ggml_type_info *t = vkl_ggml_type_at(i);
         bool covered = false;
         for (size_t j = 0; j < sizeof types / sizeof types[0]; j++)
             covered = covered || types[j] == t->id;

@@ -8,9 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/quant.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
 #include "util.h"
 
 /* ---- a little byte builder for hand-made files ---- */
@@ -97,9 +97,9 @@ static vkllm_status open_copy(const uint8_t *buf, size_t n, gguf_file **f)
     uint8_t *copy = malloc(n ? n : 1);
     if (n)
         memcpy(copy, buf, n);
-    vkllm_status st = gguf_open_memory(n ? copy : NULL, n, f);
+    vkllm_status st = vkl_gguf_open_memory(n ? copy : NULL, n, f);
     if (st == VKLLM_OK)
-        gguf_close(*f);   /* the file does not outlive the copy */
+        vkl_gguf_close(*f);   /* the file does not outlive the copy */
     free(copy);
     *f = NULL;
     return st;
@@ -188,19 +188,19 @@ static void test_small_valid(void)
     bb b = {0};
     build_small(&b);
     gguf_file *f;
-    vkllm_status st = gguf_open_memory(b.p, b.n, &f);
+    vkllm_status st = vkl_gguf_open_memory(b.p, b.n, &f);
     CHECK(st == VKLLM_OK, "small file: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(gguf_version(f) == 3, "version");
-        CHECK(gguf_n_kv(f) == 3 && gguf_n_tensors(f) == 2, "counts");
-        const gguf_tensor *t = gguf_find_tensor(f, "b.weight");
+        CHECK(vkl_gguf_version(f) == 3, "version");
+        CHECK(vkl_gguf_n_kv(f) == 3 && vkl_gguf_n_tensors(f) == 2, "counts");
+        const gguf_tensor *t = vkl_gguf_find_tensor(f, "b.weight");
         CHECK(t && t->nbytes == 12 && t->data == b.p + b.n - 12, "b.weight data");
         uint64_t len;
         const char *s;
-        CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", 1, &s, &len) && len == 0, "empty string element");
-        CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", 2, &s, &len) && len == 3 && !memcmp(s, "ccc", 3), "ccc");
-        CHECK(!gguf_get_arr_str(f, "tokenizer.ggml.tokens", 3, &s, &len), "element past the end");
-        gguf_close(f);
+        CHECK(vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", 1, &s, &len) && len == 0, "empty string element");
+        CHECK(vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", 2, &s, &len) && len == 3 && !memcmp(s, "ccc", 3), "ccc");
+        CHECK(!vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", 3, &s, &len), "element past the end");
+        vkl_gguf_close(f);
     }
     /* every truncation fails cleanly */
     int n_fail = 0;
@@ -350,15 +350,15 @@ static void test_malformed(void)
     b_u64(&b, 1);
     b_str(&b, "hi");
     b_kv_u32(&b, "x.after", 7);
-    CHECK(gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "nested array: %s", vkr_last_error());
+    CHECK(vkl_gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "nested array: %s", vkr_last_error());
     if (f) {
         gguf_value_type et;
         uint64_t n;
         uint32_t v;
-        CHECK(gguf_get_arr_info(f, "x.nested", &et, &n) && et == GGUF_TYPE_ARRAY && n == 2, "nested info");
-        CHECK(gguf_get_arr_data(f, "x.nested") == NULL, "nested data hidden");
-        CHECK(gguf_get_u32(f, "x.after", &v) && v == 7, "key after a nested array");
-        gguf_close(f);
+        CHECK(vkl_gguf_get_arr_info(f, "x.nested", &et, &n) && et == GGUF_TYPE_ARRAY && n == 2, "nested info");
+        CHECK(vkl_gguf_get_arr_data(f, "x.nested") == NULL, "nested data hidden");
+        CHECK(vkl_gguf_get_u32(f, "x.after", &v) && v == 7, "key after a nested array");
+        vkl_gguf_close(f);
         f = NULL;
     }
     for (size_t n = 0; n < b.n; n++) {   /* truncations of the nested array */
@@ -477,11 +477,11 @@ static void test_malformed(void)
     b_pad(&b, 32);
     b_zeros(&b, 32);
     f = NULL;
-    CHECK(gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "unknown type: %s", vkr_last_error());
+    CHECK(vkl_gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "unknown type: %s", vkr_last_error());
     if (f) {
-        const gguf_tensor *t = gguf_find_tensor(f, "odd.weight");
+        const gguf_tensor *t = vkl_gguf_find_tensor(f, "odd.weight");
         CHECK(t && t->nbytes == 0 && t->data == NULL && t->type == 34 && t->n_elements == 1024, "unknown type kept");
-        gguf_close(f);
+        vkl_gguf_close(f);
     }
 
     /* custom alignment is honoured */
@@ -494,11 +494,11 @@ static void test_malformed(void)
     size_t data_at = b.n;
     b_zeros(&b, 64 + 32);
     f = NULL;
-    CHECK(gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "alignment 64: %s", vkr_last_error());
+    CHECK(vkl_gguf_open_memory(b.p, b.n, &f) == VKLLM_OK, "alignment 64: %s", vkr_last_error());
     if (f) {
-        CHECK(gguf_alignment(f) == 64 && gguf_data_offset(f) == data_at, "alignment 64 data offset");
-        CHECK(gguf_find_tensor(f, "y")->data == b.p + data_at + 64, "alignment 64 tensor data");
-        gguf_close(f);
+        CHECK(vkl_gguf_alignment(f) == 64 && vkl_gguf_data_offset(f) == data_at, "alignment 64 data offset");
+        CHECK(vkl_gguf_find_tensor(f, "y")->data == b.p + data_at + 64, "alignment 64 tensor data");
+        vkl_gguf_close(f);
     }
     b.n = 0;
     b_header(&b, 3, 1, 1);
@@ -538,7 +538,7 @@ static void test_round_trip(const char *dir)
     const size_t n_ts = sizeof ts / sizeof ts[0];
     for (size_t i = 0; i < n_ts; i++) {
         uint64_t n = ts[i].ne[0] * ts[i].ne[1] * ts[i].ne[2] * ts[i].ne[3];
-        ts[i].nbytes = ggml_row_bytes(ts[i].type, ts[i].ne[0]) * (n / ts[i].ne[0]);
+        ts[i].nbytes = vkl_ggml_row_bytes(ts[i].type, ts[i].ne[0]) * (n / ts[i].ne[0]);
         ts[i].data = malloc(ts[i].nbytes);
         for (uint64_t k = 0; k < ts[i].nbytes; k++)
             ts[i].data[k] = (uint8_t)rng_u32(&r);
@@ -566,50 +566,50 @@ static void test_round_trip(const char *dir)
     bool bools[] = {true, false, true};
 
     gguf_writer *w;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     CHECK(st == VKLLM_OK, "writer_open %s: %s", path, vkr_last_error());
     if (st != VKLLM_OK)
         goto out;
 #define W(call) CHECK((call) == VKLLM_OK, "%s: %s", #call, vkr_last_error())
-    W(gguf_writer_kv_str(w, "general.architecture", "llama"));
-    W(gguf_writer_kv_u32(w, "k.u32", 4000000000u));
-    W(gguf_writer_kv_f32(w, "k.f32", 0.125f));
-    W(gguf_writer_kv_bool(w, "k.bool", true));
-    W(gguf_writer_kv(w, "k.u8", GGUF_TYPE_UINT8, &u8));
-    W(gguf_writer_kv(w, "k.i8", GGUF_TYPE_INT8, &i8));
-    W(gguf_writer_kv(w, "k.u16", GGUF_TYPE_UINT16, &u16));
-    W(gguf_writer_kv(w, "k.i16", GGUF_TYPE_INT16, &i16));
-    W(gguf_writer_kv(w, "k.i32", GGUF_TYPE_INT32, &i32));
-    W(gguf_writer_kv(w, "k.u64", GGUF_TYPE_UINT64, &u64));
-    W(gguf_writer_kv(w, "k.i64", GGUF_TYPE_INT64, &i64));
-    W(gguf_writer_kv(w, "k.f64", GGUF_TYPE_FLOAT64, &f64));
-    W(gguf_writer_kv_str(w, "k.empty_str", ""));
-    W(gguf_writer_kv_arr_str(w, "k.arr_str", strs, 4));
-    W(gguf_writer_kv_arr_f32(w, "k.arr_f32", f32s, 3));
-    W(gguf_writer_kv_arr_i32(w, "k.arr_i32", i32s, 3));
-    W(gguf_writer_kv_arr(w, "k.arr_u8", GGUF_TYPE_UINT8, u8s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_i8", GGUF_TYPE_INT8, i8s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_u16", GGUF_TYPE_UINT16, u16s, 1));
-    W(gguf_writer_kv_arr(w, "k.arr_i16", GGUF_TYPE_INT16, i16s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_u32", GGUF_TYPE_UINT32, u32s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_u64", GGUF_TYPE_UINT64, u64s, 1));
-    W(gguf_writer_kv_arr(w, "k.arr_i64", GGUF_TYPE_INT64, i64s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_f64", GGUF_TYPE_FLOAT64, f64s, 2));
-    W(gguf_writer_kv_arr(w, "k.arr_bool", GGUF_TYPE_BOOL, bools, 3));
-    W(gguf_writer_kv_arr_f32(w, "k.arr_empty", NULL, 0));
-    W(gguf_writer_kv_arr_str(w, "k.arr_str_empty", NULL, 0));
+    W(vkl_gguf_writer_kv_str(w, "general.architecture", "llama"));
+    W(vkl_gguf_writer_kv_u32(w, "k.u32", 4000000000u));
+    W(vkl_gguf_writer_kv_f32(w, "k.f32", 0.125f));
+    W(vkl_gguf_writer_kv_bool(w, "k.bool", true));
+    W(vkl_gguf_writer_kv(w, "k.u8", GGUF_TYPE_UINT8, &u8));
+    W(vkl_gguf_writer_kv(w, "k.i8", GGUF_TYPE_INT8, &i8));
+    W(vkl_gguf_writer_kv(w, "k.u16", GGUF_TYPE_UINT16, &u16));
+    W(vkl_gguf_writer_kv(w, "k.i16", GGUF_TYPE_INT16, &i16));
+    W(vkl_gguf_writer_kv(w, "k.i32", GGUF_TYPE_INT32, &i32));
+    W(vkl_gguf_writer_kv(w, "k.u64", GGUF_TYPE_UINT64, &u64));
+    W(vkl_gguf_writer_kv(w, "k.i64", GGUF_TYPE_INT64, &i64));
+    W(vkl_gguf_writer_kv(w, "k.f64", GGUF_TYPE_FLOAT64, &f64));
+    W(vkl_gguf_writer_kv_str(w, "k.empty_str", ""));
+    W(vkl_gguf_writer_kv_arr_str(w, "k.arr_str", strs, 4));
+    W(vkl_gguf_writer_kv_arr_f32(w, "k.arr_f32", f32s, 3));
+    W(vkl_gguf_writer_kv_arr_i32(w, "k.arr_i32", i32s, 3));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_u8", GGUF_TYPE_UINT8, u8s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_i8", GGUF_TYPE_INT8, i8s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_u16", GGUF_TYPE_UINT16, u16s, 1));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_i16", GGUF_TYPE_INT16, i16s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_u32", GGUF_TYPE_UINT32, u32s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_u64", GGUF_TYPE_UINT64, u64s, 1));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_i64", GGUF_TYPE_INT64, i64s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_f64", GGUF_TYPE_FLOAT64, f64s, 2));
+    W(vkl_gguf_writer_kv_arr(w, "k.arr_bool", GGUF_TYPE_BOOL, bools, 3));
+    W(vkl_gguf_writer_kv_arr_f32(w, "k.arr_empty", NULL, 0));
+    W(vkl_gguf_writer_kv_arr_str(w, "k.arr_str_empty", NULL, 0));
     /* writer misuse is refused without harming the file */
-    CHECK(gguf_writer_kv_u32(w, "k.u32", 1) == VKLLM_ERR_INVALID_ARGUMENT, "duplicate key accepted");
-    CHECK(gguf_writer_kv_u32(w, "", 1) == VKLLM_ERR_INVALID_ARGUMENT, "empty key accepted");
-    CHECK(gguf_writer_kv(w, "k.s", GGUF_TYPE_STRING, "x") == VKLLM_ERR_INVALID_ARGUMENT, "kv(string) accepted");
+    CHECK(vkl_gguf_writer_kv_u32(w, "k.u32", 1) == VKLLM_ERR_INVALID_ARGUMENT, "duplicate key accepted");
+    CHECK(vkl_gguf_writer_kv_u32(w, "", 1) == VKLLM_ERR_INVALID_ARGUMENT, "empty key accepted");
+    CHECK(vkl_gguf_writer_kv(w, "k.s", GGUF_TYPE_STRING, "x") == VKLLM_ERR_INVALID_ARGUMENT, "kv(string) accepted");
     uint64_t bad_ne[2] = {48, 2};
-    CHECK(gguf_writer_tensor_info(w, "bad", GGML_TYPE_Q8_0, 2, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
+    CHECK(vkl_gguf_writer_tensor_info(w, "bad", GGML_TYPE_Q8_0, 2, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
           "q8_0 row of 48 accepted");
-    CHECK(gguf_writer_tensor_info(w, "bad", 12, 2, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type accepted");
-    CHECK(gguf_writer_tensor_info(w, "bad", GGML_TYPE_F32, 0, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT, "n_dims 0");
+    CHECK(vkl_gguf_writer_tensor_info(w, "bad", 12, 2, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type accepted");
+    CHECK(vkl_gguf_writer_tensor_info(w, "bad", GGML_TYPE_F32, 0, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT, "n_dims 0");
     for (size_t i = 0; i < n_ts; i++)
-        W(gguf_writer_tensor_info(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne));
-    CHECK(gguf_writer_tensor_info(w, ts[0].name, GGML_TYPE_F32, 1, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
+        W(vkl_gguf_writer_tensor_info(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne));
+    CHECK(vkl_gguf_writer_tensor_info(w, ts[0].name, GGML_TYPE_F32, 1, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
           "duplicate tensor name accepted");
     /* data in uneven pieces */
     for (size_t i = 0; i < n_ts; i++) {
@@ -618,31 +618,31 @@ static void test_round_trip(const char *dir)
             uint64_t n = 1 + rng_u32(&r) % 40;
             if (n > ts[i].nbytes - off)
                 n = ts[i].nbytes - off;
-            W(gguf_writer_tensor_data(w, ts[i].data + off, (size_t)n));
+            W(vkl_gguf_writer_tensor_data(w, ts[i].data + off, (size_t)n));
             off += n;
         }
         if (i == 0) {
-            CHECK(gguf_writer_kv_u32(w, "k.late", 1) == VKLLM_ERR_INVALID_ARGUMENT, "kv after data accepted");
-            CHECK(gguf_writer_tensor_info(w, "late", GGML_TYPE_F32, 1, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
+            CHECK(vkl_gguf_writer_kv_u32(w, "k.late", 1) == VKLLM_ERR_INVALID_ARGUMENT, "kv after data accepted");
+            CHECK(vkl_gguf_writer_tensor_info(w, "late", GGML_TYPE_F32, 1, bad_ne) == VKLLM_ERR_INVALID_ARGUMENT,
                   "tensor info after data accepted");
         }
     }
-    CHECK(gguf_writer_tensor_data(w, "x", 1) == VKLLM_ERR_INVALID_ARGUMENT, "data past the last tensor accepted");
-    W(gguf_writer_close(w));
+    CHECK(vkl_gguf_writer_tensor_data(w, "x", 1) == VKLLM_ERR_INVALID_ARGUMENT, "data past the last tensor accepted");
+    W(vkl_gguf_writer_close(w));
 #undef W
 
     /* read back, through the mapping and from memory */
     gguf_file *f;
-    st = gguf_open(path, &f);
+    st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "gguf_open %s: %s", path, vkr_last_error());
     if (st != VKLLM_OK)
         goto out;
-    CHECK(gguf_version(f) == 3 && gguf_alignment(f) == 32, "version/alignment");
-    CHECK(gguf_n_kv(f) == 27, "n_kv %llu", (unsigned long long)gguf_n_kv(f));
-    CHECK(gguf_n_tensors(f) == n_ts, "n_tensors");
-    CHECK(gguf_find_key(f, "k.f64") == 11 && gguf_find_key(f, "nope") == -1, "find_key");
-    CHECK(gguf_kv_type(f, 11) == GGUF_TYPE_FLOAT64 && !strcmp(gguf_kv_key(f, 11), "k.f64"), "kv by index");
-    CHECK(gguf_kv_key(f, 27) == NULL, "kv key past the end");
+    CHECK(vkl_gguf_version(f) == 3 && vkl_gguf_alignment(f) == 32, "version/alignment");
+    CHECK(vkl_gguf_n_kv(f) == 27, "n_kv %llu", (unsigned long long)vkl_gguf_n_kv(f));
+    CHECK(vkl_gguf_n_tensors(f) == n_ts, "n_tensors");
+    CHECK(vkl_gguf_find_key(f, "k.f64") == 11 && vkl_gguf_find_key(f, "nope") == -1, "find_key");
+    CHECK(vkl_gguf_kv_type(f, 11) == GGUF_TYPE_FLOAT64 && !strcmp(vkl_gguf_kv_key(f, 11), "k.f64"), "kv by index");
+    CHECK(vkl_gguf_kv_key(f, 27) == NULL, "kv key past the end");
 
     const char *s;
     uint64_t len, vu64;
@@ -652,36 +652,36 @@ static void test_round_trip(const char *dir)
     float vf32;
     double vf64;
     bool vb;
-    CHECK(gguf_get_str(f, "general.architecture", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "arch");
-    CHECK(gguf_get_str(f, "k.empty_str", &s, &len) && len == 0, "empty string");
-    CHECK(gguf_get_u32(f, "k.u32", &vu32) && vu32 == 4000000000u, "u32");
-    CHECK(!gguf_get_i32(f, "k.u32", &vi32), "u32 4e9 read as i32");
-    CHECK(gguf_get_u64(f, "k.u32", &vu64) && vu64 == 4000000000u, "u32 as u64");
-    CHECK(gguf_get_f32(f, "k.f32", &vf32) && vf32 == 0.125f, "f32");
-    CHECK(!gguf_get_u32(f, "k.f32", &vu32), "f32 read as u32");
-    CHECK(gguf_get_bool(f, "k.bool", &vb) && vb, "bool");
-    CHECK(!gguf_get_u32(f, "k.bool", &vu32), "bool read as u32");
-    CHECK(gguf_get_u32(f, "k.u8", &vu32) && vu32 == 200, "u8");
-    CHECK(gguf_get_i32(f, "k.i8", &vi32) && vi32 == -100, "i8");
-    CHECK(!gguf_get_u32(f, "k.i8", &vu32) && !gguf_get_u64(f, "k.i8", &vu64), "negative read as unsigned");
-    CHECK(gguf_get_u32(f, "k.u16", &vu32) && vu32 == 60000, "u16");
-    CHECK(gguf_get_i32(f, "k.i16", &vi32) && vi32 == -30000, "i16");
-    CHECK(gguf_get_i32(f, "k.i32", &vi32) && vi32 == -2000000000, "i32");
-    CHECK(gguf_get_u64(f, "k.u64", &vu64) && vu64 == u64, "u64");
-    CHECK(!gguf_get_u32(f, "k.u64", &vu32) && !gguf_get_i64(f, "k.u64", &vi64), "u64 out of range");
-    CHECK(gguf_get_i64(f, "k.i64", &vi64) && vi64 == INT64_MIN, "i64 min");
-    CHECK(gguf_get_f64(f, "k.f64", &vf64) && vf64 == f64, "f64");
-    CHECK(gguf_get_f32(f, "k.f64", &vf32) && vf32 == (float)f64, "f64 as f32");
-    CHECK(!gguf_get_str(f, "k.u8", &s, &len) && !gguf_get_u32(f, "missing", &vu32), "wrong type / missing");
+    CHECK(vkl_gguf_get_str(f, "general.architecture", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "arch");
+    CHECK(vkl_gguf_get_str(f, "k.empty_str", &s, &len) && len == 0, "empty string");
+    CHECK(vkl_gguf_get_u32(f, "k.u32", &vu32) && vu32 == 4000000000u, "u32");
+    CHECK(!vkl_gguf_get_i32(f, "k.u32", &vi32), "u32 4e9 read as i32");
+    CHECK(vkl_gguf_get_u64(f, "k.u32", &vu64) && vu64 == 4000000000u, "u32 as u64");
+    CHECK(vkl_gguf_get_f32(f, "k.f32", &vf32) && vf32 == 0.125f, "f32");
+    CHECK(!vkl_gguf_get_u32(f, "k.f32", &vu32), "f32 read as u32");
+    CHECK(vkl_gguf_get_bool(f, "k.bool", &vb) && vb, "bool");
+    CHECK(!vkl_gguf_get_u32(f, "k.bool", &vu32), "bool read as u32");
+    CHECK(vkl_gguf_get_u32(f, "k.u8", &vu32) && vu32 == 200, "u8");
+    CHECK(vkl_gguf_get_i32(f, "k.i8", &vi32) && vi32 == -100, "i8");
+    CHECK(!vkl_gguf_get_u32(f, "k.i8", &vu32) && !vkl_gguf_get_u64(f, "k.i8", &vu64), "negative read as unsigned");
+    CHECK(vkl_gguf_get_u32(f, "k.u16", &vu32) && vu32 == 60000, "u16");
+    CHECK(vkl_gguf_get_i32(f, "k.i16", &vi32) && vi32 == -30000, "i16");
+    CHECK(vkl_gguf_get_i32(f, "k.i32", &vi32) && vi32 == -2000000000, "i32");
+    CHECK(vkl_gguf_get_u64(f, "k.u64", &vu64) && vu64 == u64, "u64");
+    CHECK(!vkl_gguf_get_u32(f, "k.u64", &vu32) && !vkl_gguf_get_i64(f, "k.u64", &vi64), "u64 out of range");
+    CHECK(vkl_gguf_get_i64(f, "k.i64", &vi64) && vi64 == INT64_MIN, "i64 min");
+    CHECK(vkl_gguf_get_f64(f, "k.f64", &vf64) && vf64 == f64, "f64");
+    CHECK(vkl_gguf_get_f32(f, "k.f64", &vf32) && vf32 == (float)f64, "f64 as f32");
+    CHECK(!vkl_gguf_get_str(f, "k.u8", &s, &len) && !vkl_gguf_get_u32(f, "missing", &vu32), "wrong type / missing");
 
     gguf_value_type et;
     uint64_t cnt;
-    CHECK(gguf_get_arr_info(f, "k.arr_str", &et, &cnt) && et == GGUF_TYPE_STRING && cnt == 4, "arr_str info");
+    CHECK(vkl_gguf_get_arr_info(f, "k.arr_str", &et, &cnt) && et == GGUF_TYPE_STRING && cnt == 4, "arr_str info");
     for (uint64_t i = 0; i < 4; i++)
-        CHECK(gguf_get_arr_str(f, "k.arr_str", i, &s, &len) && len == strlen(strs[i]) && !memcmp(s, strs[i], len),
+        CHECK(vkl_gguf_get_arr_str(f, "k.arr_str", i, &s, &len) && len == strlen(strs[i]) && !memcmp(s, strs[i], len),
               "arr_str %llu", (unsigned long long)i);
-    CHECK(gguf_get_arr_data(f, "k.arr_str") == NULL, "string array has no raw data");
-    CHECK(!gguf_get_arr_info(f, "k.u8", &et, &cnt), "scalar as array");
+    CHECK(vkl_gguf_get_arr_data(f, "k.arr_str") == NULL, "string array has no raw data");
+    CHECK(!vkl_gguf_get_arr_info(f, "k.u8", &et, &cnt), "scalar as array");
     struct {
         const char *key;
         gguf_value_type t;
@@ -696,22 +696,22 @@ static void test_round_trip(const char *dir)
         {"k.arr_i64", GGUF_TYPE_INT64, i64s, 2, 8},   {"k.arr_f64", GGUF_TYPE_FLOAT64, f64s, 2, 8},
     };
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
-        CHECK(gguf_get_arr_info(f, arrs[i].key, &et, &cnt) && et == arrs[i].t && cnt == arrs[i].n, "%s info",
+        CHECK(vkl_gguf_get_arr_info(f, arrs[i].key, &et, &cnt) && et == arrs[i].t && cnt == arrs[i].n, "%s info",
               arrs[i].key);
-        const void *d = gguf_get_arr_data(f, arrs[i].key);
+        const void *d = vkl_gguf_get_arr_data(f, arrs[i].key);
         CHECK(d && !memcmp(d, arrs[i].v, arrs[i].n * arrs[i].sz), "%s data (little-endian host)", arrs[i].key);
     }
-    const uint8_t *bd = gguf_get_arr_data(f, "k.arr_bool");
+    const uint8_t *bd = vkl_gguf_get_arr_data(f, "k.arr_bool");
     CHECK(bd && bd[0] == 1 && bd[1] == 0 && bd[2] == 1, "bool array");
-    CHECK(gguf_get_arr_info(f, "k.arr_empty", &et, &cnt) && et == GGUF_TYPE_FLOAT32 && cnt == 0, "empty array");
-    CHECK(gguf_get_arr_info(f, "k.arr_str_empty", &et, &cnt) && et == GGUF_TYPE_STRING && cnt == 0, "empty strs");
+    CHECK(vkl_gguf_get_arr_info(f, "k.arr_empty", &et, &cnt) && et == GGUF_TYPE_FLOAT32 && cnt == 0, "empty array");
+    CHECK(vkl_gguf_get_arr_info(f, "k.arr_str_empty", &et, &cnt) && et == GGUF_TYPE_STRING && cnt == 0, "empty strs");
 
     for (size_t i = 0; i < n_ts; i++) {
-        const gguf_tensor *t = gguf_find_tensor(f, ts[i].name);
+        const gguf_tensor *t = vkl_gguf_find_tensor(f, ts[i].name);
         CHECK(t != NULL, "tensor %s missing", ts[i].name);
         if (!t)
             continue;
-        CHECK(t == gguf_tensor_at(f, i), "tensor %s order", ts[i].name);
+        CHECK(t == vkl_gguf_tensor_at(f, i), "tensor %s order", ts[i].name);
         CHECK(t->type == ts[i].type && t->n_dims == ts[i].n_dims, "tensor %s type/dims", ts[i].name);
         for (int d = 0; d < 4; d++)
             CHECK(t->ne[d] == ts[i].ne[d], "tensor %s ne[%d]", ts[i].name, d);
@@ -719,22 +719,22 @@ static void test_round_trip(const char *dir)
         CHECK(t->offset % 32 == 0, "tensor %s offset aligned", ts[i].name);
         CHECK(t->data && !memcmp(t->data, ts[i].data, ts[i].nbytes), "tensor %s data", ts[i].name);
     }
-    CHECK(gguf_find_tensor(f, "nope") == NULL && gguf_tensor_at(f, n_ts) == NULL, "missing tensor");
+    CHECK(vkl_gguf_find_tensor(f, "nope") == NULL && vkl_gguf_tensor_at(f, n_ts) == NULL, "missing tensor");
 
-    /* the same bytes through gguf_open_memory, then every truncation and random corruption */
-    uint64_t size = gguf_file_size(f);
+    /* the same bytes through vkl_gguf_open_memory, then every truncation and random corruption */
+    uint64_t size = vkl_gguf_file_size(f);
     uint8_t *copy = malloc(size);
-    memcpy(copy, gguf_tensor_at(f, 0)->data - gguf_data_offset(f), size);
-    const gguf_tensor *last = gguf_tensor_at(f, n_ts - 1);
-    uint64_t data_end = gguf_data_offset(f) + last->offset + last->nbytes;
-    uint64_t header_end = gguf_data_offset(f);
-    gguf_close(f);
+    memcpy(copy, vkl_gguf_tensor_at(f, 0)->data - vkl_gguf_data_offset(f), size);
+    const gguf_tensor *last = vkl_gguf_tensor_at(f, n_ts - 1);
+    uint64_t data_end = vkl_gguf_data_offset(f) + last->offset + last->nbytes;
+    uint64_t header_end = vkl_gguf_data_offset(f);
+    vkl_gguf_close(f);
     gguf_file *m;
-    st = gguf_open_memory(copy, size, &m);
+    st = vkl_gguf_open_memory(copy, size, &m);
     CHECK(st == VKLLM_OK, "gguf_open_memory: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(gguf_n_kv(m) == 27 && gguf_n_tensors(m) == n_ts, "memory counts");
-        gguf_close(m);
+        CHECK(vkl_gguf_n_kv(m) == 27 && vkl_gguf_n_tensors(m) == n_ts, "memory counts");
+        vkl_gguf_close(m);
     }
     int bad = 0;
     for (uint64_t n = 0; n < size; n++) {
@@ -782,33 +782,33 @@ static void test_writer_failures(const char *dir)
     char path[4096];
     snprintf(path, sizeof path, "%s/test_gguf_partial_%ld.gguf", dir, (long)getpid());
     gguf_writer *w;
-    CHECK(gguf_writer_open(path, &w) == VKLLM_OK, "writer_open: %s", vkr_last_error());
+    CHECK(vkl_gguf_writer_open(path, &w) == VKLLM_OK, "writer_open: %s", vkr_last_error());
     uint64_t ne[2] = {32, 4};
-    CHECK(gguf_writer_tensor_info(w, "t", GGML_TYPE_Q8_0, 2, ne) == VKLLM_OK, "info: %s", vkr_last_error());
+    CHECK(vkl_gguf_writer_tensor_info(w, "t", GGML_TYPE_Q8_0, 2, ne) == VKLLM_OK, "info: %s", vkr_last_error());
     uint8_t data[34] = {0};
-    CHECK(gguf_writer_tensor_data(w, data, sizeof data) == VKLLM_OK, "data: %s", vkr_last_error());
-    CHECK(gguf_writer_tensor_data(w, data, sizeof data - 1) == VKLLM_OK, "data: %s", vkr_last_error());
-    vkllm_status st = gguf_writer_close(w);
+    CHECK(vkl_gguf_writer_tensor_data(w, data, sizeof data) == VKLLM_OK, "data: %s", vkr_last_error());
+    CHECK(vkl_gguf_writer_tensor_data(w, data, sizeof data - 1) == VKLLM_OK, "data: %s", vkr_last_error());
+    vkllm_status st = vkl_gguf_writer_close(w);
     CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && strstr(vkr_last_error(), "tensor t"),
           "close with a partial tensor: %d (%s)", (int)st, vkr_last_error());
     CHECK(access(path, F_OK) != 0, "partial file %s left behind", path);
 
-    CHECK(gguf_writer_open(path, &w) == VKLLM_OK, "writer_open: %s", vkr_last_error());
-    CHECK(gguf_writer_kv_u32(w, "a.b", 1) == VKLLM_OK, "kv");
-    gguf_writer_abort(w);
+    CHECK(vkl_gguf_writer_open(path, &w) == VKLLM_OK, "writer_open: %s", vkr_last_error());
+    CHECK(vkl_gguf_writer_kv_u32(w, "a.b", 1) == VKLLM_OK, "kv");
+    vkl_gguf_writer_abort(w);
     CHECK(access(path, F_OK) != 0, "aborted file %s left behind", path);
 
-    CHECK(gguf_writer_open("/nonexistent-dir/x.gguf", &w) == VKLLM_ERR_IO, "writer in a missing directory");
+    CHECK(vkl_gguf_writer_open("/nonexistent-dir/x.gguf", &w) == VKLLM_ERR_IO, "writer in a missing directory");
     CHECK(strstr(vkr_last_error(), "/nonexistent-dir/x.gguf") != NULL, "message names the path: %s", vkr_last_error());
 
     gguf_file *f;
-    CHECK(gguf_open("/nonexistent-dir/x.gguf", &f) == VKLLM_ERR_IO && f == NULL, "open missing file");
-    CHECK(gguf_open(dir, &f) == VKLLM_ERR_IO, "open a directory");
+    CHECK(vkl_gguf_open("/nonexistent-dir/x.gguf", &f) == VKLLM_ERR_IO && f == NULL, "open missing file");
+    CHECK(vkl_gguf_open(dir, &f) == VKLLM_ERR_IO, "open a directory");
     /* an empty file on disk */
     FILE *fp = fopen(path, "wb");
     if (fp) {
         fclose(fp);
-        CHECK(gguf_open(path, &f) == VKLLM_ERR_FORMAT && strstr(vkr_last_error(), path), "empty file: %s",
+        CHECK(vkl_gguf_open(path, &f) == VKLLM_ERR_FORMAT && strstr(vkr_last_error(), path), "empty file: %s",
               vkr_last_error());
         remove(path);
     }
@@ -822,7 +822,7 @@ static void test_stories(void)
         return;
     }
     gguf_file *f;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "stories260K: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return;
@@ -830,32 +830,32 @@ static void test_stories(void)
     uint64_t len;
     uint32_t v;
     float eps;
-    CHECK(gguf_version(f) == 3, "stories version %u", gguf_version(f));
-    CHECK(gguf_get_str(f, "general.architecture", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "arch");
-    CHECK(gguf_get_u32(f, "llama.embedding_length", &v) && v == 64, "embedding_length");
-    CHECK(gguf_get_u32(f, "llama.block_count", &v) && v == 5, "block_count");
-    CHECK(gguf_get_u32(f, "llama.attention.head_count", &v) && v == 8, "head_count");
-    CHECK(gguf_get_u32(f, "llama.attention.head_count_kv", &v) && v == 4, "head_count_kv");
-    CHECK(gguf_get_u32(f, "llama.feed_forward_length", &v) && v == 172, "feed_forward_length");
-    CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) && eps > 0 && eps < 1e-3f, "rms eps");
-    CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "tokenizer");
+    CHECK(vkl_gguf_version(f) == 3, "stories version %u", vkl_gguf_version(f));
+    CHECK(vkl_gguf_get_str(f, "general.architecture", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "arch");
+    CHECK(vkl_gguf_get_u32(f, "llama.embedding_length", &v) && v == 64, "embedding_length");
+    CHECK(vkl_gguf_get_u32(f, "llama.block_count", &v) && v == 5, "block_count");
+    CHECK(vkl_gguf_get_u32(f, "llama.attention.head_count", &v) && v == 8, "head_count");
+    CHECK(vkl_gguf_get_u32(f, "llama.attention.head_count_kv", &v) && v == 4, "head_count_kv");
+    CHECK(vkl_gguf_get_u32(f, "llama.feed_forward_length", &v) && v == 172, "feed_forward_length");
+    CHECK(vkl_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &eps) && eps > 0 && eps < 1e-3f, "rms eps");
+    CHECK(vkl_gguf_get_str(f, "tokenizer.ggml.model", &s, &len) && len == 5 && !memcmp(s, "llama", 5), "tokenizer");
     gguf_value_type et;
     uint64_t n;
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n) && et == GGUF_TYPE_STRING && n == 512, "tokens");
-    CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", 1, &s, &len) && len == 3 && !memcmp(s, "<s>", 3), "<s>");
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.scores", &et, &n) && et == GGUF_TYPE_FLOAT32 && n == 512, "scores");
-    CHECK(gguf_n_tensors(f) == 3 + 9 * 5, "stories tensors %llu", (unsigned long long)gguf_n_tensors(f));
-    const gguf_tensor *t = gguf_find_tensor(f, "token_embd.weight");
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n) && et == GGUF_TYPE_STRING && n == 512, "tokens");
+    CHECK(vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", 1, &s, &len) && len == 3 && !memcmp(s, "<s>", 3), "<s>");
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.scores", &et, &n) && et == GGUF_TYPE_FLOAT32 && n == 512, "scores");
+    CHECK(vkl_gguf_n_tensors(f) == 3 + 9 * 5, "stories tensors %llu", (unsigned long long)vkl_gguf_n_tensors(f));
+    const gguf_tensor *t = vkl_gguf_find_tensor(f, "token_embd.weight");
     CHECK(t && t->type == GGML_TYPE_F32 && t->n_dims == 2 && t->ne[0] == 64 && t->ne[1] == 512 && t->data,
           "token_embd.weight");
-    t = gguf_find_tensor(f, "blk.4.ffn_down.weight");
+    t = vkl_gguf_find_tensor(f, "blk.4.ffn_down.weight");
     CHECK(t && t->ne[0] == 172 && t->ne[1] == 64 && t->nbytes == 172 * 64 * 4, "blk.4.ffn_down.weight");
     if (t && t->data) {
         float x[172];
         memcpy(x, t->data, sizeof x);
         CHECK(first_nonfinite(x, 172) < 0, "ffn_down values finite");
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
 }
 
 int main(void)

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "util.h"
@@ -37,27 +37,27 @@ static vkllm_status load_vocab_with_pre(const char *pre)
     static const char *const tokens[] = {"a", "b", "ab"};
     static const char *const merges[] = {"a b"};
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (st != VKLLM_OK)
         return st;
-    st = gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
     if (st == VKLLM_OK)
-        st = gguf_writer_kv_str(w, "tokenizer.ggml.pre", pre);
+        st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.pre", pre);
     if (st == VKLLM_OK)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, 3);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, 3);
     if (st == VKLLM_OK)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", merges, 1);
-    vkllm_status closed = gguf_writer_close(w);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    vkllm_status closed = vkl_gguf_writer_close(w);
     if (st == VKLLM_OK)
         st = closed;
     gguf_file *f = NULL;
     if (st == VKLLM_OK)
-        st = gguf_open(path, &f);
+        st = vkl_gguf_open(path, &f);
     if (st == VKLLM_OK) {
         tokenizer *tok = NULL;
-        st = tokenizer_load(f, &tok);
-        tokenizer_free(tok);
-        gguf_close(f);
+        st = vkl_tokenizer_load(f, &tok);
+        vkl_tokenizer_free(tok);
+        vkl_gguf_close(f);
     }
     remove(path);
     return st;

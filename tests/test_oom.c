@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/llama.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/model/llama.h"
+#include "host/tools/synth.h"
 #include "runtime/graph.h"
 #include "util.h"
 #include "vkllm.h"
@@ -65,7 +65,7 @@ static void test_limits(test_device *t, const gguf_file *f)
         return;
     uint64_t base = vkr_memory_allocated(dev);
     llama_model *m = (llama_model *)1;
-    vkllm_status st = llama_model_load(dev, f, NULL, NULL, &m);
+    vkllm_status st = vkl_llama_model_load(dev, f, NULL, NULL, &m);
     CHECK(st == VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "load under a tiny limit: %d %s", st, vkr_last_error());
     CHECK(strstr(vkr_last_error(), "out of device memory") != NULL, "message: %s", vkr_last_error());
     CHECK(m == NULL, "a failed load must leave *out NULL");
@@ -79,13 +79,13 @@ static void test_limits(test_device *t, const gguf_file *f)
     if (!dev)
         return;
     base = vkr_memory_allocated(dev);
-    st = llama_model_load(dev, f, NULL, NULL, &m);
+    st = vkl_llama_model_load(dev, f, NULL, NULL, &m);
     CHECK(st == VKLLM_OK, "load under a 4 MiB limit: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         uint64_t with_model = vkr_memory_allocated(dev);
         CHECK(with_model > base, "loading took no memory?");
         llama_context *c = (llama_context *)1;
-        st = llama_context_create(m, 16384, 64, &c);
+        st = vkl_llama_context_create(m, 16384, 64, &c);
         CHECK(st == VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "16384-position context under the limit: %d %s", st,
               vkr_last_error());
         CHECK(c == NULL, "a failed context must leave *out NULL");
@@ -93,15 +93,15 @@ static void test_limits(test_device *t, const gguf_file *f)
               (unsigned long long)vkr_memory_allocated(dev), (unsigned long long)with_model);
         fprintf(stderr, "ok: context under the limit: %s\n", vkr_last_error());
         /* The model still works in a context that fits. */
-        st = llama_context_create(m, 64, 16, &c);
+        st = vkl_llama_context_create(m, 64, 16, &c);
         CHECK(st == VKLLM_OK, "small context: %s", vkr_last_error());
         if (st == VKLLM_OK) {
             int32_t ids[3] = {1, 20, 30};
-            CHECK(llama_eval(c, ids, 3, 0, false, NULL) == VKLLM_OK, "eval: %s", vkr_last_error());
-            llama_context_free(c);
+            CHECK(vkl_llama_eval(c, ids, 3, 0, false, NULL) == VKLLM_OK, "eval: %s", vkr_last_error());
+            vkl_llama_context_free(c);
         }
         CHECK(vkr_memory_allocated(dev) == with_model, "a freed context did not give its memory back");
-        llama_model_free(m);
+        vkl_llama_model_free(m);
         CHECK(vkr_memory_allocated(dev) == base, "a freed model did not give its memory back");
     }
     vkr_device_destroy(dev);
@@ -153,21 +153,21 @@ static void test_device_lost(test_device *t, const gguf_file *f)
         return;
     llama_model *m = NULL;
     llama_context *c = NULL;
-    vkllm_status st = llama_model_load(dev, f, NULL, NULL, &m);
+    vkllm_status st = vkl_llama_model_load(dev, f, NULL, NULL, &m);
     CHECK(st == VKLLM_OK, "load: %s", vkr_last_error());
     if (st == VKLLM_OK)
-        st = llama_context_create(m, 32, 8, &c);
+        st = vkl_llama_context_create(m, 32, 8, &c);
     CHECK(st == VKLLM_OK, "context: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         int32_t ids[4] = {1, 7, 8, 9};
-        CHECK(llama_eval(c, ids, 4, 0, false, NULL) == VKLLM_OK, "eval before the loss: %s", vkr_last_error());
+        CHECK(vkl_llama_eval(c, ids, 4, 0, false, NULL) == VKLLM_OK, "eval before the loss: %s", vkr_last_error());
         vkr_device_inject_loss(dev, 1);
         double t0 = now_s();
-        st = llama_eval(c, ids, 1, 4, false, NULL);
+        st = vkl_llama_eval(c, ids, 1, 4, false, NULL);
         CHECK(st == VKLLM_ERR_DEVICE_LOST && strstr(vkr_last_error(), "device lost"), "eval at the loss: %d %s", st,
               vkr_last_error());
         fprintf(stderr, "ok: decode on a lost device: %s\n", vkr_last_error());
-        st = llama_eval(c, ids, 4, 0, false, NULL);
+        st = vkl_llama_eval(c, ids, 4, 0, false, NULL);
         CHECK(st == VKLLM_ERR_DEVICE_LOST, "eval after the loss: %d %s", st, vkr_last_error());
         uint32_t word = 0;
         vkr_buffer *b = NULL;
@@ -179,8 +179,8 @@ static void test_device_lost(test_device *t, const gguf_file *f)
         CHECK(now_s() - t0 < 5.0, "calls on a lost device took %.1f s", now_s() - t0);
     }
     double t0 = now_s();
-    llama_context_free(c);
-    llama_model_free(m);
+    vkl_llama_context_free(c);
+    vkl_llama_model_free(m);
     vkr_device_destroy(dev);
     CHECK(now_s() - t0 < 5.0, "freeing on a lost device took %.1f s", now_s() - t0);
 }
@@ -225,14 +225,14 @@ int main(void)
     const char *tmp = getenv("VKLLM_TEST_TMP");
     snprintf(model_path, sizeof model_path, "%s/oom-tiny-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = model_path, .seed = 5};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return test_finish("oom");
     test_status_mapping();
     gguf_file *f = NULL;
     test_device t;
-    st = gguf_open(model_path, &f);
+    st = vkl_gguf_open(model_path, &f);
     CHECK(st == VKLLM_OK, "open: %s", vkr_last_error());
     if (st == VKLLM_OK && test_device_open(&t)) {
         test_limits(&t, f);
@@ -240,7 +240,7 @@ int main(void)
         test_gpu_timeout(&t);
         test_device_close(&t);
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
     test_api_limit();
     test_api_device_lost();
     remove(model_path);

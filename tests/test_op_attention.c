@@ -1,4 +1,4 @@
-/* op_kv_store and op_attention against ref_kv_store / ref_attention on seeded random data.
+/* vkl_op_kv_store and vkl_op_attention against ref_kv_store / ref_attention on seeded random data.
  *   kv_store: rows written at scattered positions (not starting at 0, out of order, the last cache row),
  *     every other cache word must keep its poison; a position >= n_ctx writes nothing.
  *     Tolerance: each half equals the reference's round-to-nearest-even f16 or is its neighbour (1 ulp,
@@ -14,7 +14,7 @@
  *     group 1/4/8, window, soft-cap, ring, on both kernels (the device's choice and a GPU's); nothing written
  *     outside the output or the scratch. Tolerance: relative L2 < 1e-4 (same f16 inputs; only f32
  *     accumulation and exp differ from the double reference).
- *   op_attention_split_plan: CPU off, GPU parts bounded by the context, VKLLM_ATTN_SPLIT=0/1/N.
+ *   vkl_op_attention_split_plan: CPU off, GPU parts bounded by the context, VKLLM_ATTN_SPLIT=0/1/N.
  *   row_base (several sequences in one cache): query rows of three sequences, unordered, each seeing only its
  *     sequence's rows (the others NaN), per-row, split and tiled kernels; kv_store to base + position.
  *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows (also
@@ -30,7 +30,7 @@
 
 static bool verbose(void) { return getenv("VKLLM_TEST_VERBOSE") != NULL; }
 
-/* Which attention kernel op_attention takes here (for messages). */
+/* Which attention kernel vkl_op_attention takes here (for messages). */
 static const char *kernel_name(const vkr_device *dev)
 {
     const char *tiled = getenv("VKLLM_ATTN_TILED");
@@ -119,7 +119,7 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
     if (kb && vb && kcb && vcb && pb && opt_upload(dev, kb, act_off, k, act * 4) &&
         opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, (size_t)n_rows * 4) &&
         vkr_graph_create(dev, &g) == VKLLM_OK) {
-        vkllm_status st = op_kv_store(g, vk_view_of(kb, act_off), vk_view_of(vb, 0), vk_view_of(kcb, cache_off),
+        vkllm_status st = vkl_op_kv_store(g, vk_view_of(kb, act_off), vk_view_of(vb, 0), vk_view_of(kcb, cache_off),
                                       vk_view_of(vcb, 0), vk_view_of(pb, 0), &p);
         if (test_op_run(g, st, "op_kv_store") && opt_download(dev, kcb, cache_off, kgot, cache * 2) &&
             opt_download(dev, vcb, 0, vgot, cache * 2)) {
@@ -226,7 +226,7 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
     if (qb && ob && kcb && vcb && pb && (sb || n_split <= 1) && opt_upload(dev, qb, off_a, q, nq * 4) &&
         opt_upload(dev, kcb, off_b, kc, cache * 2) && opt_upload(dev, vcb, off_a, vc, cache * 2) &&
         opt_upload(dev, pb, off_a, pos, (size_t)c->n_rows * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
-        vkllm_status st = op_attention(g, vk_view_of(qb, off_a), vk_view_of(kcb, off_b), vk_view_of(vcb, off_a),
+        vkllm_status st = vkl_op_attention(g, vk_view_of(qb, off_a), vk_view_of(kcb, off_b), vk_view_of(vcb, off_a),
                                        vk_view_of(pb, off_a), vk_view_of(ob, off_b), &p);
         if (test_op_run(g, st, "op_attention") && opt_download(dev, ob, off_b, got, nq * 4)) {
             double e = rel_l2(got, ref, nq);
@@ -303,10 +303,10 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
         vk_view qv = vk_view_of(qb, 0), kv = vk_view_of(kb, 0), vv = vk_view_of(vb, 0), ov = vk_view_of(ob, 0);
         vk_view kcv = vk_view_of(kcb, 0), vcv = vk_view_of(vcb, 0), pv = vk_view_of(pb, 0);
         vkllm_status st;
-        if ((st = op_kv_store(gp, kv, vv, kcv, vcv, pv, &pp)) != VKLLM_OK ||
-            (st = op_attention(gp, qv, kcv, vcv, pv, ov, &pp)) != VKLLM_OK ||
-            (st = op_kv_store(gd, kv, vv, kcv, vcv, pv, &pd)) != VKLLM_OK ||
-            (st = op_attention(gd, qv, kcv, vcv, pv, ov, &pd)) != VKLLM_OK)
+        if ((st = vkl_op_kv_store(gp, kv, vv, kcv, vcv, pv, &pp)) != VKLLM_OK ||
+            (st = vkl_op_attention(gp, qv, kcv, vcv, pv, ov, &pp)) != VKLLM_OK ||
+            (st = vkl_op_kv_store(gd, kv, vv, kcv, vcv, pv, &pd)) != VKLLM_OK ||
+            (st = vkl_op_attention(gd, qv, kcv, vcv, pv, ov, &pd)) != VKLLM_OK)
             ok = false;
         CHECK(ok, "replay: building graphs: %s", vkr_last_error());
     }
@@ -357,21 +357,21 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
     vk_view v = vk_view_of(b, 0);
     vk_attention_params p = {.n_rows = 1, .n_heads = 8, .n_kv_heads = 3,
                              .head_dim = 64, .n_ctx = 16, .scale = 0.125f};
-    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "8 heads over 3 kv heads");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "8 heads over 3 kv heads");
     p.n_kv_heads = 2;
     p.head_dim = 63;
-    CHECK(op_kv_store(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "odd head_dim");
+    CHECK(vkl_op_kv_store(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "odd head_dim");
     p.head_dim = 512;
-    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_UNSUPPORTED, "head_dim 512");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_UNSUPPORTED, "head_dim 512");
     p.head_dim = 64;
     p.n_ctx = 0;
-    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_ctx 0");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_ctx 0");
     p.n_ctx = 1000;
-    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "cache past the buffer's end");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "cache past the buffer's end");
     p.n_ctx = 16;
     p.scale = NAN;
-    CHECK(op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
-    CHECK(op_attention(g, v, v, v, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
+    CHECK(vkl_op_attention(g, v, v, v, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }
 
@@ -431,7 +431,7 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
     if (qb && ob && pb && kcb && vcb && kb && vb && sb && opt_upload(dev, qb, 0, q, nq * 4) &&
         opt_upload(dev, kcb, 0, kc, cache * 2) && opt_upload(dev, vcb, 0, vc, cache * 2) &&
         opt_upload(dev, pb, 0, pos, sizeof pos) && vkr_graph_create(dev, &g) == VKLLM_OK) {
-        vkllm_status st = op_attention(g, vk_view_of(qb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0), vk_view_of(pb, 0),
+        vkllm_status st = vkl_op_attention(g, vk_view_of(qb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0), vk_view_of(pb, 0),
                                        vk_view_of(ob, 0), &p);
         if (test_op_run(g, st, "op_attention (row_base)") && opt_download(dev, ob, 0, got, nq * 4)) {
             double e = rel_l2(got, ref, nq);
@@ -442,7 +442,7 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
         vkr_buffer_fill(dev, kcb, 0, cache * 2, OPT_POISON);
         vkr_buffer_fill(dev, vcb, 0, cache * 2, OPT_POISON);
         st = opt_upload(dev, kb, 0, k, (size_t)N_ROWS * kv_dim * 4) && opt_upload(dev, vb, 0, v, (size_t)N_ROWS * kv_dim * 4)
-                 ? op_kv_store(g, vk_view_of(kb, 0), vk_view_of(vb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0),
+                 ? vkl_op_kv_store(g, vk_view_of(kb, 0), vk_view_of(vb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0),
                                vk_view_of(pb, 0), &p)
                  : VKLLM_ERR_DEVICE_LOST;
         size_t inexact = 0;
@@ -512,7 +512,7 @@ static void attention_cases(vkr_device *dev, test_rng *rng)
     test_row_base(dev, rng, 5);
 }
 
-/* Decode (one query row) split as op_attention_split_plan plans it (parts of at least ATTN_SPLIT_MIN_ROWS
+/* Decode (one query row) split as vkl_op_attention_split_plan plans it (parts of at least ATTN_SPLIT_MIN_ROWS
  * rows), at KV lengths around the part size and long ones, grouped-query ratios 1, 4 and 8, a window, soft-caps
  * and a ring cache; a context of at most 512 rows split too. */
 static void split_decode_cases(vkr_device *dev, test_rng *rng)
@@ -538,37 +538,37 @@ static void split_decode_cases(vkr_device *dev, test_rng *rng)
         test_attention(dev, rng, &special[i], i % 2 ? a1 : 0, 0, 12, 0);
 }
 
-/* op_attention_split_plan: off on CPU devices, parts for GPUs bounded by the context, VKLLM_ATTN_SPLIT. */
+/* vkl_op_attention_split_plan: off on CPU devices, parts for GPUs bounded by the context, VKLLM_ATTN_SPLIT. */
 static void split_plan(vkr_device *dev)
 {
     const VkPhysicalDeviceType type = dev->info.type;
     vk_attention_params p = {.n_rows = 1, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .n_ctx = 1024};
     unsetenv("VKLLM_ATTN_SPLIT");
     dev->info.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
-    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "CPU: split %u", p.n_split);
+    CHECK(vkl_op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "CPU: split %u", p.n_split);
     dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
-    uint32_t from = op_attention_split_plan(dev, &p);
+    uint32_t from = vkl_op_attention_split_plan(dev, &p);
     CHECK(from == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS &&
           p.split_min_rows == ATTN_SPLIT_MIN_ROWS, "GPU, n_ctx 1024: split %u from %u", p.n_split, from);
     p.n_ctx = 100;
-    from = op_attention_split_plan(dev, &p);
+    from = vkl_op_attention_split_plan(dev, &p);
     CHECK(from == ATTN_SPLIT_MIN_ROWS && p.n_split == 2, "GPU, n_ctx 100: split %u from %u", p.n_split, from);
     p.n_ctx = 64;
-    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "GPU, n_ctx 64: split %u", p.n_split);
+    CHECK(vkl_op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "GPU, n_ctx 64: split %u", p.n_split);
     p.n_ctx = 1024;
     setenv("VKLLM_ATTN_SPLIT", "0", 1);
-    CHECK(op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "VKLLM_ATTN_SPLIT=0: split %u",
+    CHECK(vkl_op_attention_split_plan(dev, &p) == UINT32_MAX && p.n_split == 1, "VKLLM_ATTN_SPLIT=0: split %u",
           p.n_split);
     dev->info.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
     setenv("VKLLM_ATTN_SPLIT", "1", 1);
-    CHECK(op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split > 1, "VKLLM_ATTN_SPLIT=1: split %u",
+    CHECK(vkl_op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split > 1, "VKLLM_ATTN_SPLIT=1: split %u",
           p.n_split);
     setenv("VKLLM_ATTN_SPLIT", "5", 1);
-    CHECK(op_attention_split_plan(dev, &p) == 0 && p.n_split == 5 && p.split_min_rows == 1,
+    CHECK(vkl_op_attention_split_plan(dev, &p) == 0 && p.n_split == 5 && p.split_min_rows == 1,
           "VKLLM_ATTN_SPLIT=5: split %u (min %u)", p.n_split, p.split_min_rows);
     dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
     setenv("VKLLM_ATTN_SPLIT", "2x", 1);   /* not a number: ignored with a warning, as if unset */
-    CHECK(op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS,
+    CHECK(vkl_op_attention_split_plan(dev, &p) == ATTN_SPLIT_MIN_ROWS && p.n_split == 1024 / ATTN_SPLIT_MIN_ROWS,
           "VKLLM_ATTN_SPLIT=2x: split %u", p.n_split);
     unsetenv("VKLLM_ATTN_SPLIT");
     dev->info.type = type;

@@ -1,5 +1,5 @@
-/* op_silu_mul, op_gelu_mul and op_add against ref_silu_mul / ref_gelu_mul / ref_add, and op_scale and
- * op_softcap against x * a and a * tanh(x / a), on seeded random data: lengths 1, around the
+/* vkl_op_silu_mul, vkl_op_gelu_mul and vkl_op_add against ref_silu_mul / ref_gelu_mul / ref_add, and vkl_op_scale and
+ * vkl_op_softcap against x * a and a * tanh(x / a), on seeded random data: lengths 1, around the
  * workgroup size and large, inputs spanning large |x| (exp overflow in silu), views at aligned and
  * unaligned offsets, and out aliasing an input. Outputs are poisoned (NaN) first; words outside the
  * output keep their poison.
@@ -43,9 +43,9 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     if (ab && bb && ob && opt_upload(dev, ab, a_off, a, (size_t)n * 4) &&
         opt_upload(dev, bb, b_off, b, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_view av = vk_view_of(ab, a_off), bv = vk_view_of(bb, b_off), ov = vk_view_of(ob, o_off);
-        vkllm_status st = op == OP_ADD        ? op_add(g, av, bv, ov, n)
-                          : op == OP_GELU_MUL ? op_gelu_mul(g, av, bv, ov, n)
-                                              : op_silu_mul(g, av, bv, ov, n);
+        vkllm_status st = op == OP_ADD        ? vkl_op_add(g, av, bv, ov, n)
+                          : op == OP_GELU_MUL ? vkl_op_gelu_mul(g, av, bv, ov, n)
+                                              : vkl_op_silu_mul(g, av, bv, ov, n);
         if (test_op_run(g, st, name) &&
             opt_download(dev, ob, o_off, got, (size_t)n * 4)) {
             double e = rel_l2(got, ref, n);
@@ -85,7 +85,7 @@ static void run_case(vkr_device *dev, test_rng *rng, int op, uint32_t n, size_t 
     free(got);
 }
 
-/* op_scale (softcap false) or op_softcap in place on n floats at offset off, against x * a / a tanh(x / a). */
+/* vkl_op_scale (softcap false) or vkl_op_softcap in place on n floats at offset off, against x * a / a tanh(x / a). */
 static void run_in_place(vkr_device *dev, test_rng *rng, bool softcap, uint32_t n, size_t off, float a)
 {
     const char *name = softcap ? "softcap" : "scale";
@@ -98,7 +98,7 @@ static void run_in_place(vkr_device *dev, test_rng *rng, bool softcap, uint32_t 
     vkr_graph *g = NULL;
     if (b && opt_upload(dev, b, off, x, (size_t)n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_view v = vk_view_of(b, off);
-        vkllm_status st = softcap ? op_softcap(g, v, n, a) : op_scale(g, v, n, a);
+        vkllm_status st = softcap ? vkl_op_softcap(g, v, n, a) : vkl_op_scale(g, v, n, a);
         if (test_op_run(g, st, name) && opt_download(dev, b, off, got, (size_t)n * 4)) {
             double e = rel_l2(got, ref, n);
             size_t bad = softcap ? 0 : opt_report_mismatches("out", got, ref, n, 0.0, 0.0);
@@ -122,13 +122,13 @@ static void run_in_place(vkr_device *dev, test_rng *rng, bool softcap, uint32_t 
 static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
     vk_view v = vk_view_of(b, 0);
-    CHECK(op_add(g, v, v, v, 257) == VKLLM_ERR_INVALID_ARGUMENT, "add past the end of the buffer");
-    CHECK(op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
-    CHECK(op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
-    CHECK(op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
-    CHECK(op_softcap(g, v, 4, 0.0f) == VKLLM_ERR_INVALID_ARGUMENT, "softcap 0");
-    CHECK(op_scale(g, v, 4, NAN) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
-    CHECK(op_scale(g, v, 257, 2.0f) == VKLLM_ERR_INVALID_ARGUMENT, "scale past the end of the buffer");
+    CHECK(vkl_op_add(g, v, v, v, 257) == VKLLM_ERR_INVALID_ARGUMENT, "add past the end of the buffer");
+    CHECK(vkl_op_silu_mul(g, v, vk_view_of(b, 6), v, 4) == VKLLM_ERR_INVALID_ARGUMENT, "misaligned view");
+    CHECK(vkl_op_add(g, v, v, vk_view_of(NULL, 0), 4) == VKLLM_ERR_INVALID_ARGUMENT, "NULL buffer");
+    CHECK(vkl_op_add(g, v, v, v, 0) == VKLLM_OK, "n = 0 is a no-op");
+    CHECK(vkl_op_softcap(g, v, 4, 0.0f) == VKLLM_ERR_INVALID_ARGUMENT, "softcap 0");
+    CHECK(vkl_op_scale(g, v, 4, NAN) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
+    CHECK(vkl_op_scale(g, v, 257, 2.0f) == VKLLM_ERR_INVALID_ARGUMENT, "scale past the end of the buffer");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }
 

@@ -1,4 +1,4 @@
-/* op_get_rows against the CPU reference (tests/ref/ref_matmul.c): rows of tables of every type
+/* vkl_op_get_rows against the CPU reference (tests/ref/ref_matmul.c): rows of tables of every type
  * gathered by ids from a uint32 buffer and dequantized to f32. Outputs are poisoned with NaN before each
  * run, with a guard region after the output that must stay poisoned. Ids include repeats, the first and
  * the last row, and one id past the end (its output row must be zeros). Tables that are split into
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "util.h"
@@ -67,7 +67,7 @@ static void check_gather(vkr_device *dev, test_rng *rng, const vk_tensor *t, con
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &g);
     if (st == VKLLM_OK)
-        st = op_get_rows(g, t, vk_view_of(ib, ioff), vk_view_of(ob, ooff), n);
+        st = vkl_op_get_rows(g, t, vk_view_of(ib, ioff), vk_view_of(ob, ooff), n);
     if (st == VKLLM_OK && expect_split)
         CHECK(vkr_graph_size(g) > 1, "%s: expected a split dispatch, got %u", label, vkr_graph_size(g));
     if (st == VKLLM_OK)
@@ -127,7 +127,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
                      const char *what)
 {
     char label[128];
-    snprintf(label, sizeof label, "%s%s K=%u M=%u n=%u", what, ggml_type_name(type), K, M, n);
+    snprintf(label, sizeof label, "%s%s K=%u M=%u n=%u", what, vkl_ggml_type_name(type), K, M, n);
     float *wf = malloc((size_t)K * M * 4);
     void *wq = malloc(ref_tensor_bytes(type, K, M));
     vk_tensor t;
@@ -136,12 +136,12 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     if (wf && wq) {
         rng_fill(rng, wf, (size_t)K * M, -2.0f, 2.0f);
         ref_encode(type, wf, K, M, wq);
-        vkllm_status st = vk_tensor_upload(dev, type, K, M, wq, &t);
+        vkllm_status st = vkl_tensor_upload(dev, type, K, M, wq, &t);
         CHECK(st == VKLLM_OK, "%s: upload: %s", label, vkr_last_error());
         if (st == VKLLM_OK)
             check_gather(dev, rng, &t, wq, n, true, false, label);
     }
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     free(wf);
     free(wq);
 }
@@ -171,7 +171,7 @@ static void other_types(vkr_device *dev, test_rng *rng)
         run_case(dev, rng, types[ti], 256, 7, 5, "");
         run_case(dev, rng, types[ti], 512, 100, 17, "");
         run_case(dev, rng, types[ti], 2048, 3, 2, "");
-        if (ggml_block_size(types[ti]) == 1)
+        if (vkl_ggml_block_size(types[ti]) == 1)
             run_case(dev, rng, types[ti], 7, 100, 3, "");
         ft->max_storage_buffer_range = 4096 + 512;
         if (ft->min_storage_buffer_offset_alignment < 256)
@@ -180,7 +180,7 @@ static void other_types(vkr_device *dev, test_rng *rng)
         *ft = saved;
         ft->max_workgroup_count[0] = 2;
         ft->max_workgroup_count[1] = 3;
-        run_case(dev, rng, types[ti], ggml_block_size(types[ti]) == 1 ? 64 : 256, 20, 10, "few-groups ");
+        run_case(dev, rng, types[ti], vkl_ggml_block_size(types[ti]) == 1 ? 64 : 256, 20, 10, "few-groups ");
         *ft = saved;
     }
 }
@@ -220,12 +220,12 @@ static void big_table(vkr_device *dev, test_rng *rng)
     if (!w)
         return;
     rng_fill(rng, w, (size_t)K * M, -1.0f, 1.0f);
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
+    vkllm_status st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
     CHECK(st == VKLLM_OK, "big table: upload: %s", vkr_last_error());
     if (st == VKLLM_OK)
         check_gather(dev, rng, &t, w, 12, false, (uint64_t)K * M * 4 > dev->info.features.max_storage_buffer_range,
                      "big table f32 K=4096 M=8500");
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     free(w);
 }
 
@@ -246,7 +246,7 @@ int main(void)
     if (vkr_graph_create(td.dev, &g) == VKLLM_OK) {
         vk_tensor none;
         memset(&none, 0, sizeof none);
-        vkllm_status st = op_get_rows(g, &none, vk_view_of(NULL, 0), vk_view_of(NULL, 0), 1);
+        vkllm_status st = vkl_op_get_rows(g, &none, vk_view_of(NULL, 0), vk_view_of(NULL, 0), 1);
         CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error(), "missing table: status %d", st);
         CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
         vkr_graph_destroy(g);

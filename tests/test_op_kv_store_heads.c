@@ -1,4 +1,4 @@
-/* op_rope_kv_store_heads against a CPU reference built from ref_rmsnorm, ref_rope and ref_kv_store: per head,
+/* vkl_op_rope_kv_store_heads against a CPU reference built from ref_rmsnorm, ref_rope and ref_kv_store: per head,
  * x + bias, RMSNorm times a weight, rope (interleaved or NeoX, partial, frequency factors, cos/sin times
  * mscale), Q in place and K/V into the f16 caches at positions out of order. Poisoned caches catch rows
  * written at the wrong place; a guard after Q catches writes past it. Tolerances: Q rel L2 < 1e-5 + 4e-7 *
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
+#include "host/ops/ops.h"
 #include "ref/ref_ops.h"
 #include "util.h"
 
@@ -105,7 +105,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
               opt_upload(dev, kb, 0, k, nkv * 4) && opt_upload(dev, vb, 0, v, nkv * 4) &&
               opt_upload(dev, pb, 0, pos, (size_t)c->n_rows * 4) && opt_upload(dev, ab, 0, aux, n_aux * 4) &&
               opt_upload(dev, fb, 0, ff, hd * 4) && vkr_graph_create(dev, &g) == VKLLM_OK;
-    vkllm_status st = ok ? op_rope_kv_store_heads(g, vk_view_of(c->with_q ? qb : NULL, 0), vk_view_of(kb, 0),
+    vkllm_status st = ok ? vkl_op_rope_kv_store_heads(g, vk_view_of(c->with_q ? qb : NULL, 0), vk_view_of(kb, 0),
                                                   vk_view_of(vb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0),
                                                   vk_view_of(pb, 0), &rp, &prep, &ap)
                          : VKLLM_ERR_INVALID_ARGUMENT;
@@ -178,10 +178,10 @@ int main(void)
         vk_head_prep prep = {.aux = &t, .bias = true, .norm = false, .eps = 1e-6f};
         vk_attention_params ap = {.n_rows = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 8, .n_ctx = 16, .scale = 1};
         vk_view vw = vk_view_of(b, 0);
-        CHECK(op_rope_kv_store_heads(g, vw, vw, vw, vw, vw, vw, &rp, &prep, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
+        CHECK(vkl_op_rope_kv_store_heads(g, vw, vw, vw, vw, vw, vw, &rp, &prep, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
               "n_rot > head_dim must be refused");
         rp.n_rot = 8;
-        CHECK(op_rope_kv_store_heads(g, vw, vw, vw, vw, vw, vw, &rp, &prep, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
+        CHECK(vkl_op_rope_kv_store_heads(g, vw, vw, vw, vw, vw, vw, &rp, &prep, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
               "an aux vector shorter than the biases must be refused");
         CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
         vkr_buffer_destroy(td.dev, b);

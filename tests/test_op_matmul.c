@@ -1,4 +1,4 @@
-/* op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
+/* vkl_op_matmul against a CPU reference that dequantizes the very same GGUF blocks (tests/ref/ref_matmul.c).
  *
  * Every type of the type table, every kernel family (F32, F16, Q8_0 and Q4_0 on many shapes, the others on
  * fewer: other_types): the CPU-device kernel (shaders/mm_cpu.comp, every
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
 #include "matmul_case.h"
@@ -31,7 +31,7 @@ static double worst_err[MATMUL_CASE_TYPE_IDS];   /* by type (-1: not run), print
 
 static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1e-3; }
 
-/* One op_matmul on random data, checked (tests/matmul_case.c). With view_r0 > 0 the weight is a view of rows
+/* One vkl_op_matmul on random data, checked (tests/matmul_case.c). With view_r0 > 0 the weight is a view of rows
  * [view_r0, view_r0 + M) of a larger uploaded tensor. x starts x_extra bytes (a multiple of 16) past the
  * device's offset alignment. Returns false on a failure (already counted). */
 static bool run_case_at(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
@@ -60,7 +60,7 @@ static bool run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
 
 static const uint32_t TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
 
-/* The kernel families: op_matmul picks them by device type (see host/ops_matmul.c). The CPU kernel runs twice:
+/* The kernel families: vkl_op_matmul picks them by device type (see host/ops/ops_matmul.c). The CPU kernel runs twice:
  * with the device's shaderInt64 (its 64-bit-load variant where that applies) and with int64 reported absent
  * (the 32-bit variant everywhere). */
 typedef struct family {
@@ -91,13 +91,13 @@ static void shapes(vkr_device *dev, test_rng *rng, const family *fam)
                 uint32_t K = km_all[i][0], M = km_all[i][1];
                 if (N >= 9 && K == 4096 && M > 40)
                     continue;   /* keep lavapipe time down */
-                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, ggml_type_name(type), K, M, N);
+                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, vkl_ggml_type_name(type), K, M, N);
                 run_case(dev, rng, type, K, M, N, label);
             }
             if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16) {
                 for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
                     uint32_t K = km_float[i][0], M = km_float[i][1];
-                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, ggml_type_name(type), K, M,
+                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, vkl_ggml_type_name(type), K, M,
                              N);
                     run_case(dev, rng, type, K, M, N, label);
                 }
@@ -124,7 +124,7 @@ static void weight_views(vkr_device *dev, test_rng *rng, const family *fam)
         for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
             uint32_t type = TYPES[cases[i][0]];
             snprintf(label, sizeof label, "%s view %s K=%u M=%u rows from %u N=%u", fam->name,
-                     ggml_type_name(type), cases[i][1], cases[i][2], cases[i][3], ncols[ni]);
+                     vkl_ggml_type_name(type), cases[i][1], cases[i][2], cases[i][3], ncols[ni]);
             run_case_view(dev, rng, type, cases[i][1], cases[i][2], ncols[ni], cases[i][3], label);
         }
     }
@@ -153,7 +153,7 @@ static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
     };
     for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
         uint32_t type = TYPES[c1[i][0]];
-        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", fam->name, ggml_type_name(type),
+        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", fam->name, vkl_ggml_type_name(type),
                  c1[i][1], c1[i][2], c1[i][3]);
         run_case(dev, rng, type, c1[i][1], c1[i][2], c1[i][3], label);
     }
@@ -169,7 +169,7 @@ static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
     };
     for (size_t i = 0; i < sizeof c2 / sizeof c2[0]; i++) {
         uint32_t type = TYPES[c2[i][0]];
-        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", fam->name, ggml_type_name(type),
+        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", fam->name, vkl_ggml_type_name(type),
                  c2[i][1], c2[i][2], c2[i][3]);
         run_case(dev, rng, type, c2[i][1], c2[i][2], c2[i][3], label);
     }
@@ -177,7 +177,7 @@ static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
 }
 
 /* The CPU kernel's 64-bit-load variant (one column, Q8_0/Q4_0, K a multiple of 128: cpu_i64_applies in
- * host/ops_matmul.c) at its edges: one and several groups of four blocks, row counts that are not multiples of
+ * host/ops/ops_matmul.c) at its edges: one and several groups of four blocks, row counts that are not multiples of
  * a workgroup's rows, x bound with a residual of 32 bytes (taken) and of 16 (the 32-bit variant), and row chunks
  * bound at non-zero residuals that are multiples of 32 (quants) and 8 (scales) bytes, and a narrower workgroup.
  * With int64 reported absent the same cases check the 32-bit variant. */
@@ -188,7 +188,7 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
     for (uint32_t ti = 2; ti < 4; ti++) {
         const uint32_t type = TYPES[ti];
         for (size_t i = 0; i < sizeof km / sizeof km[0]; i++) {
-            snprintf(label, sizeof label, "%s edges %s K=%u M=%u N=1", fam->name, ggml_type_name(type), km[i][0],
+            snprintf(label, sizeof label, "%s edges %s K=%u M=%u N=1", fam->name, vkl_ggml_type_name(type), km[i][0],
                      km[i][1]);
             run_case(dev, rng, type, km[i][0], km[i][1], 1, label);
         }
@@ -200,14 +200,14 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
     for (uint32_t ti = 2; ti < 4; ti++) {
         const uint32_t type = TYPES[ti];
         for (uint32_t x_extra = 16; x_extra <= 32; x_extra += 16) {
-            snprintf(label, sizeof label, "%s edges %s x at +%u K=256 M=40 N=1", fam->name, ggml_type_name(type),
+            snprintf(label, sizeof label, "%s edges %s x at +%u K=256 M=40 N=1", fam->name, vkl_ggml_type_name(type),
                      x_extra);
             run_case_at(dev, rng, type, 256, 40, 1, 0, x_extra, label);
         }
         /* Row chunks of 64 rows of a view from row 3: quants (64-byte rows for Q4_0) and scales bound at
          * residuals of 64 and 24 bytes below 128-byte aligned binding offsets. */
         ft->max_storage_buffer_range = 4096 + 512;
-        snprintf(label, sizeof label, "%s edges small-range %s K=128 M=1000 N=1", fam->name, ggml_type_name(type));
+        snprintf(label, sizeof label, "%s edges small-range %s K=128 M=1000 N=1", fam->name, vkl_ggml_type_name(type));
         run_case_view(dev, rng, type, 128, 1000, 1, 3, label);
         ft->max_storage_buffer_range = saved.max_storage_buffer_range;
     }
@@ -216,7 +216,7 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
     if (ft->subgroup_size >= 4) {
         ft->subgroup_size = 4;
         for (uint32_t ti = 2; ti < 4; ti++) {
-            snprintf(label, sizeof label, "%s edges wg-4 %s K=384 M=77 N=1", fam->name, ggml_type_name(TYPES[ti]));
+            snprintf(label, sizeof label, "%s edges wg-4 %s K=384 M=77 N=1", fam->name, vkl_ggml_type_name(TYPES[ti]));
             run_case(dev, rng, TYPES[ti], 384, 77, 1, label);
         }
         *ft = saved;
@@ -244,13 +244,13 @@ static void other_types(vkr_device *dev, test_rng *rng, const family *fam)
     vkr_features *ft = &dev->info.features;
     for (uint32_t ti = 0; ti < nt; ti++) {
         const uint32_t type = types[ti];
-        const char *tn = ggml_type_name(type);
+        const char *tn = vkl_ggml_type_name(type);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u view from %u", fam->name, tn, cases[i][0],
                      cases[i][1], cases[i][2], cases[i][3]);
             run_case_view(dev, rng, type, cases[i][0], cases[i][1], cases[i][2], cases[i][3], label);
         }
-        if (ggml_block_size(type) == 1)
+        if (vkl_ggml_block_size(type) == 1)
             for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
                 snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", fam->name, tn, km_float[i][0], km_float[i][1],
                          km_float[i][2]);
@@ -283,7 +283,7 @@ static void reduction_variants(vkr_device *dev, test_rng *rng)
             dev->info.features.subgroup_size = v[i].subgroup_size;
         for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
             snprintf(label, sizeof label, "%s wg-for-%u %s", v[i].subgroups ? "subgroup" : "shared-memory",
-                     dev->info.features.subgroup_size, ggml_type_name(TYPES[ti]));
+                     dev->info.features.subgroup_size, vkl_ggml_type_name(TYPES[ti]));
             run_case(dev, rng, TYPES[ti], 4096, 37, 1, label);
             run_case(dev, rng, TYPES[ti], 96, 5, 1, label);
             run_case(dev, rng, TYPES[ti], 1024, 37, 4, label);
@@ -303,8 +303,8 @@ static void matmul_tiles(vkr_device *dev, test_rng *rng)
     char label[96];
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         setenv("VKLLM_MATMUL_TILE", tiles[i], 1);
-        for (size_t ti = 0; ti < ggml_type_count(); ti++) {
-            const ggml_type_info *ty = ggml_type_at(ti);
+        for (size_t ti = 0; ti < vkl_ggml_type_count(); ti++) {
+            const ggml_type_info *ty = vkl_ggml_type_at(ti);
             if (!ty->kernels)
                 continue;
             const uint32_t K = ty->block == 1 ? (ty->id == GGML_TYPE_F16 ? 33 : 100) : 2 * ty->block;
@@ -338,7 +338,7 @@ static void big_weight(vkr_device *dev, test_rng *rng)
     rng_fill(rng, x, (size_t)K * N, -1.0f, 1.0f);
     ref_matmul_f32(w, x, yref, K, M, N);
 
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
+    vkllm_status st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
     if (st == VKLLM_OK)
         st = vkr_buffer_create(dev, (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
     if (st == VKLLM_OK)
@@ -354,7 +354,7 @@ static void big_weight(vkr_device *dev, test_rng *rng)
         vkr_graph_clear(g);
         st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N * 4, OPT_POISON);
         if (st == VKLLM_OK)
-            st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
+            st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
         if (st == VKLLM_OK)
             st = vkr_graph_run(g);
         if (st == VKLLM_OK)
@@ -376,7 +376,7 @@ done:
         vkr_buffer_destroy(dev, xb);
     if (yb)
         vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     free(w);
     free(x);
     free(yref);
@@ -388,45 +388,45 @@ static void bad_arguments(vkr_device *dev)
 {
     float wf[64 * 4] = {0};
     vk_tensor t;
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_TQ1_0 /* not in the type table */, 256, 2, wf, &t);
+    vkllm_status st = vkl_tensor_upload(dev, GGML_TYPE_TQ1_0 /* not in the type table */, 256, 2, wf, &t);
     CHECK(st == VKLLM_ERR_UNSUPPORTED, "upload of an unsupported type: status %d", st);
     CHECK(t.buffer == NULL, "failed upload left a buffer");
-    st = vk_tensor_upload(dev, GGML_TYPE_Q8_0, 48, 2, wf, &t);
+    st = vkl_tensor_upload(dev, GGML_TYPE_Q8_0, 48, 2, wf, &t);
     CHECK(st != VKLLM_OK && *vkr_last_error(), "upload of a Q8_0 row of 48: status %d", st);
-    st = vk_tensor_upload(dev, GGML_TYPE_F32, 64, 4, wf, &t);
+    st = vkl_tensor_upload(dev, GGML_TYPE_F32, 64, 4, wf, &t);
     CHECK(st == VKLLM_OK, "upload: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return;
     vkr_buffer *b = NULL;
     vkr_graph *g = NULL;
     if (vkr_buffer_create(dev, 64 * 4, VKR_MEMORY_DEVICE, &b) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
-        st = op_matmul(g, &t, vk_view_of(b, 0), vk_view_of(b, 0), 2);   /* x needs 512 bytes */
+        st = vkl_op_matmul(g, &t, vk_view_of(b, 0), vk_view_of(b, 0), 2);   /* x needs 512 bytes */
         CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error(), "x too small: status %d", st);
         CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
-        /* A type the table reads but no kernel runs yet: uploads, and op_matmul refuses it by name. */
-        for (size_t i = 0; i < ggml_type_count(); i++) {
-            const ggml_type_info *ty = ggml_type_at(i);
+        /* A type the table reads but no kernel runs yet: uploads, and vkl_op_matmul refuses it by name. */
+        for (size_t i = 0; i < vkl_ggml_type_count(); i++) {
+            const ggml_type_info *ty = vkl_ggml_type_at(i);
             if (ty->kernels)
                 continue;
             vk_tensor q;
             uint8_t raw[2 * 256] = {0};   /* one row of 256 elements of any type fits */
-            st = vk_tensor_upload(dev, ty->id, 256, 1, raw, &q);
+            st = vkl_tensor_upload(dev, ty->id, 256, 1, raw, &q);
             CHECK(st == VKLLM_OK, "upload %s: %s", ty->name, vkr_last_error());
             if (st != VKLLM_OK)
                 continue;
-            st = op_matmul(g, &q, vk_view_of(b, 0), vk_view_of(b, 0), 1);
+            st = vkl_op_matmul(g, &q, vk_view_of(b, 0), vk_view_of(b, 0), 1);
             CHECK(st == VKLLM_ERR_UNSUPPORTED && strstr(vkr_last_error(), "no kernel for weight type") &&
                   strstr(vkr_last_error(), ty->name), "%s without kernels: status %d (%s)", ty->name, st,
                   vkr_last_error());
             CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
-            vk_tensor_free(dev, &q);
+            vkl_tensor_free(dev, &q);
         }
     }
     if (g)
         vkr_graph_destroy(g);
     if (b)
         vkr_buffer_destroy(dev, b);
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     CHECK(t.buffer == NULL, "vk_tensor_free left a buffer");
 }
 
@@ -461,7 +461,7 @@ int main(void)
     }
     td.dev->info.type = real_type;
     td.dev->info.features.int64 = real_int64;
-    /* Over 256K blocks: host/tensor.c repacks and uploads quantized weights in several chunks. */
+    /* Over 256K blocks: host/ops/tensor.c repacks and uploads quantized weights in several chunks. */
     run_case(td.dev, &rng, GGML_TYPE_Q8_0, 4096, 2100, 1, "multi-chunk upload q8_0");
     run_case(td.dev, &rng, GGML_TYPE_Q4_0, 4096, 2100, 2, "multi-chunk upload q4_0");
     big_weight(td.dev, &rng);

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "matmul_case.h"
 #include "util.h"
 
@@ -30,7 +30,7 @@
 
 static double worst_err[MATMUL_CASE_TYPE_IDS];   /* by type (-1: not run) */
 
-/* One op_matmul on random data, checked (tests/matmul_case.c), that must run the cooperative-matrix kernel;
+/* One vkl_op_matmul on random data, checked (tests/matmul_case.c), that must run the cooperative-matrix kernel;
  * with view_r0 > 0 the weight is rows [view_r0, view_r0 + M) of a larger tensor. */
 static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, uint32_t N,
                      uint32_t view_r0, const char *label)
@@ -57,26 +57,26 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++) {
             const uint32_t N = ncols[ni];
             for (size_t i = 0; i < sizeof km_all / sizeof km_all[0]; i++) {
-                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, ggml_type_name(type), km_all[i][0],
+                snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, vkl_ggml_type_name(type), km_all[i][0],
                          km_all[i][1], N);
                 run_case(dev, rng, type, km_all[i][0], km_all[i][1], N, 0, label);
             }
             if (type == GGML_TYPE_F32 || type == GGML_TYPE_F16)
                 for (size_t i = 0; i < sizeof km_float / sizeof km_float[0]; i++) {
-                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, ggml_type_name(type),
+                    snprintf(label, sizeof label, "%s %s K=%u M=%u N=%u", form, vkl_ggml_type_name(type),
                              km_float[i][0], km_float[i][1], N);
                     run_case(dev, rng, type, km_float[i][0], km_float[i][1], N, 0, label);
                 }
         }
         /* A prompt-sized product (pp512 of a 2048-wide layer; smaller when emulated, which is slow) and a weight
          * view at an unaligned row. */
-        snprintf(label, sizeof label, "%s %s pp512", form, ggml_type_name(type));
+        snprintf(label, sizeof label, "%s %s pp512", form, vkl_ggml_type_name(type));
 #ifdef COOPMAT_EMULATED
         run_case(dev, rng, type, 512, 128, 512, 0, label);
 #else
         run_case(dev, rng, type, 2048, 256, 512, 0, label);
 #endif
-        snprintf(label, sizeof label, "%s %s view", form, ggml_type_name(type));
+        snprintf(label, sizeof label, "%s %s view", form, vkl_ggml_type_name(type));
         run_case(dev, rng, type, 96, 50, 20, 3, label);
     }
 
@@ -85,7 +85,7 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
     uint32_t types[32];
     const uint32_t nt = matmul_case_other_types(types, 32);
     for (uint32_t ti = 0; ti < nt; ti++) {
-        const char *tn = ggml_type_name(types[ti]);
+        const char *tn = vkl_ggml_type_name(types[ti]);
         snprintf(label, sizeof label, "%s %s K=256 M=65 N=17", form, tn);
         run_case(dev, rng, types[ti], 256, 65, 17, 0, label);
         snprintf(label, sizeof label, "%s %s K=512 M=17 N=70", form, tn);
@@ -103,7 +103,7 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         setenv("VKLLM_COOPMAT_TILE", tiles[i], 1);
         for (size_t j = 0; j < sizeof tc / sizeof tc[0]; j++) {
-            snprintf(label, sizeof label, "%s tile %s %s K=%u M=%u N=%u", form, tiles[i], ggml_type_name(tc[j][0]),
+            snprintf(label, sizeof label, "%s tile %s %s K=%u M=%u N=%u", form, tiles[i], vkl_ggml_type_name(tc[j][0]),
                      tc[j][1], tc[j][2], tc[j][3]);
             run_case(dev, rng, tc[j][0], tc[j][1], tc[j][2], tc[j][3], 0, label);
         }
@@ -118,12 +118,12 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         ft->min_storage_buffer_offset_alignment = 256;
     static const uint32_t c1[][4] = {{0, 96, 301, 40}, {1, 96, 200, 70}, {2, 96, 130, 45}, {3, 64, 301, 9}};
     for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
-        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", form, ggml_type_name(TYPES[c1[i][0]]),
+        snprintf(label, sizeof label, "%s small-range %s K=%u M=%u N=%u", form, vkl_ggml_type_name(TYPES[c1[i][0]]),
                  c1[i][1], c1[i][2], c1[i][3]);
         run_case(dev, rng, TYPES[c1[i][0]], c1[i][1], c1[i][2], c1[i][3], 0, label);
     }
     for (uint32_t ti = 0; ti < nt; ti++) {
-        snprintf(label, sizeof label, "%s small-range %s K=256 M=200 N=20", form, ggml_type_name(types[ti]));
+        snprintf(label, sizeof label, "%s small-range %s K=256 M=200 N=20", form, vkl_ggml_type_name(types[ti]));
         run_case(dev, rng, types[ti], 256, 200, 20, 0, label);
     }
     *ft = saved;
@@ -131,7 +131,7 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
     ft->max_workgroup_count[1] = 2;
     static const uint32_t c2[][4] = {{0, 64, 300, 170}, {3, 96, 1000, 200}};
     for (size_t i = 0; i < sizeof c2 / sizeof c2[0]; i++) {
-        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", form, ggml_type_name(TYPES[c2[i][0]]),
+        snprintf(label, sizeof label, "%s few-groups %s K=%u M=%u N=%u", form, vkl_ggml_type_name(TYPES[c2[i][0]]),
                  c2[i][1], c2[i][2], c2[i][3]);
         run_case(dev, rng, TYPES[c2[i][0]], c2[i][1], c2[i][2], c2[i][3], 0, label);
     }
@@ -139,7 +139,7 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
 }
 
 /* Under AMD's vendor id the kernel runs only with a subgroup size of 32 (RDNA3's matrix instructions are wave32,
- * while the drivers default to 64), required through subgroup size control; where 32 is not possible op_matmul
+ * while the drivers default to 64), required through subgroup size control; where 32 is not possible vkl_op_matmul
  * records the tiled matmul instead. Checked on this device's subgroup sizes reported under AMD's id: which
  * kernel the graph holds. (Results of both kernels are checked by the suite.) */
 static void amd_wave32(vkr_device *dev)
@@ -154,11 +154,11 @@ static void amd_wave32(vkr_device *dev)
     vk_tensor t;
     vkr_buffer *xb = NULL, *yb = NULL;
     vkr_graph *g = NULL;
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
+    vkllm_status st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
     if (st == VKLLM_OK && (st = vkr_buffer_create(dev, K * N * 4, VKR_MEMORY_DEVICE, &xb)) == VKLLM_OK &&
         (st = vkr_buffer_create(dev, M * N * 4, VKR_MEMORY_DEVICE, &yb)) == VKLLM_OK &&
         (st = vkr_graph_create(dev, &g)) == VKLLM_OK)
-        st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
+        st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
     CHECK(st == VKLLM_OK, "amd wave32: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         const char *name = vkr_graph_size(g) ? vkr_graph_dispatch_name(g, 0) : "(none)";
@@ -172,7 +172,7 @@ static void amd_wave32(vkr_device *dev)
         vkr_buffer_destroy(dev, xb);
     if (yb)
         vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &t);   /* zeroed by a failed upload */
+    vkl_tensor_free(dev, &t);   /* zeroed by a failed upload */
     dev->info.vendor_id = vendor;
 }
 

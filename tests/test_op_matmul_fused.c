@@ -1,4 +1,4 @@
-/* op_matmul_fused (the decode matvec with RMSNorm on its input, SiLU-gate and residual add on its output)
+/* vkl_op_matmul_fused (the decode matvec with RMSNorm on its input, SiLU-gate and residual add on its output)
  * against a CPU reference: the separate ops' maths in double over the same dequantized weights.
  *
  * Every type (F32, F16, Q8_0 and Q4_0 on many shapes, the others of the type table on fewer), every fusion the
@@ -12,7 +12,7 @@
  * memory (reduced to one that fits).
  *
  * Tolerance (relative L2 against the double reference; the reference dequantizes the same blocks, so only
- * f32 rounding differs): 1e-4 for F32, 1e-3 for every other type. F32 is looser than op_matmul's 1e-5
+ * f32 rounding differs): 1e-4 for F32, 1e-3 for every other type. F32 is looser than vkl_op_matmul's 1e-5
  * because some cases have one or two outputs: a dot product that nearly cancels turns the f32 rounding of
  * the normalised x into a larger relative error of that output, and SiLU-gate multiplies two of them
  * (seen: 1.7e-5 for glu, K = 32, M = 1). A wrong or missing term gives errors of order 1e-1. */
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
@@ -135,9 +135,9 @@ static void run_case(vkr_device *dev, test_rng *rng, const fusion_case *fc, uint
     double gate_up_l2;
     reference(fc, wd, x, gv, y0, yref, K, M, N, &gate_up_l2);
 
-    vkllm_status st = vk_tensor_upload(dev, type, K, Mw, wq, &w);
+    vkllm_status st = vkl_tensor_upload(dev, type, K, Mw, wq, &w);
     if (st == VKLLM_OK)
-        st = vk_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
+        st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
     if (st == VKLLM_OK)
         st = vkr_buffer_create(dev, xoff + (uint64_t)K * N * 4, VKR_MEMORY_DEVICE, &xb);
     if (st == VKLLM_OK)
@@ -157,7 +157,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const fusion_case *fc, uint
     vk_matmul_fusion f = {.norm = fc->norm ? &norm : NULL, .eps = EPS, .glu = fc->glu, .accumulate = fc->accumulate,
                           .gelu = fc->gelu};
     bool fused = true;
-    st = op_matmul_fused(g, &w, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N, &f, &fused);
+    st = vkl_op_matmul_fused(g, &w, vk_view_of(xb, xoff), vk_view_of(yb, yoff), N, &f, &fused);
     CHECK(st == VKLLM_OK, "%s: op_matmul_fused: %s", label, vkr_last_error());
     CHECK(fused == expect_fused, "%s: fused %d, expected %d", label, fused, expect_fused);
     if (!fused) {
@@ -197,8 +197,8 @@ done:
         vkr_buffer_destroy(dev, xb);
     if (yb)
         vkr_buffer_destroy(dev, yb);
-    vk_tensor_free(dev, &w);
-    vk_tensor_free(dev, &norm);
+    vkl_tensor_free(dev, &w);
+    vkl_tensor_free(dev, &norm);
     free(wf);
     free(wq);
     free(wd);
@@ -243,7 +243,7 @@ static double cache_err(const uint16_t *got, const uint16_t *ref, size_t n, size
     return isfinite(num) ? sqrt(num) / (den > 0 ? sqrt(den) : 1e-30) : INFINITY;
 }
 
-/* op_matmul_fused with the Q;K;V epilogue on random data against ref: norm, matmul, ref_rope of Q and K,
+/* vkl_op_matmul_fused with the Q;K;V epilogue on random data against ref: norm, matmul, ref_rope of Q and K,
  * ref_kv_store. split: as two weights, Q (rows [0, q)) and K;V (rows [q, q + 2kv), row0 != 0), else one. */
 static void run_qkv_case(vkr_device *dev, test_rng *rng, uint32_t type, const qkv_shape *sh, bool split,
                          const char *label)
@@ -306,10 +306,10 @@ static void run_qkv_case(vkr_device *dev, test_rng *rng, uint32_t type, const qk
     const uint32_t parts = split ? 2 : 1, part_rows[2] = {split ? q_rows : rows, 2 * kv};
     vkllm_status st = VKLLM_OK;
     for (uint32_t p = 0; p < parts && st == VKLLM_OK; p++)
-        st = vk_tensor_upload(dev, type, K, part_rows[p],
+        st = vkl_tensor_upload(dev, type, K, part_rows[p],
                               (const uint8_t *)wq + (p ? ref_tensor_bytes(type, K, q_rows) : 0), &w[p]);
     if (st == VKLLM_OK)
-        st = vk_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
+        st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
     xb = opt_buffer(dev, (size_t)K * N * 4), yb = opt_buffer(dev, ybytes), kcb = opt_buffer(dev, cache * 2);
     vcb = opt_buffer(dev, cache * 2), pb = opt_buffer(dev, N * 4), fb = opt_buffer(dev, 512);
     bool ok = st == VKLLM_OK && xb && yb && kcb && vcb && pb && fb && opt_upload(dev, xb, 0, x, (size_t)K * N * 4) &&
@@ -329,7 +329,7 @@ static void run_qkv_case(vkr_device *dev, test_rng *rng, uint32_t type, const qk
                                  .v_cache = vk_view_of(vcb, 0), .positions = vk_view_of(pb, 0), .row0 = p ? q_rows : 0};
         const vk_matmul_fusion f = {.norm = &norm, .eps = EPS, .qkv = &qs};
         bool fused = false;
-        st = op_matmul_fused(g, &w[p], vk_view_of(xb, 0), vk_view_of(yb, p ? (size_t)q_rows * N * 4 : 0), N, &f,
+        st = vkl_op_matmul_fused(g, &w[p], vk_view_of(xb, 0), vk_view_of(yb, p ? (size_t)q_rows * N * 4 : 0), N, &f,
                              &fused);
         CHECK(st == VKLLM_OK && fused, "%s: op_matmul_fused: fused %d, %s", label, fused, vkr_last_error());
     }
@@ -369,9 +369,9 @@ done:
     for (size_t i = 0; i < 6; i++)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
-    vk_tensor_free(dev, &w[0]);
-    vk_tensor_free(dev, &w[1]);
-    vk_tensor_free(dev, &norm);
+    vkl_tensor_free(dev, &w[0]);
+    vkl_tensor_free(dev, &w[1]);
+    vkl_tensor_free(dev, &norm);
     free(wf), free(wd), free(wq), free(x), free(xn), free(gv), free(full), free(qref), free(kvref), free(yall);
     free(kc_ref), free(vc_ref), free(kc), free(vc);
 }
@@ -391,14 +391,14 @@ static void qkv_cases(vkr_device *dev, test_rng *rng, const char *variant)
     for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++)
         for (size_t si = 0; si < N_QKV_SHAPES; si++)
             for (int split = 0; split < 2; split++) {
-                snprintf(label, sizeof label, "%s qkv %s shape %zu%s", variant, ggml_type_name(TYPES[ti]), si,
+                snprintf(label, sizeof label, "%s qkv %s shape %zu%s", variant, vkl_ggml_type_name(TYPES[ti]), si,
                          split ? " split" : "");
                 run_qkv_case(dev, rng, TYPES[ti], &QKV_SHAPES[si], split, label);
             }
     uint32_t types[32];
     const uint32_t nt = matmul_case_other_types(types, 32);
     for (uint32_t ti = 0; ti < nt; ti++) {
-        snprintf(label, sizeof label, "%s qkv %s", variant, ggml_type_name(types[ti]));
+        snprintf(label, sizeof label, "%s qkv %s", variant, vkl_ggml_type_name(types[ti]));
         run_qkv_case(dev, rng, types[ti], &QKV_SHAPES[2], false, label);
     }
 }
@@ -411,11 +411,11 @@ static void qkv_refusals(vkr_device *dev)
     vk_tensor w, norm;
     vkr_buffer *b = opt_buffer(dev, 1 << 16);
     vkr_graph *g = NULL;
-    if (!b || vk_tensor_upload(dev, GGML_TYPE_F32, 32, 12, wf, &w) != VKLLM_OK) {
+    if (!b || vkl_tensor_upload(dev, GGML_TYPE_F32, 32, 12, wf, &w) != VKLLM_OK) {
         CHECK(false, "qkv refusals: setup: %s", vkr_last_error());
         return;
     }
-    if (vk_tensor_upload(dev, GGML_TYPE_F32, 32, 1, wf, &norm) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
+    if (vkl_tensor_upload(dev, GGML_TYPE_F32, 32, 1, wf, &norm) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
         const vk_view vw = vk_view_of(b, 0);
         for (int i = 0; i < 4; i++) {
             vk_rope_params rp = {.n_rows = 1, .n_heads = 1, .head_dim = 4, .n_rot = 4, .theta_base = 1e4f};
@@ -427,7 +427,7 @@ static void qkv_refusals(vkr_device *dev)
             qs.row0 = i == 3 ? 1 : 0;
             const vk_matmul_fusion f = {.norm = &norm, .eps = EPS, .qkv = &qs};
             bool fused = true;
-            vkllm_status st = op_matmul_fused(g, &w, vw, vk_view_of(b, 4096), 1, &f, &fused);
+            vkllm_status st = vkl_op_matmul_fused(g, &w, vw, vk_view_of(b, 4096), 1, &f, &fused);
             CHECK(i < 3 ? st == VKLLM_OK : st == VKLLM_ERR_INVALID_ARGUMENT, "qkv refusal %d: status %d", i, st);
             CHECK(!fused && vkr_graph_size(g) == 0, "qkv refusal %d: fused %d, %u dispatches", i, fused,
                   vkr_graph_size(g));
@@ -435,8 +435,8 @@ static void qkv_refusals(vkr_device *dev)
     }
     vkr_graph_destroy(g);
     vkr_buffer_destroy(dev, b);
-    vk_tensor_free(dev, &w);
-    vk_tensor_free(dev, &norm);
+    vkl_tensor_free(dev, &w);
+    vkl_tensor_free(dev, &norm);
 }
 
 /* Every fusion x type x shape x column count, on the device's own reduction path. */
@@ -455,7 +455,7 @@ static void shapes(vkr_device *dev, test_rng *rng, const char *variant)
                     const uint32_t K = i < 4 ? km_all[i][0] : km_float[i - 4][0];
                     const uint32_t M = i < 4 ? km_all[i][1] : km_float[i - 4][1];
                     snprintf(label, sizeof label, "%s %s %s K=%u M=%u N=%u", variant, FUSIONS[fi].name,
-                             ggml_type_name(type), K, M, ncols[ni]);
+                             vkl_ggml_type_name(type), K, M, ncols[ni]);
                     run_case(dev, rng, &FUSIONS[fi], type, K, M, ncols[ni], true, label);
                 }
             }
@@ -471,7 +471,7 @@ static void other_types(vkr_device *dev, test_rng *rng, const char *variant)
     const uint32_t nt = matmul_case_other_types(types, 32);
     char label[128];
     for (uint32_t ti = 0; ti < nt; ti++) {
-        const char *tn = ggml_type_name(types[ti]);
+        const char *tn = vkl_ggml_type_name(types[ti]);
         for (size_t fi = 0; fi < N_FUSIONS; fi++) {
             snprintf(label, sizeof label, "%s %s %s K=256 M=33 N=1", variant, FUSIONS[fi].name, tn);
             run_case(dev, rng, &FUSIONS[fi], types[ti], 256, 33, 1, true, label);
@@ -498,11 +498,11 @@ static void limits(vkr_device *dev, test_rng *rng)
         dev->info.features.min_storage_buffer_offset_alignment = 256;
     char label[128];
     for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
-        snprintf(label, sizeof label, "small-range norm %s", ggml_type_name(TYPES[ti]));
+        snprintf(label, sizeof label, "small-range norm %s", vkl_ggml_type_name(TYPES[ti]));
         run_case(dev, rng, &FUSIONS[0], TYPES[ti], 64, 300, 1, true, label);
-        snprintf(label, sizeof label, "small-range accumulate %s", ggml_type_name(TYPES[ti]));
+        snprintf(label, sizeof label, "small-range accumulate %s", vkl_ggml_type_name(TYPES[ti]));
         run_case(dev, rng, &FUSIONS[2], TYPES[ti], 64, 301, 2, true, label);
-        snprintf(label, sizeof label, "small-range norm+glu %s (refused)", ggml_type_name(TYPES[ti]));
+        snprintf(label, sizeof label, "small-range norm+glu %s (refused)", vkl_ggml_type_name(TYPES[ti]));
         run_case(dev, rng, &FUSIONS[1], TYPES[ti], 64, 300, 1, false, label);
     }
     dev->info.features = saved;
@@ -571,11 +571,11 @@ int main(void)
     float wf[32 * 2] = {0};
     vkr_buffer *b = NULL;
     vkr_graph *g = NULL;
-    if (vk_tensor_upload(dev, GGML_TYPE_F32, 32, 2, wf, &w) == VKLLM_OK) {
+    if (vkl_tensor_upload(dev, GGML_TYPE_F32, 32, 2, wf, &w) == VKLLM_OK) {
         if (vkr_buffer_create(dev, 256, VKR_MEMORY_DEVICE, &b) == VKLLM_OK && vkr_graph_create(dev, &g) == VKLLM_OK) {
             vk_matmul_fusion f = {.accumulate = true};
             bool fused = true;
-            vkllm_status st = op_matmul_fused(g, &w, vk_view_of(b, 0), vk_view_of(b, 64), 1, &f, &fused);
+            vkllm_status st = vkl_op_matmul_fused(g, &w, vk_view_of(b, 0), vk_view_of(b, 64), 1, &f, &fused);
             CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error() && !fused, "overlapping y: status %d", st);
             CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
         }
@@ -583,7 +583,7 @@ int main(void)
             vkr_graph_destroy(g);
         if (b)
             vkr_buffer_destroy(dev, b);
-        vk_tensor_free(dev, &w);
+        vkl_tensor_free(dev, &w);
     }
 
     dev->info.type = real_type;

@@ -1,6 +1,6 @@
-/* op_rmsnorm against ref_rmsnorm (double sums) on seeded random rows: sizes below, at and past the
+/* vkl_op_rmsnorm against ref_rmsnorm (double sums) on seeded random rows: sizes below, at and past the
  * workgroup size, rows whose mean square is comparable to eps, views at aligned and unaligned (4-byte)
- * offsets, in place (out == x); and op_rmsnorm_add (out += the same), out holding random values first. Outputs are poisoned (NaN) first and words outside the output range must
+ * offsets, in place (out == x); and vkl_op_rmsnorm_add (out += the same), out holding random values first. Outputs are poisoned (NaN) first and words outside the output range must
  * keep the poison. Tolerance: relative L2 < 1e-5 per case (f32 arithmetic, one reduction). */
 #include <math.h>
 #include <stdlib.h>
@@ -36,8 +36,8 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_rows, uint32_t d
         (!add || opt_upload(dev, ob, o_off, out0, n * 4)) && vkr_graph_create(dev, &g) == VKLLM_OK) {
         vk_tensor wt = opt_f32_tensor(wb, w_off, dim);
         vk_view xv = vk_view_of(xb, x_off), ov = vk_view_of(ob, o_off);
-        vkllm_status st = add ? op_rmsnorm_add(g, xv, &wt, ov, n_rows, dim, eps)
-                              : op_rmsnorm(g, xv, &wt, ov, n_rows, dim, eps);
+        vkllm_status st = add ? vkl_op_rmsnorm_add(g, xv, &wt, ov, n_rows, dim, eps)
+                              : vkl_op_rmsnorm(g, xv, &wt, ov, n_rows, dim, eps);
         if (test_op_run(g, st, add ? "op_rmsnorm_add" : "op_rmsnorm") && opt_download(dev, ob, o_off, got, n * 4)) {
             double e = rel_l2(got, ref, n);
             CHECK(e < 1e-5, "rmsnorm%s %ux%u eps %g offs %zu/%zu%s: rel L2 %.3g (first non-finite %ld)",
@@ -68,17 +68,17 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
     vk_tensor w = opt_f32_tensor(b, 0, 64);
     vk_view v = vk_view_of(b, 0);
-    CHECK(op_rmsnorm(g, v, &w, v, 1, 0, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "dim 0 must be rejected");
-    CHECK(op_rmsnorm(g, v, &w, v, 1, 128, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "weight of 64 for dim 128");
-    CHECK(op_rmsnorm(g, v, NULL, v, 1, 64, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "NULL weight");
-    CHECK(op_rmsnorm(g, v, &w, v, 100, 64, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "x past the buffer's end");
-    CHECK(op_rmsnorm(g, v, &w, v, 1, 64, NAN) == VKLLM_ERR_INVALID_ARGUMENT, "NaN eps");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 1, 0, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "dim 0 must be rejected");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 1, 128, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "weight of 64 for dim 128");
+    CHECK(vkl_op_rmsnorm(g, v, NULL, v, 1, 64, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "NULL weight");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 100, 64, 1e-5f) == VKLLM_ERR_INVALID_ARGUMENT, "x past the buffer's end");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 1, 64, NAN) == VKLLM_ERR_INVALID_ARGUMENT, "NaN eps");
     w.type = GGML_TYPE_F16;
-    CHECK(op_rmsnorm(g, v, &w, v, 1, 64, 1e-5f) == VKLLM_ERR_UNSUPPORTED, "f16 weight");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 1, 64, 1e-5f) == VKLLM_ERR_UNSUPPORTED, "f16 weight");
     CHECK(strlen(vkr_last_error()) > 0, "no message stored");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
     w.type = GGML_TYPE_F32;
-    CHECK(op_rmsnorm(g, v, &w, v, 0, 64, 1e-5f) == VKLLM_OK && vkr_graph_size(g) == 0, "0 rows is a no-op");
+    CHECK(vkl_op_rmsnorm(g, v, &w, v, 0, 64, 1e-5f) == VKLLM_OK && vkr_graph_size(g) == 0, "0 rows is a no-op");
 }
 
 static void run_all(vkr_device *dev, test_rng *rng)

@@ -1,4 +1,4 @@
-/* op_rope against ref_rope (angles and rotation in double) on seeded random data: interleaved and NeoX
+/* vkl_op_rope against ref_rope (angles and rotation in double) on seeded random data: interleaved and NeoX
  * pairs, partial rotation (dims >= n_rot must come back bit-identical), Llama 3.1 freq_factors, positions
  * that do not start at 0 and are not in order, row/head counts whose pair count is no multiple of the
  * workgroup size, views at aligned and unaligned offsets, and a recorded graph replayed with new positions.
@@ -41,7 +41,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const rope_case *c, size_t 
     bool ok = xb && pb && fb && opt_upload(dev, fb, f_off, ff, (size_t)(c->n_rot / 2) * 4) &&
               vkr_graph_create(dev, &g) == VKLLM_OK;
     if (ok) {
-        vkllm_status st = op_rope(g, vk_view_of(xb, x_off), vk_view_of(pb, p_off), &p);
+        vkllm_status st = vkl_op_rope(g, vk_view_of(xb, x_off), vk_view_of(pb, p_off), &p);
         CHECK(st == VKLLM_OK, "op_rope: %s", vkr_last_error());
         ok = st == VKLLM_OK;
     } else {
@@ -101,23 +101,23 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
     vk_tensor ff = opt_f32_tensor(b, 0, 4);
     vk_rope_params p = {1, 2, 16, 16, 10000.0f, VK_ROPE_INTERLEAVED, NULL, 1.0f};
     p.n_rot = 18;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_rot > head_dim");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "n_rot > head_dim");
     p.n_rot = 7;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "odd n_rot");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "odd n_rot");
     p.n_rot = 16;
     p.mode = (vk_rope_mode)1;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_UNSUPPORTED, "unknown mode");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_UNSUPPORTED, "unknown mode");
     p.mode = VK_ROPE_NEOX;
     p.theta_base = 0.0f;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "theta_base 0");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "theta_base 0");
     p.theta_base = 10000.0f;
     p.freq_factors = &ff;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "4 freq factors for n_rot 16");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "4 freq factors for n_rot 16");
     p.freq_factors = NULL;
     p.n_rows = 1000;
-    CHECK(op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "x past the end of its buffer");
+    CHECK(vkl_op_rope(g, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "x past the end of its buffer");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
-    CHECK(op_rope(g, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
+    CHECK(vkl_op_rope(g, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
 }
 
 int main(void)

@@ -1,13 +1,13 @@
-/* op_rope_kv_store: rotating K on its way into the f16 cache equals op_rope followed by op_kv_store
+/* vkl_op_rope_kv_store: rotating K on its way into the f16 cache equals vkl_op_rope followed by vkl_op_kv_store
  * (CPU reference: ref_rope then ref_kv_store), with and without frequency factors, positions out of
  * order, and n_rot < head_dim. Poisoned caches catch rows written at the wrong place or not at all.
- * With q given (group > 0: group query heads per kv head), Q must come out as op_rope leaves it
+ * With q given (group > 0: group query heads per kv head), Q must come out as vkl_op_rope leaves it
  * (tolerance as tests/test_op_rope.c: rel L2 < 1e-5 + 4e-7 * max position), and a guard after it untouched. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
+#include "host/ops/ops.h"
 #include "ref/ref_ops.h"
 #include "util.h"
 
@@ -55,14 +55,14 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
               opt_upload(dev, qb, 0, q, (q_n + q_guard) * 4) &&
               opt_upload(dev, vb, 0, v, act * 4) && opt_upload(dev, pb, 0, pos, n_rows * 4u) &&
               opt_upload(dev, fb, 0, ff, (n_rot / 2) * 4u) && vkr_graph_create(dev, &g) == VKLLM_OK;
-    vkllm_status st = ok ? op_rope_kv_store(g, vk_view_of(group ? qb : NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0),
+    vkllm_status st = ok ? vkl_op_rope_kv_store(g, vk_view_of(group ? qb : NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0),
                                             vk_view_of(kcb, 0),
                                             vk_view_of(vcb, 0), vk_view_of(pb, 0), &rp, &ap)
                          : VKLLM_ERR_INVALID_ARGUMENT;
     CHECK(st == VKLLM_OK, "op_rope_kv_store setup: %s", vkr_last_error());
     if (st == VKLLM_OK && (st = vkr_graph_run(g)) == VKLLM_OK && opt_download(dev, kcb, 0, kgot, cache * 2) &&
         opt_download(dev, vcb, 0, vgot, cache * 2) && opt_download(dev, qb, 0, q_got, (q_n + q_guard) * 4)) {
-        /* Q: rotated as op_rope would (group > 0), else untouched; the guard after it untouched either way */
+        /* Q: rotated as vkl_op_rope would (group > 0), else untouched; the guard after it untouched either way */
         uint32_t max_pos = 0;
         for (uint32_t r = 0; r < n_rows; r++)
             max_pos = pos[r] > max_pos ? pos[r] : max_pos;
@@ -130,7 +130,7 @@ int main(void)
         vk_attention_params ap = {.n_rows = 1, .n_heads = 1, .n_kv_heads = 1,
                                   .head_dim = 8, .n_ctx = 16, .scale = 1.0f};
         vk_view vw = vk_view_of(b, 0);
-        CHECK(op_rope_kv_store(g, vw, vw, vw, vw, vw, vw, &rp, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
+        CHECK(vkl_op_rope_kv_store(g, vw, vw, vw, vw, vw, vw, &rp, &ap) == VKLLM_ERR_INVALID_ARGUMENT,
               "NeoX must be refused");
         vkr_buffer_destroy(td.dev, b);
         vkr_graph_destroy(g);

@@ -1,4 +1,4 @@
-/* op_softmax against ref_softmax (double) on seeded random rows: widths below, at and past the workgroup
+/* vkl_op_softmax against ref_softmax (double) on seeded random rows: widths below, at and past the workgroup
  * size, scales that make rows peaked and flat, causal masking with offsets 0, mid-row and past the row
  * (nothing masked), views at aligned and unaligned offsets, in place (out == x). Masked columns must be
  * exactly 0, unmasked ones sum to 1. Outputs are poisoned (NaN) first; words outside the output keep
@@ -31,7 +31,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const sm_case *c, size_t x_
         o_off = x_off;
     vkr_graph *g = NULL;
     if (xb && ob && opt_upload(dev, xb, x_off, x, n * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
-        vkllm_status st = op_softmax(g, vk_view_of(xb, x_off), vk_view_of(ob, o_off), c->n_rows, c->n_cols, c->scale,
+        vkllm_status st = vkl_op_softmax(g, vk_view_of(xb, x_off), vk_view_of(ob, o_off), c->n_rows, c->n_cols, c->scale,
                                      c->causal, c->offset);
         if (test_op_run(g, st, "op_softmax") && opt_download(dev, ob, o_off, got, n * 4)) {
             double e = rel_l2(got, ref, n);
@@ -94,10 +94,10 @@ static void run_all(vkr_device *dev, test_rng *rng)
 static void argument_errors(vkr_graph *g, vkr_buffer *b)
 {
     vk_view v = vk_view_of(b, 0);
-    CHECK(op_softmax(g, v, v, 1, 0, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "0 columns");
-    CHECK(op_softmax(g, v, v, 2, 1000, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "past the buffer's end");
-    CHECK(op_softmax(g, v, v, 1, 10, INFINITY, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "infinite scale");
-    CHECK(op_softmax(g, vk_view_of(b, 2), v, 1, 10, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT,
+    CHECK(vkl_op_softmax(g, v, v, 1, 0, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "0 columns");
+    CHECK(vkl_op_softmax(g, v, v, 2, 1000, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "past the buffer's end");
+    CHECK(vkl_op_softmax(g, v, v, 1, 10, INFINITY, false, 0) == VKLLM_ERR_INVALID_ARGUMENT, "infinite scale");
+    CHECK(vkl_op_softmax(g, vk_view_of(b, 2), v, 1, 10, 1.0f, false, 0) == VKLLM_ERR_INVALID_ARGUMENT,
           "offset not a multiple of 4");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
+#include "host/format/gguf.h"
 #include "pad_model.h"
 #include "ref/ref_llama.h"
 #include "util.h"
@@ -30,7 +30,7 @@ int main(void)
     CHECK(pad_model_write(model, path, 100) != VKLLM_OK, "width 100 (not a multiple of the head size) accepted");
     gguf_file *fa = NULL, *fb = NULL;
     ref_llama *a = NULL, *b = NULL;
-    if (gguf_open(model, &fa) != VKLLM_OK || ref_llama_load(fa, &a) != VKLLM_OK || gguf_open(path, &fb) != VKLLM_OK ||
+    if (vkl_gguf_open(model, &fa) != VKLLM_OK || ref_llama_load(fa, &a) != VKLLM_OK || vkl_gguf_open(path, &fb) != VKLLM_OK ||
         ref_llama_load(fb, &b) != VKLLM_OK) {
         fprintf(stderr, "FAIL: loading: %s\n", vkr_last_error());
         return 1;
@@ -40,8 +40,8 @@ int main(void)
           "padded hyper-parameters: embd %u ff %u heads %u/%u head_dim %u", hb->n_embd, hb->n_ff, hb->n_head,
           hb->n_head_kv, hb->head_dim);
     CHECK(hb->rms_eps == ha->rms_eps / 4, "epsilon %g, want %g", hb->rms_eps, ha->rms_eps / 4);
-    for (uint64_t i = 0; i < gguf_n_tensors(fb); i++) {
-        const gguf_tensor *t = gguf_tensor_at(fb, i);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(fb); i++) {
+        const gguf_tensor *t = vkl_gguf_tensor_at(fb, i);
         CHECK(t->n_dims < 2 || t->ne[0] % 256 == 0, "%s: rows of %llu", t->name, (unsigned long long)t->ne[0]);
     }
 
@@ -69,8 +69,8 @@ int main(void)
     free(lb);
     ref_llama_free(a);
     ref_llama_free(b);
-    gguf_close(fa);
-    gguf_close(fb);
+    vkl_gguf_close(fa);
+    vkl_gguf_close(fb);
     remove(path);
     return test_finish("pad_model");
 }

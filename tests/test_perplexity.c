@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 #include "ref/ref_llama.h"
 #include "ref/ref_perplexity.h"
 #include "util.h"
@@ -43,16 +43,16 @@ int main(void)
     gguf_file *g;
     tokenizer *tok;
     ref_llama *ref;
-    if (gguf_open(model_path, &g) != VKLLM_OK || tokenizer_load(g, &tok) != VKLLM_OK || ref_llama_load(g, &ref) != VKLLM_OK) {
+    if (vkl_gguf_open(model_path, &g) != VKLLM_OK || vkl_tokenizer_load(g, &tok) != VKLLM_OK || ref_llama_load(g, &ref) != VKLLM_OK) {
         fprintf(stderr, "FAIL: loading %s: %s\n", model_path, vkr_last_error());
         return 1;
     }
     int32_t *ids;
     size_t n_ids;
-    CHECK(tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids) == VKLLM_OK, "encode");
+    CHECK(vkl_tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n_ids) == VKLLM_OK, "encode");
     CHECK(n_ids >= 2 * n_ctx, "the text is too short: %zu tokens", n_ids);
     size_t count = 0;
-    double ref_ppl = ref_perplexity(ref, ids, n_ids, n_ctx, tokenizer_bos(tok), &count);
+    double ref_ppl = ref_perplexity(ref, ids, n_ids, n_ctx, vkl_tokenizer_bos(tok), &count);
     CHECK(ref_ppl > 0, "ref forward: %s", vkr_last_error());
 
     /* The command. */
@@ -75,9 +75,9 @@ int main(void)
           ref_ppl);
 
     free(ids);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
     ref_llama_free(ref);
-    gguf_close(g);
+    vkl_gguf_close(g);
     remove(text_path);
     return test_finish("perplexity");
 }

@@ -1,11 +1,11 @@
-/* host/quant.c: f16 and bf16 conversion (exhaustive round trip, round-to-nearest-even at every midpoint),
+/* host/format/quant.c: f16 and bf16 conversion (exhaustive round trip, round-to-nearest-even at every midpoint),
  * the type table (sizes and device layout written out by hand), hand-built GGUF blocks of every type whose
  * values are worked out by hand, and quantize -> dequantize error bounds on seeded random data. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/quant.h"
+#include "host/format/quant.h"
 #include "util.h"
 
 static float bits_to_f32(uint32_t u)
@@ -26,28 +26,28 @@ static void test_fp16_known_values(void)
         {0x3c01, 1.0009765625f},
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        CHECK(fp16_to_fp32(known[i].h) == known[i].f, "fp16_to_fp32(0x%04x) = %.9g, want %.9g", known[i].h,
-              fp16_to_fp32(known[i].h), known[i].f);
-        CHECK(fp32_to_fp16(known[i].f) == known[i].h, "fp32_to_fp16(%.9g) = 0x%04x, want 0x%04x", known[i].f,
-              fp32_to_fp16(known[i].f), known[i].h);
+        CHECK(vkl_fp16_to_fp32(known[i].h) == known[i].f, "fp16_to_fp32(0x%04x) = %.9g, want %.9g", known[i].h,
+              vkl_fp16_to_fp32(known[i].h), known[i].f);
+        CHECK(vkl_fp32_to_fp16(known[i].f) == known[i].h, "fp32_to_fp16(%.9g) = 0x%04x, want 0x%04x", known[i].f,
+              vkl_fp32_to_fp16(known[i].f), known[i].h);
     }
-    CHECK(isinf(fp16_to_fp32(0x7c00)) && fp16_to_fp32(0x7c00) > 0, "0x7c00 is +inf");
-    CHECK(isinf(fp16_to_fp32(0xfc00)) && fp16_to_fp32(0xfc00) < 0, "0xfc00 is -inf");
-    CHECK(signbit(fp16_to_fp32(0x8000)) && fp16_to_fp32(0x8000) == 0.0f, "0x8000 is -0");
-    CHECK(fp32_to_fp16(-0.0f) == 0x8000, "-0 keeps its sign");
-    CHECK(fp32_to_fp16(INFINITY) == 0x7c00 && fp32_to_fp16(-INFINITY) == 0xfc00, "infinities");
-    CHECK(fp32_to_fp16(1e10f) == 0x7c00 && fp32_to_fp16(-1e10f) == 0xfc00, "overflow goes to inf");
-    CHECK(fp32_to_fp16(65519.996f) == 0x7bff, "just below 65520 rounds down to 65504");
-    CHECK(fp32_to_fp16(65520.0f) == 0x7c00, "65520 is the tie between 65504 (odd) and 2^16: goes to inf");
-    CHECK(fp32_to_fp16(bits_to_f32(0x00000001u)) == 0x0000, "f32 subnormal -> +0");
-    CHECK(fp32_to_fp16(-bits_to_f32(0x00000001u)) == 0x8000, "negative f32 subnormal -> -0");
-    CHECK(fp32_to_fp16(ldexpf(1.0f, -25)) == 0x0000, "2^-25 is the tie between 0 and 2^-24: goes to 0");
-    CHECK(fp32_to_fp16(nextafterf(ldexpf(1.0f, -25), 1.0f)) == 0x0001, "just above 2^-25 -> 2^-24");
-    CHECK(fp32_to_fp16(ldexpf(3.0f, -25)) == 0x0002, "3*2^-25 is the tie between 1 and 2 (x2^-24): even");
+    CHECK(isinf(vkl_fp16_to_fp32(0x7c00)) && vkl_fp16_to_fp32(0x7c00) > 0, "0x7c00 is +inf");
+    CHECK(isinf(vkl_fp16_to_fp32(0xfc00)) && vkl_fp16_to_fp32(0xfc00) < 0, "0xfc00 is -inf");
+    CHECK(signbit(vkl_fp16_to_fp32(0x8000)) && vkl_fp16_to_fp32(0x8000) == 0.0f, "0x8000 is -0");
+    CHECK(vkl_fp32_to_fp16(-0.0f) == 0x8000, "-0 keeps its sign");
+    CHECK(vkl_fp32_to_fp16(INFINITY) == 0x7c00 && vkl_fp32_to_fp16(-INFINITY) == 0xfc00, "infinities");
+    CHECK(vkl_fp32_to_fp16(1e10f) == 0x7c00 && vkl_fp32_to_fp16(-1e10f) == 0xfc00, "overflow goes to inf");
+    CHECK(vkl_fp32_to_fp16(65519.996f) == 0x7bff, "just below 65520 rounds down to 65504");
+    CHECK(vkl_fp32_to_fp16(65520.0f) == 0x7c00, "65520 is the tie between 65504 (odd) and 2^16: goes to inf");
+    CHECK(vkl_fp32_to_fp16(bits_to_f32(0x00000001u)) == 0x0000, "f32 subnormal -> +0");
+    CHECK(vkl_fp32_to_fp16(-bits_to_f32(0x00000001u)) == 0x8000, "negative f32 subnormal -> -0");
+    CHECK(vkl_fp32_to_fp16(ldexpf(1.0f, -25)) == 0x0000, "2^-25 is the tie between 0 and 2^-24: goes to 0");
+    CHECK(vkl_fp32_to_fp16(nextafterf(ldexpf(1.0f, -25), 1.0f)) == 0x0001, "just above 2^-25 -> 2^-24");
+    CHECK(vkl_fp32_to_fp16(ldexpf(3.0f, -25)) == 0x0002, "3*2^-25 is the tie between 1 and 2 (x2^-24): even");
     /* NaNs of every shape stay NaN, including a payload only in the low bits that f16 cannot hold. */
     static const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7f801fffu, 0xff800001u, 0x7fffffffu};
     for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
-        uint16_t h = fp32_to_fp16(bits_to_f32(nans[i]));
+        uint16_t h = vkl_fp32_to_fp16(bits_to_f32(nans[i]));
         CHECK(half_is_nan(h), "nan 0x%08x -> 0x%04x, not a nan", nans[i], h);
         CHECK((h >> 15) == (nans[i] >> 31), "nan 0x%08x lost its sign", nans[i]);
     }
@@ -58,8 +58,8 @@ static void test_fp16_round_trip_exhaustive(void)
 {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float f = fp16_to_fp32((uint16_t)h);
-        uint16_t back = fp32_to_fp16(f);
+        float f = vkl_fp16_to_fp32((uint16_t)h);
+        uint16_t back = vkl_fp32_to_fp16(f);
         if (half_is_nan((uint16_t)h)) {
             if (!isnan(f) || !half_is_nan(back)) {
                 if (bad++ < 5)
@@ -83,12 +83,12 @@ static void test_fp16_rounding_midpoints(void)
         for (int neg = 0; neg < 2; neg++) {
             uint16_t lo = (uint16_t)(h | (neg ? 0x8000u : 0));
             uint16_t hi = (uint16_t)((h + 1) | (neg ? 0x8000u : 0));
-            float a = fp16_to_fp32(lo), b = fp16_to_fp32(hi);
+            float a = vkl_fp16_to_fp32(lo), b = vkl_fp16_to_fp32(hi);
             float mid = (float)(((double)a + (double)b) / 2.0);
             uint16_t even = (h & 1u) ? hi : lo;
-            uint16_t got_mid = fp32_to_fp16(mid);
-            uint16_t got_below = fp32_to_fp16(nextafterf(mid, a));
-            uint16_t got_above = fp32_to_fp16(nextafterf(mid, b));
+            uint16_t got_mid = vkl_fp32_to_fp16(mid);
+            uint16_t got_below = vkl_fp32_to_fp16(nextafterf(mid, a));
+            uint16_t got_above = vkl_fp32_to_fp16(nextafterf(mid, b));
             if (got_mid != even || got_below != lo || got_above != hi) {
                 if (bad++ < 5)
                     CHECK(false, "between 0x%04x and 0x%04x: mid -> 0x%04x (want 0x%04x), below -> 0x%04x, above -> 0x%04x",
@@ -112,7 +112,7 @@ static void test_fp16_vs_compiler(test_rng *r)
         _Float16 c = (_Float16)f;
         uint16_t want;
         memcpy(&want, &c, sizeof want);
-        uint16_t got = fp32_to_fp16(f);
+        uint16_t got = vkl_fp32_to_fp16(f);
         bool ok = isnan(f) ? half_is_nan(got) : got == want;
         if (!ok && bad++ < 5)
             CHECK(false, "fp32_to_fp16(0x%08x = %.9g) = 0x%04x, compiler says 0x%04x", u, f, got, want);
@@ -135,47 +135,47 @@ static void test_type_table(void)
         {GGML_TYPE_IQ1_S, "iq1_s", 256, 50}, {GGML_TYPE_IQ1_M, "iq1_m", 256, 56},
     };
     const size_t n = sizeof t / sizeof t[0];
-    CHECK(ggml_type_count() == n, "the table has %zu types, want %zu", ggml_type_count(), n);
+    CHECK(vkl_ggml_type_count() == n, "the table has %zu types, want %zu", vkl_ggml_type_count(), n);
     for (size_t i = 0; i < n; i++) {
-        const char *name = ggml_type_name(t[i].type);
+        const char *name = vkl_ggml_type_name(t[i].type);
         CHECK(name && strcmp(name, t[i].name) == 0, "name of type %u", t[i].type);
-        CHECK(ggml_type_label(t[i].type) && strcmp(ggml_type_label(t[i].type), t[i].name) == 0, "label of %s",
+        CHECK(vkl_ggml_type_label(t[i].type) && strcmp(vkl_ggml_type_label(t[i].type), t[i].name) == 0, "label of %s",
               t[i].name);
         uint32_t back = 999;
-        CHECK(ggml_type_from_name(t[i].name, &back) && back == t[i].type, "parse %s", t[i].name);
+        CHECK(vkl_ggml_type_from_name(t[i].name, &back) && back == t[i].type, "parse %s", t[i].name);
         char lower[16];
         snprintf(lower, sizeof lower, "%s", t[i].name);
         for (char *c = lower; *c; c++)
             *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
         back = 999;
-        CHECK(ggml_type_from_name(lower, &back) && back == t[i].type, "parse %s", lower);
-        CHECK(ggml_block_size(t[i].type) == t[i].bs, "block size of %s", t[i].name);
-        CHECK(ggml_block_bytes(t[i].type) == t[i].bb, "block bytes of %s", t[i].name);
-        CHECK(ggml_row_bytes(t[i].type, 512) == 512 / t[i].bs * t[i].bb, "row bytes of %s", t[i].name);
-        const ggml_type_info *info = ggml_type_get(t[i].type);
+        CHECK(vkl_ggml_type_from_name(lower, &back) && back == t[i].type, "parse %s", lower);
+        CHECK(vkl_ggml_block_size(t[i].type) == t[i].bs, "block size of %s", t[i].name);
+        CHECK(vkl_ggml_block_bytes(t[i].type) == t[i].bb, "block bytes of %s", t[i].name);
+        CHECK(vkl_ggml_row_bytes(t[i].type, 512) == 512 / t[i].bs * t[i].bb, "row bytes of %s", t[i].name);
+        const ggml_type_info *info = vkl_ggml_type_get(t[i].type);
         CHECK(info && info->id == t[i].type, "ggml_type_get(%s)", t[i].name);
         bool listed = false;
-        for (size_t j = 0; j < ggml_type_count(); j++)
-            listed |= ggml_type_at(j)->id == t[i].type;
+        for (size_t j = 0; j < vkl_ggml_type_count(); j++)
+            listed |= vkl_ggml_type_at(j)->id == t[i].type;
         CHECK(listed, "%s is in the list", t[i].name);
     }
-    CHECK(ggml_type_at(n) == NULL, "past the end of the list");
+    CHECK(vkl_ggml_type_at(n) == NULL, "past the end of the list");
     uint32_t parsed;
-    CHECK(ggml_type_from_name("Q4_K", &parsed) && parsed == GGML_TYPE_Q4_K, "upper case Q4_K");
-    CHECK(ggml_type_name(GGML_TYPE_Q8_1) == NULL && ggml_type_name(GGML_TYPE_TQ1_0) == NULL &&
-          ggml_type_name(99) == NULL && ggml_type_name(12345) == NULL && ggml_type_get(99) == NULL,
+    CHECK(vkl_ggml_type_from_name("Q4_K", &parsed) && parsed == GGML_TYPE_Q4_K, "upper case Q4_K");
+    CHECK(vkl_ggml_type_name(GGML_TYPE_Q8_1) == NULL && vkl_ggml_type_name(GGML_TYPE_TQ1_0) == NULL &&
+          vkl_ggml_type_name(99) == NULL && vkl_ggml_type_name(12345) == NULL && vkl_ggml_type_get(99) == NULL,
           "types vkllm does not read have no name");
-    CHECK(ggml_type_label(GGML_TYPE_TQ1_0) && !strcmp(ggml_type_label(GGML_TYPE_TQ1_0), "tq1_0") &&
-          ggml_type_label(99) == NULL, "labels of types GGUF knows");
+    CHECK(vkl_ggml_type_label(GGML_TYPE_TQ1_0) && !strcmp(vkl_ggml_type_label(GGML_TYPE_TQ1_0), "tq1_0") &&
+          vkl_ggml_type_label(99) == NULL, "labels of types GGUF knows");
     uint32_t dummy;
-    CHECK(!ggml_type_from_name("q8_1", &dummy) && !ggml_type_from_name("q4", &dummy) &&
-          !ggml_type_from_name("q4_k_m", &dummy) && !ggml_type_from_name("", &dummy) &&
-          !ggml_type_from_name(NULL, &dummy), "unknown names are rejected");
-    CHECK(ggml_block_size(9) == 0 && ggml_block_bytes(9) == 0 && ggml_row_bytes(9, 32) == 0, "type 9 (q8_1)");
-    CHECK(ggml_row_bytes(GGML_TYPE_Q4_0, 33) == 0 && ggml_row_bytes(GGML_TYPE_Q8_0, 16) == 0 &&
-          ggml_row_bytes(GGML_TYPE_Q4_K, 128) == 0, "partial blocks are not representable");
-    CHECK(ggml_row_bytes(GGML_TYPE_Q8_0, 0) == 0 && ggml_row_bytes(GGML_TYPE_F32, 3) == 12, "small rows");
-    CHECK(ggml_row_bytes(GGML_TYPE_F32, UINT64_MAX / 2) == 0, "overflow is reported as 0");
+    CHECK(!vkl_ggml_type_from_name("q8_1", &dummy) && !vkl_ggml_type_from_name("q4", &dummy) &&
+          !vkl_ggml_type_from_name("q4_k_m", &dummy) && !vkl_ggml_type_from_name("", &dummy) &&
+          !vkl_ggml_type_from_name(NULL, &dummy), "unknown names are rejected");
+    CHECK(vkl_ggml_block_size(9) == 0 && vkl_ggml_block_bytes(9) == 0 && vkl_ggml_row_bytes(9, 32) == 0, "type 9 (q8_1)");
+    CHECK(vkl_ggml_row_bytes(GGML_TYPE_Q4_0, 33) == 0 && vkl_ggml_row_bytes(GGML_TYPE_Q8_0, 16) == 0 &&
+          vkl_ggml_row_bytes(GGML_TYPE_Q4_K, 128) == 0, "partial blocks are not representable");
+    CHECK(vkl_ggml_row_bytes(GGML_TYPE_Q8_0, 0) == 0 && vkl_ggml_row_bytes(GGML_TYPE_F32, 3) == 12, "small rows");
+    CHECK(vkl_ggml_row_bytes(GGML_TYPE_F32, UINT64_MAX / 2) == 0, "overflow is reported as 0");
 
     /* Device layout, written out by hand from each block struct: the quants range and the meta size. */
     static const struct { uint32_t type; uint32_t qs_start, qs_bytes, meta_bytes; } lay[] = {
@@ -188,9 +188,9 @@ static void test_type_table(void)
         {GGML_TYPE_IQ2_S, 2, 80, 2},     {GGML_TYPE_IQ3_XXS, 2, 96, 2},   {GGML_TYPE_IQ3_S, 2, 64, 48},
         {GGML_TYPE_IQ1_S, 2, 48, 2},     {GGML_TYPE_IQ1_M, 0, 48, 8},
     };
-    CHECK(sizeof lay / sizeof lay[0] == ggml_type_count(), "every type's layout is checked");
+    CHECK(sizeof lay / sizeof lay[0] == vkl_ggml_type_count(), "every type's layout is checked");
     for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++) {
-        const ggml_type_info *info = ggml_type_get(lay[i].type);
+        const ggml_type_info *info = vkl_ggml_type_get(lay[i].type);
         if (!info)
             continue;
         CHECK(info->qs_start == lay[i].qs_start && info->qs_bytes == lay[i].qs_bytes &&
@@ -204,8 +204,8 @@ static void test_type_table(void)
         /* Quants of a block fill whole 16-byte (or 4-byte for the 1-element types) units. */
         CHECK(info->qs_bytes % (info->block > 1 ? 16 : 2) == 0, "qs bytes of %s", info->name);
     }
-    CHECK(ggml_type_get(GGML_TYPE_Q4_0)->kernels && ggml_type_get(GGML_TYPE_Q8_0)->kernels &&
-          ggml_type_get(GGML_TYPE_F32)->kernels && ggml_type_get(GGML_TYPE_F16)->kernels, "kernel types");
+    CHECK(vkl_ggml_type_get(GGML_TYPE_Q4_0)->kernels && vkl_ggml_type_get(GGML_TYPE_Q8_0)->kernels &&
+          vkl_ggml_type_get(GGML_TYPE_F32)->kernels && vkl_ggml_type_get(GGML_TYPE_F16)->kernels, "kernel types");
 }
 
 /* Blocks written byte by byte from the format description, with known values. */
@@ -226,7 +226,7 @@ static void test_hand_built_blocks(void)
     q8[37] = 0x7f; /* 127 */
     q8[38] = 0x01;
     q8[39] = 0xff; /* -1 */
-    dequantize_row(GGML_TYPE_Q8_0, q8, out, 64);
+    vkl_dequantize_row(GGML_TYPE_Q8_0, q8, out, 64);
     for (int i = 0; i < 32; i++)
         CHECK(out[i] == (float)(i - 16) * 0.5f, "q8_0 block 0 [%d] = %g", i, out[i]);
     CHECK(out[32] == 256.0f && out[33] == -254.0f && out[34] == -2.0f && out[35] == 2.0f,
@@ -244,7 +244,7 @@ static void test_hand_built_blocks(void)
     q4[18] = 0x00, q4[19] = 0xb4;
     for (int j = 0; j < 16; j++)
         q4[20 + j] = 0x0f;
-    dequantize_row(GGML_TYPE_Q4_0, q4, out, 64);
+    vkl_dequantize_row(GGML_TYPE_Q4_0, q4, out, 64);
     for (int j = 0; j < 16; j++) {
         CHECK(out[j] == (float)(j - 8), "q4_0 block 0 [%d] = %g, want %d", j, out[j], j - 8);
         CHECK(out[j + 16] == (float)(7 - j), "q4_0 block 0 [%d] = %g, want %d", j + 16, out[j + 16], 7 - j);
@@ -254,31 +254,31 @@ static void test_hand_built_blocks(void)
 
     /* F16 (little-endian halves) and F32 (copied). */
     uint8_t f16[6] = {0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00};
-    dequantize_row(GGML_TYPE_F16, f16, out, 3);
+    vkl_dequantize_row(GGML_TYPE_F16, f16, out, 3);
     CHECK(out[0] == 1.0f && out[1] == -2.0f && out[2] == ldexpf(1.0f, -24), "f16 row: %g %g %g", out[0], out[1],
           out[2]);
     float f32[3] = {1.5f, -0.0f, 3e38f};
-    dequantize_row(GGML_TYPE_F32, f32, out, 3);
+    vkl_dequantize_row(GGML_TYPE_F32, f32, out, 3);
     CHECK(memcmp(out, f32, sizeof f32) == 0, "f32 row is copied");
 
-    /* Quantizers on hand-picked blocks, against the formulas in host/quant.h. */
+    /* Quantizers on hand-picked blocks, against the formulas in host/format/quant.h. */
     float x[32] = {0};
     uint8_t blk[34];
     memset(blk, 0xaa, sizeof blk);
-    quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
+    vkl_quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
     CHECK(blk[0] == 0 && blk[1] == 0, "q8_0 of zeros: d = 0");
-    dequantize_row(GGML_TYPE_Q8_0, blk, out, 32);
+    vkl_dequantize_row(GGML_TYPE_Q8_0, blk, out, 32);
     for (int i = 0; i < 32; i++)
         CHECK(out[i] == 0.0f, "q8_0 of zeros [%d] = %g", i, out[i]);
     memset(blk, 0xaa, sizeof blk);
-    quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
-    dequantize_row(GGML_TYPE_Q4_0, blk, out, 32);
+    vkl_quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
+    vkl_dequantize_row(GGML_TYPE_Q4_0, blk, out, 32);
     for (int i = 0; i < 32; i++)
         CHECK(out[i] == 0.0f, "q4_0 of zeros [%d] = %g", i, out[i]);
 
     /* Q8_0: amax 127 -> d = 1, q = round(x) with halves away from zero. */
     x[0] = 127.0f, x[1] = -2.5f, x[2] = 2.5f, x[3] = 0.49f, x[4] = -127.0f, x[5] = 63.5f;
-    quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
+    vkl_quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
     CHECK(blk[0] == 0x00 && blk[1] == 0x3c, "q8_0 d = 1 (0x%02x%02x)", blk[1], blk[0]);
     CHECK((int8_t)blk[2] == 127 && (int8_t)blk[3] == -3 && (int8_t)blk[4] == 3 && (int8_t)blk[5] == 0 &&
           (int8_t)blk[6] == -127 && (int8_t)blk[7] == 64, "q8_0 quants %d %d %d %d %d %d", (int8_t)blk[2],
@@ -288,8 +288,8 @@ static void test_hand_built_blocks(void)
      * -1 would be +8 and clamps to 15 (value -0.875). 0.3 -> (int)(-2.4 + 8.5) = 6 -> 0.25. */
     memset(x, 0, sizeof x);
     x[0] = 1.0f, x[1] = -1.0f, x[17] = 0.3f;
-    quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
-    dequantize_row(GGML_TYPE_Q4_0, blk, out, 32);
+    vkl_quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
+    vkl_dequantize_row(GGML_TYPE_Q4_0, blk, out, 32);
     CHECK(blk[0] == 0x00 && blk[1] == 0xb0, "q4_0 d = -0.125 (0x%02x%02x)", blk[1], blk[0]);
     CHECK(out[0] == 1.0f && out[1] == -0.875f && out[17] == 0.25f && out[2] == 0.0f, "q4_0 values %g %g %g %g",
           out[0], out[1], out[17], out[2]);
@@ -297,8 +297,8 @@ static void test_hand_built_blocks(void)
 
     /* Non-finite input must not crash or trip the sanitizers; the output is whatever it is. */
     x[3] = NAN, x[4] = INFINITY;
-    quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
-    quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
+    vkl_quantize_row(GGML_TYPE_Q8_0, x, blk, 32);
+    vkl_quantize_row(GGML_TYPE_Q4_0, x, blk, 32);
 }
 
 /* Checks out[e] == want for the listed elements of a hand-built block. */
@@ -324,7 +324,7 @@ static void test_hand_built_legacy(void)
     uint8_t q41[20] = {0x00, 0x38, 0x00, 0xbc};
     for (int j = 0; j < 16; j++)
         q41[4 + j] = (uint8_t)(j | (15 - j) << 4);
-    dequantize_row(GGML_TYPE_Q4_1, q41, out, 32);
+    vkl_dequantize_row(GGML_TYPE_Q4_1, q41, out, 32);
     for (int j = 0; j < 16; j++) {
         CHECK(out[j] == (float)j * 0.5f - 1.0f, "q4_1 [%d] = %g", j, out[j]);
         CHECK(out[j + 16] == (float)(15 - j) * 0.5f - 1.0f, "q4_1 [%d] = %g", j + 16, out[j + 16]);
@@ -336,7 +336,7 @@ static void test_hand_built_legacy(void)
     uint8_t q50[22] = {0x00, 0x3c, 0x01, 0x00, 0x00, 0x80};
     for (int j = 0; j < 16; j++)
         q50[6 + j] = (uint8_t)(j | (15 - j) << 4);
-    dequantize_row(GGML_TYPE_Q5_0, q50, out, 32);
+    vkl_dequantize_row(GGML_TYPE_Q5_0, q50, out, 32);
     CHECK_ELEMENTS("q5_0", out, {0, 0.0f}, {1, -15.0f}, {15, -1.0f}, {16, -1.0f}, {17, -2.0f}, {30, -15.0f},
                    {31, 0.0f});
 
@@ -345,7 +345,7 @@ static void test_hand_built_legacy(void)
      * 1 * 0.25 + 2 = 2.25; element 16 = (2 | 16) * 0.25 + 2 = 6.5; elements 17..31 = 2 * 0.25 + 2 = 2.5. */
     uint8_t q51[24] = {0x00, 0x34, 0x00, 0x40, 0x00, 0x00, 0x01, 0x00};
     memset(q51 + 8, 0x21, 16);
-    dequantize_row(GGML_TYPE_Q5_1, q51, out, 32);
+    vkl_dequantize_row(GGML_TYPE_Q5_1, q51, out, 32);
     for (int e = 0; e < 32; e++) {
         float want = e < 16 ? 2.25f : e == 16 ? 6.5f : 2.5f;
         CHECK(out[e] == want, "q5_1 [%d] = %g, want %g", e, out[e], want);
@@ -356,23 +356,23 @@ static void test_hand_built_legacy(void)
     uint8_t iq4nl[18] = {0x00, 0x38};
     for (int j = 0; j < 16; j++)
         iq4nl[2 + j] = (uint8_t)(j | (15 - j) << 4);
-    dequantize_row(GGML_TYPE_IQ4_NL, iq4nl, out, 32);
+    vkl_dequantize_row(GGML_TYPE_IQ4_NL, iq4nl, out, 32);
     CHECK_ELEMENTS("iq4_nl", out, {0, -63.5f}, {1, -52.0f}, {7, -5.0f}, {8, 0.5f}, {15, 56.5f}, {16, 56.5f},
                    {17, 44.5f}, {24, -5.0f}, {31, -63.5f});
 
     /* BF16: 0x3f80 = 1, 0xc0c0 = -1.5 * 2^2 = -6, 0x0001 = 2^-133 (an f32 subnormal), 0x7f80 = inf. */
     uint8_t bf[8] = {0x80, 0x3f, 0xc0, 0xc0, 0x01, 0x00, 0x80, 0x7f};
-    dequantize_row(GGML_TYPE_BF16, bf, out, 4);
+    vkl_dequantize_row(GGML_TYPE_BF16, bf, out, 4);
     CHECK(out[0] == 1.0f && out[1] == -6.0f && out[2] == ldexpf(1.0f, -133) && isinf(out[3]), "bf16: %g %g %g %g",
           out[0], out[1], out[2], out[3]);
     /* Rounding to nearest even on the dropped 16 bits: 1 + 2^-8 is the tie between 0x3f80 and 0x3f81 -> 0x3f80;
      * 1 + 3 * 2^-8 the tie between 0x3f81 and 0x3f82 -> 0x3f82; just above the first tie -> 0x3f81. */
-    CHECK(fp32_to_bf16(1.0f) == 0x3f80 && fp32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80 &&
-          fp32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82 &&
-          fp32_to_bf16(nextafterf(1.0f + ldexpf(1.0f, -8), 2.0f)) == 0x3f81, "bf16 rounding");
-    CHECK(fp32_to_bf16(-6.0f) == 0xc0c0 && fp32_to_bf16(INFINITY) == 0x7f80 && fp32_to_bf16(3.4e38f) == 0x7f80,
+    CHECK(vkl_fp32_to_bf16(1.0f) == 0x3f80 && vkl_fp32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80 &&
+          vkl_fp32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82 &&
+          vkl_fp32_to_bf16(nextafterf(1.0f + ldexpf(1.0f, -8), 2.0f)) == 0x3f81, "bf16 rounding");
+    CHECK(vkl_fp32_to_bf16(-6.0f) == 0xc0c0 && vkl_fp32_to_bf16(INFINITY) == 0x7f80 && vkl_fp32_to_bf16(3.4e38f) == 0x7f80,
           "bf16 -6, inf, and 3.4e38 rounds up to inf");
-    uint16_t nan = fp32_to_bf16(bits_to_f32(0x7f800001u));
+    uint16_t nan = vkl_fp32_to_bf16(bits_to_f32(0x7f800001u));
     CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x7f) != 0, "a NaN with only low payload bits stays NaN (0x%04x)", nan);
 }
 
@@ -391,7 +391,7 @@ static void test_hand_built_super_blocks(void)
     q2[0] = 0x21, q2[1] = 0x03, q2[2] = 0x12, q2[4] = 0x04, q2[6] = 0x01, q2[9] = 0xf5, q2[10] = 0x37;
     q2[16 + 0] = 0xe4, q2[16 + 16] = 0x03, q2[16 + 33] = 0x0c;
     q2[80] = 0x00, q2[81] = 0x3c, q2[82] = 0x00, q2[83] = 0x38;
-    dequantize_row(GGML_TYPE_Q2_K, q2, out, 256);
+    vkl_dequantize_row(GGML_TYPE_Q2_K, q2, out, 256);
     CHECK_ELEMENTS("q2_K", out, {0, -1.0f}, {1, -1.0f}, {16, 9.0f}, {32, 1.5f}, {64, 8.0f}, {96, 3.0f},
                    {144, -7.5f}, {161, 19.5f}, {255, 0.0f});
 
@@ -412,7 +412,7 @@ static void test_hand_built_super_blocks(void)
     q3[96 + 0] = 0x01, q3[96 + 2] = 0x0e, q3[96 + 7] = 0xf0;
     q3[96 + 8] = 0x02, q3[96 + 10] = 0x01, q3[96 + 11] = 0xc0;
     q3[108] = 0x00, q3[109] = 0x38;
-    dequantize_row(GGML_TYPE_Q3_K, q3, out, 256);
+    vkl_dequantize_row(GGML_TYPE_Q3_K, q3, out, 256);
     CHECK_ELEMENTS("q3_K", out, {0, 1.5f}, {1, -2.0f}, {16, 64.0f}, {32, 3.0f}, {128, -32.0f}, {255, -62.0f});
 
     /* Q4_K {f16 d, f16 dmin, scales[12], qs[128]}: d = 0.5, dmin = 0.25. 6-bit (scale, min) of the 32-element
@@ -427,7 +427,7 @@ static void test_hand_built_super_blocks(void)
     q4[0] = 0x00, q4[1] = 0x38, q4[2] = 0x00, q4[3] = 0x34;
     q4[4 + 0] = 10, q4[4 + 1] = 0xc1, q4[4 + 4] = 4, q4[4 + 5] = 0x80, q4[4 + 9] = 0x23;
     q4[16 + 0] = 0x27, q4[16 + 64] = 0xf0;
-    dequantize_row(GGML_TYPE_Q4_K, q4, out, 256);
+    vkl_dequantize_row(GGML_TYPE_Q4_K, q4, out, 256);
     CHECK_ELEMENTS("q4_K", out, {0, 34.0f}, {1, -1.0f}, {32, 1.0f}, {128, 0.0f}, {160, 374.0f}, {161, -8.5f});
 
     /* Q5_K {f16 d, f16 dmin, scales[12], qh[32], qs[128]}: d = dmin = 1. Sub-block 0: (2, 1): bytes[0] = 2,
@@ -440,7 +440,7 @@ static void test_hand_built_super_blocks(void)
     q5[4 + 0] = 2, q5[4 + 4] = 1, q5[4 + 11] = 0x01, q5[4 + 3] = 0x40, q5[4 + 7] = 0xc0;
     q5[16 + 0] = 0x81;
     q5[48 + 0] = 0x03, q5[48 + 96] = 0x50;
-    dequantize_row(GGML_TYPE_Q5_K, q5, out, 256);
+    vkl_dequantize_row(GGML_TYPE_Q5_K, q5, out, 256);
     CHECK_ELEMENTS("q5_K", out, {0, 37.0f}, {1, -1.0f}, {224, 309.0f}, {225, -48.0f}, {32, 0.0f});
 
     /* Q6_K {ql[128], qh[64], int8 scales[16], f16 d}: d = 0.5; scales[0] = 2, [2] = -1, [4] = 3, [6] = 1,
@@ -457,7 +457,7 @@ static void test_hand_built_super_blocks(void)
     q6[128 + 0] = 0x72, q6[128 + 32] = 0x02, q6[128 + 63] = 0x80;
     q6[192 + 0] = 2, q6[192 + 2] = 0xff, q6[192 + 4] = 3, q6[192 + 6] = 1, q6[192 + 8] = 0x80, q6[192 + 15] = 127;
     q6[208] = 0x00, q6[209] = 0x38;
-    dequantize_row(GGML_TYPE_Q6_K, q6, out, 256);
+    vkl_dequantize_row(GGML_TYPE_Q6_K, q6, out, 256);
     CHECK_ELEMENTS("q6_K", out, {0, 5.0f}, {1, -32.0f}, {32, 16.0f}, {64, 46.5f}, {96, -3.0f}, {128, -64.0f},
                    {255, 190.5f});
 
@@ -472,7 +472,7 @@ static void test_hand_built_super_blocks(void)
     xs[0] = 0x00, xs[1] = 0x34, xs[2] = 0x02, xs[3] = 0xc0;
     xs[4 + 0] = 0x01, xs[4 + 3] = 0xf0;
     xs[8 + 0] = 0x8f, xs[8 + 127] = 0x70;
-    dequantize_row(GGML_TYPE_IQ4_XS, xs, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ4_XS, xs, out, 256);
     CHECK_ELEMENTS("iq4_xs", out, {0, 28.25f}, {16, 0.25f}, {32, 1016.0f}, {224, -984.25f}, {255, -77.5f});
 }
 
@@ -493,7 +493,7 @@ static void test_hand_built_grid_types(void)
     for (int j = 0; j < 16; j++)
         mx[1 + j] = (uint8_t)(j | (15 - j) << 4);
     mx[17] = 0, mx[18] = 0x07, mx[34] = 254, mx[35] = 0x01;
-    dequantize_row(GGML_TYPE_MXFP4, mx, out, 96);
+    vkl_dequantize_row(GGML_TYPE_MXFP4, mx, out, 96);
     CHECK_ELEMENTS("mxfp4", out, {0, 0.0f}, {1, 0.25f}, {7, 3.0f}, {9, -0.25f}, {15, -3.0f}, {16, -3.0f}, {24, 3.0f},
                    {31, 0.0f}, {32, ldexpf(3.0f, -126)}, {48, 0.0f}, {64, ldexpf(1.0f, 126)});
 
@@ -503,7 +503,7 @@ static void test_hand_built_grid_types(void)
      * e0 = -43 db = -18.8125, e1 = 8 db = 3.5, e7 = -3.5, e8 = 25 db = 10.9375, e16 = 3.5, e25 = 10.9375,
      * e29 = 18.8125, e30 = e31 = -18.8125. Sub-block 1: all zero: db = 0.0625, 8 db = 0.5. */
     uint8_t iq2xxs[66] = {0x00, 0x38, 1, 2, 0, 255, 0x01, 0x00, 0x00, 0x38};
-    dequantize_row(GGML_TYPE_IQ2_XXS, iq2xxs, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ2_XXS, iq2xxs, out, 256);
     CHECK_ELEMENTS("iq2_xxs", out, {0, -18.8125f}, {1, 3.5f}, {7, -3.5f}, {8, 10.9375f}, {16, 3.5f}, {25, 10.9375f},
                    {29, 18.8125f}, {30, -18.8125f}, {31, -18.8125f}, {32, 0.5f}, {255, 0.5f});
 
@@ -513,7 +513,7 @@ static void test_hand_built_grid_types(void)
      * e0 = -3, e1 = -9.375, e2 = 9.375, e7 = 9.375, e8 = 3, e16 = 26.875, e18 = e23 = -26.875, e255 = 1. */
     uint8_t iq2xs[74] = {0x00, 0x3c, 0x2c, 0x07, 0x00, 0x00, 0xff, 0x09};
     iq2xs[66] = 0x21;
-    dequantize_row(GGML_TYPE_IQ2_XS, iq2xs, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ2_XS, iq2xs, out, 256);
     CHECK_ELEMENTS("iq2_xs", out, {0, -3.0f}, {1, -9.375f}, {2, 9.375f}, {7, 9.375f}, {8, 3.0f}, {16, 26.875f},
                    {17, 26.875f}, {18, -26.875f}, {23, -26.875f}, {255, 1.0f});
 
@@ -523,7 +523,7 @@ static void test_hand_built_grid_types(void)
      * e8 = 7, e16 = 3, e24 = 16.125, e25 = -16.125, e255 = 8 / 8 = 1. */
     uint8_t iq2s[82] = {0x00, 0x3c, 0xbc, 0, 0, 0xff};
     iq2s[34] = 0x81, iq2s[37] = 0x02, iq2s[66] = 0xc2, iq2s[74] = 0x13;
-    dequantize_row(GGML_TYPE_IQ2_S, iq2s, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ2_S, iq2s, out, 256);
     CHECK_ELEMENTS("iq2_s", out, {0, -7.0f}, {3, 37.625f}, {6, 21.875f}, {7, -21.875f}, {8, 7.0f}, {16, 3.0f},
                    {24, 16.125f}, {25, -16.125f}, {255, 1.0f});
 
@@ -533,7 +533,7 @@ static void test_hand_built_grid_types(void)
      * Sub-block 1: db = 0.5, e32 = 2; e255 = 2. */
     uint8_t iq3xxs[98] = {0x00, 0x40, 1, 200, 255};
     iq3xxs[66] = 0x02, iq3xxs[69] = 0x10;
-    dequantize_row(GGML_TYPE_IQ3_XXS, iq3xxs, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ3_XXS, iq3xxs, out, 256);
     CHECK_ELEMENTS("iq3_xxs", out, {0, 30.0f}, {1, -6.0f}, {2, 6.0f}, {5, 93.0f}, {7, -66.0f}, {8, 6.0f}, {11, 93.0f},
                    {12, 6.0f}, {32, 2.0f}, {255, 2.0f});
 
@@ -543,7 +543,7 @@ static void test_hand_built_grid_types(void)
      * e7 = -37.5, e8 = 2.5, e32 = 0.5, e255 = 0.5. */
     uint8_t iq3s[110] = {0x00, 0x38, 0x2c, 0xff};
     iq3s[66] = 0x03, iq3s[74] = 0x90, iq3s[106] = 0x02;
-    dequantize_row(GGML_TYPE_IQ3_S, iq3s, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ3_S, iq3s, out, 256);
     CHECK_ELEMENTS("iq3_s", out, {0, 7.5f}, {1, 12.5f}, {3, 17.5f}, {4, -2.5f}, {6, 37.5f}, {7, -37.5f}, {8, 2.5f},
                    {32, 0.5f}, {255, 0.5f});
 
@@ -553,7 +553,7 @@ static void test_hand_built_grid_types(void)
      * Sub-block 1: dl = 0.25, delta +1/8: e32 = -0.21875; e255 the same. */
     uint8_t iq1s[50] = {0x00, 0x34, 0xe8, 0xff};
     iq1s[34] = 0x3b, iq1s[35] = 0xa0;
-    dequantize_row(GGML_TYPE_IQ1_S, iq1s, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ1_S, iq1s, out, 256);
     CHECK_ELEMENTS("iq1_s", out, {0, -1.40625f}, {1, -0.15625f}, {8, 1.09375f}, {16, -1.40625f}, {32, -0.21875f},
                    {255, -0.21875f});
 
@@ -564,11 +564,11 @@ static void test_hand_built_grid_types(void)
      * e16 = 3.5 * 1.125 = 3.9375, e17 = -3.0625, e24 (index 0) = -3.0625; sub-block 1 dl = 0.5: e32 = -0.4375. */
     uint8_t iq1m[56] = {0xe8, 0xff, 0x01};
     iq1m[32] = 0x7b, iq1m[48] = 0x19, iq1m[53] = 0x80, iq1m[55] = 0x30;
-    dequantize_row(GGML_TYPE_IQ1_M, iq1m, out, 256);
+    vkl_dequantize_row(GGML_TYPE_IQ1_M, iq1m, out, 256);
     CHECK_ELEMENTS("iq1_m", out, {0, -1.6875f}, {1, -0.1875f}, {8, 1.6875f}, {16, 3.9375f}, {17, -3.0625f},
                    {24, -3.0625f}, {32, -0.4375f}, {255, -0.4375f});
 
-    /* ggml_block_set_rms: random bytes become a block whose values have the root mean square asked for, within
+    /* vkl_ggml_block_set_rms: random bytes become a block whose values have the root mean square asked for, within
      * the f16 rounding of d (2^-11 relative). */
     static const struct { uint32_t type; float rms; } want[] = {{GGML_TYPE_IQ3_S, 3.0f}, {GGML_TYPE_IQ1_M, 0.05f},
                                                                {GGML_TYPE_IQ2_XXS, 1e-3f}};
@@ -576,13 +576,13 @@ static void test_hand_built_grid_types(void)
         uint8_t blk[110];
         for (int i = 0; i < 110; i++)
             blk[i] = (uint8_t)(i * 37 + 11 * (int)t);
-        ggml_block_set_rms(want[t].type, blk, want[t].rms);
-        dequantize_row(want[t].type, blk, out, 256);
+        vkl_ggml_block_set_rms(want[t].type, blk, want[t].rms);
+        vkl_dequantize_row(want[t].type, blk, out, 256);
         double sq = 0.0;
         for (int i = 0; i < 256; i++)
             sq += (double)out[i] * out[i];
         const double rms = sqrt(sq / 256);
-        CHECK(fabs(rms - want[t].rms) <= 1e-3 * want[t].rms, "%s set to rms %g: %g", ggml_type_name(want[t].type),
+        CHECK(fabs(rms - want[t].rms) <= 1e-3 * want[t].rms, "%s set to rms %g: %g", vkl_ggml_type_name(want[t].type),
               want[t].rms, rms);
     }
 }
@@ -610,15 +610,15 @@ static void test_quantize_error_bounds(test_rng *r)
                 x[b * 32 + rng_u32(r) % 32] *= 20.0f;
 
         /* Q8_0 */
-        quantize_row(GGML_TYPE_Q8_0, x, buf, N);
-        dequantize_row(GGML_TYPE_Q8_0, buf, y, N);
+        vkl_quantize_row(GGML_TYPE_Q8_0, x, buf, N);
+        vkl_dequantize_row(GGML_TYPE_Q8_0, buf, y, N);
         for (int b = 0; b < N / 32; b++) {
             const float *xb = x + b * 32;
             float amax = 0;
             for (int i = 0; i < 32; i++)
                 amax = fmaxf(amax, fabsf(xb[i]));
             double d = amax / 127.0f;
-            double d16 = fp16_to_fp32((uint16_t)(buf[b * 34] | buf[b * 34 + 1] << 8));
+            double d16 = vkl_fp16_to_fp32((uint16_t)(buf[b * 34] | buf[b * 34 + 1] << 8));
             for (int i = 0; i < 32; i++) {
                 double q_abs = fabs((double)xb[i]) / d + 0.5;   /* >= |q| */
                 double err = fabs((double)xb[i] - y[b * 32 + i]);
@@ -632,8 +632,8 @@ static void test_quantize_error_bounds(test_rng *r)
         }
 
         /* Q4_0 */
-        quantize_row(GGML_TYPE_Q4_0, x, buf, N);
-        dequantize_row(GGML_TYPE_Q4_0, buf, y, N);
+        vkl_quantize_row(GGML_TYPE_Q4_0, x, buf, N);
+        vkl_dequantize_row(GGML_TYPE_Q4_0, buf, y, N);
         for (int b = 0; b < N / 32; b++) {
             const float *xb = x + b * 32;
             float amax = 0, vmax = 0;
@@ -641,7 +641,7 @@ static void test_quantize_error_bounds(test_rng *r)
                 if (fabsf(xb[i]) > amax)
                     amax = fabsf(xb[i]), vmax = xb[i];
             double d = fabs((double)(vmax / -8.0f));
-            double d16 = fabs((double)fp16_to_fp32((uint16_t)(buf[b * 18] | buf[b * 18 + 1] << 8)));
+            double d16 = fabs((double)vkl_fp16_to_fp32((uint16_t)(buf[b * 18] | buf[b * 18 + 1] << 8)));
             for (int i = 0; i < 32; i++) {
                 double err = fabs((double)xb[i] - y[b * 32 + i]);
                 bool clamped = xb[i] * vmax < 0 && fabsf(xb[i]) > 7.5f * (float)d;
@@ -656,18 +656,18 @@ static void test_quantize_error_bounds(test_rng *r)
 
         /* Quantizing the dequantized values again gives the same bytes (the grid maps onto itself). */
         uint8_t again[N / 32 * 34];
-        quantize_row(GGML_TYPE_Q8_0, x, buf, N);
-        dequantize_row(GGML_TYPE_Q8_0, buf, y, N);
-        quantize_row(GGML_TYPE_Q8_0, y, again, N);
+        vkl_quantize_row(GGML_TYPE_Q8_0, x, buf, N);
+        vkl_dequantize_row(GGML_TYPE_Q8_0, buf, y, N);
+        vkl_quantize_row(GGML_TYPE_Q8_0, y, again, N);
         CHECK(memcmp(buf, again, N / 32 * 34) == 0, "q8_0 is not idempotent (trial %d)", trial);
-        quantize_row(GGML_TYPE_Q4_0, x, buf, N);
-        dequantize_row(GGML_TYPE_Q4_0, buf, y, N);
-        quantize_row(GGML_TYPE_Q4_0, y, again, N);
+        vkl_quantize_row(GGML_TYPE_Q4_0, x, buf, N);
+        vkl_dequantize_row(GGML_TYPE_Q4_0, buf, y, N);
+        vkl_quantize_row(GGML_TYPE_Q4_0, y, again, N);
         CHECK(memcmp(buf, again, N / 32 * 18) == 0, "q4_0 is not idempotent (trial %d)", trial);
 
         /* F16 rows: each element within half an f16 ulp (relative 2^-11) for these normal-range values. */
-        quantize_row(GGML_TYPE_F16, x, buf, 256);
-        dequantize_row(GGML_TYPE_F16, buf, y, 256);
+        vkl_quantize_row(GGML_TYPE_F16, x, buf, 256);
+        vkl_dequantize_row(GGML_TYPE_F16, buf, y, 256);
         for (int i = 0; i < 256; i++) {
             if (fabsf(x[i]) < 6.2e-5f)
                 continue;   /* subnormal halves have an absolute, not relative, step */
@@ -702,20 +702,20 @@ static void test_round_trip_all_types(test_rng *r)
     static float x[N], y[N];
     static uint8_t buf[N * 4];
     size_t quantizable = 0;
-    for (size_t i = 0; i < ggml_type_count(); i++)
-        quantizable += ggml_type_can_quantize(ggml_type_at(i)->id);
+    for (size_t i = 0; i < vkl_ggml_type_count(); i++)
+        quantizable += vkl_ggml_type_can_quantize(vkl_ggml_type_at(i)->id);
     CHECK(sizeof bound / sizeof bound[0] == quantizable, "every type with a quantizer has a bound");
-    CHECK(!ggml_type_can_quantize(GGML_TYPE_IQ2_XXS) && !ggml_type_can_quantize(GGML_TYPE_IQ1_M) &&
-          ggml_type_can_quantize(GGML_TYPE_MXFP4) && ggml_type_can_quantize(GGML_TYPE_F32), "which types quantize");
+    CHECK(!vkl_ggml_type_can_quantize(GGML_TYPE_IQ2_XXS) && !vkl_ggml_type_can_quantize(GGML_TYPE_IQ1_M) &&
+          vkl_ggml_type_can_quantize(GGML_TYPE_MXFP4) && vkl_ggml_type_can_quantize(GGML_TYPE_F32), "which types quantize");
     /* A type without a quantizer gets zero blocks (a valid row of zeros), never uninitialised bytes. */
     memset(buf, 0xa5, 66 * 2);
-    quantize_row(GGML_TYPE_IQ2_XXS, x, buf, 512);
+    vkl_quantize_row(GGML_TYPE_IQ2_XXS, x, buf, 512);
     for (int i = 0; i < 66 * 2; i++)
         CHECK(buf[i] == 0, "iq2_xxs quantize_row byte %d = 0x%02x", i, buf[i]);
     for (size_t ti = 0; ti < sizeof bound / sizeof bound[0]; ti++) {
         const uint32_t type = bound[ti].type;
-        const char *name = ggml_type_name(type);
-        const uint32_t bs = ggml_block_size(type) > 1 ? ggml_block_size(type) : 32;
+        const char *name = vkl_ggml_type_name(type);
+        const uint32_t bs = vkl_ggml_block_size(type) > 1 ? vkl_ggml_block_size(type) : 32;
         double worst_rms = 0, worst_elem = 0;
         for (int trial = 0; trial < 8; trial++) {
             const float scale = trial % 4 == 0 ? 1e-3f : trial % 4 == 1 ? 1.0f : trial % 4 == 2 ? 40.0f : 0.05f;
@@ -728,8 +728,8 @@ static void test_round_trip_all_types(test_rng *r)
                 for (int i = 0; i < N; i++)
                     x[i] = fabsf(x[i]);
             memset(y, 0xff, sizeof y);   /* NaN: an element the dequantizer skips fails */
-            quantize_row(type, x, buf, N);
-            dequantize_row(type, buf, y, N);
+            vkl_quantize_row(type, x, buf, N);
+            vkl_dequantize_row(type, buf, y, N);
             double se = 0, sx = 0;
             for (int b = 0; b < N / (int)bs; b++) {
                 float amax = 0;
@@ -754,13 +754,13 @@ static void test_round_trip_all_types(test_rng *r)
 
         /* Zeros stay zeros; non-finite input neither crashes nor trips the sanitizers. */
         memset(x, 0, sizeof x);
-        quantize_row(type, x, buf, QK_K);
-        dequantize_row(type, buf, y, QK_K);
+        vkl_quantize_row(type, x, buf, QK_K);
+        vkl_dequantize_row(type, buf, y, QK_K);
         for (int i = 0; i < QK_K; i++)
             CHECK(y[i] == 0.0f, "%s of zeros [%d] = %g", name, i, y[i]);
         x[3] = NAN, x[100] = INFINITY, x[200] = -INFINITY;
-        quantize_row(type, x, buf, QK_K);
-        dequantize_row(type, buf, y, QK_K);
+        vkl_quantize_row(type, x, buf, QK_K);
+        vkl_dequantize_row(type, buf, y, QK_K);
     }
 }
 

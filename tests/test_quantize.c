@@ -1,16 +1,16 @@
-/* The error-minimising quantizers (host/quantize.c), checked through the CPU reference dequantizer
- * (host/quant.c's dequantize_row): per type, on seeded random rows (normal, and heavy-tailed: a normal
+/* The error-minimising quantizers (host/format/quantize.c), checked through the CPU reference dequantizer
+ * (host/format/quant.c's vkl_dequantize_row): per type, on seeded random rows (normal, and heavy-tailed: a normal
  * divided by the square root of an independent uniform, so a few values per block are far out), the
- * squared error of dequantize(quantize_row_search(x)) must not exceed the simple round-to-nearest
- * quantize_row's, and its relative RMS error ||x - x'|| / ||x|| must stay under a per-type bound (measured,
+ * squared error of dequantize(vkl_quantize_row_search(x)) must not exceed the simple round-to-nearest
+ * vkl_quantize_row's, and its relative RMS error ||x - x'|| / ||x|| must stay under a per-type bound (measured,
  * with margin; a misplaced bit or scale gives errors of order 1). Special rows (zeros, constants, one huge
  * outlier) must come back finite, zeros exactly and constants closely. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/quant.h"
-#include "host/quantize.h"
+#include "host/format/quant.h"
+#include "host/format/quantize.h"
 #include "util.h"
 
 enum { N = 4096, ROWS = 16 };
@@ -49,12 +49,12 @@ static double sq_norm(const float *x, size_t n)
 /* Round trip of one row through the search quantizer (search) or the simple one. */
 static void round_trip(uint32_t type, bool search, const float *x, float *y, void *buf)
 {
-    memset(buf, 0xa5, (size_t)ggml_row_bytes(type, N));     /* poison: every byte must be written */
+    memset(buf, 0xa5, (size_t)vkl_ggml_row_bytes(type, N));     /* poison: every byte must be written */
     if (search)
-        quantize_row_search(type, x, buf, N);
+        vkl_quantize_row_search(type, x, buf, N);
     else
-        quantize_row(type, x, buf, N);
-    dequantize_row(type, buf, y, N);
+        vkl_quantize_row(type, x, buf, N);
+    vkl_dequantize_row(type, buf, y, N);
 }
 
 static void fill(test_rng *rng, float *x, bool heavy)
@@ -81,17 +81,17 @@ static void check_distribution(const type_case *c, test_rng *rng, bool heavy, fl
     double rel = sqrt(e_search / norm), rel_simple = sqrt(e_simple / norm);
     double bound = heavy ? c->bound_heavy : c->bound_normal;
     fprintf(stderr, "%-7s %-6s relative RMS error: search %.5f, simple %.5f (%.1f%% less squared error), bound %.4f\n",
-            ggml_type_name(c->type), heavy ? "heavy" : "normal", rel, rel_simple,
+            vkl_ggml_type_name(c->type), heavy ? "heavy" : "normal", rel, rel_simple,
             100.0 * (1.0 - e_search / e_simple), bound);
-    CHECK(e_search <= e_simple, "%s %s: search error %g > simple %g", ggml_type_name(c->type),
+    CHECK(e_search <= e_simple, "%s %s: search error %g > simple %g", vkl_ggml_type_name(c->type),
           heavy ? "heavy" : "normal", e_search, e_simple);
-    CHECK(rel <= bound, "%s %s: relative RMS error %g > %g", ggml_type_name(c->type), heavy ? "heavy" : "normal", rel,
+    CHECK(rel <= bound, "%s %s: relative RMS error %g > %g", vkl_ggml_type_name(c->type), heavy ? "heavy" : "normal", rel,
           bound);
 }
 
 static void check_special(uint32_t type, float *x, float *y, void *buf)
 {
-    const char *name = ggml_type_name(type);
+    const char *name = vkl_ggml_type_name(type);
     /* All zeros: exactly zero back. */
     memset(x, 0, N * sizeof *x);
     round_trip(type, true, x, y, buf);
@@ -130,7 +130,7 @@ int main(void)
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     void *buf = malloc(N * sizeof(float));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK(quantize_search_supported(cases[i].type), "%s not supported", ggml_type_name(cases[i].type));
+        CHECK(vkl_quantize_search_supported(cases[i].type), "%s not supported", vkl_ggml_type_name(cases[i].type));
         check_distribution(&cases[i], &rng, false, x, y, buf);
         check_distribution(&cases[i], &rng, true, x, y, buf);
         check_special(cases[i].type, x, y, buf);
@@ -142,9 +142,9 @@ int main(void)
         round_trip(floats[i], true, x, y, buf);
         double rel = sqrt(sq_err(x, y, N) / sq_norm(x, N));
         CHECK(rel <= (floats[i] == GGML_TYPE_F32 ? 0 : floats[i] == GGML_TYPE_F16 ? 1e-3 : 4e-3), "%s: error %g",
-              ggml_type_name(floats[i]), rel);
+              vkl_ggml_type_name(floats[i]), rel);
     }
-    CHECK(!quantize_search_supported(GGML_TYPE_IQ2_XXS) && !quantize_search_supported(999), "unsupported types");
+    CHECK(!vkl_quantize_search_supported(GGML_TYPE_IQ2_XXS) && !vkl_quantize_search_supported(999), "unsupported types");
     free(x);
     free(y);
     free(buf);

@@ -1,4 +1,4 @@
-/* quantize_plan and quantize_model (host/quantize_model.c): the per-tensor types of llama-quantize's file
+/* vkl_quantize_plan and vkl_quantize_model (host/format/quantize_model.c): the per-tensor types of llama-quantize's file
  * types, and the written file. The expected types below were produced by llama.cpp's llama-quantize
  * (2026, v0.4.0) on the same two synthetic models during development: 16 layers of width 256, one with
  * 2-way GQA, FFN width 512 and an output tensor; one tied (no output.weight) with 4-way GQA and FFN width
@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/quantize.h"
-#include "host/quantize_model.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/format/quantize.h"
+#include "host/format/quantize_model.h"
+#include "host/tools/synth.h"
 #include "util.h"
 
 enum { UNTIED, TIED, N_ROLES = 7 };
@@ -58,9 +58,9 @@ static void role_types(const gguf_file *f, const uint32_t *types, const char *ro
         if (l < 16) {
             char tn[64];
             snprintf(tn, sizeof tn, "blk.%d.%s.weight", l, role);
-            for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
-                if (!strcmp(gguf_tensor_at(f, i)->name, tn))
-                    name = ggml_type_label(types[i]);
+            for (uint64_t i = 0; i < vkl_gguf_n_tensors(f); i++)
+                if (!strcmp(vkl_gguf_tensor_at(f, i)->name, tn))
+                    name = vkl_ggml_type_label(types[i]);
         }
         if (prev && (l == 16 || !name || strcmp(name, prev) != 0)) {
             size_t len = strlen(out);
@@ -74,16 +74,16 @@ static void role_types(const gguf_file *f, const uint32_t *types, const char *ro
 
 static const char *tensor_type(const gguf_file *f, const uint32_t *types, const char *name)
 {
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
-        if (!strcmp(gguf_tensor_at(f, i)->name, name))
-            return ggml_type_label(types[i]);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f); i++)
+        if (!strcmp(vkl_gguf_tensor_at(f, i)->name, name))
+            return vkl_ggml_type_label(types[i]);
     return "";
 }
 
 static void default_params(quantize_params *p, const char *ftype)
 {
     memset(p, 0, sizeof *p);
-    p->ftype = quantize_ftype_find(ftype);
+    p->ftype = vkl_quantize_ftype_find(ftype);
     p->output_tensor_type = QUANTIZE_TYPE_AUTO;
     p->token_embedding_type = QUANTIZE_TYPE_AUTO;
     p->n_threads = 3;
@@ -92,8 +92,8 @@ static void default_params(quantize_params *p, const char *ftype)
 /* Checks the plan of f under p against e's types. */
 static void check_plan(const gguf_file *f, const quantize_params *p, const expectation *e, const char *what)
 {
-    uint32_t *types = calloc(gguf_n_tensors(f), sizeof *types);
-    if (quantize_plan(f, p, types) != VKLLM_OK) {
+    uint32_t *types = calloc(vkl_gguf_n_tensors(f), sizeof *types);
+    if (vkl_quantize_plan(f, p, types) != VKLLM_OK) {
         CHECK(0, "%s: plan failed: %s", what, vkr_last_error());
         free(types);
         return;
@@ -107,9 +107,9 @@ static void check_plan(const gguf_file *f, const quantize_params *p, const expec
         role_types(f, types, roles[r], got, sizeof got);
         CHECK(!strcmp(got, e->types[2 + r]), "%s: %s is %s, want %s", what, roles[r], got, e->types[2 + r]);
     }
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
-        if (gguf_tensor_at(f, i)->n_dims == 1)
-            CHECK(types[i] == GGML_TYPE_F32, "%s: %s is not kept f32", what, gguf_tensor_at(f, i)->name);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f); i++)
+        if (vkl_gguf_tensor_at(f, i)->n_dims == 1)
+            CHECK(types[i] == GGML_TYPE_F32, "%s: %s is not kept f32", what, vkl_gguf_tensor_at(f, i)->name);
     free(types);
 }
 
@@ -133,17 +133,17 @@ static void test_mixes(gguf_file *const *files)
                                                  "q4_K*16", "q4_K*16"}};
     check_plan(files[UNTIED], &p, &pure, "--pure Q4_K_M");
     default_params(&p, "Q4_K_M");
-    CHECK(quantize_tensor_type_find("Q8_0", &p.output_tensor_type) && quantize_tensor_type_find("q4_k", &p.token_embedding_type),
+    CHECK(vkl_quantize_tensor_type_find("Q8_0", &p.output_tensor_type) && vkl_quantize_tensor_type_find("q4_k", &p.token_embedding_type),
           "tensor type names");
     const expectation chosen = {UNTIED, "Q4_K_M", {"q4_K", "q8_0", "q4_K*16", "q4_K*16", expected[4].types[4],
                                                    "q4_K*16", "q4_K*16", "q4_K*16", expected[4].types[8]}};
     check_plan(files[UNTIED], &p, &chosen, "Q4_K_M --output-tensor-type q8_0 --token-embedding-type q4_k");
     /* Names and numbers. */
-    CHECK(quantize_ftype_find("q4_k") == quantize_ftype_find("Q4_K_M") && quantize_ftype_find("15") == quantize_ftype_find("Q4_K_M"),
+    CHECK(vkl_quantize_ftype_find("q4_k") == vkl_quantize_ftype_find("Q4_K_M") && vkl_quantize_ftype_find("15") == vkl_quantize_ftype_find("Q4_K_M"),
           "aliases");
-    CHECK(!quantize_ftype_find("Q4_K_X") && !quantize_ftype_find("") && !quantize_ftype_find("99"), "unknown names");
+    CHECK(!vkl_quantize_ftype_find("Q4_K_X") && !vkl_quantize_ftype_find("") && !vkl_quantize_ftype_find("99"), "unknown names");
     uint32_t t;
-    CHECK(!quantize_tensor_type_find("iq2_xxs", &t) && !quantize_tensor_type_find("q4_K_M", &t), "unknown tensor types");
+    CHECK(!vkl_quantize_tensor_type_find("iq2_xxs", &t) && !vkl_quantize_tensor_type_find("q4_K_M", &t), "unknown tensor types");
 }
 
 static bool leftover_temp_files(const char *dir)
@@ -157,7 +157,7 @@ static bool leftover_temp_files(const char *dir)
     return found;
 }
 
-/* The whole file: metadata, types, every converted tensor equal to quantize_row_search of its rows (so the
+/* The whole file: metadata, types, every converted tensor equal to vkl_quantize_row_search of its rows (so the
  * threads split the work without changing it), copied tensors byte-identical. */
 static void test_file(const char *dir)
 {
@@ -167,40 +167,40 @@ static void test_file(const char *dir)
     snprintf(out2, sizeof out2, "%s.requant.gguf", model);
     quantize_params p;
     default_params(&p, "Q4_K_M");
-    CHECK(quantize_model(model, out, &p) == VKLLM_OK, "quantize_model: %s", vkr_last_error());
+    CHECK(vkl_quantize_model(model, out, &p) == VKLLM_OK, "quantize_model: %s", vkr_last_error());
     gguf_file *in = NULL, *f = NULL;
-    if (gguf_open(model, &in) != VKLLM_OK || gguf_open(out, &f) != VKLLM_OK) {
+    if (vkl_gguf_open(model, &in) != VKLLM_OK || vkl_gguf_open(out, &f) != VKLLM_OK) {
         CHECK(0, "reopening: %s", vkr_last_error());
-        gguf_close(in);
+        vkl_gguf_close(in);
         return;
     }
     uint32_t ft = 0, qv = 0;
-    CHECK(gguf_get_u32(f, "general.file_type", &ft) && ft == 15, "general.file_type %u, want 15", ft);
-    CHECK(gguf_get_u32(f, "general.quantization_version", &qv) && qv == 2, "general.quantization_version %u", qv);
-    for (uint64_t i = 0; i < gguf_n_kv(in); i++) {
-        const char *key = gguf_kv_key(in, i);
-        int64_t j = gguf_find_key(f, key);
-        CHECK(j >= 0 && gguf_kv_type(f, (uint64_t)j) == gguf_kv_type(in, i), "key %s not copied", key);
+    CHECK(vkl_gguf_get_u32(f, "general.file_type", &ft) && ft == 15, "general.file_type %u, want 15", ft);
+    CHECK(vkl_gguf_get_u32(f, "general.quantization_version", &qv) && qv == 2, "general.quantization_version %u", qv);
+    for (uint64_t i = 0; i < vkl_gguf_n_kv(in); i++) {
+        const char *key = vkl_gguf_kv_key(in, i);
+        int64_t j = vkl_gguf_find_key(f, key);
+        CHECK(j >= 0 && vkl_gguf_kv_type(f, (uint64_t)j) == vkl_gguf_kv_type(in, i), "key %s not copied", key);
     }
     uint64_t n_in, n_out;
     gguf_value_type et;
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n_out) &&
-              gguf_get_arr_info(in, "tokenizer.ggml.tokens", &et, &n_in) && n_in == n_out, "tokens not copied");
-    CHECK(gguf_n_tensors(f) == gguf_n_tensors(in), "tensor count");
-    uint32_t *types = calloc(gguf_n_tensors(in), sizeof *types);
-    CHECK(quantize_plan(in, &p, types) == VKLLM_OK, "plan");
-    for (uint64_t i = 0; i < gguf_n_tensors(in) && i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *a = gguf_tensor_at(in, i), *b = gguf_tensor_at(f, i);
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n_out) &&
+              vkl_gguf_get_arr_info(in, "tokenizer.ggml.tokens", &et, &n_in) && n_in == n_out, "tokens not copied");
+    CHECK(vkl_gguf_n_tensors(f) == vkl_gguf_n_tensors(in), "tensor count");
+    uint32_t *types = calloc(vkl_gguf_n_tensors(in), sizeof *types);
+    CHECK(vkl_quantize_plan(in, &p, types) == VKLLM_OK, "plan");
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(in) && i < vkl_gguf_n_tensors(f); i++) {
+        const gguf_tensor *a = vkl_gguf_tensor_at(in, i), *b = vkl_gguf_tensor_at(f, i);
         CHECK(!strcmp(a->name, b->name) && b->type == types[i] && a->n_elements == b->n_elements, "tensor %s", a->name);
         if (a->type == b->type) {
             CHECK(a->nbytes == b->nbytes && !memcmp(a->data, b->data, (size_t)a->nbytes), "%s not copied", a->name);
             continue;
         }
-        uint64_t n = a->ne[0], rows = a->n_elements / n, rb = ggml_row_bytes(b->type, n);
+        uint64_t n = a->ne[0], rows = a->n_elements / n, rb = vkl_ggml_row_bytes(b->type, n);
         uint8_t *want = malloc((size_t)rb);
         size_t bad = 0;
         for (uint64_t r = 0; r < rows; r++) {
-            quantize_row_search(b->type, (const float *)a->data + r * n, want, n);
+            vkl_quantize_row_search(b->type, (const float *)a->data + r * n, want, n);
             bad += memcmp(want, (const uint8_t *)b->data + r * rb, (size_t)rb) != 0;
         }
         CHECK(bad == 0, "%s: %zu rows differ from quantize_row_search", a->name, bad);
@@ -210,19 +210,19 @@ static void test_file(const char *dir)
 
     /* A quantized input: refused without --allow-requantize (nothing written), accepted with it. */
     default_params(&p, "Q8_0");
-    CHECK(quantize_model(out, out2, &p) != VKLLM_OK && strstr(vkr_last_error(), "--allow-requantize"),
+    CHECK(vkl_quantize_model(out, out2, &p) != VKLLM_OK && strstr(vkr_last_error(), "--allow-requantize"),
           "requantizing without the flag: %s", vkr_last_error());
     CHECK(access(out2, F_OK) != 0, "a refused quantize left %s", out2);
     p.allow_requantize = true;
-    CHECK(quantize_model(out, out2, &p) == VKLLM_OK, "requantizing with the flag: %s", vkr_last_error());
+    CHECK(vkl_quantize_model(out, out2, &p) == VKLLM_OK, "requantizing with the flag: %s", vkr_last_error());
     /* An unwritable target: an error, no temporary file left. */
     char bad[4300];
     snprintf(bad, sizeof bad, "%s/no-such-dir/x.gguf", dir);
-    CHECK(quantize_model(model, bad, &p) != VKLLM_OK && strstr(vkr_last_error(), "no-such-dir"),
+    CHECK(vkl_quantize_model(model, bad, &p) != VKLLM_OK && strstr(vkr_last_error(), "no-such-dir"),
           "unwritable target: %s", vkr_last_error());
     CHECK(!leftover_temp_files(dir), "temporary files left in %s", dir);
-    gguf_close(in);
-    gguf_close(f);
+    vkl_gguf_close(in);
+    vkl_gguf_close(f);
     remove(out);
     remove(out2);
 }
@@ -246,7 +246,7 @@ int main(void)
     for (int m = 0; m < 3; m++) {
         snprintf(paths[m], sizeof paths[m], "%s/quantize_model-%d-%d.gguf", dir, (int)getpid(), m);
         synth_options o = {.hp = &hp[m], .type = GGML_TYPE_F32, .path = paths[m], .seed = 5};
-        if (synth_write(&o) != VKLLM_OK || gguf_open(paths[m], &files[m]) != VKLLM_OK) {
+        if (vkl_synth_write(&o) != VKLLM_OK || vkl_gguf_open(paths[m], &files[m]) != VKLLM_OK) {
             fprintf(stderr, "FAIL: synthetic model: %s\n", vkr_last_error());
             return 1;
         }
@@ -254,7 +254,7 @@ int main(void)
     test_mixes(files);
     test_file(dir);
     for (int m = 0; m < 3; m++) {
-        gguf_close(files[m]);
+        vkl_gguf_close(files[m]);
         remove(paths[m]);
     }
     return test_finish("quantize_model");

@@ -1,6 +1,6 @@
 /* Quantize round trips on a trained model: stories260K zero-padded to width 256 (tests/pad_model.c: the
  * same function, and rows a multiple of 256 so every K-quant applies instead of its fallbacks) is quantized
- * to each file type with quantize_model, and the quantized model's perplexity on a short story, from
+ * to each file type with vkl_quantize_model, and the quantized model's perplexity on a short story, from
  * `vkllm perplexity` (the device kernels), must stay within a per-type bound of the F32 model's. Files of
  * types the device has no kernels for, or every file when there is no device, are scored with the CPU
  * reference forward pass on the dequantized weights instead (said in the output). The reference also
@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/quantize_model.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/format/quantize_model.h"
+#include "host/text/tokenizer.h"
 #include "pad_model.h"
 #include "ref/ref_llama.h"
 #include "ref/ref_perplexity.h"
@@ -73,8 +73,8 @@ static double device_perplexity(const char *model, const char *text_path)
 /* True if the device kernels run every tensor type of the file. */
 static bool device_runs(const gguf_file *f)
 {
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
-        const ggml_type_info *t = ggml_type_get(gguf_tensor_at(f, i)->type);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f); i++) {
+        const ggml_type_info *t = vkl_ggml_type_get(vkl_gguf_tensor_at(f, i)->type);
         if (!t || !t->kernels)
             return false;
     }
@@ -86,7 +86,7 @@ static double ref_model_perplexity(const char *path, const int32_t *ids, size_t 
 {
     gguf_file *f;
     ref_llama *m;
-    if (gguf_open(path, &f) != VKLLM_OK)
+    if (vkl_gguf_open(path, &f) != VKLLM_OK)
         return -1;
     double ppl = -1;
     size_t count;
@@ -94,7 +94,7 @@ static double ref_model_perplexity(const char *path, const int32_t *ids, size_t 
         ppl = ref_perplexity(m, ids, n_ids, N_CTX, bos, &count);
         ref_llama_free(m);
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
     return ppl;
 }
 
@@ -121,13 +121,13 @@ int main(void)
     tokenizer *tok;
     int32_t *ids;
     size_t n_ids;
-    if (gguf_open(padded, &f) != VKLLM_OK || tokenizer_load(f, &tok) != VKLLM_OK ||
-        tokenizer_encode(tok, story, strlen(story), true, false, &ids, &n_ids) != VKLLM_OK) {
+    if (vkl_gguf_open(padded, &f) != VKLLM_OK || vkl_tokenizer_load(f, &tok) != VKLLM_OK ||
+        vkl_tokenizer_encode(tok, story, strlen(story), true, false, &ids, &n_ids) != VKLLM_OK) {
         fprintf(stderr, "FAIL: tokenizing: %s\n", vkr_last_error());
         return 1;
     }
-    gguf_close(f);
-    int32_t bos = tokenizer_bos(tok);
+    vkl_gguf_close(f);
+    int32_t bos = vkl_tokenizer_bos(tok);
     CHECK(n_ids >= 4 * N_CTX, "the story is only %zu tokens", n_ids);
 
     double ppl_original = ref_model_perplexity(original, ids, n_ids, bos);
@@ -146,18 +146,18 @@ int main(void)
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const roundtrip_case *c = &cases[i];
-        quantize_params p = {.ftype = quantize_ftype_find(c->ftype), .n_threads = 2,
+        quantize_params p = {.ftype = vkl_quantize_ftype_find(c->ftype), .n_threads = 2,
                              .output_tensor_type = QUANTIZE_TYPE_AUTO, .token_embedding_type = QUANTIZE_TYPE_AUTO};
         gguf_file *f;
-        if (quantize_model(padded, out, &p) != VKLLM_OK || gguf_open(out, &f) != VKLLM_OK) {
+        if (vkl_quantize_model(padded, out, &p) != VKLLM_OK || vkl_gguf_open(out, &f) != VKLLM_OK) {
             CHECK(0, "%s: quantize: %s", c->ftype, vkr_last_error());
             continue;
         }
-        const gguf_tensor *q = gguf_find_tensor(f, "blk.0.attn_q.weight");
+        const gguf_tensor *q = vkl_gguf_find_tensor(f, "blk.0.attn_q.weight");
         CHECK(q && q->type == p.ftype->type, "%s: attn_q is %s, not the file type's own (a fallback?)", c->ftype,
-              q ? ggml_type_label(q->type) : "missing");
+              q ? vkl_ggml_type_label(q->type) : "missing");
         bool on_device = dev_f32 > 0 && device_runs(f);
-        gguf_close(f);
+        vkl_gguf_close(f);
         double ppl = on_device ? device_perplexity(out, text_path) : ref_model_perplexity(out, ids, n_ids, bos);
         double base = on_device ? dev_f32 : ppl_f32, rise = ppl / base - 1;
         fprintf(stderr, "%-7s perplexity %.4f (%+.2f%%, bound +%.1f%%) by %s\n", c->ftype, ppl, 100 * rise,
@@ -170,7 +170,7 @@ int main(void)
         }
     }
     free(ids);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
     remove(out);
     remove(padded);
     remove(text_path);

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gguf.h"
-#include "host/quant.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
 #include "ref/ref_llama.h"
 #include "util.h"
 
@@ -22,7 +22,7 @@ static void append_piece(const gguf_file *f, int32_t id, char *text, size_t *len
 {
     const char *s;
     uint64_t n;
-    if (!gguf_get_arr_str(f, "tokenizer.ggml.tokens", (uint64_t)id, &s, &n))
+    if (!vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", (uint64_t)id, &s, &n))
         return;
     unsigned byte;
     char hex[7] = {0};
@@ -65,7 +65,7 @@ static void test_greedy_story(const gguf_file *f, ref_llama *m, int32_t bos, int
     char text[MAX_TEXT] = {0};
     size_t len = 0;
     int32_t eos = -1;
-    gguf_get_i32(f, "tokenizer.ggml.eos_token_id", &eos);
+    vkl_gguf_get_i32(f, "tokenizer.ggml.eos_token_id", &eos);
 
     ids[0] = bos;
     uint32_t n = 1;
@@ -165,18 +165,18 @@ static vkllm_status write_tensor(gguf_writer *w, const gguf_tensor *t, const var
     void *q = malloc(n * sizeof(float) + 64);
     vkllm_status st = VKLLM_ERR_OUT_OF_HOST_MEMORY;
     if (x && q) {
-        dequantize_row(t->type, t->data, x, n);
-        bool convert = t->n_dims == 2 && t->ne[0] % ggml_block_size(v->wtype) == 0;
+        vkl_dequantize_row(t->type, t->data, x, n);
+        bool convert = t->n_dims == 2 && t->ne[0] % vkl_ggml_block_size(v->wtype) == 0;
         if (convert && v->store_dequantized) {
-            quantize_row(v->wtype, x, q, n);
-            dequantize_row(v->wtype, q, x, n);
+            vkl_quantize_row(v->wtype, x, q, n);
+            vkl_dequantize_row(v->wtype, q, x, n);
             convert = false;
         }
         if (convert) {
-            quantize_row(v->wtype, x, q, n);
-            st = gguf_writer_tensor_data(w, q, (size_t)ggml_row_bytes(v->wtype, n));
+            vkl_quantize_row(v->wtype, x, q, n);
+            st = vkl_gguf_writer_tensor_data(w, q, (size_t)vkl_ggml_row_bytes(v->wtype, n));
         } else {
-            st = gguf_writer_tensor_data(w, x, (size_t)n * sizeof(float));
+            st = vkl_gguf_writer_tensor_data(w, x, (size_t)n * sizeof(float));
         }
     }
     free(x);
@@ -187,7 +187,7 @@ static vkllm_status write_tensor(gguf_writer *w, const gguf_tensor *t, const var
 static bool write_variant(const gguf_file *f, const ref_llama_hparams *hp, const variant *v, const char *path)
 {
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     CHECK(st == VKLLM_OK, "gguf_writer_open(%s): %s", path, vkr_last_error());
     if (st != VKLLM_OK)
         return false;
@@ -198,44 +198,44 @@ static bool write_variant(const gguf_file *f, const ref_llama_hparams *hp, const
             CHECK(st == VKLLM_OK, "%s: %s", #call, vkr_last_error());      \
         }                                                                  \
     } while (0)
-    W(gguf_writer_kv_str(w, "general.architecture", v->arch ? v->arch : "llama"));
-    W(gguf_writer_kv_u32(w, "llama.embedding_length", hp->n_embd));
-    W(gguf_writer_kv_u32(w, "llama.block_count", hp->n_layer));
-    W(gguf_writer_kv_u32(w, "llama.attention.head_count", hp->n_head));
-    W(gguf_writer_kv_u32(w, "llama.attention.head_count_kv", hp->n_head_kv));
-    W(gguf_writer_kv_u32(w, "llama.feed_forward_length", hp->n_ff));
-    W(gguf_writer_kv_u32(w, "llama.rope.dimension_count", v->n_rot));
-    W(gguf_writer_kv_f32(w, "llama.rope.freq_base", v->rope_base));
-    W(gguf_writer_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->rms_eps));
+    W(vkl_gguf_writer_kv_str(w, "general.architecture", v->arch ? v->arch : "llama"));
+    W(vkl_gguf_writer_kv_u32(w, "llama.embedding_length", hp->n_embd));
+    W(vkl_gguf_writer_kv_u32(w, "llama.block_count", hp->n_layer));
+    W(vkl_gguf_writer_kv_u32(w, "llama.attention.head_count", hp->n_head));
+    W(vkl_gguf_writer_kv_u32(w, "llama.attention.head_count_kv", hp->n_head_kv));
+    W(vkl_gguf_writer_kv_u32(w, "llama.feed_forward_length", hp->n_ff));
+    W(vkl_gguf_writer_kv_u32(w, "llama.rope.dimension_count", v->n_rot));
+    W(vkl_gguf_writer_kv_f32(w, "llama.rope.freq_base", v->rope_base));
+    W(vkl_gguf_writer_kv_f32(w, "llama.attention.layer_norm_rms_epsilon", hp->rms_eps));
 
     /* tensor infos, then data, in the same order */
-    const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
-    uint64_t nt = gguf_n_tensors(f);
+    const gguf_tensor *embd = vkl_gguf_find_tensor(f, "token_embd.weight");
+    uint64_t nt = vkl_gguf_n_tensors(f);
     for (int pass = 0; pass < 2; pass++) {
         for (uint64_t i = 0; i < nt && st == VKLLM_OK; i++) {
-            const gguf_tensor *t = gguf_tensor_at(f, i);
+            const gguf_tensor *t = vkl_gguf_tensor_at(f, i);
             bool is_output = strcmp(t->name, "output.weight") == 0;
             if ((is_output && v->tied) || (v->drop && strcmp(t->name, v->drop) == 0))
                 continue;
             if (is_output && v->output_from_embd)
                 t = embd;
-            bool convert = t->n_dims == 2 && t->ne[0] % ggml_block_size(v->wtype) == 0 && !v->store_dequantized;
+            bool convert = t->n_dims == 2 && t->ne[0] % vkl_ggml_block_size(v->wtype) == 0 && !v->store_dequantized;
             uint32_t type = convert ? v->wtype : GGML_TYPE_F32;
             if (pass == 0)
-                W(gguf_writer_tensor_info(w, is_output ? "output.weight" : t->name, type, t->n_dims, t->ne));
+                W(vkl_gguf_writer_tensor_info(w, is_output ? "output.weight" : t->name, type, t->n_dims, t->ne));
             else
                 W(write_tensor(w, t, v));
         }
         if (v->rope_freqs != NULL) {
             uint64_t ne[1] = {v->n_rot / 2};
             if (pass == 0)
-                W(gguf_writer_tensor_info(w, "rope_freqs.weight", GGML_TYPE_F32, 1, ne));
+                W(vkl_gguf_writer_tensor_info(w, "rope_freqs.weight", GGML_TYPE_F32, 1, ne));
             else
-                W(gguf_writer_tensor_data(w, v->rope_freqs, ne[0] * sizeof(float)));
+                W(vkl_gguf_writer_tensor_data(w, v->rope_freqs, ne[0] * sizeof(float)));
         }
     }
 #undef W
-    vkllm_status cst = gguf_writer_close(w);
+    vkllm_status cst = vkl_gguf_writer_close(w);
     CHECK(cst == VKLLM_OK, "gguf_writer_close(%s): %s", path, vkr_last_error());
     return st == VKLLM_OK && cst == VKLLM_OK;
 }
@@ -251,7 +251,7 @@ static bool run_variant(const gguf_file *f, const ref_llama_hparams *hp, const v
         return false;
     gguf_file *vf = NULL;
     ref_llama *vm = NULL;
-    vkllm_status st = gguf_open(path, &vf);
+    vkllm_status st = vkl_gguf_open(path, &vf);
     CHECK(st == VKLLM_OK, "variant %d: gguf_open: %s", index, vkr_last_error());
     if (st == VKLLM_OK) {
         st = ref_llama_load(vf, &vm);
@@ -266,7 +266,7 @@ static bool run_variant(const gguf_file *f, const ref_llama_hparams *hp, const v
     }
     ref_llama_free(vm);
     if (vf)
-        gguf_close(vf);
+        vkl_gguf_close(vf);
     remove(path);
     return st == VKLLM_OK;
 }
@@ -282,7 +282,7 @@ static void load_variant_fails(const gguf_file *f, const ref_llama_hparams *hp, 
         return;
     gguf_file *vf = NULL;
     ref_llama *vm = NULL;
-    vkllm_status st = gguf_open(path, &vf);
+    vkllm_status st = vkl_gguf_open(path, &vf);
     CHECK(st == VKLLM_OK, "variant %d: gguf_open: %s", index, vkr_last_error());
     if (st == VKLLM_OK) {
         vkr_clear_error();
@@ -290,7 +290,7 @@ static void load_variant_fails(const gguf_file *f, const ref_llama_hparams *hp, 
         CHECK(st == want && vm == NULL, "variant %d: ref_llama_load gave %d, want %d", index, (int)st, (int)want);
         CHECK(strstr(vkr_last_error(), needle) != NULL, "variant %d: message \"%s\" does not mention %s", index,
               vkr_last_error(), needle);
-        gguf_close(vf);
+        vkl_gguf_close(vf);
     }
     ref_llama_free(vm);
     remove(path);
@@ -320,7 +320,7 @@ static void test_variants(const gguf_file *f, const ref_llama_hparams *hp, const
         vd.store_dequantized = true;
         if (run_variant(f, hp, &vq, index++, ids, n, a) && run_variant(f, hp, &vd, index++, ids, n, b)) {
             double d = max_row_diff(a, b, n, nv);
-            CHECK(d == 0, "%s weights differ from their dequantized f32 values: %.3g", ggml_type_name(types[i]), d);
+            CHECK(d == 0, "%s weights differ from their dequantized f32 values: %.3g", vkl_ggml_type_name(types[i]), d);
         }
     }
 
@@ -389,7 +389,7 @@ int main(void)
         return TEST_SKIP;
     }
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "gguf_open(%s): %s", path, vkr_last_error());
     if (st != VKLLM_OK)
         return test_finish("ref_llama");
@@ -407,7 +407,7 @@ int main(void)
         CHECK(hp->n_vocab == 512, "n_vocab %u", hp->n_vocab);
 
         uint32_t bos = 0;
-        CHECK(gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &bos) && bos < hp->n_vocab, "bos_token_id");
+        CHECK(vkl_gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &bos) && bos < hp->n_vocab, "bos_token_id");
         int32_t ids[MAX_GEN];
         uint32_t n_ids = 0;
         test_greedy_story(f, m, (int32_t)bos, ids, &n_ids);
@@ -420,6 +420,6 @@ int main(void)
             test_variants(f, hp, ids, 12);
         ref_llama_free(m);
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
     return test_finish("ref_llama");
 }

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/quant.h"
+#include "host/format/quant.h"
 #include "runtime/shader_table.h"
 #include "util.h"
 
@@ -328,10 +328,10 @@ static void check_tools(const vkr_shader_blob *nvb, const vkr_shader_blob *khb, 
 
 int main(void)
 {
-    /* Every type of the type table (host/quant.c) that has kernels has both modules. */
+    /* Every type of the type table (host/format/quant.c) that has kernels has both modules. */
     for (uint32_t type = 0; type < 64; type++) {
-        const char *tn = ggml_type_name(type);
-        if (!tn || !ggml_type_get(type)->kernels)
+        const char *tn = vkl_ggml_type_name(type);
+        if (!tn || !vkl_ggml_type_get(type)->kernels)
             continue;
         char nvn[64], khn[64];
         snprintf(nvn, sizeof nvn, "matmul_coopmat_%s_nv", tn);

@@ -1,4 +1,4 @@
-/* Synthetic models: `synth tiny` for every weight type, read back with gguf_open: keys, vocabulary,
+/* Synthetic models: `synth tiny` for every weight type, read back with vkl_gguf_open: keys, vocabulary,
  * tensor shapes and types, weight statistics, and a CPU reference forward pass giving finite varied
  * logits. Also: determinism per seed, tied embeddings + rope_freqs (the llama3.2-1b layout, scaled
  * down), the big presets' hyper-parameters, and argument errors. */
@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host/ggml_types.h"
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 #include "ref/ref_llama.h"
 #include "util.h"
 
@@ -28,7 +28,7 @@ static void make_path(char *buf, size_t size, const char *tag)
 static bool key_u32(const gguf_file *f, const char *key, uint32_t want)
 {
     uint32_t v;
-    bool ok = gguf_get_u32(f, key, &v) && v == want;
+    bool ok = vkl_gguf_get_u32(f, key, &v) && v == want;
     CHECK(ok, "%s: expected %u", key, want);
     return ok;
 }
@@ -37,7 +37,7 @@ static bool key_str(const gguf_file *f, const char *key, const char *want)
 {
     const char *s;
     uint64_t len;
-    bool ok = gguf_get_str(f, key, &s, &len) && len == strlen(want) && !memcmp(s, want, len);
+    bool ok = vkl_gguf_get_str(f, key, &s, &len) && len == strlen(want) && !memcmp(s, want, len);
     CHECK(ok, "%s: expected \"%s\"", key, want);
     return ok;
 }
@@ -45,7 +45,7 @@ static bool key_str(const gguf_file *f, const char *key, const char *want)
 static void check_tensor(const gguf_file *f, const char *name, uint32_t type, uint32_t n_dims, uint64_t ne0,
                          uint64_t ne1)
 {
-    const gguf_tensor *t = gguf_find_tensor(f, name);
+    const gguf_tensor *t = vkl_gguf_find_tensor(f, name);
     CHECK(t != NULL, "tensor %s missing", name);
     if (!t)
         return;
@@ -58,7 +58,7 @@ static void check_tensor(const gguf_file *f, const char *name, uint32_t type, ui
     /* statistics of the values */
     uint64_t n = t->n_elements;
     float *x = malloc(n * sizeof *x);
-    dequantize_row(t->type, t->data, x, n);
+    vkl_dequantize_row(t->type, t->data, x, n);
     CHECK(first_nonfinite(x, n) < 0, "tensor %s has non-finite values", name);
     double sum = 0, sq = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -147,19 +147,19 @@ static uint32_t want_type(uint32_t type, uint32_t ne0)
 static void test_tiny(const char *preset, uint32_t type)
 {
     char path[4096], label[64];
-    snprintf(label, sizeof label, "%s-%s", preset, ggml_type_name(type));
+    snprintf(label, sizeof label, "%s-%s", preset, vkl_ggml_type_name(type));
     make_path(path, sizeof path, label);
     synth_options o = {0};
     o.preset = preset;
     o.type = type;
     o.path = path;
     o.seed = 1234;
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth %s: %s", label, vkr_last_error());
     if (st != VKLLM_OK)
         return;
     gguf_file *f;
-    st = gguf_open(path, &f);
+    st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "reopen %s: %s", path, vkr_last_error());
     if (st != VKLLM_OK) {
         remove(path);
@@ -168,9 +168,9 @@ static void test_tiny(const char *preset, uint32_t type)
     const bool wide = !strcmp(preset, "tiny256");
     const uint32_t E = wide ? 256 : 128, L = 2, H = 4, HKV = 2, F = wide ? 768 : 384, V = 512;
     const uint32_t file_type = want_file_type(type), tE = want_type(type, E), tF = want_type(type, F);
-    CHECK(gguf_version(f) == 3, "version");
+    CHECK(vkl_gguf_version(f) == 3, "version");
     key_str(f, "general.architecture", "llama");
-    CHECK(gguf_find_key(f, "general.name") >= 0, "general.name");
+    CHECK(vkl_gguf_find_key(f, "general.name") >= 0, "general.name");
     key_u32(f, "general.file_type", file_type);
     key_u32(f, "llama.context_length", 256);
     key_u32(f, "llama.embedding_length", E);
@@ -181,8 +181,8 @@ static void test_tiny(const char *preset, uint32_t type)
     key_u32(f, "llama.attention.head_count_kv", HKV);
     key_u32(f, "llama.vocab_size", V);
     float x;
-    CHECK(gguf_get_f32(f, "llama.rope.freq_base", &x) && x == 10000.0f, "rope.freq_base");
-    CHECK(gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &x) && x > 0 && x < 1e-4f, "rms eps");
+    CHECK(vkl_gguf_get_f32(f, "llama.rope.freq_base", &x) && x == 10000.0f, "rope.freq_base");
+    CHECK(vkl_gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &x) && x > 0 && x < 1e-4f, "rms eps");
 
     /* vocabulary */
     key_str(f, "tokenizer.ggml.model", "llama");
@@ -191,11 +191,11 @@ static void test_tiny(const char *preset, uint32_t type)
     key_u32(f, "tokenizer.ggml.unknown_token_id", 0);
     gguf_value_type et;
     uint64_t n;
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n) && et == GGUF_TYPE_STRING && n == V, "tokens");
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.scores", &et, &n) && et == GGUF_TYPE_FLOAT32 && n == V, "scores");
-    CHECK(gguf_get_arr_info(f, "tokenizer.ggml.token_type", &et, &n) && et == GGUF_TYPE_INT32 && n == V, "types");
-    const uint8_t *scores = gguf_get_arr_data(f, "tokenizer.ggml.scores");
-    const uint8_t *types = gguf_get_arr_data(f, "tokenizer.ggml.token_type");
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n) && et == GGUF_TYPE_STRING && n == V, "tokens");
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.scores", &et, &n) && et == GGUF_TYPE_FLOAT32 && n == V, "scores");
+    CHECK(vkl_gguf_get_arr_info(f, "tokenizer.ggml.token_type", &et, &n) && et == GGUF_TYPE_INT32 && n == V, "types");
+    const uint8_t *scores = vkl_gguf_get_arr_data(f, "tokenizer.ggml.scores");
+    const uint8_t *types = vkl_gguf_get_arr_data(f, "tokenizer.ggml.token_type");
     if (scores && types && n == V) {
         float prev = INFINITY;
         for (uint32_t i = 0; i < V; i++) {
@@ -205,7 +205,7 @@ static void test_tiny(const char *preset, uint32_t type)
             float sc;
             memcpy(&tt, types + 4 * i, 4);
             memcpy(&sc, scores + 4 * i, 4);
-            CHECK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", i, &s, &len) && len > 0, "token %u", i);
+            CHECK(vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", i, &s, &len) && len > 0, "token %u", i);
             char want[16];
             int32_t want_type = 1;
             if (i == 0)
@@ -229,18 +229,18 @@ static void test_tiny(const char *preset, uint32_t type)
             for (uint32_t j = 259; j < i && i >= 259; j++) {   /* pieces are unique */
                 const char *s2;
                 uint64_t len2;
-                if (gguf_get_arr_str(f, "tokenizer.ggml.tokens", j, &s2, &len2) && len2 == len && !memcmp(s, s2, len))
+                if (vkl_gguf_get_arr_str(f, "tokenizer.ggml.tokens", j, &s2, &len2) && len2 == len && !memcmp(s, s2, len))
                     CHECK(0, "tokens %u and %u are both '%.*s'", j, i, (int)len, s);
             }
         }
     }
 
     /* tensors */
-    CHECK(gguf_n_tensors(f) == 3 + 9 * L, "tensor count %llu", (unsigned long long)gguf_n_tensors(f));
+    CHECK(vkl_gguf_n_tensors(f) == 3 + 9 * L, "tensor count %llu", (unsigned long long)vkl_gguf_n_tensors(f));
     check_tensor(f, "token_embd.weight", tE, 2, E, V);
     check_tensor(f, "output_norm.weight", GGML_TYPE_F32, 1, E, 1);
     check_tensor(f, "output.weight", tE, 2, E, V);
-    CHECK(gguf_find_tensor(f, "rope_freqs.weight") == NULL, "tiny has no rope_freqs");
+    CHECK(vkl_gguf_find_tensor(f, "rope_freqs.weight") == NULL, "tiny has no rope_freqs");
     for (uint32_t l = 0; l < L; l++) {
         char name[64];
 #define T(suffix, ty, nd, a, b)                                       \
@@ -258,7 +258,7 @@ static void test_tiny(const char *preset, uint32_t type)
 #undef T
     }
     check_forward(f, label);
-    gguf_close(f);
+    vkl_gguf_close(f);
     remove(path);
 }
 
@@ -291,12 +291,12 @@ static void test_determinism(void)
     o.type = GGML_TYPE_Q4_0;
     o.seed = 77;
     o.path = a;
-    CHECK(synth_write(&o) == VKLLM_OK, "synth a: %s", vkr_last_error());
+    CHECK(vkl_synth_write(&o) == VKLLM_OK, "synth a: %s", vkr_last_error());
     o.path = b;
-    CHECK(synth_write(&o) == VKLLM_OK, "synth b: %s", vkr_last_error());
+    CHECK(vkl_synth_write(&o) == VKLLM_OK, "synth b: %s", vkr_last_error());
     o.seed = 78;
     o.path = c;
-    CHECK(synth_write(&o) == VKLLM_OK, "synth c: %s", vkr_last_error());
+    CHECK(vkl_synth_write(&o) == VKLLM_OK, "synth c: %s", vkr_last_error());
     size_t na = 0, nb = 0, nc = 0;
     uint8_t *pa = slurp(a, &na), *pb = slurp(b, &nb), *pc = slurp(c, &nc);
     CHECK(pa && pb && na == nb && !memcmp(pa, pb, na), "same seed, different files");
@@ -312,7 +312,7 @@ static void test_determinism(void)
 /* The llama3.2-1b layout (tied embeddings, rope_freqs) at a small size. */
 static void test_tied_rope_freqs(void)
 {
-    synth_hparams hp = *synth_preset("llama3.2-1b");
+    synth_hparams hp = *vkl_synth_preset("llama3.2-1b");
     hp.n_embd = 256;
     hp.n_head = 4;       /* head size 64, as in the real model: 32 rope factors */
     hp.n_head_kv = 1;
@@ -326,19 +326,19 @@ static void test_tied_rope_freqs(void)
     o.type = GGML_TYPE_Q8_0;
     o.path = path;
     o.seed = 5;
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth tied: %s", vkr_last_error());
     if (st != VKLLM_OK)
         return;
     gguf_file *f;
-    st = gguf_open(path, &f);
+    st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "reopen tied: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(gguf_find_tensor(f, "output.weight") == NULL, "tied model has output.weight");
-        CHECK(gguf_n_tensors(f) == 3 + 9, "tied tensor count");
+        CHECK(vkl_gguf_find_tensor(f, "output.weight") == NULL, "tied model has output.weight");
+        CHECK(vkl_gguf_n_tensors(f) == 3 + 9, "tied tensor count");
         float fx;
-        CHECK(gguf_get_f32(f, "llama.rope.freq_base", &fx) && fx == 500000.0f, "theta");
-        const gguf_tensor *t = gguf_find_tensor(f, "rope_freqs.weight");
+        CHECK(vkl_gguf_get_f32(f, "llama.rope.freq_base", &fx) && fx == 500000.0f, "theta");
+        const gguf_tensor *t = vkl_gguf_find_tensor(f, "rope_freqs.weight");
         CHECK(t && t->type == GGML_TYPE_F32 && t->n_dims == 1 && t->ne[0] == 32, "rope_freqs shape");
         if (t && t->data && t->ne[0] == 32) {
             float r[32];
@@ -352,25 +352,25 @@ static void test_tied_rope_freqs(void)
             CHECK(between >= 1, "no smooth transition in the rope factors");
         }
         check_forward(f, "tied + rope_freqs");
-        gguf_close(f);
+        vkl_gguf_close(f);
     }
     remove(path);
 }
 
 static void test_presets_and_errors(void)
 {
-    const synth_hparams *p = synth_preset("llama3.2-1b");
+    const synth_hparams *p = vkl_synth_preset("llama3.2-1b");
     CHECK(p && p->n_embd == 2048 && p->n_layer == 16 && p->n_head == 32 && p->n_head_kv == 8 && p->n_ff == 8192 &&
               p->n_vocab == 128256 && p->n_ctx == 131072 && p->rope_theta == 500000.0f && p->tied_embeddings &&
               p->rope_freqs,
           "llama3.2-1b preset");
-    CHECK(p && synth_n_params(p) > 1200000000ull && synth_n_params(p) < 1300000000ull, "1b parameter count");
-    p = synth_preset("llama3-8b");
+    CHECK(p && vkl_synth_n_params(p) > 1200000000ull && vkl_synth_n_params(p) < 1300000000ull, "1b parameter count");
+    p = vkl_synth_preset("llama3-8b");
     CHECK(p && p->n_embd == 4096 && p->n_layer == 32 && p->n_head == 32 && p->n_head_kv == 8 && p->n_ff == 14336 &&
               p->n_vocab == 128256 && p->n_ctx == 8192 && !p->tied_embeddings && !p->rope_freqs,
           "llama3-8b preset");
-    CHECK(p && synth_n_params(p) > 8000000000ull && synth_n_params(p) < 8100000000ull, "8b parameter count");
-    CHECK(synth_preset("nope") == NULL && synth_preset(NULL) == NULL, "unknown preset");
+    CHECK(p && vkl_synth_n_params(p) > 8000000000ull && vkl_synth_n_params(p) < 8100000000ull, "8b parameter count");
+    CHECK(vkl_synth_preset("nope") == NULL && vkl_synth_preset(NULL) == NULL, "unknown preset");
 
     char path[4096];
     make_path(path, sizeof path, "err");
@@ -378,35 +378,35 @@ static void test_presets_and_errors(void)
     o.preset = "gpt-5";
     o.type = GGML_TYPE_F32;
     o.path = path;
-    CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT && strstr(vkr_last_error(), "gpt-5"), "unknown preset: %s",
+    CHECK(vkl_synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT && strstr(vkr_last_error(), "gpt-5"), "unknown preset: %s",
           vkr_last_error());
     o.preset = "tiny";
     o.type = GGML_TYPE_TQ1_0;   /* a GGUF type vkllm does not read */
-    CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type");
+    CHECK(vkl_synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "unknown type");
     o.type = GGML_TYPE_F32;
     o.path = "/nonexistent-dir/x.gguf";
-    CHECK(synth_write(&o) == VKLLM_ERR_IO && strstr(vkr_last_error(), "/nonexistent-dir"), "unwritable path: %s",
+    CHECK(vkl_synth_write(&o) == VKLLM_ERR_IO && strstr(vkr_last_error(), "/nonexistent-dir"), "unwritable path: %s",
           vkr_last_error());
-    synth_hparams hp = *synth_preset("tiny");
+    synth_hparams hp = *vkl_synth_preset("tiny");
     hp.n_head = 3;
     o.hp = &hp;
     o.path = path;
-    CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "n_embd not a multiple of n_head");
-    hp = *synth_preset("tiny");
+    CHECK(vkl_synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "n_embd not a multiple of n_head");
+    hp = *vkl_synth_preset("tiny");
     hp.n_embd = 96;
     hp.n_head = 4;   /* head size 24: fine for f32, but 96 is a multiple of 32 too; use 80 for q8_0 */
     hp.n_embd = 80;
     o.type = GGML_TYPE_Q8_0;
-    CHECK(synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "q8_0 with n_embd 80");
+    CHECK(vkl_synth_write(&o) == VKLLM_ERR_INVALID_ARGUMENT, "q8_0 with n_embd 80");
     CHECK(access(path, F_OK) != 0, "failed synth left %s behind", path);
-    CHECK(synth_write(NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL options");
+    CHECK(vkl_synth_write(NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL options");
 }
 
 int main(void)
 {
     test_seed();
-    for (size_t i = 0; i < ggml_type_count(); i++) {
-        const ggml_type_info *t = ggml_type_at(i);
+    for (size_t i = 0; i < vkl_ggml_type_count(); i++) {
+        const ggml_type_info *t = vkl_ggml_type_at(i);
         test_tiny("tiny", t->id);
         if (t->block == 256)
             test_tiny("tiny256", t->id);

@@ -1,5 +1,5 @@
 /* Tensors larger than maxMemoryAllocationSize: uploaded as row parts, each in its own buffer, and still
- * multiplied (op_matmul, op_matmul_fused) and gathered (op_get_rows) as one tensor. The device's limit is
+ * multiplied (vkl_op_matmul, vkl_op_matmul_fused) and gathered (vkl_op_get_rows) as one tensor. The device's limit is
  * lowered to a few KiB so small tensors take the path (lowering a limit is always safe).
  *
  * Checked against the CPU references of tests/ref/ref_matmul.c over the same GGUF blocks, with both kernel
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/ops.h"
-#include "host/quant.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
 #include "matmul_case.h"
 #include "ref/ref_matmul.h"
 #include "ref/ref_ops.h"
@@ -29,7 +29,7 @@ static double tolerance(uint32_t type) { return type == GGML_TYPE_F32 ? 1e-5 : 1
 static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, uint32_t M, const char *family)
 {
     char label[128];
-    snprintf(label, sizeof label, "%s %s K=%u M=%u", family, ggml_type_name(type), K, M);
+    snprintf(label, sizeof label, "%s %s K=%u M=%u", family, vkl_ggml_type_name(type), K, M);
     enum { N_MAX = 20, N_IDS = 9 };
     const uint32_t M1 = M / 3;
     const size_t row_bytes = ref_tensor_bytes(type, K, 1);
@@ -54,7 +54,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     /* Only the upload sees the lowered limit (the test's own buffers are larger). */
     const uint64_t real_limit = dev->info.features.max_memory_allocation_size;
     dev->info.features.max_memory_allocation_size = LIMIT;
-    vkllm_status st = vk_tensor_upload_stacked(dev, type, K, 2, ne1, data, &t);
+    vkllm_status st = vkl_tensor_upload_stacked(dev, type, K, 2, ne1, data, &t);
     dev->info.features.max_memory_allocation_size = real_limit;
     CHECK(st == VKLLM_OK, "%s: upload: %s", label, vkr_last_error());
     if (st != VKLLM_OK)
@@ -69,7 +69,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     }
     CHECK(rows_total == M, "%s: parts hold %llu rows", label, (unsigned long long)rows_total);
     vk_tensor view;
-    CHECK(!vk_tensor_rows(&t, 0, 1, &view), "%s: a view of a tensor in parts", label);
+    CHECK(!vkl_tensor_rows(&t, 0, 1, &view), "%s: a view of a tensor in parts", label);
 
     st = vkr_buffer_create(dev, (uint64_t)K * N_MAX * 4, VKR_MEMORY_DEVICE, &xb);
     if (st == VKLLM_OK)
@@ -93,7 +93,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
         vkr_graph_clear(g);
         st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, OPT_POISON);
         if (st == VKLLM_OK)
-            st = op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
+            st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
         if (st == VKLLM_OK)
             st = vkr_graph_run(g);
         if (st == VKLLM_OK)
@@ -114,15 +114,15 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
             gv[k] = 1.0f;   /* the fused maths itself is test_op_matmul_fused's; here: rows land in place */
         vk_tensor norm;
         bool fused = false;
-        st = vk_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
+        st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, 1, gv, &norm);
         if (st == VKLLM_OK) {
             vkr_graph_clear(g);
             vk_matmul_fusion glu = {.glu = true};
-            st = op_matmul_fused(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), 1, &glu, &fused);
+            st = vkl_op_matmul_fused(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), 1, &glu, &fused);
             CHECK(st == VKLLM_OK && !fused && vkr_graph_size(g) == 0, "%s: GLU over parts: status %d, fused %d",
                   label, st, fused);
             vk_matmul_fusion f = {.norm = &norm, .eps = 0.0f};
-            st = op_matmul_fused(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), 1, &f, &fused);
+            st = vkl_op_matmul_fused(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), 1, &f, &fused);
             if (st == VKLLM_OK && fused) {
                 /* rmsnorm(x) with g = 1 and eps = 0 is x / rms(x): the product scales by the same factor */
                 double ss = 0;
@@ -143,7 +143,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
             } else {
                 CHECK(st == VKLLM_OK, "%s fused: %s", label, vkr_last_error());
             }
-            vk_tensor_free(dev, &norm);
+            vkl_tensor_free(dev, &norm);
         }
     }
 
@@ -155,7 +155,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     if (st == VKLLM_OK)
         st = vkr_buffer_fill(dev, ob, 0, (uint64_t)K * N_IDS * 4, OPT_POISON);
     if (st == VKLLM_OK)
-        st = op_get_rows(g, &t, vk_view_of(ib, 0), vk_view_of(ob, 0), N_IDS);
+        st = vkl_op_get_rows(g, &t, vk_view_of(ib, 0), vk_view_of(ob, 0), N_IDS);
     if (st == VKLLM_OK)
         st = vkr_graph_run(g);
     if (st == VKLLM_OK)
@@ -183,12 +183,12 @@ done:
     for (int i = 0; i < 4; i++)
         if (bufs[i])
             vkr_buffer_destroy(dev, bufs[i]);
-    vk_tensor_free(dev, &t);
+    vkl_tensor_free(dev, &t);
     CHECK(t.parts == NULL && t.n_parts == 0, "vk_tensor_free left parts");
     free(wf), free(wd), free(x), free(yref), free(y), free(rows_ref), free(rows), free(wq);
 }
 
-/* The device layout of every type (host/tensor.h): blocks of random bytes, two sources stacked, uploaded and
+/* The device layout of every type (host/ops/tensor.h): blocks of random bytes, two sources stacked, uploaded and
  * read back. Each block's quants range must sit in the quants region and the rest of the block, in order and
  * zero-padded, in the meta region, block r * blocks_per_row + b at the same index in both; decoding the
  * regions (ref_decode_device) must give what dequantizing the GGUF rows gives. Q4_0/Q8_0's layout is checked
@@ -196,10 +196,10 @@ done:
 static void test_layout(vkr_device *dev, test_rng *rng)
 {
     enum { ROWS = 3 };
-    for (size_t ti = 0; ti < ggml_type_count(); ti++) {
-        const ggml_type_info *ty = ggml_type_at(ti);
+    for (size_t ti = 0; ti < vkl_ggml_type_count(); ti++) {
+        const ggml_type_info *ty = vkl_ggml_type_at(ti);
         const uint32_t K = ty->block > 1 ? 2 * ty->block : 64;   /* two blocks per row */
-        const uint64_t bpr = K / ty->block, row_bytes = ggml_row_bytes(ty->id, K);
+        const uint64_t bpr = K / ty->block, row_bytes = vkl_ggml_row_bytes(ty->id, K);
         const uint64_t n_blocks = bpr * ROWS;
         uint8_t *src = malloc((size_t)(row_bytes * ROWS));
         uint8_t *got = NULL;
@@ -217,7 +217,7 @@ static void test_layout(vkr_device *dev, test_rng *rng)
                 src[i] &= 0x3f;
         const uint64_t ne1[2] = {1, ROWS - 1};
         const void *data[2] = {src, src + row_bytes};
-        vkllm_status st = vk_tensor_upload_stacked(dev, ty->id, K, 2, ne1, data, &t);
+        vkllm_status st = vkl_tensor_upload_stacked(dev, ty->id, K, 2, ne1, data, &t);
         CHECK(st == VKLLM_OK, "layout %s: upload: %s", ty->name, vkr_last_error());
         if (st != VKLLM_OK)
             goto next;
@@ -255,7 +255,7 @@ static void test_layout(vkr_device *dev, test_rng *rng)
         CHECK(memcmp(want, dec, (size_t)K * ROWS * 4) == 0, "layout %s: ref_decode_device differs from the GGUF rows",
               ty->name);
     next:
-        vk_tensor_free(dev, &t);
+        vkl_tensor_free(dev, &t);
         free(src), free(got), free(want), free(dec);
     }
 }
@@ -294,7 +294,7 @@ int main(void)
     float row[8192];
     memset(row, 0, sizeof row);
     vk_tensor t;
-    vkllm_status st = vk_tensor_upload(dev, GGML_TYPE_F32, 8192, 1, row, &t);
+    vkllm_status st = vkl_tensor_upload(dev, GGML_TYPE_F32, 8192, 1, row, &t);
     CHECK(st == VKLLM_ERR_UNSUPPORTED && *vkr_last_error(), "a row over the limit: status %d", st);
 
     dev->info.features = saved;

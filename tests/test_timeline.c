@@ -15,9 +15,9 @@
 
 #include "app_device.h"
 #include "host/api_internal.h"
-#include "host/ggml_types.h"
-#include "host/llama.h"
-#include "host/synth.h"
+#include "host/format/ggml_types.h"
+#include "host/model/llama.h"
+#include "host/tools/synth.h"
 #include "runtime/error.h"
 #include "util.h"
 
@@ -36,7 +36,7 @@ static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us)
     return c;
 }
 
-static VkDevice device_of(vkllm_context *c) { return api_context_model(c)->dev->device; }
+static VkDevice device_of(vkllm_context *c) { return vkl_api_context_model(c)->dev->device; }
 
 /* Decodes one token with vkllm_decode and checks that the value grew and the semaphore reached it. */
 static void check_step(vkllm_context *c, int32_t token, uint64_t *last, const char *what)
@@ -69,7 +69,7 @@ static void test_own_device(const char *path)
     VkSemaphore sem = VK_NULL_HANDLE;
     uint64_t value = 1;
     vkllm_status st = c ? vkllm_context_timeline(c, &sem, &value) : VKLLM_ERR_INVALID_ARGUMENT;
-    bool has = api_context_model(c)->dev->info.features.timeline_semaphore;
+    bool has = vkl_api_context_model(c)->dev->info.features.timeline_semaphore;
     CHECK(st == (has ? VKLLM_OK : VKLLM_ERR_UNSUPPORTED), "own device (timelineSemaphore %d): status %d: %s", has,
           (int)st, vkllm_last_error());
     if (st == VKLLM_OK) {
@@ -221,7 +221,7 @@ int main(void)
     const char *tmp = getenv("VKLLM_TEST_TMP");
     snprintf(path, sizeof path, "%s/timeline-tiny-%d.gguf", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     synth_options o = {.preset = "tiny", .type = GGML_TYPE_Q8_0, .path = path, .seed = 5};
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     CHECK(st == VKLLM_OK, "synth: %s", vkr_last_error());
     for (int i = 0; i < N_PROMPT; i++)
         prompt[i] = 3 + i * 37 % 500;

@@ -7,15 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
-#include "host/tokenizer_impl.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
+#include "host/text/tokenizer_impl.h"
 #include "util.h"
 
 static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
                    size_t *n_ids)
 {
-    vkllm_status st = tokenizer_encode(tok, s, n, add_special, parse_special, ids, n_ids);
+    vkllm_status st = vkl_tokenizer_encode(tok, s, n, add_special, parse_special, ids, n_ids);
     CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
     if (st == VKLLM_OK)
         CHECK(*ids != NULL, "encode returned NULL ids");
@@ -23,7 +23,7 @@ static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_speci
 }
 
 /* Encodes (no BOS/EOS, no special parsing), checks every id is in range, decodes, and checks the text comes
- * back byte for byte, both from tokenizer_decode and from the stream (pushed one token at a time). */
+ * back byte for byte, both from vkl_tokenizer_decode and from the stream (pushed one token at a time). */
 static bool round_trip(const tokenizer *tok, const char *s, size_t n)
 {
     int32_t *ids = NULL;
@@ -32,12 +32,12 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n)
         return false;
     bool ok = true;
     for (size_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= tokenizer_n_vocab(tok))
+        if (ids[i] < 0 || ids[i] >= vkl_tokenizer_n_vocab(tok))
             ok = false;
     CHECK(ok, "encode produced an id out of range");
     char *text = NULL;
     size_t len = 0;
-    vkllm_status st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+    vkllm_status st = vkl_tokenizer_decode(tok, ids, n_ids, false, &text, &len);
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != n || (n && memcmp(text, s, n)))) {
         fprintf(stderr, "FAIL round trip:\n  in:  ");
@@ -50,7 +50,7 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n)
         ok = false;
     }
     tokenizer_stream *ts = NULL;
-    st = tokenizer_stream_create(tok, false, &ts);
+    st = vkl_tokenizer_stream_create(tok, false, &ts);
     CHECK(st == VKLLM_OK, "stream create failed: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         char *acc = malloc(n + 16);
@@ -60,10 +60,10 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n)
             const char *piece;
             size_t plen;
             if (i < n_ids) {
-                st = tokenizer_stream_push(ts, ids[i], &piece, &plen);
+                st = vkl_tokenizer_stream_push(ts, ids[i], &piece, &plen);
                 CHECK(st == VKLLM_OK, "stream push failed: %s", vkr_last_error());
             } else {
-                tokenizer_stream_flush(ts, &piece, &plen);
+                vkl_tokenizer_stream_flush(ts, &piece, &plen);
             }
             if (acc_n + plen > n + 16) {
                 overflow = true;
@@ -77,7 +77,7 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n)
         if (!same)
             ok = false;
         free(acc);
-        tokenizer_stream_free(ts);
+        vkl_tokenizer_stream_free(ts);
     }
     free(text);
     free(ids);
@@ -109,7 +109,7 @@ static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bo
 {
     char *text = NULL;
     size_t len = 0;
-    vkllm_status st = tokenizer_decode(tok, ids, n, special, &text, &len);
+    vkllm_status st = vkl_tokenizer_decode(tok, ids, n, special, &text, &len);
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
         fprintf(stderr, "FAIL decode: expected ");
@@ -194,10 +194,10 @@ static void test_vectors(const tokenizer *tok, const char *vocab_path)
         }
         /* add_special: BOS (if the metadata asks for it) then the same ids; parse_special changes nothing
          * for text without special tokens */
-        bool bos = tokenizer_adds_bos(tok);
+        bool bos = vkl_tokenizer_adds_bos(tok);
         if (encode(tok, ip, slen, true, true, &ids, &n_ids)) {
             size_t k = bos ? 1 : 0;
-            CHECK(n_ids == n_want + k && (!bos || ids[0] == tokenizer_bos(tok)) &&
+            CHECK(n_ids == n_want + k && (!bos || ids[0] == vkl_tokenizer_bos(tok)) &&
                       (n_want == 0 || !memcmp(ids + k, want, n_want * sizeof *ids)),
                   "vector %zu with add_special and parse_special: expected %s the same ids", n_vec,
                   bos ? "BOS +" : "");
@@ -218,14 +218,14 @@ static void test_vectors(const tokenizer *tok, const char *vocab_path)
 /* Qwen2's vocab (also read with the qwen35 pre-tokenizer): ChatML control tokens, no BOS. */
 static void test_qwen_details(const tokenizer *tok)
 {
-    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE && tokenizer_n_vocab(tok) == 151936, "kind / n_vocab %d",
-          tokenizer_n_vocab(tok));
-    CHECK(tokenizer_bos(tok) == 151643 && tokenizer_eos(tok) == 151643 && !tokenizer_adds_bos(tok) &&
-              !tokenizer_adds_eos(tok),
-          "bos %d eos %d, no BOS added", tokenizer_bos(tok), tokenizer_eos(tok));
-    CHECK(tokenizer_is_eog(tok, 151643) && tokenizer_is_eog(tok, 151645), "<|endoftext|>, <|im_end|> end generation");
-    CHECK(!tokenizer_is_eog(tok, 151644) && !tokenizer_is_eog(tok, 872), "<|im_start|> does not end generation");
-    CHECK(tokenizer_token_type(tok, 151644) == TOKEN_TYPE_CONTROL, "<|im_start|> is a control token");
+    CHECK(vkl_tokenizer_get_kind(tok) == TOKENIZER_BPE && vkl_tokenizer_n_vocab(tok) == 151936, "kind / n_vocab %d",
+          vkl_tokenizer_n_vocab(tok));
+    CHECK(vkl_tokenizer_bos(tok) == 151643 && vkl_tokenizer_eos(tok) == 151643 && !vkl_tokenizer_adds_bos(tok) &&
+              !vkl_tokenizer_adds_eos(tok),
+          "bos %d eos %d, no BOS added", vkl_tokenizer_bos(tok), vkl_tokenizer_eos(tok));
+    CHECK(vkl_tokenizer_is_eog(tok, 151643) && vkl_tokenizer_is_eog(tok, 151645), "<|endoftext|>, <|im_end|> end generation");
+    CHECK(!vkl_tokenizer_is_eog(tok, 151644) && !vkl_tokenizer_is_eog(tok, 872), "<|im_start|> does not end generation");
+    CHECK(vkl_tokenizer_token_type(tok, 151644) == TOKEN_TYPE_CONTROL, "<|im_start|> is a control token");
     static const char TURN[] = "<|im_start|>user\nHi<|im_end|>";
     EXPECT_IDS(tok, TURN, true, true, 151644, 872, 198, 13048, 151645);
     int32_t *ids = NULL;
@@ -305,32 +305,32 @@ static void test_long(const tokenizer *tok)
 
 static void test_llama3_details(const tokenizer *tok)
 {
-    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
-    CHECK(tokenizer_n_vocab(tok) == 128256, "n_vocab %d", tokenizer_n_vocab(tok));
-    CHECK(tokenizer_bos(tok) == 128000 && tokenizer_eos(tok) == 128001 && tokenizer_unk(tok) == -1 &&
-              tokenizer_pad(tok) == -1,
-          "special ids %d %d %d %d", tokenizer_bos(tok), tokenizer_eos(tok), tokenizer_unk(tok), tokenizer_pad(tok));
-    CHECK(tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "add_bos/add_eos");
-    CHECK(tokenizer_is_eog(tok, 128009), "<|eot_id|> (128009) must end generation");
-    CHECK(tokenizer_is_eog(tok, 128001), "<|end_of_text|> (128001) must end generation");
-    CHECK(!tokenizer_is_eog(tok, 128000) && !tokenizer_is_eog(tok, 128006) && !tokenizer_is_eog(tok, 128007) &&
-              !tokenizer_is_eog(tok, 9906) && !tokenizer_is_eog(tok, 0) && !tokenizer_is_eog(tok, 2),
+    CHECK(vkl_tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
+    CHECK(vkl_tokenizer_n_vocab(tok) == 128256, "n_vocab %d", vkl_tokenizer_n_vocab(tok));
+    CHECK(vkl_tokenizer_bos(tok) == 128000 && vkl_tokenizer_eos(tok) == 128001 && vkl_tokenizer_unk(tok) == -1 &&
+              vkl_tokenizer_pad(tok) == -1,
+          "special ids %d %d %d %d", vkl_tokenizer_bos(tok), vkl_tokenizer_eos(tok), vkl_tokenizer_unk(tok), vkl_tokenizer_pad(tok));
+    CHECK(vkl_tokenizer_adds_bos(tok) && !vkl_tokenizer_adds_eos(tok), "add_bos/add_eos");
+    CHECK(vkl_tokenizer_is_eog(tok, 128009), "<|eot_id|> (128009) must end generation");
+    CHECK(vkl_tokenizer_is_eog(tok, 128001), "<|end_of_text|> (128001) must end generation");
+    CHECK(!vkl_tokenizer_is_eog(tok, 128000) && !vkl_tokenizer_is_eog(tok, 128006) && !vkl_tokenizer_is_eog(tok, 128007) &&
+              !vkl_tokenizer_is_eog(tok, 9906) && !vkl_tokenizer_is_eog(tok, 0) && !vkl_tokenizer_is_eog(tok, 2),
           "is_eog of non-EOG tokens");
-    CHECK(tokenizer_token_type(tok, 128009) == TOKEN_TYPE_CONTROL && tokenizer_token_type(tok, 9906) == TOKEN_TYPE_NORMAL,
+    CHECK(vkl_tokenizer_token_type(tok, 128009) == TOKEN_TYPE_CONTROL && vkl_tokenizer_token_type(tok, 9906) == TOKEN_TYPE_NORMAL,
           "token types");
-    CHECK(tokenizer_find_token(tok, "<|eot_id|>", 10) == 128009, "find <|eot_id|>");
+    CHECK(vkl_tokenizer_find_token(tok, "<|eot_id|>", 10) == 128009, "find <|eot_id|>");
 
     /* pieces: byte-level characters mapped back to bytes, no leading-space convention */
     char buf[64];
-    int32_t n = tokenizer_token_to_piece(tok, 22691, buf, sizeof buf); /* "ĠHello" */
+    int32_t n = vkl_tokenizer_token_to_piece(tok, 22691, buf, sizeof buf); /* "ĠHello" */
     CHECK(n == 6 && !memcmp(buf, " Hello", 6), "piece of 22691: %d", n);
-    n = tokenizer_token_to_piece(tok, 198, buf, sizeof buf); /* "Ċ" */
+    n = vkl_tokenizer_token_to_piece(tok, 198, buf, sizeof buf); /* "Ċ" */
     CHECK(n == 1 && buf[0] == '\n', "piece of 198: %d", n);
-    n = tokenizer_token_to_piece(tok, 128009, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 128009, buf, sizeof buf);
     CHECK(n == 0, "piece of <|eot_id|>: %d", n);
-    n = tokenizer_token_to_piece(tok, 22691, buf, 3);
+    n = vkl_tokenizer_token_to_piece(tok, 22691, buf, 3);
     CHECK(n == -6, "piece into a small buffer: %d", n);
-    n = tokenizer_token_to_piece(tok, 128256, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 128256, buf, sizeof buf);
     CHECK(n == TOKENIZER_BAD_ID, "piece of an id out of range: %d", n);
     expect_decode(tok, (const int32_t[]){220, 22691}, 2, false, "  Hello");
     expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, false, "Hello world");
@@ -369,7 +369,7 @@ static void test_llama3_details(const tokenizer *tok)
         int32_t *ids = NULL, *ids2 = NULL;
         size_t n_ids = 0, n2 = 0;
         /* case-insensitive contractions: "'RE" is one pre-token, so it cannot merge with the letters after it */
-        int32_t re = tokenizer_find_token(tok, "'RE", 3);
+        int32_t re = vkl_tokenizer_find_token(tok, "'RE", 3);
         if (re >= 0 && encode(tok, "'REALLY", 7, false, false, &ids, &n_ids)) {
             CHECK(n_ids >= 2 && ids[0] == re, "\"'REALLY\" should start with the token \"'RE\"");
             free(ids);
@@ -392,16 +392,16 @@ static void test_llama3_details(const tokenizer *tok)
 
 static void test_gpt2_details(const tokenizer *tok)
 {
-    CHECK(tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
-    CHECK(tokenizer_n_vocab(tok) == 50257, "n_vocab %d", tokenizer_n_vocab(tok));
-    CHECK(tokenizer_bos(tok) == 50256 && tokenizer_eos(tok) == 50256, "bos/eos %d %d", tokenizer_bos(tok),
-          tokenizer_eos(tok));
+    CHECK(vkl_tokenizer_get_kind(tok) == TOKENIZER_BPE, "kind");
+    CHECK(vkl_tokenizer_n_vocab(tok) == 50257, "n_vocab %d", vkl_tokenizer_n_vocab(tok));
+    CHECK(vkl_tokenizer_bos(tok) == 50256 && vkl_tokenizer_eos(tok) == 50256, "bos/eos %d %d", vkl_tokenizer_bos(tok),
+          vkl_tokenizer_eos(tok));
     /* the file has no add_bos_token: GPT-2 adds nothing */
-    CHECK(!tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "gpt-2 adds no BOS/EOS by default");
-    CHECK(tokenizer_is_eog(tok, 50256) && !tokenizer_is_eog(tok, 15496), "is_eog");
+    CHECK(!vkl_tokenizer_adds_bos(tok) && !vkl_tokenizer_adds_eos(tok), "gpt-2 adds no BOS/EOS by default");
+    CHECK(vkl_tokenizer_is_eog(tok, 50256) && !vkl_tokenizer_is_eog(tok, 15496), "is_eog");
     EXPECT_IDS(tok, "Hello world", true, false, 15496, 995);
     /* <|endoftext|> only with parse_special (its type decides whether it is split out at all) */
-    int type = tokenizer_token_type(tok, 50256);
+    int type = vkl_tokenizer_token_type(tok, 50256);
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (encode(tok, "Hello<|endoftext|>", 18, false, false, &ids, &n_ids)) {
@@ -412,13 +412,13 @@ static void test_gpt2_details(const tokenizer *tok)
     if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_USER_DEFINED)
         EXPECT_IDS(tok, "Hello<|endoftext|>", false, true, 15496, 50256);
     /* gpt-2 contractions are case-sensitive: "'S" is not one, so the apostrophe is punctuation on its own */
-    int32_t apos = tokenizer_find_token(tok, "'", 1);
+    int32_t apos = vkl_tokenizer_find_token(tok, "'", 1);
     if (encode(tok, "'S", 2, false, false, &ids, &n_ids)) {
         CHECK(n_ids == 2 && ids[0] == apos, "\"'S\" should be ' + S");
         free(ids);
     }
     if (encode(tok, "'s", 2, false, false, &ids, &n_ids)) {
-        CHECK(n_ids == 1 && ids[0] == tokenizer_find_token(tok, "'s", 2), "\"'s\" should be one token");
+        CHECK(n_ids == 1 && ids[0] == vkl_tokenizer_find_token(tok, "'s", 2), "\"'s\" should be one token");
         free(ids);
     }
 }
@@ -443,36 +443,36 @@ static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
     const char *dir = getenv("VKLLM_TEST_TMP");
     snprintf(path, sizeof path, "%s/test_tokenizer_bpe_vocab.gguf", dir && *dir ? dir : "/tmp");
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     CHECK(st == VKLLM_OK, "writer open %s: %s", path, vkr_last_error());
     if (st)
         return st;
-    st = gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
     if (!st && v->pre)
-        st = gguf_writer_kv_str(w, "tokenizer.ggml.pre", v->pre);
+        st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.pre", v->pre);
     if (!st)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", v->tokens, v->n_tokens);
     if (!st && v->merges)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", v->merges, v->n_merges);
     if (!st && v->merges_as_i32)
-        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.merges", (const int32_t[]){1, 2}, 2);
+        st = vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.merges", (const int32_t[]){1, 2}, 2);
     if (!st && v->unk != -2)
-        st = gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
+        st = vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
     if (!st && v->add_bos >= 0)
-        st = gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos != 0);
-    vkllm_status st2 = gguf_writer_close(w);
+        st = vkl_gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos != 0);
+    vkllm_status st2 = vkl_gguf_writer_close(w);
     CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
     if (st || st2) {
         remove(path);
         return st ? st : st2;
     }
     gguf_file *f = NULL;
-    st = gguf_open(path, &f);
+    st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
     if (st == VKLLM_OK) {
         vkr_clear_error();
-        st = tokenizer_load(f, tok);
-        gguf_close(f);
+        st = vkl_tokenizer_load(f, tok);
+        vkl_gguf_close(f);
     }
     remove(path);
     return st;
@@ -502,15 +502,15 @@ static void test_synthetic(void)
         EXPECT_IDS(tok, "aaa", false, false, MINI_AA, MINI_A);
         EXPECT_IDS(tok, "aaaa", false, false, MINI_AA, MINI_AA);
         EXPECT_IDS(tok, " a ab", false, false, MINI_SPA, MINI_SP, MINI_AB);
-        CHECK(!tokenizer_adds_bos(tok) && tokenizer_bos(tok) == -1 && tokenizer_unk(tok) == -1,
+        CHECK(!vkl_tokenizer_adds_bos(tok) && vkl_tokenizer_bos(tok) == -1 && vkl_tokenizer_unk(tok) == -1,
               "BPE defaults: no bos, no unk");
         /* 'd' has no token and there is no unknown token: an error, not a crash */
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        st = tokenizer_encode(tok, "abd", 3, false, false, &ids, &n_ids);
+        st = vkl_tokenizer_encode(tok, "abd", 3, false, false, &ids, &n_ids);
         CHECK(st != VKLLM_OK && ids == NULL && vkr_last_error()[0], "byte without a token: %d", st);
         expect_decode(tok, (const int32_t[]){MINI_SPA, MINI_SP, MINI_ABB}, 3, false, " a abb");
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     static const char *const m2[] = {"a b", "b b", "ab b"};
     v = mini(m2, 3);
@@ -521,8 +521,8 @@ static void test_synthetic(void)
     if (st == VKLLM_OK) {
         EXPECT_IDS(tok, "abb", false, false, MINI_ABB);
         EXPECT_IDS(tok, "abd", false, false, MINI_AB, MINI_UNK);
-        CHECK(!tokenizer_adds_bos(tok), "add_bos_token without a bos id adds nothing");
-        tokenizer_free(tok);
+        CHECK(!vkl_tokenizer_adds_bos(tok), "add_bos_token without a bos id adds nothing");
+        vkl_tokenizer_free(tok);
     }
     /* merges naming unknown tokens or producing strings that are not tokens are ignored */
     static const char *const m3[] = {"x y", "a c", "a b"};
@@ -531,7 +531,7 @@ static void test_synthetic(void)
     CHECK(st == VKLLM_OK, "mini BPE vocab with useless merges: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         EXPECT_IDS(tok, "acab", false, false, MINI_A, MINI_C, MINI_AB);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     /* an unknown pre-tokenizer falls back (with a warning) and still works */
     v = mini(m1, 5);
@@ -540,12 +540,12 @@ static void test_synthetic(void)
     CHECK(st == VKLLM_OK, "unknown pre: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     v.pre = NULL;
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "missing pre: %s", vkr_last_error());
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 
     /* errors */
     struct {
@@ -564,20 +564,20 @@ static void test_synthetic(void)
               bad[i].want, st, vkr_last_error());
         if (st == bad[i].want)
             fprintf(stderr, "  %s -> %s\n", bad[i].what, vkr_last_error());
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     v = mini(NULL, 0);
     v.merges_as_i32 = true;
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_ERR_FORMAT && tok == NULL, "merges not strings: %d", st);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
     /* a vocabulary without merges entries is fine: bytes only */
     v = mini((const char *const[]){"a b"}, 0);
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "empty merges: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         EXPECT_IDS(tok, "ab", false, false, MINI_A, MINI_B);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
 }
 
@@ -665,12 +665,12 @@ static void test_pre_boundaries(void)
             round_trip(tok, cases[c].text, strlen(cases[c].text));
         }
         test_random(tok, test_seed() + p); /* every byte has a token: any text round-trips */
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
 }
 
 /* The pre-tokens of text under pre-tokenizer `pre`, written between '|', against the regular expression worked
- * by hand (see host/tokenizer_bpe.c for the patterns). */
+ * by hand (see host/text/tokenizer_bpe.c for the patterns). */
 static void expect_cuts(const char *pre, const char *text, const char *want)
 {
     bpe_spec v = mini(NULL, 0);
@@ -683,7 +683,7 @@ static void expect_cuts(const char *pre, const char *text, const char *want)
     char got[256];
     size_t n = strlen(text), k = 0;
     for (size_t i = 0; i < n && k + 2 < sizeof got;) {
-        size_t e = bpe_pre_next(tok, text, n, i);
+        size_t e = vkl_bpe_pre_next(tok, text, n, i);
         CHECK(e > i && e <= n, "%s: no progress at %zu", pre, i);
         if (e <= i || e > n)
             break;
@@ -703,7 +703,7 @@ static void expect_cuts(const char *pre, const char *text, const char *want)
         fprintf(stderr, "\n");
         test_failures++;
     }
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 }
 
 static void test_pre_cuts(void)
@@ -762,7 +762,7 @@ int main(void)
             vocabs[v].details(tok);
         test_random(tok, seed + v);
         test_long(tok);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     if (!found) {
         fprintf(stderr, "skipped: shared vocab data not found\n");

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 #include "util.h"
 
 static double now_s(void)
@@ -22,18 +22,18 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
 {
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    vkllm_status st = tokenizer_encode(tok, s, n, false, false, &ids, &n_ids);
+    vkllm_status st = vkl_tokenizer_encode(tok, s, n, false, false, &ids, &n_ids);
     CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
     if (st)
         return false;
     bool ok = true;
     for (size_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= tokenizer_n_vocab(tok))
+        if (ids[i] < 0 || ids[i] >= vkl_tokenizer_n_vocab(tok))
             ok = false;
     CHECK(ok, "encode produced an id out of range");
     char *text = NULL;
     size_t len = 0;
-    st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+    st = vkl_tokenizer_decode(tok, ids, n_ids, false, &text, &len);
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != n || memcmp(text, s, n))) {
         fprintf(stderr, "FAIL round trip:\n  in:  ");
@@ -47,7 +47,7 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
     }
     /* streaming */
     tokenizer_stream *ts = NULL;
-    st = tokenizer_stream_create(tok, false, &ts);
+    st = vkl_tokenizer_stream_create(tok, false, &ts);
     CHECK(st == VKLLM_OK, "stream create failed: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         char *acc = malloc(n + 16);
@@ -57,10 +57,10 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
             const char *piece;
             size_t plen;
             if (i < n_ids) {
-                st = tokenizer_stream_push(ts, ids[i], &piece, &plen);
+                st = vkl_tokenizer_stream_push(ts, ids[i], &piece, &plen);
                 CHECK(st == VKLLM_OK, "stream push failed: %s", vkr_last_error());
             } else {
-                tokenizer_stream_flush(ts, &piece, &plen);
+                vkl_tokenizer_stream_flush(ts, &piece, &plen);
             }
             if (check_chunks && plen > 0) {
                 /* a chunk must not start with a continuation byte nor end inside a character */
@@ -94,7 +94,7 @@ static bool round_trip(const tokenizer *tok, const char *s, size_t n, bool check
             fprintf(stderr, "\n");
         }
         free(acc);
-        tokenizer_stream_free(ts);
+        vkl_tokenizer_stream_free(ts);
     }
     free(text);
     free(ids);
@@ -148,7 +148,7 @@ static void test_vectors(const tokenizer *tok, const char *inp_path, const char 
 
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        vkllm_status st = tokenizer_encode(tok, ip, slen, false, false, &ids, &n_ids);
+        vkllm_status st = vkl_tokenizer_encode(tok, ip, slen, false, false, &ids, &n_ids);
         CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
         bool same = st == VKLLM_OK && n_ids == n_want && (n_want == 0 || !memcmp(ids, want, n_want * sizeof *ids));
         if (!same) {
@@ -164,8 +164,8 @@ static void test_vectors(const tokenizer *tok, const char *inp_path, const char 
         free(ids);
 
         /* with BOS: the same ids after the BOS */
-        st = tokenizer_encode(tok, ip, slen, true, false, &ids, &n_ids);
-        CHECK(st == VKLLM_OK && n_ids == n_want + 1 && ids[0] == tokenizer_bos(tok) &&
+        st = vkl_tokenizer_encode(tok, ip, slen, true, false, &ids, &n_ids);
+        CHECK(st == VKLLM_OK && n_ids == n_want + 1 && ids[0] == vkl_tokenizer_bos(tok) &&
                   (n_want == 0 || !memcmp(ids + 1, want, n_want * sizeof *ids)),
               "vector %zu with add_special: expected BOS + the same ids", n_vec);
         free(ids);
@@ -186,7 +186,7 @@ static void expect_ids(const tokenizer *tok, const char *s, bool add_special, bo
 {
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    vkllm_status st = tokenizer_encode(tok, s, strlen(s), add_special, parse_special, &ids, &n_ids);
+    vkllm_status st = vkl_tokenizer_encode(tok, s, strlen(s), add_special, parse_special, &ids, &n_ids);
     CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids)))) {
         fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
@@ -203,7 +203,7 @@ static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bo
 {
     char *text = NULL;
     size_t len = 0;
-    vkllm_status st = tokenizer_decode(tok, ids, n, special, &text, &len);
+    vkllm_status st = vkl_tokenizer_decode(tok, ids, n, special, &text, &len);
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
     if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
         fprintf(stderr, "FAIL decode: expected ");
@@ -218,42 +218,42 @@ static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bo
 
 static void test_llama_spm_details(const tokenizer *tok)
 {
-    CHECK(tokenizer_get_kind(tok) == TOKENIZER_SPM, "kind");
-    CHECK(tokenizer_n_vocab(tok) == 32000, "n_vocab %d", tokenizer_n_vocab(tok));
-    CHECK(tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 2 && tokenizer_unk(tok) == 0 && tokenizer_pad(tok) == -1,
-          "special ids %d %d %d %d", tokenizer_bos(tok), tokenizer_eos(tok), tokenizer_unk(tok), tokenizer_pad(tok));
-    CHECK(tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok), "add_bos/add_eos");
-    CHECK(tokenizer_is_eog(tok, 2) && !tokenizer_is_eog(tok, 1) && !tokenizer_is_eog(tok, 15043) &&
-              !tokenizer_is_eog(tok, -1) && !tokenizer_is_eog(tok, 32000),
+    CHECK(vkl_tokenizer_get_kind(tok) == TOKENIZER_SPM, "kind");
+    CHECK(vkl_tokenizer_n_vocab(tok) == 32000, "n_vocab %d", vkl_tokenizer_n_vocab(tok));
+    CHECK(vkl_tokenizer_bos(tok) == 1 && vkl_tokenizer_eos(tok) == 2 && vkl_tokenizer_unk(tok) == 0 && vkl_tokenizer_pad(tok) == -1,
+          "special ids %d %d %d %d", vkl_tokenizer_bos(tok), vkl_tokenizer_eos(tok), vkl_tokenizer_unk(tok), vkl_tokenizer_pad(tok));
+    CHECK(vkl_tokenizer_adds_bos(tok) && !vkl_tokenizer_adds_eos(tok), "add_bos/add_eos");
+    CHECK(vkl_tokenizer_is_eog(tok, 2) && !vkl_tokenizer_is_eog(tok, 1) && !vkl_tokenizer_is_eog(tok, 15043) &&
+              !vkl_tokenizer_is_eog(tok, -1) && !vkl_tokenizer_is_eog(tok, 32000),
           "is_eog");
-    CHECK(tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
-              tokenizer_token_type(tok, 3) == TOKEN_TYPE_BYTE && tokenizer_token_type(tok, 15043) == TOKEN_TYPE_NORMAL &&
-              tokenizer_token_type(tok, 32000) == -1,
+    CHECK(vkl_tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && vkl_tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
+              vkl_tokenizer_token_type(tok, 3) == TOKEN_TYPE_BYTE && vkl_tokenizer_token_type(tok, 15043) == TOKEN_TYPE_NORMAL &&
+              vkl_tokenizer_token_type(tok, 32000) == -1,
           "token types");
-    CHECK(tokenizer_find_token(tok, "\xE2\x96\x81Hello", 8) == 15043, "find ▁Hello");
-    CHECK(tokenizer_find_token(tok, "no-such-token-xyz", 17) == -1, "find missing");
+    CHECK(vkl_tokenizer_find_token(tok, "\xE2\x96\x81Hello", 8) == 15043, "find ▁Hello");
+    CHECK(vkl_tokenizer_find_token(tok, "no-such-token-xyz", 17) == -1, "find missing");
     size_t tl;
-    const char *tt = tokenizer_token_text(tok, 1, &tl);
+    const char *tt = vkl_tokenizer_token_text(tok, 1, &tl);
     CHECK(tt && tl == 3 && !memcmp(tt, "<s>", 3), "token text of BOS");
-    CHECK(tokenizer_token_text(tok, -5, &tl) == NULL, "token text out of range");
+    CHECK(vkl_tokenizer_token_text(tok, -5, &tl) == NULL, "token text out of range");
 
     /* pieces */
     char buf[64];
-    int32_t n = tokenizer_token_to_piece(tok, 15043, buf, sizeof buf);
+    int32_t n = vkl_tokenizer_token_to_piece(tok, 15043, buf, sizeof buf);
     CHECK(n == 6 && !memcmp(buf, " Hello", 6), "piece of ▁Hello: %d", n);
-    n = tokenizer_token_to_piece(tok, 3 + 0x41, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 3 + 0x41, buf, sizeof buf);
     CHECK(n == 1 && buf[0] == 'A', "piece of <0x41>: %d", n);
-    n = tokenizer_token_to_piece(tok, 3 + 0xF0, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 3 + 0xF0, buf, sizeof buf);
     CHECK(n == 1 && (unsigned char)buf[0] == 0xF0, "piece of <0xF0>: %d", n);
-    n = tokenizer_token_to_piece(tok, 1, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 1, buf, sizeof buf);
     CHECK(n == 0, "piece of BOS: %d", n);
-    n = tokenizer_token_to_piece(tok, 15043, buf, 3);
+    n = vkl_tokenizer_token_to_piece(tok, 15043, buf, 3);
     CHECK(n == -6, "piece into a small buffer: %d", n);
-    n = tokenizer_token_to_piece(tok, 32000, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, 32000, buf, sizeof buf);
     CHECK(n == TOKENIZER_BAD_ID && vkr_last_error()[0], "piece of an id out of range: %d", n);
-    n = tokenizer_token_to_piece(tok, -1, buf, sizeof buf);
+    n = vkl_tokenizer_token_to_piece(tok, -1, buf, sizeof buf);
     CHECK(n == TOKENIZER_BAD_ID, "piece of -1: %d", n);
-    CHECK(tokenizer_max_piece_len(tok) >= 16, "max piece len %zu", tokenizer_max_piece_len(tok));
+    CHECK(vkl_tokenizer_max_piece_len(tok) >= 16, "max piece len %zu", vkl_tokenizer_max_piece_len(tok));
 
     /* special tokens */
     expect_ids(tok, "Hello world", true, false, (const int32_t[]){1, 15043, 3186}, 3);
@@ -266,7 +266,7 @@ static void test_llama_spm_details(const tokenizer *tok)
         /* without parse_special "<s>" is text: no id 1 anywhere */
         int32_t *ids;
         size_t n_ids;
-        CHECK(tokenizer_encode(tok, "<s>Hello", 8, false, false, &ids, &n_ids) == VKLLM_OK, "encode");
+        CHECK(vkl_tokenizer_encode(tok, "<s>Hello", 8, false, false, &ids, &n_ids) == VKLLM_OK, "encode");
         bool has_bos = false;
         for (size_t i = 0; i < n_ids; i++)
             has_bos |= ids[i] == 1;
@@ -286,18 +286,18 @@ static void test_llama_spm_details(const tokenizer *tok)
     /* ids out of range */
     char *text = NULL;
     size_t len = 0;
-    vkllm_status st = tokenizer_decode(tok, (const int32_t[]){15043, 32000}, 2, false, &text, &len);
+    vkllm_status st = vkl_tokenizer_decode(tok, (const int32_t[]){15043, 32000}, 2, false, &text, &len);
     CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && text == NULL && vkr_last_error()[0], "decode of id 32000: %d", st);
-    st = tokenizer_decode(tok, (const int32_t[]){-1}, 1, false, &text, &len);
+    st = vkl_tokenizer_decode(tok, (const int32_t[]){-1}, 1, false, &text, &len);
     CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && text == NULL, "decode of id -1: %d", st);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    st = tokenizer_encode(tok, NULL, 3, false, false, &ids, &n_ids);
+    st = vkl_tokenizer_encode(tok, NULL, 3, false, false, &ids, &n_ids);
     CHECK(st == VKLLM_ERR_INVALID_ARGUMENT, "encode of NULL text: %d", st);
 
     /* streaming: UTF-8 held back across byte tokens, leading space, errors */
     tokenizer_stream *ts = NULL;
-    st = tokenizer_stream_create(tok, false, &ts);
+    st = vkl_tokenizer_stream_create(tok, false, &ts);
     CHECK(st == VKLLM_OK, "stream create: %s", vkr_last_error());
     if (st == VKLLM_OK) {
         const char *p;
@@ -308,7 +308,7 @@ static void test_llama_spm_details(const tokenizer *tok)
         char all[64];
         size_t an = 0;
         for (size_t i = 0; i < 7; i++) {
-            st = tokenizer_stream_push(ts, seq[i], &p, &pl);
+            st = vkl_tokenizer_stream_push(ts, seq[i], &p, &pl);
             CHECK(st == VKLLM_OK, "push %zu", i);
             lens[i] = pl;
             memcpy(all + an, p, pl);
@@ -319,24 +319,24 @@ static void test_llama_spm_details(const tokenizer *tok)
               "stream chunk lengths %zu %zu %zu %zu %zu %zu %zu", lens[0], lens[1], lens[2], lens[3], lens[4],
               lens[5], lens[6]);
         CHECK(an == 10 && !memcmp(all, "\xF0\x9F\x9A\x80 Hello", 10), "stream text");
-        st = tokenizer_stream_push(ts, 32000, &p, &pl);
+        st = vkl_tokenizer_stream_push(ts, 32000, &p, &pl);
         CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && pl == 0, "stream push of an id out of range: %d", st);
         /* held bytes that can never complete are released by the next piece or by flush */
-        tokenizer_stream_reset(ts, false);
-        st = tokenizer_stream_push(ts, 15043, &p, &pl);
+        vkl_tokenizer_stream_reset(ts, false);
+        st = vkl_tokenizer_stream_push(ts, 15043, &p, &pl);
         CHECK(st == VKLLM_OK && pl == 6 && !memcmp(p, " Hello", 6), "continuing stream keeps the space");
-        st = tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
+        st = vkl_tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
         CHECK(st == VKLLM_OK && pl == 0, "lead byte held");
-        st = tokenizer_stream_push(ts, 3 + 0x41, &p, &pl);
+        st = vkl_tokenizer_stream_push(ts, 3 + 0x41, &p, &pl);
         CHECK(st == VKLLM_OK && pl == 2 && !memcmp(p, "\xE2" "A", 2), "invalid sequence released");
-        st = tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
-        st = tokenizer_stream_push(ts, 3 + 0x96, &p, &pl);
+        st = vkl_tokenizer_stream_push(ts, 3 + 0xE2, &p, &pl);
+        st = vkl_tokenizer_stream_push(ts, 3 + 0x96, &p, &pl);
         CHECK(st == VKLLM_OK && pl == 0, "two bytes held");
-        tokenizer_stream_flush(ts, &p, &pl);
+        vkl_tokenizer_stream_flush(ts, &p, &pl);
         CHECK(pl == 2 && !memcmp(p, "\xE2\x96", 2), "flush releases held bytes");
-        tokenizer_stream_flush(ts, &p, &pl);
+        vkl_tokenizer_stream_flush(ts, &p, &pl);
         CHECK(pl == 0, "second flush is empty");
-        tokenizer_stream_free(ts);
+        vkl_tokenizer_stream_free(ts);
     }
 }
 
@@ -387,7 +387,7 @@ static void test_speed(const tokenizer *tok, const char *inp_path)
     int32_t *ids = NULL;
     size_t n_ids = 0;
     double t0 = now_s();
-    vkllm_status st = tokenizer_encode(tok, text, n, true, false, &ids, &n_ids);
+    vkllm_status st = vkl_tokenizer_encode(tok, text, n, true, false, &ids, &n_ids);
     double t1 = now_s();
     CHECK(st == VKLLM_OK, "encode 1 MiB: %s", vkr_last_error());
     fprintf(stderr, "encode speed: %.2f MB/s (%zu bytes -> %zu tokens in %.1f ms)\n", (double)n / (t1 - t0) / 1e6, n,
@@ -395,7 +395,7 @@ static void test_speed(const tokenizer *tok, const char *inp_path)
     char *back = NULL;
     size_t back_len = 0;
     t0 = now_s();
-    st = tokenizer_decode(tok, ids + 1, n_ids - 1, false, &back, &back_len);
+    st = vkl_tokenizer_decode(tok, ids + 1, n_ids - 1, false, &back, &back_len);
     t1 = now_s();
     CHECK(st == VKLLM_OK && back_len == n && !memcmp(back, text, n), "1 MiB round trip");
     fprintf(stderr, "decode speed: %.2f MB/s\n", (double)n / (t1 - t0) / 1e6);
@@ -408,27 +408,27 @@ static void test_speed(const tokenizer *tok, const char *inp_path)
 static void test_stories(const char *path)
 {
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
     if (st)
         return;
     tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f); /* the tokenizer owns its copies */
+    st = vkl_tokenizer_load(f, &tok);
+    vkl_gguf_close(f); /* the tokenizer owns its copies */
     CHECK(st == VKLLM_OK, "load stories260K vocab: %s", vkr_last_error());
     if (st)
         return;
-    CHECK(tokenizer_n_vocab(tok) == 512, "stories n_vocab %d", tokenizer_n_vocab(tok));
-    CHECK(tokenizer_pad(tok) == -1, "padding id 0xFFFFFFFF means none: %d", tokenizer_pad(tok));
+    CHECK(vkl_tokenizer_n_vocab(tok) == 512, "stories n_vocab %d", vkl_tokenizer_n_vocab(tok));
+    CHECK(vkl_tokenizer_pad(tok) == -1, "padding id 0xFFFFFFFF means none: %d", vkl_tokenizer_pad(tok));
     const char *s = "Once upon a time";
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    st = tokenizer_encode(tok, s, strlen(s), true, false, &ids, &n_ids);
+    st = vkl_tokenizer_encode(tok, s, strlen(s), true, false, &ids, &n_ids);
     CHECK(st == VKLLM_OK && n_ids >= 2 && ids[0] == 1, "encode with BOS");
     if (st == VKLLM_OK) {
         char *text = NULL;
         size_t len = 0;
-        st = tokenizer_decode(tok, ids, n_ids, false, &text, &len);
+        st = vkl_tokenizer_decode(tok, ids, n_ids, false, &text, &len);
         CHECK(st == VKLLM_OK && len == strlen(s) && !memcmp(text, s, len), "stories round trip: %s",
               text ? text : "(null)");
         fprintf(stderr, "stories260K \"%s\":", s);
@@ -438,13 +438,13 @@ static void test_stories(const char *path)
         free(text);
         /* no byte fallback needed for plain English with this vocab */
         for (size_t i = 1; i < n_ids; i++)
-            CHECK(tokenizer_token_type(tok, ids[i]) == TOKEN_TYPE_NORMAL, "token %d is not normal", ids[i]);
+            CHECK(vkl_tokenizer_token_type(tok, ids[i]) == TOKEN_TYPE_NORMAL, "token %d is not normal", ids[i]);
     }
     free(ids);
     round_trip(tok, "Once upon a time, there was a little girl named Lily.", 53, true);
     round_trip(tok, "Ünïcödé ✓ 🚀 text not in a 512-token vocab", strlen("Ünïcödé ✓ 🚀 text not in a 512-token vocab"),
                true);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 }
 
 /* ---- metadata validation on small synthetic vocabularies ---- */
@@ -479,7 +479,7 @@ static vkllm_status load_spec(const vocab_spec *v, tokenizer **tok)
     const char *dir = getenv("VKLLM_TEST_TMP");
     snprintf(path, sizeof path, "%s/test_tokenizer_spm_vocab.gguf", dir && *dir ? dir : "/tmp");
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     CHECK(st == VKLLM_OK, "writer open %s: %s", path, vkr_last_error());
     if (st)
         return st;
@@ -490,34 +490,34 @@ static vkllm_status load_spec(const vocab_spec *v, tokenizer **tok)
     memcpy(types, MINI_TYPES, sizeof types);
     types[5] = v->type5;
     if (v->model)
-        st = gguf_writer_kv_str(w, "tokenizer.ggml.model", v->model);
+        st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", v->model);
     if (!st && v->n_tokens >= 0)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", MINI_TOKENS, (uint64_t)v->n_tokens);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", MINI_TOKENS, (uint64_t)v->n_tokens);
     if (!st && v->n_tokens == -2)
-        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.tokens", ints, MINI_N);
+        st = vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.tokens", ints, MINI_N);
     if (!st && v->n_scores >= 0)
-        st = gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", MINI_SCORES, (uint64_t)v->n_scores);
+        st = vkl_gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", MINI_SCORES, (uint64_t)v->n_scores);
     if (!st && v->n_scores == -2)
-        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.scores", ints, MINI_N);
+        st = vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.scores", ints, MINI_N);
     if (!st && v->n_types >= 0)
-        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)v->n_types);
+        st = vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)v->n_types);
     if (!st && v->bos != -2)
-        st = gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+        st = vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
     if (!st && v->add_bos_as_string)
-        st = gguf_writer_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
-    vkllm_status st2 = gguf_writer_close(w);
+        st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.add_bos_token", "yes");
+    vkllm_status st2 = vkl_gguf_writer_close(w);
     CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
     if (st || st2) {
         remove(path);
         return st ? st : st2;
     }
     gguf_file *f = NULL;
-    st = gguf_open(path, &f);
+    st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
     if (st == VKLLM_OK) {
         vkr_clear_error();
-        st = tokenizer_load(f, tok);
-        gguf_close(f);
+        st = vkl_tokenizer_load(f, tok);
+        vkl_gguf_close(f);
     }
     remove(path);
     return st;
@@ -531,7 +531,7 @@ static void expect_load_error(const vocab_spec *v, vkllm_status want, const char
           vkr_last_error());
     if (st == want)
         fprintf(stderr, "  %s -> %s\n", what, vkr_last_error());
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 }
 
 static void test_metadata(void)
@@ -541,15 +541,15 @@ static void test_metadata(void)
     vkllm_status st = load_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "mini vocab: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(tokenizer_n_vocab(tok) == MINI_N && tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 2 &&
-                  tokenizer_unk(tok) == 0,
+        CHECK(vkl_tokenizer_n_vocab(tok) == MINI_N && vkl_tokenizer_bos(tok) == 1 && vkl_tokenizer_eos(tok) == 2 &&
+                  vkl_tokenizer_unk(tok) == 0,
               "mini vocab ids");
         /* ▁a (-4) first, twice, then ▁a+b = ▁ab (-6) */
         expect_ids(tok, "ab a", true, false, (const int32_t[]){1, 8, 6}, 3);
         /* z has no token and no byte token: unknown; A falls back to <0x41> */
         expect_ids(tok, "zA", false, false, (const int32_t[]){3, 0, 9}, 3);
         expect_decode(tok, (const int32_t[]){1, 8, 6, 2}, 4, false, "ab a");
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
 
     v = mini_spec();
@@ -557,11 +557,11 @@ static void test_metadata(void)
     st = load_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "vocab without token types: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(tokenizer_token_type(tok, 9) == TOKEN_TYPE_BYTE && tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
-                  tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && tokenizer_token_type(tok, 4) == TOKEN_TYPE_NORMAL,
+        CHECK(vkl_tokenizer_token_type(tok, 9) == TOKEN_TYPE_BYTE && vkl_tokenizer_token_type(tok, 1) == TOKEN_TYPE_CONTROL &&
+                  vkl_tokenizer_token_type(tok, 0) == TOKEN_TYPE_UNKNOWN && vkl_tokenizer_token_type(tok, 4) == TOKEN_TYPE_NORMAL,
               "inferred token types");
         expect_ids(tok, "zA", false, false, (const int32_t[]){3, 0, 9}, 3);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
 
     v = mini_spec();
@@ -569,9 +569,9 @@ static void test_metadata(void)
     st = load_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "vocab with bos = none: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        CHECK(tokenizer_bos(tok) == -1 && !tokenizer_adds_bos(tok), "bos none");
+        CHECK(vkl_tokenizer_bos(tok) == -1 && !vkl_tokenizer_adds_bos(tok), "bos none");
         expect_ids(tok, "ab", true, false, (const int32_t[]){8}, 1);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
 
     v = mini_spec(); v.model = "gpt2"; /* byte-level BPE needs tokenizer.ggml.merges */
@@ -604,9 +604,9 @@ static void test_metadata(void)
     expect_load_error(&v, VKLLM_ERR_FORMAT, "add_bos_token not a bool");
 
     tok = NULL;
-    CHECK(tokenizer_load(NULL, &tok) == VKLLM_ERR_INVALID_ARGUMENT && tok == NULL, "load of NULL file");
-    tokenizer_free(NULL);
-    tokenizer_stream_free(NULL);
+    CHECK(vkl_tokenizer_load(NULL, &tok) == VKLLM_ERR_INVALID_ARGUMENT && tok == NULL, "load of NULL file");
+    vkl_tokenizer_free(NULL);
+    vkl_tokenizer_stream_free(NULL);
 }
 
 /* ---- Gemma's conventions on a small hand-made vocabulary (no Gemma vocab file is shared) ----
@@ -648,29 +648,29 @@ static vkllm_status load_gemma_like(bool space_prefix_key, tokenizer **tok)
     const char *dir = getenv("VKLLM_TEST_TMP");
     snprintf(path, sizeof path, "%s/test_tokenizer_spm_gemma.gguf", dir && *dir ? dir : "/tmp");
     gguf_writer *w = NULL;
-    vkllm_status st = gguf_writer_open(path, &w);
+    vkllm_status st = vkl_gguf_writer_open(path, &w);
     if (!st)
-        st = gguf_writer_kv_str(w, "general.name", "gemma-like");
+        st = vkl_gguf_writer_kv_str(w, "general.name", "gemma-like");
     if (!st)
-        st = gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama");
+        st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "llama");
     if (!st)
-        st = gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, G_N);
+        st = vkl_gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, G_N);
     if (!st)
-        st = gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", scores, G_N);
+        st = vkl_gguf_writer_kv_arr_f32(w, "tokenizer.ggml.scores", scores, G_N);
     if (!st)
-        st = gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, G_N);
+        st = vkl_gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, G_N);
     static const char *const id_keys[] = {"tokenizer.ggml.padding_token_id", "tokenizer.ggml.eos_token_id",
                                           "tokenizer.ggml.bos_token_id", "tokenizer.ggml.unknown_token_id"};
     for (uint32_t k = 0; k < 4 && !st; k++)
-        st = gguf_writer_kv_u32(w, id_keys[k], k);
+        st = vkl_gguf_writer_kv_u32(w, id_keys[k], k);
     if (!st && space_prefix_key)
-        st = gguf_writer_kv_bool(w, "tokenizer.ggml.add_space_prefix", false);
-    vkllm_status st2 = w ? gguf_writer_close(w) : st;
+        st = vkl_gguf_writer_kv_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    vkllm_status st2 = w ? vkl_gguf_writer_close(w) : st;
     CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
     gguf_file *f = NULL;
-    if (!st && !st2 && (st = gguf_open(path, &f)) == VKLLM_OK) {
-        st = tokenizer_load(f, tok);
-        gguf_close(f);
+    if (!st && !st2 && (st = vkl_gguf_open(path, &f)) == VKLLM_OK) {
+        st = vkl_tokenizer_load(f, tok);
+        vkl_gguf_close(f);
     }
     remove(path);
     CHECK(st == VKLLM_OK, "gemma-like vocab: %s", vkr_last_error());
@@ -682,10 +682,10 @@ static void test_gemma_like(void)
     tokenizer *tok = NULL;
     if (load_gemma_like(true, &tok))
         return;
-    CHECK(tokenizer_bos(tok) == G_BOS && tokenizer_eos(tok) == G_EOS && tokenizer_unk(tok) == G_UNK &&
-              tokenizer_pad(tok) == G_PAD && tokenizer_adds_bos(tok),
+    CHECK(vkl_tokenizer_bos(tok) == G_BOS && vkl_tokenizer_eos(tok) == G_EOS && vkl_tokenizer_unk(tok) == G_UNK &&
+              vkl_tokenizer_pad(tok) == G_PAD && vkl_tokenizer_adds_bos(tok),
           "gemma-like special ids");
-    CHECK(tokenizer_is_eog(tok, G_EOT) && tokenizer_is_eog(tok, G_EOS) && !tokenizer_is_eog(tok, G_SOT),
+    CHECK(vkl_tokenizer_is_eog(tok, G_EOT) && vkl_tokenizer_is_eog(tok, G_EOS) && !vkl_tokenizer_is_eog(tok, G_SOT),
           "<end_of_turn> and <eos> end generation, <start_of_turn> does not");
     /* no space prefix: a text's first word has no ▁, and spaces are kept as written */
     expect_ids(tok, "Hi", false, false, (const int32_t[]){G_HI}, 1);
@@ -697,7 +697,7 @@ static void test_gemma_like(void)
     expect_ids(tok, TURN, true, true, (const int32_t[]){G_BOS, G_SOT, G_USER, G_NL, G_HI, G_EOT, G_NL}, 7);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (tokenizer_encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids) == VKLLM_OK) {
+    if (vkl_tokenizer_encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids) == VKLLM_OK) {
         bool control = false;
         for (size_t i = 1; i < n_ids; i++)
             control |= ids[i] == G_SOT || ids[i] == G_EOT;
@@ -711,26 +711,26 @@ static void test_gemma_like(void)
                   "<bos><start_of_turn>user<end_of_turn>");
     round_trip(tok, TURN, strlen(TURN), true);
     round_trip(tok, " Hi  user\n\n\xC3\xA9 \xF0\x9F\x9A\x80 ", strlen(" Hi  user\n\n\xC3\xA9 \xF0\x9F\x9A\x80 "), true);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 
     /* the same vocab without the key: SentencePiece's default space prefix comes back */
     if (load_gemma_like(false, &tok))
         return;
     expect_ids(tok, "Hi", false, false, (const int32_t[]){G_SP_HI}, 1);
-    tokenizer_free(tok);
+    vkl_tokenizer_free(tok);
 }
 
 /* Phi-3: Llama 2's vocabulary plus chat control tokens, which (as in llama.cpp, keyed on general.name) swallow
  * the whitespace after them: the chat turn below is llama.cpp's 8 tokens, not 14. */
 static void test_phi3_details(const tokenizer *tok)
 {
-    CHECK(tokenizer_n_vocab(tok) == 32064 && tokenizer_bos(tok) == 1 && tokenizer_eos(tok) == 32000 &&
-              tokenizer_adds_bos(tok) && !tokenizer_adds_eos(tok),
-          "phi-3 ids: n_vocab %d bos %d eos %d", tokenizer_n_vocab(tok), tokenizer_bos(tok), tokenizer_eos(tok));
-    CHECK(tokenizer_is_eog(tok, 32007) && tokenizer_is_eog(tok, 32000), "<|end|>, <|endoftext|> end generation");
-    CHECK(!tokenizer_is_eog(tok, 32010) && !tokenizer_is_eog(tok, 32001), "<|user|>, <|assistant|> do not");
-    CHECK(tokenizer_token_type(tok, 32010) == TOKEN_TYPE_CONTROL &&
-              tokenizer_token_type(tok, 2) == TOKEN_TYPE_USER_DEFINED,
+    CHECK(vkl_tokenizer_n_vocab(tok) == 32064 && vkl_tokenizer_bos(tok) == 1 && vkl_tokenizer_eos(tok) == 32000 &&
+              vkl_tokenizer_adds_bos(tok) && !vkl_tokenizer_adds_eos(tok),
+          "phi-3 ids: n_vocab %d bos %d eos %d", vkl_tokenizer_n_vocab(tok), vkl_tokenizer_bos(tok), vkl_tokenizer_eos(tok));
+    CHECK(vkl_tokenizer_is_eog(tok, 32007) && vkl_tokenizer_is_eog(tok, 32000), "<|end|>, <|endoftext|> end generation");
+    CHECK(!vkl_tokenizer_is_eog(tok, 32010) && !vkl_tokenizer_is_eog(tok, 32001), "<|user|>, <|assistant|> do not");
+    CHECK(vkl_tokenizer_token_type(tok, 32010) == TOKEN_TYPE_CONTROL &&
+              vkl_tokenizer_token_type(tok, 2) == TOKEN_TYPE_USER_DEFINED,
           "token types");
     static const char TURN[] = "<|user|>\nSYS\nHI<|end|>\n<|assistant|>\n";
     expect_ids(tok, TURN, true, true, (const int32_t[]){1, 32010, 317, 21554, 13, 17628, 32007, 32001}, 8);
@@ -781,7 +781,7 @@ int main(void)
             test_phi3_details(tok);
         }
         test_invalid_utf8(tok, seed + v);
-        tokenizer_free(tok);
+        vkl_tokenizer_free(tok);
     }
     if (!found) {
         fprintf(stderr, "skipped: shared vocab data not found\n");

@@ -6,8 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 #include "ref/ref_ops.h"
 
 int test_failures = 0;
@@ -179,13 +179,13 @@ const char *test_shared_path(const char *rel)
 struct tokenizer *test_load_tokenizer(const char *path)
 {
     gguf_file *f = NULL;
-    vkllm_status st = gguf_open(path, &f);
+    vkllm_status st = vkl_gguf_open(path, &f);
     CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
     if (st)
         return NULL;
     tokenizer *tok = NULL;
-    st = tokenizer_load(f, &tok);
-    gguf_close(f); /* the tokenizer owns its copies */
+    st = vkl_tokenizer_load(f, &tok);
+    vkl_gguf_close(f); /* the tokenizer owns its copies */
     CHECK(st == VKLLM_OK, "load %s: %s", path, vkr_last_error());
     return st ? NULL : tok;
 }

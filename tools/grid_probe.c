@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gguf.h"
-#include "host/gguf_copy.h"
-#include "host/quant.h"
+#include "host/format/gguf.h"
+#include "host/format/gguf_copy.h"
+#include "host/format/quant.h"
 
 /* ---- probe blocks: every field zero but the block scale and the grid indices, so that element j of
  *      group g of a block is grid[index][j] (times 1, with no sign; IQ1_S: plus its delta 1/8) ---- */
@@ -116,21 +116,21 @@ static int write_probe(uint32_t type, const char *base_path, const char *out_pat
     const uint32_t bb = pr->block_bytes, blk_elems = type == GGML_TYPE_MXFP4 ? 32 : QK_K;
     gguf_file *f = NULL;
     gguf_writer *w = NULL;
-    if (gguf_open(base_path, &f) != VKLLM_OK || gguf_writer_open(out_path, &w) != VKLLM_OK) {
+    if (vkl_gguf_open(base_path, &f) != VKLLM_OK || vkl_gguf_writer_open(out_path, &w) != VKLLM_OK) {
         fprintf(stderr, "cannot open %s or %s\n", base_path, out_path);
         return 1;
     }
     vkllm_status st = VKLLM_OK;
-    for (uint64_t i = 0; i < gguf_n_kv(f) && st == VKLLM_OK; i++)
-        st = gguf_copy_kv(f, i, w);
-    for (uint64_t i = 0; i < gguf_n_tensors(f) && st == VKLLM_OK; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        st = gguf_writer_tensor_info(w, t->name, strcmp(t->name, PROBE_TENSOR) ? t->type : type, t->n_dims, t->ne);
+    for (uint64_t i = 0; i < vkl_gguf_n_kv(f) && st == VKLLM_OK; i++)
+        st = vkl_gguf_copy_kv(f, i, w);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f) && st == VKLLM_OK; i++) {
+        const gguf_tensor *t = vkl_gguf_tensor_at(f, i);
+        st = vkl_gguf_writer_tensor_info(w, t->name, strcmp(t->name, PROBE_TENSOR) ? t->type : type, t->n_dims, t->ne);
     }
-    for (uint64_t i = 0; i < gguf_n_tensors(f) && st == VKLLM_OK; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f) && st == VKLLM_OK; i++) {
+        const gguf_tensor *t = vkl_gguf_tensor_at(f, i);
         if (strcmp(t->name, PROBE_TENSOR)) {
-            st = gguf_writer_tensor_data(w, t->data, t->nbytes);
+            st = vkl_gguf_writer_tensor_data(w, t->data, t->nbytes);
             continue;
         }
         const uint64_t nb = t->n_elements / blk_elems;
@@ -146,11 +146,11 @@ static int write_probe(uint32_t type, const char *base_path, const char *out_pat
                 random_block(type, blk, bb);
             }
         }
-        st = gguf_writer_tensor_data(w, data, nb * bb);
+        st = vkl_gguf_writer_tensor_data(w, data, nb * bb);
         free(data);
     }
-    st = st == VKLLM_OK ? gguf_writer_close(w) : (gguf_writer_abort(w), st);
-    gguf_close(f);
+    st = st == VKLLM_OK ? vkl_gguf_writer_close(w) : (vkl_gguf_writer_abort(w), st);
+    vkl_gguf_close(f);
     if (st != VKLLM_OK)
         fprintf(stderr, "writing %s failed\n", out_path);
     return st != VKLLM_OK;
@@ -162,11 +162,11 @@ static int print_table(uint32_t type, const char *deq_path)
 {
     const probe *pr = find_probe(type);
     gguf_file *f = NULL;
-    if (!pr || !pr->entries || gguf_open(deq_path, &f) != VKLLM_OK) {
+    if (!pr || !pr->entries || vkl_gguf_open(deq_path, &f) != VKLLM_OK) {
         fprintf(stderr, "no probe for this type, or cannot open %s\n", deq_path);
         return 1;
     }
-    const gguf_tensor *t = gguf_find_tensor(f, PROBE_TENSOR);
+    const gguf_tensor *t = vkl_gguf_find_tensor(f, PROBE_TENSOR);
     if (!t || t->type != GGML_TYPE_F32 || t->n_elements < (uint64_t)pr->entries * pr->dim) {
         fprintf(stderr, "%s: no F32 %s\n", deq_path, PROBE_TENSOR);
         return 1;
@@ -193,41 +193,41 @@ static int print_table(uint32_t type, const char *deq_path)
     for (uint32_t i = 0; i < words; i++)
         printf("%s0x%08xu%s", i % 8 ? ", " : "    ", w[i], i + 1 == words ? "\n" : i % 8 == 7 ? ", \\\n" : "");
     free(w);
-    gguf_close(f);
+    vkl_gguf_close(f);
     return 0;
 }
 
 static int check(const char *a_path, const char *deq_path)
 {
     gguf_file *a = NULL, *d = NULL;
-    if (gguf_open(a_path, &a) != VKLLM_OK || gguf_open(deq_path, &d) != VKLLM_OK) {
+    if (vkl_gguf_open(a_path, &a) != VKLLM_OK || vkl_gguf_open(deq_path, &d) != VKLLM_OK) {
         fprintf(stderr, "cannot open %s or %s\n", a_path, deq_path);
         return 1;
     }
     uint64_t total = 0, bad = 0;
-    for (uint64_t i = 0; i < gguf_n_tensors(a); i++) {
-        const gguf_tensor *t = gguf_tensor_at(a, i);
-        const gguf_tensor *r = gguf_find_tensor(d, t->name);
-        if (t->type == GGML_TYPE_F32 || !ggml_type_name(t->type) || !r || r->type != GGML_TYPE_F32 ||
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(a); i++) {
+        const gguf_tensor *t = vkl_gguf_tensor_at(a, i);
+        const gguf_tensor *r = vkl_gguf_find_tensor(d, t->name);
+        if (t->type == GGML_TYPE_F32 || !vkl_ggml_type_name(t->type) || !r || r->type != GGML_TYPE_F32 ||
             r->n_elements != t->n_elements)
             continue;
         float *y = malloc(t->n_elements * sizeof(float));
-        dequantize_row(t->type, t->data, y, t->n_elements);
+        vkl_dequantize_row(t->type, t->data, y, t->n_elements);
         const float *want = r->data;
         uint64_t tb = 0;
         for (uint64_t e = 0; e < t->n_elements; e++) {
             if (!(y[e] == want[e]) && !(isnan(y[e]) && isnan(want[e])) && tb++ < 5)
                 fprintf(stderr, "%s [%" PRIu64 "]: vkllm %.9g, llama.cpp %.9g\n", t->name, e, y[e], want[e]);
         }
-        printf("%-28s %-7s %8" PRIu64 " elements, %" PRIu64 " differ\n", t->name, ggml_type_name(t->type),
+        printf("%-28s %-7s %8" PRIu64 " elements, %" PRIu64 " differ\n", t->name, vkl_ggml_type_name(t->type),
                t->n_elements, tb);
         total += t->n_elements;
         bad += tb;
         free(y);
     }
     printf("%" PRIu64 " of %" PRIu64 " elements differ\n", bad, total);
-    gguf_close(a);
-    gguf_close(d);
+    vkl_gguf_close(a);
+    vkl_gguf_close(d);
     return bad != 0 || total == 0;
 }
 
@@ -235,7 +235,7 @@ static int check(const char *a_path, const char *deq_path)
 static bool type_from_label(const char *name, uint32_t *type)
 {
     for (uint32_t t = 0; t < 64; t++)
-        if (ggml_type_label(t) && !strcmp(ggml_type_label(t), name))
+        if (vkl_ggml_type_label(t) && !strcmp(vkl_ggml_type_label(t), name))
             return *type = t, true;
     return false;
 }

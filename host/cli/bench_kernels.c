@@ -1,4 +1,4 @@
-/* `vkllm bench --kernels`: the device's read bandwidth, then y = W x (op_matmul, one column) for each
+/* `vkllm bench --kernels`: the device's read bandwidth, then y = W x (vkl_op_matmul, one column) for each
  * weight type at Llama shapes: GPU time per call, GB/s of the weight's GGUF bytes, % of the read bandwidth. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "host/cli/cmd_bench.h"
-#include "host/quant.h"
+#include "host/format/quant.h"
 
 #define KERNEL_QUICK_BW_BYTES (32ull << 20)
 #define KERNEL_FLUSH_MAX (256ull << 20)
@@ -36,7 +36,7 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
     char driver[600], api[32];
     bench_device_strings(dev, driver, sizeof driver, api, sizeof api);
     table t = TABLE_INIT(kernel_cols);
-    uint64_t bytes = bench_read_buffer_size(dev);
+    uint64_t bytes = vkl_bench_read_buffer_size(dev);
     if (quick && bytes > KERNEL_QUICK_BW_BYTES)
         bytes = KERNEL_QUICK_BW_BYTES;
     bench_bandwidth bw;
@@ -47,7 +47,7 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
     if (bytes > KERNEL_FLUSH_MAX) {
         vkr_buffer_destroy(dev, flush);
         flush = NULL;
-        if (bench_random_buffer(dev, KERNEL_FLUSH_MAX, 2, &flush) != VKLLM_OK) {
+        if (vkl_bench_random_buffer(dev, KERNEL_FLUSH_MAX, 2, &flush) != VKLLM_OK) {
             bench_fail();
             return 1;
         }
@@ -78,11 +78,11 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
         for (uint32_t si = 0; si < n_shapes; si++) {
             uint32_t m = shapes[si][0], k = shapes[si][1];
             if (isatty(STDERR_FILENO)) {
-                fprintf(stderr, "\rmatvec %s %u x %u ...      ", ggml_type_name(types[ti]), m, k);
+                fprintf(stderr, "\rmatvec %s %u x %u ...      ", vkl_ggml_type_name(types[ti]), m, k);
                 fflush(stderr);
             }
             bench_matvec_result res;
-            if (bench_matvec(dev, types[ti], m, k, reps, flush, &res) != VKLLM_OK) {
+            if (vkl_bench_matvec(dev, types[ti], m, k, reps, flush, &res) != VKLLM_OK) {
                 if (isatty(STDERR_FILENO))
                     fprintf(stderr, "\n");
                 bench_fail();
@@ -93,7 +93,7 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
             table_set(&t, "device", "%s", dev->info.name);
             table_set(&t, "driver", "%s", driver);
             table_set(&t, "test", "matvec");
-            table_set(&t, "type", "%s", ggml_type_name(types[ti]));
+            table_set(&t, "type", "%s", vkl_ggml_type_name(types[ti]));
             table_set(&t, "shape", "%u x %u", m, k);
             table_set(&t, "m", "%u", m);
             table_set(&t, "k", "%u", k);
@@ -103,7 +103,7 @@ int bench_kernels(vkr_device *dev, uint32_t reps, const kernel_opts *ko, out_for
                 table_set(&t, "us", "skipped");   /* markdown only: the JSON number stays null */
                 table_set(&t, "skipped", "%s", res.reason);
                 if (n_notes < 64)
-                    snprintf(notes[n_notes++], sizeof notes[0], "skipped %s %u x %u: %s", ggml_type_name(types[ti]),
+                    snprintf(notes[n_notes++], sizeof notes[0], "skipped %s %u x %u: %s", vkl_ggml_type_name(types[ti]),
                              m, k, res.reason);
                 continue;
             }

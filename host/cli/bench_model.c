@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "host/cli/cmd_bench.h"
-#include "host/gguf.h"
-#include "host/llama.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/format/gguf.h"
+#include "host/model/llama.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 
 static double now_ns(void)
 {
@@ -184,7 +184,7 @@ static bool test_pp(bench_run *b, uint32_t n)
     for (uint32_t r = 0; r <= b->reps && ok; r++) {   /* run 0 is the warm-up */
         random_tokens(b, tok, n);
         double t0 = now_ns();
-        if (llama_eval(b->ctx, tok, n, 0, false, b->logits) != VKLLM_OK)
+        if (vkl_llama_eval(b->ctx, tok, n, 0, false, b->logits) != VKLLM_OK)
             ok = bench_fail();
         double dt = now_ns() - t0;
         if (r > 0)
@@ -226,12 +226,12 @@ static bool gpu_time_tg(bench_run *b, uint32_t n, double *gpu_ns_per_token)
     if (!b->dev->info.features.timestamps)
         return true;
     llama_context *pc;
-    if (llama_context_create(b->model, n, 1, &pc) != VKLLM_OK) {
+    if (vkl_llama_context_create(b->model, n, 1, &pc) != VKLLM_OK) {
         /* Only the GPU column is lost: the device may have no room for a second KV cache. */
         bench_error("note: no GPU time for tg%u: %s", n, vkr_last_error());
         return true;
     }
-    llama_context_set_timing(pc, true);
+    vkl_llama_context_set_timing(pc, true);
     enum { MAX_OPS = 64 };
     op_time ops[MAX_OPS];
     uint32_t n_ops = 0;
@@ -240,14 +240,14 @@ static bool gpu_time_tg(bench_run *b, uint32_t n, double *gpu_ns_per_token)
     for (uint32_t i = 0; i <= n && ok; i++) {   /* the first token records the graph: not counted */
         int32_t tok;
         random_tokens(b, &tok, 1);
-        if (llama_eval(pc, &tok, 1, i ? i - 1 : 0, false, b->logits) != VKLLM_OK) {
+        if (vkl_llama_eval(pc, &tok, 1, i ? i - 1 : 0, false, b->logits) != VKLLM_OK) {
             ok = bench_fail();
             break;
         }
         if (i == 0)
             continue;
-        total += llama_context_last_gpu_ns(pc);
-        const vkr_graph *g = llama_context_decode_graph(pc);
+        total += vkl_llama_context_last_gpu_ns(pc);
+        const vkr_graph *g = vkl_llama_context_decode_graph(pc);
         for (uint32_t d = 0; b->profile && d < vkr_graph_size(g); d++) {
             const char *name = vkr_graph_dispatch_name(g, d);
             uint32_t j = 0;
@@ -268,7 +268,7 @@ static bool gpu_time_tg(bench_run *b, uint32_t n, double *gpu_ns_per_token)
         progress(NULL, 0);
         double per = total / n;
         fprintf(stderr, "tg%u GPU time per token: %.3f ms (%u tokens from an empty context)\n", n, per / 1e6, n);
-        const vkr_graph *g = llama_context_decode_graph(pc);
+        const vkr_graph *g = vkl_llama_context_decode_graph(pc);
         fprintf(stderr, "  per token: %u dispatches, %u copies, %u barriers; the timestamp after every dispatch "
                 "serializes them (times without overlap)\n", vkr_graph_size(g) - vkr_graph_copy_count(g),
                 vkr_graph_copy_count(g), vkr_graph_barrier_count(g));
@@ -288,7 +288,7 @@ static bool gpu_time_tg(bench_run *b, uint32_t n, double *gpu_ns_per_token)
             fprintf(stderr, "\n");
         }
     }
-    llama_context_free(pc);
+    vkl_llama_context_free(pc);
     return ok;
 }
 
@@ -307,7 +307,7 @@ static bool test_tg(bench_run *b, uint32_t n)
         for (uint32_t i = 0; i < count && ok; i++) {
             int32_t tok;
             random_tokens(b, &tok, 1);
-            if (llama_eval(b->ctx, &tok, 1, i, false, b->logits) != VKLLM_OK)
+            if (vkl_llama_eval(b->ctx, &tok, 1, i, false, b->logits) != VKLLM_OK)
                 ok = bench_fail();
         }
         double dt = now_ns() - t0, dc = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -340,7 +340,7 @@ static bool test_tg(bench_run *b, uint32_t n)
 }
 
 /* tgN xP (--parallel, like llama-batched-bench): P sequences of one context generate N tokens each, one
- * token per sequence per step, every step one batch (llama_eval_seqs) with each token's logits; t/s is the
+ * token per sequence per step, every step one batch (vkl_llama_eval_seqs) with each token's logits; t/s is the
  * aggregate, t/s/seq each sequence's rate. */
 static bool test_tg_parallel(bench_run *b, uint32_t n, uint32_t n_par)
 {
@@ -353,11 +353,11 @@ static bool test_tg_parallel(bench_run *b, uint32_t n, uint32_t n_par)
     bool ok = ts && tok && pos && seq && want && logits;
     if (!ok)
         bench_error("out of host memory");
-    if (ok && llama_context_create_seq(b->model, n, n_par, n_par, &pc) != VKLLM_OK)
+    if (ok && vkl_llama_context_create_seq(b->model, n, n_par, n_par, &pc) != VKLLM_OK)
         ok = bench_fail();
-    if (ok && n_par > llama_context_seq_batch_max(pc)) {
+    if (ok && n_par > vkl_llama_context_seq_batch_max(pc)) {
         bench_error("%u parallel sequences: at most %u logit rows per batch on this device", n_par,
-                    llama_context_seq_batch_max(pc));
+                    vkl_llama_context_seq_batch_max(pc));
         ok = false;
     }
     for (uint32_t s = 0; ok && s < n_par; s++)
@@ -370,7 +370,7 @@ static bool test_tg_parallel(bench_run *b, uint32_t n, uint32_t n_par)
             random_tokens(b, tok, n_par);
             for (uint32_t s = 0; s < n_par; s++)
                 pos[s] = i;
-            if (llama_eval_seqs(pc, tok, pos, seq, want, n_par, logits) != VKLLM_OK)
+            if (vkl_llama_eval_seqs(pc, tok, pos, seq, want, n_par, logits) != VKLLM_OK)
                 ok = bench_fail();
         }
         double dt = now_ns() - t0, dc = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -399,7 +399,7 @@ static bool test_tg_parallel(bench_run *b, uint32_t n, uint32_t n_par)
     free(seq);
     free(want);
     free(logits);
-    llama_context_free(pc);
+    vkl_llama_context_free(pc);
     return ok;
 }
 
@@ -408,18 +408,18 @@ static void describe_model(const gguf_file *f, const llama_model *m, const char 
 {
     const char *name;
     uint64_t len;
-    if (gguf_get_str(f, "general.name", &name, &len) && len > 0)
+    if (vkl_gguf_get_str(f, "general.name", &name, &len) && len > 0)
         snprintf(mi->name, sizeof mi->name, "%.*s", (int)(len < 200 ? len : 200), name);
     else {
         const char *base = strrchr(path, '/');
         snprintf(mi->name, sizeof mi->name, "%s", base ? base + 1 : path);
     }
-    mi->type = ggml_type_name(m->weight_type) ? ggml_type_name(m->weight_type) : "?";
+    mi->type = vkl_ggml_type_name(m->weight_type) ? vkl_ggml_type_name(m->weight_type) : "?";
     mi->bytes = m->weight_bytes;
     mi->n_params = 0;
-    for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
-        mi->n_params += gguf_tensor_at(f, i)->n_elements;
-    mi->bytes_per_token = bench_gguf_bytes_per_token(f);
+    for (uint64_t i = 0; i < vkl_gguf_n_tensors(f); i++)
+        mi->n_params += vkl_gguf_tensor_at(f, i)->n_elements;
+    mi->bytes_per_token = vkl_bench_gguf_bytes_per_token(f);
     mi->n_vocab = m->hp.n_vocab;
 }
 
@@ -465,37 +465,37 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
         /* Ctrl-C or a kill while the model is written or loaded must not leave it (or its partial file) behind. */
         char partial[4200];
         cli_remove_on_signal(0, tmp);
-        if (gguf_writer_temp_name(tmp, partial, sizeof partial) < (int)sizeof partial)
+        if (vkl_gguf_writer_temp_name(tmp, partial, sizeof partial) < (int)sizeof partial)
             cli_remove_on_signal(1, partial);
         if (isatty(STDERR_FILENO))
-            fprintf(stderr, "writing a synthetic %s %s model to %s\n", preset, ggml_type_name(o->synth_type), tmp);
+            fprintf(stderr, "writing a synthetic %s %s model to %s\n", preset, vkl_ggml_type_name(o->synth_type), tmp);
         synth_options so;
         memset(&so, 0, sizeof so);
         so.preset = preset;
         so.type = o->synth_type;
         so.path = tmp;
         so.seed = 1;
-        if (synth_write(&so) != VKLLM_OK) {
+        if (vkl_synth_write(&so) != VKLLM_OK) {
             bench_fail();
             goto out;
         }
         path = tmp;
     }
-    if (gguf_open(path, &f) != VKLLM_OK) {
+    if (vkl_gguf_open(path, &f) != VKLLM_OK) {
         bench_fail();
         goto out;
     }
     /* The read bandwidth before the weights go up, while the device memory is free. */
-    if (!bench_measure_bandwidth(dev, bench_read_buffer_size(dev), o->reps > 3 ? o->reps : 3, &bw, NULL))
+    if (!bench_measure_bandwidth(dev, vkl_bench_read_buffer_size(dev), o->reps > 3 ? o->reps : 3, &bw, NULL))
         goto out;
     b.bw_gbs = bw.gbps;
-    if (llama_model_load(dev, f, NULL, NULL, &b.model) != VKLLM_OK) {
+    if (vkl_llama_model_load(dev, f, NULL, NULL, &b.model) != VKLLM_OK) {
         bench_fail();
         goto out;
     }
     describe_model(f, b.model, path, &b.mi);
     b.mi.file = o->mo.model;
-    gguf_close(f);
+    vkl_gguf_close(f);
     f = NULL;
     if (tmp[0]) {   /* everything is on the device now */
         unlink(tmp);
@@ -503,7 +503,7 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
         cli_remove_on_signal(0, NULL);
         cli_remove_on_signal(1, NULL);
     }
-    if (llama_context_create(b.model, b.n_ctx, b.n_batch, &b.ctx) != VKLLM_OK) {
+    if (vkl_llama_context_create(b.model, b.n_ctx, b.n_batch, &b.ctx) != VKLLM_OK) {
         bench_fail();
         goto out;
     }
@@ -543,12 +543,12 @@ int bench_model(vkr_device *dev, const model_opts *o, out_format fmt)
     }
 out:
     if (f)
-        gguf_close(f);
+        vkl_gguf_close(f);
     if (tmp[0])
         unlink(tmp);
     free(b.logits);
-    llama_context_free(b.ctx);
-    llama_model_free(b.model);
+    vkl_llama_context_free(b.ctx);
+    vkl_llama_model_free(b.model);
     table_free(&b.t);
     return rc;
 }

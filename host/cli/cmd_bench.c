@@ -8,10 +8,10 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/cmd_bench.h"
-#include "host/llama.h"
-#include "host/ops.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/model/llama.h"
+#include "host/ops/ops.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 
 #define MAX_TEST_TOKENS 1000000
 
@@ -58,7 +58,7 @@ static void usage(FILE *out)
             "  --shapes LIST         other shapes, M x K each: e.g. 3072x2048,16384x2048 (K a multiple of the\n"
             "                        block size: 32, 256 for K-quants and iq4_xs)\n"
             "  --types LIST          some of the types (those of vkllm synth --help): e.g. q4_0,f16,q4_K\n",
-            TG_WARMUP_MAX, synth_preset_names());
+            TG_WARMUP_MAX, vkl_synth_preset_names());
 }
 
 void bench_error(const char *fmt, ...)
@@ -123,7 +123,7 @@ bool bench_measure_bandwidth(vkr_device *dev, uint64_t bytes, uint32_t runs, ben
         bench_error("the device allows no read buffer to measure its bandwidth");
         return false;
     }
-    if (bench_random_buffer(dev, bytes, 1, &buf) != VKLLM_OK || bench_read_bandwidth(dev, buf, runs, bw) != VKLLM_OK) {
+    if (vkl_bench_random_buffer(dev, bytes, 1, &buf) != VKLLM_OK || vkl_bench_read_bandwidth(dev, buf, runs, bw) != VKLLM_OK) {
         vkr_buffer_destroy(dev, buf);
         return bench_fail();
     }
@@ -170,14 +170,14 @@ static bool parse_types(const char *s, kernel_opts *ko)
         char name[16];
         uint32_t type;
         char types[256];
-        ggml_type_list_names(types, sizeof types);
+        vkl_ggml_type_list_names(types, sizeof types);
         if (len == 0 || len >= sizeof name || ko->n_types == MAX_TESTS) {
             bench_error("--types expects a list of %s, got '%s'", types, s);
             return false;
         }
         memcpy(name, p, len);
         name[len] = '\0';
-        if (!ggml_type_from_name(name, &type)) {
+        if (!vkl_ggml_type_from_name(name, &type)) {
             bench_error("unknown type '%s' (types: %s)", name, types);
             return false;
         }
@@ -260,16 +260,16 @@ int cmd_bench(int argc, char **argv)
             }
         } else if (!strcmp(a, "--synth")) {
             ok = (o.synth_preset = cli_value(cmd, argc, argv, &i)) != NULL;
-            if (ok && !synth_preset(o.synth_preset)) {
-                bench_error("unknown preset '%s' (presets: %s)", o.synth_preset, synth_preset_names());
+            if (ok && !vkl_synth_preset(o.synth_preset)) {
+                bench_error("unknown preset '%s' (presets: %s)", o.synth_preset, vkl_synth_preset_names());
                 ok = false;
             }
             model_only = a;
         } else if (!strcmp(a, "--synth-type")) {
             ok = (s = cli_value(cmd, argc, argv, &i)) != NULL;
-            if (ok && !ggml_type_from_name(s, &o.synth_type)) {
+            if (ok && !vkl_ggml_type_from_name(s, &o.synth_type)) {
                 char types[256];
-                ggml_type_list_names(types, sizeof types);
+                vkl_ggml_type_list_names(types, sizeof types);
                 bench_error("unknown type '%s' (types: %s)", s, types);
                 ok = false;
             }
@@ -293,14 +293,14 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     if (ko.n_types == 0) /* the default: every type the kernels run */
-        for (size_t i = 0; i < ggml_type_count() && ko.n_types < MAX_TESTS; i++)
-            if (op_weight_type_supported(ggml_type_at(i)->id))
-                ko.types[ko.n_types++] = ggml_type_at(i)->id;
+        for (size_t i = 0; i < vkl_ggml_type_count() && ko.n_types < MAX_TESTS; i++)
+            if (vkl_op_weight_type_supported(vkl_ggml_type_at(i)->id))
+                ko.types[ko.n_types++] = vkl_ggml_type_at(i)->id;
     for (uint32_t i = 0; i < ko.n_shapes; i++)
         for (uint32_t j = 0; j < ko.n_types; j++)
-            if (ko.shapes[i][1] % ggml_block_size(ko.types[j])) {
+            if (ko.shapes[i][1] % vkl_ggml_block_size(ko.types[j])) {
                 bench_error("K = %u is not a multiple of the %s block size %u", ko.shapes[i][1],
-                            ggml_type_name(ko.types[j]), ggml_block_size(ko.types[j]));
+                            vkl_ggml_type_name(ko.types[j]), vkl_ggml_block_size(ko.types[j]));
                 return 1;
             }
     if (o.mo.model && (o.synth_preset || o.synth_type != GGML_TYPE_Q4_0)) {

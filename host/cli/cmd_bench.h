@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/bench.h"
+#include "host/tools/bench.h"
 #include "host/cli/bench_table.h"
 #include "host/cli/common.h"
 #include "runtime/device.h"
@@ -20,7 +20,7 @@
 
 typedef struct kernel_opts {
     uint32_t shapes[MAX_TESTS][2], n_shapes;   /* M x K; 0: the defaults */
-    uint32_t types[MAX_TESTS], n_types;         /* 0: every type the kernels run (host/quant.c's table) */
+    uint32_t types[MAX_TESTS], n_types;         /* 0: every type the kernels run (host/format/quant.c's table) */
     bool quick;
 } kernel_opts;
 

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "host/cli/cli.h"
-#include "host/gguf.h"
-#include "host/quant.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
 
 static void usage(FILE *out)
 {
@@ -41,7 +41,7 @@ static void print_str(const char *s, uint64_t len, uint64_t max)
 /* Element i of a numeric array (raw little-endian data). */
 static void print_arr_elem(const uint8_t *p, gguf_value_type t, uint64_t i)
 {
-    size_t sz = gguf_type_size(t);
+    size_t sz = vkl_gguf_type_size(t);
     uint8_t b[8] = {0};
     for (size_t k = 0; k < sz; k++)   /* little-endian bytes -> host value, whatever the host order */
         b[k] = p[i * sz + k];
@@ -76,8 +76,8 @@ static void print_arr_elem(const uint8_t *p, gguf_value_type t, uint64_t i)
 
 static void print_value(const gguf_file *f, uint64_t i, uint64_t max_elems, uint64_t max_str)
 {
-    const char *key = gguf_kv_key(f, i);
-    gguf_value_type t = gguf_kv_type(f, i);
+    const char *key = vkl_gguf_kv_key(f, i);
+    gguf_value_type t = vkl_gguf_kv_type(f, i);
     uint64_t u;
     int64_t s;
     double d;
@@ -86,41 +86,41 @@ static void print_value(const gguf_file *f, uint64_t i, uint64_t max_elems, uint
     uint64_t len;
     switch (t) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_UINT16: case GGUF_TYPE_UINT32: case GGUF_TYPE_UINT64:
-        if (gguf_get_u64(f, key, &u))
+        if (vkl_gguf_get_u64(f, key, &u))
             printf("%" PRIu64, u);
         break;
     case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
-        if (gguf_get_i64(f, key, &s))
+        if (vkl_gguf_get_i64(f, key, &s))
             printf("%" PRId64, s);
         break;
     case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64:
-        if (gguf_get_f64(f, key, &d))
+        if (vkl_gguf_get_f64(f, key, &d))
             printf("%g", d);
         break;
     case GGUF_TYPE_BOOL:
-        if (gguf_get_bool(f, key, &b))
+        if (vkl_gguf_get_bool(f, key, &b))
             printf("%s", b ? "true" : "false");
         break;
     case GGUF_TYPE_STRING:
-        if (gguf_get_str(f, key, &str, &len))
+        if (vkl_gguf_get_str(f, key, &str, &len))
             print_str(str, len, max_str);
         break;
     case GGUF_TYPE_ARRAY: {
         gguf_value_type et;
         uint64_t n;
-        if (!gguf_get_arr_info(f, key, &et, &n))
+        if (!vkl_gguf_get_arr_info(f, key, &et, &n))
             break;
-        printf("[%s x %" PRIu64 "]", gguf_type_name(et), n);
+        printf("[%s x %" PRIu64 "]", vkl_gguf_type_name(et), n);
         if (et == GGUF_TYPE_ARRAY || n == 0)
             break;
         printf(" ");
-        const uint8_t *data = gguf_get_arr_data(f, key);
+        const uint8_t *data = vkl_gguf_get_arr_data(f, key);
         uint64_t shown = n < max_elems ? n : max_elems;
         for (uint64_t k = 0; k < shown; k++) {
             if (k)
                 printf(", ");
             if (et == GGUF_TYPE_STRING) {
-                if (gguf_get_arr_str(f, key, k, &str, &len))
+                if (vkl_gguf_get_arr_str(f, key, k, &str, &len))
                     print_str(str, len, 32);
             } else if (data) {
                 print_arr_elem(data, et, k);
@@ -204,7 +204,7 @@ int cmd_info(int argc, char **argv)
         return 1;
     }
     gguf_file *f;
-    if (gguf_open(path, &f) != VKLLM_OK) {
+    if (vkl_gguf_open(path, &f) != VKLLM_OK) {
         fprintf(stderr, "vkllm: %s\n", vkr_last_error());
         return 1;
     }
@@ -212,29 +212,29 @@ int cmd_info(int argc, char **argv)
     const char *s;
     uint64_t len;
     printf("file:          %s (", path);
-    print_bytes(gguf_file_size(f));
+    print_bytes(vkl_gguf_file_size(f));
     printf(")\n");
-    printf("GGUF version:  %u (alignment %u, data at byte %" PRIu64 ")\n", gguf_version(f), gguf_alignment(f),
-           gguf_data_offset(f));
+    printf("GGUF version:  %u (alignment %u, data at byte %" PRIu64 ")\n", vkl_gguf_version(f), vkl_gguf_alignment(f),
+           vkl_gguf_data_offset(f));
     char arch[64] = "";
-    if (gguf_get_str(f, "general.architecture", &s, &len)) {
+    if (vkl_gguf_get_str(f, "general.architecture", &s, &len)) {
         snprintf(arch, sizeof arch, "%.*s", (int)(len < 63 ? len : 63), s);
         printf("architecture:  %s\n", arch);
     } else {
         printf("architecture:  (missing)\n");
     }
-    if (gguf_get_str(f, "general.name", &s, &len))
+    if (vkl_gguf_get_str(f, "general.name", &s, &len))
         printf("name:          %.*s\n", (int)(len < 200 ? len : 200), s);
     uint32_t ft;
-    if (gguf_get_u32(f, "general.file_type", &ft))
-        printf("file type:     %u%s%s%s\n", ft, ggml_file_type_name(ft) ? " (" : "",
-               ggml_file_type_name(ft) ? ggml_file_type_name(ft) : "", ggml_file_type_name(ft) ? ")" : "");
+    if (vkl_gguf_get_u32(f, "general.file_type", &ft))
+        printf("file type:     %u%s%s%s\n", ft, vkl_ggml_file_type_name(ft) ? " (" : "",
+               vkl_ggml_file_type_name(ft) ? vkl_ggml_file_type_name(ft) : "", vkl_ggml_file_type_name(ft) ? ")" : "");
 
     /* hyper-parameters: every "<arch>." key */
     size_t alen = strlen(arch);
     bool any = false;
-    for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
-        const char *key = gguf_kv_key(f, i);
+    for (uint64_t i = 0; i < vkl_gguf_n_kv(f); i++) {
+        const char *key = vkl_gguf_kv_key(f, i);
         if (!alen || strncmp(key, arch, alen) || key[alen] != '.')
             continue;
         if (!any)
@@ -245,25 +245,25 @@ int cmd_info(int argc, char **argv)
         printf("\n");
     }
 
-    if (gguf_get_str(f, "tokenizer.ggml.model", &s, &len)) {
+    if (vkl_gguf_get_str(f, "tokenizer.ggml.model", &s, &len)) {
         const char *kind = tokenizer_kind(s, len);
         printf("tokenizer:     %.*s", (int)(len < 64 ? len : 64), s);
         if (kind)
             printf(" (%s)", kind);
         gguf_value_type et;
         uint64_t n;
-        if (gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n))
+        if (vkl_gguf_get_arr_info(f, "tokenizer.ggml.tokens", &et, &n))
             printf(", %" PRIu64 " tokens", n);
         const char *pre;
         uint64_t plen;
-        if (gguf_get_str(f, "tokenizer.ggml.pre", &pre, &plen))
+        if (vkl_gguf_get_str(f, "tokenizer.ggml.pre", &pre, &plen))
             printf(", pre-tokenizer %.*s", (int)(plen < 64 ? plen : 64), pre);
         uint32_t id;
-        if (gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &id))
+        if (vkl_gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &id))
             printf(", bos %u", id);
-        if (gguf_get_u32(f, "tokenizer.ggml.eos_token_id", &id))
+        if (vkl_gguf_get_u32(f, "tokenizer.ggml.eos_token_id", &id))
             printf(", eos %u", id);
-        if (gguf_get_arr_info(f, "tokenizer.ggml.merges", &et, &n))
+        if (vkl_gguf_get_arr_info(f, "tokenizer.ggml.merges", &et, &n))
             printf(", %" PRIu64 " merges", n);
         printf("\n");
     } else {
@@ -271,26 +271,26 @@ int cmd_info(int argc, char **argv)
     }
 
     if (all_kv) {
-        printf("key/values: %" PRIu64 "\n", gguf_n_kv(f));
-        for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
-            printf("  %-40s %-8s ", gguf_kv_key(f, i), gguf_type_name(gguf_kv_type(f, i)));
+        printf("key/values: %" PRIu64 "\n", vkl_gguf_n_kv(f));
+        for (uint64_t i = 0; i < vkl_gguf_n_kv(f); i++) {
+            printf("  %-40s %-8s ", vkl_gguf_kv_key(f, i), vkl_gguf_type_name(vkl_gguf_kv_type(f, i)));
             print_value(f, i, 8, 120);
             printf("\n");
         }
     }
 
-    uint64_t nt = gguf_n_tensors(f);
+    uint64_t nt = vkl_gguf_n_tensors(f);
     printf("tensors: %" PRIu64 "\n", nt);
     printf("  %5s  %-36s %-8s %-24s %14s\n", "#", "name", "type", "shape", "bytes");
     uint64_t total_bytes = 0, total_elems = 0, unknown = 0;
     uint64_t per_type_count[64] = {0}, per_type_bytes[64] = {0};
     for (uint64_t i = 0; i < nt; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        const char *tn = ggml_type_name(t->type);
+        const gguf_tensor *t = vkl_gguf_tensor_at(f, i);
+        const char *tn = vkl_ggml_type_name(t->type);
         char tbuf[24], shape[128];
         if (!tn) { /* a type we cannot run: its name if GGUF defines one */
-            if (ggml_type_label(t->type))
-                snprintf(tbuf, sizeof tbuf, "%s", ggml_type_label(t->type));
+            if (vkl_ggml_type_label(t->type))
+                snprintf(tbuf, sizeof tbuf, "%s", vkl_ggml_type_label(t->type));
             else
                 snprintf(tbuf, sizeof tbuf, "type %u", t->type);
             tn = tbuf;
@@ -314,8 +314,8 @@ int cmd_info(int argc, char **argv)
     printf("), ");
     print_bytes(total_bytes);
     printf("\n");
-    for (size_t i = 0; i < ggml_type_count(); i++) {   /* the mix of types, in the type table's order */
-        const ggml_type_info *ty = ggml_type_at(i);
+    for (size_t i = 0; i < vkl_ggml_type_count(); i++) {   /* the mix of types, in the type table's order */
+        const ggml_type_info *ty = vkl_ggml_type_at(i);
         if (ty->id >= 64 || !per_type_count[ty->id])
             continue;
         printf("  %-6s %6" PRIu64 " tensors, ", ty->name, per_type_count[ty->id]);
@@ -324,6 +324,6 @@ int cmd_info(int argc, char **argv)
     }
     if (unknown)
         printf("  %" PRIu64 " tensor(s) of a type vkllm cannot run\n", unknown);
-    gguf_close(f);
+    vkl_gguf_close(f);
     return 0;
 }

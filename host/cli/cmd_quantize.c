@@ -8,8 +8,8 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
-#include "host/quant.h"
-#include "host/quantize_model.h"
+#include "host/format/quant.h"
+#include "host/format/quantize_model.h"
 
 static void usage(FILE *out)
 {
@@ -22,8 +22,8 @@ static void usage(FILE *out)
             "stay as they are. Each block's scale is searched for least squared error. The output is written to\n"
             "a temporary file beside OUT and renamed over OUT when complete.\n\n"
             "TYPE (case-insensitive; or its general.file_type number):\n ");
-    for (uint32_t i = 0; i < quantize_ftype_count(); i++)
-        fprintf(out, " %s", ggml_file_type_name(quantize_ftype_at(i)->ftype));
+    for (uint32_t i = 0; i < vkl_quantize_ftype_count(); i++)
+        fprintf(out, " %s", vkl_ggml_file_type_name(vkl_quantize_ftype_at(i)->ftype));
     fprintf(out, "\n\n"
                  "  --allow-requantize         accept quantized input tensors (quality drops further)\n"
                  "  --pure                     no mix: every weight gets TYPE's tensor type\n"
@@ -48,7 +48,7 @@ static void progress_bar(void *user, uint64_t done, uint64_t total)
 
 static bool parse_type_option(const char *flag, const char *v, uint32_t *type)
 {
-    if (quantize_tensor_type_find(v, type))
+    if (vkl_quantize_tensor_type_find(v, type))
         return true;
     fprintf(stderr, "vkllm quantize: %s: unknown tensor type '%s' (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
                     "q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs)\n", flag, v);
@@ -101,7 +101,7 @@ int cmd_quantize(int argc, char **argv)
         fprintf(stderr, "vkllm quantize: need IN.gguf OUT.gguf TYPE (try 'vkllm quantize --help')\n");
         return 1;
     }
-    p.ftype = quantize_ftype_find(pos[2]);
+    p.ftype = vkl_quantize_ftype_find(pos[2]);
     if (!p.ftype) {
         fprintf(stderr, "vkllm quantize: unknown type '%s' (see 'vkllm quantize --help')\n", pos[2]);
         return 1;
@@ -118,14 +118,14 @@ int cmd_quantize(int argc, char **argv)
         p.progress_user = &last_pct;
     }
     double t0 = cli_now_ms();
-    vkllm_status st = quantize_model(pos[0], pos[1], &p);
+    vkllm_status st = vkl_quantize_model(pos[0], pos[1], &p);
     if (last_pct >= 0)
         fprintf(stderr, "\n");
     if (st != VKLLM_OK) {
         cli_error("quantize");
         return 1;
     }
-    printf("wrote %s: %s (file type %u), %.2f MiB -> %.2f MiB in %.2f s\n", pos[1], ggml_file_type_name(p.ftype->ftype), p.ftype->ftype,
+    printf("wrote %s: %s (file type %u), %.2f MiB -> %.2f MiB in %.2f s\n", pos[1], vkl_ggml_file_type_name(p.ftype->ftype), p.ftype->ftype,
            file_mib(pos[0]), file_mib(pos[1]), (cli_now_ms() - t0) / 1000.0);
     return 0;
 }

@@ -11,17 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/arch.h"
+#include "host/model/arch.h"
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
-#include "host/gguf.h"
-#include "host/quant.h"
-#include "host/synth.h"
+#include "host/format/gguf.h"
+#include "host/format/quant.h"
+#include "host/tools/synth.h"
 
 static void usage(FILE *out)
 {
     char types[256];
-    ggml_type_list_names(types, sizeof types);
+    vkl_ggml_type_list_names(types, sizeof types);
     fprintf(out, "usage: vkllm synth [--arch A] [--preset P] --type T -o FILE [--seed S]\n\n"
                  "Writes a GGUF of a supported family with random weights and a synthetic SentencePiece\n"
                  "vocabulary, for tests and benchmarks. The same seed gives the same file.\n\n"
@@ -37,7 +37,7 @@ static void usage(FILE *out)
                  "                   it when complete (a failed or interrupted run leaves an existing F as it was)\n"
                  "  --seed S         random seed (default 1)\n"
                  "  -h, --help\n",
-            arch_supported_names(), synth_preset_names(), types);
+            vkl_arch_supported_names(), vkl_synth_preset_names(), types);
 }
 
 static double now_s(void)
@@ -113,13 +113,13 @@ int cmd_synth(int argc, char **argv)
                         "file name\n", out);
         return 1;
     }
-    if (arch && !arch_family_find(arch, strlen(arch))) {
-        fprintf(stderr, "vkllm: synth: unknown architecture '%s' (supported: %s)\n", arch, arch_supported_names());
+    if (arch && !vkl_arch_family_find(arch, strlen(arch))) {
+        fprintf(stderr, "vkllm: synth: unknown architecture '%s' (supported: %s)\n", arch, vkl_arch_supported_names());
         return 1;
     }
-    const synth_hparams *hp = preset ? synth_preset(preset) : synth_family_preset(arch);
+    const synth_hparams *hp = preset ? vkl_synth_preset(preset) : vkl_synth_family_preset(arch);
     if (!hp) {
-        fprintf(stderr, "vkllm: synth: unknown preset '%s' (presets: %s)\n", preset, synth_preset_names());
+        fprintf(stderr, "vkllm: synth: unknown preset '%s' (presets: %s)\n", preset, vkl_synth_preset_names());
         return 1;
     }
     const char *hp_arch = hp->arch ? hp->arch : "llama";
@@ -128,9 +128,9 @@ int cmd_synth(int argc, char **argv)
         return 1;
     }
     uint32_t type;
-    if (!ggml_type_from_name(type_name, &type)) {
+    if (!vkl_ggml_type_from_name(type_name, &type)) {
         char types[256];
-        ggml_type_list_names(types, sizeof types);
+        vkl_ggml_type_list_names(types, sizeof types);
         fprintf(stderr, "vkllm: synth: unknown type '%s' (types: %s)\n", type_name, types);
         return 1;
     }
@@ -146,10 +146,10 @@ int cmd_synth(int argc, char **argv)
         o.progress_user = &ps;
     }
     char partial[4200];
-    if (gguf_writer_temp_name(out, partial, sizeof partial) < (int)sizeof partial)
+    if (vkl_gguf_writer_temp_name(out, partial, sizeof partial) < (int)sizeof partial)
         cli_remove_on_signal(0, partial);   /* Ctrl-C: no partial file left next to the target */
     double t0 = now_s();
-    vkllm_status st = synth_write(&o);
+    vkllm_status st = vkl_synth_write(&o);
     cli_remove_on_signal(0, NULL);
     double dt = now_s() - t0;
     if (ps.last_pct >= 0)
@@ -160,16 +160,16 @@ int cmd_synth(int argc, char **argv)
     }
     /* Read the file back: counts for the summary, and a check that what was written is valid. */
     gguf_file *f;
-    if (gguf_open(out, &f) != VKLLM_OK) {
+    if (vkl_gguf_open(out, &f) != VKLLM_OK) {
         fprintf(stderr, "vkllm: synth wrote an unreadable file: %s\n", vkr_last_error());
         return 1;
     }
-    uint64_t size = gguf_file_size(f), n_tensors = gguf_n_tensors(f);
-    gguf_close(f);
-    uint64_t np = synth_n_params(hp);
+    uint64_t size = vkl_gguf_file_size(f), n_tensors = vkl_gguf_n_tensors(f);
+    vkl_gguf_close(f);
+    uint64_t np = vkl_synth_n_params(hp);
     printf("wrote %s: preset %s, %s weights, seed %" PRIu64 ", %.*f%s parameters, %" PRIu64 " tensors, %.2f MiB "
            "in %.2f s (%.0f MiB/s)\n",
-           out, hp->preset, ggml_type_name(type), seed, np >= 1000000000ull ? 2 : 1,
+           out, hp->preset, vkl_ggml_type_name(type), seed, np >= 1000000000ull ? 2 : 1,
            np >= 1000000000ull ? np / 1e9 : np / 1e6, np >= 1000000000ull ? " B" : " M", n_tensors, size / 1048576.0,
            dt, dt > 0 ? size / 1048576.0 / dt : 0.0);
     return 0;

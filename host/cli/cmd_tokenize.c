@@ -1,13 +1,13 @@
 /* `vkllm tokenize`: the token ids of a text, from the tokenizer of a GGUF file. Reads only the metadata
- * (gguf_open + tokenizer_load): works on vocab-only files and needs no GPU. */
+ * (vkl_gguf_open + vkl_tokenizer_load): works on vocab-only files and needs no GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/format/gguf.h"
+#include "host/text/tokenizer.h"
 
 static void usage(FILE *out)
 {
@@ -118,22 +118,22 @@ int cmd_tokenize(int argc, char **argv)
     size_t n_ids = 0;
     char *piece = NULL;
     int rc = 1;
-    if (gguf_open(model, &f) != VKLLM_OK) {
+    if (vkl_gguf_open(model, &f) != VKLLM_OK) {
         fprintf(stderr, "vkllm tokenize: %s: %s\n", model, vkr_last_error());
         goto out;
     }
-    if (tokenizer_load(f, &tok) != VKLLM_OK) {
+    if (vkl_tokenizer_load(f, &tok) != VKLLM_OK) {
         fprintf(stderr, "vkllm tokenize: %s: %s\n", model, vkr_last_error());
         goto out;
     }
-    gguf_close(f);
+    vkl_gguf_close(f);
     f = NULL;
-    if (tokenizer_encode(tok, file ? text : prompt, file ? len : strlen(prompt), add_special, parse_special, &ids,
+    if (vkl_tokenizer_encode(tok, file ? text : prompt, file ? len : strlen(prompt), add_special, parse_special, &ids,
                          &n_ids) != VKLLM_OK) {
         fprintf(stderr, "vkllm tokenize: %s\n", vkr_last_error());
         goto out;
     }
-    size_t cap = tokenizer_max_piece_len(tok);
+    size_t cap = vkl_tokenizer_max_piece_len(tok);
     piece = malloc(cap);
     if (!piece) {
         fprintf(stderr, "vkllm tokenize: out of memory\n");
@@ -146,14 +146,14 @@ int cmd_tokenize(int argc, char **argv)
         if (!pieces)
             continue;
         putchar(':');
-        int type = tokenizer_token_type(tok, ids[i]);
+        int type = vkl_tokenizer_token_type(tok, ids[i]);
         if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_UNKNOWN) {
             size_t tl = 0;
-            const char *tt = tokenizer_token_text(tok, ids[i], &tl);
+            const char *tt = vkl_tokenizer_token_text(tok, ids[i], &tl);
             print_piece((const unsigned char *)tt, tl);
             continue;
         }
-        int32_t n = tokenizer_token_to_piece(tok, ids[i], piece, cap);
+        int32_t n = vkl_tokenizer_token_to_piece(tok, ids[i], piece, cap);
         if (n < 0) {
             putchar('\n');
             fprintf(stderr, "vkllm tokenize: %s\n", n == TOKENIZER_BAD_ID ? vkr_last_error() : "piece too long");
@@ -170,8 +170,8 @@ int cmd_tokenize(int argc, char **argv)
 out:
     free(piece);
     free(ids);
-    tokenizer_free(tok);
-    gguf_close(f);
+    vkl_tokenizer_free(tok);
+    vkl_gguf_close(f);
     free(text);
     return rc;
 }

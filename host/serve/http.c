@@ -4,7 +4,7 @@
  * /metrics, /v1/models). */
 #include "host/serve/http.h"
 
-#include "host/unicode.h"
+#include "host/text/unicode.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -93,7 +93,7 @@ json_t *serve_json_text(const char *s, size_t len)
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = unicode_utf8_decode((const unsigned char *)s + i, len - i, &cp);
+        size_t n = vkl_unicode_utf8_decode((const unsigned char *)s + i, len - i, &cp);
         if (cp == UNICODE_INVALID) {
             memcpy(clean + o, "\xEF\xBF\xBD", 3);
             o += 3;

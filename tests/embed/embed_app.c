@@ -22,7 +22,7 @@
 
 static int clash_calls;
 
-/* ggml's names and signatures; vkllm has internal functions of the same names. */
+/* ggml's names and signatures; vkllm's internal functions had the same names before they took the vkl_ prefix. */
 int64_t gguf_find_key(const void *ctx, const char *key)
 {
     (void)ctx;

@@ -2,7 +2,8 @@
 # libvkllm.so and libvkllm.a export exactly the API: the functions declared in the public headers,
 # parsed from them, and nothing else; and libvkllm.a leaves none of its internal names undefined (the
 # application's definitions would be used instead).
-#     exported_symbols.sh INCLUDE_DIR libvkllm.so libvkllm.a libvkllm_internal.a
+#     exported_symbols.sh INCLUDE_DIR libvkllm.so libvkllm.a libvkllm_internal.a [libvkllm_tools.a ...]
+# Every global name of the internal libraries carries our prefixes.
 set -euo pipefail
 inc=$1 so=$2 ar=$3 internal=$4
 tmp=$(mktemp -d)
@@ -41,4 +42,17 @@ if [ -s "$tmp/leaked" ]; then
 else
     echo "ok: $(basename "$ar") needs only system libraries ($(wc -l < "$tmp/undefined") undefined symbols)"
 fi
+# Internal names carry our prefixes (they share a process with llama.cpp, ggml or the application's own
+# Vulkan code): vkllm_ (API), vkr_ (runtime/), vkl_ (host/), Vulkan entry points and volk (vk[A-Z], volk).
+# Names starting with __ or holding a dot are the compiler's (sanitizers).
+shift 4
+for lib in "$internal" "$@"; do
+    nm -g --defined-only "$lib" | awk 'NF == 3 {print $3}' |
+        grep -vE '^(vkllm_|vkr_|vkl_|vk[A-Z]|volk|__)|[.]' | sort -u > "$tmp/unprefixed" || true
+    if [ -s "$tmp/unprefixed" ]; then
+        fail "$(basename "$lib") defines names without our prefixes: $(tr '\n' ' ' < "$tmp/unprefixed")"
+    else
+        echo "ok: every global name of $(basename "$lib") has our prefix"
+    fi
+done
 [ "$failures" = 0 ]

@@ -1,7 +1,7 @@
 /* CPU reference forward pass for every supported family. See ref_llama.h.
  *
  * The model, per token x (a row of n_embd floats); [brackets] are the pieces a family's description
- * (host/arch.h) switches on:
+ * (host/model/arch.h) switches on:
  *
  *   x = token_embd[token]                            [* sqrt(n_embd): Gemma]
  *   for each layer:
@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/quant.h"
+#include "host/format/quant.h"
 
 typedef struct ref_layer {
     float *tensors[ARCH_T_COUNT];   /* every tensor of the layer as loaded (fused ones whole), for freeing */
@@ -77,7 +77,7 @@ static vkllm_status load_tensor(const gguf_file *f, const char *name, uint64_t n
                                 float **out)
 {
     *out = NULL;
-    const gguf_tensor *t = gguf_find_tensor(f, name);
+    const gguf_tensor *t = vkl_gguf_find_tensor(f, name);
     if (t == NULL) {
         if (optional)
             return VKLLM_OK;
@@ -90,12 +90,12 @@ static vkllm_status load_tensor(const gguf_file *f, const char *name, uint64_t n
                          (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], (unsigned long long)ne0,
                          (unsigned long long)ne1);
     }
-    const char *type_name = ggml_type_name(t->type);
+    const char *type_name = vkl_ggml_type_name(t->type);
     if (type_name == NULL || t->data == NULL) {
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "tensor %s has type %u, which the reference cannot dequantize",
                          name, t->type);
     }
-    uint64_t row_bytes = ggml_row_bytes(t->type, ne0);
+    uint64_t row_bytes = vkl_ggml_row_bytes(t->type, ne0);
     if (row_bytes == 0) {
         return vkr_error(VKLLM_ERR_FORMAT, "tensor %s: row of %llu elements is not a whole number of %s blocks",
                          name, (unsigned long long)ne0, type_name);
@@ -113,7 +113,7 @@ static vkllm_status load_tensor(const gguf_file *f, const char *name, uint64_t n
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tensor %s: cannot allocate %llu floats", name,
                          (unsigned long long)n);
     }
-    dequantize_row(t->type, t->data, data, n);
+    vkl_dequantize_row(t->type, t->data, data, n);
     *out = data;
     return VKLLM_OK;
 }
@@ -121,7 +121,7 @@ static vkllm_status load_tensor(const gguf_file *f, const char *name, uint64_t n
 static vkllm_status read_hparams(const gguf_file *f, ref_llama_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
-    vkllm_status st = arch_read_hparams(f, &hp->arch);
+    vkllm_status st = vkl_arch_read_hparams(f, &hp->arch);
     if (st != VKLLM_OK)
         return st;
     const arch_hparams *a = &hp->arch;
@@ -142,7 +142,7 @@ static vkllm_status read_hparams(const gguf_file *f, ref_llama_hparams *hp)
 static vkllm_status load_layer(const gguf_file *f, const ref_llama_hparams *hp, uint32_t il, ref_layer *l)
 {
     arch_tensor_desc td[ARCH_T_COUNT];
-    arch_layer_tensors(&hp->arch, il, td);
+    vkl_arch_layer_tensors(&hp->arch, il, td);
     for (int r = 0; r < ARCH_T_COUNT; r++) {
         if (!td[r].present)
             continue;
@@ -338,7 +338,7 @@ static ref_rope layer_rope(const ref_llama *m, uint32_t il)
         r.factors = m->rope_long;
     if (r.scaling == ARCH_ROPE_YARN)
         r.mscale *= 1.0 + 0.1 * log(r.factor);
-    if (arch_layer_is_local(a, il) && a->fam->swa_rope_base > 0) {
+    if (vkl_arch_layer_is_local(a, il) && a->fam->swa_rope_base > 0) {
         r.base = a->fam->swa_rope_base;
         r.factors = NULL;
         r.scaling = ARCH_ROPE_NONE;
@@ -355,7 +355,7 @@ static void add_bias(float *x, const float *bias, uint32_t n)
 }
 
 /* The value the GPU's f16 KV cache would hold. */
-static float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+static float round_f16(float x) { return vkl_fp16_to_fp32(vkl_fp32_to_fp16(x)); }
 
 static double silu(double x) { return x / (1.0 + exp(-x)); }
 
@@ -490,7 +490,7 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const ref_layer *l = &m->layers[il];
         const ref_rope rp = layer_rope(m, il);
-        const uint32_t window = arch_layer_is_local(&hp->arch, il) ? hp->arch.swa_window : 0;
+        const uint32_t window = vkl_arch_layer_is_local(&hp->arch, il) ? hp->arch.swa_window : 0;
 
         /* 2. Attention inputs for every token of the batch: Q kept aside, K and V into the cache. Doing
          *    all tokens before any attention lets token t see tokens t' < t of the same batch. */

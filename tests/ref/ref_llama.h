@@ -1,4 +1,4 @@
-/* A CPU reference forward pass for GGUF models of every family host/arch.h describes (Llama, Qwen2/3,
+/* A CPU reference forward pass for GGUF models of every family host/model/arch.h describes (Llama, Qwen2/3,
  * Gemma 2/3, Phi-3), written to be read top to bottom. The family description says which pieces a layer has;
  * the arithmetic of each piece is written here independently of the device code.
  * Every weight is dequantized to f32 at load time; sums are accumulated in double. The KV cache holds
@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "host/arch.h"
-#include "host/gguf.h"
+#include "host/model/arch.h"
+#include "host/format/gguf.h"
 
 typedef struct ref_llama_hparams {
     uint32_t n_vocab;         /* token_embd.weight ne[1] */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/quant.h"
+#include "host/format/quant.h"
 #include "util.h"
 
 void ref_rmsnorm(const float *x, const float *w, float *out, uint32_t n_rows, uint32_t dim, float eps)
@@ -84,8 +84,8 @@ void ref_add(const float *a, const float *b, float *out, size_t n)
         out[i] = (float)((double)a[i] + (double)b[i]);
 }
 
-uint16_t ref_f16_bits(float x) { return fp32_to_fp16(x); }
-float ref_f16_value(uint16_t h) { return fp16_to_fp32(h); }
+uint16_t ref_f16_bits(float x) { return vkl_fp32_to_fp16(x); }
+float ref_f16_value(uint16_t h) { return vkl_fp16_to_fp32(h); }
 
 void ref_kv_store(const float *k, const float *v, uint16_t *k_cache, uint16_t *v_cache, const uint32_t *positions,
                   uint32_t n_rows, uint32_t kv_dim, uint32_t n_ctx)
@@ -94,8 +94,8 @@ void ref_kv_store(const float *k, const float *v, uint16_t *k_cache, uint16_t *v
         if (positions[r] >= n_ctx)
             continue;
         for (uint32_t i = 0; i < kv_dim; i++) {
-            k_cache[(size_t)positions[r] * kv_dim + i] = fp32_to_fp16(k[(size_t)r * kv_dim + i]);
-            v_cache[(size_t)positions[r] * kv_dim + i] = fp32_to_fp16(v[(size_t)r * kv_dim + i]);
+            k_cache[(size_t)positions[r] * kv_dim + i] = vkl_fp32_to_fp16(k[(size_t)r * kv_dim + i]);
+            v_cache[(size_t)positions[r] * kv_dim + i] = vkl_fp32_to_fp16(v[(size_t)r * kv_dim + i]);
         }
     }
 }
@@ -126,7 +126,7 @@ void ref_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_ca
                 const uint16_t *kr = k_cache + (size_t)j * kv_dim + kvo;
                 double d = 0;
                 for (uint32_t i = 0; i < head_dim; i++)
-                    d += (double)qh[i] * fp16_to_fp32(kr[i]);
+                    d += (double)qh[i] * vkl_fp16_to_fp32(kr[i]);
                 s[j] = softcap > 0 ? softcap * tanh(d * scale / softcap) : d * scale;
                 m = fmax(m, s[j]);
             }
@@ -137,7 +137,7 @@ void ref_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_ca
                 sum += p;
                 const uint16_t *vr = v_cache + (size_t)j * kv_dim + kvo;
                 for (uint32_t i = 0; i < head_dim; i++)
-                    acc[i] += p * fp16_to_fp32(vr[i]);
+                    acc[i] += p * vkl_fp16_to_fp32(vr[i]);
             }
             float *o = out + ((size_t)r * n_heads + h) * head_dim;
             for (uint32_t i = 0; i < head_dim; i++)

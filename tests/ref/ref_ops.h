@@ -1,4 +1,4 @@
-/* CPU references for the kernels of host/ops_misc.c and host/ops_attention.c (sums in double), and the
+/* CPU references for the kernels of host/ops/ops_misc.c and host/ops/ops_attention.c (sums in double), and the
  * small device helpers their tests share (buffers with poisoned outputs, views, one-graph runs). */
 #ifndef VKLLM_REF_OPS_H
 #define VKLLM_REF_OPS_H
@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/ops.h"
+#include "host/ops/ops.h"
 
 /* ---- References ---- */
 
@@ -28,7 +28,7 @@ void ref_silu_mul(const float *gate, const float *up, float *out, size_t n);
 void ref_gelu_mul(const float *gate, const float *up, float *out, size_t n);
 void ref_add(const float *a, const float *b, float *out, size_t n);
 
-/* f16 round to nearest even (host/quant.h's conversion). */
+/* f16 round to nearest even (host/format/quant.h's conversion). */
 uint16_t ref_f16_bits(float x);
 float ref_f16_value(uint16_t h);
 
@@ -58,7 +58,7 @@ size_t opt_count_outside(vkr_device *dev, vkr_buffer *buf, size_t offset, size_t
 /* The same over a whole buffer already downloaded: `all` holds `size` bytes. */
 size_t opt_count_outside_host(const void *all, size_t size, size_t offset, size_t bytes);
 
-/* An f32 vk_tensor view of n floats at `offset` of buf (not owned: do not vk_tensor_free it). */
+/* An f32 vk_tensor view of n floats at `offset` of buf (not owned: do not vkl_tensor_free it). */
 vk_tensor opt_f32_tensor(vkr_buffer *buf, size_t offset, uint64_t n);
 
 /* A byte offset that is a multiple of the device's storage-buffer offset alignment (k alignments). */

@@ -22,6 +22,11 @@
  *                                 4j..4j+3 of run r as raw quant values (IQ4: the non-linear table values),
  *                                 and the run's value is ab[r].x * q + ab[r].y
  * so a dot product with x is sum_r ab[r].x * dot(q_r, x_r) + ab[r].y * sum(x_r): no multiply per element.
+ * The 32-element types also define DQ_QUARTERS and give a block in quarters, so that a GPU kernel's consecutive
+ * lanes read consecutive words of quants and consecutive vec4s of x (matvec.comp):
+ *   dq_quarter(meta, qw, j, lo, hi, ab)  quarter j (0..3) of the block whose quants start at word qw of wqw
+ *                                 (the uint view of the quants): lo = elements 4j..4j+3, hi = 16+4j..16+4j+3
+ *                                 (for the nibble types the two nibbles of quant word j), value = ab.x * q + ab.y
  * Quant values become floats through small_uints_minus (bit operations, no int-to-float conversion).
  * Adding a type = one block below (and its table row in host/format/quant.c, its name in list_matmul.cmake). */
 #ifndef VKLLM_DEQUANT_GLSL
@@ -136,6 +141,7 @@ vec2 w16_pair(uint w)
 #if !defined(WTYPE_F32) && !defined(W16)
 #define WQUANT 1
 layout(set = 0, binding = 0) readonly buffer DqQuants { uvec4 wq[]; };
+layout(set = 0, binding = 0) readonly buffer DqQuantWords { uint wqw[]; };
 layout(set = 0, binding = 1) readonly buffer DqMetas { uint wd[]; };
 #endif
 
@@ -155,6 +161,13 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[4], out vec2 ab[1])
     for (uint i = 0u; i < 4u; i++)
         q[i] = q8_word(v[i]);
     ab[0] = vec2(m.d, 0.0);
+}
+#define DQ_QUARTERS 1
+void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab)
+{
+    lo = q8_word(wqw[qw + j]);
+    hi = q8_word(wqw[qw + 4u + j]);
+    ab = vec2(m.d, 0.0);
 }
 
 /* ---- Q4_0: 16 bytes of nibbles, meta f16 d; value = d * (q - 8). Q4_1: meta (d, m); value = d * q + m.
@@ -192,6 +205,20 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
     ab[0] = m.ab;
     ab[1] = m.ab;
 }
+#define DQ_QUARTERS 1
+void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab)
+{
+    const uint w = wqw[qw + j];
+#ifdef WTYPE_IQ4_NL
+    const uvec4 b = uvec4(w, w >> 8, w >> 16, w >> 24);
+    lo = iq4_values(b & 0xFu);
+    hi = iq4_values((b >> 4) & 0xFu);
+#else
+    lo = ubytes(w & 0x0F0F0F0Fu);
+    hi = ubytes((w >> 4) & 0x0F0F0F0Fu);
+#endif
+    ab = m.ab;
+}
 
 /* ---- Q5_0 / Q5_1: nibbles as Q4_0 plus a fifth bit per element from qh (bit j: element j). Q5_0: meta
  *      (d, qh, pad), value = d * (q - 16); Q5_1: meta (d, m, qh), value = d * q + m. ---- */
@@ -224,6 +251,14 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
     dq_nibble_runs(wq[qb], h0, h1, q);
     ab[0] = m.ab;
     ab[1] = m.ab;
+}
+#define DQ_QUARTERS 1
+void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab)
+{
+    const uint w = wqw[qw + j];
+    lo = ubytes((w & 0x0F0F0F0Fu) | (spread4((m.qh >> (4u * j)) & 0xFu) << 4));
+    hi = ubytes(((w >> 4) & 0x0F0F0F0Fu) | (spread4((m.qh >> (16u + 4u * j)) & 0xFu) << 4));
+    ab = m.ab;
 }
 
 /* ---- Q2_K: 256 elements; quants qs[64] (2 bits), meta (scales[16]: scale low nibble, min high nibble;
@@ -441,6 +476,15 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[8], out vec2 ab[2])
     }
     ab[0] = vec2(m.d, 0.0);
     ab[1] = ab[0];
+}
+#define DQ_QUARTERS 1
+void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab)
+{
+    const uint w = wqw[qw + j];
+    const uvec4 b = uvec4(w, w >> 8, w >> 16, w >> 24);
+    lo = mxfp4_values(b & 0xFu);
+    hi = mxfp4_values((b >> 4) & 0xFu);
+    ab = vec2(m.d, 0.0);
 }
 
 /* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry

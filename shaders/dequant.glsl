@@ -16,8 +16,6 @@
  *   DqMeta dq_meta(d_off, blk)    the meta of block blk (d_off: bytes from the start of wd to block 0), loaded
  *                                 once per block where a kernel walks a whole block
  *   uint dq_run_pos(u, r)         element offset of run r of unit u inside the block (a multiple of 16)
- *   dq_init_shared(tid, wg)       fills the shared lookup tables of kernels that define DQ_SHARED_TABLES (IQ4);
- *                                 a barrier must follow before dq_unit; a no-op for other types and kernels
  *   dq_unit(meta, qb, u, q, ab)   unit u of the block whose quants start at wq[qb]: q[4r + j] holds elements
  *                                 4j..4j+3 of run r as raw quant values (IQ4: the non-linear table values),
  *                                 and the run's value is ab[r].x * q + ab[r].y
@@ -79,37 +77,20 @@ void dq_nibble_runs(uvec4 v, uvec4 hi0, uvec4 hi1, out vec4 q[8])
 /* The non-linear 4-bit values of IQ4_NL and IQ4_XS (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38,
  * 53, 69, 89, 113) for nibble indices n (0..15): the degree-4 least-squares polynomial through
  * them, rounded, gives each exactly (its error is at most 0.476; f32 evaluation adds < 1e-4). Five vector
- * operations instead of a lookup, which costs a load per lane on CPU drivers (or selects: twice as slow there).
- * GPU kernels that define DQ_SHARED_TABLES before including this file look the values up in shared memory
- * instead (one load per value): they call dq_init_shared(tid, wg) first and pass a barrier before dq_unit. */
+ * operations instead of a lookup, which costs a load per lane on CPU drivers (or selects: twice as slow there). */
 vec4 iq4_poly(uvec4 n)
 {
     const vec4 f = small_uints_minus(n, 0.0);
     return round(fma(fma(fma(fma(vec4(0.0013247202), f, vec4(0.041216824)), f, vec4(-1.5001836)), f,
                          vec4(24.743246)), f, vec4(-127.0436)));
 }
-#if defined(DQ_SHARED_TABLES) && (defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS))
-shared float dq_iq4_table[16];
-void dq_init_shared(uint tid, uint wg)
-{
-    for (uint i = tid; i < 16u; i += wg)
-        dq_iq4_table[i] = iq4_poly(uvec4(i)).x;
-}
-vec4 iq4_values(uvec4 n)
-{
-    return vec4(dq_iq4_table[n.x], dq_iq4_table[n.y], dq_iq4_table[n.z], dq_iq4_table[n.w]);
-}
-#else
-void dq_init_shared(uint tid, uint wg) {}
-vec4 iq4_values(uvec4 n) { return iq4_poly(n); }
-#endif
 /* Runs 0 and 1 (low and high nibbles of v's 16 bytes) as IQ4 values. */
 void dq_iq4_runs(uvec4 v, out vec4 q[8])
 {
     for (uint i = 0u; i < 4u; i++) {
         const uvec4 b = uvec4(v[i], v[i] >> 8, v[i] >> 16, v[i] >> 24);
-        q[i] = iq4_values(b & 0xFu);
-        q[4u + i] = iq4_values((b >> 4) & 0xFu);
+        q[i] = iq4_poly(b & 0xFu);
+        q[4u + i] = iq4_poly((b >> 4) & 0xFu);
     }
 }
 
@@ -211,8 +192,8 @@ void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab
     const uint w = wqw[qw + j];
 #ifdef WTYPE_IQ4_NL
     const uvec4 b = uvec4(w, w >> 8, w >> 16, w >> 24);
-    lo = iq4_values(b & 0xFu);
-    hi = iq4_values((b >> 4) & 0xFu);
+    lo = iq4_poly(b & 0xFu);
+    hi = iq4_poly((b >> 4) & 0xFu);
 #else
     lo = ubytes(w & 0x0F0F0F0Fu);
     hi = ubytes((w >> 4) & 0x0F0F0F0Fu);

@@ -691,8 +691,9 @@ static coopmat_tile coopmat_pick_tile(const vkr_device *dev, uint64_t M, uint32_
     const bool emulated = !ft->coopmat_khr_f16 && !ft->coopmat_nv_f16;
     const uint32_t smem = ft->max_compute_shared_memory;
     const uint32_t lim = ft->max_workgroup_invocations;
+    const uint32_t sgs = coopmat_subgroup_size(dev);   /* as the dispatch will run (AMD: 32) */
 #define TILE_FITS(t) \
-    (coopmat_shared_bytes(t, emulated) <= smem && (t).sg_m * (t).sg_n * ft->subgroup_size <= lim)
+    (coopmat_shared_bytes(t, emulated) <= smem && (t).sg_m * (t).sg_n * sgs <= lim)
     const char *env = getenv("VKLLM_COOPMAT_TILE");
     if (env && *env) {
         unsigned r, cl;

@@ -89,4 +89,11 @@ int test_finish(const char *name);
 /* Index of the largest of n values (the first on ties): the greedy token. */
 int32_t test_argmax(const float *x, uint32_t n);
 
+/* A stop callback (abort, vkr_graph_set_stop) for user = a test_call_counter: counts its calls and answers
+ * true at call true_at (0: never). */
+typedef struct test_call_counter {
+    uint32_t calls, true_at;
+} test_call_counter;
+bool test_count_call(void *user);
+
 #endif

@@ -276,3 +276,9 @@ bool test_count_call(void *user)
     test_call_counter *c = user;
     return ++c->calls == c->true_at;
 }
+
+void test_destroy_buffers(vkr_device *dev, vkr_buffer *const *bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vkr_buffer_destroy(dev, bufs[i]);   /* NULL: nothing */
+}

@@ -19,7 +19,7 @@
  *   tiny model's layer takes less than the jitter of its timestamps;
  * - under that budget, the abort callback is asked once between every two layer groups of a token (no more:
  *   its count matches the submissions), and one answering true after a token's first group stops the
- *   blocking, polled and waited decode with VKLLM_ERR_CANCELLED, the position unchanged and nothing in
+ *   blocking, polled and waited decode (and vkllm_decode_all) with VKLLM_ERR_CANCELLED, the position unchanged and nothing in
  *   flight; the same token decoded again, and the next, give the unsplit context's logits bit for bit. */
 #include <math.h>
 #include <stdlib.h>
@@ -55,7 +55,7 @@ static vkllm_context *new_context_abort(vkllm_model *m, uint32_t budget_us, test
 
 static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us) { return new_context_abort(m, budget_us, NULL); }
 
-enum mode { BLOCKING, POLL, WAIT };
+enum mode { BLOCKING, POLL, WAIT, ALL };   /* ALL: vkllm_decode_all without logits (test_split_abort) */
 
 static int over_budget;   /* prompt chunks measured over the budget */
 static int split_steps;   /* single-token steps whose longest submission was shorter than the step */
@@ -251,7 +251,10 @@ static vkllm_status decode_counted(vkllm_context *c, enum mode mode, int32_t tok
     int chunks = 0;
     if (mode == BLOCKING)
         st = vkllm_decode(c, &token, 1, logits);
-    else if ((st = vkllm_decode_submit(c, &token, 1)) == VKLLM_OK)
+    else if (mode == ALL) {   /* one token without logits: the (split) decode graph; its logits read where it wrote */
+        st = vkllm_decode_all(c, &token, 1, NULL);
+        *logits = vkl_llama_context_logits(vkl_api_context_llama(c));
+    } else if ((st = vkllm_decode_submit(c, &token, 1)) == VKLLM_OK)
         st = finish(c, mode, 0, &chunks, logits);
     *submits = vkr_graph_run_submits(vkl_llama_context_decode_graph(vkl_api_context_llama(c)));
     return st;
@@ -263,7 +266,7 @@ static void test_split_abort(vkllm_model *m, const int32_t *prompt, uint32_t bud
                              const int32_t *ref_ids, const char *name)
 {
     const uint32_t n_vocab = vkllm_model_n_vocab(m);
-    for (int mode = BLOCKING; mode <= WAIT; mode++) {
+    for (int mode = BLOCKING; mode <= ALL; mode++) {
         test_call_counter ac = {0};
         vkllm_context *c = new_context_abort(m, budget, &ac);
         if (!c)

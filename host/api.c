@@ -375,6 +375,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         c->budget_us = p->max_gpu_us_per_submit;
         vkl_llama_context_set_timing(c->llama, true);
         vkl_llama_context_set_split(c->llama, 0.75e3 * c->budget_us);   /* a token over the budget: layer groups */
+        vkl_llama_context_set_abort(c->llama, c->abort, c->abort_user);    /* asked between them too */
     }
     uint32_t trained = m->llama->hp.n_ctx_train;
     if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
@@ -484,6 +485,14 @@ static void note_submission(vkllm_context *c, uint32_t k, double total_ns)
         c->chunk_ok = k / 2 < c->chunk_ok ? k / 2 : c->chunk_ok;
 }
 
+/* The abort callback stopped the decode after `done` of its n tokens: between two submissions, or (in_token:
+ * the evaluation's VKLLM_ERR_CANCELLED) between the layer groups of the next token, which is not kept. */
+static vkllm_status aborted(size_t done, size_t n, bool in_token)
+{
+    return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens%s", done, n,
+                     in_token ? " (between the layer groups of the next, which is not kept)" : "");
+}
+
 /* Evaluates the tokens with every logit row into all_logits (NULL: none), in chunks (one submission each) as
  * vkllm_decode_submit sizes them, asking the abort callback between them; an abort leaves the chunks done
  * in the context. All ids are checked first (as vkl_llama_eval does) so that a bad one moves nothing. */
@@ -499,7 +508,7 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
     uint32_t n_vocab = c->model->llama->hp.n_vocab;
     for (size_t done = 0; st == VKLLM_OK && done < n;) {
         if (done && c->abort && c->abort(c->abort_user))
-            return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", done, n);
+            return aborted(done, n, false);
         uint32_t k = next_chunk(c, n - done);
         st = vkl_llama_eval(c->llama, tokens + done, k, c->seq_pos[0], all_logits != NULL,
                         all_logits ? all_logits + done * n_vocab : NULL);
@@ -507,7 +516,8 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
             note_submission(c, k, vkl_llama_context_last_gpu_ns(c->llama));   /* vkl_llama_eval counts from 0 */
             c->seq_pos[0] += k;
             done += k;
-        }
+        } else if (st == VKLLM_ERR_CANCELLED)
+            st = aborted(done, n, true);
     }
     return st;
 }
@@ -556,7 +566,7 @@ static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed
     vkllm_status st = vkl_llama_eval_poll(c->llama, timeout_ns, progressed);
     if (st != VKLLM_OK || !*progressed) {
         c->in_flight = st == VKLLM_OK;
-        return st;
+        return st == VKLLM_ERR_CANCELLED ? aborted(c->queue_done, c->queue_n, true) : st;
     }
     note_submission(c, c->chunk_n, vkl_llama_context_last_gpu_ns(c->llama) - before);
     c->seq_pos[0] += c->chunk_n;
@@ -567,8 +577,7 @@ static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed
         return VKLLM_OK;
     }
     if (c->abort && c->abort(c->abort_user))
-        return vkr_error(VKLLM_ERR_CANCELLED, "decode aborted by the callback after %zu of %zu tokens", c->queue_done,
-                         c->queue_n);
+        return aborted(c->queue_done, c->queue_n, false);
     return submit_next(c);
 }
 

@@ -236,8 +236,8 @@ VKLLM_API vkllm_status vkllm_chat_tokenize(const vkllm_model *m, const char *nam
 
 typedef struct vkllm_context vkllm_context;
 
-/* Asked between the submissions of a prompt (batches of n_batch, or chunks sized by the frame budget);
- * true stops the decode. */
+/* Asked between the submissions of a prompt (batches of n_batch, or chunks sized by the frame budget), and
+ * between those of a token that the frame budget splits into layer groups; true stops the decode. */
 typedef bool (*vkllm_abort_fn)(void *user);
 
 typedef struct vkllm_context_params {
@@ -246,7 +246,8 @@ typedef struct vkllm_context_params {
     uint32_t n_batch;    /* most prompt tokens per graph (one queue submission); 0: 512 */
     /* NULL: none. When abort(abort_user) returns true, vkllm_decode/vkllm_decode_all (and the poll or wait
      * of a submitted decode) return VKLLM_ERR_CANCELLED; the batches already done stay in the context (vkllm_context_position says how
-     * many tokens), which remains usable. */
+     * many tokens), which remains usable. A token stopped between its layer groups is not kept: decoding it
+     * again gives the logits it would have given. */
     vkllm_abort_fn abort;
     void *abort_user;
     /* Frame budget (0: none): the most GPU time, in microseconds, that one of vkllm's queue submissions
@@ -304,7 +305,7 @@ VKLLM_API vkllm_status vkllm_decode_all(vkllm_context *c, const int32_t *tokens,
  * errors of vkllm_decode), copies them and submits the first batch, then returns. Each later
  * vkllm_decode_poll or vkllm_decode_wait completes what the GPU finished and submits the next batch
  * (n_batch tokens, or budget-sized chunks, or a token's next group of layers), asking the abort callback
- * between batches, so no call blocks for more than recording one submission (or its timeout). They return VKLLM_NOT_READY while work
+ * before each, so no call blocks for more than recording one submission (or its timeout). They return VKLLM_NOT_READY while work
  * remains, and VKLLM_OK with the last token's logits (as vkllm_decode gives them) when all tokens are in
  * the context; an error or an abort ends the decode, the completed batches staying in the context.
  * vkllm_decode_wait waits at most timeout_ns (UINT64_MAX: until done). While a decode is in flight,

@@ -48,6 +48,8 @@ struct vkr_graph {
     double run_longest_ns;     /* the longest submission of the last run */
     uint32_t run_submits;
     uint64_t last_signal;      /* the device timeline's value of the last submission (0: none) */
+    vkr_graph_stop_fn stop;    /* vkr_graph_set_stop */
+    void *stop_user;
 
     VkDescriptorPool dpool;
     uint32_t dpool_sets;       /* capacity of dpool in sets */
@@ -183,6 +185,12 @@ void vkr_graph_set_split(vkr_graph *g, double target_ns)
         g->recorded = false;
     }
     g->target_ns = target_ns > 0 ? target_ns : 0;
+}
+
+void vkr_graph_set_stop(vkr_graph *g, vkr_graph_stop_fn stop, void *user)
+{
+    g->stop = stop;
+    g->stop_user = user;
 }
 
 uint32_t vkr_graph_segments(const vkr_graph *g) { return g->n_seg; }
@@ -579,6 +587,20 @@ static vkllm_status finish_pending(vkr_graph *g)
     return st;
 }
 
+/* After a submission completed: submits the rest of a split run, unless the stop callback gives it up. */
+static vkllm_status continue_run(vkr_graph *g)
+{
+    if (g->run_next >= g->n_seg)
+        return VKLLM_OK;
+    if (g->stop && g->stop(g->stop_user)) {
+        uint32_t done = g->run_next;
+        g->run_next = g->n_seg;
+        return vkr_error(VKLLM_ERR_CANCELLED, "aborted by the callback after %u of the split run's %u segments", done,
+                         g->n_seg);
+    }
+    return submit_from(g, g->run_next);
+}
+
 vkllm_status vkr_graph_submit(vkr_graph *g)
 {
     if (!g->recorded)
@@ -595,8 +617,8 @@ vkllm_status vkr_graph_wait(vkr_graph *g)
 {
     while (g->pending) {
         vkllm_status st = complete(g);
-        if (st == VKLLM_OK && g->run_next < g->n_seg)
-            st = submit_from(g, g->run_next);
+        if (st == VKLLM_OK)
+            st = continue_run(g);
         if (st != VKLLM_OK)
             return st;
     }
@@ -615,7 +637,7 @@ vkllm_status vkr_graph_poll(vkr_graph *g, uint64_t timeout_ns, bool *done)
     /* signalled: returns at once; an error (a loss noted) is reported there */
     vkllm_status st = complete(g);
     if (st == VKLLM_OK && g->run_next < g->n_seg) {
-        st = submit_from(g, g->run_next);
+        st = continue_run(g);
         *done = st != VKLLM_OK;
     }
     return st;

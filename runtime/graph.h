@@ -54,6 +54,11 @@ vkllm_status vkr_graph_mark_segment(vkr_graph *g);
  * the target alone, is a submission of its own); 0: one submission (the default). Each segment is then
  * recorded into its own command buffer. Without timestamps a split graph runs as one submission. */
 void vkr_graph_set_split(vkr_graph *g, double target_ns);
+/* Asked before each submission of a split run after its first (stop(user), NULL: never): true gives up the
+ * rest of the run, and vkr_graph_wait or vkr_graph_poll return VKLLM_ERR_CANCELLED once the submission pending
+ * completed, leaving nothing pending (the next vkr_graph_submit starts a whole run). */
+typedef bool (*vkr_graph_stop_fn)(void *user);
+void vkr_graph_set_stop(vkr_graph *g, vkr_graph_stop_fn stop, void *user);
 
 /* Records the command buffer(s) (descriptor sets, barriers, optional timestamps). Call after the last add. */
 vkllm_status vkr_graph_record(vkr_graph *g, bool timestamps);

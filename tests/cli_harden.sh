@@ -58,6 +58,14 @@ if VKLLM_DEVICE=999 expect_ok "$BIN" devices; then
   grep -q "^device 0" "$TMP/out" && ! grep -q "(default)" "$TMP/out" && ok "devices ignores a VKLLM_DEVICE that matches nothing" ||
     fail "devices with VKLLM_DEVICE=999: $(head -c 300 "$TMP/out")"
 fi
+# Every device says whether it has timeline semaphores (vkllm_context_timeline); Vulkan 1.2 requires them.
+if expect_ok "$BIN" devices; then
+  read -r n_dev n_line n_bad < <(awk '/^device /{d++} /Vulkan API/{split($3,v,"."); api=v[1]*100+v[2]}
+    /^ +timeline semaphore +(yes|no)$/{n++; if (api>=102 && $3!="yes") bad++} END{print d+0, n+0, bad+0}' "$TMP/out")
+  [ "$n_dev" -ge 1 ] && [ "$n_line" -eq "$n_dev" ] && [ "$n_bad" -eq 0 ] &&
+    ok "devices: the timeline semaphore of each of $n_dev device(s)" ||
+    fail "devices: $n_line timeline semaphore lines for $n_dev devices, $n_bad Vulkan 1.2+ without: $(head -c 300 "$TMP/out")"
+fi
 VKLLM_DEVICE=-1 expect_error "no device name contains '-1'" "$BIN" run -m "$model" -n 1
 grep -q 18446744073709551615 "$TMP/err" && fail "VKLLM_DEVICE=-1 became a huge index"
 expect_ok "$BIN" run -m "$model" -n 1 --temp 1e-45 && ok "--temp 1e-45 (an underflow) is a number"

@@ -86,12 +86,8 @@ done:
     if (test_failures != fails_before)
         fprintf(stderr, "  (%s: K=%u M=%u N=%u view_r0=%u x_extra=%u, err %.3g)\n", c->label, K, M, N, c->view_r0,
                 c->x_extra, err);
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, xb, yb);
     vkl_tensor_free(dev, &t);
     free(wf);
     free(wq);

@@ -16,12 +16,17 @@
  *   decoding give bit for bit the logits of an unsplit context fed the same single tokens (the prompt goes
  *   one token at a time under that budget). Whether each submission kept within the budget is for
  *   examples/frame_loop.c's test (tests/embed/frame_loop.sh) to check on a larger model: on lavapipe a
- *   tiny model's layer takes less than the jitter of its timestamps. */
+ *   tiny model's layer takes less than the jitter of its timestamps;
+ * - under that budget, the abort callback is asked once between every two layer groups of a token (no more:
+ *   its count matches the submissions), and one answering true after a token's first group stops the
+ *   blocking, polled and waited decode (and vkllm_decode_all) with VKLLM_ERR_CANCELLED, the position unchanged and nothing in
+ *   flight; the same token decoded again, and the next, give the unsplit context's logits bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "host/api_internal.h"
 #include "host/format/ggml_types.h"
 #include "host/tools/synth.h"
 #include "runtime/error.h"
@@ -32,20 +37,25 @@
 #define N_GEN 12
 #define N_BATCH 16
 
-static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us)
+/* A context with the frame budget and (ac not NULL) the abort callback counting into ac. */
+static vkllm_context *new_context_abort(vkllm_model *m, uint32_t budget_us, test_call_counter *ac)
 {
     vkllm_context_params cp;
     vkllm_context_default_params(&cp);
     cp.n_ctx = 128;
     cp.n_batch = N_BATCH;
     cp.max_gpu_us_per_submit = budget_us;
+    cp.abort = ac ? test_count_call : NULL;
+    cp.abort_user = ac;
     vkllm_context *c = NULL;
     vkllm_status st = vkllm_context_create(m, &cp, &c);
     CHECK(st == VKLLM_OK, "context: %s", vkllm_last_error());
     return c;
 }
 
-enum mode { BLOCKING, POLL, WAIT };
+static vkllm_context *new_context(vkllm_model *m, uint32_t budget_us) { return new_context_abort(m, budget_us, NULL); }
+
+enum mode { BLOCKING, POLL, WAIT, ALL };   /* ALL: vkllm_decode_all without logits (test_split_abort) */
 
 static int over_budget;   /* prompt chunks measured over the budget */
 static int split_steps;   /* single-token steps whose longest submission was shorter than the step */
@@ -231,6 +241,65 @@ static void run_token_by_token(vkllm_model *m, const int32_t *prompt, float *out
     vkllm_context_free(c);
 }
 
+/* Decodes one token by `mode`, the callback stopping it at its call abort_at (0: never); the submissions of
+ * its split graph into *submits. */
+static vkllm_status decode_counted(vkllm_context *c, enum mode mode, int32_t token, test_call_counter *ac,
+                                   uint32_t abort_at, uint32_t *submits, const float **logits)
+{
+    *ac = (test_call_counter){.true_at = abort_at};
+    vkllm_status st;
+    int chunks = 0;
+    if (mode == BLOCKING)
+        st = vkllm_decode(c, &token, 1, logits);
+    else if (mode == ALL) {   /* one token without logits: the (split) decode graph; its logits read where it wrote */
+        st = vkllm_decode_all(c, &token, 1, NULL);
+        *logits = vkl_llama_context_logits(vkl_api_context_llama(c));
+    } else if ((st = vkllm_decode_submit(c, &token, 1)) == VKLLM_OK)
+        st = finish(c, mode, 0, &chunks, logits);
+    *submits = vkr_graph_run_submits(vkl_llama_context_decode_graph(vkl_api_context_llama(c)));
+    return st;
+}
+
+/* Under the budget that splits every token: the last prompt token aborted after its first layer group, then
+ * decoded again and followed by the first greedy token, against ref (run_token_by_token's rows 0 and 1). */
+static void test_split_abort(vkllm_model *m, const int32_t *prompt, uint32_t budget, const float *ref,
+                             const int32_t *ref_ids, const char *name)
+{
+    const uint32_t n_vocab = vkllm_model_n_vocab(m);
+    for (int mode = BLOCKING; mode <= ALL; mode++) {
+        test_call_counter ac = {0};
+        vkllm_context *c = new_context_abort(m, budget, &ac);
+        if (!c)
+            return;
+        const float *logits = NULL;
+        vkllm_status st = vkllm_decode(c, prompt, N_PROMPT - 1, &logits);
+        CHECK(st == VKLLM_OK, "%s: prompt: %s", name, vkllm_last_error());
+        uint32_t submits = 0;
+        st = decode_counted(c, (enum mode)mode, prompt[N_PROMPT - 1], &ac, 1, &submits, &logits);
+        CHECK(st == VKLLM_ERR_CANCELLED, "%s: mode %d: aborted after the first group: %s", name, mode,
+              st ? vkllm_last_error() : "not cancelled");
+        CHECK(ac.calls == 1 && submits == 1, "%s: mode %d: abort asked %u times, %u submissions", name, mode, ac.calls,
+              submits);
+        CHECK(vkllm_context_position(c) == N_PROMPT - 1, "%s: mode %d: position %u after the abort", name, mode,
+              vkllm_context_position(c));
+        CHECK(vkllm_decode_poll(c, &logits) == VKLLM_ERR_INVALID_ARGUMENT, "%s: mode %d: in flight after the abort",
+              name, mode);
+        for (int step = 0; step < 2; step++) {
+            int32_t token = step ? ref_ids[0] : prompt[N_PROMPT - 1];
+            st = decode_counted(c, (enum mode)mode, token, &ac, 0, &submits, &logits);
+            CHECK(st == VKLLM_OK && logits, "%s: mode %d: after the abort, step %d: %s", name, mode, step,
+                  vkllm_last_error());
+            if (st != VKLLM_OK || !logits)
+                break;
+            CHECK(!memcmp(logits, ref + (size_t)step * n_vocab, n_vocab * sizeof *logits),
+                  "%s: mode %d: step %d's logits after the abort differ from the unsplit ones", name, mode, step);
+            CHECK(submits > 1 && ac.calls == submits - 1, "%s: mode %d: abort asked %u times for %u layer groups", name,
+                  mode, ac.calls, submits);
+        }
+        vkllm_context_free(c);
+    }
+}
+
 static void test_split(vkllm_model *m, const int32_t *prompt, const char *name)
 {
     double one = single_token_us(m, prompt, true);
@@ -250,6 +319,7 @@ static void test_split(vkllm_model *m, const int32_t *prompt, const char *name)
             CHECK(split_steps == N_GEN, "%s: mode %d: %d of %d tokens split under a budget of 1/8 token", name,
                   mode, split_steps, N_GEN);
         }
+        test_split_abort(m, prompt, budget, ref, ref_ids, name);
         printf("%s: one token %.0f us, budget %u us: split\n", name, one, budget);
     } else
         CHECK(false, "%s: out of memory or no token time (%.0f us)", name, one);

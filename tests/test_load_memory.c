@@ -107,12 +107,6 @@ static void test_cancel(const char *path)
     vkllm_model_free(m);
 }
 
-static bool abort_second(void *user)
-{
-    int *asked = user;
-    return ++*asked >= 2;
-}
-
 static void test_abort(const char *path)
 {
     vkllm_model *m = NULL;
@@ -120,12 +114,12 @@ static void test_abort(const char *path)
         CHECK(false, "load: %s", vkllm_last_error());
         return;
     }
-    int asked = 0;
+    test_call_counter asked = {.true_at = 2};
     vkllm_context_params cp;
     vkllm_context_default_params(&cp);
     cp.n_ctx = 64;
     cp.n_batch = 2;
-    cp.abort = abort_second;
+    cp.abort = test_count_call;
     cp.abort_user = &asked;
     vkllm_context *c = NULL;
     int32_t *prompt = NULL, ids[N_TOKENS];
@@ -138,7 +132,7 @@ static void test_abort(const char *path)
     CHECK(st == VKLLM_OK && n > 4, "context and prompt: %s", vkllm_last_error());
     if (st == VKLLM_OK && n > 4) {
         st = vkllm_decode(c, prompt, n, &logits);
-        CHECK(st == VKLLM_ERR_CANCELLED && asked == 2, "aborted decode: status %d, asked %d", st, asked);
+        CHECK(st == VKLLM_ERR_CANCELLED && asked.calls == 2, "aborted decode: status %d, asked %u", st, asked.calls);
         CHECK(vkllm_context_position(c) == 4, "position %u after the abort, not 4", vkllm_context_position(c));
         /* The context goes on from there: the rest of the prompt, then the story. */
         st = vkllm_decode(c, prompt + 4, n - 4, &logits);

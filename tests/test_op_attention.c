@@ -136,10 +136,7 @@ static void test_kv_store(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, u
         CHECK(false, "kv_store: setup failed: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {kb, vb, kcb, vcb, pb};
-    for (int i = 0; i < 5; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, kb, vb, kcb, vcb, pb);
     free(k);
     free(v);
     free(kref);
@@ -251,10 +248,7 @@ static void test_attention(vkr_device *dev, test_rng *rng, const attn_case *c, s
         CHECK(false, "attention: setup failed: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {qb, ob, kcb, vcb, pb, sb};
-    for (int i = 0; i < 6; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, qb, ob, kcb, vcb, pb, sb);
     free(q);
     free(ref);
     free(got);
@@ -337,10 +331,7 @@ static void test_replay(vkr_device *dev, test_rng *rng, uint32_t n_heads, uint32
     }
     vkr_graph_destroy(gp);
     vkr_graph_destroy(gd);
-    vkr_buffer *bufs[] = {qb, ob, kb, vb, kcb, vcb, pb, sb};
-    for (int i = 0; i < 8; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, qb, ob, kb, vb, kcb, vcb, pb, sb);
     free(q);
     free(k);
     free(v);
@@ -454,10 +445,7 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
         CHECK(false, "row_base: setup failed: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {qb, ob, pb, kcb, vcb, kb, vb, sb};
-    for (int i = 0; i < 8; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, qb, ob, pb, kcb, vcb, kb, vb, sb);
     free(q);
     free(ref);
     free(got);

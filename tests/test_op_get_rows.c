@@ -112,12 +112,8 @@ static void check_gather(vkr_device *dev, test_rng *rng, const vk_tensor *t, con
         }
     }
 done:
-    if (g)
-        vkr_graph_destroy(g);
-    if (ib)
-        vkr_buffer_destroy(dev, ib);
-    if (ob)
-        vkr_buffer_destroy(dev, ob);
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, ib, ob);
     free(ids);
     free(ref);
     free(oall);

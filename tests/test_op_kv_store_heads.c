@@ -140,10 +140,7 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
         free(ra);
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {qb, kb, vb, kcb, vcb, pb, ab, fb};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, qb, kb, vb, kcb, vcb, pb, ab, fb);
     free(q), free(k), free(v), free(aux), free(q_ref), free(k_ref), free(v_ref), free(q_got), free(ff);
     free(kref), free(vref), free(kgot), free(vgot), free(pos), free(rows);
 }

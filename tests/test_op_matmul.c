@@ -370,12 +370,8 @@ static void big_weight(vkr_device *dev, test_rng *rng)
         CHECK(err < 1e-5, "big weight n=%u: relative L2 error %.3g", n, err);
     }
 done:
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, xb, yb);
     vkl_tensor_free(dev, &t);
     free(w);
     free(x);
@@ -422,10 +418,8 @@ static void bad_arguments(vkr_device *dev)
             vkl_tensor_free(dev, &q);
         }
     }
-    if (g)
-        vkr_graph_destroy(g);
-    if (b)
-        vkr_buffer_destroy(dev, b);
+    vkr_graph_destroy(g);
+    vkr_buffer_destroy(dev, b);
     vkl_tensor_free(dev, &t);
     CHECK(t.buffer == NULL, "vk_tensor_free left a buffer");
 }

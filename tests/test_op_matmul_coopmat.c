@@ -166,12 +166,8 @@ static void amd_wave32(vkr_device *dev)
         CHECK(!strcmp(name, want), "amd wave32: subgroup sizes %u..%u: recorded %s, expected %s",
               ft->min_subgroup_size, ft->max_subgroup_size, name, want);
     }
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, xb, yb);
     vkl_tensor_free(dev, &t);   /* zeroed by a failed upload */
     dev->info.vendor_id = vendor;
 }

@@ -191,12 +191,8 @@ static void run_case(vkr_device *dev, test_rng *rng, const fusion_case *fc, uint
 done:
     if (test_failures != fails_before)
         fprintf(stderr, "  (%s: K=%u M=%u N=%u, err %.3g)\n", label, K, M, N, err);
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, xb, yb);
     vkl_tensor_free(dev, &w);
     vkl_tensor_free(dev, &norm);
     free(wf);
@@ -365,10 +361,7 @@ done:
         fprintf(stderr, "  (%s: heads %u/%u dim %u rot %u ctx %u cols %u ff %d)\n", label, sh->n_heads, sh->n_kv, hd,
                 sh->n_rot, sh->n_ctx, N, sh->ff);
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {xb, yb, kcb, vcb, pb, fb};
-    for (size_t i = 0; i < 6; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, xb, yb, kcb, vcb, pb, fb);
     vkl_tensor_free(dev, &w[0]);
     vkl_tensor_free(dev, &w[1]);
     vkl_tensor_free(dev, &norm);
@@ -579,10 +572,8 @@ int main(void)
             CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error() && !fused, "overlapping y: status %d", st);
             CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
         }
-        if (g)
-            vkr_graph_destroy(g);
-        if (b)
-            vkr_buffer_destroy(dev, b);
+        vkr_graph_destroy(g);
+        vkr_buffer_destroy(dev, b);
         vkl_tensor_free(dev, &w);
     }
 

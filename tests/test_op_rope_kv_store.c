@@ -98,10 +98,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
         CHECK(false, "rope_kv_store run: %s", vkr_last_error());
     }
     vkr_graph_destroy(g);
-    vkr_buffer *bufs[] = {kb, vb, pb, kcb, vcb, fb, qb};
-    for (int i = 0; i < 7; i++)
-        if (bufs[i])
-            vkr_buffer_destroy(dev, bufs[i]);
+    TEST_DESTROY_BUFFERS(dev, kb, vb, pb, kcb, vcb, fb, qb);
     free(q), free(q_rot), free(q_got);
     free(k), free(v), free(k_rot), free(ff), free(kref), free(vref), free(kgot), free(vgot), free(pos);
 }

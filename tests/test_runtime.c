@@ -210,6 +210,30 @@ static void check_split_run(vkr_device *dev, vkr_graph *g, vkr_buffer *bx, vkr_b
     free(x);
 }
 
+/* A split run (one submission per segment) stopped by its callback before its third submission, waited or
+ * polled: VKLLM_ERR_CANCELLED after two submissions and nothing pending; the callback asked once per later
+ * submission of the next, whole run. */
+static void check_split_stop(vkr_device *dev, vkr_graph *g, vkr_buffer *bx, vkr_buffer *bres, uint32_t n, bool poll)
+{
+    const char *what = poll ? "stopped, polled" : "stopped, waited";
+    test_call_counter sc = {.true_at = 2};
+    vkr_graph_set_stop(g, test_count_call, &sc);
+    vkllm_status st = vkr_graph_submit(g);
+    for (bool done = false; st == VKLLM_OK && poll && !done;)
+        st = vkr_graph_poll(g, 60000000000ull, &done);
+    if (st == VKLLM_OK && !poll)
+        st = vkr_graph_wait(g);
+    CHECK(st == VKLLM_ERR_CANCELLED, "%s: %s", what, st ? vkr_last_error() : "not cancelled");
+    CHECK(sc.calls == 2 && vkr_graph_run_submits(g) == 2, "%s: asked %u times, %u submissions", what, sc.calls,
+          vkr_graph_run_submits(g));
+    bool done = false;
+    CHECK(vkr_graph_poll(g, 0, &done) == VKLLM_OK && done, "%s: something left pending", what);
+    sc = (test_call_counter){0};
+    check_split_run(dev, g, bx, bres, n, SPLIT_STEPS, poll, what);
+    CHECK(sc.calls == SPLIT_STEPS - 1, "%s: the next run asked %u times", what, sc.calls);
+    vkr_graph_set_stop(g, NULL, NULL);
+}
+
 /* A chain of dependent dispatches with a segment mark after each (and marks that must be ignored: before
  * the first, twice, after the last), split into submissions. */
 static void test_graph_split(vkr_device *dev)
@@ -244,6 +268,8 @@ static void test_graph_split(vkr_device *dev)
     CHECK(vkr_graph_segments(g) == SPLIT_STEPS, "%u segments, not %d", vkr_graph_segments(g), SPLIT_STEPS);
     check_split_run(dev, g, b[0], res, n, SPLIT_STEPS, false, "first split run");
     check_split_run(dev, g, b[0], res, n, SPLIT_STEPS, true, "split, polled");
+    check_split_stop(dev, g, b[0], res, n, false);
+    check_split_stop(dev, g, b[0], res, n, true);
     CHECK(vkr_graph_longest_submit_ns(g) > 0, "the longest submission was measured");
     /* A target they all fit, once measured: one submission again, without recording anew. */
     vkr_graph_set_split(g, 1e12);

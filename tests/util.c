@@ -270,3 +270,15 @@ int32_t test_argmax(const float *x, uint32_t n)
             best = (int32_t)i;
     return best;
 }
+
+bool test_count_call(void *user)
+{
+    test_call_counter *c = user;
+    return ++c->calls == c->true_at;
+}
+
+void test_destroy_buffers(vkr_device *dev, vkr_buffer *const *bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vkr_buffer_destroy(dev, bufs[i]);   /* NULL: nothing */
+}

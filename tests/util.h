@@ -42,6 +42,13 @@ bool test_device_close(test_device *t);
 
 /* ---- The frame of the kernel tests (test_op_*.c) ---- */
 
+/* Destroys the buffers listed, NULL ones skipped (a test's clean-up after a partial set-up):
+ * TEST_DESTROY_BUFFERS(dev, xb, yb, ...). */
+void test_destroy_buffers(vkr_device *dev, vkr_buffer *const *bufs, size_t n);
+#define TEST_DESTROY_BUFFERS(dev, ...)                                  \
+    test_destroy_buffers((dev), (vkr_buffer *const[]){__VA_ARGS__},      \
+                         sizeof((vkr_buffer *const[]){__VA_ARGS__}) / sizeof(vkr_buffer *))
+
 /* Seeds rng with test_seed() and opens the validated device; false (message printed) if it cannot. */
 bool test_op_begin(test_device *td, test_rng *rng);
 
@@ -88,5 +95,12 @@ int test_finish(const char *name);
 
 /* Index of the largest of n values (the first on ties): the greedy token. */
 int32_t test_argmax(const float *x, uint32_t n);
+
+/* A stop callback (abort, vkr_graph_set_stop) for user = a test_call_counter: counts its calls and answers
+ * true at call true_at (0: never). */
+typedef struct test_call_counter {
+    uint32_t calls, true_at;
+} test_call_counter;
+bool test_count_call(void *user);
 
 #endif

@@ -58,6 +58,7 @@ static void print_device(const vkr_device_info *d, bool is_default)
     printf("    %-30s %u KiB\n", "maxComputeSharedMemorySize", f->max_compute_shared_memory / 1024);
     printf("    %-30s %u\n", "maxComputeWorkGroupInvocations", f->max_workgroup_invocations);
     printf("    %-30s %s, period %.3g ns\n", "timestamps", yes_no(f->timestamps), f->timestamp_period_ns);
+    printf("    %-30s %s\n", "timeline semaphore", yes_no(f->timeline_semaphore));   /* vkllm_context_timeline */
 }
 
 int cmd_devices(int argc, char **argv)

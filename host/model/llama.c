@@ -498,6 +498,11 @@ void vkl_llama_context_set_split(llama_context *c, double target_ns)
     vkr_graph_set_split(c->decode, target_ns);
     vkr_graph_set_split(c->decode_long, target_ns);
 }
+void vkl_llama_context_set_abort(llama_context *c, bool (*abort)(void *user), void *user)
+{
+    vkr_graph_set_stop(c->decode, abort, user);
+    vkr_graph_set_stop(c->decode_long, abort, user);
+}
 uint32_t vkl_llama_context_cache_rows(const llama_context *c, uint32_t l) { return layer_cache_rows(c, l); }
 uint32_t vkl_llama_context_end(const llama_context *c) { return c->end; }
 

@@ -106,6 +106,10 @@ double vkl_llama_context_last_submit_gpu_ns(const llama_context *c);
  * measured GPU time (timing on; vkr_graph_set_split); 0: one submission. vkl_llama_eval_poll completes one
  * submission at a time (then submits the next), vkl_llama_eval all in turn. */
 void vkl_llama_context_set_split(llama_context *c, double target_ns);
+/* Asked between those submissions (abort(user); NULL: never): true ends the evaluation with
+ * VKLLM_ERR_CANCELLED once the submission in flight completed, the token's later layers not run (its cache
+ * rows are overwritten when the same position is evaluated again). */
+void vkl_llama_context_set_abort(llama_context *c, bool (*abort)(void *user), void *user);
 /* The value of the device's timeline semaphore that the context's last submission signals (0: none). */
 uint64_t vkl_llama_context_timeline_value(const llama_context *c);
 /* The single-token (decode) graph the last single-token evaluation ran (with or without split attention), for

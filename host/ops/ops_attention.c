@@ -49,10 +49,65 @@ static VkDeviceSize positions_bytes(const vk_attention_params *p)
     return (VkDeviceSize)p->n_rows * 4 * (p->row_base ? 2 : 1);
 }
 
+/* What both KV-store kernels take: the new rows' K and V (n_rows x kv_dim f32), the layer's caches and the
+ * rows' positions (positions_bytes). */
+typedef struct kv_views {
+    vk_view k, v, k_cache, v_cache, positions;
+} kv_views;
+
+/* The rope both kernels can apply: an even n_rot within the head, a finite positive base. */
+static bool rope_usable(const vk_rope_params *rope, uint32_t head_dim)
+{
+    return rope->n_rot <= head_dim && rope->n_rot % 2 == 0 && rope->theta_base > 0.0f && isfinite(rope->theta_base);
+}
+
+/* The kernels' freq_exp: -2 log2(theta_base) / n_rot (0 when nothing rotates). */
+static float rope_freq_exp(const vk_rope_params *rope)
+{
+    return rope->n_rot ? (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot) : 0.0f;
+}
+
+/* The set-up both KV-store builders share: *d made for pipeline `name` (reduce: its subgroup form where the
+ * device has one) with n_buffers bindings, push_words words of push constants and workgroup size wg, and
+ * k, v, k_cache, v_cache and positions bound at slots first .. first + 4 (their element offsets into off). */
+static vkllm_status kv_store_begin(vkr_device *dev, vkr_dispatch *d, const char *name, bool reduce, uint32_t n_buffers,
+                                   uint32_t push_words, uint32_t wg, uint32_t first, const kv_views *in,
+                                   const vk_attention_params *p, uint32_t off[5])
+{
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
+    const VkDeviceSize kv_bytes = (VkDeviceSize)p->n_rows * kv_dim * 4;
+    const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
+    vkllm_status st;
+    if ((st = opsm_pipeline(dev, d, name, reduce, n_buffers, push_words * 4, wg)) != VKLLM_OK ||
+        (st = opsm_bind(dev, d, first, in->k.buf, in->k.offset, kv_bytes, false, 4, &off[0], "k")) != VKLLM_OK ||
+        (st = opsm_bind(dev, d, first + 1, in->v.buf, in->v.offset, kv_bytes, false, 4, &off[1], "v")) != VKLLM_OK ||
+        (st = opsm_bind(dev, d, first + 2, in->k_cache.buf, in->k_cache.offset, cache_bytes, true, 4, &off[2],
+                        "k_cache")) != VKLLM_OK ||
+        (st = opsm_bind(dev, d, first + 3, in->v_cache.buf, in->v_cache.offset, cache_bytes, true, 4, &off[3],
+                        "v_cache")) != VKLLM_OK)
+        return st;
+    return opsm_bind(dev, d, first + 4, in->positions.buf, in->positions.offset, positions_bytes(p), false, 4, &off[4],
+                     "positions");
+}
+
+/* Binds rope's frequency factors (checked by the caller) at `slot`, or without them a range of the positions,
+ * which the shader then does not read. */
+static vkllm_status bind_freq_factors(vkr_device *dev, vkr_dispatch *d, uint32_t slot, const vk_rope_params *rope,
+                                      vk_view positions, const vk_attention_params *p, uint32_t *off)
+{
+    if (rope->freq_factors)
+        return opsm_bind(dev, d, slot, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
+                         (VkDeviceSize)(rope->n_rot / 2) * 4, false, 4, off, "freq_factors");
+    return opsm_bind(dev, d, slot, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, off,
+                     "positions");
+}
+
 /* kv_store, optionally rotating K first (interleaved rope only: its pairs are the packed f16 pairs), and Q in
  * place when q.buf is set. */
-static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache, vk_view positions,
-                             const vk_rope_params *rope, const vk_attention_params *p)
+static vkllm_status kv_store(vkr_graph *g, vk_view q, const kv_views *in, const vk_rope_params *rope,
+                             const vk_attention_params *p)
 {
     const char *name = rope ? "kv_store_rope" : "kv_store";
     vkllm_status st = check_params(g, p, name);
@@ -61,8 +116,7 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
     if (p->ring)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: ring caches are stored by op_rope_kv_store_heads", name);
     if (rope && (rope->mode != VK_ROPE_INTERLEAVED || rope->head_dim != p->head_dim ||
-                 rope->n_heads != p->n_kv_heads || rope->n_rot > p->head_dim || rope->n_rot % 2 ||
-                 !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base)))
+                 rope->n_heads != p->n_kv_heads || !rope_usable(rope, p->head_dim)))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                          "kv_store_rope: needs interleaved rope over the kv heads with n_rot <= head_dim, even");
     if (p->n_rows == 0)
@@ -70,50 +124,31 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
 
     vkr_device *dev = vkr_graph_device(g);
     vkr_dispatch d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
     const uint32_t wg = opsm_wg_size(dev, KV_STORE_WG);
     const uint32_t kv_dim = p->n_kv_heads * p->head_dim;
-    const VkDeviceSize act_bytes = (VkDeviceSize)p->n_rows * kv_dim * 4;
-    const VkDeviceSize cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
     const uint32_t q_half = rope && q.buf ? p->n_heads * p->head_dim / 2 : 0;
-    uint32_t ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0, qo = 0;
-    if ((st = opsm_pipeline(dev, &d, name, false, rope ? 7 : 5, (rope ? 16 : 9) * 4, wg)) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 0, k.buf, k.offset, act_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 1, v.buf, v.offset, act_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 2, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 3, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 4, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
-                        "positions")) != VKLLM_OK ||
+    uint32_t off[5], fo = 0, qo = 0;
+    if ((st = kv_store_begin(dev, &d, name, false, rope ? 7 : 5, rope ? 16 : 9, wg, 0, in, p, off)) != VKLLM_OK ||
         (st = opsm_groups_for(dev, &d, (uint64_t)p->n_rows * (kv_dim / 2 + q_half), wg)) != VKLLM_OK)
         return st;
     /* Q (read and written), or k standing in for it: the shader does not touch it when q_half is 0. */
-    if (rope && (st = opsm_bind(dev, &d, 6, q_half ? q.buf : k.buf, q_half ? q.offset : k.offset,
-                                q_half ? (VkDeviceSize)p->n_rows * q_half * 8 : act_bytes, q_half != 0, 4, &qo,
-                                "q")) != VKLLM_OK)
+    if (rope && (st = opsm_bind(dev, &d, 6, q_half ? q.buf : in->k.buf, q_half ? q.offset : in->k.offset,
+                                q_half ? (VkDeviceSize)p->n_rows * q_half * 8 : (VkDeviceSize)p->n_rows * kv_dim * 4,
+                                q_half != 0, 4, &qo, "q")) != VKLLM_OK)
         return st;
-    if (rope && rope->freq_factors) {
-        if ((st = opsm_check_f32_vector(rope->freq_factors, rope->n_rot / 2, name, "freq_factors")) != VKLLM_OK ||
-            (st = opsm_bind(dev, &d, 5, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
-                            (VkDeviceSize)(rope->n_rot / 2) * 4, false, 4, &fo, "freq_factors")) != VKLLM_OK)
-            return st;
-    } else if (rope) { /* not read by the shader; any valid range will do */
-        if ((st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, (VkDeviceSize)p->n_rows * 4, false, 4, &fo,
-                            "positions")) != VKLLM_OK)
-            return st;
-    }
+    if (rope && rope->freq_factors &&
+        (st = opsm_check_f32_vector(rope->freq_factors, rope->n_rot / 2, name, "freq_factors")) != VKLLM_OK)
+        return st;
+    if (rope && (st = bind_freq_factors(dev, &d, 5, rope, in->positions, p, &fo)) != VKLLM_OK)
+        return st;
     d.push[0] = p->n_rows;
     d.push[1] = kv_dim / 2;
     d.push[2] = p->n_ctx;
-    d.push[3] = ko;
-    d.push[4] = vo;
-    d.push[5] = kco;
-    d.push[6] = vco;
-    d.push[7] = po;
+    memcpy(&d.push[3], off, sizeof off);   /* k, v, k_cache, v_cache, positions */
     if (rope) {
         d.push[8] = p->head_dim / 2;
         d.push[9] = rope->n_rot / 2;
-        opsm_push_f32(&d, 10, (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot));
+        opsm_push_f32(&d, 10, rope_freq_exp(rope));
         d.push[11] = rope->freq_factors != NULL;
         d.push[12] = fo;
         d.push[13] = q_half;
@@ -126,7 +161,8 @@ static vkllm_status kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_v
 vkllm_status vkl_op_kv_store(vkr_graph *g, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
                          vk_view positions, const vk_attention_params *p)
 {
-    return kv_store(g, vk_view_of(NULL, 0), k, v, k_cache, v_cache, positions, NULL, p);
+    const kv_views in = {k, v, k_cache, v_cache, positions};
+    return kv_store(g, vk_view_of(NULL, 0), &in, NULL, p);
 }
 
 vkllm_status vkl_op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v, vk_view k_cache, vk_view v_cache,
@@ -134,7 +170,8 @@ vkllm_status vkl_op_rope_kv_store(vkr_graph *g, vk_view q, vk_view k, vk_view v,
 {
     if (!rope)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "kv_store_rope: rope parameters are NULL");
-    return kv_store(g, q, k, v, k_cache, v_cache, positions, rope, p);
+    const kv_views in = {k, v, k_cache, v_cache, positions};
+    return kv_store(g, q, &in, rope, p);
 }
 
 #define HEADS_WG 64
@@ -149,9 +186,8 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
         return st;
     if (!rope || !prep)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: rope or head parameters are NULL", name);
-    if ((rope->mode != VK_ROPE_INTERLEAVED && rope->mode != VK_ROPE_NEOX) || rope->n_rot > p->head_dim ||
-        rope->n_rot % 2 || !(rope->theta_base > 0.0f) || !isfinite(rope->theta_base) || !(rope->mscale >= 0.0f) ||
-        !isfinite(rope->mscale))
+    if ((rope->mode != VK_ROPE_INTERLEAVED && rope->mode != VK_ROPE_NEOX) || !rope_usable(rope, p->head_dim) ||
+        !(rope->mscale >= 0.0f) || !isfinite(rope->mscale))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: bad rope (mode %d, n_rot %u of %u, base %g, mscale %g)", name,
                          (int)rope->mode, rope->n_rot, p->head_dim, (double)rope->theta_base, (double)rope->mscale);
     if (!(prep->eps >= 0.0f) || !isfinite(prep->eps))
@@ -168,29 +204,17 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
 
     vkr_device *dev = vkr_graph_device(g);
     vkr_dispatch d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
     const uint32_t wg = opsm_wg_size(dev, HEADS_WG);
     const bool has_q = q.buf != NULL;
     const VkDeviceSize rows_bytes = (VkDeviceSize)p->n_rows * 4;
-    const VkDeviceSize kv_bytes = rows_bytes * kv_dim, cache_bytes = (VkDeviceSize)p->n_ctx * kv_dim * 2;
-    uint32_t qo = 0, ko = 0, vo = 0, kco = 0, vco = 0, po = 0, fo = 0, ao = 0;
+    const kv_views in = {k, v, k_cache, v_cache, positions};
+    uint32_t qo = 0, off[5], fo = 0, ao = 0;
     /* Unused slots (no Q, no factors, no aux) bind a range the shader never reads. */
-    if ((st = opsm_pipeline(dev, &d, name, true, 8, 18 * 4, wg)) != VKLLM_OK ||
+    if ((st = kv_store_begin(dev, &d, name, true, 8, 18, wg, 1, &in, p, off)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, has_q ? q.buf : k.buf, has_q ? q.offset : k.offset,
-                        has_q ? rows_bytes * q_dim : kv_bytes, has_q, 4, &qo, "q")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 1, k.buf, k.offset, kv_bytes, false, 4, &ko, "k")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 2, v.buf, v.offset, kv_bytes, false, 4, &vo, "v")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 3, k_cache.buf, k_cache.offset, cache_bytes, true, 4, &kco, "k_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 4, v_cache.buf, v_cache.offset, cache_bytes, true, 4, &vco, "v_cache")) != VKLLM_OK ||
-        (st = opsm_bind(dev, &d, 5, positions.buf, positions.offset, positions_bytes(p), false, 4, &po,
-                        "positions")) != VKLLM_OK)
+                        has_q ? rows_bytes * q_dim : rows_bytes * kv_dim, has_q, 4, &qo, "q")) != VKLLM_OK)
         return st;
-    if (rope->freq_factors)
-        st = opsm_bind(dev, &d, 6, rope->freq_factors->buffer, rope->freq_factors->qs_offset,
-                       (VkDeviceSize)(rope->n_rot / 2) * 4, false, 4, &fo, "freq_factors");
-    else
-        st = opsm_bind(dev, &d, 6, positions.buf, positions.offset, rows_bytes, false, 4, &fo, "positions");
+    st = bind_freq_factors(dev, &d, 6, rope, positions, p, &fo);
     if (st == VKLLM_OK && aux_n)
         st = opsm_bind(dev, &d, 7, prep->aux->buffer, prep->aux->qs_offset, aux_n * 4, false, 4, &ao, "aux");
     else if (st == VKLLM_OK)
@@ -204,18 +228,14 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
     d.push[3] = p->head_dim;
     d.push[4] = rope->n_rot;
     d.push[5] = p->n_ctx;
-    opsm_push_f32(&d, 6, rope->n_rot ? (float)(-2.0 * log2((double)rope->theta_base) / (double)rope->n_rot) : 0.0f);
+    opsm_push_f32(&d, 6, rope_freq_exp(rope));
     opsm_push_f32(&d, 7, rope->mscale > 0.0f ? rope->mscale : 1.0f);
     d.push[8] = (rope->mode == VK_ROPE_NEOX ? 1u : 0u) | (rope->freq_factors ? 2u : 0u) | (prep->bias ? 4u : 0u) |
                 (prep->norm ? 8u : 0u) | (has_q ? 0u : 16u) | (p->ring ? 32u : 0u) |
                 (p->row_base ? 64u : 0u);
     opsm_push_f32(&d, 9, prep->eps);
     d.push[10] = qo;
-    d.push[11] = ko;
-    d.push[12] = vo;
-    d.push[13] = kco;
-    d.push[14] = vco;
-    d.push[15] = po;
+    memcpy(&d.push[11], off, sizeof off);   /* k, v, k_cache, v_cache, positions */
     d.push[16] = fo;
     d.push[17] = ao;
     return vkr_graph_add(g, &d);

@@ -31,7 +31,11 @@ struct vkllm_context {
     vkllm_model *model;
     llama_context *llama;
     uint32_t n_seq;
-    uint32_t *seq_pos;          /* per sequence, the tokens in its cache; vkllm_decode appends to sequence 0 */
+    uint32_t *seq_pos;          /* per sequence, its next position (after its last); vkllm_decode appends to 0 */
+    /* Per sequence, the positions before seq_pos that it holds no row for (vkllm_seq_rm of a middle range):
+     * its cache rows are seq_pos - seq_gap. With a gap, row_pos (n_seq x n_ctx, n_seq > 1 only) holds each
+     * row's position; without one, row r holds position r. host/api_batch.c keeps both. */
+    uint32_t *seq_gap, *row_pos;
     struct api_batch *batch;    /* vkllm_decode_batch's logits (host/api_batch.c) */
     uint32_t n_batch;
     vkllm_abort_fn abort;
@@ -361,7 +365,10 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     c->n_seq = n_seq;
     c->abort = p->abort;
     c->abort_user = p->abort_user;
-    if (!(c->seq_pos = calloc(n_seq, sizeof *c->seq_pos)))
+    c->seq_pos = calloc(n_seq, sizeof *c->seq_pos);
+    c->seq_gap = calloc(n_seq, sizeof *c->seq_gap);
+    c->row_pos = n_seq > 1 ? calloc((size_t)n_seq * n_ctx, sizeof *c->row_pos) : NULL;
+    if (!c->seq_pos || !c->seq_gap || (n_seq > 1 && !c->row_pos))
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     else
         st = vkl_llama_context_create_seq(m->llama, n_ctx, n_batch, n_seq, &c->llama);
@@ -391,6 +398,8 @@ void vkllm_context_free(vkllm_context *c)
     vkl_llama_context_free(c->llama);   /* waits for a submission in flight */
     vkl_api_batch_free(c->batch);
     free(c->seq_pos);
+    free(c->seq_gap);
+    free(c->row_pos);
     free(c->queue);
     free(c);
 }
@@ -410,11 +419,17 @@ static vkllm_status check_idle(const vkllm_context *c)
 llama_context *vkl_api_context_llama(vkllm_context *c) { return c->llama; }
 const llama_model *vkl_api_context_model(const vkllm_context *c) { return c->model->llama; }
 vkllm_status vkl_api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
-void vkl_api_context_set_position(vkllm_context *c, uint32_t pos) { c->seq_pos[0] = pos; }
+void vkl_api_context_set_position(vkllm_context *c, uint32_t pos)
+{
+    c->seq_pos[0] = pos;
+    c->seq_gap[0] = 0;
+}
 
 /* For host/api_batch.c. */
 uint32_t vkl_api_context_n_seq(const vkllm_context *c) { return c->n_seq; }
 uint32_t *vkl_api_context_seq_pos(vkllm_context *c) { return c->seq_pos; }
+uint32_t *vkl_api_context_seq_gap(vkllm_context *c) { return c->seq_gap; }
+uint32_t *vkl_api_context_row_pos(vkllm_context *c) { return c->row_pos; }
 struct api_batch **vkl_api_context_batch(vkllm_context *c) { return &c->batch; }
 bool vkl_api_context_aborted(const vkllm_context *c) { return c->abort && c->abort(c->abort_user); }
 
@@ -425,7 +440,7 @@ vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
     if (pos > c->seq_pos[0])
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "cannot truncate to %u: only %u tokens in the context", pos,
                          c->seq_pos[0]);
-    c->seq_pos[0] = pos;   /* later positions are overwritten before they are read */
+    vkl_api_seq_keep_below(c, 0, pos);   /* later positions are overwritten before they are read */
     return VKLLM_OK;
 }
 
@@ -434,6 +449,9 @@ static vkllm_status check_fits(const vkllm_context *c, size_t n)
     uint32_t n_ctx = vkl_llama_context_n_ctx(c->llama);
     if (n == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
+    if (c->seq_gap[0])   /* vkl_llama_eval puts position p in row p */
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "sequence 0 lacks positions removed from its middle (vkllm_seq_rm): "
+                         "continue it with vkllm_decode_batch");
     if (n > n_ctx - c->seq_pos[0])
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%zu tokens do not fit: %u of the context's %u positions are used", n,
                          c->seq_pos[0], n_ctx);

@@ -10,6 +10,8 @@
  *   whose K/V rows depend only on their own token and position, the next tokens' logits equal bit for bit
  *   those of a sequence that got A, D, E at positions 0, 3, 4 (a batch may leave a gap); a tail overwritten
  *   after the gap, a range copied with vkllm_seq_cp and a removal whose rows overlap their new place too;
+ *   on every model the logits after the removal match the CPU reference forward pass with the same
+ *   positions removed (ref_llama_remove; relative L2 <= REF_TOL, the forward tests' tolerance);
  * - bad arguments are refused with an error code and the context's positions unchanged. */
 #include <math.h>
 #include <stdlib.h>
@@ -17,12 +19,15 @@
 #include <unistd.h>
 
 #include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
 #include "host/tools/synth.h"
+#include "ref/ref_llama.h"
 #include "runtime/error.h"
 #include "util.h"
 #include "vkllm.h"
 
 #define TOL 2e-3
+#define REF_TOL 1e-3   /* against the CPU reference, as test_forward_synth */
 #define N_SEQ 4
 #define N_CTX 48
 #define N_BATCH 16
@@ -34,6 +39,7 @@ typedef struct model_case {
     int32_t ids[N_SEQ + 3][SEQ_LEN];   /* seeded token ids of the sequences (and three for cp/rm) */
     float *ref[N_SEQ + 3];             /* each sequence alone: SEQ_LEN x n_vocab logits */
     const char *name;
+    const char *path;                  /* its file, for the CPU reference */
 } model_case;
 
 static vkllm_context *new_context(vkllm_model *m, uint32_t n_seq)
@@ -222,22 +228,41 @@ static double max_diff(const float *a, const float *b, uint32_t n)
     return worst;
 }
 
+/* The CPU reference of A B C D E (ids) less positions [r0, r1), then F and G: their logits into fg (2 x nv). */
+static bool ref_rm_middle(const model_case *mc, const int32_t *ids, int32_t r0, int32_t r1, float *fg)
+{
+    gguf_file *f = NULL;
+    ref_llama *ref = NULL;
+    float *five = malloc((size_t)5 * mc->n_vocab * sizeof *five);
+    bool ok = five && vkl_gguf_open(mc->path, &f) == VKLLM_OK && ref_llama_load(f, &ref) == VKLLM_OK;
+    if (ok)
+        ref_llama_set_n_ctx(ref, N_CTX);
+    ok = ok && ref_llama_forward(ref, ids, 5, 0, five) == VKLLM_OK &&
+         ref_llama_remove(ref, (uint32_t)r0, (uint32_t)r1) == VKLLM_OK &&
+         ref_llama_forward(ref, ids + 5, 2, 5, fg) == VKLLM_OK;
+    CHECK(ok, "%s: CPU reference: %s", mc->name, vkr_last_error());
+    ref_llama_free(ref);
+    vkl_gguf_close(f);
+    free(five);
+    return ok;
+}
+
 /* Sequence 1 gets A B C D E (ids[6]), loses [r0, r1), and continues with F G; sequence 2 gets the same
  * positions' tokens with the gap from the start. exact: a one-layer model, where both must agree bit for
- * bit (with more layers, D's and E's rows remember B and C: the logits differ, and only the bookkeeping is
- * checked). Then E is overwritten after the gap, and the kept part of sequence 1 from position r1 on is
+ * bit (with more layers, D's and E's rows remember B and C: they differ). Sequence 1's F and G are compared
+ * with the CPU reference of the same removal on every model. Then E is overwritten after the gap, and the kept part of sequence 1 from position r1 on is
  * copied to sequence 3, compared with sequence 0 getting those positions alone. */
 static void check_rm_middle(model_case *mc, int32_t r0, int32_t r1, bool exact)
 {
     vkllm_context *c = new_context(mc->m, N_SEQ);
     const uint32_t nv = mc->n_vocab;
-    float *a = malloc(nv * sizeof *a), *b = malloc(nv * sizeof *b);
-    if (!c || !a || !b) {
+    float *a = malloc(nv * sizeof *a), *b = malloc(nv * sizeof *b), *ref = malloc(2 * nv * sizeof *ref);
+    const int32_t *ids = mc->ids[6];
+    if (!c || !a || !b || !ref || !ref_rm_middle(mc, ids, r0, r1, ref)) {
         CHECK(false, "%s: setup", mc->name);
-        free(a), free(b), vkllm_context_free(c);
+        free(a), free(b), free(ref), vkllm_context_free(c);
         return;
     }
-    const int32_t *ids = mc->ids[6];
     int32_t all[5] = {0, 1, 2, 3, 4}, kept[5], kept_tok[5], n_kept = 0;
     for (int32_t p = 0; p < 5; p++)
         if (p < r0 || p >= r1)
@@ -251,11 +276,12 @@ static void check_rm_middle(model_case *mc, int32_t r0, int32_t r1, bool exact)
     ok = ok && decode_each(mc, c, 2, kept, kept_tok, n_kept, b);
     for (int32_t p = 5; p < 7 && ok; p++) {   /* F and G after the gap */
         ok = decode_one(mc, c, 1, p, ids[p], a) && decode_one(mc, c, 2, p, ids[p], b);
-        const double d = ok ? max_diff(a, b, nv) : NAN;
+        const double d = ok ? max_diff(a, b, nv) : NAN, e = ok ? rel_l2(a, ref + (size_t)(p - 5) * nv, nv) : NAN;
         CHECK(ok && (exact ? d == 0 : d == d), "%s: %s: token at %d: max |diff| %.3g from the reference", mc->name,
               what, p, d);
-        printf("%s: %s, token at %d: max |diff| %.3g from A..E less the range decoded with the gap%s\n", mc->name,
-               what, p, d, exact ? "" : " (not compared: several layers)");
+        CHECK(e <= REF_TOL, "%s: %s: token at %d: relative L2 %.3g from the CPU reference", mc->name, what, p, e);
+        printf("%s: %s, token at %d: relative L2 %.2e from the CPU reference; max |diff| %.3g from A..E less the "
+               "range decoded with the gap%s\n", mc->name, what, p, e, d, exact ? "" : " (not compared: several layers)");
     }
     CHECK(vkllm_seq_pos(c, 1) == 7 && vkllm_seq_pos(c, 2) == 7, "%s: %s: next positions %u %u", mc->name, what,
           vkllm_seq_pos(c, 1), vkllm_seq_pos(c, 2));
@@ -283,6 +309,7 @@ static void check_rm_middle(model_case *mc, int32_t r0, int32_t r1, bool exact)
           mc->name, vkllm_seq_pos(c, 0));
     free(a);
     free(b);
+    free(ref);
     vkllm_context_free(c);
 }
 
@@ -389,6 +416,7 @@ static void test_one_layer(const char *path, bool gpu)
     model_case mc;
     memset(&mc, 0, sizeof mc);
     mc.name = gpu ? "tiny, one layer (GPU kernels)" : "tiny, one layer";
+    mc.path = path;
     if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
         CHECK(false, "load %s: %s", path, vkllm_last_error());
         return;
@@ -409,6 +437,7 @@ static void test_model(const char *path, const char *name, uint64_t seed, bool e
     model_case mc;
     memset(&mc, 0, sizeof mc);
     mc.name = name;
+    mc.path = path;
     if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
         CHECK(false, "load %s: %s", path, vkllm_last_error());
         return;

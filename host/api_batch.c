@@ -10,7 +10,8 @@
 #include "host/api_internal.h"
 #include "runtime/log.h"
 
-/* The last batch's logits: rows of the tokens that asked for them, and each token's row (-1: none). */
+/* The last batch: the logits of the tokens that asked for them and each token's logit row (-1: none), and the
+ * batch as vkl_llama_eval_seq_rows takes it (with each token's cache row within its sequence). */
 struct api_batch {
     float *logits;
     size_t logits_cap;          /* floats */

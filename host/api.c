@@ -30,12 +30,13 @@ struct vkllm_model {
 struct vkllm_context {
     vkllm_model *model;
     llama_context *llama;
-    uint32_t n_seq;
-    uint32_t *seq_pos;          /* per sequence, the tokens in its cache; vkllm_decode appends to sequence 0 */
+    vkllm_context_params params;   /* as created, the zeros that choose resolved (context_params) */
+    uint32_t *seq_pos;          /* per sequence, its next position (after its last); vkllm_decode appends to 0 */
+    /* Per sequence, the positions before seq_pos that it holds no row for (vkllm_seq_rm of a middle range):
+     * its cache rows are seq_pos - seq_gap. With a gap, row_pos (n_seq x n_ctx, n_seq > 1 only) holds each
+     * row's position; without one, row r holds position r. host/api_batch.c keeps both. */
+    uint32_t *seq_gap, *row_pos;
     struct api_batch *batch;    /* vkllm_decode_batch's logits (host/api_batch.c) */
-    uint32_t n_batch;
-    vkllm_abort_fn abort;
-    void *abort_user;
     uint32_t budget_us;         /* max_gpu_us_per_submit; 0: none (or no timestamps) */
     double us_per_token;        /* learned GPU time per token of the last prompt chunk; 0: not measured */
     uint32_t chunk_ok;          /* the largest chunk measured within the budget */
@@ -339,32 +340,43 @@ void vkllm_context_default_params_sized(vkllm_context_params *p, size_t size)
     params_default(p, size, &d, sizeof d);
 }
 
+/* The caller's parameters (NULL: the defaults) over the defaults, with the zeros that choose resolved. */
+static vkllm_status context_params(const vkllm_model *m, const vkllm_context_params *p, vkllm_context_params *out)
+{
+    vkllm_context_default_params(out);
+    vkllm_status st = params_read(p, out, sizeof *out, "vkllm_context");
+    if (st != VKLLM_OK)
+        return st;
+    if (out->n_ctx == 0)
+        out->n_ctx = m->llama->hp.n_ctx_train < 4096 ? m->llama->hp.n_ctx_train : 4096;
+    if (out->n_batch == 0)
+        out->n_batch = 512;
+    if (out->n_seq == 0)
+        out->n_seq = 1;
+    return VKLLM_OK;
+}
+
 vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out)
 {
     *out = NULL;
     vkllm_context_params params;
-    vkllm_context_default_params(&params);
-    vkllm_status st = params_read(p, &params, sizeof params, "vkllm_context");
+    vkllm_status st = context_params(m, p, &params);
     if (st != VKLLM_OK)
         return st;
     p = &params;
-    uint32_t n_ctx = p->n_ctx, n_batch = p->n_batch, n_seq = p->n_seq ? p->n_seq : 1;
-    if (n_ctx == 0)
-        n_ctx = m->llama->hp.n_ctx_train < 4096 ? m->llama->hp.n_ctx_train : 4096;
-    if (n_batch == 0)
-        n_batch = 512;
+    const uint32_t n_ctx = p->n_ctx, n_seq = p->n_seq;
     vkllm_context *c = calloc(1, sizeof *c);
     if (!c)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     c->model = m;
-    c->n_batch = n_batch;
-    c->n_seq = n_seq;
-    c->abort = p->abort;
-    c->abort_user = p->abort_user;
-    if (!(c->seq_pos = calloc(n_seq, sizeof *c->seq_pos)))
+    c->params = params;
+    c->seq_pos = calloc(n_seq, sizeof *c->seq_pos);
+    c->seq_gap = calloc(n_seq, sizeof *c->seq_gap);
+    c->row_pos = n_seq > 1 ? calloc((size_t)n_seq * n_ctx, sizeof *c->row_pos) : NULL;
+    if (!c->seq_pos || !c->seq_gap || (n_seq > 1 && !c->row_pos))
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     else
-        st = vkl_llama_context_create_seq(m->llama, n_ctx, n_batch, n_seq, &c->llama);
+        st = vkl_llama_context_create_seq(m->llama, n_ctx, p->n_batch, n_seq, &c->llama);
     if (st != VKLLM_OK) {
         vkllm_context_free(c);
         return st;
@@ -375,7 +387,7 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
         c->budget_us = p->max_gpu_us_per_submit;
         vkl_llama_context_set_timing(c->llama, true);
         vkl_llama_context_set_split(c->llama, 0.75e3 * c->budget_us);   /* a token over the budget: layer groups */
-        vkl_llama_context_set_abort(c->llama, c->abort, c->abort_user);    /* asked between them too */
+        vkl_llama_context_set_abort(c->llama, c->params.abort, c->params.abort_user);    /* asked between them too */
     }
     uint32_t trained = m->llama->hp.n_ctx_train;
     if (trained && n_ctx > trained)   /* vkllm applies no RoPE scaling */
@@ -392,6 +404,8 @@ void vkllm_context_free(vkllm_context *c)
     vkl_llama_context_free(c->llama);   /* waits for a submission in flight */
     vkl_api_batch_free(c->batch);
     free(c->seq_pos);
+    free(c->seq_gap);
+    free(c->row_pos);
     free(c->queue);
     free(c);
 }
@@ -411,13 +425,19 @@ static vkllm_status check_idle(const vkllm_context *c)
 llama_context *vkl_api_context_llama(vkllm_context *c) { return c->llama; }
 const llama_model *vkl_api_context_model(const vkllm_context *c) { return c->model->llama; }
 vkllm_status vkl_api_context_check_idle(const vkllm_context *c) { return check_idle(c); }
-void vkl_api_context_set_position(vkllm_context *c, uint32_t pos) { c->seq_pos[0] = pos; }
+void vkl_api_context_set_position(vkllm_context *c, uint32_t pos)
+{
+    c->seq_pos[0] = pos;
+    c->seq_gap[0] = 0;
+}
 
 /* For host/api_batch.c. */
-uint32_t vkl_api_context_n_seq(const vkllm_context *c) { return c->n_seq; }
+uint32_t vkl_api_context_n_seq(const vkllm_context *c) { return c->params.n_seq; }
 uint32_t *vkl_api_context_seq_pos(vkllm_context *c) { return c->seq_pos; }
+uint32_t *vkl_api_context_seq_gap(vkllm_context *c) { return c->seq_gap; }
+uint32_t *vkl_api_context_row_pos(vkllm_context *c) { return c->row_pos; }
 struct api_batch **vkl_api_context_batch(vkllm_context *c) { return &c->batch; }
-bool vkl_api_context_aborted(const vkllm_context *c) { return c->abort && c->abort(c->abort_user); }
+bool vkl_api_context_aborted(const vkllm_context *c) { return c->params.abort && c->params.abort(c->params.abort_user); }
 
 vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
 {
@@ -426,7 +446,7 @@ vkllm_status vkllm_context_truncate(vkllm_context *c, uint32_t pos)
     if (pos > c->seq_pos[0])
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "cannot truncate to %u: only %u tokens in the context", pos,
                          c->seq_pos[0]);
-    c->seq_pos[0] = pos;   /* later positions are overwritten before they are read */
+    vkl_api_seq_keep_below(c, 0, pos);   /* later positions are overwritten before they are read */
     return VKLLM_OK;
 }
 
@@ -435,6 +455,9 @@ static vkllm_status check_fits(const vkllm_context *c, size_t n)
     uint32_t n_ctx = vkl_llama_context_n_ctx(c->llama);
     if (n == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
+    if (c->seq_gap[0])   /* vkl_llama_eval puts position p in row p */
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "sequence 0 lacks positions removed from its middle (vkllm_seq_rm): "
+                         "continue it with vkllm_decode_batch");
     if (n > n_ctx - c->seq_pos[0])
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%zu tokens do not fit: %u of the context's %u positions are used", n,
                          c->seq_pos[0], n_ctx);
@@ -456,13 +479,13 @@ static vkllm_status check_ids(const vkllm_context *c, const int32_t *tokens, siz
  * within it (one token at first), rounded down to a power of two so that few graph shapes get recorded. */
 static uint32_t next_chunk(const vkllm_context *c, size_t left)
 {
-    uint32_t k = c->n_batch;
+    uint32_t k = c->params.n_batch;
     if (c->budget_us) {
         double fit = c->us_per_token > 0 ? 0.75 * c->budget_us / c->us_per_token : 1.0;
         double grow = c->chunk_ok ? 2.0 * c->chunk_ok : 1.0;
         double want = fit < grow ? fit : grow;
         uint32_t p = 1;
-        while (p * 2.0 <= want && p * 2 <= c->n_batch)
+        while (p * 2.0 <= want && p * 2 <= c->params.n_batch)
             p *= 2;
         k = p;
     }
@@ -507,7 +530,7 @@ static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, 
         st = check_ids(c, tokens, n);
     uint32_t n_vocab = c->model->llama->hp.n_vocab;
     for (size_t done = 0; st == VKLLM_OK && done < n;) {
-        if (done && c->abort && c->abort(c->abort_user))
+        if (done && vkl_api_context_aborted(c))
             return aborted(done, n, false);
         uint32_t k = next_chunk(c, n - done);
         st = vkl_llama_eval(c->llama, tokens + done, k, c->seq_pos[0], all_logits != NULL,
@@ -576,7 +599,7 @@ static vkllm_status step(vkllm_context *c, uint64_t timeout_ns, bool *progressed
         *finished = true;
         return VKLLM_OK;
     }
-    if (c->abort && c->abort(c->abort_user))
+    if (vkl_api_context_aborted(c))
         return aborted(c->queue_done, c->queue_n, false);
     return submit_next(c);
 }

@@ -1,18 +1,22 @@
 /* Several sequences in one context (include/vkllm.h): vkllm_decode_batch's checks and chunks, its logits,
- * and the sequence operations. The sequences' positions live in the context (vkl_api_context_seq_pos); the
- * device work is vkl_llama_eval_seqs and vkl_llama_context_seq_copy (host/model/llama.c). */
+ * and the sequence operations. The sequences' positions live in the context (vkl_api_context_seq_pos, _gap,
+ * _row_pos); the device work is vkl_llama_eval_seq_rows and vkl_llama_context_copy_rows (host/model/llama.c).
+ * Sequence s holds cache rows 0 .. rows - 1 of its range, in order of position; removing positions from its
+ * middle moves the later rows down (their K/V keep the rope of their positions), so that a token always
+ * attends to the rows 0 .. its own of its sequence. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/api_internal.h"
 #include "runtime/log.h"
 
-/* The last batch's logits: rows of the tokens that asked for them, and each token's row (-1: none). */
+/* The last batch: the logits of the tokens that asked for them and each token's logit row (-1: none), and the
+ * batch as vkl_llama_eval_seq_rows takes it (with each token's cache row within its sequence). */
 struct api_batch {
     float *logits;
     size_t logits_cap;          /* floats */
-    int32_t *row;
-    uint32_t *pos, *seq;        /* the batch as vkl_llama_eval_seqs takes it */
+    int32_t *logit_row;
+    uint32_t *pos, *seq, *seq_row;   /* the batch as vkl_llama_eval_seq_rows takes it */
     int8_t *want;
     uint32_t n, cap;            /* tokens of the last batch; entries allocated */
 };
@@ -22,14 +26,25 @@ void vkl_api_batch_free(struct api_batch *b)
     if (!b)
         return;
     free(b->logits);
-    free(b->row);
+    free(b->logit_row);
     free(b->pos);
     free(b->seq);
+    free(b->seq_row);
     free(b->want);
     free(b);
 }
 
-/* Room for n tokens and n_rows logit rows. */
+/* `old` reallocated to n entries of `size` bytes; on failure `old` itself (freed with the rest later) and
+ * *ok cleared. */
+static void *grow(void *old, size_t n, size_t size, bool *ok)
+{
+    void *p = realloc(old, n * size);
+    *ok = *ok && p;
+    return p ? p : old;
+}
+
+/* Room for n tokens and n_floats logits. A failure leaves the capacities as they were: every array keeps at
+ * least them. */
 static vkllm_status batch_reserve(vkllm_context *c, uint32_t n, size_t n_floats, struct api_batch **out)
 {
     struct api_batch **slot = vkl_api_context_batch(c);
@@ -37,35 +52,97 @@ static vkllm_status batch_reserve(vkllm_context *c, uint32_t n, size_t n_floats,
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     struct api_batch *b = *slot;
     *out = b;
+    bool ok = true;
     if (n > b->cap) {
-        int32_t *row = realloc(b->row, n * sizeof *row);
-        if (row)
-            b->row = row;
-        uint32_t *pos = realloc(b->pos, n * sizeof *pos);
-        if (pos)
-            b->pos = pos;
-        uint32_t *seq = realloc(b->seq, n * sizeof *seq);
-        if (seq)
-            b->seq = seq;
-        int8_t *want = realloc(b->want, n * sizeof *want);
-        if (want)
-            b->want = want;
-        if (!row || !pos || !seq || !want)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        b->cap = n;
+        b->logit_row = grow(b->logit_row, n, sizeof *b->logit_row, &ok);
+        b->pos = grow(b->pos, n, sizeof *b->pos, &ok);
+        b->seq = grow(b->seq, n, sizeof *b->seq, &ok);
+        b->seq_row = grow(b->seq_row, n, sizeof *b->seq_row, &ok);
+        b->want = grow(b->want, n, sizeof *b->want, &ok);
+        b->cap = ok ? n : b->cap;
     }
-    if (n_floats > b->logits_cap) {
-        float *l = realloc(b->logits, n_floats * sizeof *l);
-        if (!l)
-            return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        b->logits = l;
-        b->logits_cap = n_floats;
+    if (ok && n_floats > b->logits_cap) {
+        b->logits = grow(b->logits, n_floats, sizeof *b->logits, &ok);
+        b->logits_cap = ok ? n_floats : b->logits_cap;
     }
-    return VKLLM_OK;
+    return ok ? VKLLM_OK : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+}
+
+/* ---- Rows and positions of each sequence ---- */
+
+typedef struct seq_table {
+    uint32_t n_ctx;
+    uint32_t *pos, *gap, *row_pos;   /* as in the context (host/api.c) */
+} seq_table;
+
+static seq_table seq_table_of(vkllm_context *c)
+{
+    return (seq_table){vkl_llama_context_n_ctx(vkl_api_context_llama(c)), vkl_api_context_seq_pos(c),
+                       vkl_api_context_seq_gap(c), vkl_api_context_row_pos(c)};
+}
+
+static uint32_t seq_rows(const seq_table *t, uint32_t s) { return t->pos[s] - t->gap[s]; }
+
+static uint32_t row_position(const seq_table *t, uint32_t s, uint32_t r)
+{
+    return t->gap[s] ? t->row_pos[(size_t)s * t->n_ctx + r] : r;
+}
+
+/* The rows of sequence s holding positions below p. */
+static uint32_t rows_below(const seq_table *t, uint32_t s, uint32_t p)
+{
+    uint32_t lo = 0, hi = seq_rows(t, s);
+    while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo) / 2;
+        if (row_position(t, s, mid) < p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Keeps the first `rows` rows of sequence s: it continues after the last one's position. */
+static void keep_rows(const seq_table *t, uint32_t s, uint32_t rows)
+{
+    const uint32_t next = rows ? row_position(t, s, rows - 1) + 1 : 0;
+    t->gap[s] = next - rows;
+    t->pos[s] = next;
+}
+
+/* Row r of sequence s now holds position p (the rows before it kept). */
+static void set_row(const seq_table *t, uint32_t s, uint32_t r, uint32_t p)
+{
+    uint32_t *rp = t->row_pos ? t->row_pos + (size_t)s * t->n_ctx : NULL;
+    if (rp && t->gap[s] == 0 && p != r)   /* the rows before r leave their implicit positions: write them */
+        for (uint32_t i = 0; i < r; i++)
+            rp[i] = i;
+    if (rp)
+        rp[r] = p;
+    t->pos[s] = p + 1;
+    t->gap[s] = p - r;
+}
+
+void vkl_api_seq_keep_below(vkllm_context *c, uint32_t s, uint32_t pos)
+{
+    const seq_table t = seq_table_of(c);
+    keep_rows(&t, s, rows_below(&t, s, pos));
+}
+
+bool vkl_api_seq_has_gap(vkllm_context *c, uint32_t s) { return vkl_api_context_seq_gap(c)[s] != 0; }
+
+/* Why the context cannot hold a sequence with positions missing before its last (NULL: it can). */
+static const char *gaps_refused(vkllm_context *c)
+{
+    if (vkl_api_context_n_seq(c) == 1)
+        return "a context of one sequence keeps position p in cache row p (create it with n_seq >= 2)";
+    if (vkl_api_context_model(c)->hp.swa_window)
+        return "the model's sliding-window layers count their window in cache rows, not positions";
+    return NULL;
 }
 
 /* The rules of include/vkllm.h, before anything runs. next[s]: where sequence s continues, as the batch
- * goes (starts as its position; UINT32_MAX while the batch has not touched it). */
+ * goes (UINT32_MAX while the batch has not touched it). */
 static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t *next, uint32_t *n_want)
 {
     const uint32_t n_seq = vkl_api_context_n_seq(c), n_ctx = vkl_llama_context_n_ctx(vkl_api_context_llama(c));
@@ -85,10 +162,12 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "batch token %u: id %d is out of range (vocabulary of %u)", i,
                              b->token[i], n_vocab);
         if (next[s] == UINT32_MAX) {
-            if (p < 0 || (uint32_t)p > seq_pos[s])
+            const char *no_gap = p >= 0 && (uint32_t)p > seq_pos[s] ? gaps_refused(c) : NULL;
+            if (p < 0 || no_gap)
                 return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
-                                 "batch token %u: position %d of sequence %d, which holds %u: a sequence continues at "
-                                 "its end or earlier", i, p, s, seq_pos[s]);
+                                 "batch token %u: position %d of sequence %d, which continues at %u: a sequence "
+                                 "continues at its end or earlier%s%s", i, p, s, seq_pos[s], no_gap ? ": " : "",
+                                 no_gap ? no_gap : "");
         } else if (p < 0 || (uint32_t)p != next[s]) {
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                              "batch token %u: position %d of sequence %d, where its previous token in the batch puts "
@@ -115,36 +194,44 @@ vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *batch)
     if (!next)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     st = check_batch(c, batch, next, &n_want);
-    free(next);
     const size_t n_vocab = vkl_api_context_model(c)->hp.n_vocab;
     struct api_batch *b = NULL;
     if (st == VKLLM_OK)
         st = batch_reserve(c, batch->n_tokens, n_want * n_vocab, &b);
-    if (st != VKLLM_OK)
+    if (st != VKLLM_OK) {
+        free(next);
         return st;
+    }
     const uint32_t n = batch->n_tokens;
+    const seq_table t = seq_table_of(c);
     b->n = 0;   /* no logits until the whole batch is done */
     int32_t rows = 0;
+    for (uint32_t s = 0; s < n_seq; s++)
+        next[s] = UINT32_MAX;   /* now the next cache row of each sequence */
     for (uint32_t i = 0; i < n; i++) {
-        b->pos[i] = (uint32_t)batch->pos[i];
-        b->seq[i] = (uint32_t)batch->seq_id[i];
+        const uint32_t s = (uint32_t)batch->seq_id[i], p = (uint32_t)batch->pos[i];
+        /* a sequence's first token keeps the rows before its position (all of them after a gap) */
+        b->seq_row[i] = next[s] != UINT32_MAX ? next[s] : p <= t.pos[s] ? rows_below(&t, s, p) : seq_rows(&t, s);
+        next[s] = b->seq_row[i] + 1;
+        b->pos[i] = p;
+        b->seq[i] = s;
         b->want[i] = batch->logits ? batch->logits[i] != 0 : i + 1 == n;
-        b->row[i] = b->want[i] ? rows++ : -1;
+        b->logit_row[i] = b->want[i] ? rows++ : -1;
     }
+    free(next);
     llama_context *lc = vkl_api_context_llama(c);
-    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
     const uint32_t step = vkl_llama_context_seq_batch_max(lc);
     size_t rows_done = 0;   /* logit rows written by the chunks before */
     for (uint32_t done = 0; done < n;) {
         if (done && vkl_api_context_aborted(c))
             return vkr_error(VKLLM_ERR_CANCELLED, "batch aborted by the callback after %u of %u tokens", done, n);
         const uint32_t k = n - done < step ? n - done : step;
-        st = vkl_llama_eval_seqs(lc, batch->token + done, b->pos + done, b->seq + done, b->want + done, k,
-                             b->logits ? b->logits + rows_done * n_vocab : NULL);
+        st = vkl_llama_eval_seq_rows(lc, batch->token + done, b->pos + done, b->seq + done, b->seq_row + done,
+                                     b->want + done, k, b->logits ? b->logits + rows_done * n_vocab : NULL);
         if (st != VKLLM_OK)
             return st;
-        for (uint32_t i = done; i < done + k; i++) {   /* a sequence ends at its last token's position */
-            seq_pos[b->seq[i]] = b->pos[i] + 1;
+        for (uint32_t i = done; i < done + k; i++) {   /* a sequence ends at its last token */
+            set_row(&t, b->seq[i], b->seq_row[i], b->pos[i]);
             rows_done += b->want[i] != 0;
         }
         done += k;
@@ -161,11 +248,11 @@ const float *vkllm_get_logits_ith(vkllm_context *c, int32_t i)
                   b ? b->n : 0);
         return NULL;
     }
-    if (b->row[i] < 0) {
+    if (b->logit_row[i] < 0) {
         vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_get_logits_ith: token %d's logits were not asked for", i);
         return NULL;
     }
-    return b->logits + (size_t)b->row[i] * vkl_api_context_model(c)->hp.n_vocab;
+    return b->logits + (size_t)b->logit_row[i] * vkl_api_context_model(c)->hp.n_vocab;
 }
 
 uint32_t vkllm_seq_pos(const vkllm_context *c, int32_t seq_id)
@@ -184,50 +271,95 @@ static vkllm_status check_seq(const vkllm_context *c, int32_t seq_id, bool all_o
                      vkl_api_context_n_seq(c) - 1, all_ok ? " (or -1: all)" : "");
 }
 
+/* A range of positions [p0, p1) (p0 < 0: 0, p1 < 0: the end) as [*from, *to) (*to UINT32_MAX: the end). */
+static vkllm_status check_range(const vkllm_context *c, int32_t p0, int32_t p1, const char *what, uint32_t *from,
+                                uint32_t *to)
+{
+    const uint32_t n_ctx = vkl_llama_context_n_ctx(vkl_api_context_llama((vkllm_context *)c));
+    *from = p0 < 0 ? 0 : (uint32_t)p0;
+    *to = p1 < 0 ? UINT32_MAX : (uint32_t)p1;
+    if (*from > n_ctx || (p1 >= 0 && *to > n_ctx))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: positions [%d, %d) are past the context of %u", what, p0, p1,
+                         n_ctx);
+    if (*from > *to)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: positions [%d, %d) end before they start", what, p0, p1);
+    return VKLLM_OK;
+}
+
+/* Removes rows [r0, r1) of sequence s, moving the rows after them down on the device. A failed move leaves
+ * the sequence with its rows before r0 only (the move writes nothing below r0). */
+static vkllm_status remove_rows(vkllm_context *c, const seq_table *t, uint32_t s, uint32_t r0, uint32_t r1)
+{
+    const uint32_t rows = seq_rows(t, s);
+    if (r0 >= r1)
+        return VKLLM_OK;
+    if (r1 == rows) {   /* a tail: later positions are overwritten before they are read */
+        keep_rows(t, s, r0);
+        return VKLLM_OK;
+    }
+    vkllm_status st = vkl_llama_context_copy_rows(vkl_api_context_llama(c), s, r1, s, r0, rows - r1);
+    if (st != VKLLM_OK) {
+        keep_rows(t, s, r0);
+        return st;
+    }
+    uint32_t *rp = t->row_pos + (size_t)s * t->n_ctx;
+    if (t->gap[s] == 0)   /* the positions were implicit until now */
+        for (uint32_t r = 0; r < rows; r++)
+            rp[r] = r;
+    memmove(rp + r0, rp + r1, (size_t)(rows - r1) * sizeof *rp);
+    t->gap[s] += r1 - r0;   /* the last position stays */
+    return VKLLM_OK;
+}
+
 vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t p1)
 {
+    uint32_t from, to;
     vkllm_status st = vkl_api_context_check_idle(c);
     if (st == VKLLM_OK)
         st = check_seq(c, seq_id, true, "vkllm_seq_rm");
+    if (st == VKLLM_OK)
+        st = check_range(c, p0, p1, "vkllm_seq_rm", &from, &to);
     if (st != VKLLM_OK)
         return st;
-    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
-    const uint32_t from = p0 < 0 ? 0 : (uint32_t)p0;
+    const seq_table t = seq_table_of(c);
     const uint32_t s0 = seq_id < 0 ? 0 : (uint32_t)seq_id, s1 = seq_id < 0 ? vkl_api_context_n_seq(c) : s0 + 1;
-    for (uint32_t s = s0; s < s1; s++)   /* check all before changing any */
-        if (p1 >= 0 && (uint32_t)p1 < seq_pos[s] && from < (uint32_t)p1)
-            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
-                             "vkllm_seq_rm: positions [%u, %d) of sequence %u, which holds %u: only a tail can be "
-                             "removed (p1 < 0 or p1 >= its length)", from, p1, s, seq_pos[s]);
-    for (uint32_t s = s0; s < s1; s++)   /* later positions are overwritten before they are read */
-        if (from < seq_pos[s])
-            seq_pos[s] = from;
-    return VKLLM_OK;
+    for (uint32_t s = s0; s < s1; s++) {   /* check all before changing any */
+        const uint32_t r0 = rows_below(&t, s, from), r1 = rows_below(&t, s, to);
+        const char *no_gap = r0 < r1 && r1 < seq_rows(&t, s) ? gaps_refused(c) : NULL;
+        if (no_gap)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_rm: positions [%u, %d) of sequence %u, which "
+                             "continues at %u: only a tail can be removed here: %s", from, p1, s, t.pos[s], no_gap);
+    }
+    for (uint32_t s = s0; s < s1 && st == VKLLM_OK; s++)
+        st = remove_rows(c, &t, s, rows_below(&t, s, from), rows_below(&t, s, to));
+    return st;
 }
 
 vkllm_status vkllm_seq_clear(vkllm_context *c, int32_t seq_id) { return vkllm_seq_rm(c, seq_id, 0, -1); }
 
 vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1)
 {
+    uint32_t from, to;
     vkllm_status st = vkl_api_context_check_idle(c);
     if (st == VKLLM_OK)
         st = check_seq(c, src, false, "vkllm_seq_cp (source)");
     if (st == VKLLM_OK)
         st = check_seq(c, dst, false, "vkllm_seq_cp (destination)");
+    if (st == VKLLM_OK)
+        st = check_range(c, p0, p1, "vkllm_seq_cp", &from, &to);
     if (st != VKLLM_OK)
         return st;
-    uint32_t *seq_pos = vkl_api_context_seq_pos(c);
-    if (p0 > 0)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: copies only prefixes: p0 must be 0, not %d", p0);
-    if (p1 >= 0 && (uint32_t)p1 > seq_pos[src])
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: positions [0, %d) of sequence %d, which holds %u",
-                         p1, src, seq_pos[src]);
-    const uint32_t rows = p1 < 0 ? seq_pos[src] : (uint32_t)p1;
-    if (src == dst)
+    const seq_table t = seq_table_of(c);
+    const uint32_t s = (uint32_t)src, d = (uint32_t)dst;
+    if (p1 >= 0 && to > t.pos[s])
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_cp: positions [%u, %d) of sequence %d, which "
+                         "continues at %u", from, p1, src, t.pos[s]);
+    if (s == d)
         return VKLLM_OK;
-    seq_pos[dst] = 0;   /* a failed copy leaves dst empty, never half-copied */
-    st = vkl_llama_context_seq_copy(vkl_api_context_llama(c), (uint32_t)src, (uint32_t)dst, rows);
-    if (st == VKLLM_OK)
-        seq_pos[dst] = rows;
+    const uint32_t r0 = rows_below(&t, s, from), n = rows_below(&t, s, to) - r0;
+    keep_rows(&t, d, 0);   /* a failed copy leaves dst empty, never half-copied */
+    st = vkl_llama_context_copy_rows(vkl_api_context_llama(c), s, r0, d, 0, n);
+    for (uint32_t r = 0; r < n && st == VKLLM_OK; r++)   /* dst's rows keep src's positions */
+        set_row(&t, d, r, row_position(&t, s, r0 + r));
     return st;
 }

@@ -146,6 +146,9 @@ static vkllm_status check_context(vkllm_context *c, const void *p, const char *w
 static vkllm_status saveable_header(vkllm_context *c, const char *what, state_header *h)
 {
     *h = header_of(c);
+    if (vkl_api_seq_has_gap(c, 0))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: sequence 0 lacks positions removed from its middle "
+                         "(vkllm_seq_rm): a state holds consecutive positions", what);
     if (!holds_window(&vkl_api_context_model(c)->hp, h))
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: the context was truncated to %u, further back than its "
                          "sliding-window layers keep: decode from 0 first", what, h->pos);

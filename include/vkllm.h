@@ -349,9 +349,11 @@ VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
  *
  * Rules, checked before anything runs (VKLLM_ERR_INVALID_ARGUMENT, or VKLLM_ERR_CONTEXT_FULL past n_ctx,
  * with a message naming the token): 1 <= n_tokens; token, pos and seq_id not NULL; every seq_id in
- * [0, n_seq) and token id in the vocabulary; a sequence's first token in the batch at a position p with
- * 0 <= p <= vkllm_seq_pos(seq) (continuing it, or overwriting its tail from p on: the tokens after p are
- * dropped), its following tokens at p + 1, p + 2, ... in batch order (so no duplicates), all below n_ctx.
+ * [0, n_seq) and token id in the vocabulary; a sequence's first token in the batch at a position p >= 0:
+ * p == vkllm_seq_pos(seq) continues it, p < vkllm_seq_pos(seq) overwrites its tail from p on (the positions
+ * from p on are dropped), p > vkllm_seq_pos(seq) leaves the positions in between empty (a gap, as
+ * vkllm_seq_rm of a middle range leaves; refused where that refuses gaps); its following tokens at p + 1,
+ * p + 2, ... in batch order (so no duplicates), all below n_ctx.
  * Tokens of different sequences may interleave in any order. logits NULL: only the last token's logits;
  * else logits[i] != 0 asks for token i's. A batch of more than n_batch tokens runs as several submissions
  * in order (the abort callback asked between them; the finished ones stay in the context, as
@@ -359,8 +361,9 @@ VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
  * buffer and refuse n_seq > 1 and vkllm_decode_batch (VKLLM_ERR_UNSUPPORTED).
  *
  * vkllm_decode, vkllm_decode_all, vkllm_decode_submit, vkllm_context_position, vkllm_context_truncate and
- * the vkllm_state_* calls work on sequence 0. While a decode is in flight, these calls return
- * VKLLM_ERR_BUSY. */
+ * the vkllm_state_* calls work on sequence 0; vkllm_decode* and vkllm_state_size/save refuse a sequence 0
+ * with a gap (VKLLM_ERR_UNSUPPORTED: continue it with vkllm_decode_batch). While a decode is in flight,
+ * these calls return VKLLM_ERR_BUSY. */
 
 typedef struct vkllm_batch {
     uint32_t n_tokens;
@@ -375,15 +378,25 @@ VKLLM_API vkllm_status vkllm_decode_batch(vkllm_context *c, const vkllm_batch *b
 /* Token i's logits from the last successful vkllm_decode_batch (n_vocab floats, valid until the next
  * decode call), or NULL (with vkllm_last_error set) if i is outside the batch or its logits were not asked for. */
 VKLLM_API const float *vkllm_get_logits_ith(vkllm_context *c, int32_t i);
-/* Tokens in sequence seq's cache (the next position to decode at); 0 for a seq_id outside [0, n_seq). */
+/* The next position of sequence seq: one after its last (the tokens it holds, unless positions were removed
+ * from its middle); 0 for an empty sequence or a seq_id outside [0, n_seq). */
 VKLLM_API uint32_t vkllm_seq_pos(const vkllm_context *c, int32_t seq_id);
-/* Removes positions [p0, p1) of sequence seq_id (-1: every sequence); p0 < 0 means 0, p1 < 0 the end. Only
- * a tail can go (p1 < 0 or p1 >= vkllm_seq_pos): a range in the middle is VKLLM_ERR_INVALID_ARGUMENT. A
- * prefix kept this way is reused as it is (multi-turn chat: remove the tail that differs, decode the rest). */
+/* Removes positions [p0, p1) of sequence seq_id (-1: every sequence); p0 < 0 means 0, p1 < 0 the end.
+ * A tail (p1 < 0 or past the last position): the sequence then continues right after its last remaining
+ * position; a prefix kept this way is reused as it is (multi-turn chat: remove the tail that differs,
+ * decode the rest). A range in the middle: the remaining positions keep their positions (no shift: their
+ * K/V stay as computed, with the removed tokens then visible to them), the gap stays empty, and the next
+ * token goes after the last position as before; later tokens attend to the remaining ones only. The later
+ * cache rows move down on the device (a copy of them in every layer). Refused for a middle range
+ * (VKLLM_ERR_INVALID_ARGUMENT, nothing changed) in a context of one sequence (n_seq 1: position p is
+ * cache row p) or of a model with sliding-window layers (Gemma 2/3: the window counts rows). Also
+ * VKLLM_ERR_INVALID_ARGUMENT, nothing changed: p0 > p1 >= 0, p0 or p1 past n_ctx, seq_id outside
+ * -1 .. n_seq - 1. Positions the sequence does not hold are skipped. */
 VKLLM_API vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t p1);
-/* Copies positions [p0, p1) of sequence src to sequence dst (a shared system prompt computed once), on the
- * device. Only prefixes: p0 must be 0 (or < 0), p1 < 0 means src's end, p1 <= vkllm_seq_pos(src); dst then
- * holds exactly those p1 positions (what it held is dropped). src == dst: nothing happens. */
+/* Copies the positions in [p0, p1) that sequence src holds to sequence dst (a shared system prompt computed
+ * once), on the device: p0 < 0 means 0, p1 < 0 src's end, p1 <= vkllm_seq_pos(src). dst then holds exactly
+ * those, at the same positions (what it held is dropped; p0 > 0 leaves dst empty below p0) and continues
+ * after the last. (0, -1) copies the whole sequence. src == dst: nothing happens. */
 VKLLM_API vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 /* Empties sequence seq_id (-1: every sequence). */
 VKLLM_API vkllm_status vkllm_seq_clear(vkllm_context *c, int32_t seq_id);

@@ -16,7 +16,8 @@
  * (binding 4: per (row, head, split) head_dim floats, then m, then l); attention_combine.comp merges
  * them. Long contexts then keep many workgroups busy even for one query row.
  * row_base != 0 (several sequences in one cache): positions[n_rows + r] is the first cache row of row r's
- * sequence, and row r sees rows base .. base + positions[r] (windowed within them) instead of 0 .. positions[r]. */
+ * sequence and positions[2 * n_rows + r] its row within it (its position, unless positions were removed
+ * before it), and row r sees rows base .. base + that row (windowed within them) instead of 0 .. positions[r]. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -44,7 +45,7 @@ layout(push_constant) uniform PC {
     float softcap;    /* 0: none */
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
     uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
-    uint row_base;    /* positions[n_rows + r]: row r's first cache row (never with ring) */
+    uint row_base;    /* positions[n_rows + r]: row r's first cache row, [2 n_rows + r] its row in it (never with ring) */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -74,7 +75,7 @@ void main()
 
     for (uint d = lid; d < hd2; d += WG)
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
-    const uint pos = positions[pc.p_off + row];
+    const uint pos = pc.row_base != 0 ? positions[pc.p_off + 2 * pc.n_rows + row] : positions[pc.p_off + row];
     const uint base = pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + row] : 0;
     const uint kv_len = (pc.ring != 0 ? pos : min(base + pos, pc.n_ctx - 1)) + 1;
     const uint kv_lo = pc.window != 0 && kv_len > base + pc.window ? kv_len - pc.window : base;

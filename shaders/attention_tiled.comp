@@ -53,7 +53,7 @@ layout(push_constant) uniform PC {
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
     uint n_split;     /* SPLIT only */
     uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
-    uint row_base;    /* positions[n_rows + r]: row r's first cache row, as attention.comp */
+    uint row_base;    /* positions[n_rows + r]: row r's first cache row, [2 n_rows + r] its row in it, as attention.comp */
 } pc;
 
 const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
@@ -86,7 +86,8 @@ void main()
 
     for (uint r = lid; r < BQ; r += WG) {
         const uint i = first + r;
-        const uint pos = i < n_q ? positions[pc.p_off + i / pc.group] : 0u;
+        /* the query's row within its sequence (its position without row_base) */
+        const uint pos = i >= n_q ? 0u : positions[pc.p_off + (pc.row_base != 0u ? 2u * pc.n_rows : 0u) + i / pc.group];
         const uint base = i < n_q && pc.row_base != 0u ? positions[pc.p_off + pc.n_rows + i / pc.group] : 0u;
         const uint len = i < n_q ? (pc.ring != 0u ? pos : min(base + pos, pc.n_ctx - 1u)) + 1u : 0u;
         row_len[r] = len;

@@ -7,8 +7,8 @@
  * the packed pairs), with the same arithmetic as rope.comp, so decode needs no separate rope of K; and when
  * q_half > 0, Q (n_rows x 2*q_half floats) is rotated in place by the invocations after those of K/V, so it
  * needs no rope dispatch either. With row_base != 0 (several sequences in one cache), row r goes to cache row
- * positions[n_rows + r] + positions[r]: its sequence's first row plus its position (rope still turns by the
- * position). */
+ * positions[n_rows + r] + positions[2 * n_rows + r]: its sequence's first row plus its row within the
+ * sequence (its position, unless positions were removed before it; rope still turns by the position). */
 #include "common_ops.glsl"
 
 layout(set = 0, binding = 0) readonly buffer K { float k[]; };
@@ -70,7 +70,8 @@ void main()
     const uint r = idx / pc.kv_half;
     const uint c = idx % pc.kv_half;
     const uint pos = positions[pc.p_off + r];
-    const uint at = pos + (pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + r] : 0);
+    const uint at = pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + r] + positions[pc.p_off + 2 * pc.n_rows + r]
+                                     : pos;
     if (at >= pc.n_ctx)
         return;
     const uint src = 2 * idx;   /* = r * kv_dim + 2c */

@@ -10,7 +10,8 @@
  * at row positions[r] (uint words of packed half pairs, as kv_store.comp); a position >= n_ctx is skipped,
  * unless the cache is a ring (flag RING: a sliding-window layer's cache of n_ctx rows, position p in row
  * p % n_ctx). Flag ROW_BASE (several sequences in one cache, never with RING): row r goes to cache row
- * positions[n_rows + r] + positions[r], its sequence's first row plus its position. */
+ * positions[n_rows + r] + positions[2 * n_rows + r], its sequence's first row plus its row within the
+ * sequence (its position, unless positions were removed before it). */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -100,7 +101,9 @@ void main()
             q[src + i] = h[i];
         return;
     }
-    const uint at = pos + ((pc.flags & ROW_BASE) != 0u ? positions[pc.p_off + pc.n_rows + row] : 0u);
+    const uint at = (pc.flags & ROW_BASE) != 0u
+                        ? positions[pc.p_off + pc.n_rows + row] + positions[pc.p_off + 2u * pc.n_rows + row]
+                        : pos;
     if (at >= pc.n_ctx && (pc.flags & RING) == 0u)
         return;
     const uint hd2 = hd / 2u;

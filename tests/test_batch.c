@@ -6,18 +6,28 @@
  *   the same kernels, but other column counts take other matmul paths and summation orders);
  * - vkllm_seq_cp of a prompt and continuing equals recomputing the whole sequence, the source left intact;
  *   vkllm_seq_rm of a tail and decoding other tokens equals a fresh sequence of those tokens;
+ * - vkllm_seq_rm of a middle range (A B C D E less [1, 3)) keeps the other positions: on a one-layer model,
+ *   whose K/V rows depend only on their own token and position, the next tokens' logits equal bit for bit
+ *   those of a sequence that got A, D, E at positions 0, 3, 4 (a batch may leave a gap); a tail overwritten
+ *   after the gap, a range copied with vkllm_seq_cp and a removal whose rows overlap their new place too;
+ *   on every model the logits after the removal match the CPU reference forward pass with the same
+ *   positions removed (ref_llama_remove; relative L2 <= REF_TOL, the forward tests' tolerance);
  * - bad arguments are refused with an error code and the context's positions unchanged. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "host/format/ggml_types.h"
+#include "host/format/gguf.h"
 #include "host/tools/synth.h"
+#include "ref/ref_llama.h"
 #include "runtime/error.h"
 #include "util.h"
 #include "vkllm.h"
 
 #define TOL 2e-3
+#define REF_TOL 1e-3   /* against the CPU reference, as test_forward_synth */
 #define N_SEQ 4
 #define N_CTX 48
 #define N_BATCH 16
@@ -29,6 +39,7 @@ typedef struct model_case {
     int32_t ids[N_SEQ + 3][SEQ_LEN];   /* seeded token ids of the sequences (and three for cp/rm) */
     float *ref[N_SEQ + 3];             /* each sequence alone: SEQ_LEN x n_vocab logits */
     const char *name;
+    const char *path;                  /* its file, for the CPU reference */
 } model_case;
 
 static vkllm_context *new_context(vkllm_model *m, uint32_t n_seq)
@@ -182,6 +193,126 @@ static void check_cp_rm(model_case *mc)
     vkllm_context_free(c);
 }
 
+/* One token of sequence s at position p, its logits into out (n_vocab floats). */
+static bool decode_one(model_case *mc, vkllm_context *c, int32_t s, int32_t p, int32_t token, float *out)
+{
+    vkllm_batch b = {1, &token, &p, &s, NULL};
+    vkllm_status st = vkllm_decode_batch(c, &b);
+    CHECK(st == VKLLM_OK, "%s: token at %d of sequence %d: %s", mc->name, p, s, vkllm_last_error());
+    const float *l = st == VKLLM_OK ? vkllm_get_logits_ith(c, 0) : NULL;
+    if (l)
+        memcpy(out, l, mc->n_vocab * sizeof *out);
+    return l != NULL;
+}
+
+/* Token tok[i] of sequence s at position at[i] for i < n, one at a time (the same one-token graph as the other
+ * path: bit-exact comparisons); the last token's logits into out. */
+static bool decode_each(model_case *mc, vkllm_context *c, int32_t s, const int32_t *at, const int32_t *tok, int n,
+                        float *out)
+{
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++)
+        ok = decode_one(mc, c, s, at[i], tok[i], out);
+    return ok;
+}
+
+/* Largest |a - b| over the logits (0: identical); NAN anywhere gives NAN. */
+static double max_diff(const float *a, const float *b, uint32_t n)
+{
+    double worst = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= worst))
+            worst = d;
+    }
+    return worst;
+}
+
+/* The CPU reference of A B C D E (ids) less positions [r0, r1), then F and G: their logits into fg (2 x nv). */
+static bool ref_rm_middle(const model_case *mc, const int32_t *ids, int32_t r0, int32_t r1, float *fg)
+{
+    gguf_file *f = NULL;
+    ref_llama *ref = NULL;
+    float *five = malloc((size_t)5 * mc->n_vocab * sizeof *five);
+    bool ok = five && vkl_gguf_open(mc->path, &f) == VKLLM_OK && ref_llama_load(f, &ref) == VKLLM_OK;
+    if (ok)
+        ref_llama_set_n_ctx(ref, N_CTX);
+    ok = ok && ref_llama_forward(ref, ids, 5, 0, five) == VKLLM_OK &&
+         ref_llama_remove(ref, (uint32_t)r0, (uint32_t)r1) == VKLLM_OK &&
+         ref_llama_forward(ref, ids + 5, 2, 5, fg) == VKLLM_OK;
+    CHECK(ok, "%s: CPU reference: %s", mc->name, vkr_last_error());
+    ref_llama_free(ref);
+    vkl_gguf_close(f);
+    free(five);
+    return ok;
+}
+
+/* Sequence 1 gets A B C D E (ids[6]), loses [r0, r1), and continues with F G; sequence 2 gets the same
+ * positions' tokens with the gap from the start. exact: a one-layer model, where both must agree bit for
+ * bit (with more layers, D's and E's rows remember B and C: they differ). Sequence 1's F and G are compared
+ * with the CPU reference of the same removal on every model. Then E is overwritten after the gap, and the kept part of sequence 1 from position r1 on is
+ * copied to sequence 3, compared with sequence 0 getting those positions alone. */
+static void check_rm_middle(model_case *mc, int32_t r0, int32_t r1, bool exact)
+{
+    vkllm_context *c = new_context(mc->m, N_SEQ);
+    const uint32_t nv = mc->n_vocab;
+    float *a = malloc(nv * sizeof *a), *b = malloc(nv * sizeof *b), *ref = malloc(2 * nv * sizeof *ref);
+    const int32_t *ids = mc->ids[6];
+    if (!c || !a || !b || !ref || !ref_rm_middle(mc, ids, r0, r1, ref)) {
+        CHECK(false, "%s: setup", mc->name);
+        free(a), free(b), free(ref), vkllm_context_free(c);
+        return;
+    }
+    int32_t all[5] = {0, 1, 2, 3, 4}, kept[5], kept_tok[5], n_kept = 0;
+    for (int32_t p = 0; p < 5; p++)
+        if (p < r0 || p >= r1)
+            kept[n_kept] = p, kept_tok[n_kept++] = ids[p];
+    char what[64];
+    snprintf(what, sizeof what, "seq_rm [%d, %d) of 5", r0, r1);
+    bool ok = decode_each(mc, c, 1, all, ids, 5, a);
+    ok = ok && vkllm_seq_rm(c, 1, r0, r1) == VKLLM_OK;
+    CHECK(ok && vkllm_seq_pos(c, 1) == 5, "%s: %s: %s (next position %u)", mc->name, what, vkllm_last_error(),
+          vkllm_seq_pos(c, 1));
+    ok = ok && decode_each(mc, c, 2, kept, kept_tok, n_kept, b);
+    for (int32_t p = 5; p < 7 && ok; p++) {   /* F and G after the gap */
+        ok = decode_one(mc, c, 1, p, ids[p], a) && decode_one(mc, c, 2, p, ids[p], b);
+        const double d = ok ? max_diff(a, b, nv) : NAN, e = ok ? rel_l2(a, ref + (size_t)(p - 5) * nv, nv) : NAN;
+        CHECK(ok && (exact ? d == 0 : d == d), "%s: %s: token at %d: max |diff| %.3g from the reference", mc->name,
+              what, p, d);
+        CHECK(e <= REF_TOL, "%s: %s: token at %d: relative L2 %.3g from the CPU reference", mc->name, what, p, e);
+        printf("%s: %s, token at %d: relative L2 %.2e from the CPU reference; max |diff| %.3g from A..E less the "
+               "range decoded with the gap%s\n", mc->name, what, p, e, d, exact ? "" : " (not compared: several layers)");
+    }
+    CHECK(vkllm_seq_pos(c, 1) == 7 && vkllm_seq_pos(c, 2) == 7, "%s: %s: next positions %u %u", mc->name, what,
+          vkllm_seq_pos(c, 1), vkllm_seq_pos(c, 2));
+    /* E again at 4 (the tail overwritten after the gap), in both */
+    if (ok && decode_one(mc, c, 1, 4, ids[4], a) && decode_one(mc, c, 2, 4, ids[4], b))
+        CHECK(!exact || max_diff(a, b, nv) == 0, "%s: %s: E overwritten: max |diff| %.3g", mc->name, what,
+              max_diff(a, b, nv));
+    CHECK(vkllm_seq_pos(c, 1) == 5, "%s: %s: after overwriting E, next position %u", mc->name, what,
+          vkllm_seq_pos(c, 1));
+    /* positions r1 .. 4 of sequence 1 copied to sequence 3, which continues at 5 as sequence 0 does with only
+     * those positions (a gap from 0) */
+    ok = ok && vkllm_seq_cp(c, 1, 3, r1, -1) == VKLLM_OK;
+    CHECK(ok && vkllm_seq_pos(c, 3) == 5, "%s: seq_cp [%d, end): %s (next position %u)", mc->name, r1,
+          vkllm_last_error(), vkllm_seq_pos(c, 3));
+    ok = ok && decode_each(mc, c, 0, kept + r0, kept_tok + r0, n_kept - r0, b) && decode_one(mc, c, 3, 5, ids[5], a) &&
+         decode_one(mc, c, 0, 5, ids[5], b);
+    if (ok)
+        CHECK(!exact || max_diff(a, b, nv) == 0, "%s: seq_cp [%d, end): max |diff| %.3g", mc->name, r1,
+              max_diff(a, b, nv));
+    /* sequence 0 now starts at r1: the calls that put position p in row p refuse it */
+    size_t bytes;
+    CHECK(vkllm_decode(c, ids, 1, NULL) == VKLLM_ERR_UNSUPPORTED && vkllm_state_size(c, &bytes) == VKLLM_ERR_UNSUPPORTED,
+          "%s: vkllm_decode or vkllm_state_size of sequence 0 with a gap", mc->name);
+    CHECK(vkllm_context_truncate(c, 4) == VKLLM_OK && vkllm_seq_pos(c, 0) == 4, "%s: truncate after a gap: %u",
+          mc->name, vkllm_seq_pos(c, 0));
+    free(a);
+    free(b);
+    free(ref);
+    vkllm_context_free(c);
+}
+
 /* Refusals, each leaving the positions as they were. */
 static void check_errors(model_case *mc)
 {
@@ -205,8 +336,6 @@ static void check_errors(model_case *mc)
         {"sequence -1", -1, 0, 1, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
         {"sequence n_seq", 1, 0, N_SEQ, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
         {"negative position", 1, -1, 1, 0, 5, VKLLM_ERR_INVALID_ARGUMENT},
-        {"a gap after the end", 0, 4, 0, 5, 5, VKLLM_ERR_INVALID_ARGUMENT},
-        {"a gap in an empty sequence", 2, 1, 2, 2, 5, VKLLM_ERR_INVALID_ARGUMENT},
         {"a duplicate", 0, 3, 0, 3, 5, VKLLM_ERR_INVALID_ARGUMENT},
         {"positions out of order", 0, 2, 0, 1, 5, VKLLM_ERR_INVALID_ARGUMENT},
         {"not consecutive", 1, 0, 1, 2, 5, VKLLM_ERR_INVALID_ARGUMENT},
@@ -218,7 +347,7 @@ static void check_errors(model_case *mc)
         vkllm_batch bb = {2, t2, p2, s2, NULL};
         vkllm_status st = vkllm_decode_batch(c, &bb);
         CHECK(st == bad[i].want, "%s: status %d, not %d", bad[i].what, (int)st, (int)bad[i].want);
-        if (i == 3)
+        if (i == 4)
             printf("refusal: %s\n", vkllm_last_error());
     }
     vkllm_batch full = {N_CTX - 2, tok, pos + 3, seq, NULL};   /* sequence 0, positions 3 .. N_CTX */
@@ -230,10 +359,13 @@ static void check_errors(model_case *mc)
     CHECK(vkllm_seq_pos(c, 0) == 3 && vkllm_seq_pos(c, 1) == 0 && vkllm_seq_pos(c, 2) == 0, "positions changed");
     CHECK(vkllm_get_logits_ith(c, 2) != NULL, "a refused batch kept the last logits");
     /* sequence operations */
-    CHECK(vkllm_seq_rm(c, 0, 1, 2) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of a middle range");
     CHECK(vkllm_seq_rm(c, N_SEQ, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of sequence n_seq");
     CHECK(vkllm_seq_rm(c, -2, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of sequence -2");
-    CHECK(vkllm_seq_cp(c, 0, 1, 1, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp not of a prefix");
+    CHECK(vkllm_seq_rm(c, 0, 2, 1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of [2, 1)");
+    printf("refusal: %s\n", vkllm_last_error());
+    CHECK(vkllm_seq_rm(c, -1, 1, N_CTX + 1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm past n_ctx");
+    CHECK(vkllm_seq_rm(c, 0, N_CTX + 1, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm from past n_ctx");
+    CHECK(vkllm_seq_cp(c, 0, 1, 2, 1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp of [2, 1)");
     CHECK(vkllm_seq_cp(c, 0, 1, 0, 4) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp past the source's end");
     CHECK(vkllm_seq_cp(c, 0, -1, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp to sequence -1");
     CHECK(vkllm_seq_cp(c, N_SEQ, 0, 0, -1) == VKLLM_ERR_INVALID_ARGUMENT, "seq_cp from sequence n_seq");
@@ -252,15 +384,52 @@ static void check_errors(model_case *mc)
     vkllm_context_default_params(&cp);
     cp.n_seq = 100000;
     CHECK(vkllm_context_create(mc->m, &cp, &c) == VKLLM_ERR_INVALID_ARGUMENT, "100000 sequences");
+    /* one sequence: position p is cache row p, so no gaps */
+    if (!(c = new_context(mc->m, 1)))
+        return;
+    CHECK(vkllm_decode_batch(c, &b) == VKLLM_OK, "3 tokens: %s", vkllm_last_error());
+    vkllm_batch gap = {1, tok, pos + 4, seq, NULL};
+    CHECK(vkllm_decode_batch(c, &gap) == VKLLM_ERR_INVALID_ARGUMENT, "a gap in a one-sequence context");
+    CHECK(vkllm_seq_rm(c, 0, 1, 2) == VKLLM_ERR_INVALID_ARGUMENT, "seq_rm of a middle range, one sequence");
+    printf("refusal: %s\n", vkllm_last_error());
+    CHECK(vkllm_seq_pos(c, 0) == 3 && vkllm_seq_rm(c, 0, 1, -1) == VKLLM_OK && vkllm_seq_pos(c, 0) == 1,
+          "seq_rm of a tail, one sequence");
+    vkllm_context_free(c);
 }
 
-static void write_synth(const char *preset, char *path, size_t len)
+/* A synthetic model of the preset (hp NULL) or of hp, named `name` in the file name. */
+static void write_synth_hp(const char *name, const synth_hparams *hp, char *path, size_t len)
 {
     const char *tmp = getenv("VKLLM_TEST_TMP");
-    snprintf(path, len, "%s/batch-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", preset, (int)getpid());
-    synth_options o = {.preset = preset, .type = GGML_TYPE_Q8_0, .path = path, .seed = 7};
+    snprintf(path, len, "%s/batch-%s-%d.gguf", tmp && *tmp ? tmp : "/tmp", name, (int)getpid());
+    synth_options o = {.preset = name, .hp = hp, .type = GGML_TYPE_Q8_0, .path = path, .seed = 7};
     vkllm_status st = vkl_synth_write(&o);
-    CHECK(st == VKLLM_OK, "synth %s: %s", preset, vkr_last_error());
+    CHECK(st == VKLLM_OK, "synth %s: %s", name, vkr_last_error());
+}
+
+static void write_synth(const char *preset, char *path, size_t len) { write_synth_hp(preset, NULL, path, len); }
+
+/* The one-layer model: every K/V row depends only on its token and position, so a removal in the middle
+ * must give exactly what decoding with the gap gives (check_rm_middle), on both kernel paths. */
+static void test_one_layer(const char *path, bool gpu)
+{
+    model_case mc;
+    memset(&mc, 0, sizeof mc);
+    mc.name = gpu ? "tiny, one layer (GPU kernels)" : "tiny, one layer";
+    mc.path = path;
+    if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
+        CHECK(false, "load %s: %s", path, vkllm_last_error());
+        return;
+    }
+    mc.n_vocab = vkllm_model_n_vocab(mc.m);
+    test_rng rng;
+    rng_init(&rng, 99);
+    for (int p = 0; p < SEQ_LEN; p++)
+        mc.ids[6][p] = (int32_t)(3 + rng_u32(&rng) % (mc.n_vocab - 3));
+    check_rm_middle(&mc, 1, 3, true);   /* two rows moved by two: one copy */
+    check_rm_middle(&mc, 1, 2, true);   /* three rows moved by one: through a temporary buffer */
+    check_rm_middle(&mc, 0, 2, true);   /* the first positions */
+    vkllm_model_free(mc.m);
 }
 
 static void test_model(const char *path, const char *name, uint64_t seed, bool errors)
@@ -268,6 +437,7 @@ static void test_model(const char *path, const char *name, uint64_t seed, bool e
     model_case mc;
     memset(&mc, 0, sizeof mc);
     mc.name = name;
+    mc.path = path;
     if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
         CHECK(false, "load %s: %s", path, vkllm_last_error());
         return;
@@ -282,6 +452,7 @@ static void test_model(const char *path, const char *name, uint64_t seed, bool e
         mc.ref[s] = run_alone(&mc, mc.ids[s], SEQ_LEN);
     check_mixed(&mc);
     check_cp_rm(&mc);
+    check_rm_middle(&mc, 1, 3, false);
     if (errors)
         check_errors(&mc);
     for (int s = 0; s < N_SEQ + 3; s++)
@@ -292,8 +463,11 @@ static void test_model(const char *path, const char *name, uint64_t seed, bool e
 int main(void)
 {
     uint64_t seed = test_seed();
-    char tiny[512], qwen[512], gemma[512];
+    char tiny[512], qwen[512], gemma[512], one[512];
     write_synth("tiny", tiny, sizeof tiny);
+    synth_hparams one_layer = *vkl_synth_preset("tiny");
+    one_layer.n_layer = 1;
+    write_synth_hp("tiny-1layer", &one_layer, one, sizeof one);
     write_synth("qwen2-tiny", qwen, sizeof qwen);
     write_synth("gemma2-tiny", gemma, sizeof gemma);
     const char *stories = test_shared_path("models/stories260K.gguf");
@@ -306,6 +480,7 @@ int main(void)
         if (gpu)
             setenv("VKLLM_DEBUG_AS_GPU", "1", 1);
         printf("-- %s kernels\n", gpu ? "GPU" : "CPU-device");
+        test_one_layer(one, gpu);
         test_model(tiny, gpu ? "tiny (GPU kernels)" : "tiny", seed, !gpu);
         test_model(qwen, gpu ? "qwen2-tiny (GPU kernels)" : "qwen2-tiny", seed + 1, false);
         if (*stories_path)
@@ -322,11 +497,23 @@ int main(void)
         cp.n_seq = 2;
         CHECK(vkllm_context_create(m, &cp, &c) == VKLLM_ERR_UNSUPPORTED, "two sequences with a ring");
         printf("ring: %s\n", vkllm_last_error());
+        cp.n_ctx = N_BATCH;   /* within window + n_batch - 1: full caches, but the window counts rows */
+        if (vkllm_context_create(m, &cp, &c) == VKLLM_OK) {
+            const int32_t tok[5] = {5, 6, 7, 8, 9}, pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0};
+            vkllm_batch b = {5, tok, pos, seq, NULL};
+            CHECK(vkllm_decode_batch(c, &b) == VKLLM_OK, "gemma2: 5 tokens: %s", vkllm_last_error());
+            CHECK(vkllm_seq_rm(c, 0, 1, 3) == VKLLM_ERR_INVALID_ARGUMENT && vkllm_seq_pos(c, 0) == 5,
+                  "gemma2: seq_rm of a middle range");
+            printf("window: %s\n", vkllm_last_error());
+            vkllm_context_free(c);
+        } else
+            CHECK(false, "gemma2, two sequences of %u: %s", cp.n_ctx, vkllm_last_error());
         vkllm_model_free(m);
     } else
         CHECK(false, "load %s: %s", gemma, vkllm_last_error());
     remove(tiny);
     remove(qwen);
     remove(gemma);
+    remove(one);
     return test_finish("batch");
 }

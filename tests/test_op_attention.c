@@ -368,11 +368,12 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
 
 /* ---- Several sequences in one cache (row_base) ---- */
 
-/* Three sequences of seq_rows rows each; query rows of any of them, unordered, each at a position of its
- * sequence: positions followed by base rows in one buffer. The reference: each row alone over its
- * sequence's rows. Every row past a sequence's last queried position is NaN, so a read into another sequence
- * (or past the causal limit) shows. kv_store with row_base writes row base + position (the reference's
- * positions made absolute); every other word keeps its poison. */
+/* Three sequences of seq_rows rows each; query rows of any of them, unordered, each at a row of its
+ * sequence: positions, base rows and rows within the sequences in one buffer. The positions are past the
+ * rows (as after a removal in the middle of a sequence): neither op ropes here, so only the rows may decide.
+ * The reference: each row alone over its sequence's rows. Every row past a sequence's last queried row is
+ * NaN, so a read into another sequence (or past the causal limit) shows. kv_store with row_base writes row
+ * base + row (the reference's rows made absolute); every other word keeps its poison. */
 static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
 {
     enum { N_SEQ = 3, SEQ_ROWS = 70, N_ROWS = 9, N_HEADS = 4, N_KV = 2, HD = 64 };
@@ -385,10 +386,11 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
     float *k = malloc((size_t)N_ROWS * kv_dim * 4), *v = malloc((size_t)N_ROWS * kv_dim * 4);
     uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2), *kref = malloc(cache * 2), *vref = malloc(cache * 2);
     uint16_t *kgot = malloc(cache * 2), *vgot = malloc(cache * 2);
-    uint32_t pos[2 * N_ROWS], abs_pos[N_ROWS], last[N_SEQ] = {0};
+    uint32_t pos[3 * N_ROWS], abs_pos[N_ROWS], last[N_SEQ] = {0};
     for (uint32_t r = 0; r < N_ROWS; r++) {
-        pos[r] = at[r];
+        pos[r] = at[r] + 1000 + 37 * r;
         pos[N_ROWS + r] = seq[r] * SEQ_ROWS;
+        pos[2 * N_ROWS + r] = at[r];
         abs_pos[r] = seq[r] * SEQ_ROWS + at[r];
         last[seq[r]] = at[r] > last[seq[r]] ? at[r] : last[seq[r]];
     }
@@ -403,7 +405,7 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
             kc[i] = vc[i] = F16_NAN;
     for (uint32_t r = 0; r < N_ROWS; r++) {
         const size_t base = (size_t)seq[r] * SEQ_ROWS * kv_dim;
-        ref_attention(q + (size_t)r * N_HEADS * HD, kc + base, vc + base, &pos[r], ref + (size_t)r * N_HEADS * HD, 1,
+        ref_attention(q + (size_t)r * N_HEADS * HD, kc + base, vc + base, &at[r], ref + (size_t)r * N_HEADS * HD, 1,
                       N_HEADS, N_KV, HD, SEQ_ROWS, scale, 0, 0.0f);
     }
     uint32_t poison[2] = {OPT_POISON, OPT_POISON};

@@ -422,11 +422,12 @@ struct llama_context {
     llama_model *m;
     uint32_t n_ctx, n_batch;           /* n_ctx: positions of each sequence */
     /* Sequences: sequence s owns cache rows [s * n_ctx, (s + 1) * n_ctx) of every layer. With n_seq > 1 the
-     * graphs read each token's first row from c->pos (vkl_op_attention's row_base). */
+     * graphs read each token's first row and its row within the sequence from c->pos (vkl_op_attention's
+     * row_base): the row is the position unless positions before it were removed. */
     uint32_t n_seq;
     vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * n_ctx][kv_dim] */
     vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
-    vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows */
+    vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows, n rows */
     vkr_buffer *out_rows;              /* host-visible, n_batch uint32: the tokens whose logits vkl_llama_eval_seqs wants */
     vkr_buffer *ids_dev, *pos_dev;     /* device-local copies made at the start of each submission (discrete
                                         * GPUs; NULL elsewhere: the kernels read ids and pos) */
@@ -548,13 +549,17 @@ static bool inputs_in_system_memory(const vkr_device *dev)
 static vk_view ids_view(const llama_context *c) { return vk_view_of(c->ids_dev ? c->ids_dev : c->ids, 0); }
 static vk_view pos_view(const llama_context *c) { return vk_view_of(c->pos_dev ? c->pos_dev : c->pos, 0); }
 
+/* Words per token in c->pos: its position, and with several sequences its first cache row and its row
+ * within the sequence (vk_attention_params.row_base). */
+static uint32_t pos_words(uint32_t n_seq) { return n_seq > 1 ? 3 : 1; }
+
 /* The first ops of a submission of n tokens: its ids and positions copied into device-local memory, once. */
 static vkllm_status stage_inputs(vkr_graph *g, const llama_context *c, uint32_t n)
 {
     if (!c->ids_dev)
         return VKLLM_OK;
     vkllm_status st = vkr_graph_add_copy(g, c->ids, 0, c->ids_dev, 0, (uint64_t)n * 4);
-    const uint64_t pos_bytes = (uint64_t)n * 4 * (c->n_seq > 1 ? 2 : 1);   /* positions, then base rows */
+    const uint64_t pos_bytes = (uint64_t)n * 4 * pos_words(c->n_seq);
     return st != VKLLM_OK ? st : vkr_graph_add_copy(g, c->pos, 0, c->pos_dev, 0, pos_bytes);
 }
 
@@ -628,7 +633,7 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
         vkr_memory_kind kind;
     } bufs[] = {
         {&c->ids, nb * 4, VKR_MEMORY_HOST},
-        {&c->pos, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_HOST},
+        {&c->pos, nb * 4 * pos_words(n_seq), VKR_MEMORY_HOST},
         {&c->out_rows, nb * 4, VKR_MEMORY_HOST},
         {&c->x, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
         {&c->xb, nb * hp->n_embd * 4, VKR_MEMORY_DEVICE},
@@ -643,7 +648,7 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
     if (st == VKLLM_OK && inputs_in_system_memory(dev))
         st = make_buffer(dev, nb * 4, VKR_MEMORY_DEVICE, &c->ids_dev);
     if (st == VKLLM_OK && c->ids_dev)
-        st = make_buffer(dev, nb * 4 * (n_seq > 1 ? 2 : 1), VKR_MEMORY_DEVICE, &c->pos_dev);
+        st = make_buffer(dev, nb * 4 * pos_words(n_seq), VKR_MEMORY_DEVICE, &c->pos_dev);
     if (st == VKLLM_OK)
         st = vkr_graph_create(dev, &c->decode);
     if (st == VKLLM_OK)
@@ -972,9 +977,10 @@ static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
 }
 
 /* Writes the graph inputs of n tokens: ids, positions (pos NULL: pos0, pos0 + 1, ...) and with several
- * sequences each token's first cache row (seq NULL: sequence 0). The caller checked positions and sequences. */
+ * sequences each token's first cache row (seq NULL: sequence 0) and its row within the sequence (row NULL:
+ * its position). The caller checked positions, sequences and rows. */
 static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0,
-                                 const uint32_t *pos, const uint32_t *seq)
+                                 const uint32_t *pos, const uint32_t *seq, const uint32_t *row)
 {
     const llama_hparams *hp = &c->m->hp;
     uint32_t *ids = c->ids->mapped, *at = c->pos->mapped;
@@ -984,8 +990,10 @@ static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32
                              hp->n_vocab);
         ids[i] = (uint32_t)tokens[i];
         at[i] = pos ? pos[i] : pos0 + i;
-        if (c->n_seq > 1)
+        if (c->n_seq > 1) {
             at[n + i] = (seq ? seq[i] : 0) * c->n_ctx;
+            at[2 * n + i] = row ? row[i] : at[i];
+        }
     }
     return VKLLM_OK;
 }
@@ -1029,7 +1037,7 @@ static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, ui
 
 static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
 {
-    vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL);
+    vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL, NULL);
     return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits, 0);
 }
 
@@ -1141,6 +1149,12 @@ uint32_t vkl_llama_context_seq_batch_max(const llama_context *c)
 vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
                              const int8_t *want, uint32_t n, float *logits)
 {
+    return vkl_llama_eval_seq_rows(c, tokens, pos, seq, NULL, want, n, logits);
+}
+
+vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
+                                     const uint32_t *row, const int8_t *want, uint32_t n, float *logits)
+{
     if (c->in_flight)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
     if (c->ring_rows)
@@ -1151,9 +1165,10 @@ vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const 
                          vkl_llama_context_seq_batch_max(c));
     uint32_t n_want = 0, *rows = c->out_rows->mapped;
     for (uint32_t i = 0; i < n; i++) {
-        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx)
-            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u is outside %u x %u", i,
-                             seq[i], pos[i], c->n_seq, c->n_ctx);
+        /* one sequence: no row_base, so every row is its position */
+        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx || (row && (row[i] > pos[i] || (c->n_seq == 1 && row[i] != pos[i]))))
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u (row %u) is outside %u x %u",
+                             i, seq[i], pos[i], row ? row[i] : pos[i], c->n_seq, c->n_ctx);
         if (want[i])
             rows[n_want++] = i;
     }
@@ -1162,7 +1177,7 @@ vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const 
     const bool gather = n_want > 1 || (n_want == 1 && !want[n - 1]);
     vkllm_status st = gather ? need_logits_all(c) : VKLLM_OK;
     if (st == VKLLM_OK)
-        st = write_inputs(c, tokens, n, 0, pos, seq);
+        st = write_inputs(c, tokens, n, 0, pos, seq, row);
     if (st == VKLLM_OK)
         st = submit_graph(c, n, pos[0], c->end, false, gather ? n_want : 0);
     bool done;
@@ -1177,20 +1192,40 @@ vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const 
     return vkr_buffer_download(c->m->dev, c->logits_all, 0, logits, (size_t)n_want * c->m->hp.n_vocab * 4);
 }
 
-vkllm_status vkl_llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows)
+vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_t src_row, uint32_t dst,
+                                        uint32_t dst_row, uint32_t rows)
 {
     const llama_hparams *hp = &c->m->hp;
-    if (src >= c->n_seq || dst >= c->n_seq || rows > c->n_ctx)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from sequence %u to %u: outside %u x %u", rows,
-                         src, dst, c->n_seq, c->n_ctx);
+    if (src >= c->n_seq || dst >= c->n_seq || src_row > c->n_ctx || rows > c->n_ctx - src_row ||
+        dst_row > c->n_ctx || rows > c->n_ctx - dst_row)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "copy of %u rows from row %u of sequence %u to row %u of %u: "
+                         "outside %u x %u", rows, src_row, src, dst_row, dst, c->n_seq, c->n_ctx);
     if (c->in_flight)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
-    const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, seq_bytes = row * c->n_ctx;
-    vkllm_status st = VKLLM_OK;
-    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK && rows && src != dst; l++) {
-        st = vkr_buffer_copy(c->m->dev, c->k_cache[l], src * seq_bytes, c->k_cache[l], dst * seq_bytes, rows * row);
-        if (st == VKLLM_OK)
-            st = vkr_buffer_copy(c->m->dev, c->v_cache[l], src * seq_bytes, c->v_cache[l], dst * seq_bytes, rows * row);
+    if (c->ring_rows)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring cannot move rows");
+    if (rows == 0 || (src == dst && src_row == dst_row))
+        return VKLLM_OK;
+    const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, bytes = rows * row;
+    const uint64_t from = ((uint64_t)src * c->n_ctx + src_row) * row, to = ((uint64_t)dst * c->n_ctx + dst_row) * row;
+    /* Overlapping ranges (rows moved down within a sequence by less than their count) go through a
+     * temporary buffer: one copy command must not read what it writes. */
+    const bool overlap = from < to + bytes && to < from + bytes;
+    vkr_buffer *tmp = NULL;
+    vkllm_status st = overlap ? make_buffer(c->m->dev, bytes, VKR_MEMORY_DEVICE, &tmp) : VKLLM_OK;
+    for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
+        vkr_buffer *caches[2] = {c->k_cache[l], c->v_cache[l]};
+        for (int i = 0; i < 2 && st == VKLLM_OK; i++) {
+            if (!tmp) {
+                st = vkr_buffer_copy(c->m->dev, caches[i], from, caches[i], to, bytes);
+                continue;
+            }
+            st = vkr_buffer_copy(c->m->dev, caches[i], from, tmp, 0, bytes);
+            if (st == VKLLM_OK)
+                st = vkr_buffer_copy(c->m->dev, tmp, 0, caches[i], to, bytes);
+        }
     }
+    if (tmp)
+        vkr_buffer_destroy(c->m->dev, tmp);
     return st;
 }

@@ -82,9 +82,17 @@ vkllm_status vkl_llama_eval(llama_context *c, const int32_t *tokens, uint32_t n,
  * sequence 0. */
 vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
                              const int8_t *want, uint32_t n, float *logits);
+/* The same with each token's cache row within its sequence given apart from its position (row[i] <= pos[i]):
+ * a sequence some of whose positions were removed (vkl_llama_context_copy_rows closed the gap) holds
+ * position pos[i] in row row[i], and token i sees the rows 0 .. row[i] of its sequence. Needs n_seq > 1. */
+vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
+                                     const uint32_t *row, const int8_t *want, uint32_t n, float *logits);
 uint32_t vkl_llama_context_seq_batch_max(const llama_context *c);
-/* Copies cache rows [0, rows) of sequence src to sequence dst (device-side; waits). */
-vkllm_status vkl_llama_context_seq_copy(llama_context *c, uint32_t src, uint32_t dst, uint32_t rows);
+/* Copies the K/V of cache rows [src_row, src_row + rows) of sequence src to rows [dst_row, dst_row + rows) of
+ * sequence dst, in every layer (device-side; waits). The ranges may overlap (rows moved down within a
+ * sequence to close a gap). */
+vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_t src_row, uint32_t dst,
+                                        uint32_t dst_row, uint32_t rows);
 
 /* The same in steps, without waiting: vkl_llama_eval_submit submits n (1..n_batch) tokens at pos0, the last
  * token's logits wanted; vkl_llama_eval_poll waits at most timeout_ns (0: looks, UINT64_MAX: until done) and

@@ -118,9 +118,10 @@ typedef struct vk_attention_params {
     /* The cache is a ring of n_ctx rows, position p in row p % n_ctx (a sliding-window layer's cache sized to
      * window + the rows of a batch - 1); needs 0 < window <= n_ctx; stored by vkl_op_rope_kv_store_heads only. */
     bool ring;
-    /* Several sequences in one cache (not with ring): `positions` holds n_rows positions followed by n_rows
-     * base rows; row r's K/V go to cache row base[r] + positions[r], and its attention sees cache rows
-     * base[r] .. base[r] + positions[r] only (its own sequence's), rope still turning by positions[r]. */
+    /* Several sequences in one cache (not with ring): `positions` holds n_rows positions, then n_rows base
+     * rows, then n_rows rows within the sequences (seq_row[r] == positions[r] unless positions were removed
+     * before it); row r's K/V go to cache row base[r] + seq_row[r], and its attention sees cache rows
+     * base[r] .. base[r] + seq_row[r] only (its own sequence's), rope turning by positions[r]. */
     bool row_base;
 } vk_attention_params;
 

@@ -43,10 +43,11 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
     return VKLLM_OK;
 }
 
-/* The bytes of `positions`: with row_base, the base rows follow the positions. */
+/* The bytes of `positions`: with row_base, the base rows and the rows within the sequences follow the
+ * positions. */
 static VkDeviceSize positions_bytes(const vk_attention_params *p)
 {
-    return (VkDeviceSize)p->n_rows * 4 * (p->row_base ? 2 : 1);
+    return (VkDeviceSize)p->n_rows * 4 * (p->row_base ? 3 : 1);
 }
 
 /* What both KV-store kernels take: the new rows' K and V (n_rows x kv_dim f32), the layer's caches and the

@@ -65,6 +65,7 @@ struct ref_llama {
     ref_layer *layers;
     uint32_t cache_rows;      /* allocated rows of each cache */
     uint32_t n_cached;        /* positions 0..n_cached-1 hold valid K/V */
+    uint8_t *removed;         /* [cache_rows]: position removed by ref_llama_remove, attended by nobody */
 };
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -237,6 +238,7 @@ void ref_llama_free(ref_llama *m)
     free(m->output);          /* NULL when tied */
     free(m->rope_freqs);
     free(m->rope_long);
+    free(m->removed);
     free(m);
 }
 
@@ -364,9 +366,10 @@ static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(sqrt(2.0 / REF_
 /* c * tanh(x / c), or x when c is 0. */
 static double softcap(double x, double c) { return c > 0 ? c * tanh(x / c) : x; }
 
-/* out (n_head * head_dim) = attention of the query q at position pos over cache rows first..pos. */
+/* out (n_head * head_dim) = attention of the query q at position pos over cache rows first..pos, except the
+ * removed ones. */
 static void attention(const ref_llama_hparams *hp, const ref_layer *l, const float *q, uint32_t first, uint32_t pos,
-                      float *out, double *scores)
+                      const uint8_t *removed, float *out, double *scores)
 {
     const uint32_t kv_dim = hp->n_head_kv * hp->head_dim;
     const uint32_t group = hp->n_head / hp->n_head_kv;   /* query heads per kv head */
@@ -379,6 +382,8 @@ static void attention(const ref_llama_hparams *hp, const ref_layer *l, const flo
         /* scores over the positions this token may see (the causal mask: j <= pos; the window: j >= first) */
         double max_score = -INFINITY;
         for (uint32_t j = first; j <= pos; j++) {
+            if (removed[j])
+                continue;
             const float *kj = l->k_cache + (size_t)j * kv_dim + (size_t)kvh * hp->head_dim;
             double dot = 0.0;
             for (uint32_t d = 0; d < hp->head_dim; d++)
@@ -390,6 +395,8 @@ static void attention(const ref_llama_hparams *hp, const ref_layer *l, const flo
         /* softmax */
         double sum = 0.0;
         for (uint32_t j = first; j <= pos; j++) {
+            if (removed[j])
+                continue;
             scores[j] = exp(scores[j] - max_score);
             sum += scores[j];
         }
@@ -398,7 +405,7 @@ static void attention(const ref_llama_hparams *hp, const ref_layer *l, const flo
         for (uint32_t d = 0; d < hp->head_dim; d++) {
             double acc = 0.0;
             for (uint32_t j = first; j <= pos; j++)
-                acc += scores[j] * (double)l->v_cache[(size_t)j * kv_dim + (size_t)kvh * hp->head_dim + d];
+                acc += removed[j] ? 0.0 : scores[j] * (double)l->v_cache[(size_t)j * kv_dim + (size_t)kvh * hp->head_dim + d];
             oh[d] = (float)(acc / sum);
         }
     }
@@ -427,6 +434,11 @@ static vkllm_status grow_cache(ref_llama *m, uint32_t rows)
             return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "cannot grow the KV cache to %u rows", new_rows);
         l->v_cache = v;
     }
+    uint8_t *removed = realloc(m->removed, new_rows);
+    if (removed == NULL)
+        return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "cannot grow the KV cache to %u rows", new_rows);
+    memset(removed + m->cache_rows, 0, new_rows - m->cache_rows);
+    m->removed = removed;
     /* Only now, when every layer has the rows, does the cache count them. */
     m->cache_rows = new_rows;
     return VKLLM_OK;
@@ -460,6 +472,7 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
     if (st != VKLLM_OK)
         return st;
 
+    memset(m->removed + start_pos, 0, n_tokens);   /* written again: attended again */
     const uint32_t n_embd = hp->n_embd;
     const uint32_t q_dim = hp->n_head * hp->head_dim;
     const uint32_t kv_dim = hp->n_head_kv * hp->head_dim;
@@ -529,7 +542,8 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
 
             /* 3. Causal grouped-query attention (over the window on local layers), output projection,
              *    [post-norm,] residual. */
-            attention(hp, l, q + (size_t)t * q_dim, window && pos >= window ? pos - window + 1 : 0, pos, att, scores);
+            attention(hp, l, q + (size_t)t * q_dim, window && pos >= window ? pos - window + 1 : 0, pos, m->removed, att,
+                      scores);
             matvec(l->wo, att, proj, n_embd, q_dim);
             if (l->post_attn_norm)
                 rmsnorm(proj, l->post_attn_norm, proj, n_embd, hp->rms_eps);
@@ -567,4 +581,14 @@ vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_t
 done:
     free(x), free(h), free(q), free(att), free(proj), free(gate), free(up), free(scores);
     return st;
+}
+
+vkllm_status ref_llama_remove(ref_llama *m, uint32_t p0, uint32_t p1)
+{
+    if (m == NULL || p0 > p1 || p1 > m->n_cached)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "ref_llama_remove: positions [%u, %u) of %u", p0, p1,
+                         m ? m->n_cached : 0);
+    if (p1 > p0)
+        memset(m->removed + p0, 1, p1 - p0);
+    return VKLLM_OK;
 }

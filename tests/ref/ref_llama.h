@@ -52,4 +52,10 @@ uint32_t ref_llama_n_vocab(const ref_llama *m);
 vkllm_status ref_llama_forward(ref_llama *m, const int32_t *tokens, uint32_t n_tokens, uint32_t start_pos,
                                float *logits);
 
+/* Removes cached positions [p0, p1) (p1 <= the positions cached): later tokens attend to the others only,
+ * whose K/V stay as computed (a sequence's middle range removed, as llama.cpp's llama_memory_seq_rm and
+ * vkllm_seq_rm do); decoding continues after the last cached position. A forward pass over a removed
+ * position fills it again. */
+vkllm_status ref_llama_remove(ref_llama *m, uint32_t p0, uint32_t p1);
+
 #endif

@@ -11,7 +11,10 @@
  * the 64 x 64 workgroup tile, fewer than 16), every workgroup tile (VKLLM_COOPMAT_TILE), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
  * offsets, weights that are row-range views of a larger tensor, and lowered device limits (several row and
  * column chunks, few workgroups). Outputs are poisoned with NaN first and a guard region after y must stay
- * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails).
+ * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails), after x's
+ * conversion to f16. The default choice: vkl_coopmat_decide for every input, the self-check passing on the
+ * device and failing with a subgroup size the dispatch does not run with, the first prompt matmul running it
+ * and then recording the cooperative-matrix kernel, and the tiled kernel after a failed check.
  *
  * Tolerance: relative L2 error 2e-3 against the double-precision reference on the same dequantized weights.
  * The kernel rounds both inputs to f16 (unit roundoff 2^-11 = 4.9e-4 per element, about 3e-4 relative L2 for

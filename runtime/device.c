@@ -825,18 +825,24 @@ vkllm_status vkr_device_create(vkr_instance *inst, const vkr_device_options *opt
     features.features.shaderInt16 = ft->int16;
     features.features.shaderInt64 = ft->int64;
 
-    /* Cooperative matrices (experimental): VKLLM_COOPMAT=1 enables VK_KHR_cooperative_matrix where the device
-     * lists the 16x16x16 f16 shape the kernel uses, else VK_NV_cooperative_matrix; =khr / =nv only that one
-     * (tests, validation); =emulate the tests' plain-GLSL kernel. With vulkanMemoryModel (the kernels' SPIR-V
+    /* Cooperative matrices: by default (VKLLM_COOPMAT unset or empty) and with VKLLM_COOPMAT=1,
+     * VK_KHR_cooperative_matrix is enabled where the device lists the 16x16x16 f16 shape the kernel uses, else
+     * VK_NV_cooperative_matrix; =khr / =nv only that one (tests, validation); =emulate the tests' plain-GLSL
+     * kernel; =0 none. By default the prompt matmul uses them only once host/ops/ops_matmul.c's self-check
+     * passed on the device (coopmat_auto); set, it always does. With vulkanMemoryModel (the kernels' SPIR-V
      * uses the Vulkan memory model) and Vulkan 1.3 (SPIR-V 1.6). Should the driver refuse, the device is
      * created without, so the option never costs the device. */
-    const char *cm_env = getenv("VKLLM_COOPMAT");
-    bool cm_on = env_flag("VKLLM_COOPMAT");
+    const char *cm_set = getenv("VKLLM_COOPMAT");
+    const bool cm_auto = !cm_set || !*cm_set;
+    const char *cm_env = cm_auto ? "1" : cm_set;
+    bool cm_on = cm_auto || env_flag("VKLLM_COOPMAT");
     if (cm_on && strcmp(cm_env, "1") && strcmp(cm_env, "khr") && strcmp(cm_env, "nv") && strcmp(cm_env, "emulate")) {
         vkr_log(VKLLM_LOG_WARNING, "VKLLM_COOPMAT='%s' is not one of 0, 1, khr, nv, emulate; cooperative matrices stay off",
                 cm_env);
         cm_on = false;
     }
+    dev->coopmat_auto = cm_auto;
+    atomic_init(&dev->coopmat_check, 0);
     const bool cm_emulate = cm_on && !strcmp(cm_env, "emulate") && ft->fp16 && ft->vulkan_memory_model;
     const bool cm_ok = cm_on && strcmp(cm_env, "emulate") && v13 && ft->fp16 && ft->vulkan_memory_model;
     const bool cm_khr = cm_ok && strcmp(cm_env, "nv") && ft->coopmat_khr && ft->coopmat_khr_f16;

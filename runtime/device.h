@@ -4,6 +4,7 @@
 #define VKR_DEVICE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <volk.h>
@@ -23,10 +24,10 @@ typedef struct vkr_features {
     bool subgroup_shuffle;
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control / 1.3 */
     bool compute_full_subgroups;
-    /* Cooperative matrices (the experimental prompt matmul, shaders/matmul_coopmat.comp). In a device listing:
-     * what the device supports. On a device from vkr_device_create: what was enabled, which happens only with
-     * VKLLM_COOPMAT=1, Vulkan 1.3, shaderFloat16, vulkanMemoryModel and the 16x16x16 shape below; otherwise
-     * all false (also on external devices). */
+    /* Cooperative matrices (the prompt matmul, shaders/matmul_coopmat.comp). In a device listing: what the
+     * device supports. On a device from vkr_device_create: what was enabled, which happens unless VKLLM_COOPMAT=0,
+     * with Vulkan 1.3, shaderFloat16, vulkanMemoryModel and the 16x16x16 shape below; otherwise all false (also
+     * on external devices). */
     bool coopmat_khr;           /* VK_KHR_cooperative_matrix with its cooperativeMatrix feature */
     bool coopmat_nv;            /* VK_NV_cooperative_matrix with its cooperativeMatrix feature */
     bool coopmat_khr_f16;       /* KHR lists M=N=K=16, f16 x f16 + f32 -> f32, subgroup scope, compute stage */
@@ -136,6 +137,11 @@ typedef struct vkr_device {
     uint64_t timeline_value;
     void (*queue_lock)(void *user);
     void (*queue_unlock)(void *user);
+    /* Cooperative matrices (when enabled, see coopmat_* in the features): with VKLLM_COOPMAT unset the prompt
+     * matmul uses them only after host/ops/ops_matmul.c's one-time self-check on this device passed; set, always.
+     * coopmat_check: 0 not run yet, 1 passed, -1 failed. */
+    bool coopmat_auto;
+    atomic_int coopmat_check;
     void *queue_lock_user;
 } vkr_device;
 

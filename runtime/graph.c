@@ -63,6 +63,10 @@ struct vkr_graph {
     VkPipelineStageFlags pending_stages;   /* their stages, and their kinds of writes */
     VkAccessFlags pending_writes;
     uint32_t copies;
+
+    vkr_buffer *scratch;       /* vkr_graph_scratch's buffer */
+    vkr_buffer **retired;      /* smaller ones it replaced, still bound by this recording: freed at clear */
+    uint32_t n_retired, retired_cap;
 };
 
 static vkllm_status finish_pending(vkr_graph *g);
@@ -132,6 +136,13 @@ vkllm_status vkr_graph_create(vkr_device *dev, vkr_graph **out)
     return VKLLM_OK;
 }
 
+static void free_retired(vkr_graph *g)
+{
+    for (uint32_t i = 0; i < g->n_retired; i++)
+        vkr_buffer_destroy(g->dev, g->retired[i]);
+    g->n_retired = 0;
+}
+
 void vkr_graph_destroy(vkr_graph *g)
 {
     if (!g)
@@ -154,6 +165,10 @@ void vkr_graph_destroy(vkr_graph *g)
     free(g->marks);
     free(g->seg_first);
     free(g->seg_ns);
+    free_retired(g);
+    free(g->retired);
+    if (g->scratch)
+        vkr_buffer_destroy(g->dev, g->scratch);
     free(g);
 }
 
@@ -164,6 +179,29 @@ void vkr_graph_clear(vkr_graph *g)
     g->n_marks = 0;
     g->copies = 0;
     g->recorded = false;
+    free_retired(g);
+}
+
+vkllm_status vkr_graph_scratch(vkr_graph *g, VkDeviceSize bytes, vkr_buffer **out)
+{
+    *out = NULL;
+    if (g->scratch && g->scratch->size >= bytes) {
+        *out = g->scratch;
+        return VKLLM_OK;
+    }
+    vkllm_status st;
+    if (g->scratch) {
+        if ((st = grow((void **)&g->retired, &g->retired_cap, g->n_retired + 1, sizeof *g->retired)) != VKLLM_OK)
+            return st;
+        g->retired[g->n_retired++] = g->scratch;
+        g->scratch = NULL;
+    }
+    const VkDeviceSize unit = 1u << 16;   /* a little room, so that slightly larger requests reuse it */
+    if ((st = vkr_buffer_create(g->dev, (bytes + unit - 1) / unit * unit, VKR_MEMORY_DEVICE, &g->scratch)) !=
+        VKLLM_OK)
+        return st;
+    *out = g->scratch;
+    return VKLLM_OK;
 }
 
 vkllm_status vkr_graph_mark_segment(vkr_graph *g)

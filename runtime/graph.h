@@ -41,6 +41,11 @@ vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d);
  * device-local memory once at its start). It counts in vkr_graph_size and has a time (name "copy"). */
 vkllm_status vkr_graph_add_copy(vkr_graph *g, vkr_buffer *src, VkDeviceSize src_offset, vkr_buffer *dst,
                                 VkDeviceSize dst_offset, VkDeviceSize size);
+/* A device-local buffer of at least `bytes` for intermediate data of the ops being added (e.g. an f16 copy of a
+ * matmul's input), owned by the graph: valid until vkr_graph_destroy (one replaced by a larger request stays
+ * valid until vkr_graph_clear). Every call may return the same buffer; the dispatches that use it are ordered by
+ * the usual data dependencies. */
+vkllm_status vkr_graph_scratch(vkr_graph *g, VkDeviceSize bytes, vkr_buffer **out);
 /* Dispatches and copies. */
 uint32_t vkr_graph_size(const vkr_graph *g);
 /* Copies among them. */

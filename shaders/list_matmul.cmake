@@ -23,6 +23,8 @@ foreach(t IN LISTS VKLLM_WEIGHT_TYPES)
   vkllm_shader_coopmat(matmul_coopmat_${t} matmul_coopmat.comp DEFINES WTYPE_${T}=1)
   vkllm_shader(matmul_coopmat_${t}_emu matmul_coopmat.comp DEFINES WTYPE_${T}=1 COOPMAT_EMULATE=1)
 endforeach()
+# X as f16 for the cooperative-matrix matmul (once per product, shaders/convert_f16.comp).
+vkllm_shader(convert_f16 convert_f16.comp)
 # mm_cpu with 64-bit loads (shaderInt64): the hand-tuned Q8_0/Q4_0 decode matvec, used where rows and bindings
 # allow them (host/ops/ops_matmul.c looks the variant up by name).
 vkllm_shader(mm_cpu_q8_0_i64 mm_cpu.comp DEFINES WTYPE_Q8_0=1 USE_INT64=1)

@@ -21,12 +21,13 @@
  * 16 x 16 accumulators (spec constants: host/ops/ops_matmul.c picks 128 x 128 = 2 x 4 subgroups of 4 x 2, 128 x 64,
  * 64 x 64 = 2 x 2 of 2 x 2, or 64 x 32 from the device's shared memory; VKLLM_COOPMAT_TILE). K is walked in steps
  * of BK = 32 (quantized: two runs of 16 elements of dequant.glsl's units, in the units' order, see step_k): the
- * workgroup dequantizes a BM x 32 slice of W and converts the matching BN x 32 slice of X to f16 (out-of-range
+ * workgroup dequantizes a BM x 32 slice of W and loads the matching BN x 32 slice of X (out-of-range
  * rows/columns clamped, K zero-padded for F32/F16, so any K works; quantized types need whole blocks), then
- * every subgroup does two 16-deep cooperative steps from it. Loads are double-buffered through registers: the
- * slices of the next step are read, dequantized and converted before the cooperative steps of the current one
- * and stored to shared memory after them, so their memory latency overlaps the products. (X is still read as
- * f32 by every row tile: an f16 copy of X for the whole matmul needs a scratch buffer vkl_op_matmul does not have.)
+ * every subgroup does two 16-deep cooperative steps from it. X is already f16: the host converts it once per
+ * matrix product (shaders/convert_f16.comp: columns of K16 = K rounded up to 8 halves, zero-padded), so a row
+ * tile reads 8 halves per uvec4 load and converts nothing. Loads are double-buffered through registers: the
+ * slices of the next step are read and dequantized before the cooperative steps of the current one
+ * and stored to shared memory after them, so their memory latency overlaps the products.
  * The accumulators go through a
  * per-subgroup 16 x 16 f32 staging area in shared memory and are written with bounds checks (partial tiles).
  * Cooperative loads/stores need pointer and stride aligned to 16 bytes: the strides (80 and 64 bytes) and tile
@@ -45,8 +46,22 @@
  * Variants: every weight type (WTYPE_*, dequant.glsl); COOPMAT_EMULATE (tests only, VKLLM_COOPMAT=emulate):
  * the CM_* operations below in plain GLSL (shaders/coopmat_emulate.glsl), so the tiling, dequantization,
  * staging and bounds checks run on devices without cooperative matrices (lavapipe).
- * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
- * Spec constants: 0 = WG (NSG * subgroup size), 1 = SG_M, 2 = SG_N, 3 = TM, 4 = TN. */
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X (f16), 3 = Y; F32/F16/BF16: 0 = data, 1 = X (f16),
+ * 2 = Y.
+ * Spec constants: 0 = WG (NSG * subgroup size), 1 = SG_M, 2 = SG_N, 3 = TM, 4 = TN.
+ *
+ * A later NVIDIA path (not written): VK_NV_cooperative_matrix2 (builds on VK_KHR_cooperative_matrix; SPIR-V
+ * SPV_NV_cooperative_matrix2 + SPV_NV_tensor_addressing, GLSL GL_NV_cooperative_matrix2; features listed in
+ * VkPhysicalDeviceCooperativeMatrix2FeaturesNV) offers what this kernel does by hand: workgroup-scope matrices
+ * with flexible dimensions (sizes in multiples of the granularities that
+ * vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV lists), staged through shared memory by the
+ * compiler, would replace the SG_M x SG_N subgroup grid, the As/Bs tiles and the double buffering; tensor
+ * addressing (coopMatLoadTensorNV with a tensor layout, clamped or zero-filled out-of-range rows and K) would
+ * replace the clamping and zero padding; and its decode functions (a callback that turns the block of a
+ * quantized weight holding an element into its value as the matrix is loaded) would let dequant.glsl's types
+ * load straight into the A matrix instead of through the f16 shared tile. Per-element operations and
+ * conversions could then fuse the epilogue (scale, add) into the store. Such a kernel needs a glslang newer
+ * than Debian 12's 12.0 (GL_NV_cooperative_matrix2 is not in it), and its own self-check like this one. */
 #extension GL_GOOGLE_include_directive : require
 #ifndef COOPMAT_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -94,13 +109,13 @@ layout(push_constant) uniform Push {
     uint N;         /* columns in this dispatch */
     uint w_off;     /* bytes from the start of binding 0 to the first row of the dispatch */
     uint d_off;     /* bytes from the start of the meta binding to the first row (quantized) */
-    uint x_off;     /* floats from the start of the X binding to the first column */
+    uint x_off;     /* halves from the start of the X binding to the first column (a multiple of 8) */
     uint y_off;     /* floats from the start of the Y binding to (first column, first row) */
     uint y_stride;  /* floats between two columns of Y (the full M of the op) */
 } pc;
 
 #ifdef WQUANT   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
-layout(set = 0, binding = 2) readonly buffer XB { float xb[]; };
+layout(set = 0, binding = 2) readonly buffer XB { uvec4 xb[]; };
 layout(set = 0, binding = 3) writeonly buffer YB { float yb[]; };
 #else
 #ifdef WTYPE_F32
@@ -108,7 +123,7 @@ layout(set = 0, binding = 0) readonly buffer W1 { float w1[]; };
 #else
 layout(set = 0, binding = 0) readonly buffer W1 { uint w1[]; };
 #endif
-layout(set = 0, binding = 1) readonly buffer XB { float xb[]; };
+layout(set = 0, binding = 1) readonly buffer XB { uvec4 xb[]; };
 layout(set = 0, binding = 2) writeonly buffer YB { float yb[]; };
 #endif
 
@@ -128,16 +143,17 @@ uint step_k(uint k0, uint kk)
 #endif
 }
 
-/* Load items of a K step, each WV (X: 1) f16vec4s of consecutive k of one row (column): W quantized, one run
- * (16 values) per item, BM * 2 items; W F32/F16/BF16 and X, 4 values per item, 8 items per row (column). Every
- * invocation holds the values of its items (WI and XI of them) in registers between the loads and the stores. */
+/* Load items of a K step, each WV f16vec4s of consecutive k of one row of W, or 8 halves (one uvec4) of one
+ * column of X: W quantized, one run (16 values) per item, BM * 2 items; W F32/F16/BF16, 4 values per item, 8
+ * items per row; X, 4 items per column. Every invocation holds the values of its items (WI and XI of them) in
+ * registers between the loads and the stores. */
 #ifdef WQUANT
 #define WV 4u
 #else
 #define WV 1u
 #endif
 const uint W_ITEMS = BM * (BK / (4u * WV));
-const uint X_ITEMS = BN * (BK / 4u);
+const uint X_ITEMS = BN * (BK / 8u);
 const uint WI = (W_ITEMS + WG - 1u) / WG;
 const uint XI = (X_ITEMS + WG - 1u) / WG;
 
@@ -178,7 +194,8 @@ void main()
     /* Double buffering: the values of step k0 + BK are loaded (and dequantized, converted to f16) into
      * registers before the cooperative products of step k0 run from shared memory, and stored after them. */
     f16vec4 wreg[WI * WV];
-    f16vec4 xreg[XI];
+    uvec4 xreg[XI];   /* 8 halves each */
+    const uint K16 = (pc.K + 7u) & ~7u;
     for (uint k0 = 0u; k0 < pc.K + BK; k0 += BK) {
         if (k0 < pc.K) {
             /* ---- load step k0: W rows (dequantized) and X columns, clamped, K zero-padded ---- */
@@ -213,12 +230,8 @@ void main()
                 const uint e = tid + i * WG;
                 if (e >= X_ITEMS)
                     break;
-                const uint n = e >> 3, k = step_k(k0, 4u * (e & 7u));   /* 4 contiguous k (runs are 16 long) */
-                const uint xb0 = pc.x_off + min(n0 + n, last_col) * pc.K;
-                vec4 v;
-                for (uint c = 0u; c < 4u; c++)
-                    v[c] = k + c < pc.K ? xb[xb0 + k + c] : 0.0;
-                xreg[i] = f16vec4(v);
+                const uint n = e >> 2, k = step_k(k0, 8u * (e & 3u));   /* 8 contiguous k (runs are 16 long) */
+                xreg[i] = k < K16 ? xb[(pc.x_off + min(n0 + n, last_col) * K16 + k) >> 3] : uvec4(0u);
             }
         }
         if (k0 > 0u) {
@@ -255,9 +268,12 @@ void main()
                 const uint e = tid + i * WG;
                 if (e >= X_ITEMS)
                     break;
-                const uint b0 = (e >> 3) * SB + 4u * (e & 7u);
-                for (uint c = 0u; c < 4u; c++)
-                    Bs[b0 + c] = xreg[i][c];
+                const uint b0 = (e >> 2) * SB + 8u * (e & 3u);
+                for (uint c = 0u; c < 4u; c++) {
+                    const f16vec2 h = unpackFloat2x16(xreg[i][c]);
+                    Bs[b0 + 2u * c] = h.x;
+                    Bs[b0 + 2u * c + 1u] = h.y;
+                }
             }
             barrier();
         }

@@ -3,8 +3,8 @@
  * n_cols == 1) and its multi-column form for small batches (a few sequences or a short prompt) on GPUs.
  *
  * A workgroup of WG invocations computes ROWS consecutive rows for NCOLS columns. Every invocation walks
- * the row in units of the weight (quantized: dequant.glsl's units, one or a few uvec4 loads each, or for the
- * 32-element types quarter blocks, one quant word each and two vec4s of x; 8 halves; 4 floats), strided by WG,
+ * the row in units of the weight (quantized: dequant_pieces.glsl's pieces, one quant word and 2 or 4 vec4s of x
+ * each, or for the types without pieces dequant.glsl's units; 8 halves; 4 floats), strided by WG,
  * so each weight byte is read exactly once (for all NCOLS columns) and consecutive invocations read
  * consecutive pieces of the weight and of x. The x values of a unit are loaded
  * once per column and reused for the ROWS rows. The ROWS * NCOLS partial sums are then reduced across the
@@ -41,6 +41,7 @@
 #endif
 
 #include "dequant.glsl"
+#include "dequant_pieces.glsl"
 #include "activation.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -199,32 +200,40 @@ void main()
     for (uint c = 0u; c < NCOLS; c++)
         ss[c] = 0.0;
 
-#if defined(WQUANT) && defined(DQ_QUARTERS)
-    /* 32-element blocks in quarters: invocation t takes quarter t % 4 of block t / 4 (dq_quarter: elements
-     * 4j..4j+3 and 16+4j..16+4j+3), so consecutive invocations read consecutive quant words and, for each of
-     * the two x loads, consecutive vec4s of x (a unit per invocation would put them 64-128 bytes apart: many
-     * cache-line passes per subgroup load on a GPU). The four invocations of a block read the same meta word. */
+#if defined(WQUANT) && defined(DQ_PIECES)
+    /* Types with pieces (dequant_pieces.glsl: every quantized type of the kernels but the IQ grid types): piece t
+     * of a row is piece t % DQ_PIECES of block t / DQ_PIECES, one quant word (a 32-element type's quarter, a
+     * 256-element type's word with its sub-block scales) and DQ_PV vec4s of x, so consecutive invocations read
+     * consecutive quant words and, for each of the DQ_PV x loads, consecutive vec4s of x (a unit per invocation
+     * would put them 64-256 bytes apart: many cache-line passes per subgroup load on a GPU). The invocations of
+     * a block read the same meta words. */
     const uint nb = pc.K / DQ_QK;
     const uint qwbase = pc.w_off >> 2;
     const uint xs4 = pc.x_stride >> 2;
-    for (uint t = tid; t < nb * 4u; t += WG) {
-        const uint b = t >> 2, j = t & 3u;
-        const uint gi = b * 8u + j;   /* vec4 of x holding element 32b + 4j */
+    for (uint t = tid; t < nb * DQ_PIECES; t += WG) {
+        const uint b = t / DQ_PIECES, p = t % DQ_PIECES;
         for (uint c = 0u; c < NCOLS; c++) {
-            const vec4 xlo = norm_x4(x4[c * xs4 + gi], c, gi);
-            const vec4 xhi = norm_x4(x4[c * xs4 + gi + 4u], c, gi + 4u);
-            const float xs = dot(xlo + xhi, vec4(1.0));
+            vec4 xv[DQ_PV];
+            float xs[DQ_PV];
+            for (uint i = 0u; i < DQ_PV; i++) {
+                const uint gi = (b * DQ_QK + dq_piece_pos(p, i)) >> 2;
+                xv[i] = norm_x4(x4[c * xs4 + gi], c, gi);
+                xs[i] = dot(xv[i], vec4(1.0));
+            }
             for (uint i = 0u; i < WROWS; i++) {
                 const uint blk = weight_row(i) * nb + b;
-                vec4 lo, hi;
-                vec2 ab;
-                dq_quarter(dq_meta(pc.d_off, blk), qwbase + blk * DQ_QV * 4u, j, lo, hi, ab);
-                acc[i * NCOLS + c] += ab.x * (dot(lo, xlo) + dot(hi, xhi)) + ab.y * xs;
+                vec4 q[DQ_PV];
+                vec2 ab[DQ_PV];
+                dq_piece(dq_meta(pc.d_off, blk), qwbase + blk * DQ_QV * 4u, p, q, ab);
+                float s = 0.0;
+                for (uint v = 0u; v < DQ_PV; v++)
+                    s += ab[v].x * dot(q[v], xv[v]) + ab[v].y * xs[v];
+                acc[i * NCOLS + c] += s;
             }
         }
     }
 #elif defined(WQUANT)
-    /* Every other quantized type through dequant.glsl: unit t of a row is unit t % DQ_UNITS of block t / DQ_UNITS.
+    /* The types without pieces through dequant.glsl's units: unit t of a row is unit t % DQ_UNITS of block t / DQ_UNITS.
      * The x values of the unit's runs are loaded once per column, then each row's unit is dequantized. */
     const uint nb = pc.K / DQ_QK;
     const uint nu = nb * DQ_UNITS;

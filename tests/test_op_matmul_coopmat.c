@@ -11,13 +11,17 @@
  * the 64 x 64 workgroup tile, fewer than 16), every workgroup tile (VKLLM_COOPMAT_TILE), K not a multiple of 32 or 16 for F32/F16, x/y at non-zero
  * offsets, weights that are row-range views of a larger tensor, and lowered device limits (several row and
  * column chunks, few workgroups). Outputs are poisoned with NaN first and a guard region after y must stay
- * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails).
+ * poisoned. Every dispatch of the op must be the cooperative-matrix kernel (a silent fallback fails), after x's
+ * conversion to f16. The default choice: vkl_coopmat_decide for every input, the self-check passing on the
+ * device and failing with a subgroup size the dispatch does not run with, the first prompt matmul running it
+ * and then recording the cooperative-matrix kernel, and the tiled kernel after a failed check.
  *
  * Tolerance: relative L2 error 2e-3 against the double-precision reference on the same dequantized weights.
  * The kernel rounds both inputs to f16 (unit roundoff 2^-11 = 4.9e-4 per element, about 3e-4 relative L2 for
  * a dot product of independent terms; the emulated kernel measures 2.4e-4 to 3.8e-4 on lavapipe, and the
  * worst errors are printed) and accumulates in f32; the tiled f32 kernel is held to 1e-3 / 1e-5 by
  * test_op_matmul. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +165,8 @@ static void amd_wave32(vkr_device *dev)
         st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
     CHECK(st == VKLLM_OK, "amd wave32: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        const char *name = vkr_graph_size(g) ? vkr_graph_dispatch_name(g, 0) : "(none)";
+        /* the last dispatch: the cooperative-matrix kernel follows x's conversion to f16 */
+        const char *name = vkr_graph_size(g) ? vkr_graph_dispatch_name(g, vkr_graph_size(g) - 1) : "(none)";
         const char *want = wave32 ? "matmul_coopmat" : "matmul";
         CHECK(!strcmp(name, want), "amd wave32: subgroup sizes %u..%u: recorded %s, expected %s",
               ft->min_subgroup_size, ft->max_subgroup_size, name, want);
@@ -185,6 +190,64 @@ static uint32_t validation_layer_version(void)
                 version = props[i].specVersion;
     free(props);
     return version;
+}
+
+/* The choice between the cooperative-matrix and the tiled kernel (vkl_coopmat_decide) for every input. */
+static void decide_table(void)
+{
+    for (int usable = 0; usable < 2; usable++)
+        for (int forced = 0; forced < 2; forced++)
+            for (int check = -1; check <= 1; check++) {
+                const vkl_coopmat_choice want = !usable                     ? VKL_COOPMAT_TILED
+                                                : forced || check == 1      ? VKL_COOPMAT_USE
+                                                : check == -1               ? VKL_COOPMAT_TILED
+                                                                            : VKL_COOPMAT_RUN_CHECK;
+                CHECK(vkl_coopmat_decide(usable, forced, check) == want,
+                      "coopmat decide(usable %d, forced %d, check %d) = %d, expected %d", usable, forced, check,
+                      vkl_coopmat_decide(usable, forced, check), want);
+            }
+}
+
+/* The default choice (as with VKLLM_COOPMAT unset) on this device: the self-check passes, so the first prompt
+ * matmul runs it and records the cooperative-matrix kernel; after a failed check the tiled kernel. And the
+ * self-check fails where the kernel cannot be right: a subgroup size that is not the one the dispatch runs with
+ * (the kernel then writes NaN). */
+static void default_choice(vkr_device *dev, test_rng *rng, const char *form)
+{
+    char label[96];
+    bool pass = false;
+    double err = 0;
+    vkllm_status st = vkl_coopmat_self_check(dev, &pass, &err);
+    CHECK(st == VKLLM_OK && pass, "%s self-check: status %d, pass %d, error %.3g (%s)", form, st, pass, err,
+          vkr_last_error());
+    fprintf(stderr, "%s self-check: relative error %.3g\n", form, err);
+
+    dev->coopmat_auto = true;
+    atomic_store(&dev->coopmat_check, 0);
+    snprintf(label, sizeof label, "%s default q4_0 K=256 M=100 N=40 (self-check first)", form);
+    matmul_case c = {.type = GGML_TYPE_Q4_0, .K = 256, .M = 100, .N = 40, .tol = TOLERANCE,
+                     .kernel = "matmul_coopmat", .label = label};
+    matmul_case_run(dev, rng, &c);
+    CHECK(atomic_load(&dev->coopmat_check) == 1, "%s: the self-check did not pass (state %d)", form,
+          atomic_load(&dev->coopmat_check));
+    atomic_store(&dev->coopmat_check, -1);
+    snprintf(label, sizeof label, "%s default after a failed self-check q4_0 K=256 M=100 N=40", form);
+    c.kernel = "matmul";
+    c.tol = 1e-3;
+    matmul_case_run(dev, rng, &c);
+    dev->coopmat_auto = false;
+    atomic_store(&dev->coopmat_check, 0);
+
+    vkr_features *ft = &dev->info.features;
+    const vkr_features saved = *ft;
+    if (ft->min_subgroup_size == ft->max_subgroup_size && ft->subgroup_size * 8 <= ft->max_workgroup_invocations) {
+        ft->subgroup_size *= 2;   /* the pipeline is made for twice the subgroups it gets */
+        ft->min_subgroup_size = ft->max_subgroup_size = ft->subgroup_size;
+        st = vkl_coopmat_self_check(dev, &pass, &err);
+        CHECK(st == VKLLM_OK && !pass, "%s self-check with a wrong subgroup size: status %d, pass %d (%s)", form, st,
+              pass, vkr_last_error());
+        *ft = saved;
+    }
 }
 
 /* A device with VKLLM_COOPMAT=form: with the validation layer (test_device_open), or without it when the layer
@@ -247,6 +310,7 @@ static bool run_form(const char *form, test_rng *rng)
         td.dev->info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;   /* the GPU kernel choice, even on a CPU device */
         suite(td.dev, rng, form);
         amd_wave32(td.dev);
+        default_choice(td.dev, rng, form);
         td.dev->info.type = real_type;
     } else {
         fprintf(stderr, "%s: not usable on this device (see 'vkllm devices')\n", form);
@@ -263,6 +327,7 @@ int main(void)
     rng_init(&rng, test_seed());
     for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
         worst_err[t] = -1;
+    decide_table();
 #ifdef COOPMAT_EMULATED
     const char *const test_name = "op_matmul_coopmat_emu";
     const bool ran = run_form("emulate", &rng);

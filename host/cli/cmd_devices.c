@@ -46,12 +46,12 @@ static void print_device(const vkr_device_info *d, bool is_default)
     printf("    %-30s %s\n", "subgroup arithmetic", yes_no(f->subgroup_arithmetic));
     printf("    %-30s KHR %s, NV %s\n", "cooperative matrix", yes_no(f->coopmat_khr), yes_no(f->coopmat_nv));
     /* The one shape shaders/matmul_coopmat.comp uses; the kernel also needs Vulkan 1.3, fp16 arithmetic and the
-     * Vulkan memory model, and runs only with VKLLM_COOPMAT=1 (experimental). */
+     * Vulkan memory model; the prompt matmul uses it once its self-check passed (VKLLM_COOPMAT=1: always, =0: never). */
     bool cm_usable = (f->coopmat_khr_f16 || f->coopmat_nv_f16) && f->fp16 && f->vulkan_memory_model &&
                      d->api_version >= VK_API_VERSION_1_3;
     printf("    %-30s KHR %s, NV %s; Vulkan memory model %s -> %s\n", "  16x16x16 f16->f32 subgroup",
            yes_no(f->coopmat_khr_f16), yes_no(f->coopmat_nv_f16), yes_no(f->vulkan_memory_model),
-           cm_usable ? "usable with VKLLM_COOPMAT=1 (experimental)" : "not usable");
+           cm_usable ? "usable (after a self-check; VKLLM_COOPMAT=0 off)" : "not usable");
     printf("    %-30s %s\n", "memory budget", yes_no(f->memory_budget));
     print_size("maxStorageBufferRange", f->max_storage_buffer_range);
     print_size("maxMemoryAllocationSize", f->max_memory_allocation_size);

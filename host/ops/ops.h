@@ -24,6 +24,21 @@ static inline vk_view vk_view_of(vkr_buffer *buf, VkDeviceSize offset)
  * n_cols rows of M = W->ne[1] floats. n_cols == 1 uses the matvec kernel (decode), more the matmul kernel. */
 vkllm_status vkl_op_matmul(vkr_graph *g, const vk_tensor *w, vk_view x, vk_view y, uint32_t n_cols);
 
+/* out = x as f16 (round to nearest or toward zero, as the device converts; beyond the f16 range: infinities or
+ * the largest half): n_cols columns of K floats to columns of K rounded up to 8 halves, the padding halves zero
+ * (the cooperative-matrix matmul's input, converted once per product). out's offset is a multiple of 16. */
+vkllm_status vkl_op_to_f16(vkr_graph *g, vk_view x, vk_view out, uint32_t K, uint32_t n_cols);
+
+/* The prompt matmul's kernel on a device whose cooperative matrices are usable (enabled, with a subgroup size the
+ * kernel can run with): with VKLLM_COOPMAT set (forced) or once the device's self-check passed (check > 0), the
+ * cooperative-matrix kernel; after it failed (check < 0), the tiled one; before it ran, run it first. */
+typedef enum vkl_coopmat_choice { VKL_COOPMAT_TILED, VKL_COOPMAT_USE, VKL_COOPMAT_RUN_CHECK } vkl_coopmat_choice;
+vkl_coopmat_choice vkl_coopmat_decide(bool usable, bool forced, int check);
+/* The self-check (vkl_op_matmul runs it once per device, dev->coopmat_check): a small seeded F32 matmul on the
+ * cooperative-matrix kernel against the tiled kernel; *pass when all finite and the relative L2 difference
+ * (*rel_err) is within the kernel's tolerance. An error status when it could not run. */
+vkllm_status vkl_coopmat_self_check(vkr_device *dev, bool *pass, double *rel_err);
+
 /* Whether vkl_op_matmul, vkl_op_matmul_fused and vkl_op_get_rows have kernels for a weight type (GGML_TYPE_*). */
 bool vkl_op_weight_type_supported(uint32_t type);
 

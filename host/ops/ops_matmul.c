@@ -9,9 +9,10 @@
  *     (cpu_i64_applies).
  *   GPUs: shaders/matvec.comp for n_cols == 1 (decode) and for 1 < n_cols <= MV_MAX_COLS (every weight
  *     byte read once for all columns: batched decode, short prompts), the tiled shaders/matmul.comp beyond.
- *     Experimental (VKLLM_COOPMAT=1, not yet validated on hardware): beyond MV_MAX_COLS, devices with a
- *     cooperative-matrix extension enabled for it use shaders/matmul_coopmat.comp instead (f16 inputs, f32
- *     accumulation; see matmul_coopmat()).
+ *     Beyond MV_MAX_COLS, devices with a cooperative-matrix extension enabled for it (runtime/device.c: by
+ *     default where the device has the kernel's shape) use shaders/matmul_coopmat.comp instead (f16 inputs, f32
+ *     accumulation; see matmul_coopmat()) once a one-time self-check against the tiled kernel passed on the
+ *     device (coopmat_applies; VKLLM_COOPMAT=1 uses them without it, =0 never), x converted to f16 once per op.
  *
  * Weights larger than maxStorageBufferRange: every dispatch binds only a chunk of rows of the weight
  * (the quants/data region and the meta region separately) and the matching part of the output. A
@@ -60,6 +61,7 @@ typedef struct mm_ctx {
     uint64_t align;         /* binding offsets are multiples of this */
     uint32_t max_groups[3];
     uint64_t y_stride;      /* floats between two columns of y; 0: the weight's rows (not so for a part) */
+    vkr_buffer *x16;        /* x as f16 (x16_convert), once per vkl_op_matmul for all parts; NULL: not yet */
 } mm_ctx;
 
 static uint64_t gcd_u64(uint64_t a, uint64_t b)
@@ -446,14 +448,20 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     return VKLLM_OK;
 }
 
+/* Halves per column of x as f16 (shaders/convert_f16.comp): K rounded up to whole uvec4s. */
+static uint64_t x16_stride(uint64_t K) { return (K + 7) / 8 * 8; }
+
 /* Dispatches of a kernel that tiles Y by tile_rows x tile_cols: column chunks (X and Y chunks each within one
  * binding) and row chunks (weight regions within one binding), workgroup counts within the device limits.
- * `cpu` selects the push-constant layout of shaders/mm_cpu.comp (else shaders/matmul.comp). */
+ * `cpu` selects the push-constant layout of shaders/mm_cpu.comp (else shaders/matmul.comp). x_f16: x holds
+ * columns of x16_stride(K) halves (the cooperative-matrix kernel), else of K floats. */
 static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch *d, const vk_tensor *w, vk_view x,
-                                     vk_view y, uint32_t n_cols, uint32_t tile_rows, uint32_t tile_cols, bool cpu)
+                                     vk_view y, uint32_t n_cols, uint32_t tile_rows, uint32_t tile_cols, bool cpu,
+                                     bool x_f16)
 {
     const bool quant = type_quantized(w->type);
     const uint64_t K = w->ne[0], M = w->ne[1], N = n_cols;
+    const uint64_t x_elem = x_f16 ? 2 : 4, x_col = (x_f16 ? x16_stride(K) : K) * x_elem;   /* bytes */
     const uint64_t ys = c->y_stride ? c->y_stride : M;
     const char *op = d->name;
 
@@ -461,7 +469,7 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: a row of x (%llu floats) exceeds maxStorageBufferRange", op,
                          (unsigned long long)K);
     /* Columns per chunk: X and Y chunks must each fit one binding. */
-    uint64_t ncol = min_u64(N, c->max_range / (K * 4));
+    uint64_t ncol = min_u64(N, c->max_range / x_col);
     ncol = min_u64(ncol, c->max_range / (ys * 4));
     ncol = min_u64(ncol, (uint64_t)c->max_groups[1] * tile_cols);
     if (ncol == 0)
@@ -487,7 +495,7 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
             uint64_t nr = min_u64(per, M - r0);
             uint32_t w_res, d_res, x_res, y_res;
             if ((st = bind_weight_rows(c, d, w, r0, nr, &w_res, &d_res)) != VKLLM_OK ||
-                (st = bind_range(c, d, xslot, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) !=
+                (st = bind_range(c, d, xslot, x.buf, x.offset + c0 * x_col, nc * x_col, false, &x_res)) !=
                     VKLLM_OK ||
                 (st = bind_range(c, d, yslot, y.buf, y.offset + (c0 * ys + r0) * 4, ((nc - 1) * ys + nr) * 4, true,
                                  &y_res)) != VKLLM_OK)
@@ -497,7 +505,7 @@ static vkllm_status tiled_dispatches(vkr_graph *g, const mm_ctx *c, vkr_dispatch
                                        (uint32_t)K, y_res / 4, (uint32_t)ys};
                 memcpy(d->push, p, sizeof p);
             } else {
-                const uint32_t p[8] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, x_res / 4,
+                const uint32_t p[8] = {(uint32_t)K, (uint32_t)nr, (uint32_t)nc, w_res, d_res, (uint32_t)(x_res / x_elem),
                                        y_res / 4, (uint32_t)ys};
                 memcpy(d->push, p, sizeof p);
             }
@@ -567,7 +575,7 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     vkllm_status st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true);
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true, false);
 }
 
 /* Shared memory of shaders/matmul.comp's tiles for a bm x bn tile (its As and Bs arrays). */
@@ -634,7 +642,7 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false);
+    return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false, false);
 }
 
 /* The cooperative-matrix matmul (shaders/matmul_coopmat.comp: f16 inputs, f32 accumulation; experimental, not
@@ -658,10 +666,42 @@ static uint32_t coopmat_subgroup_size(const vkr_device *dev)
     return ft->subgroup_size && (!vary || ft->subgroup_size_control) ? ft->subgroup_size : 0;
 }
 
+static bool coopmat_usable(const vkr_device *dev)
+{
+    const vkr_features *ft = &dev->info.features;
+    return (ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated) && coopmat_subgroup_size(dev);
+}
+
+vkl_coopmat_choice vkl_coopmat_decide(bool usable, bool forced, int check)
+{
+    if (!usable)
+        return VKL_COOPMAT_TILED;
+    if (forced || check > 0)
+        return VKL_COOPMAT_USE;
+    return check < 0 ? VKL_COOPMAT_TILED : VKL_COOPMAT_RUN_CHECK;
+}
+
+/* Whether the prompt matmul uses the cooperative-matrix kernel on this device: vkl_coopmat_decide, running the
+ * self-check the first time it is asked for (a failure to run it counts as failed; its message is dropped, since
+ * the tiled kernel then does the op). */
 static bool coopmat_applies(const mm_ctx *c)
 {
-    const vkr_features *ft = &c->dev->info.features;
-    return (ft->coopmat_khr_f16 || ft->coopmat_nv_f16 || ft->coopmat_emulated) && coopmat_subgroup_size(c->dev);
+    vkr_device *dev = c->dev;
+    const vkl_coopmat_choice ch =
+        vkl_coopmat_decide(coopmat_usable(dev), !dev->coopmat_auto, atomic_load(&dev->coopmat_check));
+    if (ch != VKL_COOPMAT_RUN_CHECK)
+        return ch == VKL_COOPMAT_USE;
+    bool pass = false;
+    double err = 0;
+    if (vkl_coopmat_self_check(dev, &pass, &err) != VKLLM_OK) {
+        vkr_log(VKLLM_LOG_DEBUG, "cooperative-matrix self-check could not run: %s", vkr_last_error());
+        vkr_clear_error();
+        pass = false;
+    }
+    atomic_store(&dev->coopmat_check, pass ? 1 : -1);
+    vkr_log(VKLLM_LOG_DEBUG, "prompt matmul: %s (cooperative-matrix self-check %s, relative error %.2g)",
+            pass ? "cooperative matrices" : "tiled kernel", pass ? "passed" : "failed", err);
+    return pass;
 }
 
 /* A tile of shaders/matmul_coopmat.comp: sg_m x sg_n subgroups of tm x tn 16 x 16 accumulators. */
@@ -720,7 +760,69 @@ static coopmat_tile coopmat_pick_tile(const vkr_device *dev, uint64_t M, uint32_
     return tiles[n - 2];
 }
 
-static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
+/* The conversion of vkl_op_to_f16 (shaders/convert_f16.comp), in column chunks that keep both sides within one
+ * binding each. */
+static vkllm_status to_f16(vkr_graph *g, const mm_ctx *c, vk_view x, vk_view out, uint64_t K, uint32_t n_cols)
+{
+    const uint64_t K16 = x16_stride(K);
+    if (K * 4 > c->max_range || K16 / 8 > (uint64_t)c->max_groups[0] * 64)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "op_to_f16: a column of %llu floats is too long for this device",
+                         (unsigned long long)K);
+    vkr_dispatch d;
+    memset(&d, 0, sizeof d);
+    d.name = "convert_f16";
+    d.n_bindings = 2;
+    vkllm_status st = get_pipeline(c->dev, "convert_f16", 2, 4 * 4, 64, 0, NULL, &d.pipeline);
+    if (st != VKLLM_OK)
+        return st;
+    uint64_t ncol = min_u64(n_cols, c->max_range / (K * 4));
+    ncol = min_u64(ncol, c->max_groups[1]);
+    for (uint64_t c0 = 0; c0 < n_cols; c0 += ncol) {
+        const uint64_t nc = min_u64(ncol, n_cols - c0);
+        uint32_t x_res, o_res;
+        if ((st = bind_range(c, &d, 0, x.buf, x.offset + c0 * K * 4, nc * K * 4, false, &x_res)) != VKLLM_OK ||
+            (st = bind_range(c, &d, 1, out.buf, out.offset + c0 * K16 * 2, nc * K16 * 2, true, &o_res)) != VKLLM_OK)
+            return st;
+        const uint32_t p[4] = {(uint32_t)K, (uint32_t)K16, x_res / 4, o_res / 16};
+        memcpy(d.push, p, sizeof p);
+        d.groups[0] = (uint32_t)((K16 / 8 + 63) / 64);
+        d.groups[1] = (uint32_t)nc;
+        d.groups[2] = 1;
+        if ((st = vkr_graph_add(g, &d)) != VKLLM_OK)
+            return st;
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status vkl_op_to_f16(vkr_graph *g, vk_view x, vk_view out, uint32_t K, uint32_t n_cols)
+{
+    mm_ctx c;
+    vkllm_status st = ctx_init(g, &c, "op_to_f16");
+    if (st != VKLLM_OK)
+        return st;
+    if (K == 0 || n_cols == 0)
+        return VKLLM_OK;
+    if (out.offset % 16)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "op_to_f16: out offset %llu is not a multiple of 16",
+                         (unsigned long long)out.offset);
+    if ((st = check_view(x, (uint64_t)K * 4 * n_cols, "op_to_f16", "x")) != VKLLM_OK ||
+        (st = check_view(out, x16_stride(K) * 2 * n_cols, "op_to_f16", "out")) != VKLLM_OK)
+        return st;
+    return to_f16(g, &c, x, out, K, n_cols);
+}
+
+/* x as f16 in the graph's scratch buffer, once per vkl_op_matmul: read by the cooperative-matrix kernel of every
+ * part and row tile. */
+static vkllm_status x16_convert(vkr_graph *g, mm_ctx *c, vk_view x, uint64_t K, uint32_t n_cols)
+{
+    vkr_buffer *buf;
+    vkllm_status st = vkr_graph_scratch(g, (VkDeviceSize)n_cols * x16_stride(K) * 2, &buf);
+    if (st == VKLLM_OK && (st = to_f16(g, c, x, vk_view_of(buf, 0), K, n_cols)) == VKLLM_OK)
+        c->x16 = buf;
+    return st;
+}
+
+static vkllm_status matmul_coopmat(vkr_graph *g, mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
                                    uint32_t n_cols)
 {
     vkr_device *dev = c->dev;
@@ -751,13 +853,91 @@ static vkllm_status matmul_coopmat(vkr_graph *g, const mm_ctx *c, const vk_tenso
     d.name = "matmul_coopmat";
     d.n_bindings = desc.n_buffers;
     vkllm_status st = vkr_pipeline_get(dev, &desc, &d.pipeline);
+    if (st == VKLLM_OK && !c->x16)
+        st = x16_convert(g, c, x, w->ne[0], n_cols);
     if (st != VKLLM_OK)
         return st;
-    return tiled_dispatches(g, c, &d, w, x, y, n_cols, coopmat_rows(t), coopmat_cols(t), false);
+    return tiled_dispatches(g, c, &d, w, vk_view_of(c->x16, 0), y, n_cols, coopmat_rows(t), coopmat_cols(t), false,
+                            true);
+}
+
+/* The self-check: y = W x for a seeded F32 weight of COOPMAT_CHECK_M x COOPMAT_CHECK_K and COOPMAT_CHECK_N columns
+ * (several tiles each way, partial ones included) on the cooperative-matrix kernel and on the tiled one in one
+ * graph, compared within test_op_matmul_coopmat's tolerance (the f16 inputs' rounding). It catches a driver whose
+ * cooperative matrices compute wrong results or a layout the kernel does not get (NaN: wrong subgroup count). */
+#define COOPMAT_CHECK_K 320u
+#define COOPMAT_CHECK_M 200u
+#define COOPMAT_CHECK_N 72u
+#define COOPMAT_CHECK_TOL 2e-3
+
+vkllm_status vkl_coopmat_self_check(vkr_device *dev, bool *pass, double *rel_err)
+{
+    const uint32_t K = COOPMAT_CHECK_K, M = COOPMAT_CHECK_M, N = COOPMAT_CHECK_N;
+    *pass = false;
+    *rel_err = INFINITY;
+    float *w = malloc((size_t)K * M * 4), *x = malloc((size_t)K * N * 4), *y = malloc((size_t)M * N * 2 * 4);
+    vk_tensor t;
+    memset(&t, 0, sizeof t);
+    vkr_buffer *xb = NULL, *yb = NULL;
+    vkr_graph *g = NULL;
+    vkllm_status st = w && x && y ? VKLLM_OK : vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "coopmat self-check: out of host memory");
+    uint32_t s = 12345u;   /* a fixed LCG: the same check on every run */
+    for (size_t i = 0; st == VKLLM_OK && i < (size_t)K * (M + N); i++) {
+        s = s * 1664525u + 1013904223u;
+        const float v = (float)(s >> 8) / 8388608.0f - 1.0f;   /* [-1, 1) */
+        if (i < (size_t)K * M)
+            w[i] = v;
+        else
+            x[i - (size_t)K * M] = v;
+    }
+    if (st == VKLLM_OK)
+        st = vkl_tensor_upload(dev, GGML_TYPE_F32, K, M, w, &t);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, (VkDeviceSize)K * N * 4, VKR_MEMORY_DEVICE, &xb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_create(dev, (VkDeviceSize)M * N * 2 * 4, VKR_MEMORY_DEVICE, &yb);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_upload(dev, xb, 0, x, (size_t)K * N * 4);
+    if (st == VKLLM_OK)
+        st = vkr_graph_create(dev, &g);
+    mm_ctx c;
+    if (st == VKLLM_OK)
+        st = ctx_init(g, &c, "coopmat self-check");
+    if (st == VKLLM_OK)
+        st = matmul_coopmat(g, &c, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
+    if (st == VKLLM_OK)
+        st = matmul(g, &c, &t, vk_view_of(xb, 0), vk_view_of(yb, (VkDeviceSize)M * N * 4), N);
+    if (st == VKLLM_OK)
+        st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, y, (size_t)M * N * 2 * 4);
+    if (st == VKLLM_OK) {
+        double d2 = 0, r2 = 0;
+        bool finite = true;
+        for (size_t i = 0; i < (size_t)M * N; i++) {
+            const double a = y[i], b = y[(size_t)M * N + i];
+            finite = finite && isfinite(a) && isfinite(b);
+            d2 += (a - b) * (a - b);
+            r2 += b * b;
+        }
+        *rel_err = finite ? sqrt(d2 / (r2 > 0 ? r2 : 1e-30)) : INFINITY;
+        *pass = finite && *rel_err < COOPMAT_CHECK_TOL;
+    }
+    if (g)
+        vkr_graph_destroy(g);
+    if (xb)
+        vkr_buffer_destroy(dev, xb);
+    if (yb)
+        vkr_buffer_destroy(dev, yb);
+    vkl_tensor_free(dev, &t);
+    free(w);
+    free(x);
+    free(y);
+    return st;
 }
 
 /* The kernel for this device and column count (see the top of the file). */
-static vkllm_status matmul_any(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
+static vkllm_status matmul_any(vkr_graph *g, mm_ctx *c, const vk_tensor *w, vk_view x, vk_view y,
                                uint32_t n_cols)
 {
     vkllm_status st;

@@ -24,8 +24,9 @@ step() { # step NAME SECONDS 'SHELL COMMAND': runs it with a time limit, output 
 step devices 10 '$B/vkllm devices'
 
 # Correctness on this device: every kernel test and forward pass (GPU kernels: this is a GPU), batching,
-# split decode and the timeline semaphore, and the cooperative-matrix path, which only runs where the device
-# has it and is opt-in until validated.
+# split decode and the timeline semaphore, and the cooperative-matrix path (the default prompt matmul where the
+# device has it and a one-time self-check against the tiled kernel passes; forced here to test it, and the
+# forward tests once more with it off to tell f16 rounding from a bug if they fail).
 tests() {
     for t in "$B"/tests/test_op_* "$B"/tests/test_forward_* "$B"/tests/test_tensor_parts "$B"/tests/test_batch \
              "$B"/tests/test_decode_async "$B"/tests/test_timeline; do
@@ -34,6 +35,8 @@ tests() {
     done
     echo "-- coopmat"
     VKLLM_COOPMAT=1 "$B"/tests/test_op_matmul_coopmat 2>&1 | tail -5
+    echo "-- forward, coopmat off"
+    VKLLM_COOPMAT=0 "$B"/tests/test_forward_synth 2>&1 | tail -3
 }
 export -f tests
 step tests 90 tests
@@ -59,8 +62,10 @@ step attn 45 attn
 
 # Prompt matmul (issue 14 item 5): tiled tiles, cooperative matrices KHR and NV (default tile and 128x128).
 prompt() {
+    echo "-- default (the self-check's choice)"
+    "$B/vkllm" bench -m /tmp/8b.gguf -p 512 -n 0 -r 2 -o md 2>&1 | grep -i -E "self-check|pp512|^\|"
     for t in "" 128x128 64x64; do echo "-- tiled ${t:-default}"
-        VKLLM_MATMUL_TILE=$t "$B/vkllm" bench -m /tmp/8b.gguf -p 512 -n 0 -r 2 -o md; done
+        VKLLM_COOPMAT=0 VKLLM_MATMUL_TILE=$t "$B/vkllm" bench -m /tmp/8b.gguf -p 512 -n 0 -r 2 -o md; done
     for f in khr nv; do for t in "" 128x128; do echo "-- coopmat $f ${t:-default}"
         VKLLM_COOPMAT=$f VKLLM_COOPMAT_TILE=$t "$B/vkllm" bench -m /tmp/8b.gguf -p 512 -n 0 -r 2 -o md; done; done
 }

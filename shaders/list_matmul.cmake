@@ -29,3 +29,5 @@ vkllm_shader(convert_f16 convert_f16.comp)
 # allow them (host/ops/ops_matmul.c looks the variant up by name).
 vkllm_shader(mm_cpu_q8_0_i64 mm_cpu.comp DEFINES WTYPE_Q8_0=1 USE_INT64=1)
 vkllm_shader(mm_cpu_q4_0_i64 mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1)
+# ... and its tiles of several columns (batched decode), Q4_0
+vkllm_shader(mm_cpu_q4_0_i64mc mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1)

@@ -27,14 +27,22 @@
  * Its loop tests at the end: llvmpipe runs a loop's body once more with every lane masked off when the exit
  * test comes first.
  *
+ * Tiles of several columns (batched decode) of Q4_0 and Q8_0 (MC_BLOCK; with USE_INT64 and MC_INT64, Q4_0:
+ * MC64_X/MC64_BLOCK): llvmpipe lowers fma to a multiply and an add, so each weight and column costs two vector
+ * instructions whatever the code; everything else is made small next to that: x of a block is loaded by all
+ * lanes and shuffled, each row's quants are dequantized once and used in NC independent chains, and the sums
+ * go to an array indexed by constants only (every loop unrolled), which stays in registers: llvmpipe keeps an
+ * array indexed at run time in memory and stores to it lane by lane.
+ *
  * Other quantized types (DQ_GENERIC) go through dequant.glsl: per block, each row's meta is loaded once (a few
  * words per 256 elements for the K-quants), then unit by unit the x of the unit's runs is gathered (one load per
  * lane, then shuffles) with its sums, and each row's unit is dequantized and used for every column as
  * a * dot(q, x) + b * sum(x).
  *
  * Variants: every weight type (WTYPE_*, dequant.glsl), each with 32-bit loads; Q8_0 and Q4_0 also with
- * USE_INT64. F32 needs K % 4 == 0, F16/BF16 K % 8 == 0 (rows in whole 16-byte units); every type needs
- * w_off % 16 == 0 and x_off, x_stride multiples of 4 floats; USE_INT64 needs NC == 1, K % 128 == 0,
+ * USE_INT64 (NC == 1), and Q4_0 with USE_INT64 and MC_INT64 (any NC). F32 needs K % 4 == 0, F16/BF16
+ * K % 8 == 0 (rows in whole 16-byte units); every type needs w_off % 16 == 0 and x_off, x_stride multiples of
+ * 4 floats; USE_INT64 needs K % 128 == 0,
  * w_off % 32 == 0, d_off % 8 == 0 and x_off % 8 == 0 (the host checks and otherwise uses the 32-bit variant or
  * the generic kernels).
  * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
@@ -146,6 +154,14 @@ vec4 nib_lo(uint q) { return vec4(ivec4(q & 0xFu, q & 0xF00u, q & 0xF0000u, q & 
 vec4 nib_hi(uint q) { return vec4(ivec4(q & 0xF0u, q & 0xF000u, q & 0xF00000u, q >> 28)); }
 #endif
 
+/* MC_WORD(V, J): quant vector V (four weights) times x vector J of every column (xm[c * XPC + J], each column's
+ * XPC vec4s of x in xm) into that column's sum s_[c]: one fma per weight and column (the tiles of several
+ * columns, MC_BLOCK and MC64_STEP). */
+#define MC_WORD(V, J)                                                                                       \
+    [[unroll]] for (uint e_ = 0u; e_ < 4u; e_++)                                                            \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            s_[c] = fma((V)[e_], xm[c * XPC + (J)][e_], s_[c]);
+
 #ifdef USE_INT64
 /* The 64-bit-load variant: one column (NC == 1), Q8_0 or Q4_0, K a multiple of 128, w_off a multiple of 32 bytes,
  * d_off of 8 and x_off of 8 floats (the host checks). A row is walked in groups of four blocks, whose scales
@@ -199,6 +215,105 @@ const uint WPU = 32u;
         acc[i] += (D).x * Q8_SUM(q0, 0u) + (D).y * Q8_SUM(q1, 1u);                                          \
     }
 #endif
+#ifdef MC_INT64
+/* Tiles of several columns with 64-bit loads (Q4_0, the conditions above but NC > 1): the 32-bit variant's
+ * MC_BLOCK scheme in steps of two blocks, with half the load components per lane: one u64vec4 of quants per row,
+ * the scales of four blocks in one uint64_t, and x of two blocks of a column in one load by all lanes. */
+#ifndef WTYPE_Q4_0
+#error "MC_INT64 is built for Q4_0 only"
+#endif
+const uint XPC = 16u;   /* vec4s of x per column in xm (two blocks) */
+/* MC64_X(c, G): blocks G, G + 1 of column c: invocation t loads floats 8t..8t+7 (block G + t / 4), sums and
+ * pre-scales them (elements 0..15 of a block are low nibbles, 16..31 high ones); shuffles hand them to all. */
+#define MC64_X(c, G)                                                                                        \
+    {                                                                                                       \
+        vec4 lo_[8], hi_[8];                                                                                \
+        float p_[8];                                                                                        \
+        [[unroll]] for (uint r_ = 0u; r_ < 8u; r_ += WG) {                                                  \
+            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
+            u64vec4 v_ = u64vec4(0ul);                                                                      \
+            if (t_ < 8u)                                                                                    \
+                v_ = x8[xbase[c] + (G) * 4u + t_];                                                          \
+            const vec4 l_ = uintBitsToFloat(uvec4(unpackUint2x32(v_.x), unpackUint2x32(v_.y)));             \
+            const vec4 h_ = uintBitsToFloat(uvec4(unpackUint2x32(v_.z), unpackUint2x32(v_.w)));             \
+            const vec4 sc_ = (t_ & 3u) < 2u ? SCALE_LO : SCALE_HI;                                          \
+            p_[r_ / WG] = dot(l_ + h_, vec4(1.0));                                                          \
+            lo_[r_ / WG] = l_ * sc_;                                                                        \
+            hi_[r_ / WG] = h_ * sc_;                                                                        \
+        }                                                                                                   \
+        [[unroll]] for (uint h_ = 0u; h_ < 2u; h_++) {                                                      \
+            float s_ = 0.0;                                                                                 \
+            [[unroll]] for (uint u_ = 0u; u_ < 4u; u_++) {                                                  \
+                const uint l_ = 4u * h_ + u_;                                                               \
+                xm[(c) * XPC + h_ * 8u + 2u * u_] = subgroupShuffle(lo_[l_ / WG], l_ % WG);                  \
+                xm[(c) * XPC + h_ * 8u + 2u * u_ + 1u] = subgroupShuffle(hi_[l_ / WG], l_ % WG);             \
+                s_ += subgroupShuffle(p_[l_ / WG], l_ % WG);                                                \
+            }                                                                                               \
+            xs[(c) * 2u + h_] = 8.0 * s_;                                                                   \
+        }                                                                                                   \
+    }
+/* MC64_BLOCK(i, W, H, D): row i's block H of the step, its quants in words W, scale D, for every column. */
+#define MC64_BLOCK(i, W, H, D)                                                                              \
+    {                                                                                                       \
+        float s_[NC];                                                                                       \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            s_[c] = -xs[c * 2u + (H)];                                                                      \
+        [[unroll]] for (uint w_ = 0u; w_ < 4u; w_++) {                                                      \
+            MC_WORD(nib_lo((W)[w_]), (H) * 8u + w_)                                                         \
+            MC_WORD(nib_hi((W)[w_]), (H) * 8u + 4u + w_)                                                    \
+        }                                                                                                   \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            mac[(i) * NC + c] = fma((D), s_[c], mac[(i) * NC + c]);                                         \
+    }
+
+void main()
+{
+    const uint row0 = gl_WorkGroupID.x * (WG * RPL) + gl_LocalInvocationID.x;
+    const uint col0 = gl_WorkGroupID.y * NC;
+    const uint nb = pc.K / 32u;
+
+    uint xbase[NC];   /* u64vec4 index of each column's x */
+    [[unroll]] for (uint c = 0u; c < NC; c++)
+        xbase[c] = (pc.x_off + min(col0 + c, pc.N - 1u) * pc.x_stride) >> 3;
+    uint rq[RPL];     /* u64vec4 index of each row's quants */
+    uint rd[RPL];     /* uint64_t index of each row's scales */
+    [[unroll]] for (uint i = 0u; i < RPL; i++) {
+        const uint r = min(row0 + i * WG, pc.M - 1u);
+        rq[i] = (pc.w_off >> 5) + r * (pc.K / 64u);
+        rd[i] = (pc.d_off >> 3) + r * (nb >> 2);
+    }
+    float mac[RPL * NC];
+    [[unroll]] for (uint i = 0u; i < RPL * NC; i++)
+        mac[i] = 0.0;
+    uint g = 0u;   /* first block of the group of four */
+    do {
+        uvec2 sc[RPL];
+        [[unroll]] for (uint i = 0u; i < RPL; i++)
+            sc[i] = unpackUint2x32(wd64[rd[i] + (g >> 2)]);
+        [[unroll]] for (uint st = 0u; st < 2u; st++) {
+            vec4 xm[NC * XPC];
+            float xs[NC * 2u];
+            [[unroll]] for (uint c = 0u; c < NC; c++)
+                MC64_X(c, g + 2u * st)
+            [[unroll]] for (uint i = 0u; i < RPL; i++) {
+                const u64vec4 q = wq64[rq[i] + (g >> 1) + st];
+                const vec2 d = unpackHalf2x16(sc[i][st]);
+                MC64_BLOCK(i, uvec4(unpackUint2x32(q.x), unpackUint2x32(q.y)), 0u, d.x)
+                MC64_BLOCK(i, uvec4(unpackUint2x32(q.z), unpackUint2x32(q.w)), 1u, d.y)
+            }
+        }
+        g += 4u;
+    } while (g < nb);
+
+    [[unroll]] for (uint c = 0u; c < NC; c++) {
+        [[unroll]] for (uint i = 0u; i < RPL; i++) {
+            const uint row = row0 + i * WG;
+            if (col0 + c < pc.N && row < pc.M)
+                y[pc.y_off + (col0 + c) * pc.y_stride + row] = mac[i * NC + c];
+        }
+    }
+}
+#else
 /* STEP(G, S): blocks G + 2S, G + 2S + 1 of every row; their scales are halves 2S, 2S + 1 of sc. */
 #define STEP(G, S)                                                                                          \
     {                                                                                                       \
@@ -242,6 +357,7 @@ void main()
             y[pc.y_off + row] = acc[i];
     }
 }
+#endif
 #else
 /* LOAD_X(U): the x values of unit U of every column into xv (Q4_0 also gets 8 * sum(x) in xs, and x
  * pre-scaled for the nibbles taken in place). ROW_UNIT(i, U[, D]): row i of the invocation, unit U (with
@@ -323,6 +439,87 @@ void main()
     }
 #endif
 
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q8_0)
+/* Tiles of more than two columns (batched decode), Q4_0 and Q8_0, block by block (MC_BLOCK). The per-column work
+ * dominates there, so it is kept to one fused multiply-add per weight and column:
+ *   - x of the block, per column: invocation t loads floats 4t..4t+3 (one load for all lanes), sums and
+ *     pre-scales them (Q4_0), and constant-index shuffles hand them to all (MC_X);
+ *   - each row's quants are dequantized once and used in NC independent fma chains (MC_ROW);
+ *   - every loop is unrolled, so that no array is indexed at run time: llvmpipe keeps such arrays in memory and
+ *     stores to them lane by lane. */
+const uint XPC = 8u;   /* vec4s of x per column in xm (one block) */
+#if defined(WTYPE_Q4_0)
+#define MC_X(c, B)                                                                                          \
+    {                                                                                                       \
+        vec4 g_[8];                                                                                         \
+        float p_[8];                                                                                        \
+        [[unroll]] for (uint r_ = 0u; r_ < 8u; r_ += WG) {                                                  \
+            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
+            vec4 v_ = vec4(0.0);                                                                            \
+            if (t_ < 8u)                                                                                    \
+                v_ = x4[xbase[c] + (B) * 8u + t_];                                                          \
+            p_[r_ / WG] = dot(v_, vec4(1.0));                                                               \
+            g_[r_ / WG] = v_ * (t_ < 4u ? SCALE_LO : SCALE_HI);                                             \
+        }                                                                                                   \
+        float s_ = 0.0;                                                                                     \
+        [[unroll]] for (uint j_ = 0u; j_ < 8u; j_++) {                                                      \
+            xm[(c) * 8u + j_] = subgroupShuffle(g_[j_ / WG], j_ % WG);                                      \
+            s_ += subgroupShuffle(p_[j_ / WG], j_ % WG);                                                    \
+        }                                                                                                   \
+        xs[c] = 8.0 * s_;                                                                                   \
+    }
+#define MC_ROW(i, B, D)                                                                                     \
+    {                                                                                                       \
+        const uvec4 q_ = wq[rq[i] + (B)];                                                                   \
+        float s_[NC];                                                                                       \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            s_[c] = -xs[c];                                                                                 \
+        [[unroll]] for (uint w_ = 0u; w_ < 4u; w_++) {                                                      \
+            MC_WORD(nib_lo(q_[w_]), w_)                                                                     \
+            MC_WORD(nib_hi(q_[w_]), w_ + 4u)                                                                \
+        }                                                                                                   \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            mac[(i) * NC + c] = fma((D), s_[c], mac[(i) * NC + c]);                                         \
+    }
+#else
+#define MC_X(c, B)                                                                                          \
+    {                                                                                                       \
+        vec4 g_[8];                                                                                         \
+        [[unroll]] for (uint r_ = 0u; r_ < 8u; r_ += WG) {                                                  \
+            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
+            g_[r_ / WG] = vec4(0.0);                                                                        \
+            if (t_ < 8u)                                                                                    \
+                g_[r_ / WG] = x4[xbase[c] + (B) * 8u + t_];                                                 \
+        }                                                                                                   \
+        [[unroll]] for (uint j_ = 0u; j_ < 8u; j_++)                                                        \
+            xm[(c) * 8u + j_] = subgroupShuffle(g_[j_ / WG], j_ % WG);                                      \
+    }
+#define MC_ROW(i, B, D)                                                                                     \
+    {                                                                                                       \
+        const uvec4 qa_ = wq[rq[i] + 2u * (B)], qb_ = wq[rq[i] + 2u * (B) + 1u];                            \
+        float s_[NC];                                                                                       \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            s_[c] = 0.0;                                                                                    \
+        [[unroll]] for (uint w_ = 0u; w_ < 4u; w_++) {                                                      \
+            MC_WORD(q8_word(qa_[w_]), w_)                                                                   \
+            MC_WORD(q8_word(qb_[w_]), w_ + 4u)                                                              \
+        }                                                                                                   \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            mac[(i) * NC + c] = fma((D), s_[c], mac[(i) * NC + c]);                                         \
+    }
+#endif
+/* MC_BLOCK(B, H): block B of every row and column, row i's scale dd[i].H. */
+#define MC_BLOCK(B, H)                                                                                      \
+    {                                                                                                       \
+        vec4 xm[NC * 8u];                                                                                   \
+        float xs[NC];                                                                                       \
+        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
+            MC_X(c, B)                                                                                      \
+        [[unroll]] for (uint i = 0u; i < RPL; i++)                                                          \
+            MC_ROW(i, B, dd[i].H)                                                                           \
+    }
+#endif
+
 void main()
 {
     const uint t = gl_LocalInvocationID.x;
@@ -368,6 +565,23 @@ void main()
                     ROW_UNIT(i, b + 1u, dd[i].y)
             }
         }
+    } else if (NC > 2u && ((nb | (pc.d_off >> 1)) & 1u) == 0u) {
+        /* Two blocks per step, their scales from one word. The sums go to mac, which (unlike acc) is indexed by
+         * constants only, so it stays out of memory. */
+        float mac[RPL * NC];
+        [[unroll]] for (uint i = 0u; i < RPL * NC; i++)
+            mac[i] = 0.0;
+        uint b = 0u;
+        do {
+            vec2 dd[RPL];
+            [[unroll]] for (uint i = 0u; i < RPL; i++)
+                dd[i] = unpackHalf2x16(wd[(rd[i] + b) >> 1]);
+            MC_BLOCK(b, x)
+            MC_BLOCK(b + 1u, y)
+            b += 2u;
+        } while (b < nb);
+        [[unroll]] for (uint i = 0u; i < RPL * NC; i++)
+            acc[i] = mac[i];
     } else {
         /* One block per step. A scales word holds two blocks' scales: it is loaded at even half indices
          * (and at the first block) and kept, so each word is still loaded once, whatever the parity. */

@@ -176,8 +176,9 @@ static void lowered_limits(vkr_device *dev, test_rng *rng, const family *fam)
     *ft = saved;
 }
 
-/* The CPU kernel's 64-bit-load variant (one column, Q8_0/Q4_0, K a multiple of 128: cpu_i64_applies in
- * host/ops/ops_matmul.c) at its edges: one and several groups of four blocks, row counts that are not multiples of
+/* The CPU kernel's 64-bit-load variants (one column, Q8_0/Q4_0, and tiles of several columns, Q4_0; K a multiple of
+ * 128: cpu_i64_applies in host/ops/ops_matmul.c) at their edges: one and several groups of four blocks, row counts
+ * that are not multiples of
  * a workgroup's rows, x bound with a residual of 32 bytes (taken) and of 16 (the 32-bit variant), and row chunks
  * bound at non-zero residuals that are multiples of 32 (quants) and 8 (scales) bytes, and a narrower workgroup.
  * With int64 reported absent the same cases check the 32-bit variant. */
@@ -192,6 +193,15 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
                      km[i][1]);
             run_case(dev, rng, type, km[i][0], km[i][1], 1, label);
         }
+        /* Tiles of several columns (Q4_0: the 64-bit-load tiles; Q8_0: the 32-bit ones, MC_BLOCK): a tile of 2, of
+         * 8 with 3 columns past N, and a full tile of 8 next to a tile of 1 column. */
+        static const uint32_t ncols[] = {2, 5, 9};
+        for (size_t ni = 0; ni < sizeof ncols / sizeof ncols[0]; ni++)
+            for (size_t i = 0; i < 3; i++) {
+                snprintf(label, sizeof label, "%s edges %s K=%u M=%u N=%u", fam->name, vkl_ggml_type_name(type),
+                         km[i][0] * 2, km[i][1], ncols[ni]);
+                run_case(dev, rng, type, km[i][0] * 2, km[i][1], ncols[ni], label);
+            }
     }
     vkr_features saved = dev->info.features;
     vkr_features *ft = &dev->info.features;
@@ -209,6 +219,8 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
         ft->max_storage_buffer_range = 4096 + 512;
         snprintf(label, sizeof label, "%s edges small-range %s K=128 M=1000 N=1", fam->name, vkl_ggml_type_name(type));
         run_case_view(dev, rng, type, 128, 1000, 1, 3, label);
+        snprintf(label, sizeof label, "%s edges small-range %s K=128 M=1000 N=6", fam->name, vkl_ggml_type_name(type));
+        run_case_view(dev, rng, type, 128, 1000, 6, 3, label);
         ft->max_storage_buffer_range = saved.max_storage_buffer_range;
     }
     *ft = saved;
@@ -218,6 +230,8 @@ static void cpu_int64_edges(vkr_device *dev, test_rng *rng, const family *fam)
         for (uint32_t ti = 2; ti < 4; ti++) {
             snprintf(label, sizeof label, "%s edges wg-4 %s K=384 M=77 N=1", fam->name, vkl_ggml_type_name(TYPES[ti]));
             run_case(dev, rng, TYPES[ti], 384, 77, 1, label);
+            snprintf(label, sizeof label, "%s edges wg-4 %s K=256 M=77 N=7", fam->name, vkl_ggml_type_name(TYPES[ti]));
+            run_case(dev, rng, TYPES[ti], 256, 77, 7, label);
         }
         *ft = saved;
     }

@@ -536,14 +536,13 @@ static bool residual_aligned(const mm_ctx *c, uint64_t off, uint64_t stride, uin
     return stride % a == 0 && off % c->align % a == 0;
 }
 
-/* The 64-bit-load variant of the CPU kernel (mm_cpu.comp with USE_INT64: built for the hand-tuned Q8_0 and Q4_0
- * paths, found by name) applies: shaderInt64, one column, K a multiple of 128, quants bound at multiples of 32
- * bytes, scales of 8, x of 32. It loads twice the bytes per load of the 32-bit variant (llvmpipe's cost is per
- * component). With several columns each weight load is already shared, and the larger unrolled body costs more
- * than it saves (and compiles slowly). */
-static bool cpu_i64_applies(const mm_ctx *c, const vk_tensor *w, vk_view x, uint32_t n_cols, const char *name)
+/* A 64-bit-load variant of the CPU kernel (mm_cpu.comp with USE_INT64, found by name: the one-column matvec for
+ * Q8_0 and Q4_0, "_i64", and the tiles of several columns for Q4_0, "_i64mc") applies: shaderInt64, K a multiple
+ * of 128, quants bound at multiples of 32 bytes, scales of 8, x of 32. It loads twice the bytes per load of the
+ * 32-bit variant (llvmpipe's cost is per component). */
+static bool cpu_i64_applies(const mm_ctx *c, const vk_tensor *w, vk_view x, const char *name)
 {
-    return c->dev->info.features.int64 && n_cols == 1 && vkr_shader_exists(name) && w->ne[0] % 128 == 0 &&
+    return c->dev->info.features.int64 && vkr_shader_exists(name) && w->ne[0] % 128 == 0 &&
            residual_aligned(c, w->qs_offset, w->row_qs_bytes, 32) &&
            residual_aligned(c, w->d_offset, w->row_d_bytes, 8) && residual_aligned(c, x.offset, 0, 32);
 }
@@ -565,8 +564,8 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const uint32_t spec[2] = {rpl, nc};
 
     char name[32];
-    snprintf(name, sizeof name, "mm_cpu_%s_i64", type_suffix(w->type));
-    if (!cpu_i64_applies(c, w, x, n_cols, name))
+    snprintf(name, sizeof name, "mm_cpu_%s_i64%s", type_suffix(w->type), nc > 1 ? "mc" : "");
+    if (!cpu_i64_applies(c, w, x, name))
         snprintf(name, sizeof name, "mm_cpu_%s", type_suffix(w->type));
     vkr_dispatch d;
     memset(&d, 0, sizeof d);

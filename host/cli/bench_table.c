@@ -60,10 +60,15 @@ void table_set(table *t, const char *key, const char *fmt, ...)
     *cell = s;
 }
 
+/* A small nonzero value gets the decimals it needs to stay nonzero (a slow call on a loaded CPU device is
+ * 0.004 GB/s, not 0.00), up to 6. */
 void table_num(table *t, const char *key, double v, int prec)
 {
-    if (isfinite(v))
-        table_set(t, key, "%.*f", prec, v);
+    if (!isfinite(v))
+        return;
+    while (prec < 6 && v != 0 && fabs(v) < 0.5 * pow(10, -prec))
+        prec++;
+    table_set(t, key, "%.*f", prec, v);
 }
 
 static const char *cell(const table *t, int r, int c) { return t->cells[r * t->n_cols + c]; }

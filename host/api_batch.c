@@ -199,6 +199,11 @@ vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t 
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                              "vkllm_seq_rm: positions [%u, %d) of sequence %u, which holds %u: only a tail can be "
                              "removed (p1 < 0 or p1 >= its length)", from, p1, s, seq_pos[s]);
+    /* A ring keeps only the last positions: a sequence cut back further could not continue. */
+    if (from && from < seq_pos[s0] && !vkl_llama_context_can_continue(vkl_api_context_llama(c), from))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "vkllm_seq_rm: the sliding-window layers keep only the last positions: a sequence can be cut "
+                         "back to 0 or by at most the batch size, not to %u", from);
     for (uint32_t s = s0; s < s1; s++)   /* later positions are overwritten before they are read */
         if (from < seq_pos[s])
             seq_pos[s] = from;

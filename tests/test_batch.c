@@ -185,7 +185,8 @@ static void check_cp_rm(model_case *mc)
 }
 
 /* A sliding-window model's one-sequence context keeps a ring (window 8 + 16 - 1 < N_CTX): vkllm_decode_batch
- * takes its tokens in order, and vkllm_seq_rm refuses to cut back past what the ring still holds. */
+ * takes its tokens in order, vkllm_seq_rm refuses to cut back past what the ring still holds, and its state
+ * saved after batches loads into another ring context that continues from it. */
 static void check_ring(model_case *mc)
 {
     vkllm_context *c = new_context(mc->m, 1);
@@ -202,6 +203,20 @@ static void check_ring(model_case *mc)
     CHECK(vkllm_seq_rm(c, 0, 2, -1) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_pos(c, 0) == SEQ_LEN,
           "ring: seq_rm back past the ring's reach");
     printf("ring: %s\n", vkllm_last_error());
+    /* The state saved after batches loads into another ring context, which continues from it. */
+    size_t size = 0, written = 0;
+    void *state = NULL;
+    vkllm_context *c2 = new_context(mc->m, 1);
+    CHECK(vkllm_state_size(c, &size) == VKLLM_OK && (state = malloc(size)) &&
+          vkllm_state_save(c, state, size, &written) == VKLLM_OK && c2 &&
+          vkllm_state_load(c2, state, written) == VKLLM_OK && vkllm_seq_pos(c2, 0) == SEQ_LEN,
+          "ring: state after batches: %s", vkllm_last_error());
+    if (c2 && vkllm_seq_pos(c2, 0) == SEQ_LEN) {
+        CHECK(vkllm_seq_rm(c2, 0, SEQ_LEN - 4, -1) == VKLLM_OK, "ring: seq_rm after a load: %s", vkllm_last_error());
+        batch_step(mc, c2, 4, seq, pos + SEQ_LEN - 4, NULL, "ring: the tail again after a state load");
+    }
+    free(state);
+    vkllm_context_free(c2);
     CHECK(vkllm_seq_rm(c, 0, SEQ_LEN - 4, -1) == VKLLM_OK, "ring: seq_rm of a short tail: %s", vkllm_last_error());
     batch_step(mc, c, 4, seq, pos + SEQ_LEN - 4, NULL, "ring: the tail again");
     CHECK(vkllm_seq_clear(c, 0) == VKLLM_OK, "ring: seq_clear: %s", vkllm_last_error());

@@ -330,6 +330,11 @@ vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t 
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_rm: positions [%u, %d) of sequence %u, which "
                              "continues at %u: only a tail can be removed here: %s", from, p1, s, t.pos[s], no_gap);
     }
+    /* A ring (one sequence) keeps only the last positions: a sequence cut back further could not continue. */
+    if (from && from < t.pos[s0] && !vkl_llama_context_can_continue(vkl_api_context_llama(c), from))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                         "vkllm_seq_rm: the sliding-window layers keep only the last positions: a sequence can be cut "
+                         "back to 0 or by at most the batch size, not to %u", from);
     for (uint32_t s = s0; s < s1 && st == VKLLM_OK; s++)
         st = remove_rows(c, &t, s, rows_below(&t, s, from), rows_below(&t, s, to));
     return st;

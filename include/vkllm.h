@@ -357,8 +357,11 @@ VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
  * Tokens of different sequences may interleave in any order. logits NULL: only the last token's logits;
  * else logits[i] != 0 asks for token i's. A batch of more than n_batch tokens runs as several submissions
  * in order (the abort callback asked between them; the finished ones stay in the context, as
- * vkllm_seq_pos tells). Sliding-window models (Gemma 2/3) with n_ctx > window + n_batch - 1 keep a ring
- * buffer and refuse n_seq > 1 and vkllm_decode_batch (VKLLM_ERR_UNSUPPORTED).
+ * vkllm_seq_pos tells). Sliding-window models (Gemma 2/3) with n_ctx > window + n_batch - 1: a context of
+ * one sequence keeps a ring buffer in the window layers, so its batches must hold consecutive positions
+ * that continue at 0 or within n_batch of its end, and vkllm_seq_rm may cut it back by at most n_batch
+ * positions (or to 0); otherwise VKLLM_ERR_UNSUPPORTED. With n_seq > 1 those layers keep full caches
+ * (n_seq * n_ctx rows, an info line states the extra memory) and the general rules hold.
  *
  * vkllm_decode, vkllm_decode_all, vkllm_decode_submit, vkllm_context_position, vkllm_context_truncate and
  * the vkllm_state_* calls work on sequence 0; vkllm_decode* and vkllm_state_size/save refuse a sequence 0

@@ -1,6 +1,7 @@
 # `vkllm serve` on loopback with the stories260K model: every endpoint with curl (streaming too), API
 # keys, bad requests (each a 4xx JSON error, the server still up), a full queue (503), a client that
-# disconnects mid-stream (its slot is freed), a clean stop on SIGTERM.
+# disconnects mid-stream (its slot is freed), a clean stop on SIGTERM; a sliding-window model (gemma3-tiny)
+# on one and two slots.
 . "$(dirname "${BASH_SOURCE[0]}")/lib_serve.sh"
 serve_init cli_serve
 CLI_ERROR_PREFIX="vkllm serve: "
@@ -210,5 +211,38 @@ wait "$whole_pid" 2>/dev/null
 wait_metric slots_busy 0 3 && ok "a client that leaves a whole-answer request frees its slot" ||
     fail "the abandoned whole-answer request keeps its slot"
 serve_stop queue "$QUEUE_PID"
+
+# ---- A sliding-window model (gemma3-tiny, window 8) with a context larger than window + batch ----
+# One slot keeps a ring in the window layers, which takes the scheduler's batches in order; two slots keep
+# full caches there. Two prompts longer than the window, run concurrently on two slots, give the greedy text
+# each gives alone on one slot.
+gemma3=$TMP/gemma3-tiny.gguf
+expect_ok "$BIN" synth --preset gemma3-tiny --type q8_0 -o "$gemma3" --seed 3 || cli_finish
+ring_prompts=("The quick brown fox jumps over the lazy dog and runs far away"
+    "Once upon a time there was a little girl who lived in a house")
+ring_req() { printf '{"prompt":"%s","max_tokens":24,"temperature":0}' "$1"; }
+MODEL=$gemma3 serve_start ring1 --parallel 1 -c 256 -b 32 || cli_finish
+RING1_PID=$SERVER_PID
+alone=()
+for i in 0 1; do
+    expect_status "gemma3 ring, prompt $i alone" 200 POST /v1/completions "$(ring_req "${ring_prompts[$i]}")"
+    alone[i]=$(json_field text "$TMP/body")
+done
+[ -n "${alone[0]}" ] && [ "${alone[0]}" != "${alone[1]}" ] || fail "gemma3 texts alone: '${alone[0]}' '${alone[1]}'"
+serve_stop ring1 "$RING1_PID"
+MODEL=$gemma3 serve_start ring2 --parallel 2 -c 256 -b 32 || cli_finish
+RING2_PID=$SERVER_PID
+ring_pids=()
+for i in 0 1; do
+    curl -s --max-time 60 "$URL/v1/completions" -d "$(ring_req "${ring_prompts[$i]}")" >"$TMP/ring$i.out" &
+    ring_pids+=($!)
+done
+wait "${ring_pids[@]}"
+for i in 0 1; do
+    got=$(json_field text "$TMP/ring$i.out")
+    [ "$got" = "${alone[$i]}" ] && ok "gemma3, two slots: prompt $i gives its text alone" ||
+        fail "gemma3, two slots: prompt $i: '$got', alone '${alone[$i]}': $(head -c 300 "$TMP/ring$i.out")"
+done
+serve_stop ring2 "$RING2_PID"
 
 cli_finish

@@ -49,7 +49,7 @@ serve_start() {
 }
 
 # serve_stop NAME PID: SIGTERM, then the server must exit 0 within 60 s (a sanitizer build checks its
-# leaks at that exit) and have written nothing unexpected on stderr.
+# leaks at that exit) and have written nothing unexpected on stderr (info lines are expected).
 serve_stop() {
     local name=$1 pid=$2 rc=
     kill -TERM "$pid" 2>/dev/null
@@ -69,7 +69,7 @@ serve_stop() {
         return 1
     fi
     local unexpected
-    unexpected=$(grep -v -e '^vkllm serve: listening on ' -e '^vkllm serve: stopping' "$TMP/$name.err")
+    unexpected=$(grep -v -e '^vkllm serve: listening on ' -e '^vkllm serve: stopping' -e '^vkllm: info: ' "$TMP/$name.err")
     if [ -n "$unexpected" ]; then
         fail "server $name wrote to stderr: $(head -c 1500 <<<"$unexpected")"
         return 1

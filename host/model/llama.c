@@ -591,15 +591,19 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
     c->n_batch = (uint64_t)n_batch < (uint64_t)n_ctx * n_seq ? n_batch : n_ctx * n_seq;
     if (hp->swa_window && (uint64_t)hp->swa_window + c->n_batch - 1 < n_ctx)
         c->ring_rows = hp->swa_window + c->n_batch - 1;
-    if (c->ring_rows && n_seq > 1) {
-        const uint32_t most = c->ring_rows;
-        free(c);
-        return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "several sequences in one context need full caches in the sliding-window layers: use at "
-                         "most %u positions (window + n_batch - 1) per sequence, or one sequence", most);
-    }
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    if (c->ring_rows && n_seq > 1) {
+        /* The kernels address one ring per cache: several sequences keep full caches in these layers too. */
+        uint32_t n_local = 0;
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            n_local += vkl_arch_layer_is_local(hp, l);
+        const double extra = (double)n_local * ((double)n_seq * n_ctx - c->ring_rows) * kv_dim * 2 * 2;
+        vkr_log(VKLLM_LOG_INFO,
+                "%u sequences: the %u sliding-window layers keep full caches of %u x %u rows, not a ring of %u "
+                "(%.1f MiB more K/V memory)", n_seq, n_local, n_seq, n_ctx, c->ring_rows, extra / 1048576.0);
+        c->ring_rows = 0;
+    }
     uint64_t range = dev->info.features.max_storage_buffer_range;
     c->rows_all_logits = (uint32_t)(range / ((uint64_t)hp->n_vocab * 4));
     if (c->rows_all_logits > c->n_batch)
@@ -976,6 +980,8 @@ static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
                      "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
 }
 
+bool vkl_llama_context_can_continue(const llama_context *c, uint32_t pos) { return ring_allows(c, pos); }
+
 /* Writes the graph inputs of n tokens: ids, positions (pos NULL: pos0, pos0 + 1, ...) and with several
  * sequences each token's first cache row (seq NULL: sequence 0) and its row within the sequence (row NULL:
  * its position). The caller checked positions, sequences and rows. */
@@ -1157,12 +1163,17 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
 {
     if (c->in_flight)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
-    if (c->ring_rows)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring takes one sequence "
-                         "evaluated in order (llama_eval)");
     if (n == 0 || n > vkl_llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n,
                          vkl_llama_context_seq_batch_max(c));
+    /* A ring (one sequence: vkl_llama_context_create_seq) takes consecutive positions continuing as
+     * llama_eval's may; they move its end. */
+    for (uint32_t i = 1; i < n && c->ring_rows; i++)
+        if (pos[i] != pos[0] + i)
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "the sliding-window layers keep a ring: a batch's positions "
+                             "must be consecutive (token %u at %u after %u)", i, pos[i], pos[i - 1]);
+    if (!ring_allows(c, pos[0]))
+        return ring_error(c, pos[0]);
     uint32_t n_want = 0, *rows = c->out_rows->mapped;
     for (uint32_t i = 0; i < n; i++) {
         /* one sequence: no row_base, so every row is its position */
@@ -1179,7 +1190,7 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
     if (st == VKLLM_OK)
         st = write_inputs(c, tokens, n, 0, pos, seq, row);
     if (st == VKLLM_OK)
-        st = submit_graph(c, n, pos[0], c->end, false, gather ? n_want : 0);
+        st = submit_graph(c, n, pos[0], c->ring_rows ? pos[0] + n : c->end, false, gather ? n_want : 0);
     bool done;
     if (st == VKLLM_OK)
         st = vkl_llama_eval_poll(c, UINT64_MAX, &done);

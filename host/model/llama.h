@@ -134,6 +134,9 @@ vkllm_status vkl_llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t ro
                                    bool upload);
 /* One past the last position evaluated (with a ring: where the ring's last write ended). */
 uint32_t vkl_llama_context_end(const llama_context *c);
+/* Whether an evaluation may continue at pos: false where the sliding-window layers' ring no longer holds the
+ * positions before it (a ring continues at 0 or within n_batch positions of its end). */
+bool vkl_llama_context_can_continue(const llama_context *c, uint32_t pos);
 /* After the cache rows are uploaded: the evaluated end and the last token's logits (n_vocab floats). */
 void vkl_llama_context_restore(llama_context *c, uint32_t end, const void *logits);
 

@@ -7,8 +7,9 @@
  * regenerates them if the format or the writer changes. Deterministic: the same files every run.
  *   kv_types.gguf      every scalar type, a string, numeric, bool and string arrays; no tensors
  *   tensors.gguf       one tensor of each of f32, f16, q8_0, q4_0, 1-D to 4-D, alignment 64
- *   quant_types.gguf   two rows of one block (256 elements for the K-quants and iq4_xs) of every other type
- *                      in the type table (bf16, q4_1, q5_0, q5_1, q2_K .. q6_K, iq4_nl, iq4_xs)
+ *   quant_types.gguf   two rows of one block (256 elements for the K-quants, iq4_xs and the IQ grid types) of
+ *                      every other type in the type table (bf16, q4_1, q5_0, q5_1, q2_K .. q6_K, iq4_nl, iq4_xs,
+ *                      mxfp4, iq2_xxs .. iq1_m)
  *   micro_llama.gguf   a complete Llama model (8 embd, 1 layer, 2 heads, 48-token SentencePiece vocab,
  *                      ChatML chat template) that vkllm can load
  *   bpe_vocab.gguf     a byte-level BPE vocabulary with merges and Llama 3 special tokens, no tensors */

@@ -84,13 +84,19 @@ vec4 iq4_poly(uvec4 n)
     return round(fma(fma(fma(fma(vec4(0.0013247202), f, vec4(0.041216824)), f, vec4(-1.5001836)), f,
                          vec4(24.743246)), f, vec4(-127.0436)));
 }
+#ifdef DQ_IQ4_LOOKUP
+/* The kernel's own IQ4 value lookup (mm_cpu.comp: through subgroup shuffles), used instead of iq4_poly. */
+vec4 DQ_IQ4_LOOKUP(uvec4 n);
+#else
+#define DQ_IQ4_LOOKUP iq4_poly
+#endif
 /* Runs 0 and 1 (low and high nibbles of v's 16 bytes) as IQ4 values. */
 void dq_iq4_runs(uvec4 v, out vec4 q[8])
 {
     for (uint i = 0u; i < 4u; i++) {
         const uvec4 b = uvec4(v[i], v[i] >> 8, v[i] >> 16, v[i] >> 24);
-        q[i] = iq4_poly(b & 0xFu);
-        q[4u + i] = iq4_poly((b >> 4) & 0xFu);
+        q[i] = DQ_IQ4_LOOKUP(b & 0xFu);
+        q[4u + i] = DQ_IQ4_LOOKUP((b >> 4) & 0xFu);
     }
 }
 

@@ -55,6 +55,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
 
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+#define DQ_IQ4_LOOKUP iq4_shuffled   /* below */
+#endif
 #include "dequant.glsl"
 #if defined(WQUANT) && !defined(WTYPE_Q4_0) && !defined(WTYPE_Q8_0)
 #define DQ_GENERIC 1   /* through dequant.glsl's units (Q4_0 and Q8_0 have hand-tuned paths) */
@@ -143,6 +146,32 @@ const uint XU = DQ_RUNS * 4u;   /* vec4s of x per unit */
             xv[(c) * XU + j_] = subgroupShuffle(g_[j_ / WG], j_ % WG);                                      \
     }
 #endif
+#endif
+
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+/* The 16 IQ4 values through subgroup shuffles: llvmpipe emits fma() as a multiply and an add, so iq4_poly
+ * costs ~10 vector instructions per value, and an indexed constant array a load per lane; a shuffle is one
+ * permute instruction. Invocation t holds value k * WG + t in iq4_tab[k] (set once in main); value n is
+ * shuffled from invocation n % WG's iq4_tab[n / WG] (WG = the subgroup size; two shuffles and a select at 8). */
+const uint IQ4_TABS = (16u + WG - 1u) / WG;
+float iq4_tab[16];
+void iq4_tab_init()
+{
+    for (uint k = 0u; k < IQ4_TABS; k++)
+        iq4_tab[k] = iq4_poly(uvec4(min(k * WG + gl_SubgroupInvocationID, 15u))).x;
+}
+vec4 iq4_shuffled(uvec4 n)
+{
+    vec4 r;
+    for (uint c = 0u; c < 4u; c++) {
+        r[c] = subgroupShuffle(iq4_tab[0], n[c] % WG);
+        for (uint k = 1u; k < IQ4_TABS; k++) {
+            const float v = subgroupShuffle(iq4_tab[k], n[c] % WG);
+            r[c] = n[c] / WG == k ? v : r[c];
+        }
+    }
+    return r;
+}
 #endif
 
 #if defined(WTYPE_Q4_0)
@@ -601,6 +630,9 @@ void main()
     /* Block by block: each row's meta loaded once per block, then unit by unit: the x of the unit's runs
      * (gathered by the lanes and shuffled, with their sums), then each row's unit for every column. */
     const uint nb = pc.K / DQ_QK;
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+    iq4_tab_init();
+#endif
     uint rb[RPL];     /* first block of each row */
     for (uint i = 0u; i < RPL; i++)
         rb[i] = min(row0 + i * WG, last_row) * nb;

@@ -704,6 +704,30 @@ static const uint32_t iq3xxs_grid[] = {IQ3XXS_GRID};
 static const uint32_t iq3s_grid[] = {IQ3S_GRID};
 static const uint32_t iq1s_grid[] = {IQ1S_GRID};
 
+/* Which grid each type reads (IQ1_M shares IQ1_S's). */
+static const struct {
+    uint32_t type;
+    const uint32_t *grid;
+    uint32_t bytes;
+} IQ_GRIDS[] = {
+    {GGML_TYPE_IQ2_XXS, iq2xxs_grid, sizeof iq2xxs_grid}, {GGML_TYPE_IQ2_XS, iq2xs_grid, sizeof iq2xs_grid},
+    {GGML_TYPE_IQ2_S, iq2s_grid, sizeof iq2s_grid},       {GGML_TYPE_IQ3_XXS, iq3xxs_grid, sizeof iq3xxs_grid},
+    {GGML_TYPE_IQ3_S, iq3s_grid, sizeof iq3s_grid},       {GGML_TYPE_IQ1_S, iq1s_grid, sizeof iq1s_grid},
+    {GGML_TYPE_IQ1_M, iq1s_grid, sizeof iq1s_grid},
+};
+
+const uint32_t *vkl_ggml_type_grid(uint32_t type, uint32_t *bytes)
+{
+    for (size_t i = 0; i < sizeof IQ_GRIDS / sizeof IQ_GRIDS[0]; i++) {
+        if (IQ_GRIDS[i].type == type) {
+            *bytes = IQ_GRIDS[i].bytes;
+            return IQ_GRIDS[i].grid;
+        }
+    }
+    *bytes = 0;
+    return NULL;
+}
+
 /* Element j (0..7) of entry i of a grid of bytes (two little-endian words per entry). */
 static int iq_grid8(const uint32_t *grid, uint32_t i, int j) { return (int)((grid[2 * i + j / 4] >> (8 * (j % 4))) & 0xffu); }
 /* Element j (0..3) of entry i of a grid of 4 bytes per entry. */

@@ -891,13 +891,13 @@ static const type_entry TYPES[] = {
     {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  true,  2,  16,  2,  GGML_TYPE_IQ4_NL, 25}, dequant_iq4_nl, quant_iq4_nl},
     {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, true,  8,  128, 8,  GGML_TYPE_IQ4_NL, 30}, dequant_iq4_xs, quant_iq4_xs},
     {{GGML_TYPE_MXFP4,  "mxfp4",  32,   17,  true,  1,  16,  4,  GGML_TYPE_MXFP4,  38}, dequant_mxfp4,  quant_mxfp4},
-    {{GGML_TYPE_IQ2_XXS,"iq2_xxs",QK_K, 66,  false, 2,  64,  2,  GGML_TYPE_IQ4_NL, 19}, dequant_iq2_xxs,NULL},
-    {{GGML_TYPE_IQ2_XS, "iq2_xs", QK_K, 74,  false, 2,  64,  12, GGML_TYPE_IQ4_NL, 20}, dequant_iq2_xs, NULL},
-    {{GGML_TYPE_IQ2_S,  "iq2_s",  QK_K, 82,  false, 2,  80,  2,  GGML_TYPE_IQ4_NL, 28}, dequant_iq2_s,  NULL},
-    {{GGML_TYPE_IQ3_XXS,"iq3_xxs",QK_K, 98,  false, 2,  96,  2,  GGML_TYPE_IQ4_NL, 23}, dequant_iq3_xxs,NULL},
-    {{GGML_TYPE_IQ3_S,  "iq3_s",  QK_K, 110, false, 2,  64,  48, GGML_TYPE_IQ4_NL, 26}, dequant_iq3_s,  NULL},
-    {{GGML_TYPE_IQ1_S,  "iq1_s",  QK_K, 50,  false, 2,  48,  2,  GGML_TYPE_IQ4_NL, 24}, dequant_iq1_s,  NULL},
-    {{GGML_TYPE_IQ1_M,  "iq1_m",  QK_K, 56,  false, 0,  48,  8,  GGML_TYPE_IQ4_NL, 31}, dequant_iq1_m,  NULL},
+    {{GGML_TYPE_IQ2_XXS,"iq2_xxs",QK_K, 66,  true,  2,  64,  2,  GGML_TYPE_IQ4_NL, 19}, dequant_iq2_xxs,NULL},
+    {{GGML_TYPE_IQ2_XS, "iq2_xs", QK_K, 74,  true,  2,  64,  12, GGML_TYPE_IQ4_NL, 20}, dequant_iq2_xs, NULL},
+    {{GGML_TYPE_IQ2_S,  "iq2_s",  QK_K, 82,  true,  2,  80,  2,  GGML_TYPE_IQ4_NL, 28}, dequant_iq2_s,  NULL},
+    {{GGML_TYPE_IQ3_XXS,"iq3_xxs",QK_K, 98,  true,  2,  96,  2,  GGML_TYPE_IQ4_NL, 23}, dequant_iq3_xxs,NULL},
+    {{GGML_TYPE_IQ3_S,  "iq3_s",  QK_K, 110, true,  2,  64,  48, GGML_TYPE_IQ4_NL, 26}, dequant_iq3_s,  NULL},
+    {{GGML_TYPE_IQ1_S,  "iq1_s",  QK_K, 50,  true,  2,  48,  2,  GGML_TYPE_IQ4_NL, 24}, dequant_iq1_s,  NULL},
+    {{GGML_TYPE_IQ1_M,  "iq1_m",  QK_K, 56,  true,  0,  48,  8,  GGML_TYPE_IQ4_NL, 31}, dequant_iq1_m,  NULL},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 

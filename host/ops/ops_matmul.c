@@ -50,6 +50,10 @@
 #define CPU_RPL 32u         /* CPU kernel: rows per invocation for one column (fewer when that leaves too few
                              * workgroups) */
 #define CPU_RPL_TILE 16u    /* ... for tiles of several columns (register use and compile time grow with both) */
+#define CPU_RPL_GRID 8u     /* ... for the IQ grid types, whose units are several times longer (a load per grid
+                             * entry): llvmpipe's compile time grows faster than the unrolled body (IQ3_S at 32 rows:
+                             * about 6 minutes under load, at 8: 16 s) */
+#define CPU_RPL_GRID_TILE 4u
 #define CPU_MIN_GROUPS 16u  /* CPU kernel: workgroups wanted per dispatch, to keep the driver's threads busy */
 #define CPU_MAX_NC 8u       /* CPU kernel: columns per tile (tiles have 1, 2, 4 or 8 columns: fewer pipelines) */
 #define CHUNK_ROW_MULTIPLE 256u
@@ -567,7 +571,10 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     while (nc < n_cols && nc < CPU_MAX_NC)
         nc *= 2;
     const uint64_t col_tiles = (n_cols + nc - 1) / nc;
-    uint32_t rpl = nc == 1 ? CPU_RPL : CPU_RPL_TILE;
+    uint32_t grid_bytes;
+    uint32_t rpl = vkl_ggml_type_grid(w->type, &grid_bytes) ? (nc == 1 ? CPU_RPL_GRID : CPU_RPL_GRID_TILE)
+                   : nc == 1                                 ? CPU_RPL
+                                                             : CPU_RPL_TILE;
     while (rpl > 1 && (M + (uint64_t)wg * rpl - 1) / ((uint64_t)wg * rpl) * col_tiles < CPU_MIN_GROUPS)
         rpl /= 2;
     const uint32_t spec[2] = {rpl, nc};

@@ -303,17 +303,24 @@ static void test_large_buffer(vkr_device *dev)
     free(host);
 }
 
-static void test_memory_limit(test_device *t)
+/* A second device with a 100 MiB memory limit, or NULL (the failure counted). */
+static vkr_device *limited_device(test_device *t)
 {
-    vkr_device *dev;
+    vkr_device *dev = NULL;
     vkr_device_options o = {.memory_limit = 100ull << 20};
     vkllm_status st = vkr_device_create(t->inst, &o, &dev);
     CHECK(st == VKLLM_OK, "device with a memory limit: %s", vkr_last_error());
-    if (st != VKLLM_OK)
+    return st == VKLLM_OK ? dev : NULL;
+}
+
+static void test_memory_limit(test_device *t)
+{
+    vkr_device *dev = limited_device(t);
+    if (!dev)
         return;
     vkr_buffer *a, *b;
     CHECK(vkr_buffer_create(dev, 16u << 20, VKR_MEMORY_DEVICE, &a) == VKLLM_OK, "16 MiB under a 100 MiB limit");
-    st = vkr_buffer_create(dev, 200u << 20, VKR_MEMORY_DEVICE, &b);
+    vkllm_status st = vkr_buffer_create(dev, 200u << 20, VKR_MEMORY_DEVICE, &b);
     CHECK(st == VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "200 MiB over a 100 MiB limit must fail (got %d)", st);
     CHECK(strstr(vkr_last_error(), "out of device memory") != NULL, "message: %s", vkr_last_error());
     uint64_t before = vkr_memory_allocated(dev);
@@ -332,12 +339,10 @@ static void test_constants(test_device *t)
 {
     static const uint32_t table_a[300] = {1, 2, 3, 0xdeadbeefu}, table_b[5] = {7, 8, 9, 10, 11};
     static const uint32_t many[17][4];   /* 17 distinct tables */
-    vkr_device *dev;
-    vkr_device_options o = {.memory_limit = 100ull << 20};
-    vkllm_status st = vkr_device_create(t->inst, &o, &dev);
-    CHECK(st == VKLLM_OK, "device with a memory limit: %s", vkr_last_error());
-    if (st != VKLLM_OK)
+    vkr_device *dev = limited_device(t);
+    if (!dev)
         return;
+    vkllm_status st;
     const uint64_t base = vkr_memory_allocated(dev);
     vkr_buffer *a1 = NULL, *a2 = NULL, *b1 = NULL;
     CHECK(vkr_constant_acquire(dev, table_a, sizeof table_a, &a1) == VKLLM_OK &&

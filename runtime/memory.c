@@ -10,6 +10,7 @@
 #define STAGING_SLOT_SIZE (32ull << 20)
 #define STAGING_SLOTS 2
 #define MAX_FREE_RANGES 256
+#define MAX_CONSTANTS 16   /* constant buffers per device (vkr_constant_acquire) */
 
 typedef struct free_range {
     VkDeviceSize offset, size;
@@ -32,12 +33,20 @@ typedef struct staging_slot {
     bool pending;
 } staging_slot;
 
+typedef struct constant_buffer {
+    const void *data;   /* the host data it copies (the key) */
+    vkr_buffer *buf;
+    uint32_t refs;
+} constant_buffer;
+
 struct vkr_memory {
     vkr_block *blocks;
     uint64_t allocated;
     vkr_buffer *staging;
     staging_slot slots[STAGING_SLOTS];
     uint32_t next_slot;
+    constant_buffer constants[MAX_CONSTANTS];   /* vkr_constant_acquire */
+    uint32_t n_constants;
 };
 
 uint64_t vkr_memory_allocated(const vkr_device *dev) { return dev->memory ? dev->memory->allocated : 0; }
@@ -280,18 +289,24 @@ static vkllm_status buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory
     return VKLLM_OK;
 }
 
-void vkr_buffer_destroy(vkr_device *dev, vkr_buffer *buf)
+/* With dev->memory_mutex held. */
+static void buffer_destroy_locked(vkr_device *dev, vkr_buffer *buf)
 {
-    if (!buf)
-        return;
-    pthread_mutex_lock(&dev->memory_mutex);
     vkDestroyBuffer(dev->device, buf->buffer, NULL);
     vkr_block *b = buf->block;
     block_give(b, buf->block_offset, buf->block_size);
     if (--b->n_buffers == 0)
         block_destroy(dev, b);
-    pthread_mutex_unlock(&dev->memory_mutex);
     free(buf);
+}
+
+void vkr_buffer_destroy(vkr_device *dev, vkr_buffer *buf)
+{
+    if (!buf)
+        return;
+    pthread_mutex_lock(&dev->memory_mutex);
+    buffer_destroy_locked(dev, buf);
+    pthread_mutex_unlock(&dev->memory_mutex);
 }
 
 /* ---- Transfers ----
@@ -526,6 +541,8 @@ void vkr_memory_shutdown(vkr_device *dev)
         if (m->slots[i].cmd)
             vkFreeCommandBuffers(dev->device, dev->command_pool, 1, &m->slots[i].cmd);
     }
+    for (uint32_t i = 0; i < m->n_constants; i++)   /* references a caller leaked */
+        vkr_buffer_destroy(dev, m->constants[i].buf);
     if (m->staging)
         vkr_buffer_destroy(dev, m->staging);
     /* Blocks still holding buffers here were leaked by a caller; free the memory anyway. */
@@ -549,6 +566,51 @@ vkllm_status vkr_buffer_upload(vkr_device *dev, vkr_buffer *dst, VkDeviceSize ds
     vkllm_status st = buffer_upload(dev, dst, dst_offset, src, size);
     pthread_mutex_unlock(&dev->memory_mutex);
     return st;
+}
+
+vkllm_status vkr_constant_acquire(vkr_device *dev, const void *data, size_t size, vkr_buffer **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkr_memory *m = dev->memory;
+    vkllm_status st = VKLLM_OK;
+    uint32_t i = 0;
+    while (i < m->n_constants && m->constants[i].data != data)
+        i++;
+    if (i == m->n_constants) {
+        vkr_buffer *buf = NULL;
+        if (m->n_constants == MAX_CONSTANTS)
+            st = vkr_error(VKLLM_ERR_UNSUPPORTED, "more than %d constant buffers on one device", MAX_CONSTANTS);
+        else if ((st = buffer_create(dev, size, VKR_MEMORY_DEVICE, &buf)) == VKLLM_OK &&
+                 (st = buffer_upload(dev, buf, 0, data, size)) != VKLLM_OK)
+            buffer_destroy_locked(dev, buf);
+        if (st == VKLLM_OK)
+            m->constants[m->n_constants++] = (constant_buffer){data, buf, 0};
+    }
+    if (st == VKLLM_OK) {
+        m->constants[i].refs++;
+        *out = m->constants[i].buf;
+    }
+    pthread_mutex_unlock(&dev->memory_mutex);
+    return st;
+}
+
+void vkr_constant_release(vkr_device *dev, vkr_buffer *buf)
+{
+    if (!buf)
+        return;
+    pthread_mutex_lock(&dev->memory_mutex);
+    vkr_memory *m = dev->memory;
+    for (uint32_t i = 0; i < m->n_constants; i++) {
+        if (m->constants[i].buf != buf)
+            continue;
+        if (--m->constants[i].refs == 0) {
+            buffer_destroy_locked(dev, buf);
+            m->constants[i] = m->constants[--m->n_constants];
+        }
+        break;
+    }
+    pthread_mutex_unlock(&dev->memory_mutex);
 }
 
 vkllm_status vkr_buffer_download(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_offset, void *dst, size_t size)

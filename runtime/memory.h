@@ -38,6 +38,13 @@ vkllm_status vkr_buffer_copy(vkr_device *dev, vkr_buffer *src, VkDeviceSize src_
 vkllm_status vkr_buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
                              uint32_t pattern);
 
+/* Constant data the kernels bind (lookup tables): one device-local, read-only copy per `data` pointer (static
+ * data), shared by its users. vkr_constant_acquire returns it and takes a reference, uploading it on the first;
+ * vkr_constant_release drops one, and the last frees it (so it lives as long as the tensors that need it).
+ * Thread-safe. */
+vkllm_status vkr_constant_acquire(vkr_device *dev, const void *data, size_t size, vkr_buffer **out);
+void vkr_constant_release(vkr_device *dev, vkr_buffer *buf);
+
 /* Bytes of device memory currently allocated in blocks (for soak tests and `bench`). */
 uint64_t vkr_memory_allocated(const vkr_device *dev);
 

@@ -5,7 +5,7 @@
 
 #include "runtime/device.h"
 
-#define VKR_MAX_BINDINGS 9
+#define VKR_MAX_BINDINGS 10
 #define VKR_MAX_SPEC 8
 #define VKR_MAX_PUSH 128
 

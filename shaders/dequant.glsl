@@ -7,7 +7,8 @@
  * (one contiguous byte range of the block, a multiple of 16 bytes) in the quants region, bound as `wq`
  * (uvec4, binding 0), and its other bytes ("meta": scales, mins, high bits), zero-padded to DQ_META_BYTES, in
  * the meta region, bound as `wd` (uint, binding 1); block b of row r is block r * blocks_per_row + b in both.
- * This file declares those two bindings. Every kernel reads quantized weights through this interface only:
+ * This file declares those two bindings (and, for the IQ grid types, the grid's: DQ_GRID_BINDING, which the kernel
+ * defines). Every kernel reads quantized weights through this interface only:
  *   DQ_QK             elements per block
  *   DQ_QV             uvec4s of quants per block
  *   DQ_UNITS          units per block; a unit is what one or a few uvec4 loads of quants give:
@@ -474,15 +475,24 @@ void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab
     ab = vec2(m.d, 0.0);
 }
 
-/* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry
- *      (shaders/iq_grids.glsl, measured from llama.cpp) with sign bits (set: negative), times a sub-block scale;
- *      the layouts are spelled out at their dequantizers in host/format/quant.c. Runs are 16 consecutive elements.
- *      NOT BUILT YET (not in list_matmul.cmake; the table's `kernels` is false): these blocks compile, but a
- *      dynamically indexed constant array of hundreds of words makes lavapipe's pipelines take minutes (the
- *      tests time out), so the grids must first move to a buffer or shared memory; untested on any device. ---- */
+/* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry with sign
+ *      bits (set: negative), times a sub-block scale; the layouts are spelled out at their dequantizers in
+ *      host/format/quant.c. Runs are 16 consecutive elements. The grids (shaders/iq_grids.glsl, measured from
+ *      llama.cpp) are read from a storage buffer at binding DQ_GRID_BINDING, which the kernel defines as the
+ *      binding after its others before including this file; the host binds the device's copy of the type's
+ *      grid there (vkl_ggml_type_grid, vkr_constant_buffer). One load per grid entry: an IQ2 entry (8 bytes)
+ *      as a uvec2, an IQ3 entry (4 bytes) as a uint, two IQ1 entries (16 bits each) in a uint. (Constant
+ *      arrays of hundreds of dynamically indexed words made lavapipe's pipelines take minutes to build.) ---- */
 #elif defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S) || defined(WTYPE_IQ3_XXS) || \
       defined(WTYPE_IQ3_S) || defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
-#include "iq_grids.glsl"
+#ifndef DQ_GRID_BINDING
+#error "a kernel of an IQ grid type defines DQ_GRID_BINDING (its binding after the others) before dequant.glsl"
+#endif
+#if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S)
+layout(set = 0, binding = DQ_GRID_BINDING) readonly buffer DqGrid { uvec2 dq_grid[]; };
+#else
+layout(set = 0, binding = DQ_GRID_BINDING) readonly buffer DqGrid { uint dq_grid[]; };
+#endif
 #define DQ_QK 256u
 #define DQ_UNITS 4u
 #define DQ_RUNS 4u
@@ -493,22 +503,22 @@ uint iq_signs7(uint s)
     s &= 127u;
     return s | ((uint(bitCount(s)) & 1u) << 7);
 }
-/* The four bytes of grid word w as floats, negated where bits 0..3 of s are set. */
+/* The four bytes of grid word w as floats, negated where bits 0..3 of s are set (the sign bits flipped). */
 vec4 iq_signed(uint w, uint s)
 {
-    return ubytes(w) * (vec4(1.0) - 2.0 * vec4(uvec4(s, s >> 1, s >> 2, s >> 3) & 1u));
+    return uintBitsToFloat(floatBitsToUint(ubytes(w)) ^ ((uvec4(s, s >> 1, s >> 2, s >> 3) & 1u) << 31));
 }
 /* Byte i of the block's meta (word w0 onwards). */
 uint iq_meta_byte(uint w0, uint i) { return bitfieldExtract(wd[w0 + (i >> 2)], int(8u * (i & 3u)), 8); }
 
 #if defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
 #define DQ_QV 3u
-const uint iq1s_grid[1024] = uint[](IQ1S_GRID);
-/* Elements 4h..4h+3 of IQ1_S grid entry i (2 bits each, value + 1). */
-vec4 iq1_half(uint i, uint h)
+/* The eight elements of IQ1_S grid entry i (2 bits each, value + 1) as two vec4s. */
+void iq1_entry(uint i, out vec4 lo, out vec4 hi)
 {
-    const uint x = iq1s_grid[i >> 1] >> (16u * (i & 1u) + 8u * h);
-    return vec4(uvec4(x, x >> 2, x >> 4, x >> 6) & 3u) - vec4(1.0);
+    const uint x = dq_grid[i >> 1] >> (16u * (i & 1u));
+    lo = small_uints_minus(uvec4(x, x >> 2, x >> 4, x >> 6) & 3u, 1.0);
+    hi = small_uints_minus(uvec4(x >> 8, x >> 10, x >> 12, x >> 14) & 3u, 1.0);
 }
 #endif
 
@@ -523,16 +533,16 @@ DqMeta dq_meta(uint d_off, uint blk) { return DqMeta(HALF_AT(wd, (d_off >> 1) + 
 /* Quants qs[64]: sub-block s = 4 index bytes + a uint32 (7 sign bits per group of 8, scale in bits 28-31).
  * Unit u = quants uvec4 u = sub-blocks 2u, 2u + 1; run r = groups 2(r % 2), +1 of sub-block 2u + r / 2. */
 #define DQ_QV 4u
-const uint iq2xxs_grid[512] = uint[](IQ2XXS_GRID);
 void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
     const uvec4 v = wq[qb + u];
     for (uint r = 0u; r < 4u; r++) {
         const uint idx = v[2u * (r >> 1)], w = v[2u * (r >> 1) + 1u];
         for (uint t = 0u; t < 2u; t++) {
-            const uint l = 2u * (r & 1u) + t, g = bitfieldExtract(idx, int(8u * l), 8), s = iq_signs7(w >> (7u * l));
-            q[4u * r + 2u * t] = iq_signed(iq2xxs_grid[2u * g], s);
-            q[4u * r + 2u * t + 1u] = iq_signed(iq2xxs_grid[2u * g + 1u], s >> 4);
+            const uint l = 2u * (r & 1u) + t, s = iq_signs7(w >> (7u * l));
+            const uvec2 e = dq_grid[bitfieldExtract(idx, int(8u * l), 8)];
+            q[4u * r + 2u * t] = iq_signed(e.x, s);
+            q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
         ab[r] = vec2(m.d * (0.5 + float(w >> 28)) * 0.25, 0.0);
     }
@@ -543,7 +553,6 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
  * byte holds the scale of its first 16 elements (low nibble) and of the others. Unit u = quants uvec4 u. */
 #define DQ_QV 4u
 #define DQ_META_BYTES 12u
-const uint iq2xs_grid[1024] = uint[](IQ2XS_GRID);
 struct DqMeta { float d; uint w; };
 DqMeta dq_meta(uint d_off, uint blk)
 {
@@ -553,14 +562,15 @@ DqMeta dq_meta(uint d_off, uint blk)
 void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
     const uvec4 v = wq[qb + u];
+    const uint sc2 = (wd[m.w + ((2u + 2u * u) >> 2)] >> (8u * ((2u + 2u * u) & 3u))) & 0xFFFFu;   /* 2 scale bytes */
     for (uint r = 0u; r < 4u; r++) {
         for (uint t = 0u; t < 2u; t++) {
-            const uint x = v[r] >> (16u * t), g = x & 511u, s = iq_signs7(x >> 9);
-            q[4u * r + 2u * t] = iq_signed(iq2xs_grid[2u * g], s);
-            q[4u * r + 2u * t + 1u] = iq_signed(iq2xs_grid[2u * g + 1u], s >> 4);
+            const uint x = v[r] >> (16u * t), s = iq_signs7(x >> 9);
+            const uvec2 e = dq_grid[x & 511u];
+            q[4u * r + 2u * t] = iq_signed(e.x, s);
+            q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
-        const uint sc = (iq_meta_byte(m.w, 2u + 2u * u + (r >> 1)) >> (4u * (r & 1u))) & 0xFu;
-        ab[r] = vec2(m.d * (0.5 + float(sc)) * 0.25, 0.0);
+        ab[r] = vec2(m.d * (0.5 + float((sc2 >> (4u * r)) & 0xFu)) * 0.25, 0.0);
     }
 }
 
@@ -568,20 +578,22 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 /* Quants (qs[32], signs[32], qh[8], scales[8]): group g = index byte g | 2 bits of qh[g / 4] << 8, sign byte g;
  * scales as IQ2_XS. Unit u = groups 8u..8u+7: half u % 2 of qs and signs uvec4 u / 2, qh and scale bytes 2u, +1. */
 #define DQ_QV 5u
-const uint iq2s_grid[2048] = uint[](IQ2S_GRID);
 void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
     const uvec4 qs = wq[qb + (u >> 1)], sg = wq[qb + 2u + (u >> 1)], hs = wq[qb + 4u];
+    const uint qh2 = (hs[u >> 1] >> (16u * (u & 1u))) & 0xFFFFu;           /* qh bytes 2u, 2u + 1 */
+    const uint sc2 = (hs[2u + (u >> 1)] >> (16u * (u & 1u))) & 0xFFFFu;    /* scale bytes 2u, 2u + 1 */
     for (uint r = 0u; r < 4u; r++) {
-        const uint qh = DQ_BYTE(hs, 2u * u + (r >> 1));
+        const uint idx = qs[2u * (u & 1u) + (r >> 1)], sw = sg[2u * (u & 1u) + (r >> 1)];
         for (uint t = 0u; t < 2u; t++) {
-            const uint k = 2u * r + t, i = 8u * (u & 1u) + k;   /* group 8u + k, byte i of the halves */
-            const uint g = DQ_BYTE(qs, i) | (((qh >> (2u * (k & 3u))) & 3u) << 8), s = DQ_BYTE(sg, i);
-            q[4u * r + 2u * t] = iq_signed(iq2s_grid[2u * g], s);
-            q[4u * r + 2u * t + 1u] = iq_signed(iq2s_grid[2u * g + 1u], s >> 4);
+            const uint k = 2u * r + t, l = k & 3u;   /* group 8u + k: byte l of its index and sign words */
+            const uint g = bitfieldExtract(idx, int(8u * l), 8) | (((qh2 >> (2u * k)) & 3u) << 8);
+            const uint s = sw >> (8u * l);
+            const uvec2 e = dq_grid[g];
+            q[4u * r + 2u * t] = iq_signed(e.x, s);
+            q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
-        const uint sc = (DQ_BYTE(hs, 8u + 2u * u + (r >> 1)) >> (4u * (r & 1u))) & 0xFu;
-        ab[r] = vec2(m.d * (0.5 + float(sc)) * 0.25, 0.0);
+        ab[r] = vec2(m.d * (0.5 + float((sc2 >> (4u * r)) & 0xFu)) * 0.25, 0.0);
     }
 }
 
@@ -589,7 +601,6 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 /* Quants (qs[64]: an index byte per group of 4; 8 uint32: 7 sign bits per 8 elements, scale in bits 28-31).
  * Unit u = index uvec4 u (sub-blocks 2u, 2u + 1) with their two sign words in uvec4 4 + u / 2. */
 #define DQ_QV 6u
-const uint iq3xxs_grid[256] = uint[](IQ3XXS_GRID);
 void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
     const uvec4 v = wq[qb + u], sw = wq[qb + 4u + (u >> 1)];
@@ -597,7 +608,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
         const uint w = sw[2u * (u & 1u) + (r >> 1)], idx = v[r];
         for (uint j = 0u; j < 4u; j++) {
             const uint s = iq_signs7(w >> (7u * (2u * (r & 1u) + (j >> 1))));
-            q[4u * r + j] = iq_signed(iq3xxs_grid[bitfieldExtract(idx, int(8u * j), 8)], s >> (4u * (j & 1u)));
+            q[4u * r + j] = iq_signed(dq_grid[bitfieldExtract(idx, int(8u * j), 8)], s >> (4u * (j & 1u)));
         }
         ab[r] = vec2(m.d * (0.5 + float(w >> 28)) * 0.5, 0.0);
     }
@@ -606,10 +617,11 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 #elif defined(WTYPE_IQ3_S)
 /* Quants qs[64] (low 8 bits of an index per group of 4); meta (f16 d, qh[8], signs[32], scales[4], pad):
  * bit 8 of group g's index = bit g % 8 of qh[g / 8], element e's sign = bit e % 8 of signs[e / 8], sub-block s's
- * scale = nibble s % 2 of scales[s / 2]. Unit u = quants uvec4 u (sub-blocks 2u, 2u + 1). */
+ * scale = nibble s % 2 of scales[s / 2]. Unit u = quants uvec4 u (sub-blocks 2u, 2u + 1): its 16 qh bits are meta
+ * bytes 2 + 2u, 3 + 2u, its 64 sign bits bytes 10 + 8u .. 17 + 8u (16 per run, from the high half of meta word
+ * 2 + 2u on), its scales byte 42 + u. */
 #define DQ_QV 4u
 #define DQ_META_BYTES 48u
-const uint iq3s_grid[512] = uint[](IQ3S_GRID);
 struct DqMeta { float d; uint w; };
 DqMeta dq_meta(uint d_off, uint blk)
 {
@@ -619,16 +631,17 @@ DqMeta dq_meta(uint d_off, uint blk)
 void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
 {
     const uvec4 v = wq[qb + u];
-    const uint qh = iq_meta_byte(m.w, 2u + 2u * u) | (iq_meta_byte(m.w, 3u + 2u * u) << 8);   /* groups 16u.. */
+    const uint qh = wd[m.w + ((u + 1u) >> 1)] >> (16u * ((u + 1u) & 1u));   /* groups 16u.. (low 16 bits) */
+    const uint sb = m.w + 2u + 2u * u;
+    const uvec3 sw = uvec3(wd[sb], wd[sb + 1u], wd[sb + 2u]);
+    const uint scb = iq_meta_byte(m.w, 42u + u);   /* scales of sub-blocks 2u (low nibble) and 2u + 1 */
     for (uint r = 0u; r < 4u; r++) {
-        const uint s2 = iq_meta_byte(m.w, 10u + 8u * u + 2u * r) | (iq_meta_byte(m.w, 11u + 8u * u + 2u * r) << 8);
+        const uint s2 = sw[(r + 1u) >> 1] >> (16u * ((r + 1u) & 1u));   /* signs of run r (low 16 bits) */
         for (uint j = 0u; j < 4u; j++) {
             const uint k = 4u * r + j, g = bitfieldExtract(v[r], int(8u * j), 8) | (((qh >> k) & 1u) << 8);
-            q[4u * r + j] = iq_signed(iq3s_grid[g], s2 >> (4u * j));
+            q[4u * r + j] = iq_signed(dq_grid[g], s2 >> (4u * j));
         }
-        const uint s = 2u * u + (r >> 1);
-        const uint sc = (iq_meta_byte(m.w, 42u + (s >> 1)) >> (4u * (s & 1u))) & 0xFu;
-        ab[r] = vec2(m.d * float(1u + 2u * sc), 0.0);
+        ab[r] = vec2(m.d * float(1u + 2u * ((scb >> (4u * (r >> 1))) & 0xFu)), 0.0);
     }
 }
 
@@ -644,8 +657,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
         const uint qh = qhw >> (16u * (r >> 1)), idx = qs[2u * (u & 1u) + (r >> 1)];
         for (uint t = 0u; t < 2u; t++) {
             const uint l = 2u * (r & 1u) + t, g = bitfieldExtract(idx, int(8u * l), 8) | (((qh >> (3u * l)) & 7u) << 8);
-            q[4u * r + 2u * t] = iq1_half(g, 0u);
-            q[4u * r + 2u * t + 1u] = iq1_half(g, 1u);
+            iq1_entry(g, q[4u * r + 2u * t], q[4u * r + 2u * t + 1u]);
         }
         const float dl = m.d * float(2u * ((qh >> 12) & 7u) + 1u);
         ab[r] = vec2(dl, (qh & 0x8000u) != 0u ? -0.125 * dl : 0.125 * dl);
@@ -676,8 +688,10 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
             const uint k = 2u * r + t, nib = (qh >> (4u * k)) & 0xFu;
             const uint g = bitfieldExtract(idx, int(8u * (k & 3u)), 8) | ((nib & 7u) << 8);
             const float delta = (nib & 8u) != 0u ? -0.125 : 0.125;
-            q[4u * r + 2u * t] = iq1_half(g, 0u) + delta;
-            q[4u * r + 2u * t + 1u] = iq1_half(g, 1u) + delta;
+            vec4 lo, hi;
+            iq1_entry(g, lo, hi);
+            q[4u * r + 2u * t] = lo + delta;
+            q[4u * r + 2u * t + 1u] = hi + delta;
         }
         ab[r] = vec2(m.d * float(2u * ((sc >> (6u * (r >> 1) + 3u * (r & 1u))) & 7u) + 1u), 0.0);
     }

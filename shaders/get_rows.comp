@@ -8,8 +8,10 @@
  * zero_invalid set, so every output row is written exactly once.
  *
  * Variants: every weight type (WTYPE_*, dequant.glsl).
- * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = ids, 3 = out; F32/F16/BF16: 0 = data, 1 = ids, 2 = out. */
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = ids, 3 = out (IQ grid types: 4 = grid);
+ *           F32/F16/BF16: 0 = data, 1 = ids, 2 = out. */
 #extension GL_GOOGLE_include_directive : require
+#define DQ_GRID_BINDING 4   /* the IQ grid types' grid (dequant.glsl) */
 #include "dequant.glsl"
 
 layout(local_size_x_id = 0) in;

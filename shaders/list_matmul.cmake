@@ -8,7 +8,8 @@
 # The weight types with kernels: the table names of host/format/quant.c whose `kernels` flag is set (a kernel's name
 # ends in the table name, e.g. matvec_q4_K, as host/ops/ops_matmul.c's type_suffix builds it); each has its block
 # in shaders/dequant.glsl (WTYPE_<NAME>).
-set(VKLLM_WEIGHT_TYPES f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs mxfp4)
+set(VKLLM_WEIGHT_TYPES f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs mxfp4 iq2_xxs iq2_xs
+    iq2_s iq3_xxs iq3_s iq1_s iq1_m)
 foreach(t IN LISTS VKLLM_WEIGHT_TYPES)
   string(TOUPPER ${t} T)
   vkllm_shader(matvec_${t} matvec.comp DEFINES WTYPE_${T}=1)

@@ -16,9 +16,11 @@
  * zero-padded, so any K works (quantized types need whole blocks).
  *
  * Variants: every weight type (WTYPE_*, dequant.glsl).
- * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y (IQ grid types: 4 = grid); F32/F16/BF16:
+ * 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (must be (BM/8)*(BN/8)), 1 = BM, 2 = BN (powers of two, at least 32). */
 #extension GL_GOOGLE_include_directive : require
+#define DQ_GRID_BINDING 4   /* the IQ grid types' grid (dequant.glsl) */
 #include "dequant.glsl"
 
 layout(local_size_x_id = 0) in;

@@ -46,8 +46,8 @@
  * Variants: every weight type (WTYPE_*, dequant.glsl); COOPMAT_EMULATE (tests only, VKLLM_COOPMAT=emulate):
  * the CM_* operations below in plain GLSL (shaders/coopmat_emulate.glsl), so the tiling, dequantization,
  * staging and bounds checks run on devices without cooperative matrices (lavapipe).
- * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X (f16), 3 = Y; F32/F16/BF16: 0 = data, 1 = X (f16),
- * 2 = Y.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X (f16), 3 = Y (IQ grid types: 4 = grid);
+ * F32/F16/BF16: 0 = data, 1 = X (f16), 2 = Y.
  * Spec constants: 0 = WG (NSG * subgroup size), 1 = SG_M, 2 = SG_N, 3 = TM, 4 = TN.
  *
  * A later NVIDIA path (not written): VK_NV_cooperative_matrix2 (builds on VK_KHR_cooperative_matrix; SPIR-V
@@ -71,6 +71,7 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_control_flow_attributes : require
 #pragma use_vulkan_memory_model
+#define DQ_GRID_BINDING 4   /* the IQ grid types' grid (dequant.glsl) */
 #include "dequant.glsl"
 
 #define CM 16u          /* cooperative matrix edge (M = N = K = 16) */

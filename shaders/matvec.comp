@@ -30,7 +30,8 @@
  * Variants: every weight type (WTYPE_*, dequant.glsl), USE_SUBGROUP, FUSED, ROPE_KV (with FUSED).
  * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = x, 3 = y (FUSED: 4 = g);
  *           F32/F16/BF16: 0 = data, 1 = x, 2 = y (FUSED: 3 = g);
- *           ROPE_KV: then the K cache, the V cache, positions, the rope frequency divisors.
+ *           ROPE_KV: then the K cache, the V cache, positions, the rope frequency divisors;
+ *           IQ grid types: then the grid (dequant.glsl).
  * The host may bind the weight (and y) at an offset aligned down from the first row of the dispatch;
  * w_off/d_off/y_off say where that row starts inside the bindings. */
 
@@ -40,6 +41,14 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
 
+/* The IQ grid types' grid (dequant.glsl): after the bindings below */
+#if defined(ROPE_KV)
+#define DQ_GRID_BINDING 9
+#elif defined(FUSED)
+#define DQ_GRID_BINDING 5
+#else
+#define DQ_GRID_BINDING 4
+#endif
 #include "dequant.glsl"
 #include "dequant_pieces.glsl"
 #include "activation.glsl"

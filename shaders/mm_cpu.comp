@@ -45,7 +45,8 @@
  * 4 floats; USE_INT64 needs K % 128 == 0,
  * w_off % 32 == 0, d_off % 8 == 0 and x_off % 8 == 0 (the host checks and otherwise uses the 32-bit variant or
  * the generic kernels).
- * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y; F32/F16/BF16: 0 = data, 1 = X, 2 = Y.
+ * Bindings: quantized: 0 = quants region, 1 = meta region, 2 = X, 3 = Y (IQ grid types: 4 = grid); F32/F16/BF16:
+ * 0 = data, 1 = X, 2 = Y.
  * Spec constants: 0 = WG (the subgroup size), 1 = RPL (rows per invocation), 2 = NC (columns per tile). */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -58,6 +59,7 @@
 #if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
 #define DQ_IQ4_LOOKUP iq4_shuffled   /* below */
 #endif
+#define DQ_GRID_BINDING 4   /* the IQ grid types' grid (dequant.glsl) */
 #include "dequant.glsl"
 #if defined(WQUANT) && !defined(WTYPE_Q4_0) && !defined(WTYPE_Q8_0)
 #define DQ_GENERIC 1   /* through dequant.glsl's units (Q4_0 and Q8_0 have hand-tuned paths) */

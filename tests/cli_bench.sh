@@ -50,7 +50,9 @@ assert rows[0]["test"] == "read" and rows[0]["gbs"] > 0, rows[0]
 mv = [r for r in rows if r["test"] == "matvec"]
 per_elem = {"f32": 4, "f16": 2, "bf16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32,
             "q5_1": 24 / 32, "iq4_nl": 18 / 32, "q2_K": 84 / 256, "q3_K": 110 / 256, "q4_K": 144 / 256,
-            "q5_K": 176 / 256, "q6_K": 210 / 256, "iq4_xs": 136 / 256, "mxfp4": 17 / 32}   # GGUF bytes per element
+            "q5_K": 176 / 256, "q6_K": 210 / 256, "iq4_xs": 136 / 256, "mxfp4": 17 / 32, "iq2_xxs": 66 / 256,
+            "iq2_xs": 74 / 256, "iq2_s": 82 / 256, "iq3_xxs": 98 / 256, "iq3_s": 110 / 256, "iq1_s": 50 / 256,
+            "iq1_m": 56 / 256}   # GGUF bytes per element
 assert len(mv) == 4 * len({r["type"] for r in mv}) and len({r["type"] for r in mv}) >= 15, len(mv)
 for r in mv:
     assert r["skipped"] is not None or (r["us"] > 0 and r["gbs"] > 0 and r["bw_pct"] > 0), r

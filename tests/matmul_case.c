@@ -115,6 +115,13 @@ uint32_t matmul_case_other_types(uint32_t *out, uint32_t max)
     return n;
 }
 
+uint64_t matmul_case_small_range(uint32_t type)
+{
+    uint32_t grid_bytes;
+    vkl_ggml_type_grid(type, &grid_bytes);
+    return grid_bytes + 512 > 4096 + 512 ? grid_bytes + 512 : 4096 + 512;
+}
+
 void matmul_case_print_worst(const double worst[MATMUL_CASE_TYPE_IDS], double tolerance)
 {
     fprintf(stderr, "worst relative L2 error:");

@@ -27,6 +27,11 @@ double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c);
  * tests cover with their full sets of shapes: written to out (at most max), their count returned. */
 uint32_t matmul_case_other_types(uint32_t *out, uint32_t max);
 
+/* A lowered maxStorageBufferRange that splits the other types' small test weights into row chunks: 4608 bytes, or
+ * for the IQ grid types their grid (bound whole, up to 8 KiB; a real device's range, at least 2^27, holds it)
+ * plus 512. */
+uint64_t matmul_case_small_range(uint32_t type);
+
 /* Prints "worst relative L2 error: TYPE ERR, ..." for every type with an entry in worst[] (-1: none). */
 void matmul_case_print_worst(const double worst[MATMUL_CASE_TYPE_IDS], double tolerance);
 

@@ -169,7 +169,7 @@ static void other_types(vkr_device *dev, test_rng *rng)
         run_case(dev, rng, types[ti], 2048, 3, 2, "");
         if (vkl_ggml_block_size(types[ti]) == 1)
             run_case(dev, rng, types[ti], 7, 100, 3, "");
-        ft->max_storage_buffer_range = 4096 + 512;
+        ft->max_storage_buffer_range = matmul_case_small_range(types[ti]);
         if (ft->min_storage_buffer_offset_alignment < 256)
             ft->min_storage_buffer_offset_alignment = 256;
         run_case(dev, rng, types[ti], 256, 300, 20, "small-range ");

@@ -270,7 +270,7 @@ static void other_types(vkr_device *dev, test_rng *rng, const family *fam)
                          km_float[i][2]);
                 run_case(dev, rng, type, km_float[i][0], km_float[i][1], km_float[i][2], label);
             }
-        ft->max_storage_buffer_range = 4096 + 512;
+        ft->max_storage_buffer_range = matmul_case_small_range(type);
         if (ft->min_storage_buffer_offset_alignment < 256)
             ft->min_storage_buffer_offset_alignment = 256;
         snprintf(label, sizeof label, "%s small-range %s K=256 M=300 N=1 view from 1", fam->name, tn);
@@ -413,7 +413,16 @@ static void bad_arguments(vkr_device *dev)
         st = vkl_op_matmul(g, &t, vk_view_of(b, 0), vk_view_of(b, 0), 2);   /* x needs 512 bytes */
         CHECK(st == VKLLM_ERR_INVALID_ARGUMENT && *vkr_last_error(), "x too small: status %d", st);
         CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
-        /* A type the table reads but no kernel runs yet: uploads, and vkl_op_matmul refuses it by name. */
+        /* A weight of a type the kernels do not run (here a type outside the table, as a tensor that did not come
+         * from vkl_tensor_upload could be): refused by name. */
+        vk_tensor unknown = t;
+        unknown.type = GGML_TYPE_TQ1_0;
+        st = vkl_op_matmul(g, &unknown, vk_view_of(b, 0), vk_view_of(b, 0), 1);
+        CHECK(st == VKLLM_ERR_UNSUPPORTED && strstr(vkr_last_error(), "no kernel for weight type tq1_0"),
+              "a type without kernels: status %d (%s)", st, vkr_last_error());
+        CHECK(vkr_graph_size(g) == 0, "a refused op added dispatches");
+        /* A type the table reads but no kernel runs yet (none at present): uploads, and vkl_op_matmul refuses it
+         * by name. */
         for (size_t i = 0; i < vkl_ggml_type_count(); i++) {
             const ggml_type_info *ty = vkl_ggml_type_at(i);
             if (ty->kernels)

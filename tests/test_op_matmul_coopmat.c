@@ -127,6 +127,7 @@ static void suite(vkr_device *dev, test_rng *rng, const char *form)
         run_case(dev, rng, TYPES[c1[i][0]], c1[i][1], c1[i][2], c1[i][3], 0, label);
     }
     for (uint32_t ti = 0; ti < nt; ti++) {
+        ft->max_storage_buffer_range = matmul_case_small_range(types[ti]);
         snprintf(label, sizeof label, "%s small-range %s K=256 M=200 N=20", form, vkl_ggml_type_name(types[ti]));
         run_case(dev, rng, types[ti], 256, 200, 20, 0, label);
     }

@@ -472,7 +472,7 @@ static void other_types(vkr_device *dev, test_rng *rng, const char *variant)
             run_case(dev, rng, &FUSIONS[fi], types[ti], 2048, 7, 3, true, label);
         }
         vkr_features saved = dev->info.features;
-        dev->info.features.max_storage_buffer_range = 4096 + 512;
+        dev->info.features.max_storage_buffer_range = matmul_case_small_range(types[ti]);
         if (dev->info.features.min_storage_buffer_offset_alignment < 256)
             dev->info.features.min_storage_buffer_offset_alignment = 256;
         snprintf(label, sizeof label, "%s small-range norm %s", variant, tn);

@@ -1,6 +1,6 @@
 /* The Vulkan layer on its own: transfers of every size, fills, the graph executor's barriers and replay,
  * split graphs (segments submitted in groups sized by their measured times), bindings over
- * maxStorageBufferRange, the memory limit, and the on-disk pipeline cache. */
+ * maxStorageBufferRange, the memory limit, constant buffers, and the on-disk pipeline cache. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,17 +329,24 @@ static void test_large_buffer(vkr_device *dev)
     free(host);
 }
 
-static void test_memory_limit(test_device *t)
+/* A second device with a 100 MiB memory limit, or NULL (the failure counted). */
+static vkr_device *limited_device(test_device *t)
 {
-    vkr_device *dev;
+    vkr_device *dev = NULL;
     vkr_device_options o = {.memory_limit = 100ull << 20};
     vkllm_status st = vkr_device_create(t->inst, &o, &dev);
     CHECK(st == VKLLM_OK, "device with a memory limit: %s", vkr_last_error());
-    if (st != VKLLM_OK)
+    return st == VKLLM_OK ? dev : NULL;
+}
+
+static void test_memory_limit(test_device *t)
+{
+    vkr_device *dev = limited_device(t);
+    if (!dev)
         return;
     vkr_buffer *a, *b;
     CHECK(vkr_buffer_create(dev, 16u << 20, VKR_MEMORY_DEVICE, &a) == VKLLM_OK, "16 MiB under a 100 MiB limit");
-    st = vkr_buffer_create(dev, 200u << 20, VKR_MEMORY_DEVICE, &b);
+    vkllm_status st = vkr_buffer_create(dev, 200u << 20, VKR_MEMORY_DEVICE, &b);
     CHECK(st == VKLLM_ERR_OUT_OF_DEVICE_MEMORY, "200 MiB over a 100 MiB limit must fail (got %d)", st);
     CHECK(strstr(vkr_last_error(), "out of device memory") != NULL, "message: %s", vkr_last_error());
     uint64_t before = vkr_memory_allocated(dev);
@@ -348,6 +355,46 @@ static void test_memory_limit(test_device *t)
     uint64_t too_big = dev->info.features.max_memory_allocation_size + 1;
     CHECK(vkr_buffer_create(dev, too_big, VKR_MEMORY_DEVICE, &b) == VKLLM_ERR_OUT_OF_DEVICE_MEMORY,
           "a buffer over maxMemoryAllocationSize must fail");
+    vkr_device_destroy(dev);
+}
+
+/* Constant buffers (vkr_constant_acquire): one device copy per data pointer, shared by its users, freed with the
+ * last reference (under a memory limit blocks are sized exactly, so that shows in the allocated bytes); more
+ * distinct tables than a device keeps are refused with a message. */
+static void test_constants(test_device *t)
+{
+    static const uint32_t table_a[300] = {1, 2, 3, 0xdeadbeefu}, table_b[5] = {7, 8, 9, 10, 11};
+    static const uint32_t many[17][4];   /* 17 distinct tables */
+    vkr_device *dev = limited_device(t);
+    if (!dev)
+        return;
+    vkllm_status st;
+    const uint64_t base = vkr_memory_allocated(dev);
+    vkr_buffer *a1 = NULL, *a2 = NULL, *b1 = NULL;
+    CHECK(vkr_constant_acquire(dev, table_a, sizeof table_a, &a1) == VKLLM_OK &&
+              vkr_constant_acquire(dev, table_a, sizeof table_a, &a2) == VKLLM_OK &&
+              vkr_constant_acquire(dev, table_b, sizeof table_b, &b1) == VKLLM_OK,
+          "constant buffers: %s", vkr_last_error());
+    CHECK(a1 && a1 == a2 && b1 && b1 != a1, "one buffer per table: %p %p %p", (void *)a1, (void *)a2, (void *)b1);
+    uint32_t got[300];
+    CHECK(a1 && vkr_buffer_download(dev, a1, 0, got, sizeof got) == VKLLM_OK && !memcmp(got, table_a, sizeof got),
+          "a constant buffer holds its table");
+    vkr_constant_release(dev, a1);
+    vkr_constant_release(dev, b1);
+    CHECK(vkr_memory_allocated(dev) > base, "a constant buffer with a reference left was freed");
+    vkr_constant_release(dev, a2);
+    CHECK(vkr_memory_allocated(dev) == base, "the last release left %llu bytes (base %llu)",
+          (unsigned long long)vkr_memory_allocated(dev), (unsigned long long)base);
+    vkr_buffer *m[17];
+    uint32_t n = 0;
+    while (n < 17 && (st = vkr_constant_acquire(dev, many[n], sizeof many[n], &m[n])) == VKLLM_OK)
+        n++;
+    CHECK(n < 17 && st == VKLLM_ERR_UNSUPPORTED && strstr(vkr_last_error(), "constant buffers"),
+          "17 tables: %u taken, status %d (%s)", n, st, vkr_last_error());
+    while (n > 0)
+        vkr_constant_release(dev, m[--n]);
+    CHECK(vkr_memory_allocated(dev) == base, "constant buffers left %llu bytes",
+          (unsigned long long)vkr_memory_allocated(dev));
     vkr_device_destroy(dev);
 }
 
@@ -389,6 +436,7 @@ int main(void)
     test_graph_split(t.dev);
     test_large_buffer(t.dev);
     test_memory_limit(&t);
+    test_constants(&t);
     test_validation_is_live(t.dev);
     test_device_close(&t);
 

@@ -704,6 +704,30 @@ static const uint32_t iq3xxs_grid[] = {IQ3XXS_GRID};
 static const uint32_t iq3s_grid[] = {IQ3S_GRID};
 static const uint32_t iq1s_grid[] = {IQ1S_GRID};
 
+/* Which grid each type reads (IQ1_M shares IQ1_S's). */
+static const struct {
+    uint32_t type;
+    const uint32_t *grid;
+    uint32_t bytes;
+} IQ_GRIDS[] = {
+    {GGML_TYPE_IQ2_XXS, iq2xxs_grid, sizeof iq2xxs_grid}, {GGML_TYPE_IQ2_XS, iq2xs_grid, sizeof iq2xs_grid},
+    {GGML_TYPE_IQ2_S, iq2s_grid, sizeof iq2s_grid},       {GGML_TYPE_IQ3_XXS, iq3xxs_grid, sizeof iq3xxs_grid},
+    {GGML_TYPE_IQ3_S, iq3s_grid, sizeof iq3s_grid},       {GGML_TYPE_IQ1_S, iq1s_grid, sizeof iq1s_grid},
+    {GGML_TYPE_IQ1_M, iq1s_grid, sizeof iq1s_grid},
+};
+
+const uint32_t *vkl_ggml_type_grid(uint32_t type, uint32_t *bytes)
+{
+    for (size_t i = 0; i < sizeof IQ_GRIDS / sizeof IQ_GRIDS[0]; i++) {
+        if (IQ_GRIDS[i].type == type) {
+            *bytes = IQ_GRIDS[i].bytes;
+            return IQ_GRIDS[i].grid;
+        }
+    }
+    *bytes = 0;
+    return NULL;
+}
+
 /* Element j (0..7) of entry i of a grid of bytes (two little-endian words per entry). */
 static int iq_grid8(const uint32_t *grid, uint32_t i, int j) { return (int)((grid[2 * i + j / 4] >> (8 * (j % 4))) & 0xffu); }
 /* Element j (0..3) of entry i of a grid of 4 bytes per entry. */
@@ -867,13 +891,13 @@ static const type_entry TYPES[] = {
     {{GGML_TYPE_IQ4_NL, "iq4_nl", 32,   18,  true,  2,  16,  2,  GGML_TYPE_IQ4_NL, 25}, dequant_iq4_nl, quant_iq4_nl},
     {{GGML_TYPE_IQ4_XS, "iq4_xs", QK_K, 136, true,  8,  128, 8,  GGML_TYPE_IQ4_NL, 30}, dequant_iq4_xs, quant_iq4_xs},
     {{GGML_TYPE_MXFP4,  "mxfp4",  32,   17,  true,  1,  16,  4,  GGML_TYPE_MXFP4,  38}, dequant_mxfp4,  quant_mxfp4},
-    {{GGML_TYPE_IQ2_XXS,"iq2_xxs",QK_K, 66,  false, 2,  64,  2,  GGML_TYPE_IQ4_NL, 19}, dequant_iq2_xxs,NULL},
-    {{GGML_TYPE_IQ2_XS, "iq2_xs", QK_K, 74,  false, 2,  64,  12, GGML_TYPE_IQ4_NL, 20}, dequant_iq2_xs, NULL},
-    {{GGML_TYPE_IQ2_S,  "iq2_s",  QK_K, 82,  false, 2,  80,  2,  GGML_TYPE_IQ4_NL, 28}, dequant_iq2_s,  NULL},
-    {{GGML_TYPE_IQ3_XXS,"iq3_xxs",QK_K, 98,  false, 2,  96,  2,  GGML_TYPE_IQ4_NL, 23}, dequant_iq3_xxs,NULL},
-    {{GGML_TYPE_IQ3_S,  "iq3_s",  QK_K, 110, false, 2,  64,  48, GGML_TYPE_IQ4_NL, 26}, dequant_iq3_s,  NULL},
-    {{GGML_TYPE_IQ1_S,  "iq1_s",  QK_K, 50,  false, 2,  48,  2,  GGML_TYPE_IQ4_NL, 24}, dequant_iq1_s,  NULL},
-    {{GGML_TYPE_IQ1_M,  "iq1_m",  QK_K, 56,  false, 0,  48,  8,  GGML_TYPE_IQ4_NL, 31}, dequant_iq1_m,  NULL},
+    {{GGML_TYPE_IQ2_XXS,"iq2_xxs",QK_K, 66,  true,  2,  64,  2,  GGML_TYPE_IQ4_NL, 19}, dequant_iq2_xxs,NULL},
+    {{GGML_TYPE_IQ2_XS, "iq2_xs", QK_K, 74,  true,  2,  64,  12, GGML_TYPE_IQ4_NL, 20}, dequant_iq2_xs, NULL},
+    {{GGML_TYPE_IQ2_S,  "iq2_s",  QK_K, 82,  true,  2,  80,  2,  GGML_TYPE_IQ4_NL, 28}, dequant_iq2_s,  NULL},
+    {{GGML_TYPE_IQ3_XXS,"iq3_xxs",QK_K, 98,  true,  2,  96,  2,  GGML_TYPE_IQ4_NL, 23}, dequant_iq3_xxs,NULL},
+    {{GGML_TYPE_IQ3_S,  "iq3_s",  QK_K, 110, true,  2,  64,  48, GGML_TYPE_IQ4_NL, 26}, dequant_iq3_s,  NULL},
+    {{GGML_TYPE_IQ1_S,  "iq1_s",  QK_K, 50,  true,  2,  48,  2,  GGML_TYPE_IQ4_NL, 24}, dequant_iq1_s,  NULL},
+    {{GGML_TYPE_IQ1_M,  "iq1_m",  QK_K, 56,  true,  0,  48,  8,  GGML_TYPE_IQ4_NL, 31}, dequant_iq1_m,  NULL},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 

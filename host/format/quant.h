@@ -35,6 +35,11 @@ typedef struct ggml_type_info {
                                * K-quants) */
 } ggml_type_info;
 
+/* The lattice grid of an IQ grid type (IQ2_XXS .. IQ1_M: shaders/iq_grids.glsl, also what vkl_dequantize_row
+ * reads), which its kernels read from one more storage buffer binding after their others (shaders/dequant.glsl's
+ * DQ_GRID_BINDING; the device's copy: vkr_constant_buffer). NULL (and *bytes 0) for the other types. */
+const uint32_t *vkl_ggml_type_grid(uint32_t type, uint32_t *bytes);
+
 /* IQ4_NL's 16 non-linear levels (x = d * level[nibble]); IQ4_XS uses them too (a property of the format). */
 extern const int8_t vkl_iq4_levels[16];
 

@@ -51,6 +51,10 @@
 #define CPU_RPL 32u         /* CPU kernel: rows per invocation for one column (fewer when that leaves too few
                              * workgroups) */
 #define CPU_RPL_TILE 16u    /* ... for tiles of several columns (register use and compile time grow with both) */
+#define CPU_RPL_GRID 8u     /* ... for the IQ grid types, whose units are several times longer (a load per grid
+                             * entry): llvmpipe's compile time grows faster than the unrolled body (IQ3_S at 32 rows:
+                             * about 6 minutes under load, at 8: 16 s) */
+#define CPU_RPL_GRID_TILE 4u
 #define CPU_MIN_GROUPS 16u  /* CPU kernel: workgroups wanted per dispatch, to keep the driver's threads busy */
 #define CPU_MAX_NC 8u       /* CPU kernel: columns per tile (tiles have 1, 2, 4 or 8 columns: fewer pipelines) */
 #define CHUNK_ROW_MULTIPLE 256u
@@ -219,6 +223,20 @@ static vkllm_status bind_weight_rows(const mm_ctx *c, vkr_dispatch *d, const vk_
     return st;
 }
 
+/* The IQ grid types' kernels read their type's grid (vkl_ggml_type_grid) from one more binding after their others
+ * (shaders/dequant.glsl's DQ_GRID_BINDING): the device's copy the tensor holds. Appends it to d. */
+static vkllm_status bind_grid(vkr_dispatch *d, const vk_tensor *w)
+{
+    uint32_t bytes;
+    if (!vkl_ggml_type_grid(w->type, &bytes))
+        return VKLLM_OK;
+    if (!w->grid)
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: the %s weight has no grid (not from vkl_tensor_upload)",
+                         d->name, type_suffix(w->type));
+    d->bindings[d->n_bindings++] = (vkr_binding){w->grid, 0, bytes, false};
+    return VKLLM_OK;
+}
+
 static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers, uint32_t push_size,
                                   uint32_t wg, uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
 {
@@ -369,6 +387,9 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
                               : "matvec";
     d.n_bindings = (quant ? 4 : 3) + (f ? 1 : 0) + (qs ? 4 : 0);
     const uint32_t xslot = quant ? 2 : 1, yslot = xslot + 1, gslot = yslot + 1;
+    vkllm_status st = bind_grid(&d, w);
+    if (st != VKLLM_OK)
+        return st;
     if (qs && d.n_bindings > dev->info.features.max_storage_buffers)
         return VKLLM_ERR_UNSUPPORTED;
 
@@ -390,7 +411,6 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     /* The norm weight is read as vec4 from g_off: its residual below the binding must be whole vec4s. With no
      * norm, x stands in for the unused binding. */
     uint32_t g_res = 0;
-    vkllm_status st;
     if (f) {
         if (f->norm) {
             if (f->norm->type != GGML_TYPE_F32 || f->norm->ne[0] != K || f->norm->ne[1] != 1)
@@ -558,7 +578,10 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     while (nc < n_cols && nc < CPU_MAX_NC)
         nc *= 2;
     const uint64_t col_tiles = (n_cols + nc - 1) / nc;
-    uint32_t rpl = nc == 1 ? CPU_RPL : CPU_RPL_TILE;
+    uint32_t grid_bytes;
+    uint32_t rpl = vkl_ggml_type_grid(w->type, &grid_bytes) ? (nc == 1 ? CPU_RPL_GRID : CPU_RPL_GRID_TILE)
+                   : nc == 1                                 ? CPU_RPL
+                                                             : CPU_RPL_TILE;
     while (rpl > 1 && (M + (uint64_t)wg * rpl - 1) / ((uint64_t)wg * rpl) * col_tiles < CPU_MIN_GROUPS)
         rpl /= 2;
     const uint32_t spec[2] = {rpl, nc};
@@ -571,7 +594,9 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     memset(&d, 0, sizeof d);
     d.name = n_cols == 1 ? "matvec" : "matmul";
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
-    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
+    vkllm_status st = bind_grid(&d, w);
+    if (st == VKLLM_OK)
+        st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true, false);
@@ -638,7 +663,9 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     memset(&d, 0, sizeof d);
     d.name = "matmul";
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
-    vkllm_status st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
+    vkllm_status st = bind_grid(&d, w);
+    if (st == VKLLM_OK)
+        st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false, false);
@@ -838,7 +865,6 @@ static vkllm_status matmul_coopmat(vkr_graph *g, mm_ctx *c, const vk_tensor *w, 
     vkr_pipeline_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.shader = name;
-    desc.n_buffers = type_quantized(w->type) ? 4 : 3;
     desc.push_size = 8 * 4;
     desc.local_size_x = t.sg_m * t.sg_n * sgs;
     desc.required_subgroup_size = vary || sgs != ft->subgroup_size ? sgs : 0;
@@ -850,8 +876,11 @@ static vkllm_status matmul_coopmat(vkr_graph *g, mm_ctx *c, const vk_tensor *w, 
     vkr_dispatch d;
     memset(&d, 0, sizeof d);
     d.name = "matmul_coopmat";
-    d.n_bindings = desc.n_buffers;
-    vkllm_status st = vkr_pipeline_get(dev, &desc, &d.pipeline);
+    d.n_bindings = type_quantized(w->type) ? 4 : 3;
+    vkllm_status st = bind_grid(&d, w);
+    desc.n_buffers = d.n_bindings;
+    if (st == VKLLM_OK)
+        st = vkr_pipeline_get(dev, &desc, &d.pipeline);
     if (st == VKLLM_OK && !c->x16)
         st = x16_convert(g, c, x, w->ne[0], n_cols);
     if (st != VKLLM_OK)
@@ -1076,7 +1105,8 @@ vkllm_status vkl_op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, 
     memset(&d, 0, sizeof d);
     d.name = "get_rows";
     d.n_bindings = quant ? 4 : 3;
-    if ((st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
+    if ((st = bind_grid(&d, table)) != VKLLM_OK ||
+        (st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
         return st;
 
     /* Invocations per id: one per element (F32/F16/BF16), or per unit of shaders/dequant.glsl (16 to 64 elements):

@@ -74,6 +74,14 @@ static uint64_t layout_size(const tensor_layout *l, uint64_t n, uint64_t *d_offs
     return align_up((d_total ? *d_offset + d_total : qs_total) + VKT_TAIL_PAD, 16);
 }
 
+/* The IQ grid types' grid for t (a reference on the device's copy). */
+static vkllm_status acquire_grid(vkr_device *dev, vk_tensor *t)
+{
+    uint32_t bytes;
+    const uint32_t *grid = vkl_ggml_type_grid(t->type, &bytes);
+    return grid ? vkr_constant_acquire(dev, grid, bytes, &t->grid) : VKLLM_OK;
+}
+
 /* Uploads rows [r0, r0 + n) of the stacked sources (source p: src_ne1[p] rows at data[p]) as one tensor. */
 static vkllm_status upload_rows(vkr_device *dev, uint32_t type, uint64_t ne0, const tensor_layout *l, uint32_t n_src,
                                 const uint64_t *src_ne1, const void *const *data, uint64_t r0, uint64_t n,
@@ -113,6 +121,8 @@ static vkllm_status upload_rows(vkr_device *dev, uint32_t type, uint64_t ne0, co
         else
             st = upload_repacked(dev, &t, (a - r0) * blocks_per_row, src, (b - a) * blocks_per_row, l->type);
     }
+    if (st == VKLLM_OK)
+        st = acquire_grid(dev, &t);
     if (st != VKLLM_OK) {
         vkr_buffer_destroy(dev, t.buffer);
         return st;
@@ -182,7 +192,7 @@ vkllm_status vkl_tensor_upload_stacked(vkr_device *dev, uint32_t type, uint64_t 
     t.parts = calloc((size_t)n_split, sizeof *t.parts);
     if (!t.parts)
         return vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "tensor upload: out of host memory");
-    vkllm_status st = VKLLM_OK;
+    vkllm_status st = acquire_grid(dev, &t);
     for (uint64_t r0 = 0; r0 < ne1 && st == VKLLM_OK; r0 += per, t.n_parts++)
         st = upload_rows(dev, type, ne0, &l, n_src, src_ne1, data, r0, ne1 - r0 < per ? ne1 - r0 : per,
                          &t.parts[t.n_parts]);
@@ -215,6 +225,8 @@ void vkl_tensor_free(vkr_device *dev, vk_tensor *t)
         return;
     if (t->buffer && dev && !t->is_view)
         vkr_buffer_destroy(dev, t->buffer);
+    if (t->grid && dev && !t->is_view)
+        vkr_constant_release(dev, t->grid);
     for (uint32_t p = 0; p < t->n_parts; p++)
         vkl_tensor_free(dev, &t->parts[p]);
     free(t->parts);

@@ -26,6 +26,9 @@ typedef struct vk_tensor {
     uint64_t row_qs_bytes;    /* bytes of one row in the data/quants region */
     uint64_t row_d_bytes;     /* bytes of one row in the meta region (0 for F32/F16/BF16) */
     bool is_view;             /* rows of another tensor: the buffer is not owned */
+    /* IQ grid types: the device's copy of the type's grid (vkl_ggml_type_grid), which the ops bind; a reference
+     * (vkr_constant_acquire) held by every tensor that owns a buffer or parts, dropped by vkl_tensor_free. */
+    vkr_buffer *grid;
     /* A tensor split over allocations: n_parts > 1 part tensors (owned), rows [p * part_rows, ...) in part p
      * (the last may have fewer); buffer is then NULL. */
     uint32_t n_parts;

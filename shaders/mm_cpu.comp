@@ -176,6 +176,37 @@ vec4 iq4_shuffled(uvec4 n)
 }
 #endif
 
+#if defined(WTYPE_Q2_K)
+/* Q2_K's 2-bit quants taken in place, as Q4_0's nibbles: element 4w+c of run r of a unit is bits 8c+2r of quant
+ * word w; (w & 3 << (8c + 2r)) converts exactly to q * 2^(8c+2r) (one and and one conversion per value, against
+ * dq_unit's shift, and, or and subtract), and x of run r is pre-scaled by 2^-(8c+2r) once per unit for all rows
+ * (DQ_X_SCALE), so the products are those of the shifted quants. Byte 3 is shifted down by 24 first (the
+ * conversion is signed). The sums of x are taken before the scaling. */
+#define DQ_X_SCALE q2k_x_scale
+#define DQ_UNIT q2k_unit_in_place
+vec4 q2k_x_scale(uint r)
+{
+    const float e = 1.0 / float(1u << (2u * r));
+    return vec4(e, e / 256.0, e / 65536.0, e);
+}
+void q2k_unit_in_place(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
+{
+    const uvec4 v = wq[qb + u];
+    const uvec4 top = v >> 24;
+    for (uint r = 0u; r < 4u; r++) {
+        const uint k = 2u * r;
+        for (uint i = 0u; i < 4u; i++)
+            q[4u * r + i] = vec4(ivec4(v[i] & (3u << k), v[i] & (0x300u << k), v[i] & (0x30000u << k),
+                                       top[i] & (3u << k)));
+        const uint s = DQ_BYTE(m.sc, 8u * (u >> 1) + 2u * r + (u & 1u));
+        ab[r] = vec2(m.dm.x * float(s & 0xFu), -m.dm.y * float(s >> 4));
+    }
+}
+#endif
+#ifndef DQ_UNIT
+#define DQ_UNIT dq_unit   /* the kernels' unit function (dequant.glsl's unless a type has one above) */
+#endif
+
 #if defined(WTYPE_Q4_0)
 /* Element 4w+i of a block is at bit 8i of word w, element 16+4w+i at bit 8i+4 (GGUF order). The nibbles
  * are taken in place; x is pre-scaled by 2^-8i and 2^-(8i+4) to match (the top one is shifted down). */
@@ -651,12 +682,16 @@ void main()
                 for (uint r = 0u; r < DQ_RUNS; r++) {
                     const uint o = c * XU + 4u * r;
                     xs[c * DQ_RUNS + r] = dot((xv[o] + xv[o + 1u]) + (xv[o + 2u] + xv[o + 3u]), vec4(1.0));
+#ifdef DQ_X_SCALE
+                    for (uint j = 0u; j < 4u; j++)
+                        xv[o + j] *= DQ_X_SCALE(r);
+#endif
                 }
             }
             [[unroll]] for (uint i = 0u; i < RPL; i++) {
                 vec4 q[XU];
                 vec2 ab[DQ_RUNS];
-                dq_unit(m[i], (pc.w_off >> 4) + (rb[i] + b) * DQ_QV, u, q, ab);
+                DQ_UNIT(m[i], (pc.w_off >> 4) + (rb[i] + b) * DQ_QV, u, q, ab);
                 for (uint c = 0u; c < NC; c++) {
                     float s = 0.0;
                     for (uint r = 0u; r < DQ_RUNS; r++) {

@@ -451,19 +451,27 @@ static void write_synth_hp(const char *name, const synth_hparams *hp, char *path
 
 static void write_synth(const char *preset, char *path, size_t len) { write_synth_hp(preset, NULL, path, len); }
 
+/* mc cleared and its model loaded from path (false, with a failed check, if it does not load). */
+static bool load_case(model_case *mc, const char *path, const char *name)
+{
+    memset(mc, 0, sizeof *mc);
+    mc->name = name;
+    mc->path = path;
+    if (vkllm_model_load(path, NULL, &mc->m) != VKLLM_OK) {
+        CHECK(false, "load %s: %s", path, vkllm_last_error());
+        return false;
+    }
+    mc->n_vocab = vkllm_model_n_vocab(mc->m);
+    return true;
+}
+
 /* The one-layer model: every K/V row depends only on its token and position, so a removal in the middle
  * must give exactly what decoding with the gap gives (check_rm_middle), on both kernel paths. */
 static void test_one_layer(const char *path, bool gpu)
 {
     model_case mc;
-    memset(&mc, 0, sizeof mc);
-    mc.name = gpu ? "tiny, one layer (GPU kernels)" : "tiny, one layer";
-    mc.path = path;
-    if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
-        CHECK(false, "load %s: %s", path, vkllm_last_error());
+    if (!load_case(&mc, path, gpu ? "tiny, one layer (GPU kernels)" : "tiny, one layer"))
         return;
-    }
-    mc.n_vocab = vkllm_model_n_vocab(mc.m);
     test_rng rng;
     rng_init(&rng, 99);
     for (int p = 0; p < SEQ_LEN; p++)
@@ -477,14 +485,8 @@ static void test_one_layer(const char *path, bool gpu)
 static void test_model(const char *path, const char *name, uint64_t seed, bool errors, bool ring)
 {
     model_case mc;
-    memset(&mc, 0, sizeof mc);
-    mc.name = name;
-    mc.path = path;
-    if (vkllm_model_load(path, NULL, &mc.m) != VKLLM_OK) {
-        CHECK(false, "load %s: %s", path, vkllm_last_error());
+    if (!load_case(&mc, path, name))
         return;
-    }
-    mc.n_vocab = vkllm_model_n_vocab(mc.m);
     test_rng rng;
     rng_init(&rng, seed);
     for (int s = 0; s < N_SEQ + 3; s++)

@@ -951,12 +951,9 @@ vkllm_status vkl_coopmat_self_check(vkr_device *dev, bool *pass, double *rel_err
         *rel_err = finite ? sqrt(d2 / (r2 > 0 ? r2 : 1e-30)) : INFINITY;
         *pass = finite && *rel_err < COOPMAT_CHECK_TOL;
     }
-    if (g)
-        vkr_graph_destroy(g);
-    if (xb)
-        vkr_buffer_destroy(dev, xb);
-    if (yb)
-        vkr_buffer_destroy(dev, yb);
+    vkr_graph_destroy(g);   /* each takes NULL */
+    vkr_buffer_destroy(dev, xb);
+    vkr_buffer_destroy(dev, yb);
     vkl_tensor_free(dev, &t);
     free(w);
     free(x);

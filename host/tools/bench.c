@@ -266,7 +266,19 @@ static vkllm_status make_weight(vkr_device *dev, uint32_t type, uint32_t m, uint
     float scale = 1.0f / sqrtf((float)k);
     for (uint32_t i = 0; i < k; i++)
         row[i] = rand_unit(&s) * scale;
-    vkl_quantize_row(type, row, data, k);
+    if (vkl_ggml_type_can_quantize(type)) {
+        vkl_quantize_row(type, row, data, k);
+    } else {
+        /* the IQ grid types have no quantizer: random bytes (every grid index and sign pattern), each block's
+         * scale set for the row's deviation, as synth makes them; all-zero blocks would read one grid entry */
+        uint32_t bb = vkl_ggml_block_bytes(type);
+        for (uint64_t i = 0; i < row_bytes; i += 8) {
+            uint64_t b = splitmix64(&s);
+            memcpy(data + i, &b, row_bytes - i < 8 ? (size_t)(row_bytes - i) : 8);
+        }
+        for (uint64_t off = 0; off + bb <= row_bytes; off += bb)
+            vkl_ggml_block_set_rms(type, data + off, scale / sqrtf(3.0f));
+    }
     for (uint32_t r = 1; r < m; r++)
         memcpy(data + (uint64_t)r * row_bytes, data, (size_t)row_bytes);
     free(row);

@@ -44,8 +44,8 @@ typedef struct bench_matvec_result {
 /* Times y = W x for an M x K weight (M rows of K) of `type` (F32, F16, Q8_0, Q4_0): one warm-up call, then
  * `runs` timed calls. When `flush` is given, all of it is read (in its own submit, not timed) before each
  * timed call, so the weight comes from memory rather than a cache, as in a decode step where every weight is
- * read once. The weight holds one random row (quantized with vkl_quantize_row, so f16 scales are finite),
- * repeated. A shape the device cannot hold is reported as skipped with VKLLM_OK. */
+ * read once. The weight holds one random row (quantized with vkl_quantize_row, so f16 scales are finite;
+ * random blocks with a set scale for the IQ grid types, which have no quantizer), repeated. A shape the device cannot hold is reported as skipped with VKLLM_OK. */
 vkllm_status vkl_bench_matvec(vkr_device *dev, uint32_t type, uint32_t m, uint32_t k, uint32_t runs, vkr_buffer *flush,
                           bench_matvec_result *out);
 

@@ -32,9 +32,3 @@ vkllm_shader(mm_cpu_q8_0_i64 mm_cpu.comp DEFINES WTYPE_Q8_0=1 USE_INT64=1)
 vkllm_shader(mm_cpu_q4_0_i64 mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1)
 # ... and its tiles of several columns (batched decode), Q4_0
 vkllm_shader(mm_cpu_q4_0_i64mc mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1)
-# ... experimental: x as int8 per block, two columns packed per int32 (bench_matvec --packed only; not used by the ops)
-vkllm_shader(mm_cpu_q4_0_i64mcpk mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1 MC_PACKED=1)
-vkllm_shader(mm_cpu_q4_0_i64mcpkA mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1 MC_PACKED=1 PK_NOMUL=1)
-vkllm_shader(mm_cpu_q4_0_i64mcpkS mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1 MC_PACKED=1 PK_SPLIT=1)
-# ... and with the 4x8-bit integer dot product (OpSDot through GL_EXT_spirv_intrinsics), one column per byte
-vkllm_shader(mm_cpu_q4_0_i64mcsdot mm_cpu.comp DEFINES WTYPE_Q4_0=1 USE_INT64=1 MC_INT64=1 MC_SDOT=1)

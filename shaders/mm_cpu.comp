@@ -88,9 +88,6 @@ layout(set = 0, binding = 0) readonly buffer WQ64 { u64vec4 wq64[]; };   /* one 
 layout(set = 0, binding = 1) readonly buffer WD64 { uint64_t wd64[]; };  /* the scales of four blocks */
 layout(set = 0, binding = 2) readonly buffer X8 { u64vec4 x8[]; };   /* eight floats */
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
-#if defined(MC_PACKED) || defined(MC_SDOT)
-layout(set = 0, binding = 4) readonly buffer XD { vec2 xd2[]; };   /* x's block scales: two blocks of a column */
-#endif
 #elif defined(WQUANT)   /* bindings 0 (quants) and 1 (meta): dequant.glsl */
 layout(set = 0, binding = 2) readonly buffer X4 { vec4 x4[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
@@ -287,164 +284,6 @@ const uint WPU = 32u;
 #ifndef WTYPE_Q4_0
 #error "MC_INT64 is built for Q4_0 only"
 #endif
-#ifdef MC_PACKED
-/* Experimental (bench_matvec --packed only; off in the runtime): x quantized to int8 per 32-element block (scale
- * xd per block and column) and two columns packed per int32, x_a + x_b * 2^16 (the host makes them). A weight
- * (q - 8) times the packed word adds to both columns' sums at once: |sum| <= 32 * 8 * 127 = 32512 per block, so
- * each stays within int16 and they are unpacked exactly per block (a = low half sign-extended, b = (s - a) >> 16).
- * One integer multiply and add per weight and column pair instead of a float multiply and add per column. x is
- * bound as pairs of K int32 each (x_off, x_stride in int32s), the scales as vec2s of N columns of K / 32 floats. */
-/* Measured side variants (issue 12 experiment, bench/RESULTS.md): PK_SPLIT: the pairs unpacked once per step into
- * one int per column (an int multiply and add per weight and column); PK_NOMUL: the multiply replaced by an add
- * (wrong sums: the cost of everything but the multiply). */
-#ifdef PK_SPLIT
-#define PK_SPLIT_X(P)                                                                                       \
-    for (uint j_ = 0u; j_ < XPC; j_++) {                                                                    \
-        const ivec4 a_ = (xm[(P) * XPC + j_] << 16) >> 16;                                                  \
-        xm2[(P) * XPC + j_] = (xm[(P) * XPC + j_] - a_) >> 16;                                              \
-        xm[(P) * XPC + j_] = a_;                                                                            \
-    }
-#define PK_ACC(p, L, HH, J, E)                                                                              \
-    {                                                                                                       \
-        s_[p] += (L) * xm[J][E] + (HH) * xm[(J) + 4u][E];                                                   \
-        t_[p] += (L) * xm2[J][E] + (HH) * xm2[(J) + 4u][E];                                                 \
-    }
-#define PK_UNPACK(p) const int a_ = s_[p], b_ = t_[p];
-#else
-#define PK_SPLIT_X(p)
-#define PK_ACC(p, L, HH, J, E) s_[p] += PK_MUL(L, xm[J][E]) + PK_MUL(HH, xm[(J) + 4u][E]);
-#define PK_UNPACK(p) const int a_ = (s_[p] << 16u) >> 16u, b_ = (s_[p] - a_) >> 16u;
-#endif
-#ifdef PK_NOMUL
-#define PK_MUL(a, b) ((a) + (b))
-#else
-#define PK_MUL(a, b) ((a) * (b))
-#endif
-const uint NP = NC / 2u;   /* column pairs */
-const uint XPC = 16u;      /* ivec4s of packed x per pair in xm (two blocks) */
-#define MC64_XDECL                                                                                          \
-    ivec4 xm[NP * XPC], xm2[NP * XPC];                                                                      \
-    float xs[NC * 2u];
-/* MC64_XALL(G): blocks G, G + 1 of every pair (invocation t loads ints 8t..8t+7: block G + t / 4) and every
- * column's scales of the two blocks into xs[2c], xs[2c + 1]; shuffles hand them to all. */
-#define MC64_XALL(G)                                                                                        \
-    [[unroll]] for (uint p = 0u; p < NP; p++) {                                                             \
-        ivec4 lo_[8], hi_[8];                                                                               \
-        [[unroll]] for (uint r_ = 0u; r_ < 8u; r_ += WG) {                                                  \
-            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
-            u64vec4 v_ = u64vec4(0ul);                                                                      \
-            if (t_ < 8u)                                                                                    \
-                v_ = x8[xbase[p] + (G) * 4u + t_];                                                          \
-            lo_[r_ / WG] = ivec4(uvec4(unpackUint2x32(v_.x), unpackUint2x32(v_.y)));                        \
-            hi_[r_ / WG] = ivec4(uvec4(unpackUint2x32(v_.z), unpackUint2x32(v_.w)));                        \
-        }                                                                                                   \
-        [[unroll]] for (uint l_ = 0u; l_ < 8u; l_++) {                                                      \
-            xm[p * XPC + 2u * l_] = subgroupShuffle(lo_[l_ / WG], l_ % WG);                                 \
-            xm[p * XPC + 2u * l_ + 1u] = subgroupShuffle(hi_[l_ / WG], l_ % WG);                            \
-        }                                                                                                   \
-        PK_SPLIT_X(p)                                                                                       \
-    }                                                                                                       \
-    {                                                                                                       \
-        vec2 d_[NC];                                                                                        \
-        [[unroll]] for (uint r_ = 0u; r_ < NC; r_ += WG) {                                                  \
-            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
-            d_[r_ / WG] = vec2(0.0);                                                                        \
-            if (t_ < NC)                                                                                    \
-                d_[r_ / WG] = xd2[min(col0 + t_, pc.N - 1u) * (nb / 2u) + (G) / 2u];                        \
-        }                                                                                                   \
-        [[unroll]] for (uint c = 0u; c < NC; c++) {                                                         \
-            const vec2 e_ = subgroupShuffle(d_[c / WG], c % WG);                                            \
-            xs[2u * c] = e_.x;                                                                              \
-            xs[2u * c + 1u] = e_.y;                                                                         \
-        }                                                                                                   \
-    }
-/* MC64_BLOCK(i, W, H, D): row i's block H of the step, its quants in words W, scale D, for every pair. The
- * nibbles xor 8 are q - 8 as signed 4-bit numbers, sign-extended by a left and an arithmetic right shift. */
-#define MC64_BLOCK(i, W, H, D)                                                                              \
-    {                                                                                                       \
-        int s_[NP], t_[NP];                                                                                 \
-        [[unroll]] for (uint p = 0u; p < NP; p++)                                                           \
-            s_[p] = t_[p] = 0;                                                                              \
-        [[unroll]] for (uint w_ = 0u; w_ < 4u; w_++) {                                                      \
-            const int v_ = int((W)[w_] ^ 0x88888888u);                                                      \
-            [[unroll]] for (uint e_ = 0u; e_ < 4u; e_++) {                                                  \
-                const int lo_ = (v_ << (28u - 8u * e_)) >> 28u, hi_ = (v_ << (24u - 8u * e_)) >> 28u;         \
-                [[unroll]] for (uint p = 0u; p < NP; p++)                                                   \
-                    PK_ACC(p, lo_, hi_, p * XPC + (H) * 8u + w_, e_) \
-            }                                                                                               \
-        }                                                                                                   \
-        [[unroll]] for (uint p = 0u; p < NP; p++) {                                                         \
-            PK_UNPACK(p)                                                                                    \
-            mac[(i) * NC + 2u * p] = fma((D) * xs[4u * p + (H)], float(a_), mac[(i) * NC + 2u * p]);       \
-            mac[(i) * NC + 2u * p + 1u] = fma((D) * xs[4u * p + 2u + (H)], float(b_),                       \
-                                              mac[(i) * NC + 2u * p + 1u]);                                 \
-        }                                                                                                   \
-    }
-#elif defined(MC_SDOT)
-/* Experimental: x as int8 per block (as MC_PACKED, one column per byte), the 4x8-bit integer dot product
- * (OpSDot, VK_KHR_shader_integer_dot_product) of four nibbles (0..15) with four x; q - 8 through 8 * sum(x). */
-#extension GL_EXT_spirv_intrinsics : require
-spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
-int sdot4x8(uint a, uint b, spirv_literal int fmt);
-#define SDOT(a, b) sdot4x8(a, b, 0)
-#define MC64_XDECL                                                                                          \
-    uvec4 xm[NC * 4u];                                                                                      \
-    float xs[NC * 2u];                                                                                      \
-    int xq[NC * 2u];
-/* MC64_XALL(G): blocks G, G + 1 of every column (invocation t loads block (G + t % 2) of column t / 2, 32 bytes,
- * and 8 * its sum), the scales as MC_PACKED; shuffles hand them to all. */
-#define MC64_XALL(G)                                                                                        \
-    {                                                                                                       \
-        u64vec4 v_[2u * NC];                                                                                \
-        int q_[2u * NC];                                                                                    \
-        [[unroll]] for (uint r_ = 0u; r_ < 2u * NC; r_ += WG) {                                             \
-            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
-            v_[r_ / WG] = u64vec4(0ul);                                                                     \
-            if (t_ < 2u * NC)                                                                               \
-                v_[r_ / WG] = x8[min(col0 + t_ / 2u, pc.N - 1u) * (pc.K / 32u) + (G) + (t_ & 1u)];           \
-            const uvec4 a_ = uvec4(unpackUint2x32(v_[r_ / WG].x), unpackUint2x32(v_[r_ / WG].y));           \
-            const uvec4 b_ = uvec4(unpackUint2x32(v_[r_ / WG].z), unpackUint2x32(v_[r_ / WG].w));           \
-            q_[r_ / WG] = 8 * (SDOT(a_.x, 0x01010101u) + SDOT(a_.y, 0x01010101u) + SDOT(a_.z, 0x01010101u) + \
-                               SDOT(a_.w, 0x01010101u) + SDOT(b_.x, 0x01010101u) + SDOT(b_.y, 0x01010101u) + \
-                               SDOT(b_.z, 0x01010101u) + SDOT(b_.w, 0x01010101u));                          \
-        }                                                                                                   \
-        [[unroll]] for (uint l_ = 0u; l_ < 2u * NC; l_++) {                                                 \
-            const u64vec4 e_ = v_[l_ / WG];                                                                 \
-            xm[2u * l_] = subgroupShuffle(uvec4(unpackUint2x32(e_.x), unpackUint2x32(e_.y)), l_ % WG);      \
-            xm[2u * l_ + 1u] = subgroupShuffle(uvec4(unpackUint2x32(e_.z), unpackUint2x32(e_.w)), l_ % WG); \
-            xq[l_] = subgroupShuffle(q_[l_ / WG], l_ % WG);                                                 \
-        }                                                                                                   \
-        vec2 d_[NC];                                                                                        \
-        [[unroll]] for (uint r_ = 0u; r_ < NC; r_ += WG) {                                                  \
-            const uint t_ = r_ + gl_SubgroupInvocationID;                                                   \
-            d_[r_ / WG] = vec2(0.0);                                                                        \
-            if (t_ < NC)                                                                                    \
-                d_[r_ / WG] = xd2[min(col0 + t_, pc.N - 1u) * (nb / 2u) + (G) / 2u];                        \
-        }                                                                                                   \
-        [[unroll]] for (uint c = 0u; c < NC; c++) {                                                         \
-            const vec2 e_ = subgroupShuffle(d_[c / WG], c % WG);                                            \
-            xs[2u * c] = e_.x;                                                                              \
-            xs[2u * c + 1u] = e_.y;                                                                         \
-        }                                                                                                   \
-    }
-/* MC64_BLOCK(i, W, H, D): row i's block H of the step (x words xm[4c + 2H], xm[4c + 2H + 1]), for every column;
- * word by word for all columns, so that NC dot-product chains are in flight. */
-#define MC64_BLOCK(i, W, H, D)                                                                              \
-    {                                                                                                       \
-        const uvec4 lo_ = (W) & 0x0F0F0F0Fu, hi_ = ((W) >> 4u) & 0x0F0F0F0Fu;                              \
-        int s_[NC];                                                                                         \
-        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
-            s_[c] = -xq[2u * c + (H)];                                                                      \
-        [[unroll]] for (uint w_ = 0u; w_ < 4u; w_++) {                                                      \
-            [[unroll]] for (uint c = 0u; c < NC; c++)                                                       \
-                s_[c] += SDOT(lo_[w_], xm[4u * c + 2u * (H)][w_]);                                          \
-            [[unroll]] for (uint c = 0u; c < NC; c++)                                                       \
-                s_[c] += SDOT(hi_[w_], xm[4u * c + 2u * (H) + 1u][w_]);                                     \
-        }                                                                                                   \
-        [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
-            mac[(i) * NC + c] = fma((D) * xs[2u * c + (H)], float(s_[c]), mac[(i) * NC + c]);               \
-    }
-#else
 const uint XPC = 16u;   /* vec4s of x per column in xm (two blocks) */
 /* MC64_X(c, G): blocks G, G + 1 of column c: invocation t loads floats 8t..8t+7 (block G + t / 4), sums and
  * pre-scales them (elements 0..15 of a block are low nibbles, 16..31 high ones); shuffles hand them to all. */
@@ -488,13 +327,6 @@ const uint XPC = 16u;   /* vec4s of x per column in xm (two blocks) */
         [[unroll]] for (uint c = 0u; c < NC; c++)                                                           \
             mac[(i) * NC + c] = fma((D), s_[c], mac[(i) * NC + c]);                                         \
     }
-#define MC64_XDECL                                                                                          \
-    vec4 xm[NC * XPC];                                                                                      \
-    float xs[NC * 2u];
-#define MC64_XALL(G)                                                                                        \
-    [[unroll]] for (uint c = 0u; c < NC; c++)                                                               \
-        MC64_X(c, G)
-#endif
 
 void main()
 {
@@ -502,16 +334,9 @@ void main()
     const uint col0 = gl_WorkGroupID.y * NC;
     const uint nb = pc.K / 32u;
 
-#if defined(MC_SDOT)
-#elif defined(MC_PACKED)
-    uint xbase[NP];   /* u64vec4 index of each pair's packed x */
-    [[unroll]] for (uint p = 0u; p < NP; p++)
-        xbase[p] = (pc.x_off + min(col0 / 2u + p, (pc.N - 1u) / 2u) * pc.x_stride) >> 3;
-#else
     uint xbase[NC];   /* u64vec4 index of each column's x */
     [[unroll]] for (uint c = 0u; c < NC; c++)
         xbase[c] = (pc.x_off + min(col0 + c, pc.N - 1u) * pc.x_stride) >> 3;
-#endif
     uint rq[RPL];     /* u64vec4 index of each row's quants */
     uint rd[RPL];     /* uint64_t index of each row's scales */
     [[unroll]] for (uint i = 0u; i < RPL; i++) {
@@ -528,8 +353,10 @@ void main()
         [[unroll]] for (uint i = 0u; i < RPL; i++)
             sc[i] = unpackUint2x32(wd64[rd[i] + (g >> 2)]);
         [[unroll]] for (uint st = 0u; st < 2u; st++) {
-            MC64_XDECL
-            MC64_XALL(g + 2u * st)
+            vec4 xm[NC * XPC];
+            float xs[NC * 2u];
+            [[unroll]] for (uint c = 0u; c < NC; c++)
+                MC64_X(c, g + 2u * st)
             [[unroll]] for (uint i = 0u; i < RPL; i++) {
                 const u64vec4 q = wq64[rq[i] + (g >> 1) + st];
                 const vec2 d = unpackHalf2x16(sc[i][st]);

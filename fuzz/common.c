@@ -236,6 +236,13 @@ const tokenizer *fuzz_tokenizer(fuzz_vocab which)
     return cache[which];
 }
 
+void fuzz_build_tokenizers(void)
+{
+    for (int v = 0; v < FUZZ_VOCAB_COUNT; v++)
+        if (!fuzz_tokenizer((fuzz_vocab)v))
+            abort();
+}
+
 /* ---------------------------------------------------------------- tokenizer workout */
 
 static bool contains(const uint8_t *s, size_t n, const char *needle)

@@ -42,6 +42,9 @@ typedef enum fuzz_vocab {
     FUZZ_VOCAB_COUNT,
 } fuzz_vocab;
 const tokenizer *fuzz_tokenizer(fuzz_vocab v);
+/* Builds every vocabulary above (for LLVMFuzzerInitialize, so that inputs find them ready); aborts if one
+ * cannot be built. */
+void fuzz_build_tokenizers(void);
 
 /* Encodes/decodes with every flag combination that the first bytes select and checks the basic
  * properties: every id in range, decode and the streaming detokenizer agree. Shared by the tokenizer and

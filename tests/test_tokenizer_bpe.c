@@ -481,14 +481,12 @@ static void expect_cuts(const char *pre, const char *text, const char *want)
     }
     got[k] = '\0';
     if (strcmp(got, want)) {
-        fprintf(stderr, "FAIL pre-tokens (%s) of ", pre);
+        char what[64];
+        snprintf(what, sizeof what, "pre-tokens (%s) of the text below", pre);
+        tok_fail_text(what, want, strlen(want), got, k);
+        fprintf(stderr, "  text: ");
         test_print_escaped(stderr, text, n);
-        fprintf(stderr, "\n  want: ");
-        test_print_escaped(stderr, want, strlen(want));
-        fprintf(stderr, "\n  got:  ");
-        test_print_escaped(stderr, got, k);
         fprintf(stderr, "\n");
-        test_failures++;
     }
     vkl_tokenizer_free(tok);
 }

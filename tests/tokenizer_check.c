@@ -14,6 +14,28 @@ bool tok_encode(const tokenizer *tok, const char *s, size_t n, bool add_special,
     return st == VKLLM_OK;
 }
 
+void tok_fail_text(const char *what, const char *want, size_t n_want, const char *got, size_t n_got)
+{
+    fprintf(stderr, "FAIL %s\n  want: ", what);
+    test_print_escaped(stderr, want, n_want);
+    fprintf(stderr, "\n  got:  ");
+    test_print_escaped(stderr, got, n_got);
+    fprintf(stderr, "\n");
+    test_failures++;
+}
+
+/* Counts a failure: text s encoded to ids[0..n_ids) instead of want[0..n_want). */
+static void fail_ids(const char *what, const char *s, size_t n, const int32_t *want, size_t n_want,
+                     const int32_t *ids, size_t n_ids)
+{
+    fprintf(stderr, "FAIL %s ", what);
+    test_print_escaped(stderr, s, n);
+    fprintf(stderr, "\n");
+    test_print_ids(stderr, "expected", want, n_want);
+    test_print_ids(stderr, "got     ", ids, n_ids);
+    test_failures++;
+}
+
 /* A streamed chunk of valid UTF-8 text must neither start with a continuation byte nor end inside a
  * character. */
 static bool chunk_is_whole(const char *piece, size_t plen)
@@ -94,13 +116,8 @@ bool tok_round_trip(const tokenizer *tok, const char *s, size_t n, bool check_ch
     if (st != VKLLM_OK) {
         ok = false;
     } else if (len != n || (n && memcmp(text, s, n))) {
-        fprintf(stderr, "FAIL round trip:\n  in:  ");
-        test_print_escaped(stderr, s, n);
-        fprintf(stderr, "\n  out: ");
-        test_print_escaped(stderr, text, len);
-        fprintf(stderr, "\n");
+        tok_fail_text("round trip", s, n, text, len);
         test_print_ids(stderr, "ids", ids, n_ids);
-        test_failures++;
         ok = false;
     }
     if (st == VKLLM_OK && !stream_matches(tok, ids, n_ids, text, len, check_chunks, s, n))
@@ -118,12 +135,9 @@ void tok_expect_ids(const tokenizer *tok, const char *s, size_t n, bool add_spec
     if (!tok_encode(tok, s, n, add_special, parse_special, &ids, &n_ids))
         return;
     if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
-        fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
-        test_print_escaped(stderr, s, n);
-        fprintf(stderr, "\n");
-        test_print_ids(stderr, "expected", want, n_want);
-        test_print_ids(stderr, "got     ", ids, n_ids);
-        test_failures++;
+        char what[64];
+        snprintf(what, sizeof what, "encode(add_special=%d, parse_special=%d)", add_special, parse_special);
+        fail_ids(what, s, n, want, n_want, ids, n_ids);
     }
     free(ids);
 }
@@ -134,14 +148,8 @@ void tok_expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bool 
     size_t len = 0;
     vkllm_status st = vkl_tokenizer_decode(tok, ids, n, special, &text, &len);
     CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
-    if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
-        fprintf(stderr, "FAIL decode: expected ");
-        test_print_escaped(stderr, want, strlen(want));
-        fprintf(stderr, " got ");
-        test_print_escaped(stderr, text, len);
-        fprintf(stderr, "\n");
-        test_failures++;
-    }
+    if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len)))
+        tok_fail_text("decode", want, strlen(want), text, len);
     free(text);
 }
 
@@ -156,12 +164,9 @@ static bool check_vector(const tokenizer *tok, size_t at, const char *s, size_t 
     if (tok_encode(tok, s, slen, false, false, &ids, &n_ids)) {
         ok = n_ids == n_want && (n_want == 0 || !memcmp(ids, want, n_want * sizeof *ids));
         if (!ok) {
-            fprintf(stderr, "FAIL vector %zu: ", at);
-            test_print_escaped(stderr, s, slen);
-            fprintf(stderr, "\n");
-            test_print_ids(stderr, "expected", want, n_want);
-            test_print_ids(stderr, "got     ", ids, n_ids);
-            test_failures++;
+            char what[48];
+            snprintf(what, sizeof what, "vector %zu:", at);
+            fail_ids(what, s, slen, want, n_want, ids, n_ids);
         }
         free(ids);
     }

@@ -8,6 +8,9 @@
 #include "host/text/tokenizer.h"
 #include "util.h"
 
+/* Counts a failure `what` and prints the text wanted and the text got (escaped). */
+void tok_fail_text(const char *what, const char *want, size_t n_want, const char *got, size_t n_got);
+
 /* vkl_tokenizer_encode, its failure counted; true with *ids set (free it) if it worked. */
 bool tok_encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
                 size_t *n_ids);

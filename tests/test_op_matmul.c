@@ -446,10 +446,9 @@ static void bad_arguments(vkr_device *dev)
 int main(void)
 {
     test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    if (!test_op_begin(&td, &rng))
+        return 1;
     for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
         worst_err[t] = -1;
     fprintf(stderr, "subgroup arithmetic: %s, subgroup size %u\n",

@@ -256,10 +256,9 @@ static void test_layout(vkr_device *dev, test_rng *rng)
 int main(void)
 {
     test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    if (!test_op_begin(&td, &rng))
+        return 1;
     vkr_device *dev = td.dev;
     const vkr_features saved = dev->info.features;
     const VkPhysicalDeviceType real_type = dev->info.type;

@@ -267,7 +267,7 @@ static inline size_t chr_at(const unsigned char *s, size_t n, size_t i, uint32_t
 
 /* End of the run of at most max characters from i whose class has a bit of mask (in_mask) or has none
  * (!in_mask). */
-static size_t class_run(const unsigned char *s, size_t n, size_t i, unsigned mask, bool in_mask, size_t max)
+static inline size_t class_run(const unsigned char *s, size_t n, size_t i, unsigned mask, bool in_mask, size_t max)
 {
     for (size_t k = 0; k < max && i < n; k++) {
         uint32_t cp;

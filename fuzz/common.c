@@ -87,19 +87,16 @@ static void build_spm(vocab_builder *v)
     vb_add(v, "<unused0>", TOKEN_TYPE_UNUSED, 0);
 }
 
-/* GPT-2's byte-to-unicode table: printable Latin-1 bytes stand for themselves, the others for U+0100.. */
-static void byte_char(int b, char out[3])
+void fuzz_bpe_byte_char(int b, char out[3])
 {
-    int cp;
-    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) {
-        cp = b;
-    } else {
-        int n = 0;
+#define PRINTABLE(c) (((c) >= 0x21 && (c) <= 0x7E) || ((c) >= 0xA1 && (c) <= 0xAC) || ((c) >= 0xAE && (c) <= 0xFF))
+    int cp = b;
+    if (!PRINTABLE(b)) {
+        cp = 256;
         for (int c = 0; c < b; c++)
-            if (!((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF)))
-                n++;
-        cp = 256 + n;
+            cp += !PRINTABLE(c);
     }
+#undef PRINTABLE
     if (cp < 0x80) {
         out[0] = (char)cp;
         out[1] = '\0';
@@ -116,7 +113,7 @@ static void to_bpe(const char *raw, char *out, size_t cap)
     size_t k = 0;
     for (const unsigned char *p = (const unsigned char *)raw; *p && k + 3 < cap; p++) {
         char c[3];
-        byte_char(*p, c);
+        fuzz_bpe_byte_char(*p, c);
         for (const char *q = c; *q; q++)
             out[k++] = *q;
     }
@@ -129,7 +126,7 @@ static void build_bpe(vocab_builder *v)
 {
     char a[64], b[64], m[160];
     for (int byte = 0; byte < 256; byte++) {
-        byte_char(byte, a);
+        fuzz_bpe_byte_char(byte, a);
         vb_add(v, a, TOKEN_TYPE_NORMAL, 0);
     }
     static const char *const merges[][2] = {
@@ -234,6 +231,13 @@ const tokenizer *fuzz_tokenizer(fuzz_vocab which)
         cache[which] = load_vocab(which);
     }
     return cache[which];
+}
+
+void fuzz_build_tokenizers(void)
+{
+    for (int v = 0; v < FUZZ_VOCAB_COUNT; v++)
+        if (!fuzz_tokenizer((fuzz_vocab)v))
+            abort();
 }
 
 /* ---------------------------------------------------------------- tokenizer workout */

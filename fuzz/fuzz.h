@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 /* Small fixed vocabularies, written to a temporary GGUF file with the GGUF writer and loaded back on
- * first use (no vocabulary file is committed; fuzz/vocab.c is the whole definition):
+ * first use (no vocabulary file is committed; fuzz/common.c is the whole definition):
  *   FUZZ_VOCAB_SPM        SentencePiece: byte fallback, control/user-defined/unused/unknown tokens,
  *                         multi-byte pieces
  *   FUZZ_VOCAB_BPE_LLAMA3 byte-level BPE, pre-tokenizer "llama-bpe", Llama 3 style special tokens
@@ -42,6 +42,11 @@ typedef enum fuzz_vocab {
     FUZZ_VOCAB_COUNT,
 } fuzz_vocab;
 const tokenizer *fuzz_tokenizer(fuzz_vocab v);
+/* GPT-2's byte-to-unicode character of byte b (how byte-level BPE vocabularies spell bytes), UTF-8. */
+void fuzz_bpe_byte_char(int b, char out[3]);
+/* Builds every vocabulary above (for LLVMFuzzerInitialize, so that inputs find them ready); aborts if one
+ * cannot be built. */
+void fuzz_build_tokenizers(void);
 
 /* Encodes/decodes with every flag combination that the first bytes select and checks the basic
  * properties: every id in range, decode and the streaming detokenizer agree. Shared by the tokenizer and

@@ -40,9 +40,10 @@ static void check_accepted(const serve_request *r)
     }
     if (r->endpoint == SERVE_CHAT || r->endpoint == SERVE_COMPLETION) {
         FUZZ_ASSERT(r->max_tokens == -1 || r->max_tokens >= 1);
-        FUZZ_ASSERT(r->temperature >= 0 && r->temperature <= 2);
-        FUZZ_ASSERT(r->top_p > 0 && r->top_p <= 1 && r->top_k >= 0);
-        FUZZ_ASSERT(r->min_p >= 0 && r->min_p <= 1 && r->repeat_penalty > 0);
+        const vkllm_sampler_params *sp = &r->sampling;
+        FUZZ_ASSERT(sp->temperature >= 0 && sp->temperature <= 2);
+        FUZZ_ASSERT(sp->top_p > 0 && sp->top_p <= 1 && sp->top_k >= 0);
+        FUZZ_ASSERT(sp->min_p >= 0 && sp->min_p <= 1 && sp->repeat_penalty > 0);
     }
 }
 

@@ -9,9 +9,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    for (int v = 0; v < FUZZ_VOCAB_COUNT; v++)
-        if (!fuzz_tokenizer((fuzz_vocab)v))
-            abort();
+    fuzz_build_tokenizers();
     return 0;
 }
 

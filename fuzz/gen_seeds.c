@@ -21,6 +21,7 @@
 #include "host/format/gguf.h"
 #include "host/format/quant.h"
 #include "host/text/tokenizer.h"
+#include "fuzz.h"
 
 #define TRY(x)                                                                                                 \
     do {                                                                                                       \
@@ -226,27 +227,6 @@ static vkllm_status micro_llama(const char *path)
     return finish(w, st);
 }
 
-/* GPT-2's byte-to-unicode character of byte b, UTF-8. */
-static void byte_char(int b, char out[3])
-{
-#define PRINTABLE(c) (((c) >= 0x21 && (c) <= 0x7E) || ((c) >= 0xA1 && (c) <= 0xAC) || ((c) >= 0xAE && (c) <= 0xFF))
-    int cp = b;
-    if (!PRINTABLE(b)) {
-        cp = 256;
-        for (int c = 0; c < b; c++)
-            cp += !PRINTABLE(c);
-    }
-#undef PRINTABLE
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = '\0';
-    } else {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        out[2] = '\0';
-    }
-}
-
 static vkllm_status bpe_vocab(const char *path)
 {
     static char storage[300][8];
@@ -254,7 +234,7 @@ static vkllm_status bpe_vocab(const char *path)
     int32_t types[300];
     uint32_t n = 0;
     for (int b = 0; b < 256; b++) {
-        byte_char(b, storage[n]);
+        fuzz_bpe_byte_char(b, storage[n]);
         types[n] = TOKEN_TYPE_NORMAL;
         tokens[n] = storage[n];
         n++;

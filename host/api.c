@@ -474,6 +474,19 @@ static vkllm_status check_ids(const vkllm_context *c, const int32_t *tokens, siz
     return VKLLM_OK;
 }
 
+/* What a decode checks before it moves anything: no decode in flight, room for the n tokens, valid ids. */
+static vkllm_status check_decode(const vkllm_context *c, const int32_t *tokens, size_t n)
+{
+    vkllm_status st = check_idle(c);
+    if (st == VKLLM_OK)
+        st = check_fits(c, n);
+    if (st == VKLLM_OK && !tokens)
+        st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
+    if (st == VKLLM_OK)
+        st = check_ids(c, tokens, n);
+    return st;
+}
+
 /* How many of the `left` tokens the next submission takes: n_batch, or with a frame budget a chunk that
  * the learned GPU time per token puts at 3/4 of the budget, at most twice the largest chunk measured
  * within it (one token at first), rounded down to a power of two so that few graph shapes get recorded. */
@@ -521,13 +534,7 @@ static vkllm_status aborted(size_t done, size_t n, bool in_token)
  * in the context. All ids are checked first (as vkl_llama_eval does) so that a bad one moves nothing. */
 static vkllm_status eval_all(vkllm_context *c, const int32_t *tokens, size_t n, float *all_logits)
 {
-    vkllm_status st = check_idle(c);
-    if (st == VKLLM_OK)
-        st = check_fits(c, n);
-    if (st == VKLLM_OK && !tokens)
-        st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
-    if (st == VKLLM_OK)
-        st = check_ids(c, tokens, n);
+    vkllm_status st = check_decode(c, tokens, n);
     uint32_t n_vocab = c->model->llama->hp.n_vocab;
     for (size_t done = 0; st == VKLLM_OK && done < n;) {
         if (done && vkl_api_context_aborted(c))
@@ -557,13 +564,7 @@ static vkllm_status submit_next(vkllm_context *c)
 
 vkllm_status vkllm_decode_submit(vkllm_context *c, const int32_t *tokens, size_t n)
 {
-    vkllm_status st = check_idle(c);
-    if (st == VKLLM_OK)
-        st = check_fits(c, n);
-    if (st == VKLLM_OK && !tokens)
-        st = vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "no tokens to decode");
-    if (st == VKLLM_OK)
-        st = check_ids(c, tokens, n);
+    vkllm_status st = check_decode(c, tokens, n);
     if (st != VKLLM_OK)
         return st;
     if (n > c->queue_cap) {

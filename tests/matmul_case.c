@@ -103,6 +103,20 @@ done:
     return err;
 }
 
+vkllm_status matmul_case_poisoned_run(vkr_device *dev, vkr_graph *g, const vk_tensor *t, vkr_buffer *xb,
+                                      vkr_buffer *yb, uint64_t y_bytes, uint32_t n, float *y)
+{
+    vkr_graph_clear(g);
+    vkllm_status st = vkr_buffer_fill(dev, yb, 0, y_bytes, OPT_POISON);
+    if (st == VKLLM_OK)
+        st = vkl_op_matmul(g, t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
+    if (st == VKLLM_OK)
+        st = vkr_graph_run(g);
+    if (st == VKLLM_OK)
+        st = vkr_buffer_download(dev, yb, 0, y, (size_t)t->ne[1] * n * 4);
+    return st;
+}
+
 uint32_t matmul_case_other_types(uint32_t *out, uint32_t max)
 {
     uint32_t n = 0;

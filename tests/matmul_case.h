@@ -3,6 +3,7 @@
 #ifndef VKLLM_MATMUL_CASE_H
 #define VKLLM_MATMUL_CASE_H
 
+#include "host/ops/tensor.h"
 #include "util.h"
 
 typedef struct matmul_case {
@@ -19,6 +20,11 @@ typedef struct matmul_case {
  * and finite, the relative L2 error below c->tol, and nothing outside y written. Failures are CHECKed and
  * the case printed. Returns the relative L2 error, or -1 if the op did not run. */
 double matmul_case_run(vkr_device *dev, test_rng *rng, const matmul_case *c);
+
+/* A matmul re-run on buffers a test keeps: clears g, poisons y_bytes of yb, records vkl_op_matmul(t, xb, yb, n),
+ * runs it and downloads the t->ne[1] x n result into y. */
+vkllm_status matmul_case_poisoned_run(vkr_device *dev, vkr_graph *g, const vk_tensor *t, vkr_buffer *xb,
+                                      vkr_buffer *yb, uint64_t y_bytes, uint32_t n, float *y);
 
 /* Above every type id (for arrays indexed by type). */
 #define MATMUL_CASE_TYPE_IDS 64u

@@ -148,9 +148,8 @@ static void run_case(vkr_device *dev, test_rng *rng, const heads_case *c)
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
     static const heads_case cases[] = {
         /* heads, kv heads, head_dim, n_rot, n_ctx, rows, neox, bias, norm, ff, with Q, mscale, ring */

@@ -368,14 +368,7 @@ static void big_weight(vkr_device *dev, test_rng *rng)
     if (st != VKLLM_OK)
         goto done;
     for (uint32_t n = 1; n <= N; n += N - 1) {   /* n = 1 (matvec), then n = N (matmul) */
-        vkr_graph_clear(g);
-        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N * 4, OPT_POISON);
-        if (st == VKLLM_OK)
-            st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), n);
-        if (st == VKLLM_OK)
-            st = vkr_graph_run(g);
-        if (st == VKLLM_OK)
-            st = vkr_buffer_download(dev, yb, 0, y, (size_t)M * n * 4);
+        st = matmul_case_poisoned_run(dev, g, &t, xb, yb, (uint64_t)M * N * 4, n, y);
         CHECK(st == VKLLM_OK, "big weight n=%u: %s", n, vkr_last_error());
         if (st != VKLLM_OK)
             break;
@@ -453,10 +446,9 @@ static void bad_arguments(vkr_device *dev)
 int main(void)
 {
     test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    if (!test_op_begin(&td, &rng))
+        return 1;
     for (uint32_t t = 0; t < MATMUL_CASE_TYPE_IDS; t++)
         worst_err[t] = -1;
     fprintf(stderr, "subgroup arithmetic: %s, subgroup size %u\n",

@@ -505,10 +505,9 @@ static void limits(vkr_device *dev, test_rng *rng)
 int main(void)
 {
     test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    if (!test_op_begin(&td, &rng))
+        return 1;
     vkr_device *dev = td.dev;
     const VkPhysicalDeviceType real_type = dev->info.type;
     const vkr_features saved = dev->info.features;

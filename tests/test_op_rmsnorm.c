@@ -102,12 +102,5 @@ static void run_all(vkr_device *dev, test_rng *rng)
 
 int main(void)
 {
-    test_rng rng;
-    test_device td;
-    if (!test_op_begin(&td, &rng))
-        return 1;
-    test_each_reduction_variant(td.dev, &rng, run_all);
-    test_op_errors(td.dev, 4096, argument_errors);
-    test_device_close(&td);
-    return test_finish("op_rmsnorm");
+    return test_reduction_op_main("op_rmsnorm", run_all, argument_errors);
 }

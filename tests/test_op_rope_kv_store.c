@@ -106,9 +106,8 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t n_kv_heads, uint32
 int main(void)
 {
     test_rng rng;
-    rng_init(&rng, test_seed());
     test_device td;
-    if (!test_device_open(&td))
+    if (!test_op_begin(&td, &rng))
         return 1;
     /* kv heads, head_dim, n_rot, n_ctx, rows, frequency factors, query heads per kv head (0: no Q) */
     run_case(td.dev, &rng, 2, 8, 8, 64, 5, false, 0);      /* stories260K-like heads */

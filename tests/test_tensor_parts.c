@@ -90,14 +90,7 @@ static void run_case(vkr_device *dev, test_rng *rng, uint32_t type, uint32_t K, 
     for (size_t i = 0; i < sizeof ncols / sizeof ncols[0]; i++) {
         const uint32_t N = ncols[i];
         ref_matmul_f32(wd, x, yref, K, M, N);
-        vkr_graph_clear(g);
-        st = vkr_buffer_fill(dev, yb, 0, (uint64_t)M * N_MAX * 4, OPT_POISON);
-        if (st == VKLLM_OK)
-            st = vkl_op_matmul(g, &t, vk_view_of(xb, 0), vk_view_of(yb, 0), N);
-        if (st == VKLLM_OK)
-            st = vkr_graph_run(g);
-        if (st == VKLLM_OK)
-            st = vkr_buffer_download(dev, yb, 0, y, (size_t)M * N * 4);
+        st = matmul_case_poisoned_run(dev, g, &t, xb, yb, (uint64_t)M * N_MAX * 4, N, y);
         CHECK(st == VKLLM_OK, "%s N=%u: %s", label, N, vkr_last_error());
         if (st != VKLLM_OK)
             continue;
@@ -263,10 +256,9 @@ static void test_layout(vkr_device *dev, test_rng *rng)
 int main(void)
 {
     test_device td;
-    if (!test_device_open(&td))
-        return 1;
     test_rng rng;
-    rng_init(&rng, test_seed());
+    if (!test_op_begin(&td, &rng))
+        return 1;
     vkr_device *dev = td.dev;
     const vkr_features saved = dev->info.features;
     const VkPhysicalDeviceType real_type = dev->info.type;

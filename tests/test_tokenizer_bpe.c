@@ -7,120 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/format/gguf.h"
-#include "host/text/tokenizer.h"
 #include "host/text/tokenizer_impl.h"
-#include "util.h"
-
-static bool encode(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special, int32_t **ids,
-                   size_t *n_ids)
-{
-    vkllm_status st = vkl_tokenizer_encode(tok, s, n, add_special, parse_special, ids, n_ids);
-    CHECK(st == VKLLM_OK, "encode failed: %s", vkr_last_error());
-    if (st == VKLLM_OK)
-        CHECK(*ids != NULL, "encode returned NULL ids");
-    return st == VKLLM_OK;
-}
-
-/* Encodes (no BOS/EOS, no special parsing), checks every id is in range, decodes, and checks the text comes
- * back byte for byte, both from vkl_tokenizer_decode and from the stream (pushed one token at a time). */
-static bool round_trip(const tokenizer *tok, const char *s, size_t n)
-{
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    if (!encode(tok, s, n, false, false, &ids, &n_ids))
-        return false;
-    bool ok = true;
-    for (size_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= vkl_tokenizer_n_vocab(tok))
-            ok = false;
-    CHECK(ok, "encode produced an id out of range");
-    char *text = NULL;
-    size_t len = 0;
-    vkllm_status st = vkl_tokenizer_decode(tok, ids, n_ids, false, &text, &len);
-    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
-    if (st == VKLLM_OK && (len != n || (n && memcmp(text, s, n)))) {
-        fprintf(stderr, "FAIL round trip:\n  in:  ");
-        test_print_escaped(stderr, s, n);
-        fprintf(stderr, "\n  out: ");
-        test_print_escaped(stderr, text, len);
-        fprintf(stderr, "\n");
-        test_print_ids(stderr, "ids", ids, n_ids);
-        test_failures++;
-        ok = false;
-    }
-    tokenizer_stream *ts = NULL;
-    st = vkl_tokenizer_stream_create(tok, false, &ts);
-    CHECK(st == VKLLM_OK, "stream create failed: %s", vkr_last_error());
-    if (st == VKLLM_OK) {
-        char *acc = malloc(n + 16);
-        size_t acc_n = 0;
-        bool overflow = false;
-        for (size_t i = 0; i <= n_ids && acc; i++) {
-            const char *piece;
-            size_t plen;
-            if (i < n_ids) {
-                st = vkl_tokenizer_stream_push(ts, ids[i], &piece, &plen);
-                CHECK(st == VKLLM_OK, "stream push failed: %s", vkr_last_error());
-            } else {
-                vkl_tokenizer_stream_flush(ts, &piece, &plen);
-            }
-            if (acc_n + plen > n + 16) {
-                overflow = true;
-                break;
-            }
-            memcpy(acc + acc_n, piece, plen);
-            acc_n += plen;
-        }
-        bool same = acc && !overflow && acc_n == n && (n == 0 || !memcmp(acc, s, n));
-        CHECK(same, "streamed text differs from the input (%zu vs %zu bytes)", acc_n, n);
-        if (!same)
-            ok = false;
-        free(acc);
-        vkl_tokenizer_stream_free(ts);
-    }
-    free(text);
-    free(ids);
-    return ok;
-}
-
-static void expect_ids(const tokenizer *tok, const char *s, size_t n, bool add_special, bool parse_special,
-                       const int32_t *want, size_t n_want)
-{
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    if (!encode(tok, s, n, add_special, parse_special, &ids, &n_ids))
-        return;
-    if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
-        fprintf(stderr, "FAIL encode(add_special=%d, parse_special=%d) ", add_special, parse_special);
-        test_print_escaped(stderr, s, n);
-        fprintf(stderr, "\n");
-        test_print_ids(stderr, "expected", want, n_want);
-        test_print_ids(stderr, "got     ", ids, n_ids);
-        test_failures++;
-    }
-    free(ids);
-}
-#define EXPECT_IDS(tok, s, add, parse, ...)                                                             \
-    expect_ids(tok, s, strlen(s), add, parse, (const int32_t[]){__VA_ARGS__},                           \
-               sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t))
-
-static void expect_decode(const tokenizer *tok, const int32_t *ids, size_t n, bool special, const char *want)
-{
-    char *text = NULL;
-    size_t len = 0;
-    vkllm_status st = vkl_tokenizer_decode(tok, ids, n, special, &text, &len);
-    CHECK(st == VKLLM_OK, "decode failed: %s", vkr_last_error());
-    if (st == VKLLM_OK && (len != strlen(want) || memcmp(text, want, len))) {
-        fprintf(stderr, "FAIL decode: expected ");
-        test_print_escaped(stderr, want, strlen(want));
-        fprintf(stderr, " got ");
-        test_print_escaped(stderr, text, len);
-        fprintf(stderr, "\n");
-        test_failures++;
-    }
-    free(text);
-}
+#include "tokenizer_check.h"
 
 static bool contains(const int32_t *ids, size_t n, int32_t id)
 {
@@ -131,89 +19,6 @@ static bool contains(const int32_t *ids, size_t n, int32_t id)
 }
 
 /* ---------------------------------------------------------------- test vectors */
-
-static void test_vectors(const tokenizer *tok, const char *vocab_path)
-{
-    char inp_path[1100], out_path[1100];
-    snprintf(inp_path, sizeof inp_path, "%s.inp", vocab_path);
-    snprintf(out_path, sizeof out_path, "%s.out", vocab_path);
-    size_t inp_len = 0, out_len = 0;
-    char *inp = test_read_file(inp_path, &inp_len);
-    char *out = test_read_file(out_path, &out_len);
-    CHECK(inp && out, "cannot read %s / %s", inp_path, out_path);
-    if (!inp || !out) {
-        free(inp);
-        free(out);
-        return;
-    }
-    static const char SEP[] = "\n__ggml_vocab_test__\n";
-    const size_t sep_len = sizeof SEP - 1;
-    size_t n_vec = 0, n_ok = 0;
-    char *ip = inp, *op = out;
-    char *const iend = inp + inp_len, *const oend = out + out_len;
-    int32_t *want = malloc(4096 * sizeof *want);
-    while (want && ip < iend) {
-        char *sep = NULL;
-        for (char *q = ip; q + sep_len <= iend; q++)
-            if (*q == '\n' && !memcmp(q, SEP, sep_len)) {
-                sep = q;
-                break;
-            }
-        if (!sep)
-            break;
-        size_t slen = (size_t)(sep - ip);
-        char *eol = memchr(op, '\n', (size_t)(oend - op));
-        CHECK(eol != NULL, "%s: fewer lines than test strings", out_path);
-        if (!eol)
-            break;
-        size_t n_want = 0;
-        for (char *q = op; q < eol && n_want < 4096;) {
-            char *end;
-            long v = strtol(q, &end, 10);
-            if (end == q)
-                break;
-            want[n_want++] = (int32_t)v;
-            q = end;
-        }
-        op = eol + 1;
-
-        int32_t *ids = NULL;
-        size_t n_ids = 0;
-        if (encode(tok, ip, slen, false, false, &ids, &n_ids)) {
-            if (n_ids != n_want || (n_want && memcmp(ids, want, n_want * sizeof *ids))) {
-                fprintf(stderr, "FAIL vector %zu: ", n_vec);
-                test_print_escaped(stderr, ip, slen);
-                fprintf(stderr, "\n");
-                test_print_ids(stderr, "expected", want, n_want);
-                test_print_ids(stderr, "got     ", ids, n_ids);
-                test_failures++;
-            } else {
-                n_ok++;
-            }
-            free(ids);
-        }
-        /* add_special: BOS (if the metadata asks for it) then the same ids; parse_special changes nothing
-         * for text without special tokens */
-        bool bos = vkl_tokenizer_adds_bos(tok);
-        if (encode(tok, ip, slen, true, true, &ids, &n_ids)) {
-            size_t k = bos ? 1 : 0;
-            CHECK(n_ids == n_want + k && (!bos || ids[0] == vkl_tokenizer_bos(tok)) &&
-                      (n_want == 0 || !memcmp(ids + k, want, n_want * sizeof *ids)),
-                  "vector %zu with add_special and parse_special: expected %s the same ids", n_vec,
-                  bos ? "BOS +" : "");
-            free(ids);
-        }
-        round_trip(tok, ip, slen);
-        n_vec++;
-        ip = sep + sep_len;
-    }
-    CHECK(op == oend, "%s: more lines than test strings", out_path);
-    CHECK(n_vec > 0, "no test vectors in %s", inp_path);
-    fprintf(stderr, "%s: %zu/%zu vectors match\n", inp_path, n_ok, n_vec);
-    free(want);
-    free(inp);
-    free(out);
-}
 
 /* Qwen2's vocab (also read with the qwen35 pre-tokenizer): ChatML control tokens, no BOS. */
 static void test_qwen_details(const tokenizer *tok)
@@ -227,16 +32,16 @@ static void test_qwen_details(const tokenizer *tok)
     CHECK(!vkl_tokenizer_is_eog(tok, 151644) && !vkl_tokenizer_is_eog(tok, 872), "<|im_start|> does not end generation");
     CHECK(vkl_tokenizer_token_type(tok, 151644) == TOKEN_TYPE_CONTROL, "<|im_start|> is a control token");
     static const char TURN[] = "<|im_start|>user\nHi<|im_end|>";
-    EXPECT_IDS(tok, TURN, true, true, 151644, 872, 198, 13048, 151645);
+    TOK_EXPECT_IDS(tok, TURN, true, true, 151644, 872, 198, 13048, 151645);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids)) {
+    if (tok_encode(tok, TURN, strlen(TURN), true, false, &ids, &n_ids)) {
         CHECK(!contains(ids, n_ids, 151644) && !contains(ids, n_ids, 151645),
               "ChatML tokens matched without parse_special");
         free(ids);
     }
-    expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, true, TURN);
-    expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, false, "user\nHi");
+    tok_expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, true, TURN);
+    tok_expect_decode(tok, (const int32_t[]){151644, 872, 198, 13048, 151645}, 5, false, "user\nHi");
 }
 
 /* ---------------------------------------------------------------- random input */
@@ -250,7 +55,7 @@ static void test_random(const tokenizer *tok, uint64_t seed)
         "\xEF\xBF\xBD\xEF\xBF\xBE\xEF\xBF\xBF", "\xF3\xA0\x80\x81", "<|eot_id|> <|endoftext|><s></s>",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        round_trip(tok, cases[i], i == 17 ? 7 : strlen(cases[i]));
+        tok_round_trip(tok, cases[i], i == 17 ? 7 : strlen(cases[i]), false);
 
     static const char *const atoms[] = {" ", "  ", "\n", "\r\n", "\t", "'", "'s", "'RE", "a", "Z", "word",
                                         " the", "7", "42", "\xC3\xA9", "\xE4\xBD\xA0", "\xF0\x9F\x9A\x80",
@@ -276,7 +81,7 @@ static void test_random(const tokenizer *tok, uint64_t seed)
                 j += al;
             }
         }
-        if (!round_trip(tok, buf, j)) {
+        if (!tok_round_trip(tok, buf, j, false)) {
             fprintf(stderr, "  (random case %d, seed %llu)\n", it, (unsigned long long)seed);
             break;
         }
@@ -293,11 +98,11 @@ static void test_long(const tokenizer *tok)
     const char fill[] = {'a', '7', '!', ' ', '\n', (char)0xFF};
     for (size_t k = 0; k < sizeof fill; k++) {
         memset(s, fill[k], n);
-        round_trip(tok, s, n);
+        tok_round_trip(tok, s, n, false);
     }
     for (size_t i = 0; i < n; i++)
         s[i] = "abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 26) % 26];
-    round_trip(tok, s, n);
+    tok_round_trip(tok, s, n, false);
     free(s);
 }
 
@@ -332,23 +137,23 @@ static void test_llama3_details(const tokenizer *tok)
     CHECK(n == -6, "piece into a small buffer: %d", n);
     n = vkl_tokenizer_token_to_piece(tok, 128256, buf, sizeof buf);
     CHECK(n == TOKENIZER_BAD_ID, "piece of an id out of range: %d", n);
-    expect_decode(tok, (const int32_t[]){220, 22691}, 2, false, "  Hello");
-    expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, false, "Hello world");
-    expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, true, "<|begin_of_text|>Hello world<|eot_id|>");
+    tok_expect_decode(tok, (const int32_t[]){220, 22691}, 2, false, "  Hello");
+    tok_expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, false, "Hello world");
+    tok_expect_decode(tok, (const int32_t[]){128000, 9906, 1917, 128009}, 4, true, "<|begin_of_text|>Hello world<|eot_id|>");
 
     /* special tokens are matched only with parse_special */
-    EXPECT_IDS(tok, "Hello world", true, false, 128000, 9906, 1917);
-    EXPECT_IDS(tok, "", true, false, 128000);
-    EXPECT_IDS(tok, "<|begin_of_text|>Hello<|eot_id|>", false, true, 128000, 9906, 128009);
-    EXPECT_IDS(tok, "a<|eot_id|> b", false, true, 64, 128009, 293);
-    EXPECT_IDS(tok, "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", true, true, 128000, 128006, 882,
+    TOK_EXPECT_IDS(tok, "Hello world", true, false, 128000, 9906, 1917);
+    TOK_EXPECT_IDS(tok, "", true, false, 128000);
+    TOK_EXPECT_IDS(tok, "<|begin_of_text|>Hello<|eot_id|>", false, true, 128000, 9906, 128009);
+    TOK_EXPECT_IDS(tok, "a<|eot_id|> b", false, true, 64, 128009, 293);
+    TOK_EXPECT_IDS(tok, "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", true, true, 128000, 128006, 882,
                128007, 271, 13347, 128009);
     const char *texts[] = {"<|eot_id|>", "Hello<|eot_id|>", "<|begin_of_text|><|start_header_id|>x<|end_header_id|>",
                            "<|end_of_text|>", "<|reserved_special_token_0|>"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        if (!encode(tok, texts[i], strlen(texts[i]), true, false, &ids, &n_ids))
+        if (!tok_encode(tok, texts[i], strlen(texts[i]), true, false, &ids, &n_ids))
             continue;
         bool special = false;
         for (size_t k = 1; k < n_ids; k++)
@@ -356,8 +161,8 @@ static void test_llama3_details(const tokenizer *tok)
         CHECK(!special && n_ids > 2 && ids[0] == 128000, "special token matched without parse_special in \"%s\"",
               texts[i]);
         free(ids);
-        round_trip(tok, texts[i], strlen(texts[i]));
-        if (encode(tok, texts[i], strlen(texts[i]), false, true, &ids, &n_ids)) {
+        tok_round_trip(tok, texts[i], strlen(texts[i]), false);
+        if (tok_encode(tok, texts[i], strlen(texts[i]), false, true, &ids, &n_ids)) {
             CHECK(n_ids >= 1 && ids[n_ids - 1] >= 128000, "special token not matched with parse_special in \"%s\"",
                   texts[i]);
             free(ids);
@@ -370,24 +175,24 @@ static void test_llama3_details(const tokenizer *tok)
         size_t n_ids = 0, n2 = 0;
         /* case-insensitive contractions: "'RE" is one pre-token, so it cannot merge with the letters after it */
         int32_t re = vkl_tokenizer_find_token(tok, "'RE", 3);
-        if (re >= 0 && encode(tok, "'REALLY", 7, false, false, &ids, &n_ids)) {
+        if (re >= 0 && tok_encode(tok, "'REALLY", 7, false, false, &ids, &n_ids)) {
             CHECK(n_ids >= 2 && ids[0] == re, "\"'REALLY\" should start with the token \"'RE\"");
             free(ids);
         }
         /* numbers in groups of at most three digits */
-        if (encode(tok, "1234567", 7, false, false, &ids, &n_ids)) {
+        if (tok_encode(tok, "1234567", 7, false, false, &ids, &n_ids)) {
             CHECK(n_ids == 3, "\"1234567\" should be 3 tokens (123 456 7), got %zu", n_ids);
             free(ids);
         }
         /* "\s+(?!\S)": the last space of a run goes with the word after it */
-        if (encode(tok, "a   b", 5, false, false, &ids, &n_ids) && encode(tok, " b", 2, false, false, &ids2, &n2)) {
+        if (tok_encode(tok, "a   b", 5, false, false, &ids, &n_ids) && tok_encode(tok, " b", 2, false, false, &ids2, &n2)) {
             CHECK(n_ids >= 2 && n2 == 1 && ids[n_ids - 1] == ids2[0], "\"a   b\" should end with the token \" b\"");
         }
         free(ids);
         free(ids2);
     }
     /* U+0100 .. U+0143 written in the text are ordinary characters, not byte markers */
-    round_trip(tok, "\xC4\xA0\xC4\x8A \xC4\x80\xC5\x83", 10);
+    tok_round_trip(tok, "\xC4\xA0\xC4\x8A \xC4\x80\xC5\x83", 10, false);
 }
 
 static void test_gpt2_details(const tokenizer *tok)
@@ -399,25 +204,25 @@ static void test_gpt2_details(const tokenizer *tok)
     /* the file has no add_bos_token: GPT-2 adds nothing */
     CHECK(!vkl_tokenizer_adds_bos(tok) && !vkl_tokenizer_adds_eos(tok), "gpt-2 adds no BOS/EOS by default");
     CHECK(vkl_tokenizer_is_eog(tok, 50256) && !vkl_tokenizer_is_eog(tok, 15496), "is_eog");
-    EXPECT_IDS(tok, "Hello world", true, false, 15496, 995);
+    TOK_EXPECT_IDS(tok, "Hello world", true, false, 15496, 995);
     /* <|endoftext|> only with parse_special (its type decides whether it is split out at all) */
     int type = vkl_tokenizer_token_type(tok, 50256);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (encode(tok, "Hello<|endoftext|>", 18, false, false, &ids, &n_ids)) {
+    if (tok_encode(tok, "Hello<|endoftext|>", 18, false, false, &ids, &n_ids)) {
         CHECK(type == TOKEN_TYPE_USER_DEFINED || !contains(ids, n_ids, 50256),
               "<|endoftext|> matched without parse_special");
         free(ids);
     }
     if (type == TOKEN_TYPE_CONTROL || type == TOKEN_TYPE_USER_DEFINED)
-        EXPECT_IDS(tok, "Hello<|endoftext|>", false, true, 15496, 50256);
+        TOK_EXPECT_IDS(tok, "Hello<|endoftext|>", false, true, 15496, 50256);
     /* gpt-2 contractions are case-sensitive: "'S" is not one, so the apostrophe is punctuation on its own */
     int32_t apos = vkl_tokenizer_find_token(tok, "'", 1);
-    if (encode(tok, "'S", 2, false, false, &ids, &n_ids)) {
+    if (tok_encode(tok, "'S", 2, false, false, &ids, &n_ids)) {
         CHECK(n_ids == 2 && ids[0] == apos, "\"'S\" should be ' + S");
         free(ids);
     }
-    if (encode(tok, "'s", 2, false, false, &ids, &n_ids)) {
+    if (tok_encode(tok, "'s", 2, false, false, &ids, &n_ids)) {
         CHECK(n_ids == 1 && ids[0] == vkl_tokenizer_find_token(tok, "'s", 2), "\"'s\" should be one token");
         free(ids);
     }
@@ -436,18 +241,10 @@ typedef struct bpe_spec {
     int add_bos;       /* -1: no key */
 } bpe_spec;
 
-static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
+static vkllm_status write_bpe_keys(gguf_writer *w, const void *spec)
 {
-    *tok = NULL;
-    char path[512];
-    const char *dir = getenv("VKLLM_TEST_TMP");
-    snprintf(path, sizeof path, "%s/test_tokenizer_bpe_vocab.gguf", dir && *dir ? dir : "/tmp");
-    gguf_writer *w = NULL;
-    vkllm_status st = vkl_gguf_writer_open(path, &w);
-    CHECK(st == VKLLM_OK, "writer open %s: %s", path, vkr_last_error());
-    if (st)
-        return st;
-    st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    const bpe_spec *v = spec;
+    vkllm_status st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
     if (!st && v->pre)
         st = vkl_gguf_writer_kv_str(w, "tokenizer.ggml.pre", v->pre);
     if (!st)
@@ -460,22 +257,12 @@ static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
         st = vkl_gguf_writer_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
     if (!st && v->add_bos >= 0)
         st = vkl_gguf_writer_kv_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos != 0);
-    vkllm_status st2 = vkl_gguf_writer_close(w);
-    CHECK(st == VKLLM_OK && st2 == VKLLM_OK, "writing %s: %s", path, vkr_last_error());
-    if (st || st2) {
-        remove(path);
-        return st ? st : st2;
-    }
-    gguf_file *f = NULL;
-    st = vkl_gguf_open(path, &f);
-    CHECK(st == VKLLM_OK, "open %s: %s", path, vkr_last_error());
-    if (st == VKLLM_OK) {
-        vkr_clear_error();
-        st = vkl_tokenizer_load(f, tok);
-        vkl_gguf_close(f);
-    }
-    remove(path);
     return st;
+}
+
+static vkllm_status load_bpe_spec(const bpe_spec *v, tokenizer **tok)
+{
+    return tok_load_written("test_tokenizer_bpe_vocab.gguf", write_bpe_keys, v, tok);
 }
 
 /* "Ġ" is the byte-level character of a space. */
@@ -497,11 +284,11 @@ static void test_synthetic(void)
     vkllm_status st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "mini BPE vocab: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
+        TOK_EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
         /* equal ranks: leftmost first */
-        EXPECT_IDS(tok, "aaa", false, false, MINI_AA, MINI_A);
-        EXPECT_IDS(tok, "aaaa", false, false, MINI_AA, MINI_AA);
-        EXPECT_IDS(tok, " a ab", false, false, MINI_SPA, MINI_SP, MINI_AB);
+        TOK_EXPECT_IDS(tok, "aaa", false, false, MINI_AA, MINI_A);
+        TOK_EXPECT_IDS(tok, "aaaa", false, false, MINI_AA, MINI_AA);
+        TOK_EXPECT_IDS(tok, " a ab", false, false, MINI_SPA, MINI_SP, MINI_AB);
         CHECK(!vkl_tokenizer_adds_bos(tok) && vkl_tokenizer_bos(tok) == -1 && vkl_tokenizer_unk(tok) == -1,
               "BPE defaults: no bos, no unk");
         /* 'd' has no token and there is no unknown token: an error, not a crash */
@@ -509,7 +296,7 @@ static void test_synthetic(void)
         size_t n_ids = 0;
         st = vkl_tokenizer_encode(tok, "abd", 3, false, false, &ids, &n_ids);
         CHECK(st != VKLLM_OK && ids == NULL && vkr_last_error()[0], "byte without a token: %d", st);
-        expect_decode(tok, (const int32_t[]){MINI_SPA, MINI_SP, MINI_ABB}, 3, false, " a abb");
+        tok_expect_decode(tok, (const int32_t[]){MINI_SPA, MINI_SP, MINI_ABB}, 3, false, " a abb");
         vkl_tokenizer_free(tok);
     }
     static const char *const m2[] = {"a b", "b b", "ab b"};
@@ -519,8 +306,8 @@ static void test_synthetic(void)
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "mini BPE vocab 2: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        EXPECT_IDS(tok, "abb", false, false, MINI_ABB);
-        EXPECT_IDS(tok, "abd", false, false, MINI_AB, MINI_UNK);
+        TOK_EXPECT_IDS(tok, "abb", false, false, MINI_ABB);
+        TOK_EXPECT_IDS(tok, "abd", false, false, MINI_AB, MINI_UNK);
         CHECK(!vkl_tokenizer_adds_bos(tok), "add_bos_token without a bos id adds nothing");
         vkl_tokenizer_free(tok);
     }
@@ -530,7 +317,7 @@ static void test_synthetic(void)
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "mini BPE vocab with useless merges: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        EXPECT_IDS(tok, "acab", false, false, MINI_A, MINI_C, MINI_AB);
+        TOK_EXPECT_IDS(tok, "acab", false, false, MINI_A, MINI_C, MINI_AB);
         vkl_tokenizer_free(tok);
     }
     /* an unknown pre-tokenizer falls back (with a warning) and still works */
@@ -539,7 +326,7 @@ static void test_synthetic(void)
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "unknown pre: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
+        TOK_EXPECT_IDS(tok, "abb", false, false, MINI_A, MINI_BB);
         vkl_tokenizer_free(tok);
     }
     v.pre = NULL;
@@ -576,7 +363,7 @@ static void test_synthetic(void)
     st = load_bpe_spec(&v, &tok);
     CHECK(st == VKLLM_OK, "empty merges: %s", vkr_last_error());
     if (st == VKLLM_OK) {
-        EXPECT_IDS(tok, "ab", false, false, MINI_A, MINI_B);
+        TOK_EXPECT_IDS(tok, "ab", false, false, MINI_A, MINI_B);
         vkl_tokenizer_free(tok);
     }
 }
@@ -658,11 +445,11 @@ static void test_pre_boundaries(void)
             size_t want = cases[c].want[p];
             int32_t *ids = NULL;
             size_t n_ids = 0;
-            if (encode(tok, cases[c].text, strlen(cases[c].text), false, false, &ids, &n_ids)) {
+            if (tok_encode(tok, cases[c].text, strlen(cases[c].text), false, false, &ids, &n_ids)) {
                 CHECK(n_ids == want, "pre %s, case %zu: %zu tokens, expected %zu", pres[p], c, n_ids, want);
                 free(ids);
             }
-            round_trip(tok, cases[c].text, strlen(cases[c].text));
+            tok_round_trip(tok, cases[c].text, strlen(cases[c].text), false);
         }
         test_random(tok, test_seed() + p); /* every byte has a token: any text round-trips */
         vkl_tokenizer_free(tok);
@@ -694,14 +481,12 @@ static void expect_cuts(const char *pre, const char *text, const char *want)
     }
     got[k] = '\0';
     if (strcmp(got, want)) {
-        fprintf(stderr, "FAIL pre-tokens (%s) of ", pre);
+        char what[64];
+        snprintf(what, sizeof what, "pre-tokens (%s) of the text below", pre);
+        tok_fail_text(what, want, strlen(want), got, k);
+        fprintf(stderr, "  text: ");
         test_print_escaped(stderr, text, n);
-        fprintf(stderr, "\n  want: ");
-        test_print_escaped(stderr, want, strlen(want));
-        fprintf(stderr, "\n  got:  ");
-        test_print_escaped(stderr, got, k);
         fprintf(stderr, "\n");
-        test_failures++;
     }
     vkl_tokenizer_free(tok);
 }
@@ -757,7 +542,7 @@ int main(void)
         tokenizer *tok = test_load_tokenizer(path);
         if (!tok)
             continue;
-        test_vectors(tok, path);
+        tok_check_vectors(tok, path);
         if (vocabs[v].details)
             vocabs[v].details(tok);
         test_random(tok, seed + v);

@@ -142,6 +142,19 @@ void test_each_reduction_variant(vkr_device *dev, test_rng *rng, void (*run)(vkr
     dev->info.features.subgroup_arithmetic = has_subgroup;
 }
 
+int test_reduction_op_main(const char *name, void (*run_all)(vkr_device *dev, test_rng *rng),
+                           void (*argument_errors)(vkr_graph *g, vkr_buffer *b))
+{
+    test_rng rng;
+    test_device td;
+    if (!test_op_begin(&td, &rng))
+        return 1;
+    test_each_reduction_variant(td.dev, &rng, run_all);
+    test_op_errors(td.dev, 4096, argument_errors);
+    test_device_close(&td);
+    return test_finish(name);
+}
+
 bool test_op_run(vkr_graph *g, vkllm_status recorded, const char *op)
 {
     CHECK(recorded == VKLLM_OK, "%s: %s", op, vkr_last_error());

@@ -64,6 +64,11 @@ bool test_op_run(vkr_graph *g, vkllm_status recorded, const char *op);
  * then frees both; a failure to make them is counted instead. */
 void test_op_errors(vkr_device *dev, size_t bytes, void (*checks)(vkr_graph *g, vkr_buffer *b));
 
+/* The whole main of a row-reduction kernel test (rmsnorm, softmax): run_all under each reduction variant, then
+ * argument_errors through test_op_errors (a 4096-byte buffer). Returns the exit status. */
+int test_reduction_op_main(const char *name, void (*run_all)(vkr_device *dev, test_rng *rng),
+                           void (*argument_errors)(vkr_graph *g, vkr_buffer *b));
+
 /* Path to a file under the shared test data (VKLLM_SHARED, default ../shared); NULL if it is missing.
  * Returned string is static storage (valid until the next call). */
 const char *test_shared_path(const char *rel);

@@ -237,21 +237,6 @@ static vkllm_status bind_grid(vkr_dispatch *d, const vk_tensor *w)
     return VKLLM_OK;
 }
 
-static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers, uint32_t push_size,
-                                  uint32_t wg, uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
-{
-    vkr_pipeline_desc desc;
-    memset(&desc, 0, sizeof desc);
-    desc.shader = shader;
-    desc.n_buffers = n_buffers;
-    desc.push_size = push_size;
-    desc.local_size_x = wg;
-    desc.n_spec = n_spec;
-    for (uint32_t i = 0; i < n_spec; i++)
-        desc.spec[i] = spec[i];
-    return vkr_pipeline_get(dev, &desc, out);
-}
-
 /* Rows per workgroup and workgroup size of the GPU matvec: MV_ROWS and MV_WG (at least a subgroup), or
  * VKLLM_MATVEC=ROWSxWG (e.g. 4x128: for tuning on a new GPU without a rebuild; ROWS 1..16, WG a power of
  * two within the device's limits). */
@@ -429,7 +414,7 @@ static vkllm_status matvec(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     }
     if (qs && (st = bind_qkv_store(c, &d, gslot + 1, qs, ncols)) != VKLLM_OK)
         return st;
-    if ((st = get_pipeline(dev, name, d.n_bindings, (qs ? 21 : f ? 9 : 7) * 4, wg, f ? 6 : 2, spec, &d.pipeline)) !=
+    if ((st = opsm_get_pipeline(dev, name, d.n_bindings, (qs ? 21 : f ? 9 : 7) * 4, wg, f ? 6 : 2, spec, &d.pipeline)) !=
         VKLLM_OK)
         return st;
 
@@ -596,7 +581,7 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
     vkllm_status st = bind_grid(&d, w);
     if (st == VKLLM_OK)
-        st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
+        st = opsm_get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true, false);
@@ -665,7 +650,7 @@ static vkllm_status matmul(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
     vkllm_status st = bind_grid(&d, w);
     if (st == VKLLM_OK)
-        st = get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
+        st = opsm_get_pipeline(dev, name, d.n_bindings, 8 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, bm, bn, false, false);
@@ -798,7 +783,7 @@ static vkllm_status to_f16(vkr_graph *g, const mm_ctx *c, vk_view x, vk_view out
     memset(&d, 0, sizeof d);
     d.name = "convert_f16";
     d.n_bindings = 2;
-    vkllm_status st = get_pipeline(c->dev, "convert_f16", 2, 4 * 4, 64, 0, NULL, &d.pipeline);
+    vkllm_status st = opsm_get_pipeline(c->dev, "convert_f16", 2, 4 * 4, 64, 0, NULL, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     uint64_t ncol = min_u64(n_cols, c->max_range / (K * 4));
@@ -1103,7 +1088,7 @@ vkllm_status vkl_op_get_rows(vkr_graph *g, const vk_tensor *table, vk_view ids, 
     d.name = "get_rows";
     d.n_bindings = quant ? 4 : 3;
     if ((st = bind_grid(&d, table)) != VKLLM_OK ||
-        (st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
+        (st = opsm_get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 0, NULL, &d.pipeline)) != VKLLM_OK)
         return st;
 
     /* Invocations per id: one per element (F32/F16/BF16), or per unit of shaders/dequant.glsl (16 to 64 elements):

@@ -110,6 +110,24 @@ static inline vkllm_status opsm_groups_for(const vkr_device *dev, vkr_dispatch *
     return opsm_groups(dev, d, (n_items + wg - 1) / wg);
 }
 
+/* The pipeline of `shader` with n_buffers bindings, push_size bytes of push constants, wg invocations and
+ * specialization constants spec[0..n_spec). */
+static inline vkllm_status opsm_get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers,
+                                             uint32_t push_size, uint32_t wg, uint32_t n_spec, const uint32_t *spec,
+                                             vkr_pipeline **out)
+{
+    vkr_pipeline_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.shader = shader;
+    desc.n_buffers = n_buffers;
+    desc.push_size = push_size;
+    desc.local_size_x = wg;
+    desc.n_spec = n_spec;
+    for (uint32_t i = 0; i < n_spec; i++)
+        desc.spec[i] = spec[i];
+    return vkr_pipeline_get(dev, &desc, out);
+}
+
 /* The pipeline for `shader` (with "_sg" appended when `reduce` and the device has subgroup arithmetic). */
 static inline vkllm_status opsm_pipeline(vkr_device *dev, vkr_dispatch *d, const char *shader, bool reduce,
                                          uint32_t n_buffers, uint32_t push_size, uint32_t wg)
@@ -119,13 +137,7 @@ static inline vkllm_status opsm_pipeline(vkr_device *dev, vkr_dispatch *d, const
         snprintf(name, sizeof name, "%s_sg", shader);
     else
         snprintf(name, sizeof name, "%s", shader);
-    vkr_pipeline_desc desc;
-    memset(&desc, 0, sizeof desc);
-    desc.shader = name;
-    desc.n_buffers = n_buffers;
-    desc.push_size = push_size;
-    desc.local_size_x = wg;
-    return vkr_pipeline_get(dev, &desc, &d->pipeline);
+    return opsm_get_pipeline(dev, name, n_buffers, push_size, wg, 0, NULL, &d->pipeline);
 }
 
 static inline void opsm_push_f32(vkr_dispatch *d, uint32_t i, float v) { memcpy(&d->push[i], &v, 4); }

@@ -255,14 +255,10 @@ enum MHD_Result serve_generate(serve_server *srv, struct MHD_Connection *c, serv
     sched_job_params jp = {.prompt = ids, .n_prompt = n_ids, .max_tokens = r->max_tokens,
                            .presence_penalty = r->presence_penalty, .frequency_penalty = r->frequency_penalty,
                            .stop = (const char *const *)r->stop, .n_stop = r->n_stop};
-    vkllm_sampler_default_params(&jp.sampling);
-    jp.sampling.temperature = r->temperature;
-    jp.sampling.top_k = r->top_k;
-    jp.sampling.top_p = r->top_p;
-    jp.sampling.min_p = r->min_p;
-    jp.sampling.repeat_penalty = r->repeat_penalty;
+    jp.sampling = r->sampling;
     uint64_t id = atomic_fetch_add(&srv->next_id, 1);
-    jp.sampling.seed = r->seed_given ? r->seed : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ id;
+    if (!r->seed_given)
+        jp.sampling.seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ id;
 
     generation *g = calloc(1, sizeof *g);
     if (!g) {

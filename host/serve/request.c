@@ -257,33 +257,28 @@ static bool parse_generation(const json_t *obj, serve_request *r, serve_error *e
         if (!get_string(p, "prompt", &r->prompt, err))
             return false;
     }
-    vkllm_sampler_params sp;
-    vkllm_sampler_default_params(&sp);
-    r->temperature = sp.temperature;
-    r->top_k = sp.top_k;
-    r->top_p = sp.top_p;
-    r->min_p = sp.min_p;
-    r->repeat_penalty = sp.repeat_penalty;
+    vkllm_sampler_params *sp = &r->sampling;
+    vkllm_sampler_default_params(sp);
     r->max_tokens = r->endpoint == SERVE_CHAT ? -1 : 16;   /* as OpenAI */
 
-    int64_t top_k = r->top_k, seed = 0;
+    int64_t top_k = sp->top_k, seed = 0;
     bool seed_given = json_object_get(obj, "seed") && !json_is_null(json_object_get(obj, "seed"));
     if (!get_int(obj, "max_tokens", 1, INT64_MAX, &r->max_tokens, err) ||
         !get_int(obj, "max_completion_tokens", 1, INT64_MAX, &r->max_tokens, err) ||
-        !get_number(obj, "temperature", 0, 2, &r->temperature, err) ||
-        !get_number(obj, "top_p", 0, 1, &r->top_p, err) || !get_int(obj, "top_k", 0, INT32_MAX, &top_k, err) ||
-        !get_number(obj, "min_p", 0, 1, &r->min_p, err) ||
+        !get_number(obj, "temperature", 0, 2, &sp->temperature, err) ||
+        !get_number(obj, "top_p", 0, 1, &sp->top_p, err) || !get_int(obj, "top_k", 0, INT32_MAX, &top_k, err) ||
+        !get_number(obj, "min_p", 0, 1, &sp->min_p, err) ||
         !get_number(obj, "presence_penalty", -2, 2, &r->presence_penalty, err) ||
         !get_number(obj, "frequency_penalty", -2, 2, &r->frequency_penalty, err) ||
-        !get_number(obj, "repeat_penalty", 0.01, 10, &r->repeat_penalty, err) ||
+        !get_number(obj, "repeat_penalty", 0.01, 10, &sp->repeat_penalty, err) ||
         !get_int(obj, "seed", INT64_MIN, INT64_MAX, &seed, err) || !get_bool(obj, "stream", &r->stream, err) ||
         !parse_stop(obj, r, err))
         return false;
-    if (r->top_p == 0)
+    if (sp->top_p == 0)
         return serve_fail(err, 400, "top_p", "'top_p' must be greater than 0");
-    r->top_k = (int32_t)top_k;
+    sp->top_k = (int32_t)top_k;
     r->seed_given = seed_given;
-    r->seed = (uint64_t)seed;
+    sp->seed = (uint64_t)seed;
     const json_t *so = json_object_get(obj, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so))

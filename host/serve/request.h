@@ -40,11 +40,9 @@ typedef struct serve_request {
     size_t n_messages;
     char *prompt;                   /* completion; tokenize: "content" */
     int64_t max_tokens;             /* -1: until the context is full */
-    float temperature, top_p, min_p;
-    int32_t top_k;
-    float presence_penalty, frequency_penalty, repeat_penalty;
+    vkllm_sampler_params sampling;  /* the library's defaults with what the request sets; seed only if seed_given */
+    float presence_penalty, frequency_penalty;
     bool seed_given;
-    uint64_t seed;
     char *stop[SERVE_MAX_STOP];
     size_t n_stop;
     bool stream, include_usage;

@@ -176,6 +176,23 @@ static void push(seg_list *l, int kind, const char *s, size_t len)
 #define TEXT(l, lit) push(l, SEG_TEXT, lit, sizeof(lit) - 1)
 #define MARK(l, lit) push(l, SEG_MARK, lit, sizeof(lit) - 1)
 
+/* Llama 3's turn header: <|start_header_id|>ROLE<|end_header_id|> and a blank line. */
+static void llama3_header(seg_list *l, const char *role)
+{
+    MARK(l, "<|start_header_id|>");
+    push(l, SEG_TEXT, role, strlen(role));
+    MARK(l, "<|end_header_id|>");
+    TEXT(l, "\n\n");
+}
+
+/* ChatML's turn opening (Qwen's too): <|im_start|>ROLE and a newline. */
+static void chatml_open(seg_list *l, const char *role)
+{
+    MARK(l, "<|im_start|>");
+    push(l, SEG_TEXT, role, strlen(role));
+    TEXT(l, "\n");
+}
+
 /* DeepSeek's markers use U+FF5C FULLWIDTH VERTICAL LINE and U+2581 LOWER ONE EIGHTH BLOCK. */
 #define DS_BOS "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
 #define DS_EOS "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
@@ -341,8 +358,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
     else if (k == CHAT_TEMPLATE_DEEPSEEK_R1)
         MARK(l, DS_BOS);
     else if (default_system(k) && n > 0 && role_of(msgs[0].role) != ROLE_SYSTEM) {
-        MARK(l, "<|im_start|>");
-        TEXT(l, "system\n");
+        chatml_open(l, "system");
         push(l, SEG_TEXT, default_system(k), strlen(default_system(k)));
         MARK(l, "<|im_end|>");
         TEXT(l, "\n");
@@ -354,10 +370,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
         span body = {c, clen};
         switch (k) {
         case CHAT_TEMPLATE_LLAMA3:
-            MARK(l, "<|start_header_id|>");
-            push(l, SEG_TEXT, msgs[i].role, strlen(msgs[i].role));
-            MARK(l, "<|end_header_id|>");
-            TEXT(l, "\n\n");
+            llama3_header(l, msgs[i].role);
             content(l, c, clen, i + 1 == from, cut);
             MARK(l, "<|eot_id|>");
             break;
@@ -367,9 +380,7 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
         case CHAT_TEMPLATE_QWEN25:
         case CHAT_TEMPLATE_QWEN3:
         case CHAT_TEMPLATE_QWEN3_NOTHINK:
-            MARK(l, "<|im_start|>");
-            push(l, SEG_TEXT, msgs[i].role, strlen(msgs[i].role));
-            TEXT(l, "\n");
+            chatml_open(l, msgs[i].role);
             if (qwen3 && role == ROLE_ASSISTANT) {
                 span reasoning;
                 bool split = split_reasoning(body, &body, &reasoning);
@@ -537,22 +548,17 @@ static vkllm_status render(chat_template_kind k, const vkllm_chat_message *msgs,
     if (add_assistant) {
         switch (k) {
         case CHAT_TEMPLATE_LLAMA3:
-            MARK(l, "<|start_header_id|>");
-            TEXT(l, "assistant");
-            MARK(l, "<|end_header_id|>");
-            TEXT(l, "\n\n");
+            llama3_header(l, "assistant");
             break;
         case CHAT_TEMPLATE_CHATML:
         case CHAT_TEMPLATE_QWEN15:
         case CHAT_TEMPLATE_QWEN2:
         case CHAT_TEMPLATE_QWEN25:
         case CHAT_TEMPLATE_QWEN3:
-            MARK(l, "<|im_start|>");
-            TEXT(l, "assistant\n");
+            chatml_open(l, "assistant");
             break;
         case CHAT_TEMPLATE_QWEN3_NOTHINK: /* an empty thinking block: the reply starts with the answer */
-            MARK(l, "<|im_start|>");
-            TEXT(l, "assistant\n");
+            chatml_open(l, "assistant");
             MARK(l, "<think>");
             TEXT(l, "\n\n");
             MARK(l, "</think>");

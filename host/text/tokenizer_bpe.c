@@ -265,38 +265,51 @@ static inline size_t chr_at(const unsigned char *s, size_t n, size_t i, uint32_t
     return l;
 }
 
-/* End of the run of characters starting at i whose class has a bit of mask. */
-static size_t run_of(const unsigned char *s, size_t n, size_t i, unsigned mask)
+/* End of the run of at most max characters from i whose class has a bit of mask (in_mask) or has none
+ * (!in_mask). */
+static inline size_t class_run(const unsigned char *s, size_t n, size_t i, unsigned mask, bool in_mask, size_t max)
 {
-    while (i < n) {
-        if (s[i] < 0x80) {
-            if (!(vkl_unicode_stage2[0][s[i]] & mask))
-                break;
-            i++;
-            continue;
-        }
+    for (size_t k = 0; k < max && i < n; k++) {
         uint32_t cp;
         unsigned fl;
         size_t l = chr_at(s, n, i, &cp, &fl);
-        if (!(fl & mask))
+        if (((fl & mask) != 0) != in_mask)
             break;
         i += l;
     }
     return i;
 }
 
+/* End of the run of characters starting at i whose class has a bit of mask. */
+static size_t run_of(const unsigned char *s, size_t n, size_t i, unsigned mask)
+{
+    return class_run(s, n, i, mask, true, SIZE_MAX);
+}
+
 /* End of the run of CL_OTHER characters (not word, number or space) starting at i. */
 static size_t run_of_other(const unsigned char *s, size_t n, size_t i, unsigned word)
 {
-    while (i < n) {
-        uint32_t cp;
-        unsigned fl;
-        size_t l = chr_at(s, n, i, &cp, &fl);
-        if (!CL_OTHER(fl, word))
-            break;
-        i += l;
+    return class_run(s, n, i, word | CL_N | CL_S, false, SIZE_MAX);
+}
+
+/* ' '?[^\s WORD \p{N}]+ from i (character c0 of class f0) followed by any of the bytes in `trail`: its end, or
+ * 0 if there is no such run at i. */
+static size_t other_run(const unsigned char *s, size_t n, size_t i, uint32_t c0, unsigned f0, unsigned word,
+                        const char *trail)
+{
+    size_t j = i;
+    unsigned fj = f0;
+    if (c0 == ' ' && i + 1 < n) {
+        uint32_t c1;
+        chr_at(s, n, i + 1, &c1, &fj);
+        j = i + 1;
     }
-    return i;
+    if (!CL_OTHER(fj, word))
+        return 0;
+    j = run_of_other(s, n, j, word);
+    while (j < n && s[j] && strchr(trail, s[j]))
+        j++;
+    return j;
 }
 
 static inline uint32_t fold(uint32_t c)
@@ -357,15 +370,7 @@ static size_t match_spaces(const unsigned char *s, size_t n, size_t i, bool with
 /* End of \p{N}{1,max} from i (a number character). */
 static size_t digits_end(const unsigned char *s, size_t n, size_t i, int max)
 {
-    for (int k = 0; k < max && i < n; k++) {
-        uint32_t c;
-        unsigned f;
-        size_t l = chr_at(s, n, i, &c, &f);
-        if (!(f & CL_N))
-            break;
-        i += l;
-    }
-    return i;
+    return class_run(s, n, i, CL_N, true, (size_t)max);
 }
 
 /* The Llama 3 shaped patterns; `word` is \p{L} or [\p{L}\p{M}], `max_digits` 3 or 1 (see the top). */
@@ -393,19 +398,8 @@ static size_t pre_llama3(const unsigned char *s, size_t n, size_t i, bpe_l3_shap
     if (f0 & CL_N)
         return digits_end(s, n, i, shape.max_digits);
     /* ' '?[^\s WORD \p{N}]+[\r\n]* */
-    j = i;
-    unsigned fj = f0;
-    if (c0 == ' ' && i + 1 < n) {
-        uint32_t c1;
-        chr_at(s, n, i + 1, &c1, &fj);
-        j = i + 1;
-    }
-    if (CL_OTHER(fj, word)) {
-        j = run_of_other(s, n, j, word);
-        while (j < n && (s[j] == '\r' || s[j] == '\n'))
-            j++;
+    if ((j = other_run(s, n, i, c0, f0, word, "\r\n")))
         return j;
-    }
     /* \s*[\r\n]+ | \s+(?!\S) | \s+ */
     if (!(f0 & CL_S))
         return i + l0; /* not reached: every character is a letter, number, space or other */
@@ -521,19 +515,8 @@ static size_t pre_tekken(const unsigned char *s, size_t n, size_t i, bool o200k)
     if (f0 & CL_N)
         return digits_end(s, n, i, o200k ? 3 : 1);
     /* ' '?[^\s\p{L}\p{N}]+[\r\n/]* (marks count as punctuation here) */
-    j = i;
-    unsigned fj = f0;
-    if (c0 == ' ' && i + 1 < n) {
-        uint32_t c1;
-        chr_at(s, n, i + 1, &c1, &fj);
-        j = i + 1;
-    }
-    if (CL_OTHER(fj, CL_L)) {
-        j = run_of_other(s, n, j, CL_L);
-        while (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/'))
-            j++;
+    if ((j = other_run(s, n, i, c0, f0, CL_L, "\r\n/")))
         return j;
-    }
     if (!(f0 & CL_S))
         return i + l0; /* not reached: every character is a letter, number, space or other */
     return match_spaces(s, n, i, true);

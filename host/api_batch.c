@@ -168,6 +168,11 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
                                  "batch token %u: position %d of sequence %d, which continues at %u: a sequence "
                                  "continues at its end or earlier%s%s", i, p, s, seq_pos[s], no_gap ? ": " : "",
                                  no_gap ? no_gap : "");
+            /* a ring keeps only its sequence's last positions: checked before any chunk runs */
+            if (!vkl_llama_context_can_continue(vkl_api_context_llama(c), (uint32_t)s, (uint32_t)p))
+                return vkr_error(VKLLM_ERR_UNSUPPORTED, "batch token %u: position %d of sequence %d, which continues "
+                                 "at %u: the sliding-window layers keep only its last positions (overwrite at most "
+                                 "the batch size back)", i, p, s, seq_pos[s]);
         } else if (p < 0 || (uint32_t)p != next[s]) {
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                              "batch token %u: position %d of sequence %d, where its previous token in the batch puts "

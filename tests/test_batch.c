@@ -414,6 +414,17 @@ static void check_far(model_case *mc)
           vkllm_seq_rm(c, -1, 3, -1) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_pos(c, 0) == LONG_LEN &&
           vkllm_seq_pos(c, 2) > 3, "%s: rings: seq_rm further back than the ring keeps", mc->name);
     printf("%s: rings: %s\n", mc->name, vkllm_last_error());
+    /* overwriting further back than the ring keeps, in a batch's second chunk: refused before the first runs */
+    int32_t tok[N_BATCH + 1] = {0}, bseq[N_BATCH + 1], bpos[N_BATCH + 1];
+    const uint32_t pos2 = vkllm_seq_pos(c, 2);
+    for (int i = 0; i < N_BATCH; i++)
+        bseq[i] = 2, bpos[i] = (int32_t)pos2 + i, tok[i] = 5;
+    bseq[N_BATCH] = 0, bpos[N_BATCH] = 3, tok[N_BATCH] = 5;
+    vkllm_batch far_back = {N_BATCH + 1, tok, bpos, bseq, NULL};
+    CHECK(vkllm_decode_batch(c, &far_back) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_pos(c, 2) == pos2 &&
+          vkllm_seq_pos(c, 0) == LONG_LEN, "%s: rings: a batch overwriting further back than the ring keeps",
+          mc->name);
+    printf("%s: rings: %s\n", mc->name, vkllm_last_error());
     CHECK(vkllm_seq_rm(c, 0, LONG_LEN - 5, -1) == VKLLM_OK, "%s: rings: seq_rm of a tail: %s", mc->name,
           vkllm_last_error());
     n = 0;

@@ -9,8 +9,8 @@
  *   N_SEQ times one sequence's, less than full caches), one sequence alone too, which takes batches in order
  *   (check_ring); sequences at very different positions (one past several windows and its ring's wrap, one
  *   new) next to each other, vkllm_seq_rm and vkllm_seq_cp of rings (a tail within a batch and the live
- *   range; further back refused) and a saved state of sequence 0 loaded into a context of one sequence
- *   (check_far);
+ *   range; further back refused) and a saved state of sequence 0 loaded into a context of one sequence and
+ *   into one of N_SEQ (check_far);
  * - vkllm_seq_cp of a prompt and continuing equals recomputing the whole sequence, the source left intact;
  *   vkllm_seq_rm of a tail and decoding other tokens equals a fresh sequence of those tokens;
  * - vkllm_seq_rm of a middle range (A B C D E less [1, 3)) keeps the other positions: on a one-layer model,
@@ -370,7 +370,7 @@ static uint64_t kv_bytes(vkllm_context *c) { return vkl_llama_context_kv_bytes(v
 /* Sequences at very different positions in one context of rings (ids and references N_SEQ + 3 .. + 5, LONG_LEN
  * tokens): sequence 0 goes past several windows and its ring's wrap while sequence 2 starts and sequence 1
  * starts later, then decode steps of all three; seq_rm and seq_cp of rings; the state of sequence 0 loaded
- * into a context of one sequence. */
+ * into a context of one sequence and into one of N_SEQ. */
 static void check_far(model_case *mc)
 {
     vkllm_context *c = new_context(mc->m, N_SEQ), *one = new_context(mc->m, 1);
@@ -449,11 +449,20 @@ static void check_far(model_case *mc)
     CHECK(vkllm_state_size(c, &size) == VKLLM_OK && (state = malloc(size)) &&
           vkllm_state_save(c, state, size, &written) == VKLLM_OK && vkllm_state_load(one, state, written) == VKLLM_OK &&
           vkllm_seq_pos(one, 0) == LONG_LEN, "%s: rings: state of sequence 0: %s", mc->name, vkllm_last_error());
-    free(state);
     if (vkllm_seq_pos(one, 0) == LONG_LEN && vkllm_seq_rm(one, 0, LONG_LEN - 2, -1) == VKLLM_OK) {
         seq[0] = 0, seq[1] = 0, pos[0] = LONG_LEN - 2, pos[1] = LONG_LEN - 1, ref[0] = ref[1] = L;
         batch_step(mc, one, 2, seq, pos, ref, "rings: sequence 0's state continued alone");
     }
+    /* and into another context of N_SEQ sequences, next to a new sequence */
+    vkllm_context *many = new_context(mc->m, N_SEQ);
+    CHECK(many && state && vkllm_state_load(many, state, written) == VKLLM_OK && vkllm_seq_pos(many, 0) == LONG_LEN,
+          "%s: rings: state of sequence 0 into %u sequences: %s", mc->name, N_SEQ, vkllm_last_error());
+    if (many && vkllm_seq_pos(many, 0) == LONG_LEN) {
+        seq[0] = 1, seq[1] = 0, pos[0] = 0, pos[1] = LONG_LEN - 1, ref[0] = L + 1, ref[1] = L;
+        batch_step(mc, many, 2, seq, pos, ref, "rings: sequence 0's state continued next to a new sequence");
+    }
+    vkllm_context_free(many);
+    free(state);
     /* seq_clear, and the sequence from 0 again next to one far on */
     CHECK(vkllm_seq_clear(c, 0) == VKLLM_OK && vkllm_seq_pos(c, 0) == 0, "%s: rings: seq_clear", mc->name);
     n = 0;

@@ -213,7 +213,8 @@ wait_metric slots_busy 0 3 && ok "a client that leaves a whole-answer request fr
 serve_stop queue "$QUEUE_PID"
 
 # ---- A sliding-window model (gemma3-tiny, window 8) with a context larger than window + batch ----
-# Each slot keeps a ring in the window layers, which takes the scheduler's batches in order. Two prompts longer than the window, run concurrently on two slots, give the greedy text
+# Each slot keeps a ring in the window layers, which takes the scheduler's batches in order. Two prompts
+# longer than the window, run concurrently on two slots, give the greedy text
 # each gives alone on one slot.
 gemma3=$TMP/gemma3-tiny.gguf
 expect_ok "$BIN" synth --preset gemma3-tiny --type q8_0 -o "$gemma3" --seed 3 || cli_finish

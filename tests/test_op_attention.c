@@ -547,8 +547,8 @@ static void test_ring_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
         vkr_graph_clear(g);
         vkr_buffer_fill(dev, kcb, 0, cache * 2, OPT_POISON);
         vkr_buffer_fill(dev, vcb, 0, cache * 2, OPT_POISON);
-        st = vkl_op_rope_kv_store_heads(g, vk_view_of(NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0), vk_view_of(kcb, 0),
-                                        vk_view_of(vcb, 0), vk_view_of(pb, 0), &no_rope, &prep, &p);
+        st = vkl_op_rope_kv_store_heads(g, vk_view_of(NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0),
+                                        vk_view_of(kcb, 0), vk_view_of(vcb, 0), vk_view_of(pb, 0), &no_rope, &prep, &p);
         size_t inexact = 0;
         if (test_op_run(g, st, "op_rope_kv_store_heads (rings)") && opt_download(dev, kcb, 0, kgot, cache * 2) &&
             opt_download(dev, vcb, 0, vgot, cache * 2))

@@ -168,6 +168,11 @@ static vkllm_status check_batch(vkllm_context *c, const vkllm_batch *b, uint32_t
                                  "batch token %u: position %d of sequence %d, which continues at %u: a sequence "
                                  "continues at its end or earlier%s%s", i, p, s, seq_pos[s], no_gap ? ": " : "",
                                  no_gap ? no_gap : "");
+            /* a ring keeps only its sequence's last positions: checked before any chunk runs */
+            if (!vkl_llama_context_can_continue(vkl_api_context_llama(c), (uint32_t)s, (uint32_t)p))
+                return vkr_error(VKLLM_ERR_UNSUPPORTED, "batch token %u: position %d of sequence %d, which continues "
+                                 "at %u: the sliding-window layers keep only its last positions (overwrite at most "
+                                 "the batch size back)", i, p, s, seq_pos[s]);
         } else if (p < 0 || (uint32_t)p != next[s]) {
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                              "batch token %u: position %d of sequence %d, where its previous token in the batch puts "
@@ -330,11 +335,12 @@ vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0, int32_t 
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "vkllm_seq_rm: positions [%u, %d) of sequence %u, which "
                              "continues at %u: only a tail can be removed here: %s", from, p1, s, t.pos[s], no_gap);
     }
-    /* A ring (one sequence) keeps only the last positions: a sequence cut back further could not continue. */
-    if (from && from < t.pos[s0] && !vkl_llama_context_can_continue(vkl_api_context_llama(c), from))
-        return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                         "vkllm_seq_rm: the sliding-window layers keep only the last positions: a sequence can be cut "
-                         "back to 0 or by at most the batch size, not to %u", from);
+    /* A ring keeps only its sequence's last positions: a sequence cut back further could not continue. */
+    for (uint32_t s = s0; s < s1; s++)
+        if (from && from < t.pos[s] && !vkl_llama_context_can_continue(vkl_api_context_llama(c), s, from))
+            return vkr_error(VKLLM_ERR_UNSUPPORTED,
+                             "vkllm_seq_rm: the sliding-window layers keep only the last positions: sequence %u can be "
+                             "cut back to 0 or by at most the batch size, not to %u", s, from);
     for (uint32_t s = s0; s < s1 && st == VKLLM_OK; s++)
         st = remove_rows(c, &t, s, rows_below(&t, s, from), rows_below(&t, s, to));
     return st;
@@ -361,9 +367,19 @@ vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0
                          "continues at %u", from, p1, src, t.pos[s]);
     if (s == d)
         return VKLLM_OK;
+    /* Rings hold positions at fixed rows: a copy starts at 0 and ends where its source's ring lets dst go on. */
+    llama_context *lc = vkl_api_context_llama(c);
+    const uint32_t end = to < t.pos[s] ? to : t.pos[s];
+    if (vkl_llama_context_ring_rows(lc) && from && from < end)
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "vkllm_seq_cp: the sliding-window layers keep rings: copy positions "
+                         "from 0, not from %u", from);
+    if (from < end && !vkl_llama_context_can_continue(lc, s, end))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "vkllm_seq_cp: the sliding-window layers keep only the last "
+                         "positions of sequence %d: copy up to its end or at most the batch size less, not to %u",
+                         src, end);
     const uint32_t r0 = rows_below(&t, s, from), n = rows_below(&t, s, to) - r0;
     keep_rows(&t, d, 0);   /* a failed copy leaves dst empty, never half-copied */
-    st = vkl_llama_context_copy_rows(vkl_api_context_llama(c), s, r0, d, 0, n);
+    st = vkl_llama_context_copy_rows(lc, s, r0, d, 0, n);
     for (uint32_t r = 0; r < n && st == VKLLM_OK; r++)   /* dst's rows keep src's positions */
         set_row(&t, d, r, row_position(&t, s, r0 + r));
     return st;

@@ -357,11 +357,11 @@ VKLLM_API double vkllm_context_last_gpu_ns(const vkllm_context *c);
  * Tokens of different sequences may interleave in any order. logits NULL: only the last token's logits;
  * else logits[i] != 0 asks for token i's. A batch of more than n_batch tokens runs as several submissions
  * in order (the abort callback asked between them; the finished ones stay in the context, as
- * vkllm_seq_pos tells). Sliding-window models (Gemma 2/3) with n_ctx > window + n_batch - 1: a context of
- * one sequence keeps a ring buffer in the window layers, so its batches must hold consecutive positions
- * that continue at 0 or within n_batch of its end, and vkllm_seq_rm may cut it back by at most n_batch
- * positions (or to 0); otherwise VKLLM_ERR_UNSUPPORTED. With n_seq > 1 those layers keep full caches
- * (n_seq * n_ctx rows, an info line states the extra memory) and the general rules hold.
+ * vkllm_seq_pos tells). Sliding-window models (Gemma 2/3) with n_ctx > window + n_batch - 1: each sequence
+ * keeps a ring buffer of window + n_batch - 1 rows in the window layers (an info line states the memory), so
+ * a sequence continues at 0 or within n_batch of the end of what it evaluated, vkllm_seq_rm may cut it back
+ * by at most n_batch positions (or to 0), and vkllm_seq_cp copies from position 0 up to at most n_batch
+ * before the source's end; otherwise VKLLM_ERR_UNSUPPORTED, nothing changed.
  *
  * vkllm_decode, vkllm_decode_all, vkllm_decode_submit, vkllm_context_position, vkllm_context_truncate and
  * the vkllm_state_* calls work on sequence 0; vkllm_decode* and vkllm_state_size/save refuse a sequence 0
@@ -399,7 +399,8 @@ VKLLM_API vkllm_status vkllm_seq_rm(vkllm_context *c, int32_t seq_id, int32_t p0
 /* Copies the positions in [p0, p1) that sequence src holds to sequence dst (a shared system prompt computed
  * once), on the device: p0 < 0 means 0, p1 < 0 src's end, p1 <= vkllm_seq_pos(src). dst then holds exactly
  * those, at the same positions (what it held is dropped; p0 > 0 leaves dst empty below p0) and continues
- * after the last. (0, -1) copies the whole sequence. src == dst: nothing happens. */
+ * after the last. (0, -1) copies the whole sequence. src == dst: nothing happens. Sliding-window models'
+ * rings: see the rules above. */
 VKLLM_API vkllm_status vkllm_seq_cp(vkllm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 /* Empties sequence seq_id (-1: every sequence). */
 VKLLM_API vkllm_status vkllm_seq_clear(vkllm_context *c, int32_t seq_id);

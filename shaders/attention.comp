@@ -17,7 +17,10 @@
  * them. Long contexts then keep many workgroups busy even for one query row.
  * row_base != 0 (several sequences in one cache): positions[n_rows + r] is the first cache row of row r's
  * sequence and positions[2 * n_rows + r] its row within it (its position, unless positions were removed
- * before it), and row r sees rows base .. base + that row (windowed within them) instead of 0 .. positions[r]. */
+ * before it), and row r sees rows base .. base + that row (windowed within them) instead of 0 .. positions[r].
+ * With ring too (sliding-window layers of several sequences), the cache holds one ring of n_ctx rows per
+ * sequence: row r's sequence is base / seq_rows (the base is its first row in the full layers) and position j
+ * of it is in row sequence * n_ctx + j % n_ctx. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -45,7 +48,8 @@ layout(push_constant) uniform PC {
     float softcap;    /* 0: none */
     uint ring;        /* the cache is a ring of n_ctx rows (window > 0) */
     uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
-    uint row_base;    /* positions[n_rows + r]: row r's first cache row, [2 n_rows + r] its row in it (never with ring) */
+    uint row_base;    /* positions[n_rows + r]: row r's first cache row, [2 n_rows + r] its row in it */
+    uint seq_rows;    /* ring with row_base: the rows between two sequences' bases */
 } pc;
 
 const uint MAX_HD2 = 128;
@@ -77,7 +81,9 @@ void main()
         qs[d] = vec2(q[qb + 2 * d], q[qb + 2 * d + 1]) * pc.scale;
     const uint pos = pc.row_base != 0 ? positions[pc.p_off + 2 * pc.n_rows + row] : positions[pc.p_off + row];
     const uint base = pc.row_base != 0 ? positions[pc.p_off + pc.n_rows + row] : 0;
-    const uint kv_len = (pc.ring != 0 ? pos : min(base + pos, pc.n_ctx - 1)) + 1;
+    const uint kv_len = (pc.ring != 0 ? base + pos : min(base + pos, pc.n_ctx - 1)) + 1;
+    /* ring: the first cache row of this row's ring; position j (kv index base + j) in ring_row + j % n_ctx */
+    const uint ring_row = pc.ring != 0 && pc.row_base != 0 ? base / pc.seq_rows * pc.n_ctx : 0;
     const uint kv_lo = pc.window != 0 && kv_len > base + pc.window ? kv_len - pc.window : base;
 #ifdef SPLIT
     const uint chunk = max((kv_len - kv_lo + pc.n_split - 1) / pc.n_split, pc.part_min);
@@ -98,7 +104,7 @@ void main()
         const uint j = j0 + lid;
         float s = NEG_INF;
         if (j < j_end) {
-            const uint kr = kb + (pc.ring != 0 ? j % pc.n_ctx : j) * pc.kv_stride;
+            const uint kr = kb + (pc.ring != 0 ? ring_row + (j - base) % pc.n_ctx : j) * pc.kv_stride;
             float d0 = 0.0, d1 = 0.0;
             uint i = 0;
             for (; i + 1 < hd2; i += 2) {
@@ -128,9 +134,9 @@ void main()
                     for (uint t = 0; t < nt; t++, vr += pc.kv_stride)
                         a += ps[t] * unpackHalf2x16(vc[vr]);
                 } else {
-                    uint jr = j0 % pc.n_ctx;   /* cache row of position j0 + t */
+                    uint jr = (j0 - base) % pc.n_ctx;   /* cache row of position j0 + t, in its ring */
                     for (uint t = 0; t < nt; t++) {
-                        a += ps[t] * unpackHalf2x16(vc[vb + jr * pc.kv_stride + d2]);
+                        a += ps[t] * unpackHalf2x16(vc[vb + (ring_row + jr) * pc.kv_stride + d2]);
                         jr = jr + 1 == pc.n_ctx ? 0 : jr + 1;
                     }
                 }

@@ -12,7 +12,9 @@
  * Query vector i of kv head g is row i / group, head g * group + i % group; it sees cache rows
  * 0 .. min(positions[row], n_ctx - 1), or only the last `window` of them when window > 0 (tiles before the
  * block's earliest visible row are not read). softcap > 0: scores s -> softcap * tanh(s / softcap). ring != 0: the
- * cache is a ring of n_ctx rows, position j in row j % n_ctx, and queries see positions up to their own.
+ * cache is a ring of n_ctx rows, position j in row j % n_ctx, and queries see positions up to their own; with
+ * row_base too, one ring of n_ctx rows per sequence: the rows the block walks are base + position, and row
+ * v is position v % seq_rows of sequence v / seq_rows, in cache row sequence * n_ctx + position % n_ctx.
  * Spec constants: 0 = WG (common_ops.glsl), 1 = BQ, 2 = BC, 3 = HD2 (head_dim / 2): they size the shared
  * arrays, so the host picks them to fit the device's shared memory. K rows in shared memory are HD2 + 1 words
  * apart: step 2 reads ks[c][d] with consecutive invocations on consecutive rows c, which a stride of HD2 (a
@@ -54,6 +56,7 @@ layout(push_constant) uniform PC {
     uint n_split;     /* SPLIT only */
     uint part_min;    /* SPLIT only: the fewest cache rows a part takes */
     uint row_base;    /* positions[n_rows + r]: row r's first cache row, [2 n_rows + r] its row in it, as attention.comp */
+    uint seq_rows;    /* ring with row_base: the rows between two sequences' bases */
 } pc;
 
 const uint OPI = (BQ * HD2 + WG - 1) / WG;   /* output pairs per invocation */
@@ -89,7 +92,7 @@ void main()
         /* the query's row within its sequence (its position without row_base) */
         const uint pos = i >= n_q ? 0u : positions[pc.p_off + (pc.row_base != 0u ? 2u * pc.n_rows : 0u) + i / pc.group];
         const uint base = i < n_q && pc.row_base != 0u ? positions[pc.p_off + pc.n_rows + i / pc.group] : 0u;
-        const uint len = i < n_q ? (pc.ring != 0u ? pos : min(base + pos, pc.n_ctx - 1u)) + 1u : 0u;
+        const uint len = i < n_q ? (pc.ring != 0u ? base + pos : min(base + pos, pc.n_ctx - 1u)) + 1u : 0u;
         row_len[r] = len;
         row_lo[r] = i >= n_q ? 0xffffffffu : pc.window != 0u && len > base + pc.window ? len - pc.window : base;
         row_m[r] = NEG_INF;
@@ -131,7 +134,10 @@ void main()
         for (uint k = 0u; k < LPI; k++) {
             const uint e = lid + k * WG, c = e / HD2, d = e % HD2;
             if (c < nc) {
-                const uint row = pc.ring != 0u ? (j0 + c) % pc.n_ctx : j0 + c;
+                const uint v = j0 + c;
+                const uint row = pc.ring == 0u    ? v
+                                 : pc.row_base == 0u ? v % pc.n_ctx
+                                                     : v / pc.seq_rows * pc.n_ctx + v % pc.seq_rows % pc.n_ctx;
                 ks[c * KS + d] = kc[pc.k_off + row * pc.kv_stride + kvh * HD2 + d];
                 vs[e] = vc[pc.v_off + row * pc.kv_stride + kvh * HD2 + d];
             }

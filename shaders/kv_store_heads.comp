@@ -9,9 +9,10 @@
  * Query heads are written back in place; key heads, and the value heads with their bias, go to the f16 caches
  * at row positions[r] (uint words of packed half pairs, as kv_store.comp); a position >= n_ctx is skipped,
  * unless the cache is a ring (flag RING: a sliding-window layer's cache of n_ctx rows, position p in row
- * p % n_ctx). Flag ROW_BASE (several sequences in one cache, never with RING): row r goes to cache row
+ * p % n_ctx). Flag ROW_BASE (several sequences in one cache): row r goes to cache row
  * positions[n_rows + r] + positions[2 * n_rows + r], its sequence's first row plus its row within the
- * sequence (its position, unless positions were removed before it). */
+ * sequence (its position, unless positions were removed before it); with RING too, one ring of n_ctx rows per
+ * sequence: sequence positions[n_rows + r] / seq_rows, row sequence * n_ctx + p % n_ctx. */
 #define NEED_REDUCE
 #include "common_ops.glsl"
 
@@ -43,6 +44,7 @@ layout(push_constant) uniform PC {
     uint p_off;
     uint f_off;
     uint a_off;
+    uint seq_rows;    /* RING with ROW_BASE: the rows between two sequences' bases */
 } pc;
 
 const uint NEOX = 1u, FF = 2u, BIAS = 4u, NORM = 8u, NO_Q = 16u, RING = 32u, ROW_BASE = 64u;
@@ -107,7 +109,9 @@ void main()
     if (at >= pc.n_ctx && (pc.flags & RING) == 0u)
         return;
     const uint hd2 = hd / 2u;
-    const uint dst = ((pc.flags & RING) != 0u ? pos % pc.n_ctx : at) * (kv_dim / 2u) + head * hd2;
+    const bool seq_ring = (pc.flags & (RING | ROW_BASE)) == (RING | ROW_BASE);
+    const uint ring_row = seq_ring ? positions[pc.p_off + pc.n_rows + row] / pc.seq_rows * pc.n_ctx : 0u;
+    const uint dst = ((pc.flags & RING) != 0u ? ring_row + pos % pc.n_ctx : at) * (kv_dim / 2u) + head * hd2;
     const uint vsrc = pc.v_off + row * kv_dim + head * hd;
     const uint vbias = pc.a_off + q_dim + kv_dim + head * hd;
     for (uint c = lid; c < hd2; c += WG) {

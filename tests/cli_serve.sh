@@ -213,8 +213,8 @@ wait_metric slots_busy 0 3 && ok "a client that leaves a whole-answer request fr
 serve_stop queue "$QUEUE_PID"
 
 # ---- A sliding-window model (gemma3-tiny, window 8) with a context larger than window + batch ----
-# One slot keeps a ring in the window layers, which takes the scheduler's batches in order; two slots keep
-# full caches there. Two prompts longer than the window, run concurrently on two slots, give the greedy text
+# Each slot keeps a ring in the window layers, which takes the scheduler's batches in order. Two prompts
+# longer than the window, run concurrently on two slots, give the greedy text
 # each gives alone on one slot.
 gemma3=$TMP/gemma3-tiny.gguf
 expect_ok "$BIN" synth --preset gemma3-tiny --type q8_0 -o "$gemma3" --seed 3 || cli_finish
@@ -243,6 +243,13 @@ for i in 0 1; do
     [ "$got" = "${alone[$i]}" ] && ok "gemma3, two slots: prompt $i gives its text alone" ||
         fail "gemma3, two slots: prompt $i: '$got', alone '${alone[$i]}': $(head -c 300 "$TMP/ring$i.out")"
 done
+# The same prompt again: its slot's ring is cut back to the prompt (vkllm_seq_rm within a batch), which is reused.
+reused_before=$(metric prompt_tokens_reused_total)
+expect_status "gemma3, two slots: prompt 0 again" 200 POST /v1/completions "$(ring_req "${ring_prompts[0]}")"
+reused=$(($(metric prompt_tokens_reused_total) - reused_before))
+[ "$(json_field text "$TMP/body")" = "${alone[0]}" ] && [ "$reused" -gt 0 ] &&
+    ok "gemma3, two slots: prompt 0 again reuses $reused cached tokens of its ring, same text" ||
+    fail "gemma3, two slots: prompt 0 again: '$(json_field text "$TMP/body")' ($reused tokens reused)"
 serve_stop ring2 "$RING2_PID"
 
 cli_finish

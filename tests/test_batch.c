@@ -4,8 +4,13 @@
  * - batches mixing sequences (prompt chunks next to single decode tokens, interleaved, one batch over n_batch)
  *   give every token the logits of running its sequence alone in a one-sequence context (relative L2 <= TOL:
  *   the same kernels, but other column counts take other matmul paths and summation orders);
- * - on sliding-window models (gemma2, gemma3) the same with sequences longer than the window: several
- *   sequences keep full caches, one sequence alone a ring, which takes batches in order (check_ring);
+ * - on sliding-window models (gemma2, gemma3) the same with sequences longer than the window: every sequence
+ *   keeps a ring of window + n_batch - 1 rows in the window layers (the K/V bytes of N_SEQ sequences are
+ *   N_SEQ times one sequence's, less than full caches), one sequence alone too, which takes batches in order
+ *   (check_ring); sequences at very different positions (one past several windows and its ring's wrap, one
+ *   new) next to each other, vkllm_seq_rm and vkllm_seq_cp of rings (a tail within a batch and the live
+ *   range; further back refused) and a saved state of sequence 0 loaded into a context of one sequence and
+ *   into one of N_SEQ (check_far);
  * - vkllm_seq_cp of a prompt and continuing equals recomputing the whole sequence, the source left intact;
  *   vkllm_seq_rm of a tail and decoding other tokens equals a fresh sequence of those tokens;
  * - vkllm_seq_rm of a middle range (A B C D E less [1, 3)) keeps the other positions: on a one-layer model,
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/api_internal.h"
 #include "host/format/ggml_types.h"
 #include "host/format/gguf.h"
 #include "host/tools/synth.h"
@@ -34,12 +40,15 @@
 #define N_CTX 48
 #define N_BATCH 16
 #define SEQ_LEN 24   /* tokens of each test sequence */
+#define LONG_LEN (N_CTX - 2)   /* tokens of the long sequences of check_far */
+#define N_IDS (N_SEQ + 6)
 
 typedef struct model_case {
     vkllm_model *m;
     uint32_t n_vocab;
-    int32_t ids[N_SEQ + 3][SEQ_LEN];   /* seeded token ids of the sequences (and three for cp/rm) */
-    float *ref[N_SEQ + 3];             /* each sequence alone: SEQ_LEN x n_vocab logits */
+    /* seeded token ids of the sequences, three for cp/rm, and three LONG_LEN long (sliding-window models) */
+    int32_t ids[N_IDS][LONG_LEN];
+    float *ref[N_IDS];                 /* each sequence alone: SEQ_LEN (LONG_LEN) x n_vocab logits */
     const char *name;
     const char *path;                  /* its file, for the CPU reference */
 } model_case;
@@ -355,6 +364,116 @@ static void check_ring(model_case *mc)
     vkllm_context_free(c);
 }
 
+/* The K/V bytes of a context of n_seq sequences. */
+static uint64_t kv_bytes(vkllm_context *c) { return vkl_llama_context_kv_bytes(vkl_api_context_llama(c)); }
+
+/* Sequences at very different positions in one context of rings (ids and references N_SEQ + 3 .. + 5, LONG_LEN
+ * tokens): sequence 0 goes past several windows and its ring's wrap while sequence 2 starts and sequence 1
+ * starts later, then decode steps of all three; seq_rm and seq_cp of rings; the state of sequence 0 loaded
+ * into a context of one sequence and into one of N_SEQ. */
+static void check_far(model_case *mc)
+{
+    vkllm_context *c = new_context(mc->m, N_SEQ), *one = new_context(mc->m, 1);
+    if (!c || !one) {
+        vkllm_context_free(c);
+        vkllm_context_free(one);
+        return;
+    }
+    /* each sequence's ring is one sequence's: N_SEQ of them, well below full caches of N_CTX rows */
+    const llama_hparams *hp = &vkl_api_context_model(c)->hp;
+    const uint64_t full = (uint64_t)hp->n_layer * N_SEQ * N_CTX * arch_kv_dim(hp) * 2 * 2;
+    CHECK(kv_bytes(c) == N_SEQ * kv_bytes(one) && kv_bytes(c) < full, "%s: K/V bytes %llu of %u sequences, "
+          "%llu of one, %llu with full caches", mc->name, (unsigned long long)kv_bytes(c), N_SEQ,
+          (unsigned long long)kv_bytes(one), (unsigned long long)full);
+    printf("%s: K/V cache of %u sequences %llu bytes (full caches: %llu)\n", mc->name, N_SEQ,
+           (unsigned long long)kv_bytes(c), (unsigned long long)full);
+    const int32_t L = N_SEQ + 3;   /* the long ids */
+    int32_t seq[N_BATCH], pos[N_BATCH], ref[N_BATCH];
+    uint32_t n = 0;
+    for (int p = 0; p < N_BATCH; p++, n++)
+        seq[n] = 0, pos[n] = p, ref[n] = L;
+    batch_step(mc, c, n, seq, pos, ref, "rings: a prompt chunk");
+    /* sequence 0 in two chunks of 12 past its ring's wrap (23 rows), sequence 2 starting next to it, then 1 */
+    for (int chunk = 0; chunk < 2; chunk++) {
+        n = 0;
+        for (int p = N_BATCH + 12 * chunk; p < N_BATCH + 12 * (chunk + 1); p++, n++)
+            seq[n] = 0, pos[n] = p, ref[n] = L;
+        for (int p = 3 * chunk; p < 3 * chunk + 3; p++, n++)
+            seq[n] = 2, pos[n] = p, ref[n] = L + 2;
+        if (chunk)
+            seq[n] = 1, pos[n] = 0, ref[n++] = L + 1;
+        batch_step(mc, c, n, seq, pos, ref, chunk ? "rings: far, new and near" : "rings: past the wrap");
+    }
+    while (vkllm_seq_pos(c, 0) < LONG_LEN) {   /* decode steps of the three */
+        for (int s = 0; s < 3; s++)
+            seq[s] = s, pos[s] = (int32_t)vkllm_seq_pos(c, s), ref[s] = L + s;
+        batch_step(mc, c, 3, seq, pos, ref, "rings: decode step at very different positions");
+    }
+    /* seq_rm: a tail within a batch, not further back (nothing changed); the tail again */
+    CHECK(vkllm_seq_rm(c, 0, LONG_LEN - N_BATCH - 2, -1) == VKLLM_ERR_UNSUPPORTED &&
+          vkllm_seq_rm(c, -1, 3, -1) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_pos(c, 0) == LONG_LEN &&
+          vkllm_seq_pos(c, 2) > 3, "%s: rings: seq_rm further back than the ring keeps", mc->name);
+    printf("%s: rings: %s\n", mc->name, vkllm_last_error());
+    /* overwriting further back than the ring keeps, in a batch's second chunk: refused before the first runs */
+    int32_t tok[N_BATCH + 1] = {0}, bseq[N_BATCH + 1], bpos[N_BATCH + 1];
+    const uint32_t pos2 = vkllm_seq_pos(c, 2);
+    for (int i = 0; i < N_BATCH; i++)
+        bseq[i] = 2, bpos[i] = (int32_t)pos2 + i, tok[i] = 5;
+    bseq[N_BATCH] = 0, bpos[N_BATCH] = 3, tok[N_BATCH] = 5;
+    vkllm_batch far_back = {N_BATCH + 1, tok, bpos, bseq, NULL};
+    CHECK(vkllm_decode_batch(c, &far_back) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_pos(c, 2) == pos2 &&
+          vkllm_seq_pos(c, 0) == LONG_LEN, "%s: rings: a batch overwriting further back than the ring keeps",
+          mc->name);
+    printf("%s: rings: %s\n", mc->name, vkllm_last_error());
+    CHECK(vkllm_seq_rm(c, 0, LONG_LEN - 5, -1) == VKLLM_OK, "%s: rings: seq_rm of a tail: %s", mc->name,
+          vkllm_last_error());
+    n = 0;
+    for (int p = LONG_LEN - 5; p < LONG_LEN; p++, n++)
+        seq[n] = 0, pos[n] = p, ref[n] = L;
+    seq[n] = 1, pos[n] = (int32_t)vkllm_seq_pos(c, 1), ref[n++] = L + 1;
+    batch_step(mc, c, n, seq, pos, ref, "rings: a tail again after seq_rm, next to another sequence");
+    /* seq_cp: the live range from 0 (not from later, nor ending further back than the ring keeps) */
+    CHECK(vkllm_seq_cp(c, 0, 3, 2, -1) == VKLLM_ERR_UNSUPPORTED && vkllm_seq_cp(c, 0, 3, 0, 9) == VKLLM_ERR_UNSUPPORTED,
+          "%s: rings: seq_cp from 2, or up to 9", mc->name);
+    printf("%s: rings: %s\n", mc->name, vkllm_last_error());
+    CHECK(vkllm_seq_cp(c, 0, 3, 0, LONG_LEN - 3) == VKLLM_OK && vkllm_seq_pos(c, 3) == LONG_LEN - 3,
+          "%s: rings: seq_cp: %s", mc->name, vkllm_last_error());
+    n = 0;
+    for (int p = LONG_LEN - 3; p < LONG_LEN; p++, n++)
+        seq[n] = 3, pos[n] = p, ref[n] = L;
+    seq[n] = 0, pos[n] = LONG_LEN - 1, ref[n++] = L;   /* the source, overwriting its last position */
+    batch_step(mc, c, n, seq, pos, ref, "rings: a copied ring continued, its source too");
+    /* the state of sequence 0 (its ring wrapped) into a context of one sequence, which continues from it */
+    size_t size = 0, written = 0;
+    void *state = NULL;
+    CHECK(vkllm_state_size(c, &size) == VKLLM_OK && (state = malloc(size)) &&
+          vkllm_state_save(c, state, size, &written) == VKLLM_OK && vkllm_state_load(one, state, written) == VKLLM_OK &&
+          vkllm_seq_pos(one, 0) == LONG_LEN, "%s: rings: state of sequence 0: %s", mc->name, vkllm_last_error());
+    if (vkllm_seq_pos(one, 0) == LONG_LEN && vkllm_seq_rm(one, 0, LONG_LEN - 2, -1) == VKLLM_OK) {
+        seq[0] = 0, seq[1] = 0, pos[0] = LONG_LEN - 2, pos[1] = LONG_LEN - 1, ref[0] = ref[1] = L;
+        batch_step(mc, one, 2, seq, pos, ref, "rings: sequence 0's state continued alone");
+    }
+    /* and into another context of N_SEQ sequences, next to a new sequence */
+    vkllm_context *many = new_context(mc->m, N_SEQ);
+    CHECK(many && state && vkllm_state_load(many, state, written) == VKLLM_OK && vkllm_seq_pos(many, 0) == LONG_LEN,
+          "%s: rings: state of sequence 0 into %u sequences: %s", mc->name, N_SEQ, vkllm_last_error());
+    if (many && vkllm_seq_pos(many, 0) == LONG_LEN) {
+        seq[0] = 1, seq[1] = 0, pos[0] = 0, pos[1] = LONG_LEN - 1, ref[0] = L + 1, ref[1] = L;
+        batch_step(mc, many, 2, seq, pos, ref, "rings: sequence 0's state continued next to a new sequence");
+    }
+    vkllm_context_free(many);
+    free(state);
+    /* seq_clear, and the sequence from 0 again next to one far on */
+    CHECK(vkllm_seq_clear(c, 0) == VKLLM_OK && vkllm_seq_pos(c, 0) == 0, "%s: rings: seq_clear", mc->name);
+    n = 0;
+    for (int p = 0; p < 4; p++, n++)
+        seq[n] = 0, pos[n] = p, ref[n] = L + 2;
+    seq[n] = 3, pos[n] = LONG_LEN - 1, ref[n++] = L;   /* its last position again */
+    batch_step(mc, c, n, seq, pos, ref, "rings: a cleared sequence from 0 next to a copied one");
+    vkllm_context_free(one);
+    vkllm_context_free(c);
+}
+
 /* Refusals, each leaving the positions as they were. */
 static void check_errors(model_case *mc)
 {
@@ -489,20 +608,23 @@ static void test_model(const char *path, const char *name, uint64_t seed, bool e
         return;
     test_rng rng;
     rng_init(&rng, seed);
-    for (int s = 0; s < N_SEQ + 3; s++)
-        for (int p = 0; p < SEQ_LEN; p++)   /* past the first few ids (control tokens) */
-            mc.ids[s][p] = s > 4 && p < (s == 5 ? 10 : 6) ? mc.ids[4][p] : (int32_t)(3 + rng_u32(&rng) % (mc.n_vocab - 3));
-    for (int s = 0; s < N_SEQ + 3; s++)
-        mc.ref[s] = run_alone(&mc, mc.ids[s], SEQ_LEN);
+    for (int s = 0; s < N_IDS; s++)
+        for (int p = 0; p < LONG_LEN; p++)   /* past the first few ids (control tokens) */
+            mc.ids[s][p] = s > 4 && s < 7 && p < (s == 5 ? 10 : 6) ? mc.ids[4][p]
+                                                                  : (int32_t)(3 + rng_u32(&rng) % (mc.n_vocab - 3));
+    for (int s = 0; s < (ring ? N_IDS : N_SEQ + 3); s++)
+        mc.ref[s] = run_alone(&mc, mc.ids[s], s < N_SEQ + 3 ? SEQ_LEN : LONG_LEN);
     check_mixed(&mc);
     check_cp_rm(&mc);
-    if (ring)   /* a middle range is refused on sliding-window models (check_errors' gemma2 case) */
+    if (ring) {   /* a middle range is refused on sliding-window models (check_errors' gemma2 case) */
         check_ring(&mc);
-    else
+        check_far(&mc);
+    } else {
         check_rm_middle(&mc, 1, 3, false);
+    }
     if (errors)
         check_errors(&mc);
-    for (int s = 0; s < N_SEQ + 3; s++)
+    for (int s = 0; s < N_IDS; s++)
         free(mc.ref[s]);
     vkllm_model_free(mc.m);
 }
@@ -531,8 +653,8 @@ int main(void)
         test_one_layer(one, gpu);
         test_model(tiny, gpu ? "tiny (GPU kernels)" : "tiny", seed, !gpu, false);
         test_model(qwen, gpu ? "qwen2-tiny (GPU kernels)" : "qwen2-tiny", seed + 1, false, false);
-        /* Sliding window 8: sequences of SEQ_LEN run alone in a ring (window 8 + 16 - 1 < N_CTX), several
-         * sequences in full caches. */
+        /* Sliding window 8: sequences of SEQ_LEN and LONG_LEN keep rings (window 8 + 16 - 1 < N_CTX), alone
+         * and several in one context. */
         test_model(gemma2, gpu ? "gemma2-tiny (GPU kernels)" : "gemma2-tiny", seed + 3, false, true);
         test_model(gemma3, gpu ? "gemma3-tiny (GPU kernels)" : "gemma3-tiny", seed + 4, false, true);
         if (*stories_path)

@@ -17,6 +17,8 @@
  *   vkl_op_attention_split_plan: CPU off, GPU parts bounded by the context, VKLLM_ATTN_SPLIT=0/1/N.
  *   row_base (several sequences in one cache): query rows of three sequences, unordered, each seeing only its
  *     sequence's rows (the others NaN), per-row, split and tiled kernels; kv_store to base + position.
+ *   ring with row_base (a ring per sequence): query rows of three sequences at positions far past, within and
+ *     below their ring's size, each seeing the window of its own ring; rope_kv_store_heads into each ring.
  *   kv_store + attention in one recorded graph, replayed for decode steps with new positions and rows (also
  *     split, across the length where a second part starts): relative L2 < 1e-3 (the GPU's f16 rounding may differ from the reference's by 1 ulp). */
 #include <math.h>
@@ -363,6 +365,15 @@ static void argument_errors(vkr_graph *g, vkr_buffer *b)
     p.scale = NAN;
     CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "NaN scale");
     CHECK(vkl_op_attention(g, v, v, v, v, v, NULL) == VKLLM_ERR_INVALID_ARGUMENT, "NULL params");
+    p.scale = 0.125f;
+    p.ring = p.row_base = true;
+    p.window = 4;
+    p.seq_rows = 8;
+    p.ring_rows = 5;   /* 16 rows are not rings of 5 */
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "rings of 5 rows in 16");
+    p.ring_rows = 8;
+    p.window = 9;
+    CHECK(vkl_op_attention(g, v, v, v, v, v, &p) == VKLLM_ERR_INVALID_ARGUMENT, "a window of 9 in rings of 8");
     CHECK(vkr_graph_size(g) == 0, "failed calls added %u dispatches", vkr_graph_size(g));
 }
 
@@ -461,6 +472,98 @@ static void test_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
     free(vgot);
 }
 
+/* Rings of RING rows per sequence (sliding-window layers of several sequences): three sequences whose rings
+ * end at different positions (one far past the ring, one not yet wrapped), query rows of any of them at
+ * the positions a batch may hold (within NB of the ring's end). Each ring holds the positions it keeps, its
+ * unwritten rows NaN. The reference: each row alone over a linear cache of its sequence's window, taken from
+ * its ring (NaN elsewhere). rope_kv_store_heads (no rotation) writes row s * RING + p % RING, every other
+ * word keeps its poison. */
+static void test_ring_row_base(vkr_device *dev, test_rng *rng, uint32_t n_split)
+{
+    enum { N_SEQ = 3, RING = 20, WINDOW = 12, SEQ_ROWS = 100, N_ROWS = 9, N_HEADS = 4, N_KV = 2, HD = 64 };
+    static const uint32_t end[N_SEQ] = {95, 7, 40};
+    static const uint32_t seq[N_ROWS] = {2, 0, 1, 2, 0, 1, 0, 2, 1};
+    static const uint32_t at[N_ROWS] = {39, 94, 0, 31, 86, 6, 90, 35, 3};
+    const uint32_t kv_dim = N_KV * HD, n_ctx = N_SEQ * RING;
+    const size_t nq = (size_t)N_ROWS * N_HEADS * HD, cache = (size_t)n_ctx * kv_dim, nkv = (size_t)N_ROWS * kv_dim;
+    const size_t lin = (size_t)SEQ_ROWS * kv_dim;
+    const float scale = 0.125f;
+    float *q = malloc(nq * 4), *ref = malloc(nq * 4), *got = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4);
+    uint16_t *kc = malloc(cache * 2), *vc = malloc(cache * 2), *kref = malloc(cache * 2), *vref = malloc(cache * 2);
+    uint16_t *kgot = malloc(cache * 2), *vgot = malloc(cache * 2), *kl = malloc(lin * 2), *vl = malloc(lin * 2);
+    uint32_t pos[3 * N_ROWS], ring_row[N_ROWS];
+    for (uint32_t r = 0; r < N_ROWS; r++) {
+        pos[r] = pos[2 * N_ROWS + r] = at[r];
+        pos[N_ROWS + r] = seq[r] * SEQ_ROWS;
+        ring_row[r] = seq[r] * RING + at[r] % RING;
+    }
+    for (size_t i = 0; i < nq; i++)
+        q[i] = rng_normal(rng);
+    rng_fill(rng, k, nkv, -2.0f, 2.0f);
+    rng_fill(rng, v, nkv, -2.0f, 2.0f);
+    fill_f16(rng, kc, cache, 1.0f);
+    fill_f16(rng, vc, cache, 1.0f);
+    for (uint32_t s = 0; s < N_SEQ; s++)   /* a ring not yet wrapped: its rows past the end unwritten */
+        for (size_t i = ((size_t)s * RING + end[s]) * kv_dim; end[s] < RING && i < (size_t)(s + 1) * RING * kv_dim; i++)
+            kc[i] = vc[i] = F16_NAN;
+    for (uint32_t r = 0; r < N_ROWS; r++) {
+        for (size_t i = 0; i < lin; i++)
+            kl[i] = vl[i] = F16_NAN;
+        for (uint32_t j = at[r] + 1 > WINDOW ? at[r] + 1 - WINDOW : 0; j <= at[r]; j++) {
+            const size_t from = ((size_t)seq[r] * RING + j % RING) * kv_dim;
+            memcpy(kl + (size_t)j * kv_dim, kc + from, kv_dim * 2);
+            memcpy(vl + (size_t)j * kv_dim, vc + from, kv_dim * 2);
+        }
+        ref_attention(q + (size_t)r * N_HEADS * HD, kl, vl, &at[r], ref + (size_t)r * N_HEADS * HD, 1, N_HEADS, N_KV,
+                      HD, SEQ_ROWS, scale, WINDOW, 0.0f);
+    }
+    uint32_t poison[2] = {OPT_POISON, OPT_POISON};
+    for (size_t i = 0; i < cache; i++)
+        kref[i] = vref[i] = ((const uint16_t *)poison)[i % 2];
+    ref_kv_store(k, v, kref, vref, ring_row, N_ROWS, kv_dim, n_ctx);
+
+    vkr_buffer *qb = opt_buffer(dev, nq * 4), *ob = opt_buffer(dev, nq * 4), *pb = opt_buffer(dev, sizeof pos);
+    vkr_buffer *kcb = opt_buffer(dev, cache * 2), *vcb = opt_buffer(dev, cache * 2);
+    vkr_buffer *kb = opt_buffer(dev, nkv * 4), *vb = opt_buffer(dev, nkv * 4);
+    vkr_buffer *sb = opt_buffer(dev, (size_t)N_ROWS * N_HEADS * (n_split + 1) * (HD + 2) * 4);
+    vkr_graph *g = NULL;
+    const vk_attention_params p = {
+        .n_rows = N_ROWS, .n_heads = N_HEADS, .n_kv_heads = N_KV, .head_dim = HD, .n_ctx = n_ctx, .scale = scale,
+        .n_split = n_split, .scratch = vk_view_of(sb, 0), .split_min_rows = 1, .window = WINDOW, .ring = true,
+        .ring_rows = RING, .seq_rows = SEQ_ROWS, .row_base = true};
+    const vk_rope_params no_rope = {.n_rows = N_ROWS, .n_heads = N_KV, .head_dim = HD, .theta_base = 10000.0f};
+    const vk_head_prep prep = {.eps = 0.0f};
+    if (qb && ob && pb && kcb && vcb && kb && vb && sb && opt_upload(dev, qb, 0, q, nq * 4) &&
+        opt_upload(dev, kcb, 0, kc, cache * 2) && opt_upload(dev, vcb, 0, vc, cache * 2) &&
+        opt_upload(dev, pb, 0, pos, sizeof pos) && opt_upload(dev, kb, 0, k, nkv * 4) &&
+        opt_upload(dev, vb, 0, v, nkv * 4) && vkr_graph_create(dev, &g) == VKLLM_OK) {
+        vkllm_status st = vkl_op_attention(g, vk_view_of(qb, 0), vk_view_of(kcb, 0), vk_view_of(vcb, 0),
+                                           vk_view_of(pb, 0), vk_view_of(ob, 0), &p);
+        if (test_op_run(g, st, "op_attention (rings)") && opt_download(dev, ob, 0, got, nq * 4)) {
+            double e = rel_l2(got, ref, nq);
+            CHECK(e < 1e-4, "attention over a ring per sequence, split %u: rel L2 %.3g (first non-finite %ld)", n_split,
+                  e, first_nonfinite(got, nq));
+        }
+        vkr_graph_clear(g);
+        vkr_buffer_fill(dev, kcb, 0, cache * 2, OPT_POISON);
+        vkr_buffer_fill(dev, vcb, 0, cache * 2, OPT_POISON);
+        st = vkl_op_rope_kv_store_heads(g, vk_view_of(NULL, 0), vk_view_of(kb, 0), vk_view_of(vb, 0),
+                                        vk_view_of(kcb, 0), vk_view_of(vcb, 0), vk_view_of(pb, 0), &no_rope, &prep, &p);
+        size_t inexact = 0;
+        if (test_op_run(g, st, "op_rope_kv_store_heads (rings)") && opt_download(dev, kcb, 0, kgot, cache * 2) &&
+            opt_download(dev, vcb, 0, vgot, cache * 2))
+            CHECK(wrong_halves(kgot, vgot, kref, vref, cache, kv_dim, &inexact) == 0,
+                  "rope_kv_store_heads into a ring per sequence: halves differ from the reference");
+    } else {
+        CHECK(false, "rings: setup failed: %s", vkr_last_error());
+    }
+    vkr_graph_destroy(g);
+    TEST_DESTROY_BUFFERS(dev, qb, ob, pb, kcb, vcb, kb, vb, sb);
+    void *host[] = {q, ref, got, k, v, kc, vc, kref, vref, kgot, vgot, kl, vl};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+        free(host[i]);
+}
+
 /* The attention cases and a replay, for one kernel variant. */
 static void attention_cases(vkr_device *dev, test_rng *rng)
 {
@@ -500,6 +603,8 @@ static void attention_cases(vkr_device *dev, test_rng *rng)
     test_replay(dev, rng, 8, 2, 64, 200, 60, 2, 6, 5);
     test_row_base(dev, rng, 1);
     test_row_base(dev, rng, 5);
+    test_ring_row_base(dev, rng, 1);
+    test_ring_row_base(dev, rng, 3);
 }
 
 /* Decode (one query row) split as vkl_op_attention_split_plan plans it (parts of at least ATTN_SPLIT_MIN_ROWS

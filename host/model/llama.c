@@ -421,11 +421,11 @@ void vkl_llama_model_free(llama_model *m)
 struct llama_context {
     llama_model *m;
     uint32_t n_ctx, n_batch;           /* n_ctx: positions of each sequence */
-    /* Sequences: sequence s owns cache rows [s * n_ctx, (s + 1) * n_ctx) of every layer. With n_seq > 1 the
-     * graphs read each token's first row and its row within the sequence from c->pos (vkl_op_attention's
-     * row_base): the row is the position unless positions before it were removed. */
+    /* Sequences: sequence s owns cache rows [s * n_ctx, (s + 1) * n_ctx) of every layer (a ring layer: its
+     * ring, below). With n_seq > 1 the graphs read each token's first row and its row within the sequence from
+     * c->pos (vkl_op_attention's row_base): the row is the position unless positions before it were removed. */
     uint32_t n_seq;
-    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * n_ctx][kv_dim] */
+    vkr_buffer **k_cache, **v_cache;   /* per layer, f16 [n_seq * layer_seq_rows][kv_dim] */
     vkr_buffer *ids;                   /* host-visible, n_batch uint32: rewritten before each submit */
     vkr_buffer *pos;                   /* host-visible: n positions, then (n_seq > 1) n base rows, n rows */
     vkr_buffer *out_rows;              /* host-visible, n_batch uint32: the tokens whose logits vkl_llama_eval_seqs wants */
@@ -454,17 +454,37 @@ struct llama_context {
     vkr_graph *in_flight;              /* submitted, not yet completed by vkl_llama_eval_poll */
     uint32_t in_flight_n;
     const struct llama_rope *rope_global;   /* LongRoPE: the long factors when n_ctx exceeds the original context */
-    /* Sliding-window layers keep a ring of ring_rows = window + n_batch - 1 rows when that is less than n_ctx
-     * (0: they keep n_ctx rows): position p in row p % ring_rows. A ring holds positions [end - ring_rows, end),
-     * so an evaluation may only start at 0 or within n_batch positions of `end`. */
+    /* Sliding-window layers keep a ring of ring_rows = window + n_batch - 1 rows per sequence when that is less
+     * than n_ctx (0: they keep n_ctx rows): position p of sequence s in row s * ring_rows + p % ring_rows. A ring
+     * holds positions [end - ring_rows, end), so an evaluation of its sequence may only start at 0 or within
+     * n_batch positions of `end`. */
     uint32_t ring_rows;
-    uint32_t end;                      /* one past the last position evaluated */
+    uint32_t *end;                     /* per sequence, one past the last position evaluated */
+    uint32_t *seq_next;                /* n_seq entries of scratch for vkl_llama_eval_seq_rows' checks */
 };
 
-/* Cache rows of layer l: ring_rows for the sliding-window layers when there is a ring, else n_seq * n_ctx. */
-static uint32_t layer_cache_rows(const llama_context *c, uint32_t l)
+/* Whether layer l keeps rings. */
+static bool layer_is_ring(const llama_context *c, uint32_t l)
 {
-    return c->ring_rows && vkl_arch_layer_is_local(&c->m->hp, l) ? c->ring_rows : c->n_seq * c->n_ctx;
+    return c->ring_rows && vkl_arch_layer_is_local(&c->m->hp, l);
+}
+
+/* Cache rows of layer l per sequence: ring_rows for the sliding-window layers when there are rings, else
+ * n_ctx; the layer's cache holds n_seq times as many. */
+static uint32_t layer_seq_rows(const llama_context *c, uint32_t l)
+{
+    return layer_is_ring(c, l) ? c->ring_rows : c->n_ctx;
+}
+
+static uint32_t layer_cache_rows(const llama_context *c, uint32_t l) { return c->n_seq * layer_seq_rows(c, l); }
+
+uint64_t vkl_llama_context_kv_bytes(const llama_context *c)
+{
+    const uint64_t row = (uint64_t)arch_kv_dim(&c->m->hp) * 2;
+    uint64_t bytes = 0;
+    for (uint32_t l = 0; l < c->m->hp.n_layer; l++)
+        bytes += 2 * layer_cache_rows(c, l) * row;
+    return bytes;
 }
 
 uint32_t vkl_llama_context_n_ctx(const llama_context *c) { return c->n_ctx; }
@@ -504,8 +524,9 @@ void vkl_llama_context_set_abort(llama_context *c, bool (*abort)(void *user), vo
     vkr_graph_set_stop(c->decode, abort, user);
     vkr_graph_set_stop(c->decode_long, abort, user);
 }
-uint32_t vkl_llama_context_cache_rows(const llama_context *c, uint32_t l) { return layer_cache_rows(c, l); }
-uint32_t vkl_llama_context_end(const llama_context *c) { return c->end; }
+uint32_t vkl_llama_context_cache_rows(const llama_context *c, uint32_t l) { return layer_seq_rows(c, l); }
+uint32_t vkl_llama_context_end(const llama_context *c) { return c->end[0]; }
+uint32_t vkl_llama_context_ring_rows(const llama_context *c) { return c->ring_rows; }
 
 vkllm_status vkl_llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t row0, uint32_t rows, void *k, void *v,
                                    bool upload)
@@ -528,7 +549,7 @@ vkllm_status vkl_llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t ro
 
 void vkl_llama_context_restore(llama_context *c, uint32_t end, const void *logits)
 {
-    c->end = end;
+    c->end[0] = end;
     memcpy(c->logits->mapped, logits, (size_t)c->m->hp.n_vocab * sizeof(float));
 }
 
@@ -594,16 +615,17 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
     uint64_t nb = c->n_batch;
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     if (c->ring_rows && n_seq > 1) {
-        /* The kernels address one ring per cache: several sequences keep full caches in these layers too. */
         uint32_t n_local = 0;
         for (uint32_t l = 0; l < hp->n_layer; l++)
             n_local += vkl_arch_layer_is_local(hp, l);
-        const double extra = (double)n_local * ((double)n_seq * n_ctx - c->ring_rows) * kv_dim * 2 * 2;
+        const double saved = (double)n_local * n_seq * ((double)n_ctx - c->ring_rows) * kv_dim * 2 * 2;
         vkr_log(VKLLM_LOG_INFO,
-                "%u sequences: the %u sliding-window layers keep full caches of %u x %u rows, not a ring of %u "
-                "(%.1f MiB more K/V memory)", n_seq, n_local, n_seq, n_ctx, c->ring_rows, extra / 1048576.0);
-        c->ring_rows = 0;
+                "%u sequences: the %u sliding-window layers keep a ring of %u rows per sequence, not %u: K/V cache "
+                "%.1f MiB (%.1f MiB less than full caches)", n_seq, n_local, c->ring_rows, n_ctx,
+                vkl_llama_context_kv_bytes(c) / 1048576.0, saved / 1048576.0);
     }
+    c->end = calloc(n_seq, sizeof *c->end);
+    c->seq_next = calloc(n_seq, sizeof *c->seq_next);
     uint64_t range = dev->info.features.max_storage_buffer_range;
     c->rows_all_logits = (uint32_t)(range / ((uint64_t)hp->n_vocab * 4));
     if (c->rows_all_logits > c->n_batch)
@@ -623,7 +645,7 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
     }
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
-    if (!c->k_cache || !c->v_cache)
+    if (!c->k_cache || !c->v_cache || !c->end || !c->seq_next)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
         const uint64_t bytes = (uint64_t)layer_cache_rows(c, l) * kv_dim * 2;
@@ -695,6 +717,8 @@ void vkl_llama_context_free(llama_context *c)
     }
     free(c->k_cache);
     free(c->v_cache);
+    free(c->end);
+    free(c->seq_next);
     vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits,
                           c->logits_all, c->attn_scratch, c->ids_dev, c->pos_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -858,7 +882,9 @@ static vkllm_status build_graph(llama_context *c, vkr_graph *g, uint32_t n, bool
         vk_view kc = vk_view_of(c->k_cache[l], 0), vc = vk_view_of(c->v_cache[l], 0);
         ap.window = vkl_arch_layer_is_local(hp, l) ? hp->swa_window : 0;
         ap.n_ctx = layer_cache_rows(c, l);
-        ap.ring = ap.n_ctx < c->n_ctx;
+        ap.ring = layer_is_ring(c, l);
+        ap.ring_rows = c->ring_rows;
+        ap.seq_rows = c->n_ctx;   /* the full layers' rows per sequence, as write_inputs' base rows count */
         ap.row_base = c->n_seq > 1;
         /* attention block: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) */
         bool stored = false;   /* by the matvec's epilogue */
@@ -966,21 +992,24 @@ static double graph_gpu_ns(const vkr_graph *g)
 
 /* Writes the ids and positions of n <= n_batch tokens, records their graph if needed and submits it
  * without waiting (vkl_llama_eval_poll completes it). */
-/* Whether an evaluation may start at pos0: with a ring (sliding-window layers), only at 0 or within n_batch
- * positions of the end of what was evaluated (c->end, advanced by every submission). */
-static bool ring_allows(const llama_context *c, uint32_t pos0)
+/* Whether an evaluation of sequence seq may start at pos0: with rings (sliding-window layers), only at 0 or
+ * within n_batch positions of the end of what was evaluated (c->end[seq], advanced by every submission). */
+static bool ring_allows(const llama_context *c, uint32_t seq, uint32_t pos0)
 {
-    return !c->ring_rows || pos0 == 0 || pos0 + c->n_batch >= c->end;
+    return !c->ring_rows || pos0 == 0 || pos0 + c->n_batch >= c->end[seq];
 }
 
-static vkllm_status ring_error(const llama_context *c, uint32_t pos0)
+static vkllm_status ring_error(const llama_context *c, uint32_t seq, uint32_t pos0)
 {
     return vkr_error(VKLLM_ERR_UNSUPPORTED,
-                     "the sliding-window layers keep only the last %u positions: continue at 0 or at %u or later, "
-                     "not at %u", c->ring_rows, c->end - c->n_batch, pos0);
+                     "the sliding-window layers keep only the last %u positions of sequence %u: continue it at 0 or "
+                     "at %u or later, not at %u", c->ring_rows, seq, c->end[seq] - c->n_batch, pos0);
 }
 
-bool vkl_llama_context_can_continue(const llama_context *c, uint32_t pos) { return ring_allows(c, pos); }
+bool vkl_llama_context_can_continue(const llama_context *c, uint32_t seq, uint32_t pos)
+{
+    return ring_allows(c, seq, pos);
+}
 
 /* Writes the graph inputs of n tokens: ids, positions (pos NULL: pos0, pos0 + 1, ...) and with several
  * sequences each token's first cache row (seq NULL: sequence 0) and its row within the sequence (row NULL:
@@ -1005,10 +1034,9 @@ static vkllm_status write_inputs(llama_context *c, const int32_t *tokens, uint32
 }
 
 /* Records the graph for n tokens (the inputs written) if needed and submits it without waiting
- * (vkl_llama_eval_poll completes it). pos0: the first token's position, which picks split attention for one
- * token; end: the position after the batch (the ring's end). */
-static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, uint32_t end, bool all_logits,
-                                 uint32_t n_gather)
+ * (vkl_llama_eval_poll completes it); each sequence's end then follows its last token in the batch. pos0: the
+ * first token's position, which picks split attention for one token. */
+static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, bool all_logits, uint32_t n_gather)
 {
     vkr_graph *g;
     vkllm_status st = VKLLM_OK;
@@ -1036,7 +1064,9 @@ static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, ui
     if (st == VKLLM_OK) {
         c->in_flight = g;
         c->in_flight_n = n;
-        c->end = end;
+        const uint32_t *at = c->pos->mapped;   /* write_inputs' positions and base rows */
+        for (uint32_t i = 0; i < n; i++)
+            c->end[c->n_seq > 1 ? at[n + i] / c->n_ctx : 0] = at[i] + 1;
     }
     return st;
 }
@@ -1044,7 +1074,7 @@ static vkllm_status submit_graph(llama_context *c, uint32_t n, uint32_t pos0, ui
 static vkllm_status submit_batch(llama_context *c, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits)
 {
     vkllm_status st = write_inputs(c, tokens, n, pos0, NULL, NULL, NULL);
-    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, pos0 + n, all_logits, 0);
+    return st != VKLLM_OK ? st : submit_graph(c, n, pos0, all_logits, 0);
 }
 
 vkllm_status vkl_llama_eval_poll(llama_context *c, uint64_t timeout_ns, bool *done)
@@ -1075,8 +1105,8 @@ vkllm_status vkl_llama_eval_submit(llama_context *c, const int32_t *tokens, uint
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
-    if (!ring_allows(c, pos0))
-        return ring_error(c, pos0);
+    if (!ring_allows(c, 0, pos0))
+        return ring_error(c, 0, pos0);
     return submit_batch(c, tokens, n, pos0, false);
 }
 
@@ -1118,8 +1148,8 @@ vkllm_status vkl_llama_eval(llama_context *c, const int32_t *tokens, uint32_t n,
     if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
         return vkr_error(VKLLM_ERR_CONTEXT_FULL, "%u tokens at position %u do not fit the context of %u", n, pos0,
                          c->n_ctx);
-    if (!ring_allows(c, pos0))
-        return ring_error(c, pos0);
+    if (!ring_allows(c, 0, pos0))
+        return ring_error(c, 0, pos0);
     /* All ids first: a bad one late in a long prompt must not cost the batches before it. */
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= c->m->hp.n_vocab)
@@ -1166,20 +1196,24 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
     if (n == 0 || n > vkl_llama_context_seq_batch_max(c) || !tokens || !pos || !seq || !want)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n,
                          vkl_llama_context_seq_batch_max(c));
-    /* A ring (one sequence: vkl_llama_context_create_seq) takes consecutive positions continuing as
-     * llama_eval's may; they move its end. */
-    for (uint32_t i = 1; i < n && c->ring_rows; i++)
-        if (pos[i] != pos[0] + i)
-            return vkr_error(VKLLM_ERR_UNSUPPORTED, "the sliding-window layers keep a ring: a batch's positions "
-                             "must be consecutive (token %u at %u after %u)", i, pos[i], pos[i - 1]);
-    if (!ring_allows(c, pos[0]))
-        return ring_error(c, pos[0]);
     uint32_t n_want = 0, *rows = c->out_rows->mapped;
+    for (uint32_t s = 0; s < c->n_seq; s++)
+        c->seq_next[s] = UINT32_MAX;
     for (uint32_t i = 0; i < n; i++) {
-        /* one sequence: no row_base, so every row is its position */
-        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx || (row && (row[i] > pos[i] || (c->n_seq == 1 && row[i] != pos[i]))))
+        /* one sequence or rings: every row is its position (no row_base, or rings indexed by position) */
+        const bool row_is_pos = c->n_seq == 1 || c->ring_rows;
+        if (seq[i] >= c->n_seq || pos[i] >= c->n_ctx || (row && (row[i] > pos[i] || (row_is_pos && row[i] != pos[i]))))
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "token %u: sequence %u position %u (row %u) is outside %u x %u",
                              i, seq[i], pos[i], row ? row[i] : pos[i], c->n_seq, c->n_ctx);
+        /* Rings take each sequence's positions consecutively, continuing where its ring allows; they move its
+         * end. */
+        uint32_t *next = &c->seq_next[seq[i]];
+        if (c->ring_rows && *next != UINT32_MAX && pos[i] != *next)
+            return vkr_error(VKLLM_ERR_UNSUPPORTED, "the sliding-window layers keep rings: a sequence's positions in "
+                             "a batch must be consecutive (token %u at %u, not %u)", i, pos[i], *next);
+        if (*next == UINT32_MAX && !ring_allows(c, seq[i], pos[i]))
+            return ring_error(c, seq[i], pos[i]);
+        *next = pos[i] + 1;
         if (want[i])
             rows[n_want++] = i;
     }
@@ -1190,7 +1224,7 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
     if (st == VKLLM_OK)
         st = write_inputs(c, tokens, n, 0, pos, seq, row);
     if (st == VKLLM_OK)
-        st = submit_graph(c, n, pos[0], c->ring_rows ? pos[0] + n : c->end, false, gather ? n_want : 0);
+        st = submit_graph(c, n, pos[0], false, gather ? n_want : 0);
     bool done;
     if (st == VKLLM_OK)
         st = vkl_llama_eval_poll(c, UINT64_MAX, &done);
@@ -1213,12 +1247,16 @@ vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_
                          "outside %u x %u", rows, src_row, src, dst_row, dst, c->n_seq, c->n_ctx);
     if (c->in_flight)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "an evaluation is already in flight");
-    if (c->ring_rows)
-        return vkr_error(VKLLM_ERR_UNSUPPORTED, "a context whose sliding-window layers keep a ring cannot move rows");
+    if (c->ring_rows && (src_row || dst_row || src == dst))
+        return vkr_error(VKLLM_ERR_UNSUPPORTED, "the sliding-window layers keep rings: rows cannot move, a sequence "
+                         "is copied from its first position only");
     if (rows == 0 || (src == dst && src_row == dst_row))
         return VKLLM_OK;
     const uint64_t row = (uint64_t)hp->n_head_kv * hp->head_dim * 2, bytes = rows * row;
     const uint64_t from = ((uint64_t)src * c->n_ctx + src_row) * row, to = ((uint64_t)dst * c->n_ctx + dst_row) * row;
+    /* A ring's live rows (all of them once it wrapped) go whole: dst continues where src's ring allows. */
+    const uint64_t ring_bytes = (uint64_t)(c->end[src] < c->ring_rows ? c->end[src] : c->ring_rows) * row;
+    const uint64_t ring_from = (uint64_t)src * c->ring_rows * row, ring_to = (uint64_t)dst * c->ring_rows * row;
     /* Overlapping ranges (rows moved down within a sequence by less than their count) go through a
      * temporary buffer: one copy command must not read what it writes. */
     const bool overlap = from < to + bytes && to < from + bytes;
@@ -1227,6 +1265,11 @@ vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
         vkr_buffer *caches[2] = {c->k_cache[l], c->v_cache[l]};
         for (int i = 0; i < 2 && st == VKLLM_OK; i++) {
+            if (layer_is_ring(c, l)) {
+                st = ring_bytes ? vkr_buffer_copy(c->m->dev, caches[i], ring_from, caches[i], ring_to, ring_bytes)
+                                : VKLLM_OK;
+                continue;
+            }
             if (!tmp) {
                 st = vkr_buffer_copy(c->m->dev, caches[i], from, caches[i], to, bytes);
                 continue;
@@ -1238,5 +1281,7 @@ vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_
     }
     if (tmp)
         vkr_buffer_destroy(c->m->dev, tmp);
+    if (st == VKLLM_OK)
+        c->end[dst] = c->end[src];
     return st;
 }

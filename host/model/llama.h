@@ -59,7 +59,8 @@ typedef struct llama_context llama_context;
 /* n_ctx: KV-cache rows (positions); n_batch: most tokens evaluated in one graph. */
 vkllm_status vkl_llama_context_create(llama_model *m, uint32_t n_ctx, uint32_t n_batch, llama_context **out);
 /* The same holding n_seq (1..LLAMA_MAX_SEQ) sequences of n_ctx positions each: sequence s owns cache rows
- * [s * n_ctx, (s + 1) * n_ctx) of every layer. Sliding-window models need full caches then (no ring). */
+ * [s * n_ctx, (s + 1) * n_ctx) of every layer, or in the sliding-window layers that keep rings (window +
+ * n_batch - 1 < n_ctx) the ring [s * rows, (s + 1) * rows) (vkl_llama_context_cache_rows). */
 #define LLAMA_MAX_SEQ 256
 vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32_t n_batch, uint32_t n_seq,
                                       llama_context **out);
@@ -78,7 +79,8 @@ vkllm_status vkl_llama_eval(llama_context *c, const int32_t *tokens, uint32_t n,
  * (1..llama_context_seq_batch_max) in one submission, weights read once. The caller keeps each sequence's
  * positions in order (a token sees its sequence's cache rows up to its own position, which earlier steps
  * or earlier tokens of this batch filled). logits (may be NULL) receives the n_vocab floats of each token
- * with want[i] set, in batch order. Not for contexts with a ring. Single-sequence calls (vkl_llama_eval) work on
+ * with want[i] set, in batch order. With rings, each sequence's tokens hold consecutive positions that
+ * continue as vkl_llama_context_can_continue allows. Single-sequence calls (vkl_llama_eval) work on
  * sequence 0. */
 vkllm_status vkl_llama_eval_seqs(llama_context *c, const int32_t *tokens, const uint32_t *pos, const uint32_t *seq,
                              const int8_t *want, uint32_t n, float *logits);
@@ -90,7 +92,8 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
 uint32_t vkl_llama_context_seq_batch_max(const llama_context *c);
 /* Copies the K/V of cache rows [src_row, src_row + rows) of sequence src to rows [dst_row, dst_row + rows) of
  * sequence dst, in every layer (device-side; waits). The ranges may overlap (rows moved down within a
- * sequence to close a gap). */
+ * sequence to close a gap). With rings: only from row 0 to row 0 of another sequence, whose ring then
+ * becomes a copy of src's whole ring (and its end src's). */
 vkllm_status vkl_llama_context_copy_rows(llama_context *c, uint32_t src, uint32_t src_row, uint32_t dst,
                                         uint32_t dst_row, uint32_t rows);
 
@@ -125,18 +128,22 @@ uint64_t vkl_llama_context_timeline_value(const llama_context *c);
  * single-token evaluation. */
 const vkr_graph *vkl_llama_context_decode_graph(const llama_context *c);
 
-/* State save/restore (host/state.c). Rows of layer l's K/V cache: position p is in row p % rows (n_ctx, or
- * a ring for sliding-window layers holding the last `rows` positions evaluated). */
+/* State save/restore (host/state.c). Rows of layer l's K/V cache per sequence: position p of sequence 0 is in
+ * row p % rows (n_ctx, or a ring for sliding-window layers holding the last `rows` positions evaluated). */
 uint32_t vkl_llama_context_cache_rows(const llama_context *c, uint32_t l);
+/* The rows of each sequence's ring in the sliding-window layers (0: no rings, they keep n_ctx rows). */
+uint32_t vkl_llama_context_ring_rows(const llama_context *c);
+/* Bytes of the K and V caches of every layer. */
+uint64_t vkl_llama_context_kv_bytes(const llama_context *c);
 /* Layer l's K and V cache rows [row0, row0 + rows), f16 [rows][n_head_kv * head_dim] each: downloaded into k
  * and v, or uploaded from them. */
 vkllm_status vkl_llama_context_kv_rows(llama_context *c, uint32_t l, uint32_t row0, uint32_t rows, void *k, void *v,
                                    bool upload);
-/* One past the last position evaluated (with a ring: where the ring's last write ended). */
+/* One past the last position of sequence 0 evaluated (with a ring: where the ring's last write ended). */
 uint32_t vkl_llama_context_end(const llama_context *c);
-/* Whether an evaluation may continue at pos: false where the sliding-window layers' ring no longer holds the
- * positions before it (a ring continues at 0 or within n_batch positions of its end). */
-bool vkl_llama_context_can_continue(const llama_context *c, uint32_t pos);
+/* Whether an evaluation of sequence seq may continue at pos: false where the sliding-window layers' ring no
+ * longer holds the positions before it (a ring continues at 0 or within n_batch positions of its end). */
+bool vkl_llama_context_can_continue(const llama_context *c, uint32_t seq, uint32_t pos);
 /* After the cache rows are uploaded: the evaluated end and the last token's logits (n_vocab floats). */
 void vkl_llama_context_restore(llama_context *c, uint32_t end, const void *logits);
 

@@ -131,9 +131,13 @@ typedef struct vk_attention_params {
     uint32_t window;          /* > 0: row r sees only cache rows > positions[r] - window (sliding window) */
     float softcap;            /* > 0: scores s -> softcap * tanh(s / softcap) */
     /* The cache is a ring of n_ctx rows, position p in row p % n_ctx (a sliding-window layer's cache sized to
-     * window + the rows of a batch - 1); needs 0 < window <= n_ctx; stored by vkl_op_rope_kv_store_heads only. */
+     * window + the rows of a batch - 1); needs 0 < window <= n_ctx; stored by vkl_op_rope_kv_store_heads only.
+     * With row_base too, one ring of ring_rows rows per sequence (n_ctx a multiple of ring_rows): sequence
+     * base[r] / seq_rows (the bases are those of caches of seq_rows rows per sequence) keeps position p in
+     * row sequence * ring_rows + p % ring_rows; its rows must equal its positions (no removed positions). */
     bool ring;
-    /* Several sequences in one cache (not with ring): `positions` holds n_rows positions, then n_rows base
+    uint32_t ring_rows, seq_rows;
+    /* Several sequences in one cache: `positions` holds n_rows positions, then n_rows base
      * rows, then n_rows rows within the sequences (seq_row[r] == positions[r] unless positions were removed
      * before it); row r's K/V go to cache row base[r] + seq_row[r], and its attention sees cache rows
      * base[r] .. base[r] + seq_row[r] only (its own sequence's), rope turning by positions[r]. */

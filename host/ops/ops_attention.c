@@ -16,6 +16,15 @@
 #define KV_STORE_WG 256
 #define ATTN_MAX_HEAD_DIM 256
 
+/* The rows of one ring: the whole cache, or with several sequences each one's. */
+static uint32_t ring_size(const vk_attention_params *p) { return p->row_base ? p->ring_rows : p->n_ctx; }
+
+/* The kernels' n_ctx: the rows of a ring (ring caches), else of the cache. */
+static uint32_t kernel_rows(const vk_attention_params *p) { return p->ring ? ring_size(p) : p->n_ctx; }
+
+/* The kernels' seq_rows (never 0: they divide by it only with ring and row_base). */
+static uint32_t kernel_seq_rows(const vk_attention_params *p) { return p->seq_rows ? p->seq_rows : 1; }
+
 static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, const char *op)
 {
     if (!g)
@@ -31,11 +40,12 @@ static vkllm_status check_params(vkr_graph *g, const vk_attention_params *p, con
         return vkr_error(VKLLM_ERR_UNSUPPORTED, "%s: head_dim %u is over %u", op, p->head_dim, ATTN_MAX_HEAD_DIM);
     if (p->n_ctx == 0)
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: n_ctx is 0", op);
-    if (p->ring && p->row_base)
-        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache cannot hold several sequences", op);
-    if (p->ring && (p->window == 0 || p->window > p->n_ctx))
+    if (p->ring && p->row_base && (p->ring_rows == 0 || p->n_ctx % p->ring_rows || p->seq_rows == 0))
+        return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: rings of %u rows in a cache of %u rows, sequences %u rows "
+                         "apart", op, p->ring_rows, p->n_ctx, p->seq_rows);
+    if (p->ring && (p->window == 0 || p->window > ring_size(p)))
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%s: a ring cache of %u rows needs a window of 1..%u, not %u", op,
-                         p->n_ctx, p->n_ctx, p->window);
+                         ring_size(p), ring_size(p), p->window);
     const uint64_t kv_dim = (uint64_t)p->n_kv_heads * p->head_dim;
     if ((uint64_t)p->n_ctx * kv_dim / 2 > UINT32_MAX ||
         (uint64_t)p->n_rows * p->n_heads * p->head_dim > UINT32_MAX)
@@ -211,7 +221,7 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
     const kv_views in = {k, v, k_cache, v_cache, positions};
     uint32_t qo = 0, off[5], fo = 0, ao = 0;
     /* Unused slots (no Q, no factors, no aux) bind a range the shader never reads. */
-    if ((st = kv_store_begin(dev, &d, name, true, 8, 18, wg, 1, &in, p, off)) != VKLLM_OK ||
+    if ((st = kv_store_begin(dev, &d, name, true, 8, 19, wg, 1, &in, p, off)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, has_q ? q.buf : k.buf, has_q ? q.offset : k.offset,
                         has_q ? rows_bytes * q_dim : rows_bytes * kv_dim, has_q, 4, &qo, "q")) != VKLLM_OK)
         return st;
@@ -228,7 +238,7 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
     d.push[2] = p->n_kv_heads;
     d.push[3] = p->head_dim;
     d.push[4] = rope->n_rot;
-    d.push[5] = p->n_ctx;
+    d.push[5] = kernel_rows(p);
     opsm_push_f32(&d, 6, rope_freq_exp(rope));
     opsm_push_f32(&d, 7, rope->mscale > 0.0f ? rope->mscale : 1.0f);
     d.push[8] = (rope->mode == VK_ROPE_NEOX ? 1u : 0u) | (rope->freq_factors ? 2u : 0u) | (prep->bias ? 4u : 0u) |
@@ -239,6 +249,7 @@ vkllm_status vkl_op_rope_kv_store_heads(vkr_graph *g, vk_view q, vk_view k, vk_v
     memcpy(&d.push[11], off, sizeof off);   /* k, v, k_cache, v_cache, positions */
     d.push[16] = fo;
     d.push[17] = ao;
+    d.push[18] = kernel_seq_rows(p);
     return vkr_graph_add(g, &d);
 }
 
@@ -349,7 +360,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     memset(&desc, 0, sizeof desc);
     desc.shader = d.name;
     desc.n_buffers = 5;
-    desc.push_size = 18 * 4;
+    desc.push_size = 19 * 4;
     desc.local_size_x = wg;
     desc.n_spec = 3;
     desc.spec[0] = bq;
@@ -377,7 +388,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[1] = p->n_heads;
     d.push[2] = group;
     d.push[3] = kv_dim / 2;
-    d.push[4] = p->n_ctx;
+    d.push[4] = kernel_rows(p);
     opsm_push_f32(&d, 5, p->scale);
     d.push[6] = qo;
     d.push[7] = kco;
@@ -391,6 +402,7 @@ static vkllm_status attention_tiled(vkr_graph *g, vkr_device *dev, vk_view q, vk
     d.push[15] = split ? p->n_split : 1;
     d.push[16] = part_min(p);
     d.push[17] = p->row_base;
+    d.push[18] = kernel_seq_rows(p);
     return vkr_graph_add(g, &d);
 }
 
@@ -455,7 +467,7 @@ vkllm_status vkl_op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view 
     uint32_t qo = 0, kco = 0, vco = 0, po = 0, oo = 0;
     const VkDeviceSize scratch_bytes = (VkDeviceSize)p->n_rows * p->n_heads * p->n_split * (p->head_dim + 2) * 4;
     vk_view dst = split ? p->scratch : out;
-    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 18 * 4, wg)) != VKLLM_OK ||
+    if ((st = opsm_pipeline(dev, &d, split ? "attention_split" : "attention", true, 5, 19 * 4, wg)) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 0, q.buf, q.offset, act_bytes, false, 4, &qo, "q")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 1, k_cache.buf, k_cache.offset, cache_bytes, false, 4, &kco, "k_cache")) != VKLLM_OK ||
         (st = opsm_bind(dev, &d, 2, v_cache.buf, v_cache.offset, cache_bytes, false, 4, &vco, "v_cache")) != VKLLM_OK ||
@@ -470,7 +482,7 @@ vkllm_status vkl_op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view 
     d.push[2] = p->n_heads / p->n_kv_heads;
     d.push[3] = p->head_dim / 2;
     d.push[4] = kv_dim / 2;
-    d.push[5] = p->n_ctx;
+    d.push[5] = kernel_rows(p);
     opsm_push_f32(&d, 6, p->scale);
     d.push[7] = qo;
     d.push[8] = kco;
@@ -483,6 +495,7 @@ vkllm_status vkl_op_attention(vkr_graph *g, vk_view q, vk_view k_cache, vk_view 
     d.push[15] = p->ring;
     d.push[16] = part_min(p);
     d.push[17] = p->row_base;
+    d.push[18] = kernel_seq_rows(p);
     if ((st = vkr_graph_add(g, &d)) != VKLLM_OK || !split)
         return st;
     return attention_combine(g, dev, p->scratch, out, p);

@@ -237,12 +237,15 @@ static vkllm_status bind_grid(vkr_dispatch *d, const vk_tensor *w)
     return VKLLM_OK;
 }
 
-static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers, uint32_t push_size,
-                                  uint32_t wg, uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
+/* get_pipeline with the bindings of the mask uniform_buffers bound as uniform buffers (vkr_pipeline_desc). */
+static vkllm_status get_pipeline_uniform(vkr_device *dev, const char *shader, uint32_t n_buffers,
+                                         uint32_t uniform_buffers, uint32_t push_size, uint32_t wg, uint32_t n_spec,
+                                         const uint32_t *spec, vkr_pipeline **out)
 {
     vkr_pipeline_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.shader = shader;
+    desc.uniform_buffers = uniform_buffers;
     desc.n_buffers = n_buffers;
     desc.push_size = push_size;
     desc.local_size_x = wg;
@@ -250,6 +253,12 @@ static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n
     for (uint32_t i = 0; i < n_spec; i++)
         desc.spec[i] = spec[i];
     return vkr_pipeline_get(dev, &desc, out);
+}
+
+static vkllm_status get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers, uint32_t push_size,
+                                  uint32_t wg, uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
+{
+    return get_pipeline_uniform(dev, shader, n_buffers, 0, push_size, wg, n_spec, spec, out);
 }
 
 /* Rows per workgroup and workgroup size of the GPU matvec: MV_ROWS and MV_WG (at least a subgroup), or
@@ -595,8 +604,9 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     d.name = n_cols == 1 ? "matvec" : "matmul";
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
     vkllm_status st = bind_grid(&d, w);
+    /* the grid (binding 4, if any) as a uniform buffer: mm_cpu.comp defines DQ_GRID_UNIFORM */
     if (st == VKLLM_OK)
-        st = get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
+        st = get_pipeline_uniform(dev, name, d.n_bindings, grid_bytes ? 1u << 4 : 0u, 9 * 4, wg, 2, spec, &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true, false);

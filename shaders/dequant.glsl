@@ -478,7 +478,8 @@ void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab
 /* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry with sign
  *      bits (set: negative), times a sub-block scale; the layouts are spelled out at their dequantizers in
  *      host/format/quant.c. Runs are 16 consecutive elements. The grids (shaders/iq_grids.glsl, measured from
- *      llama.cpp) are read from a storage buffer at binding DQ_GRID_BINDING, which the kernel defines as the
+ *      llama.cpp) are read from a storage buffer (a uniform one where the kernel defines DQ_GRID_UNIFORM) at
+ *      binding DQ_GRID_BINDING, which the kernel defines as the
  *      binding after its others before including this file; the host binds the device's copy of the type's
  *      grid there (vkl_ggml_type_grid, vkr_constant_buffer). One load per grid entry: an IQ2 entry (8 bytes)
  *      as a uvec2, an IQ3 entry (4 bytes) as a uint, two IQ1 entries (16 bits each) in a uint. (Constant

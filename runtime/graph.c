@@ -272,6 +272,10 @@ vkllm_status vkr_graph_add(vkr_graph *g, const vkr_dispatch *d)
         if (!b->buffer || b->offset >= b->buffer->size || (b->range && b->range > b->buffer->size - b->offset))
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "dispatch '%s': binding %u is outside its buffer",
                              d->name ? d->name : "?", i);
+        if (vkr_descriptor_type(&d->pipeline->desc, i) == VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER &&
+            binding_range(b) > VKR_MAX_UNIFORM_RANGE)
+            return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "dispatch '%s': uniform binding %u spans %llu bytes, over %u",
+                             d->name ? d->name : "?", i, (unsigned long long)binding_range(b), VKR_MAX_UNIFORM_RANGE);
         if (binding_range(b) > ft->max_storage_buffer_range)
             return vkr_error(VKLLM_ERR_INVALID_ARGUMENT,
                              "dispatch '%s': binding %u spans %llu bytes, over maxStorageBufferRange (%llu)",
@@ -364,12 +368,13 @@ static vkllm_status prepare_descriptors(vkr_graph *g, VkDescriptorSet *sets)
     }
     if (!g->dpool) {
         uint32_t sets_cap = g->n < 64 ? 64 : g->n;
-        VkDescriptorPoolSize size = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets_cap * VKR_MAX_BINDINGS};
+        const VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets_cap * VKR_MAX_BINDINGS},
+                                               {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, sets_cap}};
         VkDescriptorPoolCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
             .maxSets = sets_cap,
-            .poolSizeCount = 1,
-            .pPoolSizes = &size,
+            .poolSizeCount = 2,
+            .pPoolSizes = sizes,
         };
         vkllm_status st = vkr_check(vkCreateDescriptorPool(d, &ci, NULL, &g->dpool), "vkCreateDescriptorPool");
         if (st != VKLLM_OK)
@@ -403,7 +408,7 @@ static vkllm_status prepare_descriptors(vkr_graph *g, VkDescriptorSet *sets)
                 .dstSet = sets[i],
                 .dstBinding = b,
                 .descriptorCount = 1,
-                .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                .descriptorType = vkr_descriptor_type(&op->pipeline->desc, b),
                 .pBufferInfo = &infos[b],
             };
         }

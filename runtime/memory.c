@@ -194,7 +194,9 @@ static void block_destroy(vkr_device *dev, vkr_block *b)
     free(b);
 }
 
-static vkllm_status buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, vkr_buffer **out)
+/* usage: besides storage and transfer (constant tables: also uniform, vkr_pipeline_desc.uniform_buffers) */
+static vkllm_status buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, VkBufferUsageFlags usage,
+                                  vkr_buffer **out)
 {
     *out = NULL;
     if (size == 0)
@@ -212,7 +214,8 @@ static vkllm_status buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
-        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .usage = usage | VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
     VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &buf->buffer);
@@ -555,7 +558,7 @@ void vkr_memory_shutdown(vkr_device *dev)
 vkllm_status vkr_buffer_create(vkr_device *dev, VkDeviceSize size, vkr_memory_kind kind, vkr_buffer **out)
 {
     pthread_mutex_lock(&dev->memory_mutex);
-    vkllm_status st = buffer_create(dev, size, kind, out);
+    vkllm_status st = buffer_create(dev, size, kind, 0, out);
     pthread_mutex_unlock(&dev->memory_mutex);
     return st;
 }
@@ -581,7 +584,8 @@ vkllm_status vkr_constant_acquire(vkr_device *dev, const void *data, size_t size
         vkr_buffer *buf = NULL;
         if (m->n_constants == MAX_CONSTANTS)
             st = vkr_error(VKLLM_ERR_UNSUPPORTED, "more than %d constant buffers on one device", MAX_CONSTANTS);
-        else if ((st = buffer_create(dev, size, VKR_MEMORY_DEVICE, &buf)) == VKLLM_OK &&
+        else if ((st = buffer_create(dev, size, VKR_MEMORY_DEVICE, VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT, &buf)) ==
+                     VKLLM_OK &&
                  (st = buffer_upload(dev, buf, 0, data, size)) != VKLLM_OK)
             buffer_destroy_locked(dev, buf);
         if (st == VKLLM_OK)

@@ -41,7 +41,7 @@ vkllm_status vkr_buffer_fill(vkr_device *dev, vkr_buffer *buf, VkDeviceSize offs
 /* Constant data the kernels bind (lookup tables): one device-local, read-only copy per `data` pointer (static
  * data), shared by its users. vkr_constant_acquire returns it and takes a reference, uploading it on the first;
  * vkr_constant_release drops one, and the last frees it (so it lives as long as the tensors that need it).
- * Thread-safe. */
+ * Bindable as a storage or a uniform buffer. Thread-safe. */
 vkllm_status vkr_constant_acquire(vkr_device *dev, const void *data, size_t size, vkr_buffer **out);
 void vkr_constant_release(vkr_device *dev, vkr_buffer *buf);
 

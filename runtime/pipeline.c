@@ -210,11 +210,16 @@ void vkr_pipelines_shutdown(vkr_device *dev)
     dev->pipelines = NULL;
 }
 
+VkDescriptorType vkr_descriptor_type(const vkr_pipeline_desc *desc, uint32_t binding)
+{
+    return desc->uniform_buffers >> binding & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 static bool same_desc(const vkr_pipeline_desc *a, const vkr_pipeline_desc *b)
 {
     if (strcmp(a->shader, b->shader) || a->n_buffers != b->n_buffers || a->push_size != b->push_size ||
         a->local_size_x != b->local_size_x || a->n_spec != b->n_spec ||
-        a->required_subgroup_size != b->required_subgroup_size)
+        a->required_subgroup_size != b->required_subgroup_size || a->uniform_buffers != b->uniform_buffers)
         return false;
     return memcmp(a->spec, b->spec, a->n_spec * sizeof a->spec[0]) == 0;
 }
@@ -265,7 +270,7 @@ static vkllm_status pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc,
     for (uint32_t i = 0; i < desc->n_buffers; i++)
         bindings[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = vkr_descriptor_type(desc, i),
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };

@@ -8,9 +8,11 @@
 #define VKR_MAX_BINDINGS 10
 #define VKR_MAX_SPEC 8
 #define VKR_MAX_PUSH 128
+#define VKR_MAX_UNIFORM_RANGE 16384u   /* the smallest maxUniformBufferRange Vulkan allows */
 
 /* Shader convention (every compute shader in shaders/ follows it):
- *   layout(set = 0, binding = i) buffer ...      storage buffers 0..n_buffers-1
+ *   layout(set = 0, binding = i) buffer ...      storage buffers 0..n_buffers-1 (uniform buffers where the
+ *                                                description's uniform_buffers says so)
  *   layout(push_constant) uniform ...            at most VKR_MAX_PUSH bytes
  *   layout(local_size_x_id = 0) in;              workgroup size = spec constant 0
  *   layout(constant_id = 1..) const uint ...     further tunables (spec[0] -> id 1, spec[1] -> id 2, ...) */
@@ -22,6 +24,9 @@ typedef struct vkr_pipeline_desc {
     uint32_t n_spec;
     uint32_t spec[VKR_MAX_SPEC];     /* spec constants 1..n_spec */
     uint32_t required_subgroup_size; /* 0 = driver's choice; else needs subgroup_size_control */
+    uint32_t uniform_buffers;        /* bit i set: binding i is a uniform buffer (small read-only tables, at most
+                                      * VKR_MAX_UNIFORM_RANGE bytes: CPU drivers gather from one without a branch
+                                      * per lane) */
 } vkr_pipeline_desc;
 
 typedef struct vkr_pipeline {
@@ -33,6 +38,9 @@ typedef struct vkr_pipeline {
 
 /* Returns the pipeline for `desc`, creating it the first time. Owned by the device. */
 vkllm_status vkr_pipeline_get(vkr_device *dev, const vkr_pipeline_desc *desc, vkr_pipeline **out);
+
+/* The descriptor type of binding i of pipelines of this description. */
+VkDescriptorType vkr_descriptor_type(const vkr_pipeline_desc *desc, uint32_t binding);
 
 /* True if the library embeds a shader of this name. */
 bool vkr_shader_exists(const char *name);

@@ -478,7 +478,8 @@ void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab
 /* ---- The IQ grid types (256 elements): groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are a grid entry with sign
  *      bits (set: negative), times a sub-block scale; the layouts are spelled out at their dequantizers in
  *      host/format/quant.c. Runs are 16 consecutive elements. The grids (shaders/iq_grids.glsl, measured from
- *      llama.cpp) are read from a storage buffer at binding DQ_GRID_BINDING, which the kernel defines as the
+ *      llama.cpp) are read from a storage buffer (a uniform one where the kernel defines DQ_GRID_UNIFORM) at
+ *      binding DQ_GRID_BINDING, which the kernel defines as the
  *      binding after its others before including this file; the host binds the device's copy of the type's
  *      grid there (vkl_ggml_type_grid, vkr_constant_buffer). One load per grid entry: an IQ2 entry (8 bytes)
  *      as a uvec2, an IQ3 entry (4 bytes) as a uint, two IQ1 entries (16 bits each) in a uint. (Constant
@@ -488,10 +489,28 @@ void dq_quarter(DqMeta m, uint qw, uint j, out vec4 lo, out vec4 hi, out vec2 ab
 #ifndef DQ_GRID_BINDING
 #error "a kernel of an IQ grid type defines DQ_GRID_BINDING (its binding after the others) before dequant.glsl"
 #endif
-#if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S)
+#ifdef DQ_GRID_UNIFORM
+/* The kernel binds the grid as a uniform buffer (mm_cpu.comp: llvmpipe gathers from one lane by lane without a
+ * branch, bounds check and exec-mask test per lane as for a storage buffer; the host sets the binding's
+ * descriptor type to match). std140: an array of uvec4 (a uint array would have a 16-byte stride). */
+#if defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ3_S)
+#define DQ_GRID_BYTES 2048u
+#elif defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ1_S) || defined(WTYPE_IQ1_M)
+#define DQ_GRID_BYTES 4096u
+#elif defined(WTYPE_IQ2_S)
+#define DQ_GRID_BYTES 8192u
+#else
+#define DQ_GRID_BYTES 1024u
+#endif
+layout(set = 0, binding = DQ_GRID_BINDING, std140) uniform DqGrid { uvec4 dq_grid4[DQ_GRID_BYTES / 16u]; };
+uint dq_grid_word(uint w) { return dq_grid4[w >> 2][w & 3u]; }
+#define IQ2_ENTRY(i) uvec2(dq_grid_word(2u * (i)), dq_grid_word(2u * (i) + 1u))
+#elif defined(WTYPE_IQ2_XXS) || defined(WTYPE_IQ2_XS) || defined(WTYPE_IQ2_S)
 layout(set = 0, binding = DQ_GRID_BINDING) readonly buffer DqGrid { uvec2 dq_grid[]; };
+#define IQ2_ENTRY(i) dq_grid[i]
 #else
 layout(set = 0, binding = DQ_GRID_BINDING) readonly buffer DqGrid { uint dq_grid[]; };
+#define dq_grid_word(w) dq_grid[w]
 #endif
 #define DQ_QK 256u
 #define DQ_UNITS 4u
@@ -516,7 +535,7 @@ uint iq_meta_byte(uint w0, uint i) { return bitfieldExtract(wd[w0 + (i >> 2)], i
 /* The eight elements of IQ1_S grid entry i (2 bits each, value + 1) as two vec4s. */
 void iq1_entry(uint i, out vec4 lo, out vec4 hi)
 {
-    const uint x = dq_grid[i >> 1] >> (16u * (i & 1u));
+    const uint x = dq_grid_word(i >> 1) >> (16u * (i & 1u));
     lo = small_uints_minus(uvec4(x, x >> 2, x >> 4, x >> 6) & 3u, 1.0);
     hi = small_uints_minus(uvec4(x >> 8, x >> 10, x >> 12, x >> 14) & 3u, 1.0);
 }
@@ -540,7 +559,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
         const uint idx = v[2u * (r >> 1)], w = v[2u * (r >> 1) + 1u];
         for (uint t = 0u; t < 2u; t++) {
             const uint l = 2u * (r & 1u) + t, s = iq_signs7(w >> (7u * l));
-            const uvec2 e = dq_grid[bitfieldExtract(idx, int(8u * l), 8)];
+            const uvec2 e = IQ2_ENTRY(bitfieldExtract(idx, int(8u * l), 8));
             q[4u * r + 2u * t] = iq_signed(e.x, s);
             q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
@@ -566,7 +585,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
     for (uint r = 0u; r < 4u; r++) {
         for (uint t = 0u; t < 2u; t++) {
             const uint x = v[r] >> (16u * t), s = iq_signs7(x >> 9);
-            const uvec2 e = dq_grid[x & 511u];
+            const uvec2 e = IQ2_ENTRY(x & 511u);
             q[4u * r + 2u * t] = iq_signed(e.x, s);
             q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
@@ -589,7 +608,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
             const uint k = 2u * r + t, l = k & 3u;   /* group 8u + k: byte l of its index and sign words */
             const uint g = bitfieldExtract(idx, int(8u * l), 8) | (((qh2 >> (2u * k)) & 3u) << 8);
             const uint s = sw >> (8u * l);
-            const uvec2 e = dq_grid[g];
+            const uvec2 e = IQ2_ENTRY(g);
             q[4u * r + 2u * t] = iq_signed(e.x, s);
             q[4u * r + 2u * t + 1u] = iq_signed(e.y, s >> 4);
         }
@@ -608,7 +627,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
         const uint w = sw[2u * (u & 1u) + (r >> 1)], idx = v[r];
         for (uint j = 0u; j < 4u; j++) {
             const uint s = iq_signs7(w >> (7u * (2u * (r & 1u) + (j >> 1))));
-            q[4u * r + j] = iq_signed(dq_grid[bitfieldExtract(idx, int(8u * j), 8)], s >> (4u * (j & 1u)));
+            q[4u * r + j] = iq_signed(dq_grid_word(bitfieldExtract(idx, int(8u * j), 8)), s >> (4u * (j & 1u)));
         }
         ab[r] = vec2(m.d * (0.5 + float(w >> 28)) * 0.5, 0.0);
     }
@@ -639,7 +658,7 @@ void dq_unit(DqMeta m, uint qb, uint u, out vec4 q[16], out vec2 ab[4])
         const uint s2 = sw[(r + 1u) >> 1] >> (16u * ((r + 1u) & 1u));   /* signs of run r (low 16 bits) */
         for (uint j = 0u; j < 4u; j++) {
             const uint k = 4u * r + j, g = bitfieldExtract(v[r], int(8u * j), 8) | (((qh >> k) & 1u) << 8);
-            q[4u * r + j] = iq_signed(dq_grid[g], s2 >> (4u * j));
+            q[4u * r + j] = iq_signed(dq_grid_word(g), s2 >> (4u * j));
         }
         ab[r] = vec2(m.d * float(1u + 2u * ((scb >> (4u * (r >> 1))) & 0xFu)), 0.0);
     }

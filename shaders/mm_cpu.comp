@@ -60,6 +60,7 @@
 #define DQ_IQ4_LOOKUP iq4_shuffled   /* below */
 #endif
 #define DQ_GRID_BINDING 4   /* the IQ grid types' grid (dequant.glsl) */
+#define DQ_GRID_UNIFORM 1   /* ... as a uniform buffer: gathered without a branch per lane */
 #include "dequant.glsl"
 #if defined(WQUANT) && !defined(WTYPE_Q4_0) && !defined(WTYPE_Q8_0)
 #define DQ_GENERIC 1   /* through dequant.glsl's units (Q4_0 and Q8_0 have hand-tuned paths) */

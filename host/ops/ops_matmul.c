@@ -558,9 +558,13 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     const uint64_t M = w->ne[1];
     /* A workgroup is one subgroup. */
     const uint32_t wg = wg_size(dev, dev->info.features.subgroup_size);
-    /* Columns per tile: n_cols rounded up to a power of two, at most CPU_MAX_NC (each value is a pipeline). */
+    /* Columns per tile: n_cols rounded up to a power of two, at most CPU_MAX_NC (each value is a pipeline); at
+     * most 4 for the types whose units are 64 elements (shaders/dequant.glsl DQ_RUNS 4: the 256-element K-quants
+     * and IQ grid types, not IQ4_XS): at 8 their x arrays (8 x 64 floats) are not kept in registers, and an
+     * 8-column tile took 8-11x the time of two 4-column ones on lavapipe and ~10 s to build. */
+    const uint32_t max_nc = vkl_ggml_block_size(w->type) == 256 && w->type != GGML_TYPE_IQ4_XS ? 4 : CPU_MAX_NC;
     uint32_t nc = 1;
-    while (nc < n_cols && nc < CPU_MAX_NC)
+    while (nc < n_cols && nc < max_nc)
         nc *= 2;
     const uint64_t col_tiles = (n_cols + nc - 1) / nc;
     uint32_t grid_bytes;
@@ -580,8 +584,10 @@ static vkllm_status mm_cpu(vkr_graph *g, const mm_ctx *c, const vk_tensor *w, vk
     d.name = n_cols == 1 ? "matvec" : "matmul";
     d.n_bindings = type_quantized(w->type) ? 4 : 3;
     vkllm_status st = bind_grid(&d, w);
+    /* the grid (binding 4, if any) as a uniform buffer: mm_cpu.comp defines DQ_GRID_UNIFORM */
     if (st == VKLLM_OK)
-        st = opsm_get_pipeline(dev, name, d.n_bindings, 9 * 4, wg, 2, spec, &d.pipeline);
+        st = opsm_get_pipeline_uniform(dev, name, d.n_bindings, grid_bytes ? 1u << 4 : 0u, 9 * 4, wg, 2, spec,
+                                       &d.pipeline);
     if (st != VKLLM_OK)
         return st;
     return tiled_dispatches(g, c, &d, w, x, y, n_cols, wg * rpl, nc, true, false);

@@ -110,15 +110,17 @@ static inline vkllm_status opsm_groups_for(const vkr_device *dev, vkr_dispatch *
     return opsm_groups(dev, d, (n_items + wg - 1) / wg);
 }
 
-/* The pipeline of `shader` with n_buffers bindings, push_size bytes of push constants, wg invocations and
+/* The pipeline of `shader` with n_buffers bindings (those in the mask uniform_buffers bound as uniform buffers,
+ * the others as storage buffers: vkr_pipeline_desc), push_size bytes of push constants, wg invocations and
  * specialization constants spec[0..n_spec). */
-static inline vkllm_status opsm_get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers,
-                                             uint32_t push_size, uint32_t wg, uint32_t n_spec, const uint32_t *spec,
-                                             vkr_pipeline **out)
+static inline vkllm_status opsm_get_pipeline_uniform(vkr_device *dev, const char *shader, uint32_t n_buffers,
+                                                     uint32_t uniform_buffers, uint32_t push_size, uint32_t wg,
+                                                     uint32_t n_spec, const uint32_t *spec, vkr_pipeline **out)
 {
     vkr_pipeline_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.shader = shader;
+    desc.uniform_buffers = uniform_buffers;
     desc.n_buffers = n_buffers;
     desc.push_size = push_size;
     desc.local_size_x = wg;
@@ -126,6 +128,14 @@ static inline vkllm_status opsm_get_pipeline(vkr_device *dev, const char *shader
     for (uint32_t i = 0; i < n_spec; i++)
         desc.spec[i] = spec[i];
     return vkr_pipeline_get(dev, &desc, out);
+}
+
+/* opsm_get_pipeline_uniform with every binding a storage buffer. */
+static inline vkllm_status opsm_get_pipeline(vkr_device *dev, const char *shader, uint32_t n_buffers,
+                                             uint32_t push_size, uint32_t wg, uint32_t n_spec, const uint32_t *spec,
+                                             vkr_pipeline **out)
+{
+    return opsm_get_pipeline_uniform(dev, shader, n_buffers, 0, push_size, wg, n_spec, spec, out);
 }
 
 /* The pipeline for `shader` (with "_sg" appended when `reduce` and the device has subgroup arithmetic). */

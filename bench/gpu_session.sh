@@ -5,7 +5,7 @@
 #
 # 1. Here, from the project's root (the build is carried, not made there; a Release build is ~400 MiB and
 #    the tool carries 64 MiB, so `pack` takes the binaries below, the libraries vkllm links beyond glibc and
-#    stories260K, compressed to ~15 MiB, into build-gpu/):
+#    stories260K, compressed to ~5 MiB, into build-gpu/):
 #        ../shared/gpu/prepare.sh
 #        cmake -S . -B build-gpu-full -DCMAKE_BUILD_TYPE=Release && cmake --build build-gpu-full -j2
 #        bench/gpu_session.sh pack build-gpu-full build-gpu
@@ -159,7 +159,9 @@ export -f attn
 step attn 45 attn
 
 # Prompt matmul (issue 14 item 5): tiled tiles, cooperative matrices KHR and NV (default tile and 128x128).
-# The default run's stderr has the self-check's verdict where the device has cooperative matrices.
+# The default run's stderr has the self-check's verdict where the device has cooperative matrices. A forced
+# extension the driver lacks leaves the tiled kernel: the devices step's "cooperative matrix KHR .., NV .."
+# line says which rows ran cooperative matrices.
 prompt() {
     echo "-- default (the self-check's choice)"
     "$B/vkllm" bench -m $MODELS/8b.gguf -p $PP -n 0 -r $R2 -o md 2>&1 | grep -i -E "self-check|pp$PP|^\|"

@@ -6,7 +6,7 @@
 # 1. Here, from the project's root (the build is carried, not made there; a Release build is ~400 MiB and
 #    the tool carries 64 MiB, so `pack` takes the binaries below, the libraries vkllm links beyond glibc and
 #    stories260K, compressed to ~5 MiB, into build-gpu/):
-#        ../shared/gpu/prepare.sh
+#        ../shared/gpu/prepare.sh        (in a main checkout: in a git worktree it stops at .git/info/exclude)
 #        cmake -S . -B build-gpu-full -DCMAKE_BUILD_TYPE=Release && cmake --build build-gpu-full -j2
 #        bench/gpu_session.sh pack build-gpu-full build-gpu
 # 2. One device call: run with command '. .gl/on-gpu.sh; bench/gpu_session.sh', carry [".gl", "build-gpu"],

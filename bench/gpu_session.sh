@@ -102,7 +102,7 @@ limits=0 failed=0
 step() { # step NAME SECONDS 'SHELL COMMAND': runs it under the time limit (a rehearsal's: DRY_LIMIT), output to session.log
     local limit=${DRY_LIMIT:-$2} start=$SECONDS rc note=
     limits=$((limits + $2))
-    printf '\n==== %s: %s\n' "$1" "$(tr -s ' \n' ' ' <<<"$3")" >>"$LOG"   # one line: checks grep the output
+    printf '\n%s\n' "$3" | sed -e "2s/^/==== $1: /" -e '3,$s/^ */====   /' >>"$LOG"   # each line marked
     # Any failing command fails the step (which still runs to its end): ERR fires for pipelines too.
     timeout -k 5 "$limit" bash -o pipefail -c "set -E; fail=0; trap 'fail=1' ERR
 $3

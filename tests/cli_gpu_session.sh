@@ -25,8 +25,8 @@ cat "$out/steps.txt"
     fail "\$OUT holds $(ls "$out" | tr '\n' ' ')(the device tool brings back 8 files at most)"
 
 steps="devices tests synth bench attn prompt parallel bench_families kernels synth_k bench_k matvec_sweep frame profile"
-# section NAME: the step's output in session.log
-section() { awk -v s="$1" '$0 ~ "^==== " s ": exit" { exit } on { print } $0 ~ "^==== " s ": " { on = 1 }' "$out/session.log"; }
+# section NAME: the step's output in session.log (its command's lines start with "==== " too)
+section() { awk -v s="$1" '$0 ~ "^==== " s ": exit" { exit } on && !/^==== / { print } $0 ~ "^==== " s ": " { on = 1 }' "$out/session.log"; }
 failed=0
 for s in $steps; do
     line=$(grep "^$s " "$out/steps.txt")
@@ -57,6 +57,7 @@ want() {
     [ "$n" -ge "$2" ] && ok "$1: $4 ($n)" || { fail "$1: $n of $2 $4"; section "$1" | tail -20; }
 }
 row() { echo "^\\| .*\\| +$1 +\\| +[0-9.]+ ± [0-9.]+ \\|"; }   # a bench table's row: test name, t/s
+# (the rehearsal's sizes: pp16, tg4 and tg8, --parallel 1,4)
 
 want devices 1 "Vulkan API" "device listed"
 # tests: "-- [VAR=VALUE] PROGRAM" then its last lines and "   exit N", "   not run (rehearsal)" or "   missing"
@@ -90,7 +91,7 @@ want prompt 8 "$(row pp16)" "pp16 rows (default, 3 tiled, 4 coopmat)"
 want parallel 2 "$(row 'tg4 x4')" "tg4 x4 rows"
 want bench_families 2 "$(row tg4)" "tg4 rows (qwen3, gemma3)"
 want kernels 2 '^\| matvec .*\| (q4_0|q8_0) ' "matvec rows"
-want bench_k 1 "file type" "file type line"
+want bench_k 1 "file type: .*Q4_K_M" "file type line"
 want bench_k 2 "$(row tg4)" "tg4 rows (q4_K_M, q6_K)"
 want matvec_sweep 5 ',tg4,' "csv rows"
 want frame 2 '^[1-9][0-9]* tokens' "frame loop runs"

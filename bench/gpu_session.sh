@@ -48,13 +48,7 @@ if [ "${1:-}" = pack ]; then # pack BUILD DEST: DEST/build.tar.xz holds what a s
         while read -r name path; do ln -sf "$(realpath "$path")" "$stage/lib/$name"; done
     ln -s "$(realpath "${VKLLM_SHARED:-../shared}/models/stories260K.gguf")" "$stage/shared/models/" || exit 1
     # One xz stream with a dictionary wider than a test program: the SPIR-V every program embeds is stored once.
-    python3 - "$stage" "$dest/build.tar.xz" <<'EOF' || exit 1
-import lzma, sys, tarfile
-stage, out = sys.argv[1], sys.argv[2]
-with lzma.open(out, "w", filters=[{"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 64 << 20}]) as z:
-    with tarfile.open(fileobj=z, mode="w|", dereference=True) as t:
-        t.add(stage, arcname=".")
-EOF
+    tar -C "$stage" -chf - . | xz -T1 --lzma2=preset=1,dict=64MiB >"$dest/build.tar.xz" || exit 1
     size=$(du -m "$dest/build.tar.xz" | cut -f1)
     echo "pack: $dest/build.tar.xz, $size MiB (with .gl, at most 64 MiB travel)"
     [ "$size" -le 56 ]
@@ -72,8 +66,13 @@ LOG=$O/session.log
 
 # What pack made: unpacked beside it, its libraries first, its stories260K for the tests.
 if [ -f "$B/build.tar.xz" ]; then
-    python3 -W ignore::DeprecationWarning -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-        "$B/build.tar.xz" "$B" >>"$LOG" 2>&1 || echo "unpacking $B/build.tar.xz failed" >>"$LOG"
+    # tar and xz where they are; else python3 (the GPU machine's README lists python3, not xz)
+    if command -v xz >/dev/null; then
+        xz -dc "$B/build.tar.xz" | tar -C "$B" -xf -
+    else
+        python3 -W ignore::DeprecationWarning -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            "$B/build.tar.xz" "$B"
+    fi >>"$LOG" 2>&1 || echo "unpacking $B/build.tar.xz failed" >>"$LOG"
 fi
 [ -d "$B/lib" ] && export LD_LIBRARY_PATH=$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 [ -d "$B/shared" ] && export VKLLM_SHARED=$B/shared

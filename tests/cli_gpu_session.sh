@@ -8,7 +8,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib_cli.sh"
 cli_init cli_gpu_session
 cli_require_device
-command -v python3 >/dev/null || cli_skip "python3 (pack's compression) is not installed"
+command -v xz >/dev/null || cli_skip "xz (pack's compression) is not installed"
 [ -f "$SHARED/models/stories260K.gguf" ] || cli_skip "$SHARED/models/stories260K.gguf not found"
 script=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bench/gpu_session.sh
 build=$(dirname "$BIN")

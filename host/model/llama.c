@@ -624,8 +624,6 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
                 "%.1f MiB (%.1f MiB less than full caches)", n_seq, n_local, c->ring_rows, n_ctx,
                 vkl_llama_context_kv_bytes(c) / 1048576.0, saved / 1048576.0);
     }
-    c->end = calloc(n_seq, sizeof *c->end);
-    c->seq_next = calloc(n_seq, sizeof *c->seq_next);
     uint64_t range = dev->info.features.max_storage_buffer_range;
     c->rows_all_logits = (uint32_t)(range / ((uint64_t)hp->n_vocab * 4));
     if (c->rows_all_logits > c->n_batch)
@@ -643,6 +641,8 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
                          n_seq, n_ctx, kv_bytes / 1048576.0, range / 1048576.0,
                          (unsigned long long)(range / (kv_dim * 2)));
     }
+    c->end = calloc(n_seq, sizeof *c->end);
+    c->seq_next = calloc(n_seq, sizeof *c->seq_next);
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
     if (!c->k_cache || !c->v_cache || !c->end || !c->seq_next)

@@ -460,7 +460,6 @@ struct llama_context {
      * n_batch positions of `end`. */
     uint32_t ring_rows;
     uint32_t *end;                     /* per sequence, one past the last position evaluated */
-    uint32_t *seq_next;                /* n_seq entries of scratch for vkl_llama_eval_seq_rows' checks */
 };
 
 /* Whether layer l keeps rings. */
@@ -642,10 +641,9 @@ vkllm_status vkl_llama_context_create_seq(llama_model *m, uint32_t n_ctx, uint32
                          (unsigned long long)(range / (kv_dim * 2)));
     }
     c->end = calloc(n_seq, sizeof *c->end);
-    c->seq_next = calloc(n_seq, sizeof *c->seq_next);
     c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
     c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
-    if (!c->k_cache || !c->v_cache || !c->end || !c->seq_next)
+    if (!c->k_cache || !c->v_cache || !c->end)
         st = vkr_error(VKLLM_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer && st == VKLLM_OK; l++) {
         const uint64_t bytes = (uint64_t)layer_cache_rows(c, l) * kv_dim * 2;
@@ -718,7 +716,6 @@ void vkl_llama_context_free(llama_context *c)
     free(c->k_cache);
     free(c->v_cache);
     free(c->end);
-    free(c->seq_next);
     vkr_buffer *bufs[] = {c->ids, c->pos, c->out_rows, c->x, c->xb, c->qkv, c->attn, c->proj, c->ffn, c->logits,
                           c->logits_all, c->attn_scratch, c->ids_dev, c->pos_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -1197,8 +1194,9 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
         return vkr_error(VKLLM_ERR_INVALID_ARGUMENT, "%u tokens: a batch takes 1 to %u", n,
                          vkl_llama_context_seq_batch_max(c));
     uint32_t n_want = 0, *rows = c->out_rows->mapped;
+    uint32_t seq_next[LLAMA_MAX_SEQ];   /* where each sequence continues in this batch (UINT32_MAX: not yet) */
     for (uint32_t s = 0; s < c->n_seq; s++)
-        c->seq_next[s] = UINT32_MAX;
+        seq_next[s] = UINT32_MAX;
     for (uint32_t i = 0; i < n; i++) {
         /* one sequence or rings: every row is its position (no row_base, or rings indexed by position) */
         const bool row_is_pos = c->n_seq == 1 || c->ring_rows;
@@ -1207,7 +1205,7 @@ vkllm_status vkl_llama_eval_seq_rows(llama_context *c, const int32_t *tokens, co
                              i, seq[i], pos[i], row ? row[i] : pos[i], c->n_seq, c->n_ctx);
         /* Rings take each sequence's positions consecutively, continuing where its ring allows; they move its
          * end. */
-        uint32_t *next = &c->seq_next[seq[i]];
+        uint32_t *next = &seq_next[seq[i]];
         if (c->ring_rows && *next != UINT32_MAX && pos[i] != *next)
             return vkr_error(VKLLM_ERR_UNSUPPORTED, "the sliding-window layers keep rings: a sequence's positions in "
                              "a batch must be consecutive (token %u at %u, not %u)", i, pos[i], *next);
